@@ -1,0 +1,73 @@
+//! One function per subcommand. Each takes validated settings and returns plain data or an
+//! `Error`; printing and exit codes are decided in `main`.
+
+pub mod render;
+pub mod validate;
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use crate::{
+    error::Error,
+    fleet::{Fleet, Input},
+    inventory::Inventory,
+    render::{RenderedHost, Templates, override_dirs},
+};
+
+/// The options every command shares, after parsing.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub inventory: PathBuf,
+    pub extra_vars: Vec<String>,
+    pub lb_group: String,
+    pub project_dir: PathBuf,
+    pub templates: Option<PathBuf>,
+    pub json: bool,
+}
+
+/// The validated inputs: the inventory and the fleet built from it.
+pub struct Loaded {
+    pub inventory: Inventory,
+    pub fleet: Fleet,
+}
+
+impl Global {
+    pub fn load(&self) -> Result<Loaded, Error> {
+        let input = Input {
+            inventory: &self.inventory,
+            project_dir: &self.project_dir,
+            extra_vars: &self.extra_vars,
+            lb_group: &self.lb_group,
+        };
+        let (inventory, fleet) = Fleet::load(&input)?;
+        Ok(Loaded { inventory, fleet })
+    }
+}
+
+impl Loaded {
+    /// Renders every load balancer's files in memory; any template error fails the whole run
+    /// before anything is written or pushed.
+    pub fn render_all(&self, global: &Global) -> Result<Vec<RenderedHost>, Error> {
+        let dirs = override_dirs(global.templates.as_deref(), &self.inventory.dir);
+        let templates = Templates::load(&dirs)?;
+        let groups: BTreeMap<String, Vec<String>> = self
+            .inventory
+            .groups
+            .keys()
+            .map(|g| (g.clone(), self.inventory.hosts_of(g)))
+            .collect();
+        let mut out = Vec::with_capacity(self.fleet.hosts.len());
+        let mut errors = Vec::new();
+        for host in &self.fleet.hosts {
+            match templates.render(host, &groups) {
+                Ok(r) => out.push(r),
+                Err(d) => errors.push(d),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            errors.dedup();
+            Err(Error::Invalid(errors))
+        }
+    }
+}

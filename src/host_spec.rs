@@ -1,0 +1,267 @@
+//! Everything lbctl will put on one load balancer, typed and validated: the product of the
+//! inventory and vars, and the only input rendering needs.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::{
+    backend::{self, Backend, Protocol},
+    connection::{Connection, HostKeyPolicy},
+    diagnostic::{Diagnostic, Diagnostics},
+    field, haproxy::{self, Haproxy},
+    inventory::VarMap,
+    keepalived::{self, Keepalived},
+    node::Node,
+    udp_engine::{self, UdpEngine},
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostSpec {
+    pub name: String,
+    pub connection: Connection,
+    pub haproxy: Haproxy,
+    pub tcp_backends: Vec<Backend>,
+    pub udp_backends: Vec<Backend>,
+    pub udp_engine: UdpEngine,
+    pub keepalived: Option<Keepalived>,
+    /// The host's raw variables, for users' own templates written against Ansible's names.
+    #[serde(skip)]
+    pub vars: serde_json::Map<String, serde_json::Value>,
+}
+
+impl HostSpec {
+    /// Values that must never appear in a plan, a diff or a log.
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self.haproxy.stats_password.iter().map(String::as_str).collect();
+        if let Some(k) = &self.keepalived {
+            out.extend(k.auth_pass.as_deref());
+        }
+        out
+    }
+}
+
+/// Prefixes of variables lbctl owns: a misspelt one is reported instead of silently ignored.
+const OWNED_PREFIXES: &[&str] = &["haproxy_", "keepalived_", "nginx_", "lbctl_"];
+
+const CONNECTION_KEYS: &[&str] = &[
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_ssh_private_key_file",
+    "ansible_become",
+    "ansible_ssh_common_args",
+];
+
+pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<HostSpec> {
+    let before = diags.len();
+    check_variable_names(vars, diags);
+    let connection = parse_connection(name, vars, diags);
+    let haproxy = haproxy::parse(vars, diags);
+    let bind = haproxy.as_ref().map_or("*", |h| h.bind_address.as_str()).to_string();
+    let list = |protocol: Protocol, diags: &mut Diagnostics| match vars.get(protocol.var_name()) {
+        Some(n) => backend::parse_list(n, protocol, &bind, diags),
+        None => Vec::new(),
+    };
+    let tcp_backends = list(Protocol::Tcp, diags);
+    let udp_backends = list(Protocol::Udp, diags);
+    let udp_engine = udp_engine::parse(vars, diags);
+    let pid_file = haproxy.as_ref().map_or("/run/haproxy.pid", |h| h.pid_file.as_str());
+    let keepalived = keepalived::parse(vars, pid_file, diags);
+    if matches!(udp_engine, Some(UdpEngine::Lvs)) && keepalived.is_none() && !udp_backends.is_empty() {
+        let n = &vars["lbctl_udp_engine"];
+        diags.push(
+            Diagnostic::new(&n.loc, "lbctl_udp_engine", "the LVS UDP engine needs a keepalived VIP")
+                .hint("set `keepalived_vip`, or use `lbctl_udp_engine: nginx`"),
+        );
+    }
+    let mut names: Vec<(&Backend, &'static str)> = tcp_backends.iter().map(|b| (b, "haproxy_tcp_backends")).collect();
+    names.extend(udp_backends.iter().map(|b| (b, "haproxy_udp_backends")));
+    for (i, (b, var)) in names.iter().enumerate() {
+        if let Some((first, _)) = names[..i].iter().find(|(o, v)| o.name == b.name && v != var) {
+            diags.push(
+                Diagnostic::new(&b.loc, format!("{var}.name"), format!("backend name `{}` is used by a TCP and a UDP backend", b.name))
+                    .hint(format!("the other one is at {}; give them different names", first.loc)),
+            );
+        }
+    }
+    if diags.len() > before {
+        return None;
+    }
+    let spec = HostSpec {
+        name: name.to_string(),
+        connection: connection?,
+        haproxy: haproxy?,
+        tcp_backends,
+        udp_backends,
+        udp_engine: udp_engine?,
+        keepalived,
+        vars: vars.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+    };
+    check_listeners(&spec, diags);
+    (diags.len() == before).then_some(spec)
+}
+
+fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
+    let known: Vec<&str> = haproxy::KEYS
+        .iter()
+        .chain(keepalived::KEYS)
+        .chain(udp_engine::KEYS)
+        .copied()
+        .collect();
+    for (key, node) in vars {
+        if !OWNED_PREFIXES.iter().any(|p| key.starts_with(p)) || known.contains(&key.as_str()) {
+            continue;
+        }
+        let d = Diagnostic::new(&node.loc, key, format!("unknown variable `{key}`"));
+        match field::suggest(key, known.iter().copied()) {
+            Some(s) => diags.push(d.hint(format!("did you mean `{s}`?"))),
+            None if key.starts_with("lbctl_") => diags.push(d.hint("see the README for lbctl's variables")),
+            // Other names under these prefixes may be the user's own, for their own templates.
+            None => {}
+        }
+    }
+}
+
+fn parse_connection(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Connection> {
+    let before = diags.len();
+    let get = |k: &str| vars.get(k);
+    let address = match get(CONNECTION_KEYS[0]) {
+        Some(n) => field::address(n, "ansible_host", diags),
+        None => Some(name.to_string()),
+    };
+    let port = get("ansible_port").and_then(|n| field::port(n, "ansible_port", diags));
+    let user = get("ansible_user").and_then(|n| field::word(n, "ansible_user", diags));
+    let private_key = get("ansible_ssh_private_key_file")
+        .and_then(|n| field::string(n, "ansible_ssh_private_key_file", diags))
+        .map(|p| expand_home(&p));
+    let become_root = get("ansible_become")
+        .and_then(|n| field::boolean(n, "ansible_become", diags))
+        .unwrap_or(false);
+    let mut conn = Connection {
+        name: name.to_string(),
+        address: address.unwrap_or_default(),
+        port,
+        user,
+        private_key,
+        known_hosts: None,
+        ssh_config: None,
+        become_root,
+        strict_host_keys: HostKeyPolicy::Strict,
+    };
+    if let Some(n) = get("ansible_ssh_common_args") {
+        apply_common_args(n, &mut conn, diags);
+    }
+    (diags.len() == before).then_some(conn)
+}
+
+/// Takes the parts of `ansible_ssh_common_args` that change how lbctl connects.
+fn apply_common_args(node: &Node, conn: &mut Connection, diags: &mut Diagnostics) {
+    let key = "ansible_ssh_common_args";
+    let Some(text) = field::string(node, key, diags) else { return };
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
+        .collect();
+    let mut i = 0;
+    while i < words.len() {
+        let word = &words[i];
+        let (flag, inline) = if word.len() > 2 && (word.starts_with("-o") || word.starts_with("-F")) {
+            (&word[..2], Some(word[2..].to_string()))
+        } else {
+            (word.as_str(), None)
+        };
+        let value = inline.or_else(|| {
+            i += 1;
+            words.get(i).cloned()
+        });
+        let Some(value) = value else {
+            diags.push(Diagnostic::new(&node.loc, key, format!("`{flag}` needs a value")));
+            return;
+        };
+        match flag {
+            "-F" => conn.ssh_config = Some(expand_home(&value)),
+            "-o" => {
+                let (opt, v) = value.split_once('=').unwrap_or((&value, ""));
+                match opt.to_ascii_lowercase().as_str() {
+                    "userknownhostsfile" => conn.known_hosts = Some(expand_home(v)),
+                    "stricthostkeychecking" => {
+                        conn.strict_host_keys = match v.to_ascii_lowercase().as_str() {
+                            "yes" => HostKeyPolicy::Strict,
+                            _ => HostKeyPolicy::AcceptNew,
+                        }
+                    }
+                    _ => diags.push(
+                        Diagnostic::new(&node.loc, key, format!("lbctl does not pass `-o {opt}` through"))
+                            .hint("put this option in ~/.ssh/config (or a file given with -F), which lbctl's OpenSSH reads"),
+                    ),
+                }
+            }
+            other => diags.push(
+                Diagnostic::new(&node.loc, key, format!("lbctl does not pass `{other}` through"))
+                    .hint("lbctl understands -F and -o UserKnownHostsFile=/-o StrictHostKeyChecking=; put the rest in ~/.ssh/config"),
+            ),
+        }
+        i += 1;
+    }
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Two services may not listen on the same address, port and protocol of one host.
+fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
+    struct Listener<'a> {
+        what: String,
+        protocol: Protocol,
+        bind: &'a str,
+        port: u16,
+        loc: String,
+        diag_loc: Option<crate::node::Loc>,
+    }
+    let mut listeners = vec![Listener {
+        what: "the stats page (haproxy_stats_port)".into(),
+        protocol: Protocol::Tcp,
+        bind: &spec.haproxy.stats_bind,
+        port: spec.haproxy.stats_port,
+        loc: spec
+            .haproxy
+            .stats_port_loc
+            .as_ref()
+            .map_or("lbctl's default".into(), ToString::to_string),
+        diag_loc: spec.haproxy.stats_port_loc.clone(),
+    }];
+    for b in spec.tcp_backends.iter().chain(&spec.udp_backends) {
+        listeners.push(Listener {
+            what: format!("backend `{}`", b.name),
+            protocol: b.protocol,
+            bind: &b.bind,
+            port: b.port,
+            loc: b.port_loc.to_string(),
+            diag_loc: Some(b.port_loc.clone()),
+        });
+    }
+    for (i, l) in listeners.iter().enumerate() {
+        let clash = listeners[..i].iter().find(|o| {
+            o.protocol == l.protocol && o.port == l.port && (o.bind == l.bind || o.bind == "*" || l.bind == "*")
+        });
+        if let (Some(first), Some(loc)) = (clash, &l.diag_loc) {
+            diags.push(
+                Diagnostic::new(loc, "port", format!(
+                    "{} listens on {}/{} on host `{}`, already taken by {} ({})",
+                    l.what,
+                    l.port,
+                    match l.protocol { Protocol::Tcp => "tcp", Protocol::Udp => "udp" },
+                    spec.name,
+                    first.what,
+                    first.loc
+                ))
+                .hint("give one of them another port, or bind them to different addresses"),
+            );
+        }
+    }
+}
