@@ -1,0 +1,39 @@
+# Framing and helpers shared by lbctl's remote scripts.
+#
+# lbctl reads only the lines of stdout that start with "@@lbctl "; everything else is
+# ignored. Every free-form field (paths, file contents, command output, messages) is
+# base64 on one line, or "-" when empty, so nothing a file or a command prints can be
+# mistaken for a frame or break one.
+
+LBCTL_LOST=0
+
+# enc TEXT: TEXT as one base64 field.
+enc() {
+	if [ -z "$1" ]; then
+		printf '%s' -
+	else
+		printf '%s' "$1" | base64 -w0
+	fi
+}
+
+# emit WORDS...: one frame. A failed write means lbctl is no longer listening.
+emit() {
+	[ "$LBCTL_LOST" = 1 ] && return 0
+	printf '@@lbctl %s\n' "$*" || connection_lost
+}
+
+# lock_holder FILE: when some process holds a flock on FILE, the pid the holder wrote
+# into it ("-" if none). Looked up in /proc/locks, where a lock is named by the file's
+# device and inode, so that nobody has to take the lock just to look at it.
+lock_holder() {
+	id=$(stat -c '%Hd %Ld %i' "$1" 2>/dev/null) || return 0
+	# shellcheck disable=SC2086 # split into major, minor, inode
+	id=$(printf '%02x:%02x:%s' $id)
+	if awk -v id="$id" '$2 == "FLOCK" && $6 == id { found = 1 } END { exit !found }' /proc/locks 2>/dev/null; then
+		pid=$(head -n 1 "$1" 2>/dev/null)
+		case $pid in
+		'' | *[!0-9]*) printf '%s\n' - ;;
+		*) printf '%s\n' "$pid" ;;
+		esac
+	fi
+}

@@ -1,0 +1,345 @@
+//! The SSH layer: open a session to one host and run a shell script there in one round trip.
+//!
+//! It drives the system's OpenSSH through the `openssh` crate (a multiplexed master
+//! connection per host), so `~/.ssh/config`, agents, `ProxyJump` and known_hosts behave
+//! exactly as they do for `ssh` itself. It knows nothing about what the scripts do.
+
+use std::fmt;
+use std::time::Duration;
+
+use openssh::{KnownHosts, SessionBuilder, Stdio};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::connection::{Connection, HostKeyPolicy};
+
+/// How long a dead peer may stay silent before OpenSSH drops the connection
+/// (`ServerAliveInterval`; OpenSSH gives up after three unanswered probes).
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// The remote command when root is wanted: `sudo -n` only when the login user is not
+/// already root, decided on the host because the user may come from `~/.ssh/config`.
+const BECOME_ROOT: &str =
+    r#"if [ "$(id -u)" -eq 0 ]; then exec sh -s; else exec sudo -n sh -s; fi"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Applied to the TCP connect and the SSH handshake (`ConnectTimeout`, rounded up to
+    /// whole seconds). The whole connect, authentication and any `ProxyJump` hop included,
+    /// is additionally cut off after twice this plus five seconds.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An open SSH connection to one host.
+#[derive(Debug)]
+pub struct Session {
+    ssh: openssh::Session,
+    host: String,
+    target: String,
+    become_root: bool,
+}
+
+/// What a remote script left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOutput {
+    /// The script's exit status; `None` when it exited with 255 or was killed by a signal,
+    /// which OpenSSH reports identically.
+    pub status: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl RemoteOutput {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{host} ({target}): host key verification failed: {message}")]
+    HostKey {
+        host: String,
+        target: String,
+        message: String,
+    },
+    #[error("{host} ({target}): cannot connect: {message}")]
+    Connect {
+        host: String,
+        target: String,
+        message: String,
+    },
+    #[error(
+        "{host} ({target}): no SSH session after {waited:?}; the host or a jump host is not answering"
+    )]
+    Timeout {
+        host: String,
+        target: String,
+        waited: Duration,
+    },
+    #[error("{host} ({target}): the SSH connection was lost: {message}")]
+    Disconnected {
+        host: String,
+        target: String,
+        message: String,
+    },
+    #[error("{host} ({target}): cannot run the remote shell: {message}")]
+    Run {
+        host: String,
+        target: String,
+        message: String,
+    },
+}
+
+impl Session {
+    /// Opens the master connection. Unknown host keys are refused under
+    /// [`HostKeyPolicy::Strict`]; changed host keys are always refused.
+    pub async fn connect(
+        conn: &Connection,
+        options: &ConnectOptions,
+    ) -> Result<Session, TransportError> {
+        let host = conn.name.clone();
+        let target = target(conn);
+        let mut builder = SessionBuilder::default();
+        if let Some(user) = &conn.user {
+            builder.user(user.clone());
+        }
+        if let Some(port) = conn.port {
+            builder.port(port);
+        }
+        if let Some(key) = &conn.private_key {
+            builder.keyfile(key);
+        }
+        if let Some(config) = &conn.ssh_config {
+            builder.config_file(config);
+        }
+        if let Some(known_hosts) = &conn.known_hosts {
+            builder.user_known_hosts_file(known_hosts);
+        }
+        builder
+            .known_hosts_check(match conn.strict_host_keys {
+                HostKeyPolicy::Strict => KnownHosts::Strict,
+                HostKeyPolicy::AcceptNew => KnownHosts::Add,
+            })
+            .connect_timeout(whole_seconds(options.connect_timeout))
+            .server_alive_interval(KEEPALIVE);
+
+        let deadline = options.connect_timeout * 2 + Duration::from_secs(5);
+        let connected = tokio::time::timeout(deadline, builder.connect(&conn.address)).await;
+        let ssh = match connected {
+            Err(_) => {
+                return Err(TransportError::Timeout {
+                    host,
+                    target,
+                    waited: deadline,
+                });
+            }
+            Ok(Err(error)) => {
+                let message = ssh_message(&error);
+                return Err(if message.contains("Host key verification failed") {
+                    TransportError::HostKey {
+                        host,
+                        target,
+                        message,
+                    }
+                } else {
+                    TransportError::Connect {
+                        host,
+                        target,
+                        message,
+                    }
+                });
+            }
+            Ok(Ok(ssh)) => ssh,
+        };
+        Ok(Session {
+            ssh,
+            host,
+            target,
+            become_root: conn.become_root && conn.user.as_deref() != Some("root"),
+        })
+    }
+
+    /// Inventory name of the host.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Runs `script` with `sh -s` on the host (through `sudo -n` when the connection asks
+    /// for root and the login user is not root), feeding it on stdin: one round trip,
+    /// whatever the script does. A non-zero exit is not an error; a lost connection is.
+    pub async fn run(&self, script: &str) -> Result<RemoteOutput, TransportError> {
+        let mut command = if self.become_root {
+            self.ssh.shell(BECOME_ROOT)
+        } else {
+            let mut command = self.ssh.command("sh");
+            command.arg("-s");
+            command
+        };
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|error| self.run_error(&error))?;
+
+        let stdin = child.stdin().take();
+        let stdout = child.stdout().take();
+        let stderr = child.stderr().take();
+        let feed = async move {
+            if let Some(mut stdin) = stdin {
+                // A script that exits before reading all of its input (sudo refusing, say)
+                // closes the pipe; its status and stderr tell why, so that is not our error.
+                match stdin.write_all(script.as_bytes()).await {
+                    Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                        return Err(error);
+                    }
+                    _ => {}
+                }
+                let _ = stdin.shutdown().await;
+            }
+            Ok(())
+        };
+        let collect_stdout = async move {
+            let mut buffer = Vec::new();
+            if let Some(mut stdout) = stdout {
+                stdout.read_to_end(&mut buffer).await?;
+            }
+            Ok::<_, std::io::Error>(buffer)
+        };
+        let collect_stderr = async move {
+            let mut buffer = Vec::new();
+            if let Some(mut stderr) = stderr {
+                stderr.read_to_end(&mut buffer).await?;
+            }
+            Ok::<_, std::io::Error>(buffer)
+        };
+        let (fed, stdout, stderr) = tokio::join!(feed, collect_stdout, collect_stderr);
+        let io_error = |error: std::io::Error| TransportError::Run {
+            host: self.host.clone(),
+            target: self.target.clone(),
+            message: error.to_string(),
+        };
+        fed.map_err(io_error)?;
+        let stdout = stdout.map_err(io_error)?;
+        let stderr = stderr.map_err(io_error)?;
+
+        let status = match child.wait().await {
+            Ok(status) => status.code(),
+            Err(openssh::Error::RemoteProcessTerminated) => {
+                if let Err(error) = self.ssh.check().await {
+                    return Err(TransportError::Disconnected {
+                        host: self.host.clone(),
+                        target: self.target.clone(),
+                        message: ssh_message(&error),
+                    });
+                }
+                None
+            }
+            // The process mux reports exit status 127 as an error; for `sh -s` it is the
+            // script's own "command not found".
+            Err(openssh::Error::Remote(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+                Some(127)
+            }
+            Err(error) => return Err(self.run_error(&error)),
+        };
+        Ok(RemoteOutput {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Ends the master connection.
+    pub async fn close(self) -> Result<(), TransportError> {
+        let host = self.host;
+        let target = self.target;
+        self.ssh
+            .close()
+            .await
+            .map_err(|error| TransportError::Disconnected {
+                host,
+                target,
+                message: ssh_message(&error),
+            })
+    }
+
+    fn run_error(&self, error: &openssh::Error) -> TransportError {
+        let message = ssh_message(error);
+        if matches!(error, openssh::Error::Disconnected) {
+            TransportError::Disconnected {
+                host: self.host.clone(),
+                target: self.target.clone(),
+                message,
+            }
+        } else {
+            TransportError::Run {
+                host: self.host.clone(),
+                target: self.target.clone(),
+                message,
+            }
+        }
+    }
+}
+
+/// `address:port` as the user would type it, the port left out when `~/.ssh/config`
+/// or OpenSSH's default decides it.
+fn target(conn: &Connection) -> String {
+    let address = if conn.address.contains(':') {
+        format!("[{}]", conn.address)
+    } else {
+        conn.address.clone()
+    };
+    match conn.port {
+        Some(port) => format!("{address}:{port}"),
+        None => address,
+    }
+}
+
+fn whole_seconds(duration: Duration) -> Duration {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    Duration::from_secs(seconds.max(1))
+}
+
+/// OpenSSH's own words for what went wrong: the innermost error message, one line per
+/// line of ssh's stderr, without the noise lines it prints on success too.
+fn ssh_message(error: &openssh::Error) -> String {
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    let text = innermost.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| line.trim_end_matches('\r').trim())
+        .filter(|line| !line.is_empty() && !line.starts_with("Warning: Permanently added"))
+        .collect();
+    if lines.is_empty() {
+        error.to_string()
+    } else {
+        lines.join("; ")
+    }
+}
+
+impl fmt::Display for RemoteOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(code) => write!(f, "exit status {code}")?,
+            None => write!(f, "exit status 255 or killed by a signal")?,
+        }
+        let stderr = String::from_utf8_lossy(&self.stderr);
+        let stderr = stderr.trim();
+        if !stderr.is_empty() {
+            write!(f, ": {stderr}")?;
+        }
+        Ok(())
+    }
+}
