@@ -1,0 +1,367 @@
+//! The namespace lab (`tests/lab/lab.sh`) for integration tests that need real hosts.
+//!
+//! Use it from any integration test with `mod common;` and
+//! `let lab = common::lab::Lab::up();`: that fails the test (never skips it) when not root
+//! or when the lab cannot come up, and the returned guard runs `lab.sh down` when dropped,
+//! unless `LBCTL_KEEP_LAB=1` is set (then the lab stays up for a look by hand).
+//!
+//! Serialization, across threads and processes: `Lab::up()` first takes an exclusive
+//! `flock` on `/run/lbctl-lab.test.lock` and holds it for the guard's life. The lock is held
+//! by a child `flock` process that lives as long as its stdin, a pipe from this process:
+//! dropping the guard closes the pipe, and so does this process dying in any way, so a
+//! crashed test never wedges the next one. `lab.sh` itself also serializes its `up`/`down`
+//! on `/run/lbctl-lab.lock`, for people running it by hand.
+//!
+//! Every command here runs under `timeout`, so no step can hang a test run.
+
+#![allow(dead_code)] // each test binary uses its own part of this helper
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// The lab's state directory: keys, known_hosts, per-host files and logs.
+pub const STATE_DIR: &str = "/var/lib/lbctl-lab";
+/// The keepalived virtual IP of the bootstrap configuration.
+pub const VIP: &str = "10.77.77.100";
+/// The namespace that probes and benchmarks send traffic from.
+pub const CLIENT_NS: &str = "lab-client";
+const TEST_LOCK: &str = "/run/lbctl-lab.test.lock";
+const LOCK_WAIT_SECS: u32 = 900;
+const UP_TIMEOUT_SECS: u32 = 600; // generous: a fresh machine installs packages first
+const DOWN_TIMEOUT_SECS: u32 = 60;
+
+/// A lab host as the lab names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Host {
+    /// The inventory name (`lb1`, `k8s-worker-1`, `client`).
+    pub name: &'static str,
+    /// The network namespace (`lab-lb1`).
+    pub netns: &'static str,
+    /// The address on the lab bridge.
+    pub ip: &'static str,
+}
+
+/// The three load balancers of the default lab (`LAB_LBS` unset).
+pub const LBS: [Host; 3] = [
+    Host {
+        name: "lb1",
+        netns: "lab-lb1",
+        ip: "10.77.77.11",
+    },
+    Host {
+        name: "lb2",
+        netns: "lab-lb2",
+        ip: "10.77.77.12",
+    },
+    Host {
+        name: "lb3",
+        netns: "lab-lb3",
+        ip: "10.77.77.13",
+    },
+];
+
+/// The workers, whose fake NodePorts answer with the worker's name.
+pub const WORKERS: [Host; 3] = [
+    Host {
+        name: "k8s-worker-1",
+        netns: "lab-w1",
+        ip: "10.77.77.21",
+    },
+    Host {
+        name: "k8s-worker-2",
+        netns: "lab-w2",
+        ip: "10.77.77.22",
+    },
+    Host {
+        name: "k8s-worker-3",
+        netns: "lab-w3",
+        ip: "10.77.77.23",
+    },
+];
+
+/// The client host.
+pub const CLIENT: Host = Host {
+    name: "client",
+    netns: CLIENT_NS,
+    ip: "10.77.77.5",
+};
+
+/// The repository's `tests/lab/lab.sh`.
+pub fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh")
+}
+
+/// The lab's inventory directory (`inventory/lab`), for lbctl's `-i`.
+pub fn inventory() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory/lab")
+}
+
+/// The SSH client key the lab authorizes on every host.
+pub fn ssh_key() -> PathBuf {
+    Path::new(STATE_DIR).join("ssh/id_ed25519")
+}
+
+/// The known_hosts file holding every lab host's key under its address.
+pub fn known_hosts() -> PathBuf {
+    Path::new(STATE_DIR).join("ssh/known_hosts")
+}
+
+/// Runs `program args` under `timeout secs` and returns its output; panics only when the
+/// command cannot be started at all.
+pub fn run(secs: u32, program: &str, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .args(["-k", "5", &secs.to_string(), program])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `timeout {secs} {program}`: {e}"))
+}
+
+/// Like [`run`], feeding `input` on stdin.
+pub fn run_with_input(secs: u32, program: &str, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("timeout")
+        .args(["-k", "5", &secs.to_string(), program])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `timeout {secs} {program}`: {e}"));
+    // a broken pipe here means the program quit early; its status tells the rest
+    let _ = child.stdin.take().expect("piped stdin").write_all(input);
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {program}: {e}"))
+}
+
+/// A readable account of a finished command, for failure messages.
+pub fn describe(what: &str, out: &Output) -> String {
+    format!(
+        "{what}: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// Fails the test unless it runs as root (the lab needs namespaces, a bridge and mounts).
+pub fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_else(|e| panic!("cannot read /proc/self/status: {e}"));
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .unwrap_or("?");
+    assert_eq!(
+        euid, "0",
+        "the lab tests must run as root (they create network namespaces, a bridge and \
+         mounts); run `sudo -E cargo test --test lab` or as root in CI"
+    );
+}
+
+/// The lab, held exclusively by this test until dropped.
+pub struct Lab {
+    lock: Child,
+    lock_stdin: Option<ChildStdin>,
+    keep: bool,
+}
+
+impl Lab {
+    /// Takes the lab lock and brings the lab up (idempotent), failing the test with the
+    /// script's output when it cannot.
+    pub fn up() -> Lab {
+        require_root();
+        let (lock, lock_stdin) = take_lock();
+        let lab = Lab {
+            lock,
+            lock_stdin: Some(lock_stdin),
+            keep: std::env::var("LBCTL_KEEP_LAB").is_ok_and(|v| v == "1"),
+        };
+        lab.bring_up();
+        lab
+    }
+
+    /// Runs `lab.sh up` again (it repairs whatever is down) and fails the test if it fails.
+    pub fn bring_up(&self) -> Duration {
+        let start = Instant::now();
+        let out = self.script(UP_TIMEOUT_SECS, &["up"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            describe("lab.sh up failed", &out)
+        );
+        start.elapsed()
+    }
+
+    /// Runs `lab.sh down` and fails the test if it fails.
+    pub fn bring_down(&self) -> Duration {
+        let start = Instant::now();
+        let out = self.script(DOWN_TIMEOUT_SECS, &["down"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            describe("lab.sh down failed", &out)
+        );
+        start.elapsed()
+    }
+
+    /// Runs `lab.sh args...` with a time limit.
+    pub fn script(&self, secs: u32, args: &[&str]) -> Output {
+        let script = script();
+        run(secs, script.to_str().expect("utf-8 path"), args)
+    }
+
+    /// Runs a command inside a host's view (its network, mounts and hostname).
+    pub fn exec(&self, host: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["exec", host];
+        args.extend_from_slice(cmd);
+        self.script(60, &args)
+    }
+
+    /// Runs a command in a lab network namespace only (e.g. a probe from `lab-client`).
+    pub fn netns(&self, ns: &str, secs: u32, cmd: &[&str], input: &[u8]) -> Output {
+        let mut args = vec!["netns", "exec", ns];
+        args.extend_from_slice(cmd);
+        run_with_input(secs, "ip", &args, input)
+    }
+
+    /// Runs `command` as root on `ip` over SSH, verifying the host key.
+    pub fn ssh(&self, ip: &str, command: &str) -> Output {
+        let key = ssh_key();
+        let known = format!("UserKnownHostsFile={}", known_hosts().display());
+        let target = format!("root@{ip}");
+        run(
+            30,
+            "ssh",
+            &[
+                "-i",
+                key.to_str().expect("utf-8 path"),
+                "-o",
+                &known,
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+                &target,
+                command,
+            ],
+        )
+    }
+
+    /// The load balancers of `lbs` whose eth0 holds the VIP right now.
+    pub fn vip_holders(&self, lbs: &[Host]) -> Vec<Host> {
+        lbs.iter()
+            .copied()
+            .filter(|lb| {
+                let out = run(
+                    10,
+                    "ip",
+                    &["-n", lb.netns, "-o", "-4", "addr", "show", "dev", "eth0"],
+                );
+                String::from_utf8_lossy(&out.stdout).contains(&format!(" {VIP}/"))
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until exactly one of `lbs` holds the VIP, and returns it.
+    pub fn wait_single_vip_holder(&self, lbs: &[Host], limit: Duration) -> Host {
+        wait_for(limit, "exactly one VIP holder", || {
+            match self.vip_holders(lbs).as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            }
+        })
+    }
+
+    /// Waits (bounded) until `expected`, and only it, holds the VIP.
+    pub fn wait_vip_held_by(&self, lbs: &[Host], expected: Host, limit: Duration) {
+        wait_for(
+            limit,
+            &format!("{} alone to hold the VIP", expected.name),
+            || (self.vip_holders(lbs) == [expected]).then_some(()),
+        )
+    }
+
+    /// The pid of a daemon inside a host, from the host's own pid file (`/run/NAME.pid`).
+    pub fn daemon_pid(&self, host: &str, pidfile: &str) -> u32 {
+        let out = self.exec(host, &["cat", pidfile]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{}", describe(&format!("no pid in {host}:{pidfile}"), &out)))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.keep {
+            eprintln!(
+                "LBCTL_KEEP_LAB=1: leaving the lab up ({} status)",
+                script().display()
+            );
+        } else {
+            let out = self.script(DOWN_TIMEOUT_SECS, &["down"]);
+            if !out.status.success() {
+                eprintln!("{}", describe("lab.sh down (on drop) failed", &out));
+            }
+        }
+        // closing the pipe ends the lock holder, which releases the lock
+        drop(self.lock_stdin.take());
+        let _ = self.lock.wait();
+    }
+}
+
+/// Starts the lock holder and waits (bounded, by `flock -w`) until it owns the lock.
+fn take_lock() -> (Child, ChildStdin) {
+    let mut child = Command::new("flock")
+        .args([
+            "-x",
+            "-w",
+            &LOCK_WAIT_SECS.to_string(),
+            TEST_LOCK,
+            "sh",
+            "-c",
+            "echo locked; exec cat >/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run flock(1) for {TEST_LOCK}: {e}"));
+    let stdin = child.stdin.take().expect("piped stdin");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("reading from the lock holder: {e}"));
+    if line.trim() != "locked" {
+        let status = child.wait();
+        panic!(
+            "could not lock {TEST_LOCK} within {LOCK_WAIT_SECS} s (another test holds the lab?): \
+             flock exited with {status:?}"
+        );
+    }
+    (child, stdin)
+}
