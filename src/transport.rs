@@ -323,10 +323,16 @@ fn ssh_message(error: &openssh::Error) -> String {
         .filter(|line| !line.is_empty() && !line.starts_with("Warning: Permanently added"))
         .collect();
     if lines.is_empty() {
-        error.to_string()
-    } else {
-        lines.join("; ")
+        return error.to_string();
     }
+    let mut message = String::new();
+    for line in lines {
+        if !message.is_empty() {
+            message.push_str(if message.ends_with('.') { " " } else { "; " });
+        }
+        message.push_str(line);
+    }
+    message
 }
 
 impl fmt::Display for RemoteOutput {

@@ -37,6 +37,8 @@ run_cmd() {
 	status=$?
 	if [ "$status" -eq 124 ]; then
 		printf '(timed out after %s seconds)\n' "$COMMAND_TIMEOUT" >>"$WORK/out"
+	elif [ "$status" -ne 0 ] && [ ! -s "$WORK/out" ]; then
+		printf '(exit status %s, no output)\n' "$status" >"$WORK/out"
 	fi
 	return "$status"
 }
@@ -255,8 +257,12 @@ rollback_reload() {
 finish() {
 	[ -n "$WORK" ] && rm -rf "$WORK"
 	emit "end apply $1"
-	[ "$1" = ok ]
-	exit
+	# An explicit status: a bare exit in a trap action would repeat the status from
+	# before the signal.
+	if [ "$1" = ok ]; then
+		exit 0
+	fi
+	exit 1
 }
 
 # abort: leaves the host as it was and ends the script. Nothing interrupts it once begun.

@@ -1,0 +1,843 @@
+//! The SSH layer against a real `sshd`, and lbctl's remote scripts run by a real `sh` with
+//! the real `haproxy -c` as the check. A temp directory plays the load balancer.
+
+#[path = "common/sshd.rs"]
+mod sshd;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lbctl::connection::HostKeyPolicy;
+use lbctl::remote::{
+    ApplyReport, Deployment, FetchOptions, LockState, ManagedFile, Service, ServiceControl, Step,
+    Verify, apply_script_with_lock, fetch_script, parse_apply, parse_fetch,
+};
+use lbctl::transport::{ConnectOptions, Session, TransportError};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use sshd::{Scratch, Sshd, free_port};
+
+const HAPROXY: &str = "/usr/sbin/haproxy";
+
+fn options() -> ConnectOptions {
+    ConnectOptions {
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn ssh_runs_a_script_and_reports_stdout_stderr_and_status() {
+    let sshd = Sshd::start();
+    let session = Session::connect(&sshd.connection(), &options())
+        .await
+        .unwrap_or_else(|error| panic!("{error}\n{}", sshd.log()));
+
+    let output = session
+        .run("echo hello\necho warning >&2\nexit 3\n")
+        .await
+        .unwrap();
+    assert_eq!(output.status, Some(3));
+    assert_eq!(output.stdout, b"hello\n");
+    assert_eq!(output.stderr, b"warning\n");
+
+    // A script far larger than a pipe buffer arrives whole, in one round trip.
+    let big = "x".repeat(100_000);
+    let script = format!("cat <<'EOF' | wc -c\n{big}\nEOF\nid -un\n");
+    let output = session.run(&script).await.unwrap();
+    assert!(output.success(), "{output}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "100001\nroot\n");
+
+    session.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn ssh_become_root_runs_the_script_as_root() {
+    let sshd = Sshd::start();
+    let mut connection = sshd.connection();
+    // The login user comes from ssh's defaults, so whether sudo is needed is decided on
+    // the host; the login user here is root, so the script runs without sudo.
+    connection.user = None;
+    connection.become_root = true;
+    let session = Session::connect(&connection, &options()).await.unwrap();
+    let output = session.run("id -u\n").await.unwrap();
+    assert!(output.success(), "{output}");
+    assert_eq!(output.stdout, b"0\n");
+    session.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn ssh_run_on_a_lost_connection_fails_with_the_reason() {
+    let sshd = Sshd::start();
+    let session = Session::connect(&sshd.connection(), &options())
+        .await
+        .unwrap();
+    assert!(session.run("true").await.unwrap().success());
+    sshd.end_sessions();
+
+    let started = Instant::now();
+    let error = session.run("true").await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(error, TransportError::Disconnected { .. }),
+        "unexpected error: {error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("lb-test"), "{message}");
+}
+
+#[tokio::test]
+async fn ssh_refuses_an_unknown_host_key_under_strict() {
+    let sshd = Sshd::start();
+    let mut connection = sshd.connection();
+    connection.known_hosts = Some(sshd.dir.join("empty_known_hosts"));
+
+    let error = Session::connect(&connection, &options()).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::HostKey { .. }),
+        "unexpected error: {error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("Host key verification failed"),
+        "{message}"
+    );
+    assert!(message.contains("lb-test"), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", sshd.port)),
+        "{message}"
+    );
+    assert_eq!(
+        fs::read_to_string(sshd.dir.join("empty_known_hosts")).unwrap(),
+        ""
+    );
+}
+
+#[tokio::test]
+async fn ssh_accept_new_records_an_unknown_host_key() {
+    let sshd = Sshd::start();
+    let mut connection = sshd.connection();
+    connection.known_hosts = Some(sshd.dir.join("empty_known_hosts"));
+    connection.strict_host_keys = HostKeyPolicy::AcceptNew;
+
+    let session = Session::connect(&connection, &options()).await.unwrap();
+    assert!(session.run("true").await.unwrap().success());
+    session.close().await.unwrap();
+    let recorded = fs::read_to_string(sshd.dir.join("empty_known_hosts")).unwrap();
+    assert!(
+        recorded.contains(&format!("[127.0.0.1]:{}", sshd.port)),
+        "{recorded}"
+    );
+}
+
+#[tokio::test]
+async fn ssh_connect_to_a_closed_port_fails_fast() {
+    let sshd = Sshd::start();
+    let mut connection = sshd.connection();
+    let port = free_port();
+    connection.port = Some(port);
+
+    let started = Instant::now();
+    let error = Session::connect(&connection, &options()).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        matches!(error, TransportError::Connect { .. }),
+        "unexpected error: {error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+}
+
+#[tokio::test]
+async fn ssh_connect_to_a_silent_server_fails_within_the_timeout() {
+    let sshd = Sshd::start();
+    // Accepts TCP connections (the kernel does) but never says a word of SSH.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut connection = sshd.connection();
+    connection.port = Some(silent.local_addr().unwrap().port());
+    let options = ConnectOptions {
+        connect_timeout: Duration::from_secs(1),
+    };
+
+    let started = Instant::now();
+    let error = Session::connect(&connection, &options).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(8), "took {waited:?}");
+    let message = error.to_string();
+    assert!(message.contains("timed out"), "{message}");
+}
+
+#[tokio::test]
+async fn fetch_over_ssh_returns_files_byte_for_byte_and_absent_files_as_absent() {
+    let sshd = Sshd::start();
+    let host = Scratch::new("fetch");
+    let all_bytes: Vec<u8> = (0..=255).collect();
+    let tricky = b"@@lbctl end fetch\r\n@@lbctl file - absent\n-\n".to_vec();
+    fs::create_dir(host.join("dir with space")).unwrap();
+    let files: Vec<(String, Option<Vec<u8>>)> = vec![
+        (path(&host, "binary"), Some(all_bytes)),
+        (path(&host, "tricky.cfg"), Some(tricky)),
+        (path(&host, "empty"), Some(Vec::new())),
+        (
+            path(&host, "dir with space/it's.cfg"),
+            Some(b"quoted".to_vec()),
+        ),
+        (path(&host, "absent.cfg"), None),
+        (path(&host, "no-such-dir/absent.cfg"), None),
+    ];
+    for (path, content) in &files {
+        if let Some(content) = content {
+            fs::write(path, content).unwrap();
+        }
+    }
+    let paths: Vec<String> = files.iter().map(|(path, _)| path.clone()).collect();
+    let vips = vec!["127.0.0.1/8".to_owned(), "192.0.2.10".to_owned()];
+    let options = FetchOptions {
+        lock: path(&host, "apply.lock"),
+        ..FetchOptions::default()
+    };
+
+    let session = Session::connect(&sshd.connection(), &self::options())
+        .await
+        .unwrap();
+    let output = session
+        .run(&fetch_script(&paths, &vips, &options))
+        .await
+        .unwrap();
+    session.close().await.unwrap();
+    assert!(output.success(), "{output}");
+    let fetched = parse_fetch(&output.stdout).unwrap();
+
+    assert_eq!(fetched.files, files.into_iter().collect::<BTreeMap<_, _>>());
+    assert_eq!(
+        fetched.vips,
+        BTreeMap::from([
+            ("127.0.0.1/8".to_owned(), true),
+            ("192.0.2.10".to_owned(), false)
+        ])
+    );
+    assert!(fetched.holds_any_vip());
+    assert_eq!(fetched.lock, LockState::Free);
+    assert_eq!(fetched.haproxy.master, None);
+}
+
+#[tokio::test]
+async fn fetch_reports_a_directory_as_unreadable() {
+    let host = Scratch::new("fetch-dir");
+    let script = fetch_script(&[path(&host, "")], &[], &FetchOptions::default());
+    let output = run_locally(&script).await;
+    let error = parse_fetch(&output.stdout).unwrap_err();
+    assert!(error.to_string().contains("is a directory"), "{error}");
+}
+
+#[tokio::test]
+async fn fetch_reports_the_haproxy_master_and_workers() {
+    let host = Scratch::new("fetch-haproxy");
+    fs::write(
+        host.join("haproxy.cfg"),
+        haproxy_cfg(&host, free_port(), &[]),
+    )
+    .unwrap();
+    let haproxy = HaproxyDaemon::start(&host);
+    let master = haproxy.master_pid();
+
+    let from_socket = fetch_locally(&FetchOptions {
+        haproxy_pidfile: Some(path(&host, "haproxy.pid")),
+        haproxy_master_socket: Some(path(&host, "master.sock")),
+        lock: path(&host, "apply.lock"),
+    })
+    .await;
+    assert_eq!(from_socket.haproxy.master, Some(master));
+    assert_eq!(from_socket.haproxy.workers.len(), 1, "{from_socket:?}");
+    assert_eq!(from_socket.haproxy.master_socket_error, None);
+
+    let from_pidfile = fetch_locally(&FetchOptions {
+        haproxy_pidfile: Some(path(&host, "haproxy.pid")),
+        haproxy_master_socket: None,
+        lock: path(&host, "apply.lock"),
+    })
+    .await;
+    assert_eq!(from_pidfile.haproxy.master, Some(master));
+    assert_eq!(from_pidfile.haproxy.workers, from_socket.haproxy.workers);
+
+    let not_running = fetch_locally(&FetchOptions {
+        haproxy_pidfile: Some(path(&host, "no.pid")),
+        haproxy_master_socket: Some(path(&host, "no.sock")),
+        lock: path(&host, "apply.lock"),
+    })
+    .await;
+    assert_eq!(not_running.haproxy.master, None);
+    assert!(not_running.haproxy.master_socket_error.is_some());
+}
+
+#[tokio::test]
+async fn apply_over_ssh_swaps_the_file_and_fetch_sees_it() {
+    let sshd = Sshd::start();
+    let host = Scratch::new("apply-ssh");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+    fs::write(&live, &old).unwrap();
+    let deployment = haproxy_deployment(&live, &new, "true");
+    let lock = path(&host, "apply.lock");
+
+    let session = Session::connect(&sshd.connection(), &options())
+        .await
+        .unwrap();
+    let output = session
+        .run(&apply_script_with_lock(&deployment, &lock))
+        .await
+        .unwrap();
+    let report = parse_apply(&output.stdout).unwrap();
+    assert!(report.succeeded(), "{report:?}\n{output}");
+    assert_eq!(output.status, Some(0));
+
+    let options = FetchOptions {
+        lock,
+        ..FetchOptions::default()
+    };
+    let fetched = session
+        .run(&fetch_script(std::slice::from_ref(&live), &[], &options))
+        .await
+        .unwrap();
+    session.close().await.unwrap();
+    let fetched = parse_fetch(&fetched.stdout).unwrap();
+    assert_eq!(fetched.files[&live].as_deref(), Some(new.as_bytes()));
+}
+
+#[tokio::test]
+async fn apply_swaps_a_valid_change_and_keeps_the_previous_file() {
+    let host = Scratch::new("apply-ok");
+    let live = path(&host, "haproxy.cfg");
+    let keepalived = path(&host, "keepalived/keepalived.conf");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+    fs::write(&live, &old).unwrap();
+    let reloaded = path(&host, "reloaded");
+    let mut deployment = haproxy_deployment(&live, &new, &format!("echo haproxy >> '{reloaded}'"));
+    deployment.files.push(ManagedFile {
+        service: Service::Keepalived,
+        path: keepalived.clone(),
+        content: "vrrp_instance VI_1 { authentication { auth_pass secret } }\n".to_owned(),
+    });
+    deployment.controls.insert(
+        Service::Keepalived,
+        ServiceControl {
+            check: "test -s {path}".to_owned(),
+            reload: format!("echo keepalived >> '{reloaded}'"),
+        },
+    );
+
+    let (report, output) = apply_locally(&deployment, &host).await;
+
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!report.rolled_back);
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    assert_eq!(
+        fs::read_to_string(format!("{live}.lbctl-prev")).unwrap(),
+        old
+    );
+    assert!(!Path::new(&format!("{live}.lbctl-new")).exists());
+    assert_eq!(mode(&live), 0o644);
+    assert_eq!(mode(&keepalived), 0o600);
+    // Each service with a changed file is reloaded exactly once.
+    assert_eq!(
+        fs::read_to_string(&reloaded).unwrap(),
+        "haproxy\nkeepalived\n"
+    );
+    let steps: Vec<(Step, bool)> = report.steps.iter().map(|s| (s.step, s.ok)).collect();
+    assert_eq!(
+        steps,
+        [
+            (Step::Preflight, true),
+            (Step::Lock, true),
+            (Step::Stage, true),
+            (Step::Stage, true),
+            (Step::Validate, true),
+            (Step::Validate, true),
+            (Step::Backup, true),
+            (Step::Backup, true),
+            (Step::Swap, true),
+            (Step::Swap, true),
+            (Step::Reload, true),
+            (Step::Reload, true),
+        ]
+    );
+    // Nothing the script prints gives a file's content away.
+    let printed = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(!printed.contains("secret"), "{printed}");
+    let report_text = format!("{report:?}");
+    assert!(!report_text.contains("secret"), "{report_text}");
+}
+
+#[tokio::test]
+async fn apply_rejects_an_invalid_haproxy_config_at_validate_and_leaves_the_live_file() {
+    let host = Scratch::new("apply-invalid");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    fs::write(&live, &old).unwrap();
+    let reloaded = path(&host, "reloaded");
+    let invalid = "frontend fe\n    bind 127.0.0.1:1\n    no_such_keyword here\n";
+    let deployment = haproxy_deployment(&live, invalid, &format!("touch '{reloaded}'"));
+
+    let (report, output) = apply_locally(&deployment, &host).await;
+
+    assert_eq!(output.status.code(), Some(1));
+    let failure = report.failure.as_ref().expect("a failure");
+    assert_eq!(failure.step, Step::Validate);
+    assert!(failure.command.starts_with("haproxy -c -f "), "{failure}");
+    assert!(failure.command.contains(".lbctl-new"), "{failure}");
+    assert!(failure.stderr.contains("no_such_keyword"), "{failure}");
+    assert!(!report.rolled_back);
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+    assert!(!Path::new(&format!("{live}.lbctl-new")).exists());
+    assert!(!Path::new(&format!("{live}.lbctl-prev")).exists());
+    assert!(!Path::new(&reloaded).exists(), "nothing may be reloaded");
+}
+
+#[tokio::test]
+async fn apply_rolls_back_when_the_reload_fails() {
+    let host = Scratch::new("apply-reload");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+    fs::write(&live, &old).unwrap();
+    // Fails the first time (the new config), succeeds on the rollback's reload.
+    let marker = path(&host, "tried");
+    let reload = format!(
+        "if [ -e '{marker}' ]; then echo second >> '{marker}'; \
+         else echo first > '{marker}'; echo 'reload exploded' >&2; exit 1; fi"
+    );
+    let deployment = haproxy_deployment(&live, &new, &reload);
+
+    let (report, output) = apply_locally(&deployment, &host).await;
+
+    assert_eq!(output.status.code(), Some(1));
+    let failure = report.failure.as_ref().expect("a failure");
+    assert_eq!(failure.step, Step::Reload);
+    assert_eq!(failure.command, reload);
+    assert_eq!(failure.stderr.trim(), "reload exploded");
+    assert!(report.rolled_back, "{report:?}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+    assert_eq!(fs::read_to_string(&marker).unwrap(), "first\nsecond\n");
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| s.step == Step::Rollback && s.ok && s.detail == "reloaded haproxy"),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn apply_removes_a_file_that_did_not_exist_before_on_rollback() {
+    let host = Scratch::new("apply-new-file");
+    let live = path(&host, "etc/haproxy/haproxy.cfg");
+    let new = haproxy_cfg(&host, free_port(), &[]);
+    let deployment = haproxy_deployment(&live, &new, "echo no >&2; false");
+
+    let (report, _) = apply_locally(&deployment, &host).await;
+
+    assert_eq!(report.failure.as_ref().map(|f| f.step), Some(Step::Reload));
+    assert!(report.rolled_back, "{report:?}");
+    assert!(!Path::new(&live).exists());
+    assert!(
+        !host.join("etc").exists(),
+        "the directories staging created are removed again"
+    );
+    // The rollback's own reload failed too, and says so.
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| s.step == Step::Rollback && !s.ok),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn apply_is_refused_while_another_apply_holds_the_lock() {
+    let host = Scratch::new("apply-lock");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    let first_config = haproxy_cfg(&host, free_port(), &[free_port()]);
+    fs::write(&live, &old).unwrap();
+    let lock = path(&host, "apply.lock");
+
+    // The first apply's reload waits until the test lets it go.
+    let (reloading, release) = (host.join("reloading"), host.join("release"));
+    let reload = format!(
+        "touch '{}'; while [ ! -e '{}' ]; do sleep 0.05; done",
+        reloading.display(),
+        release.display()
+    );
+    let first = haproxy_deployment(&live, &first_config, &reload);
+    let mut first = spawn_locally(&apply_script_with_lock(&first, &lock)).await;
+    let first_pid = first.id().unwrap();
+    let mut first_stdout = BufReader::new(first.stdout.take().unwrap());
+    let mut seen = String::new();
+    read_until(&mut first_stdout, &mut seen, "@@lbctl step swap ok").await;
+    wait_for(&reloading);
+
+    // While the first apply reloads, a plan sees the lock and who holds it ...
+    let fetched = fetch_locally(&FetchOptions {
+        lock: lock.clone(),
+        ..FetchOptions::default()
+    })
+    .await;
+    assert_eq!(
+        fetched.lock,
+        LockState::Held {
+            pid: Some(first_pid)
+        }
+    );
+
+    // ... and a second apply is refused, touching nothing.
+    let second = haproxy_deployment(&live, &old, "true");
+    let output = run_locally(&apply_script_with_lock(&second, &lock)).await;
+    let report = parse_apply(&output.stdout).unwrap();
+    let failure = report.failure.as_ref().expect("a failure");
+    assert_eq!(failure.step, Step::Lock);
+    assert!(
+        failure.stderr.contains("another lbctl apply")
+            && failure.stderr.contains(&format!("pid {first_pid}")),
+        "{failure}"
+    );
+    assert!(!report.rolled_back);
+
+    fs::write(&release, "").unwrap();
+    read_until(&mut first_stdout, &mut seen, "@@lbctl end apply").await;
+    let first_report = parse_apply(seen.as_bytes()).unwrap();
+    assert!(first_report.succeeded(), "{first_report:?}");
+    assert!(first.wait().await.unwrap().success());
+    assert_eq!(fs::read_to_string(&live).unwrap(), first_config);
+
+    // The lock went with the first apply.
+    let fetched = fetch_locally(&FetchOptions {
+        lock,
+        ..FetchOptions::default()
+    })
+    .await;
+    assert_eq!(fetched.lock, LockState::Free);
+}
+
+#[tokio::test]
+async fn apply_verifies_the_runtime_socket_and_ports_after_a_real_haproxy_reload() {
+    let host = Scratch::new("apply-verify");
+    let live = path(&host, "haproxy.cfg");
+    let (port, added_port) = (free_port(), free_port());
+    fs::write(&live, haproxy_cfg(&host, port, &[])).unwrap();
+    let haproxy = HaproxyDaemon::start(&host);
+    let before = fetch_locally(&haproxy.fetch_options(&host)).await.haproxy;
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+
+    let new = haproxy_cfg(&host, port, &[added_port]);
+    let reload = format!("kill -USR2 \"$(cat '{}')\"", path(&host, "haproxy.pid"));
+    let mut deployment = haproxy_deployment(&live, &new, &reload);
+    deployment.verify = Verify {
+        haproxy_runtime_socket: Some(path(&host, "admin.sock")),
+        tcp_ports: vec![port, added_port],
+        udp_ports: vec![udp.local_addr().unwrap().port()],
+    };
+
+    let (report, _) = apply_locally(&deployment, &host).await;
+
+    assert!(report.succeeded(), "{report:?}");
+    let verified = report.steps.last().unwrap();
+    assert_eq!((verified.step, verified.ok), (Step::Verify, true));
+    TcpStream::connect(("127.0.0.1", added_port)).expect("the reloaded HAProxy listens");
+    // A graceful reload: same master, new workers.
+    let after = fetch_locally(&haproxy.fetch_options(&host)).await.haproxy;
+    assert_eq!(after.master, before.master);
+    assert_ne!(after.workers, before.workers);
+}
+
+#[tokio::test]
+async fn apply_rolls_back_when_verification_fails() {
+    let host = Scratch::new("apply-verify-fails");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    fs::write(&live, &old).unwrap();
+    let silent_port = free_port();
+    let mut deployment = haproxy_deployment(&live, &haproxy_cfg(&host, free_port(), &[]), "true");
+    deployment.verify.tcp_ports = vec![silent_port];
+    deployment.verify.haproxy_runtime_socket = Some(path(&host, "no-such.sock"));
+
+    let started = Instant::now();
+    let (report, _) = apply_locally(&deployment, &host).await;
+
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let failure = report.failure.as_ref().expect("a failure");
+    assert_eq!(failure.step, Step::Verify);
+    assert!(
+        failure
+            .stderr
+            .contains(&format!("nothing listens on TCP port {silent_port}")),
+        "{failure}"
+    );
+    assert!(failure.stderr.contains("did not answer"), "{failure}");
+    assert!(report.rolled_back);
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+}
+
+#[tokio::test]
+async fn apply_rolls_back_when_the_connection_to_lbctl_dies() {
+    let host = Scratch::new("apply-hangup");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    fs::write(&live, &old).unwrap();
+    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+    let lock = path(&host, "apply.lock");
+    let deployment = haproxy_deployment(&live, &new, "sleep 1");
+
+    let mut child = spawn_locally(&apply_script_with_lock(&deployment, &lock)).await;
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    read_until(&mut stdout, &mut String::new(), "@@lbctl step swap ok").await;
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    // What sshd does when the client vanishes: the script's stdout leads nowhere.
+    drop(stdout);
+    drop(child.stderr.take());
+
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the script ends")
+        .unwrap();
+    assert!(!status.success());
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+    assert!(!Path::new(&format!("{live}.lbctl-new")).exists());
+    let fetched = fetch_locally(&FetchOptions {
+        lock,
+        ..FetchOptions::default()
+    })
+    .await;
+    assert_eq!(fetched.lock, LockState::Free);
+}
+
+#[tokio::test]
+async fn apply_rolls_back_when_terminated() {
+    let host = Scratch::new("apply-term");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    fs::write(&live, &old).unwrap();
+    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+    let reloading = host.join("reloading");
+    let reload = format!("touch '{}'; sleep 1", reloading.display());
+    let deployment = haproxy_deployment(&live, &new, &reload);
+
+    let mut child = spawn_locally(&apply_script_with_lock(
+        &deployment,
+        &path(&host, "apply.lock"),
+    ))
+    .await;
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    read_until(&mut stdout, &mut seen, "@@lbctl step swap ok").await;
+    wait_for(&reloading);
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    read_until(&mut stdout, &mut seen, "@@lbctl end apply").await;
+    assert!(!child.wait().await.unwrap().success());
+
+    let report = parse_apply(seen.as_bytes()).unwrap();
+    let failure = report.failure.as_ref().expect("a failure");
+    assert_eq!(failure.step, Step::Reload);
+    assert!(failure.stderr.contains("terminated"), "{failure}");
+    assert!(report.rolled_back, "{report:?}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+}
+
+// --- helpers -----------------------------------------------------------------------------
+
+fn path(host: &Scratch, name: &str) -> String {
+    host.join(name).to_str().unwrap().to_owned()
+}
+
+fn mode(path: &str) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A valid HAProxy configuration listening on `port` (and on each of `more`), with an
+/// admin socket in `host`.
+fn haproxy_cfg(host: &Scratch, port: u16, more: &[u16]) -> String {
+    let mut config = format!(
+        "global\n    stats socket {} mode 600 level admin\n\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\n\
+         backend be\n    server s1 127.0.0.1:9\n",
+        path(host, "admin.sock")
+    );
+    for (index, port) in more.iter().enumerate() {
+        config.push_str(&format!(
+            "\nfrontend extra{index}\n    bind 127.0.0.1:{port}\n    default_backend be\n"
+        ));
+    }
+    config
+}
+
+/// One HAProxy file, checked by the real `haproxy -c`, reloaded by `reload`.
+fn haproxy_deployment(live: &str, content: &str, reload: &str) -> Deployment {
+    assert!(
+        Path::new(HAPROXY).exists(),
+        "{HAPROXY} is missing: the apply tests validate with the real haproxy (apt-get install haproxy)"
+    );
+    Deployment {
+        files: vec![ManagedFile {
+            service: Service::Haproxy,
+            path: live.to_owned(),
+            content: content.to_owned(),
+        }],
+        controls: BTreeMap::from([(
+            Service::Haproxy,
+            ServiceControl {
+                // Not `-q`: HAProxy 2.6 then keeps the reason for a rejection to itself.
+                check: "haproxy -c -f {path}".to_owned(),
+                reload: reload.to_owned(),
+            },
+        )]),
+        verify: Verify::default(),
+    }
+}
+
+async fn spawn_locally(script: &str) -> tokio::process::Child {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-s")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start sh");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(script.as_bytes()).await.unwrap();
+    drop(stdin);
+    child
+}
+
+async fn run_locally(script: &str) -> Output {
+    spawn_locally(script)
+        .await
+        .wait_with_output()
+        .await
+        .unwrap()
+}
+
+/// Runs the apply script with `sh -s`, as the transport would, with the lock in `host`.
+async fn apply_locally(deployment: &Deployment, host: &Scratch) -> (ApplyReport, Output) {
+    let script = apply_script_with_lock(deployment, &path(host, "apply.lock"));
+    let output = run_locally(&script).await;
+    let report = parse_apply(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "{error}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (report, output)
+}
+
+async fn fetch_locally(options: &FetchOptions) -> lbctl::remote::Fetched {
+    let output = run_locally(&fetch_script(&[], &[], options)).await;
+    parse_fetch(&output.stdout).unwrap()
+}
+
+/// Reads lines into `seen` until one starts with `prefix`; fails after ten seconds.
+async fn read_until(
+    stdout: &mut BufReader<tokio::process::ChildStdout>,
+    seen: &mut String,
+    prefix: &str,
+) {
+    let read = async {
+        loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).await.unwrap() == 0 {
+                panic!("the script ended before printing {prefix:?}:\n{seen}");
+            }
+            seen.push_str(&line);
+            if line.starts_with(prefix) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("no {prefix:?} within 10 s"));
+}
+
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// HAProxy in master-worker mode, as on a load balancer, stopped (by its pid) on drop.
+struct HaproxyDaemon {
+    pidfile: PathBuf,
+}
+
+impl HaproxyDaemon {
+    fn start(host: &Scratch) -> HaproxyDaemon {
+        let pidfile = host.join("haproxy.pid");
+        let status = Command::new(HAPROXY)
+            .args(["-W", "-D", "-p"])
+            .arg(&pidfile)
+            .arg("-S")
+            .arg(host.join("master.sock"))
+            .arg("-f")
+            .arg(host.join("haproxy.cfg"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("start haproxy");
+        assert!(status.success(), "haproxy did not start: {status}");
+        let daemon = HaproxyDaemon { pidfile };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let written = |path: &Path| fs::metadata(path).is_ok_and(|meta| meta.len() > 0);
+        while !host.join("admin.sock").exists() || !written(&daemon.pidfile) {
+            assert!(Instant::now() < deadline, "haproxy did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    fn master_pid(&self) -> u32 {
+        fs::read_to_string(&self.pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn fetch_options(&self, host: &Scratch) -> FetchOptions {
+        FetchOptions {
+            haproxy_pidfile: Some(self.pidfile.to_str().unwrap().to_owned()),
+            haproxy_master_socket: Some(path(host, "master.sock")),
+            lock: path(host, "apply.lock"),
+        }
+    }
+}
+
+impl Drop for HaproxyDaemon {
+    fn drop(&mut self) {
+        if let Ok(pid) = fs::read_to_string(&self.pidfile) {
+            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+        }
+    }
+}
