@@ -110,16 +110,16 @@ fn assert_workers_answer(lab: &Lab) {
     }
 }
 
-/// A process alive now, identified by pid and start time so a recycled pid does not count.
+/// A process alive now (zombies are dead: this machine's init may reap them late),
+/// identified by pid and start time so that a recycled pid does not count.
 fn process_identity(pid: &str) -> Option<(String, String)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // field 22 (starttime), counted after the parenthesized command name
-    let start = stat
-        .rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .to_string();
+    // after the parenthesized command name: field 3 (state) ... field 22 (starttime)
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    let start = fields.nth(18)?.to_string();
     Some((pid.to_string(), start))
 }
 
@@ -261,13 +261,11 @@ fn lab_comes_up_serves_fails_over_and_goes_down_cleanly() {
         holder.name, successor.name
     );
 
-    // restore: once the old keepalived has exited (it takes a few seconds to stop), up
-    // restarts it and lb1 takes the VIP back
-    let proc_dir = format!("/proc/{pid}");
+    // restore: once the old keepalived has exited, up restarts it and lb1 takes the VIP back
     lab::wait_for(
         Duration::from_secs(15),
         "the stopped keepalived to exit",
-        || (!std::path::Path::new(&proc_dir).exists()).then_some(()),
+        || process_identity(&pid.to_string()).is_none().then_some(()),
     );
     let repair = lab.bring_up();
     let restored = Instant::now();

@@ -125,6 +125,13 @@ in_ns() { # in_ns PID NAMESPACE
     [ -n "$1" ] && [ -e "/run/netns/$2" ] && [ /proc/"$1"/ns/net -ef /run/netns/"$2" ]
 }
 
+running() { # running PID: alive and not a zombie (an init may reap orphans late)
+    local stat=
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat=${stat##*) }
+    [ "${stat:0:1}" != Z ]
+}
+
 read_pid() { # read_pid FILE: first line of a pid file, or nothing
     local pid=
     [ -r "$1" ] && read -r pid <"$1" 2>/dev/null || true
@@ -339,6 +346,7 @@ KbdInteractiveAuthentication no
 StrictModes yes
 UsePAM no
 PrintMotd no
+PrintLastLog no
 AcceptEnv LANG LC_*
 Subsystem sftp internal-sftp
 MaxStartups 100:30:200
@@ -351,6 +359,8 @@ prepare_host() { # files of one host: its private /etc dirs, configs, host key
     d=$(hdir "$h")
     mkdir -p "$d"/{etc,var-lib-haproxy,log/nginx,pids,ssh}
     chmod 755 "$d" "$d/ssh"
+    # the login records sshd keeps in the host's own /var/log
+    touch "$d/log/lastlog" "$d/log/wtmp" "$d/log/btmp"
     # seed private copies of Debian's directories once; later ups keep what lbctl deployed
     if [ ! -e "$d/etc/.seeded" ]; then
         rm -rf "$d/etc/haproxy" "$d/etc/nginx" "$d/etc/keepalived"
@@ -500,8 +510,6 @@ create_network() { # bridge, namespaces and veths that do not exist yet
 
 # ---------------------------------------------------------------- teardown
 kill_ns_procs() { # kill_ns_procs NAMESPACE...: TERM every process in them, KILL stragglers
-    # The grace is short: the namespaces are going away, and keepalived alone takes ~3 s
-    # to stop on SIGTERM.
     local ns pids=() pid deadline
     for ns in "$@"; do
         [ -e "/run/netns/$ns" ] || continue
@@ -514,7 +522,7 @@ kill_ns_procs() { # kill_ns_procs NAMESPACE...: TERM every process in them, KILL
     while (($(now_ms) < deadline)); do
         local alive=()
         for pid in "${pids[@]}"; do
-            kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+            running "$pid" && alive+=("$pid")
         done
         ((${#alive[@]})) || return 0
         pids=("${alive[@]}")
@@ -574,6 +582,7 @@ write_inventory() { # write_inventory DIR: an inventory of the lab's size, like 
         echo "ansible_user=root"
         echo "ansible_ssh_private_key_file=$STATE/ssh/id_ed25519"
         echo "ansible_ssh_common_args='-o UserKnownHostsFile=$STATE/ssh/known_hosts'"
+        echo "ansible_python_interpreter=/usr/bin/python3"
     } >"$dir/hosts.ini"
     for h in "${HOSTS[@]}"; do
         [ "${ROLE[$h]}" = lb ] && echo "keepalived_priority: ${PRIO[$h]}" >"$dir/host_vars/$h.yml"
