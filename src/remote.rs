@@ -353,6 +353,7 @@ pub fn apply_script_with_lock(deployment: &Deployment, lock: &str) -> String {
     let _ = writeln!(script, "TCP_PORTS={}", quote(&ports(&verify.tcp_ports)));
     let _ = writeln!(script, "UDP_PORTS={}", quote(&ports(&verify.udp_ports)));
     let _ = writeln!(script, "COMMAND_TIMEOUT={COMMAND_TIMEOUT_SECONDS}");
+    let _ = writeln!(script, "CHANGES={}", deployment.files.len());
 
     script.push_str("files() {\n\t:\n");
     for (index, file) in deployment.files.iter().enumerate() {

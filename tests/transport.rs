@@ -44,6 +44,9 @@ async fn ssh_runs_a_script_and_reports_stdout_stderr_and_status() {
     assert_eq!(output.status, Some(3));
     assert_eq!(output.stdout, b"hello\n");
     assert_eq!(output.stderr, b"warning\n");
+    // OpenSSH reports 255 and death by a signal alike; the process mux reports 127 apart.
+    assert_eq!(session.run("exit 127").await.unwrap().status, Some(127));
+    assert_eq!(session.run("kill -KILL $$").await.unwrap().status, None);
 
     // A script far larger than a pipe buffer arrives whole, in one round trip.
     let big = "x".repeat(100_000);
@@ -374,6 +377,27 @@ async fn apply_swaps_a_valid_change_and_keeps_the_previous_file() {
     assert!(!printed.contains("secret"), "{printed}");
     let report_text = format!("{report:?}");
     assert!(!report_text.contains("secret"), "{report_text}");
+}
+
+#[tokio::test]
+async fn apply_with_nothing_to_change_reloads_and_verifies_nothing() {
+    let host = Scratch::new("apply-nothing");
+    let deployment = Deployment {
+        files: Vec::new(),
+        controls: haproxy_deployment("unused", "", "false").controls,
+        verify: Verify {
+            haproxy_runtime_socket: None,
+            tcp_ports: vec![free_port()],
+            udp_ports: Vec::new(),
+        },
+    };
+
+    let (report, output) = apply_locally(&deployment, &host).await;
+
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(output.status.code(), Some(0));
+    let steps: Vec<Step> = report.steps.iter().map(|s| s.step).collect();
+    assert_eq!(steps, [Step::Preflight, Step::Lock]);
 }
 
 #[tokio::test]

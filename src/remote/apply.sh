@@ -5,7 +5,8 @@
 # put every previous file back and reload again. Nothing here prints a file's content.
 #
 # The generated header defines LOCK, SOCKET (empty when not verified), TCP_PORTS and
-# UDP_PORTS (space-separated, possibly empty), COMMAND_TIMEOUT (seconds) and two lists:
+# UDP_PORTS (space-separated, possibly empty), COMMAND_TIMEOUT (seconds), CHANGES (how
+# many files change) and two lists:
 # files() calls "$@" INDEX PATH MODE CHECK CONTENT once per changed file (CHECK is a shell
 # command, empty when there is none; CONTENT is base64), and services() calls
 # "$@" NAME RELOAD once per service with a changed file.
@@ -301,6 +302,8 @@ main() {
 	preflight || abort
 	STEP=lock
 	take_lock || abort
+	# Nothing to change: nothing is reloaded, so there is nothing new to verify either.
+	[ "$CHANGES" -eq 0 ] && finish ok
 	STEP=stage
 	files stage || abort
 	STEP=validate
