@@ -204,12 +204,23 @@ impl Lab {
     /// Runs `lab.sh up` again (it repairs whatever is down) and fails the test if it fails.
     pub fn bring_up(&self) -> Duration {
         let start = Instant::now();
-        let out = self.script(UP_TIMEOUT_SECS, &["up"]);
+        let script = script();
+        let out = Command::new("timeout")
+            .args(["-k", "5", &UP_TIMEOUT_SECS.to_string()])
+            .arg(&script)
+            .arg("up")
+            // the default three load balancers, which LBS describes: a lab of another size
+            // left up by hand makes up fail with a clear message rather than confuse a test
+            .env("LAB_LBS", "3")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
         assert!(
             out.status.success(),
             "{}",
             describe("lab.sh up failed", &out)
         );
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
         start.elapsed()
     }
 

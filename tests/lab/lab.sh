@@ -12,7 +12,7 @@
 #   lb1..lbN      lab-lb1..    10.77.77.11..20, then .31..50   sshd haproxy keepalived nginx
 #   k8s-worker-N  lab-w1..3    10.77.77.21..23                 sshd + fake NodePorts
 #   client        lab-client   10.77.77.5                      sshd only; traffic comes from here
-# LAB_LBS=N (1..30, default 3) sets the number of load balancers. Load balancers 11..30
+# LAB_LBS=N (1..30; default: the size already up, else 3) sets the number of load balancers. Load balancers 11..30
 # skip .21..30, where the workers live. The VIP is 10.77.77.100/24.
 #
 # Every host runs in a private mount namespace entered through its sshd: its /etc/haproxy,
@@ -40,7 +40,8 @@ readonly WORKER_UDP_PORT=31820
 usage() {
     cat >&2 <<EOF
 usage: $0 up | down | status | exec HOST CMD [ARG...]
-  up      create or repair the lab (LAB_LBS=N for N load balancers, 1..$MAX_LBS, default 3)
+  up      create or repair the lab (LAB_LBS=N for N load balancers, 1..$MAX_LBS, default 3);
+          for N != 3 it also writes the inventory $STATE/inventory-N
   down    remove the lab's namespaces, bridge, processes and state
   status  show hosts and daemons; exit 0 only when everything is up
   exec    run a command inside a lab host (lb1, k8s-worker-1, client, ...)
@@ -61,6 +62,14 @@ require_root() {
 lock() { # lock -x|-s
     exec 9>"$LOCK"
     flock "$1" -w 120 9 || die "another lab.sh holds $LOCK for more than 120 s"
+}
+
+PHASES=
+phase() { # phase NAME: note how long the step that just ended took
+    local t
+    t=$(now_ms)
+    PHASES+=" $1 $((t - PHASE_AT)),"
+    PHASE_AT=$t
 }
 
 now_ms() {
@@ -97,8 +106,9 @@ build_hosts() { # build_hosts N
     NS[client]=lab-client IP[client]=$NET.5 ROLE[client]=client VETH[client]=lbctl-client
 }
 
-lbs_requested() {
-    local n=${LAB_LBS:-3}
+lbs_requested() { # LAB_LBS, else the size of the lab already up, else 3
+    local n=${LAB_LBS:-$(lbs_running)}
+    n=${n:-3}
     [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= MAX_LBS)) ||
         die "LAB_LBS must be a number from 1 to $MAX_LBS (got '$n')"
     echo $((10#$n))
@@ -633,10 +643,12 @@ up_failed() {
 cmd_up() {
     local start n running h svc pids=() pid fail=0 started_keepalived=0 type key
     start=$(now_ms)
+    PHASE_AT=$start
     require_root
     n=$(lbs_requested)
     ensure_packages
     lock -x
+    phase packages+lock
     running=$(lbs_running)
     if [ -n "$running" ] && [ "$running" != "$n" ]; then
         die "the lab is up with $running load balancers; run 'lab.sh down' before LAB_LBS=$n"
@@ -658,13 +670,16 @@ cmd_up() {
             -subj "/CN=lbctl lab CA" -keyout "$STATE/tls/ca.key" -out "$STATE/tls/ca.crt" 2>/dev/null
     fi
 
+    phase keys
     create_network
+    phase network
     for h in "${HOSTS[@]}"; do
         prepare_host "$h" &
         pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid" || fail=1; done
     ((fail == 0)) || die "preparing the hosts' files failed (see above)"
+    phase files
 
     for h in "${HOSTS[@]}"; do
         [ -n "$(sshd_pid "$h")" ] || start_host "$h"
@@ -675,6 +690,7 @@ cmd_up() {
             die "sshd did not come up on $h"
         }
     done
+    phase sshd
 
     pids=()
     for h in "${HOSTS[@]}"; do
@@ -697,6 +713,7 @@ cmd_up() {
             echo "$pid" >"$(hdir "$h")/pids/$svc.pid"
         done
     done
+    phase daemons
 
     {
         for h in "${HOSTS[@]}"; do
@@ -712,9 +729,10 @@ cmd_up() {
             log "warning: VIP $VIP holders: '$(vip_holders)' (keepalived runs lbctl's config?)"
         fi
     fi
+    phase vip
     UP_DONE=1
-    log "up: $n load balancers, 3 workers, client in $(($(now_ms) - start)) ms;" \
-        "VIP on $(vip_holders); inventory $(inventory_path)"
+    log "up: $n load balancers, 3 workers, client in $(($(now_ms) - start)) ms" \
+        "(ms:${PHASES%,}); VIP on $(vip_holders); inventory $(inventory_path)"
 }
 
 cmd_down() {
