@@ -1,6 +1,8 @@
 //! A service the load balancers publish: the seed's `haproxy_tcp_backends` /
 //! `haproxy_udp_backends` entries, typed and validated.
 
+use std::{collections::HashMap, sync::Arc};
+
 use serde::Serialize;
 
 use crate::{
@@ -9,7 +11,7 @@ use crate::{
     node::{Loc, Node, Value},
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -68,8 +70,45 @@ const SERVER_KEYS: &[&str] = &[
 ];
 /// Fields that only mean something for HAProxy's active TCP health checks.
 const TCP_ONLY_SERVER_KEYS: &[&str] = &["check", "check_interval", "rise", "fall", "backup"];
-pub const TCP_BALANCE: &[&str] = &["roundrobin", "static-rr", "leastconn", "first", "source", "random"];
+pub const TCP_BALANCE: &[&str] = &[
+    "roundrobin",
+    "static-rr",
+    "leastconn",
+    "first",
+    "source",
+    "random",
+];
 pub const UDP_BALANCE: &[&str] = &["roundrobin", "leastconn", "source"];
+
+/// Backend lists already parsed, by the node they came from: hosts that share a group's list
+/// (the usual case) share one parse and one copy of the result.
+#[derive(Default)]
+pub struct ListCache(HashMap<(usize, Protocol, String), Arc<Vec<Backend>>>);
+
+impl ListCache {
+    pub fn parse(
+        &mut self,
+        node: &Arc<Node>,
+        protocol: Protocol,
+        default_bind: &str,
+        diags: &mut Diagnostics,
+    ) -> Arc<Vec<Backend>> {
+        let key = (
+            Arc::as_ptr(node) as usize,
+            protocol,
+            default_bind.to_string(),
+        );
+        if let Some(hit) = self.0.get(&key) {
+            return Arc::clone(hit);
+        }
+        let before = diags.len();
+        let list = Arc::new(parse_list(node, protocol, default_bind, diags));
+        if diags.len() == before {
+            self.0.insert(key, Arc::clone(&list));
+        }
+        list
+    }
+}
 
 /// Reads one of the two backend lists. `default_bind` is `haproxy_bind_address`.
 pub fn parse_list(
@@ -84,8 +123,12 @@ pub fn parse_list(
         Value::Seq(items) => items,
         _ => {
             diags.push(
-                Diagnostic::new(&node.loc, var, format!("expected a list of backends, found {}", node.kind()))
-                    .hint("each backend is a list item starting with `- name:`"),
+                Diagnostic::new(
+                    &node.loc,
+                    var,
+                    format!("expected a list of backends, found {}", node.kind()),
+                )
+                .hint("each backend is a list item starting with `- name:`"),
             );
             return Vec::new();
         }
@@ -93,13 +136,23 @@ pub fn parse_list(
     let backends: Vec<Backend> = items
         .iter()
         .enumerate()
-        .filter_map(|(i, item)| parse_backend(item, &format!("{var}[{i}]"), protocol, default_bind, diags))
+        .filter_map(|(i, item)| {
+            parse_backend(item, &format!("{var}[{i}]"), protocol, default_bind, diags)
+        })
         .collect();
+    let mut first_by_name: HashMap<&str, &Loc> = HashMap::with_capacity(backends.len());
     for (i, b) in backends.iter().enumerate() {
-        if let Some(first) = backends[..i].iter().find(|o| o.name == b.name) {
+        if let Some(first) = first_by_name.insert(&b.name, &b.loc) {
             diags.push(
-                Diagnostic::new(&b.loc, format!("{var}[{i}].name"), format!("duplicate backend name `{}`", b.name))
-                    .hint(format!("already used at {}; backend names must be unique", first.loc)),
+                Diagnostic::new(
+                    &b.loc,
+                    format!("{var}[{i}].name"),
+                    format!("duplicate backend name `{}`", b.name),
+                )
+                .hint(format!(
+                    "already used at {}; backend names must be unique",
+                    first
+                )),
             );
         }
     }
@@ -115,7 +168,12 @@ fn parse_backend(
 ) -> Option<Backend> {
     let entries = field::mapping(node, path, BACKEND_KEYS, diags)?;
     let before = diags.len();
-    let get = |k: &str| entries.iter().find(|(key, _, _)| key == k).map(|(_, _, v)| v);
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|(key, _, _)| key == k)
+            .map(|(_, _, v)| v)
+    };
     let name = required(node, get("name"), path, "name", diags)
         .and_then(|n| field::identifier(n, &field::join(path, "name"), diags));
     let port_node = required(node, get("port"), path, "port", diags);
@@ -129,8 +187,14 @@ fn parse_backend(
     };
     let balance = match get("balance") {
         None => "roundrobin".to_string(),
-        Some(n) => one_of(n, &field::join(path, "balance"), allowed, "balance algorithm", diags)
-            .unwrap_or_default(),
+        Some(n) => one_of(
+            n,
+            &field::join(path, "balance"),
+            allowed,
+            "balance algorithm",
+            diags,
+        )
+        .unwrap_or_default(),
     };
     let bind = match get("bind") {
         None => default_bind.to_string(),
@@ -155,11 +219,20 @@ fn parse_backend(
     })
 }
 
-fn parse_servers(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnostics) -> Vec<Server> {
+fn parse_servers(
+    node: &Node,
+    path: &str,
+    protocol: Protocol,
+    diags: &mut Diagnostics,
+) -> Vec<Server> {
     let Value::Seq(items) = &node.value else {
         diags.push(
-            Diagnostic::new(&node.loc, path, format!("expected a list of servers, found {}", node.kind()))
-                .hint("each server is a list item starting with `- name:`"),
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!("expected a list of servers, found {}", node.kind()),
+            )
+            .hint("each server is a list item starting with `- name:`"),
         );
         return Vec::new();
     };
@@ -175,8 +248,14 @@ fn parse_servers(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagno
         if let Some(s) = parse_server(item, &spath, protocol, diags) {
             if let Some((_, first)) = servers.iter().find(|(o, _)| o.name == s.name) {
                 diags.push(
-                    Diagnostic::new(&item.loc, format!("{spath}.name"), format!("duplicate server name `{}`", s.name))
-                        .hint(format!("already used at {first}; server names must be unique within a backend")),
+                    Diagnostic::new(
+                        &item.loc,
+                        format!("{spath}.name"),
+                        format!("duplicate server name `{}`", s.name),
+                    )
+                    .hint(format!(
+                        "already used at {first}; server names must be unique within a backend"
+                    )),
                 );
             }
             servers.push((s, item.loc.clone()));
@@ -185,12 +264,25 @@ fn parse_servers(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagno
     servers.into_iter().map(|(s, _)| s).collect()
 }
 
-fn parse_server(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnostics) -> Option<Server> {
+fn parse_server(
+    node: &Node,
+    path: &str,
+    protocol: Protocol,
+    diags: &mut Diagnostics,
+) -> Option<Server> {
     let entries = field::mapping(node, path, SERVER_KEYS, diags)?;
     let before = diags.len();
-    let get = |k: &str| entries.iter().find(|(key, _, _)| key == k).map(|(_, _, v)| v);
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|(key, _, _)| key == k)
+            .map(|(_, _, v)| v)
+    };
     if protocol == Protocol::Udp {
-        for (key, loc, _) in entries.iter().filter(|(k, _, _)| TCP_ONLY_SERVER_KEYS.contains(&k.as_str())) {
+        for (key, loc, _) in entries
+            .iter()
+            .filter(|(k, _, _)| TCP_ONLY_SERVER_KEYS.contains(&k.as_str()))
+        {
             diags.push(
                 Diagnostic::new(loc, field::join(path, key), format!("`{key}` is a TCP health-check field and does not apply to UDP"))
                     .hint("remove it: UDP health is passive (the UDP engine stops using a server whose exchanges fail), HAProxy-style active checks do not exist for UDP"),
@@ -208,7 +300,10 @@ fn parse_server(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnos
         .unwrap_or(protocol == Protocol::Tcp);
     let check_interval = match get("check_interval") {
         Some(n) => field::duration(n, &field::join(path, "check_interval"), diags),
-        None => Some(Duration { text: "2s".into(), ms: 2000 }),
+        None => Some(Duration {
+            text: "2s".into(),
+            ms: 2000,
+        }),
     };
     let count = |key: &str, default: u32, diags: &mut Diagnostics| match get(key) {
         Some(n) => field::int(n, &field::join(path, key), 1, 1000, diags).map(|v| v as u32),
@@ -217,7 +312,9 @@ fn parse_server(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnos
     let rise = count("rise", 2, diags);
     let fall = count("fall", 3, diags);
     let weight = match get("weight") {
-        Some(n) => field::int(n, &field::join(path, "weight"), 0, 256, diags).map(|w| Some(w as u32)),
+        Some(n) => {
+            field::int(n, &field::join(path, "weight"), 0, 256, diags).map(|w| Some(w as u32))
+        }
         None => Some(None),
     };
     let backup = get("backup")
@@ -253,11 +350,12 @@ fn check_mode(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnosti
                 .hint("move this backend to haproxy_tcp_backends, or write `mode: udp`"),
         ),
         (_, other) => diags.push(
-            Diagnostic::new(&node.loc, key, format!("unknown mode `{other}`"))
-                .hint(match protocol {
+            Diagnostic::new(&node.loc, key, format!("unknown mode `{other}`")).hint(
+                match protocol {
                     Protocol::Tcp => "haproxy_tcp_backends take `mode: tcp`",
                     Protocol::Udp => "haproxy_udp_backends take `mode: udp`",
-                }),
+                },
+            ),
         ),
     }
 }
@@ -272,8 +370,12 @@ fn required<'a>(
 ) -> Option<&'a Node> {
     if value.is_none() {
         diags.push(
-            Diagnostic::new(&parent.loc, field::join(path, key), format!("missing required key `{key}`"))
-                .hint(format!("add `{key}:` to this entry")),
+            Diagnostic::new(
+                &parent.loc,
+                field::join(path, key),
+                format!("missing required key `{key}`"),
+            )
+            .hint(format!("add `{key}:` to this entry")),
         );
     }
     value
@@ -290,9 +392,16 @@ pub fn one_of(
     if allowed.contains(&text.as_str()) {
         return Some(text);
     }
-    let d = Diagnostic::new(&node.loc, path, format!("unknown {what} {}", field::quote(&text)));
+    let d = Diagnostic::new(
+        &node.loc,
+        path,
+        format!("unknown {what} {}", field::quote(&text)),
+    );
     diags.push(match field::suggest(&text, allowed.iter().copied()) {
-        Some(s) => d.hint(format!("did you mean `{s}`? (one of: {})", allowed.join(", "))),
+        Some(s) => d.hint(format!(
+            "did you mean `{s}`? (one of: {})",
+            allowed.join(", ")
+        )),
         None => d.hint(format!("use one of: {}", allowed.join(", "))),
     });
     None
@@ -305,8 +414,12 @@ pub fn bind_address(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<
         Some(text)
     } else {
         diags.push(
-            Diagnostic::new(&node.loc, path, format!("{} is not a bind address", field::quote(&text)))
-                .hint("use `*` for every address, or an IP address"),
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!("{} is not a bind address", field::quote(&text)),
+            )
+            .hint("use `*` for every address, or an IP address"),
         );
         None
     }

@@ -116,8 +116,12 @@ pub fn boolean(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<bool>
     };
     if b.is_none() {
         diags.push(
-            Diagnostic::new(&node.loc, path, format!("expected true or false, found {}", describe(node)))
-                .hint("write true or false"),
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!("expected true or false, found {}", describe(node)),
+            )
+            .hint("write true or false"),
         );
     }
     b
@@ -195,8 +199,12 @@ pub fn address(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Strin
         Some(text)
     } else {
         diags.push(
-            Diagnostic::new(&node.loc, path, format!("{} is not an IP address or host name", quote(&text)))
-                .hint("write an IPv4/IPv6 address such as 192.168.1.11, or a DNS name"),
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!("{} is not an IP address or host name", quote(&text)),
+            )
+            .hint("write an IPv4/IPv6 address such as 192.168.1.11, or a DNS name"),
         );
         None
     }
@@ -228,8 +236,15 @@ pub fn cidr(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> 
         Some(text)
     } else {
         diags.push(
-            Diagnostic::new(&node.loc, path, format!("{} is not an IP address with optional /prefix", quote(&text)))
-                .hint("write e.g. 192.168.1.100/24"),
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!(
+                    "{} is not an IP address with optional /prefix",
+                    quote(&text)
+                ),
+            )
+            .hint("write e.g. 192.168.1.100/24"),
         );
         None
     }
@@ -239,15 +254,21 @@ pub fn cidr(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> 
 pub fn word(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
     let text = string(node, path, diags)?;
     let ok = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '#' | '\\' | '{' | '}' | ';'));
+        && text.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '#' | '\\' | '{' | '}' | ';')
+        });
     if ok {
         Some(text)
     } else {
         diags.push(
-            Diagnostic::new(&node.loc, path, "value contains a character that cannot be written safely into a config")
-                .hint("use printable characters without spaces, quotes, `#`, `;`, braces or backslashes"),
+            Diagnostic::new(
+                &node.loc,
+                path,
+                "value contains a character that cannot be written safely into a config",
+            )
+            .hint(
+                "use printable characters without spaces, quotes, `#`, `;`, braces or backslashes",
+            ),
         );
         None
     }
@@ -264,8 +285,12 @@ pub fn abs_path(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Stri
         Some(text)
     } else {
         diags.push(
-            Diagnostic::new(&node.loc, path, format!("{} is not a plain absolute path", quote(&text)))
-                .hint("use an absolute path of letters, digits and `/-_.@+`"),
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!("{} is not a plain absolute path", quote(&text)),
+            )
+            .hint("use an absolute path of letters, digits and `/-_.@+`"),
         );
         None
     }
@@ -310,7 +335,10 @@ mod tests {
     fn suggestions() {
         let keys = ["check_interval", "check", "rise", "fall"];
         assert_eq!(suggest("chek", keys.iter().copied()), Some("check"));
-        assert_eq!(suggest("check_intervall", keys.iter().copied()), Some("check_interval"));
+        assert_eq!(
+            suggest("check_intervall", keys.iter().copied()),
+            Some("check_interval")
+        );
         assert_eq!(suggest("zzzzzz", keys.iter().copied()), None);
     }
 

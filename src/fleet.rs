@@ -6,6 +6,7 @@ use std::{collections::BTreeSet, path::Path, sync::Arc};
 use serde::Serialize;
 
 use crate::{
+    backend::ListCache,
     diagnostic::{Diagnostic, Diagnostics},
     host_spec::{self, HostSpec},
     inventory::Inventory,
@@ -45,12 +46,25 @@ impl Fleet {
         Ok((inv, fleet))
     }
 
-    pub fn build(inv: &Inventory, sources: &Sources, lb_group: &str) -> Result<Fleet, Vec<Diagnostic>> {
+    pub fn build(
+        inv: &Inventory,
+        sources: &Sources,
+        lb_group: &str,
+    ) -> Result<Fleet, Vec<Diagnostic>> {
         let names = inv.hosts_of(lb_group);
         if names.is_empty() {
             let loc = Loc::new(&Arc::from(inv.dir.display().to_string()), 0);
-            let d = Diagnostic::new(&loc, lb_group, format!("the inventory has no hosts in group `{lb_group}`"));
-            let groups: Vec<&str> = inv.groups.keys().map(String::as_str).filter(|g| *g != "all" && *g != "ungrouped").collect();
+            let d = Diagnostic::new(
+                &loc,
+                lb_group,
+                format!("the inventory has no hosts in group `{lb_group}`"),
+            );
+            let groups: Vec<&str> = inv
+                .groups
+                .keys()
+                .map(String::as_str)
+                .filter(|g| *g != "all" && *g != "ungrouped")
+                .collect();
             return Err(vec![d.hint(format!(
                 "add the load balancers under [{lb_group}], or pick their group with --lb-group (groups here: {})",
                 groups.join(", ")
@@ -58,9 +72,10 @@ impl Fleet {
         }
         let mut diags = Diagnostics::default();
         let mut hosts = Vec::new();
+        let mut cache = ListCache::default();
         for name in &names {
             let vars = vars::resolve(inv, name, sources);
-            if let Some(spec) = host_spec::parse(name, &vars, &mut diags) {
+            if let Some(spec) = host_spec::parse(name, &vars, &mut cache, &mut diags) {
                 hosts.push(spec);
             }
         }
@@ -74,7 +89,10 @@ impl Fleet {
             .filter(|d| seen.insert(d.to_string()))
             .collect();
         if unique.is_empty() {
-            Ok(Fleet { lb_group: lb_group.to_string(), hosts })
+            Ok(Fleet {
+                lb_group: lb_group.to_string(),
+                hosts,
+            })
         } else {
             Err(unique)
         }
@@ -97,10 +115,18 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
         if let Some((_, other, _)) = taken.iter().find(|(p, _, _)| *p == k.priority) {
             let loc = k.priority_loc.clone().unwrap_or_else(|| k.vip_loc.clone());
             diags.push(
-                Diagnostic::new(&loc, "keepalived_priority", format!(
-                    "hosts `{other}` and `{}` both have keepalived_priority {}", h.name, k.priority
-                ))
-                .hint(format!("give each load balancer its own priority, e.g. in host_vars/{}.yml", h.name)),
+                Diagnostic::new(
+                    &loc,
+                    "keepalived_priority",
+                    format!(
+                        "hosts `{other}` and `{}` both have keepalived_priority {}",
+                        h.name, k.priority
+                    ),
+                )
+                .hint(format!(
+                    "give each load balancer its own priority, e.g. in host_vars/{}.yml",
+                    h.name
+                )),
             );
         }
         taken.push((k.priority, h.name.clone(), k.priority_loc.clone()));
@@ -116,7 +142,10 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
             taken.push((next, h.name.clone(), None));
         }
     }
-    let top = hosts.iter().filter_map(|h| h.keepalived.as_ref().map(|k| k.priority)).max();
+    let top = hosts
+        .iter()
+        .filter_map(|h| h.keepalived.as_ref().map(|k| k.priority))
+        .max();
     let mut sources: Vec<Option<String>> = Vec::new();
     for h in hosts.iter_mut() {
         let address = h.connection.address.clone();
@@ -124,7 +153,12 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
             sources.push(None);
             continue;
         };
-        k.state = if Some(k.priority) == top { "MASTER" } else { "BACKUP" }.to_string();
+        k.state = if Some(k.priority) == top {
+            "MASTER"
+        } else {
+            "BACKUP"
+        }
+        .to_string();
         if !k.unicast {
             sources.push(None);
             continue;

@@ -77,7 +77,9 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
             ms: field::parse_duration(default).unwrap_or_default(),
         }),
     };
-    let number = |key: &str, default: i64, min: i64, max: i64, diags: &mut Diagnostics| match vars.get(key) {
+    let number = |key: &str, default: i64, min: i64, max: i64, diags: &mut Diagnostics| match vars
+        .get(key)
+    {
         Some(n) => field::int(n, key, min, max, diags),
         None => Some(default),
     };
@@ -85,7 +87,9 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
         Some(n) => backend::bind_address(n, key, diags),
         None => Some("*".to_string()),
     };
-    let stats_user = vars.get("haproxy_stats_user").and_then(|n| field::word(n, "haproxy_stats_user", diags));
+    let stats_user = vars
+        .get("haproxy_stats_user")
+        .and_then(|n| field::word(n, "haproxy_stats_user", diags));
     let stats_password = vars
         .get("haproxy_stats_password")
         .and_then(|n| field::word(n, "haproxy_stats_password", diags));
@@ -96,14 +100,22 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
             ("haproxy_stats_password", "haproxy_stats_user")
         };
         diags.push(
-            Diagnostic::new(&vars[given].loc, given, format!("`{given}` is set but `{missing}` is not"))
-                .hint("set both to protect the stats page, or neither to leave it open"),
+            Diagnostic::new(
+                &vars[given].loc,
+                given,
+                format!("`{given}` is set but `{missing}` is not"),
+            )
+            .hint("set both to protect the stats page, or neither to leave it open"),
         );
     }
     if stats_user.as_deref().is_some_and(|u| u.contains(':')) {
         diags.push(
-            Diagnostic::new(&vars["haproxy_stats_user"].loc, "haproxy_stats_user", "the stats user name cannot contain `:`")
-                .hint("HAProxy separates user and password with `:`"),
+            Diagnostic::new(
+                &vars["haproxy_stats_user"].loc,
+                "haproxy_stats_user",
+                "the stats user name cannot contain `:`",
+            )
+            .hint("HAProxy separates user and password with `:`"),
         );
     }
     let master_socket = path("haproxy_master_socket", "/run/haproxy/master.sock", diags);

@@ -1,15 +1,16 @@
 //! Everything lbctl will put on one load balancer, typed and validated: the product of the
 //! inventory and vars, and the only input rendering needs.
 
-use std::path::PathBuf;
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use serde::Serialize;
 
 use crate::{
-    backend::{self, Backend, Protocol},
+    backend::{Backend, ListCache, Protocol},
     connection::{Connection, HostKeyPolicy},
     diagnostic::{Diagnostic, Diagnostics},
-    field, haproxy::{self, Haproxy},
+    field,
+    haproxy::{self, Haproxy},
     inventory::VarMap,
     keepalived::{self, Keepalived},
     node::Node,
@@ -21,19 +22,24 @@ pub struct HostSpec {
     pub name: String,
     pub connection: Connection,
     pub haproxy: Haproxy,
-    pub tcp_backends: Vec<Backend>,
-    pub udp_backends: Vec<Backend>,
+    pub tcp_backends: Arc<Vec<Backend>>,
+    pub udp_backends: Arc<Vec<Backend>>,
     pub udp_engine: UdpEngine,
     pub keepalived: Option<Keepalived>,
     /// The host's raw variables, for users' own templates written against Ansible's names.
     #[serde(skip)]
-    pub vars: serde_json::Map<String, serde_json::Value>,
+    pub vars: VarMap,
 }
 
 impl HostSpec {
     /// Values that must never appear in a plan, a diff or a log.
     pub fn secrets(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = self.haproxy.stats_password.iter().map(String::as_str).collect();
+        let mut out: Vec<&str> = self
+            .haproxy
+            .stats_password
+            .iter()
+            .map(String::as_str)
+            .collect();
         if let Some(k) = &self.keepalived {
             out.extend(k.auth_pass.as_deref());
         }
@@ -53,35 +59,63 @@ const CONNECTION_KEYS: &[&str] = &[
     "ansible_ssh_common_args",
 ];
 
-pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<HostSpec> {
+pub fn parse(
+    name: &str,
+    vars: &VarMap,
+    cache: &mut ListCache,
+    diags: &mut Diagnostics,
+) -> Option<HostSpec> {
     let before = diags.len();
     check_variable_names(vars, diags);
     let connection = parse_connection(name, vars, diags);
     let haproxy = haproxy::parse(vars, diags);
-    let bind = haproxy.as_ref().map_or("*", |h| h.bind_address.as_str()).to_string();
-    let list = |protocol: Protocol, diags: &mut Diagnostics| match vars.get(protocol.var_name()) {
-        Some(n) => backend::parse_list(n, protocol, &bind, diags),
-        None => Vec::new(),
+    let bind = haproxy
+        .as_ref()
+        .map_or("*", |h| h.bind_address.as_str())
+        .to_string();
+    let mut list = |protocol: Protocol, diags: &mut Diagnostics| match vars.get(protocol.var_name())
+    {
+        Some(n) => cache.parse(n, protocol, &bind, diags),
+        None => Arc::default(),
     };
     let tcp_backends = list(Protocol::Tcp, diags);
     let udp_backends = list(Protocol::Udp, diags);
     let udp_engine = udp_engine::parse(vars, diags);
-    let pid_file = haproxy.as_ref().map_or("/run/haproxy.pid", |h| h.pid_file.as_str());
+    let pid_file = haproxy
+        .as_ref()
+        .map_or("/run/haproxy.pid", |h| h.pid_file.as_str());
     let keepalived = keepalived::parse(vars, pid_file, diags);
-    if matches!(udp_engine, Some(UdpEngine::Lvs)) && keepalived.is_none() && !udp_backends.is_empty() {
+    if matches!(udp_engine, Some(UdpEngine::Lvs))
+        && keepalived.is_none()
+        && !udp_backends.is_empty()
+    {
         let n = &vars["lbctl_udp_engine"];
         diags.push(
-            Diagnostic::new(&n.loc, "lbctl_udp_engine", "the LVS UDP engine needs a keepalived VIP")
-                .hint("set `keepalived_vip`, or use `lbctl_udp_engine: nginx`"),
+            Diagnostic::new(
+                &n.loc,
+                "lbctl_udp_engine",
+                "the LVS UDP engine needs a keepalived VIP",
+            )
+            .hint("set `keepalived_vip`, or use `lbctl_udp_engine: nginx`"),
         );
     }
-    let mut names: Vec<(&Backend, &'static str)> = tcp_backends.iter().map(|b| (b, "haproxy_tcp_backends")).collect();
-    names.extend(udp_backends.iter().map(|b| (b, "haproxy_udp_backends")));
-    for (i, (b, var)) in names.iter().enumerate() {
-        if let Some((first, _)) = names[..i].iter().find(|(o, v)| o.name == b.name && v != var) {
+    let tcp_names: HashMap<&str, &Backend> =
+        tcp_backends.iter().map(|b| (b.name.as_str(), b)).collect();
+    for b in udp_backends.iter() {
+        if let Some(first) = tcp_names.get(b.name.as_str()) {
             diags.push(
-                Diagnostic::new(&b.loc, format!("{var}.name"), format!("backend name `{}` is used by a TCP and a UDP backend", b.name))
-                    .hint(format!("the other one is at {}; give them different names", first.loc)),
+                Diagnostic::new(
+                    &b.loc,
+                    "haproxy_udp_backends.name",
+                    format!(
+                        "backend name `{}` is used by a TCP and a UDP backend",
+                        b.name
+                    ),
+                )
+                .hint(format!(
+                    "the other one is at {}; give them different names",
+                    first.loc
+                )),
             );
         }
     }
@@ -96,7 +130,7 @@ pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<HostS
         udp_backends,
         udp_engine: udp_engine?,
         keepalived,
-        vars: vars.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+        vars: vars.clone(),
     };
     check_listeners(&spec, diags);
     (diags.len() == before).then_some(spec)
@@ -116,7 +150,9 @@ fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
         let d = Diagnostic::new(&node.loc, key, format!("unknown variable `{key}`"));
         match field::suggest(key, known.iter().copied()) {
             Some(s) => diags.push(d.hint(format!("did you mean `{s}`?"))),
-            None if key.starts_with("lbctl_") => diags.push(d.hint("see the README for lbctl's variables")),
+            None if key.starts_with("lbctl_") => {
+                diags.push(d.hint("see the README for lbctl's variables"))
+            }
             // Other names under these prefixes may be the user's own, for their own templates.
             None => {}
         }
@@ -158,7 +194,9 @@ fn parse_connection(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Optio
 /// Takes the parts of `ansible_ssh_common_args` that change how lbctl connects.
 fn apply_common_args(node: &Node, conn: &mut Connection, diags: &mut Diagnostics) {
     let key = "ansible_ssh_common_args";
-    let Some(text) = field::string(node, key, diags) else { return };
+    let Some(text) = field::string(node, key, diags) else {
+        return;
+    };
     let words: Vec<String> = text
         .split_whitespace()
         .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
@@ -166,7 +204,8 @@ fn apply_common_args(node: &Node, conn: &mut Connection, diags: &mut Diagnostics
     let mut i = 0;
     while i < words.len() {
         let word = &words[i];
-        let (flag, inline) = if word.len() > 2 && (word.starts_with("-o") || word.starts_with("-F")) {
+        let (flag, inline) = if word.len() > 2 && (word.starts_with("-o") || word.starts_with("-F"))
+        {
             (&word[..2], Some(word[2..].to_string()))
         } else {
             (word.as_str(), None)
@@ -176,7 +215,11 @@ fn apply_common_args(node: &Node, conn: &mut Connection, diags: &mut Diagnostics
             words.get(i).cloned()
         });
         let Some(value) = value else {
-            diags.push(Diagnostic::new(&node.loc, key, format!("`{flag}` needs a value")));
+            diags.push(Diagnostic::new(
+                &node.loc,
+                key,
+                format!("`{flag}` needs a value"),
+            ));
             return;
         };
         match flag {
@@ -235,7 +278,7 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
             .map_or("lbctl's default".into(), ToString::to_string),
         diag_loc: spec.haproxy.stats_port_loc.clone(),
     }];
-    for b in spec.tcp_backends.iter().chain(&spec.udp_backends) {
+    for b in spec.tcp_backends.iter().chain(spec.udp_backends.iter()) {
         listeners.push(Listener {
             what: format!("backend `{}`", b.name),
             protocol: b.protocol,
@@ -245,21 +288,32 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
             diag_loc: Some(b.port_loc.clone()),
         });
     }
+    let mut by_port: HashMap<(Protocol, u16), Vec<usize>> = HashMap::with_capacity(listeners.len());
     for (i, l) in listeners.iter().enumerate() {
-        let clash = listeners[..i].iter().find(|o| {
-            o.protocol == l.protocol && o.port == l.port && (o.bind == l.bind || o.bind == "*" || l.bind == "*")
-        });
+        let same_port = by_port.entry((l.protocol, l.port)).or_default();
+        let clash = same_port
+            .iter()
+            .map(|&j| &listeners[j])
+            .find(|o| o.bind == l.bind || o.bind == "*" || l.bind == "*");
+        same_port.push(i);
         if let (Some(first), Some(loc)) = (clash, &l.diag_loc) {
             diags.push(
-                Diagnostic::new(loc, "port", format!(
-                    "{} listens on {}/{} on host `{}`, already taken by {} ({})",
-                    l.what,
-                    l.port,
-                    match l.protocol { Protocol::Tcp => "tcp", Protocol::Udp => "udp" },
-                    spec.name,
-                    first.what,
-                    first.loc
-                ))
+                Diagnostic::new(
+                    loc,
+                    "port",
+                    format!(
+                        "{} listens on {}/{} on host `{}`, already taken by {} ({})",
+                        l.what,
+                        l.port,
+                        match l.protocol {
+                            Protocol::Tcp => "tcp",
+                            Protocol::Udp => "udp",
+                        },
+                        spec.name,
+                        first.what,
+                        first.loc
+                    ),
+                )
                 .hint("give one of them another port, or bind them to different addresses"),
             );
         }

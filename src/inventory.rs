@@ -14,7 +14,8 @@ use crate::{
 };
 
 /// Variables of one scope (a group, a host, a vars file), by name, each remembering its origin.
-pub type VarMap = BTreeMap<String, Node>;
+/// Values are shared: resolving a host's variables copies pointers, not whole backend lists.
+pub type VarMap = BTreeMap<String, Arc<Node>>;
 
 #[derive(Debug, Default)]
 pub struct Group {
@@ -222,24 +223,35 @@ impl Inventory {
                     for word in words {
                         match word.split_once('=') {
                             Some((k, v)) => {
-                                vars.insert(k.to_string(), ini_value(v, &loc, true));
+                                vars.insert(k.to_string(), Arc::new(ini_value(v, &loc, true)));
                             }
                             None => diags.push(
-                                Diagnostic::new(&loc, &word, "expected key=value after the host name")
-                                    .hint("host variables are written `host key=value key2=value2`"),
+                                Diagnostic::new(
+                                    &loc,
+                                    &word,
+                                    "expected key=value after the host name",
+                                )
+                                .hint("host variables are written `host key=value key2=value2`"),
                             ),
                         }
                     }
                     for name in names {
                         let host = self.host_mut(&name, &loc);
                         host.vars.extend(vars.clone());
-                        self.groups.entry(group.clone()).or_default().hosts.insert(name);
+                        self.groups
+                            .entry(group.clone())
+                            .or_default()
+                            .hosts
+                            .insert(name);
                     }
                 }
                 Section::Vars => match line.split_once('=') {
                     Some((k, v)) => {
                         let g = self.groups.entry(group.clone()).or_default();
-                        g.vars.insert(k.trim().to_string(), ini_value(v.trim(), &loc, false));
+                        g.vars.insert(
+                            k.trim().to_string(),
+                            Arc::new(ini_value(v.trim(), &loc, false)),
+                        );
                     }
                     None => diags.push(
                         Diagnostic::new(&loc, line, "expected key=value in a :vars section")
@@ -262,8 +274,12 @@ impl Inventory {
     fn add_yaml(&mut self, root: &Node, diags: &mut Diagnostics) {
         let Value::Map(groups) = &root.value else {
             diags.push(
-                Diagnostic::new(&root.loc, "", "a YAML inventory must be a mapping of groups")
-                    .hint("start with `all:` and put hosts under `hosts:` or `children:`"),
+                Diagnostic::new(
+                    &root.loc,
+                    "",
+                    "a YAML inventory must be a mapping of groups",
+                )
+                .hint("start with `all:` and put hosts under `hosts:` or `children:`"),
             );
             return;
         };
@@ -311,21 +327,31 @@ impl Inventory {
                                 continue;
                             }
                         };
-                        let vars = match map_entries(hvars, &format!("{name}.hosts.{pattern}")) {
-                            Ok(v) => v,
-                            Err(d) => {
-                                diags.push(d);
-                                continue;
-                            }
-                        };
+                        let vars =
+                            match map_entries(hvars.clone(), &format!("{name}.hosts.{pattern}")) {
+                                Ok(v) => v,
+                                Err(d) => {
+                                    diags.push(d);
+                                    continue;
+                                }
+                            };
                         for host in names {
                             self.host_mut(&host, hloc).vars.extend(vars.clone());
-                            self.groups.entry(name.to_string()).or_default().hosts.insert(host);
+                            self.groups
+                                .entry(name.to_string())
+                                .or_default()
+                                .hosts
+                                .insert(host);
                         }
                     }
                 }
-                "vars" => match map_entries(value, &format!("{name}.vars")) {
-                    Ok(vars) => self.groups.entry(name.to_string()).or_default().vars.extend(vars),
+                "vars" => match map_entries(value.clone(), &format!("{name}.vars")) {
+                    Ok(vars) => self
+                        .groups
+                        .entry(name.to_string())
+                        .or_default()
+                        .vars
+                        .extend(vars),
                     Err(d) => diags.push(d),
                 },
                 "children" => {
@@ -372,9 +398,10 @@ impl Inventory {
         if !path.insert(group.to_string()) {
             return true;
         }
-        let cyclic = self.groups.get(group).is_some_and(|g| {
-            g.children.iter().any(|c| self.has_cycle(c, path))
-        });
+        let cyclic = self
+            .groups
+            .get(group)
+            .is_some_and(|g| g.children.iter().any(|c| self.has_cycle(c, path)));
         path.remove(group);
         cyclic
     }
@@ -395,7 +422,11 @@ impl Inventory {
 }
 
 fn file_error(path: &Path, message: String) -> Diagnostic {
-    Diagnostic::new(&Loc::new(&Arc::from(path.display().to_string()), 0), "", message)
+    Diagnostic::new(
+        &Loc::new(&Arc::from(path.display().to_string()), 0),
+        "",
+        message,
+    )
 }
 
 /// The inventory files making up `path`: the file itself, or a directory's inventory files.
@@ -415,15 +446,15 @@ fn inventory_files(path: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
         .filter(|p| p.is_file())
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name == "hosts"
-                || name.ends_with(".ini")
-                || (is_yaml_name(p) && !name.starts_with('.'))
+            name == "hosts" || name.ends_with(".ini") || (is_yaml_name(p) && !name.starts_with('.'))
         })
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(file_error(path, "no inventory file in this directory".into())
-            .hint("add a `hosts` (INI) or `hosts.yml` file listing the load balancers"));
+        return Err(
+            file_error(path, "no inventory file in this directory".into())
+                .hint("add a `hosts` (INI) or `hosts.yml` file listing the load balancers"),
+        );
     }
     Ok(files)
 }
@@ -463,7 +494,7 @@ fn read_vars_for(dir: &Path, name: &str, diags: &mut Diagnostics) -> VarMap {
         files.extend(inner);
     }
     for file in files {
-        match node::load_file(&file).and_then(|n| map_entries(&n, "")) {
+        match node::load_file(&file).and_then(|n| map_entries(n, "")) {
             Ok(v) => vars.extend(v),
             Err(d) => diags.push(d),
         }
@@ -472,12 +503,12 @@ fn read_vars_for(dir: &Path, name: &str, diags: &mut Diagnostics) -> VarMap {
 }
 
 /// The entries of a mapping node as a `VarMap`; null counts as empty.
-pub fn map_entries(node: &Node, what: &str) -> Result<VarMap, Diagnostic> {
-    match &node.value {
+pub fn map_entries(node: Node, what: &str) -> Result<VarMap, Diagnostic> {
+    match node.value {
         Value::Null => Ok(VarMap::new()),
         Value::Map(entries) => Ok(entries
-            .iter()
-            .map(|(k, _, v)| (k.clone(), v.clone()))
+            .into_iter()
+            .map(|(k, _, v)| (k, Arc::new(v)))
             .collect()),
         _ => Err(Diagnostic::new(
             &node.loc,
@@ -563,7 +594,9 @@ fn ini_value(raw: &str, loc: &Loc, typed: bool) -> Node {
         None if typed => match raw {
             "True" | "true" => Value::Bool(true),
             "False" | "false" => Value::Bool(false),
-            _ => raw.parse::<i64>().map_or_else(|_| Value::Str(raw.to_string()), Value::Int),
+            _ => raw
+                .parse::<i64>()
+                .map_or_else(|_| Value::Str(raw.to_string()), Value::Int),
         },
         None => Value::Str(raw.to_string()),
     };
@@ -579,12 +612,20 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> {
         .find(']')
         .map(|i| open + i)
         .ok_or_else(|| format!("range in `{pattern}` is not closed"))?;
-    let (head, range, tail) = (&pattern[..open], &pattern[open + 1..close], &pattern[close + 1..]);
+    let (head, range, tail) = (
+        &pattern[..open],
+        &pattern[open + 1..close],
+        &pattern[close + 1..],
+    );
     let parts: Vec<&str> = range.split(':').collect();
     let (start, end, step) = match parts.as_slice() {
         [a, b] => (*a, *b, "1"),
         [a, b, s] => (*a, *b, *s),
-        _ => return Err(format!("range `[{range}]` must be [start:end] or [start:end:step]")),
+        _ => {
+            return Err(format!(
+                "range `[{range}]` must be [start:end] or [start:end:step]"
+            ));
+        }
     };
     let step: usize = step
         .parse()
@@ -599,7 +640,11 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> {
         if b - a > 100_000 {
             return Err(format!("range `[{range}]` is too large"));
         }
-        let width = if start.len() > 1 && start.starts_with('0') { start.len() } else { 0 };
+        let width = if start.len() > 1 && start.starts_with('0') {
+            start.len()
+        } else {
+            0
+        };
         let mut i = a;
         while i <= b {
             items.push(format!("{i:0width$}"));
@@ -607,11 +652,15 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> {
         }
     } else if let ([a], [b]) = (start.as_bytes(), end.as_bytes()) {
         if !a.is_ascii_alphabetic() || !b.is_ascii_alphabetic() || a > b {
-            return Err(format!("range `[{range}]` must go from a letter to a later letter"));
+            return Err(format!(
+                "range `[{range}]` must go from a letter to a later letter"
+            ));
         }
         items.extend((*a..=*b).step_by(step).map(|c| (c as char).to_string()));
     } else {
-        return Err(format!("range `[{range}]` must use numbers or single letters"));
+        return Err(format!(
+            "range `[{range}]` must use numbers or single letters"
+        ));
     }
     let mut out = Vec::new();
     for item in items {
@@ -650,8 +699,14 @@ mod tests {
             expand_host_pattern("worker[1:3]").unwrap(),
             ["worker1", "worker2", "worker3"]
         );
-        assert_eq!(expand_host_pattern("db[08:10]").unwrap(), ["db08", "db09", "db10"]);
-        assert_eq!(expand_host_pattern("n[a:c].lan").unwrap(), ["na.lan", "nb.lan", "nc.lan"]);
+        assert_eq!(
+            expand_host_pattern("db[08:10]").unwrap(),
+            ["db08", "db09", "db10"]
+        );
+        assert_eq!(
+            expand_host_pattern("n[a:c].lan").unwrap(),
+            ["na.lan", "nb.lan", "nc.lan"]
+        );
         assert_eq!(expand_host_pattern("x[1:5:2]").unwrap(), ["x1", "x3", "x5"]);
         assert!(expand_host_pattern("x[3:1]").is_err());
         assert!(expand_host_pattern("x[1:3").is_err());

@@ -65,7 +65,12 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
             );
             return None;
         }
-        (Some(n), None) => (n, field::cidr(n, "keepalived_vip", diags).into_iter().collect()),
+        (Some(n), None) => (
+            n,
+            field::cidr(n, "keepalived_vip", diags)
+                .into_iter()
+                .collect(),
+        ),
         (None, Some(n)) => (n, vip_list(n, diags)),
     };
     let interface = match vars.get("keepalived_interface") {
@@ -109,8 +114,12 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         let ip = field::address(n, "keepalived_unicast_src_ip", diags)?;
         if ip.parse::<std::net::IpAddr>().is_err() {
             diags.push(
-                Diagnostic::new(&n.loc, "keepalived_unicast_src_ip", "must be an IP address, not a name")
-                    .hint("keepalived's unicast_src_ip takes an address"),
+                Diagnostic::new(
+                    &n.loc,
+                    "keepalived_unicast_src_ip",
+                    "must be an IP address, not a name",
+                )
+                .hint("keepalived's unicast_src_ip takes an address"),
             );
             return None;
         }
@@ -120,8 +129,14 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         Some(n) => crate::reload::command(n, "keepalived_check_script", diags).and_then(|s| {
             if s.contains('"') {
                 diags.push(
-                    Diagnostic::new(&n.loc, "keepalived_check_script", "the check script cannot contain `\"`")
-                        .hint("keepalived quotes the script with double quotes; use single quotes inside"),
+                    Diagnostic::new(
+                        &n.loc,
+                        "keepalived_check_script",
+                        "the check script cannot contain `\"`",
+                    )
+                    .hint(
+                        "keepalived quotes the script with double quotes; use single quotes inside",
+                    ),
                 );
                 return None;
             }
@@ -165,8 +180,12 @@ fn vip_list(node: &Node, diags: &mut Diagnostics) -> Vec<String> {
             .collect(),
         _ => {
             diags.push(
-                Diagnostic::new(&node.loc, "keepalived_vips", "expected a non-empty list of addresses")
-                    .hint("write e.g. `keepalived_vips: [192.168.1.100/24]`"),
+                Diagnostic::new(
+                    &node.loc,
+                    "keepalived_vips",
+                    "expected a non-empty list of addresses",
+                )
+                .hint("write e.g. `keepalived_vips: [192.168.1.100/24]`"),
             );
             Vec::new()
         }

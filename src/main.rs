@@ -63,8 +63,12 @@ fn main() -> ExitCode {
         json: g.json,
     };
     let result: Result<u8, Error> = match cli.command {
-        Command::Validate => commands::validate::run(&global).map(|s| output::validated(&global, &s)),
-        Command::Render { out } => commands::render::run(&global, &out).map(|w| output::rendered(&global, &w)),
+        Command::Validate => {
+            commands::validate::run(&global).map(|s| output::validated(&global, &s))
+        }
+        Command::Render { out } => {
+            commands::render::run(&global, &out).map(|w| output::rendered(&global, &w))
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

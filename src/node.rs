@@ -2,7 +2,9 @@
 
 use std::{fmt, path::Path, sync::Arc};
 
-use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span, SpannedEventReceiver};
 
 use crate::diagnostic::Diagnostic;
 
@@ -114,69 +116,171 @@ pub fn load_file(path: &Path) -> Result<Node, Diagnostic> {
 }
 
 /// Parses YAML text; `file` is the name errors will show.
+///
+/// The tree is built straight from the parser's events: no intermediate document, and every
+/// node keeps the line it starts on.
 pub fn parse_str(text: &str, file: &Arc<str>) -> Result<Node, Diagnostic> {
-    let docs = MarkedYamlOwned::load_from_str(text).map_err(|e| {
-        Diagnostic::new(
-            &Loc::new(file, e.marker().line()),
-            "",
-            format!("invalid YAML: {}", e.info()),
-        )
-        .hint("check indentation and quoting on this line and the one above")
-    })?;
-    match docs.into_iter().next() {
-        None => Ok(Node::new(Value::Map(Vec::new()), Loc::new(file, 1))),
-        Some(doc) => convert(doc, file),
-    }
-}
-
-fn convert(node: MarkedYamlOwned, file: &Arc<str>) -> Result<Node, Diagnostic> {
-    let loc = Loc::new(file, node.span.start.line());
-    let value = match node.data {
-        YamlDataOwned::Value(scalar) => scalar_value(scalar),
-        YamlDataOwned::Representation(text, _, _) => Value::Str(text),
-        YamlDataOwned::Sequence(items) => Value::Seq(
-            items
-                .into_iter()
-                .map(|n| convert(n, file))
-                .collect::<Result<_, _>>()?,
-        ),
-        YamlDataOwned::Mapping(map) => {
-            let mut entries: Vec<(String, Loc, Node)> = Vec::with_capacity(map.len());
-            for (k, v) in map {
-                let key_loc = Loc::new(file, k.span.start.line());
-                let key = match convert(k, file)?.as_text() {
-                    Some(text) => text,
-                    None => {
-                        return Err(Diagnostic::new(
-                            &key_loc,
-                            "",
-                            "mapping keys must be plain scalars",
-                        ));
-                    }
-                };
-                entries.push((key, key_loc, convert(v, file)?));
-            }
-            Value::Map(entries)
-        }
-        YamlDataOwned::Tagged(_, inner) => return convert(*inner, file),
-        YamlDataOwned::Alias(_) | YamlDataOwned::BadValue => {
-            return Err(
-                Diagnostic::new(&loc, "", "value could not be parsed")
-                    .hint("quote the value if it is meant to be a string"),
-            );
-        }
+    let mut builder = Builder {
+        file,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        root: None,
+        error: None,
     };
-    Ok(Node::new(value, loc))
+    Parser::new_from_str(text)
+        .load(&mut builder, false)
+        .map_err(|e| {
+            Diagnostic::new(
+                &Loc::new(file, e.marker().line()),
+                "",
+                format!("invalid YAML: {}", e.info()),
+            )
+            .hint("check indentation and quoting on this line and the one above")
+        })?;
+    if let Some(d) = builder.error {
+        return Err(d);
+    }
+    Ok(builder
+        .root
+        .unwrap_or_else(|| Node::new(Value::Map(Vec::new()), Loc::new(file, 1))))
 }
 
-fn scalar_value(scalar: ScalarOwned) -> Value {
-    match scalar {
-        ScalarOwned::Null => Value::Null,
-        ScalarOwned::Boolean(b) => Value::Bool(b),
-        ScalarOwned::Integer(i) => Value::Int(i),
-        ScalarOwned::FloatingPoint(x) => Value::Float(x.into_inner()),
-        ScalarOwned::String(s) => Value::Str(s),
+enum Frame {
+    Seq(Vec<Node>, Loc, usize),
+    /// Entries so far, and a key waiting for its value.
+    Map(Vec<(String, Loc, Node)>, Option<(String, Loc)>, Loc, usize),
+}
+
+struct Builder<'f> {
+    file: &'f Arc<str>,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+    error: Option<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn complete(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(node);
+                }
+            }
+            Some(Frame::Seq(items, _, _)) => items.push(node),
+            Some(Frame::Map(entries, pending, _, _)) => match pending.take() {
+                Some((key, key_loc)) => {
+                    if entries.iter().any(|(k, _, _)| *k == key) && self.error.is_none() {
+                        self.error = Some(
+                            Diagnostic::new(
+                                &key_loc,
+                                key.as_str(),
+                                format!("key `{key}` appears twice in this mapping"),
+                            )
+                            .hint("remove one of them; YAML keeps only one"),
+                        );
+                    }
+                    entries.push((key, key_loc, node));
+                }
+                None => match node.as_text() {
+                    Some(key) => *pending = Some((key, node.loc)),
+                    None => {
+                        if self.error.is_none() {
+                            self.error = Some(Diagnostic::new(
+                                &node.loc,
+                                "",
+                                "mapping keys must be plain scalars",
+                            ));
+                        }
+                        *pending = Some((String::new(), node.loc));
+                    }
+                },
+            },
+        }
     }
+}
+
+impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
+    fn on_event(&mut self, ev: Event<'input>, span: Span) {
+        let loc = Loc::new(self.file, span.start.line());
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = if style == ScalarStyle::Plain && tag.is_none() {
+                    plain_scalar(&text)
+                } else {
+                    Value::Str(text.into_owned())
+                };
+                self.complete(Node::new(value, loc), anchor);
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), loc, anchor)),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map(Vec::new(), None, loc, anchor))
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq(items, loc, anchor)) => {
+                        (Node::new(Value::Seq(items), loc), anchor)
+                    }
+                    Some(Frame::Map(entries, _, loc, anchor)) => {
+                        (Node::new(Value::Map(entries), loc), anchor)
+                    }
+                    None => return,
+                };
+                self.complete(node, anchor);
+            }
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(node) => {
+                    let node = node.clone();
+                    self.complete(node, 0);
+                }
+                None => {
+                    if self.error.is_none() {
+                        self.error = Some(Diagnostic::new(&loc, "", "alias to an unknown anchor"));
+                    }
+                }
+            },
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+/// YAML 1.2 core schema resolution of an unquoted scalar.
+fn plain_scalar(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let first = text.as_bytes()[0];
+    if first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.') {
+        if let Ok(i) = text.parse::<i64>() {
+            return Value::Int(i);
+        }
+        if let Some(hex) = text.strip_prefix("0x")
+            && let Ok(i) = i64::from_str_radix(hex, 16)
+        {
+            return Value::Int(i);
+        }
+        if let Some(oct) = text.strip_prefix("0o")
+            && let Ok(i) = i64::from_str_radix(oct, 8)
+        {
+            return Value::Int(i);
+        }
+        if text.bytes().any(|b| b.is_ascii_digit())
+            && let Ok(x) = text.parse::<f64>()
+        {
+            return Value::Float(x);
+        }
+    }
+    Value::Str(text.to_string())
 }
 
 #[cfg(test)]
@@ -204,5 +308,21 @@ mod tests {
         let err = parse_str("a: 1\nb: [1, 2\nc: 3\n", &file).unwrap_err();
         assert_eq!(err.file, "bad.yml");
         assert!(err.line >= 2, "{err}");
+    }
+
+    #[test]
+    fn scalars_anchors_and_duplicates() {
+        let file: Arc<str> = Arc::from("v.yml");
+        let node = parse_str("a: &x {p: 1}\nb: *x\nc: '5'\nd: 2.5\ne: ~\nf: yes\n", &file).unwrap();
+        assert_eq!(
+            node.get("b").unwrap().get("p").unwrap().value,
+            Value::Int(1)
+        );
+        assert_eq!(node.get("c").unwrap().value, Value::Str("5".into()));
+        assert_eq!(node.get("d").unwrap().value, Value::Float(2.5));
+        assert_eq!(node.get("e").unwrap().value, Value::Null);
+        assert_eq!(node.get("f").unwrap().value, Value::Str("yes".into()));
+        let dup = parse_str("a: 1\nb: 2\na: 3\n", &file).unwrap_err();
+        assert_eq!((dup.line, dup.key.as_str()), (3, "a"));
     }
 }

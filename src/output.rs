@@ -38,7 +38,12 @@ pub fn rendered(global: &Global, written: &[Written]) -> u8 {
     } else {
         for host in written {
             for f in &host.files {
-                println!("{}: wrote {} (for {})", host.host, f.written.display(), f.remote_path);
+                println!(
+                    "{}: wrote {} (for {})",
+                    host.host,
+                    f.written.display(),
+                    f.remote_path
+                );
             }
         }
     }

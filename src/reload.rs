@@ -62,8 +62,14 @@ pub fn parse(
             None => {
                 let loc = &vars[&method_key].loc;
                 diags.push(
-                    Diagnostic::new(loc, &command_key, format!("`{method_key}: command` needs `{command_key}`"))
-                        .hint(format!("add e.g. `{command_key}: systemctl reload {service}`")),
+                    Diagnostic::new(
+                        loc,
+                        &command_key,
+                        format!("`{method_key}: command` needs `{command_key}`"),
+                    )
+                    .hint(format!(
+                        "add e.g. `{command_key}: systemctl reload {service}`"
+                    )),
                 );
                 None
             }
@@ -79,8 +85,12 @@ pub fn command(node: &Node, key: &str, diags: &mut Diagnostics) -> Option<String
     let text = field::string(node, key, diags)?;
     if text.trim().is_empty() || text.contains(['\n', '\r', '\0']) {
         diags.push(
-            Diagnostic::new(&node.loc, key, "expected a non-empty command on a single line")
-                .hint("join several commands with `&&`"),
+            Diagnostic::new(
+                &node.loc,
+                key,
+                "expected a non-empty command on a single line",
+            )
+            .hint("join several commands with `&&`"),
         );
         return None;
     }

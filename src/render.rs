@@ -8,13 +8,16 @@ use std::{
     sync::Arc,
 };
 
-use minijinja::{Environment, UndefinedBehavior, Value, syntax::SyntaxConfig, value::Serde};
+use minijinja::{
+    Environment, UndefinedBehavior, Value,
+    syntax::SyntaxConfig,
+    value::Serde,
+    value::{Enumerator, Object},
+};
 use serde::Serialize;
 
 use crate::{
-    diagnostic::Diagnostic,
-    host_spec::HostSpec,
-    node::Loc,
+    diagnostic::Diagnostic, host_spec::HostSpec, inventory::VarMap, node::Loc,
     udp_engine::UdpEngine,
 };
 
@@ -43,9 +46,18 @@ impl Service {
 }
 
 const BUILTIN: &[(Service, &str)] = &[
-    (Service::Haproxy, include_str!("../templates/haproxy.cfg.j2")),
-    (Service::Keepalived, include_str!("../templates/keepalived.conf.j2")),
-    (Service::Nginx, include_str!("../templates/nginx-stream.conf.j2")),
+    (
+        Service::Haproxy,
+        include_str!("../templates/haproxy.cfg.j2"),
+    ),
+    (
+        Service::Keepalived,
+        include_str!("../templates/keepalived.conf.j2"),
+    ),
+    (
+        Service::Nginx,
+        include_str!("../templates/nginx-stream.conf.j2"),
+    ),
 ];
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,12 +100,19 @@ impl Templates {
         let mut errors = Vec::new();
         for (service, builtin) in BUILTIN {
             let name = service.template();
-            let user = override_dirs.iter().map(|d| d.join(&name)).find(|p| p.is_file());
+            let user = override_dirs
+                .iter()
+                .map(|d| d.join(&name))
+                .find(|p| p.is_file());
             let (source, from) = match &user {
                 Some(path) => match std::fs::read_to_string(path) {
                     Ok(text) => (text, path.display().to_string()),
                     Err(e) => {
-                        errors.push(template_error(&path.display().to_string(), 0, format!("cannot read template: {e}")));
+                        errors.push(template_error(
+                            &path.display().to_string(),
+                            0,
+                            format!("cannot read template: {e}"),
+                        ));
                         continue;
                     }
                 },
@@ -113,17 +132,19 @@ impl Templates {
 
     /// Renders every file `spec` needs: HAProxy always, keepalived when a VIP is set, nginx
     /// when UDP backends use the nginx engine.
-    pub fn render(&self, spec: &HostSpec, groups: &BTreeMap<String, Vec<String>>) -> Result<RenderedHost, Diagnostic> {
-        let mut ctx: BTreeMap<String, Value> = spec
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(Serde(v))))
-            .collect();
-        ctx.insert("inventory_hostname".into(), Value::from(spec.name.clone()));
-        ctx.insert("groups".into(), Value::from(Serde(groups)));
-        ctx.insert("lb".into(), Value::from(Serde(spec)));
-        let ctx = Value::from(ctx);
-        let mut files = vec![self.render_one(Service::Haproxy, spec.haproxy.config_path.clone(), &ctx)?];
+    pub fn render(
+        &self,
+        spec: &HostSpec,
+        groups: &BTreeMap<String, Vec<String>>,
+    ) -> Result<RenderedHost, Diagnostic> {
+        let ctx = Value::from_object(HostContext {
+            vars: spec.vars.clone(),
+            inventory_hostname: Value::from(spec.name.clone()),
+            groups: Value::from(Serde(groups)),
+            lb: Value::from(Serde(spec)),
+        });
+        let mut files =
+            vec![self.render_one(Service::Haproxy, spec.haproxy.config_path.clone(), &ctx)?];
         if let Some(k) = &spec.keepalived {
             files.push(self.render_one(Service::Keepalived, k.config_path.clone(), &ctx)?);
         }
@@ -132,12 +153,24 @@ impl Templates {
         {
             files.push(self.render_one(Service::Nginx, config_path.clone(), &ctx)?);
         }
-        Ok(RenderedHost { host: spec.name.clone(), files })
+        Ok(RenderedHost {
+            host: spec.name.clone(),
+            files,
+        })
     }
 
-    fn render_one(&self, service: Service, path: String, ctx: &Value) -> Result<RenderedFile, Diagnostic> {
+    fn render_one(
+        &self,
+        service: Service,
+        path: String,
+        ctx: &Value,
+    ) -> Result<RenderedFile, Diagnostic> {
         let name = service.template();
-        let from = self.origin.get(&name).cloned().unwrap_or_else(|| name.clone());
+        let from = self
+            .origin
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| name.clone());
         let template = self
             .env
             .get_template(&name)
@@ -145,7 +178,41 @@ impl Templates {
         let content = template
             .render(ctx)
             .map_err(|e| template_error(&from, e.line().unwrap_or(0), describe(&e)))?;
-        Ok(RenderedFile { service, path, content })
+        Ok(RenderedFile {
+            service,
+            path,
+            content,
+        })
+    }
+}
+
+/// What a template sees: lbctl's typed view as `lb`, Ansible's `inventory_hostname` and
+/// `groups`, and every raw variable by its Ansible name. Raw variables are converted only when
+/// a template asks for them, so built-in templates never pay for them.
+#[derive(Debug)]
+struct HostContext {
+    vars: VarMap,
+    inventory_hostname: Value,
+    groups: Value,
+    lb: Value,
+}
+
+impl Object for HostContext {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "lb" => Some(self.lb.clone()),
+            "inventory_hostname" => Some(self.inventory_hostname.clone()),
+            "groups" => Some(self.groups.clone()),
+            name => self.vars.get(name).map(|n| Value::from(Serde(n.to_json()))),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = ["lb", "inventory_hostname", "groups"]
+            .map(Value::from)
+            .to_vec();
+        keys.extend(self.vars.keys().map(|k| Value::from(k.clone())));
+        Enumerator::Values(keys)
     }
 }
 

@@ -4,7 +4,11 @@
 use serde::Serialize;
 
 use crate::{
-    backend::one_of, diagnostic::Diagnostics, field, inventory::VarMap, reload::{self, Reload},
+    backend::one_of,
+    diagnostic::Diagnostics,
+    field,
+    inventory::VarMap,
+    reload::{self, Reload},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,7 +27,13 @@ pub const KEYS: &[&str] = &[
 
 pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<UdpEngine> {
     let engine = match vars.get("lbctl_udp_engine") {
-        Some(n) => one_of(n, "lbctl_udp_engine", &["nginx", "lvs"], "UDP engine", diags)?,
+        Some(n) => one_of(
+            n,
+            "lbctl_udp_engine",
+            &["nginx", "lvs"],
+            "UDP engine",
+            diags,
+        )?,
         None => "nginx".to_string(),
     };
     if engine == "lvs" {
@@ -34,5 +44,8 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<UdpEngine> {
         None => "/etc/nginx/lbctl-stream.conf".to_string(),
     };
     let reload = reload::parse(vars, "nginx", None, diags)?;
-    Some(UdpEngine::Nginx { config_path, reload })
+    Some(UdpEngine::Nginx {
+        config_path,
+        reload,
+    })
 }

@@ -31,7 +31,7 @@ impl Sources {
             .map(|rel| project_dir.join(rel))
             .find(|p| p.is_file());
         if let Some(path) = defaults {
-            match node::load_file(&path).and_then(|n| map_entries(&n, "")) {
+            match node::load_file(&path).and_then(|n| map_entries(n, "")) {
                 Ok(vars) => sources.defaults = vars,
                 Err(d) => errors.push(d),
             }
@@ -55,22 +55,24 @@ fn parse_extra(arg: &str) -> Result<VarMap, Diagnostic> {
     let cli: Arc<str> = Arc::from("command line (-e)");
     if let Some(path) = arg.strip_prefix('@') {
         let node = node::load_file(Path::new(path))?;
-        return map_entries(&node, "");
+        return map_entries(node, "");
     }
     let trimmed = arg.trim_start();
     if trimmed.starts_with('{') {
         let node = node::parse_str(arg, &cli)?;
-        return map_entries(&node, "");
+        return map_entries(node, "");
     }
     let mut vars = VarMap::new();
     for pair in arg.split_whitespace() {
         let Some((k, v)) = pair.split_once('=') else {
-            return Err(Diagnostic::new(&Loc::new(&cli, 0), pair, "expected key=value")
-                .hint("use -e key=value, -e @vars.yaml or -e '{\"key\": \"value\"}'"));
+            return Err(
+                Diagnostic::new(&Loc::new(&cli, 0), pair, "expected key=value")
+                    .hint("use -e key=value, -e @vars.yaml or -e '{\"key\": \"value\"}'"),
+            );
         };
         vars.insert(
             k.to_string(),
-            Node::new(Value::Str(v.to_string()), Loc::new(&cli, 0)),
+            Arc::new(Node::new(Value::Str(v.to_string()), Loc::new(&cli, 0))),
         );
     }
     Ok(vars)
@@ -132,7 +134,7 @@ mod tests {
         let mut sources = Sources::default();
         sources.defaults.insert(
             "v_default".into(),
-            Node::new(Value::Int(1), Loc::new(&Arc::from("d"), 1)),
+            Arc::new(Node::new(Value::Int(1), Loc::new(&Arc::from("d"), 1))),
         );
         sources.extra = parse_extra("v_extra=e v_group=extra").unwrap();
         let vars = resolve(&inv, "lb1", &sources);

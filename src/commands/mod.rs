@@ -55,10 +55,33 @@ impl Loaded {
             .keys()
             .map(|g| (g.clone(), self.inventory.hosts_of(g)))
             .collect();
-        let mut out = Vec::with_capacity(self.fleet.hosts.len());
+        // Hosts render independently; spread them over the cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = self.fleet.hosts.len().div_ceil(threads).max(1);
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .fleet
+                .hosts
+                .chunks(chunk)
+                .map(|hosts| {
+                    let (templates, groups) = (&templates, &groups);
+                    scope.spawn(move || {
+                        hosts
+                            .iter()
+                            .map(|h| templates.render(h, groups))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a render thread panicked"))
+                .collect()
+        });
+        let mut out = Vec::with_capacity(results.len());
         let mut errors = Vec::new();
-        for host in &self.fleet.hosts {
-            match templates.render(host, &groups) {
+        for r in results {
+            match r {
                 Ok(r) => out.push(r),
                 Err(d) => errors.push(d),
             }

@@ -27,14 +27,27 @@ pub fn run(global: &Global, out: &Path) -> Result<Vec<Written>, Error> {
     let mut written = Vec::new();
     for host in rendered {
         let dir = out.join(&host.host);
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Write {
+            path: dir.clone(),
+            source,
+        })?;
         let mut files = Vec::new();
         for file in host.files {
             let path = dir.join(file.service.file_name());
-            std::fs::write(&path, &file.content).map_err(|source| Error::Write { path: path.clone(), source })?;
-            files.push(WrittenFile { service: file.service, written: path, remote_path: file.path });
+            std::fs::write(&path, &file.content).map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+            files.push(WrittenFile {
+                service: file.service,
+                written: path,
+                remote_path: file.path,
+            });
         }
-        written.push(Written { host: host.host, files });
+        written.push(Written {
+            host: host.host,
+            files,
+        });
     }
     Ok(written)
 }
