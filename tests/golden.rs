@@ -15,9 +15,28 @@ use support::{Lbctl, repo_root, require_root_and, scratch};
 /// Each case: a name and lbctl's arguments (from the repository root).
 const CASES: &[(&str, &[&str])] = &[
     ("example", &["-i", "inventory/example"]),
-    ("seed004-extra-vars", &["-i", "inventory/example", "-e", "@tests/fixtures/seed004-vars.yaml"]),
-    ("lvs-udp", &["-i", "inventory/example", "-e", "lbctl_udp_engine=lvs"]),
-    ("multicast", &["-i", "inventory/example", "-e", "keepalived_unicast=false keepalived_advert_int=2"]),
+    (
+        "seed004-extra-vars",
+        &[
+            "-i",
+            "inventory/example",
+            "-e",
+            "@tests/fixtures/seed004-vars.yaml",
+        ],
+    ),
+    (
+        "lvs-udp",
+        &["-i", "inventory/example", "-e", "lbctl_udp_engine=lvs"],
+    ),
+    (
+        "multicast",
+        &[
+            "-i",
+            "inventory/example",
+            "-e",
+            "keepalived_unicast=false keepalived_advert_int=2",
+        ],
+    ),
     ("single-lb", &["-i", "tests/inputs/single-lb"]),
 ];
 
@@ -27,7 +46,11 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().map(Result::unwrap) {
             let p = e.path();
-            if p.is_dir() { stack.push(p) } else { out.push(p) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
         }
     }
     out.sort();
@@ -36,7 +59,11 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 fn render(test: &str, name: &str, args: &[&str]) -> PathBuf {
     let out = scratch(&format!("golden-{test}-{name}"));
-    Lbctl::new().args(args).args(["render", "-o", out.to_str().unwrap()]).run().code(0);
+    Lbctl::new()
+        .args(args)
+        .args(["render", "-o", out.to_str().unwrap()])
+        .run()
+        .code(0);
     out
 }
 
@@ -56,9 +83,18 @@ fn rendered_configs_match_golden_files() {
             }
             continue;
         }
-        let got: BTreeSet<PathBuf> = files_under(&out).iter().map(|f| f.strip_prefix(&out).unwrap().to_path_buf()).collect();
-        let want: BTreeSet<PathBuf> = files_under(&golden).iter().map(|f| f.strip_prefix(&golden).unwrap().to_path_buf()).collect();
-        assert_eq!(got, want, "{name}: rendered file set differs from tests/golden/{name}");
+        let got: BTreeSet<PathBuf> = files_under(&out)
+            .iter()
+            .map(|f| f.strip_prefix(&out).unwrap().to_path_buf())
+            .collect();
+        let want: BTreeSet<PathBuf> = files_under(&golden)
+            .iter()
+            .map(|f| f.strip_prefix(&golden).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            got, want,
+            "{name}: rendered file set differs from tests/golden/{name}"
+        );
         for rel in got {
             let a = std::fs::read_to_string(out.join(&rel)).unwrap();
             let b = std::fs::read_to_string(golden.join(&rel)).unwrap();
@@ -67,7 +103,10 @@ fn rendered_configs_match_golden_files() {
             }
         }
     }
-    assert!(diffs.is_empty(), "rendered output differs from golden files (review, then LBCTL_BLESS=1): {diffs:?}");
+    assert!(
+        diffs.is_empty(),
+        "rendered output differs from golden files (review, then LBCTL_BLESS=1): {diffs:?}"
+    );
 }
 
 /// A scratch network namespace holding bridge links named like the configs' interfaces, since
@@ -78,14 +117,26 @@ impl Netns {
     fn new(interfaces: &BTreeSet<String>) -> Netns {
         let name = format!("lbctl-chk-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success(), "ip netns add");
+        assert!(
+            Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .unwrap()
+                .success(),
+            "ip netns add"
+        );
         for ifname in interfaces {
             let ok = Command::new("ip")
-                .args(["netns", "exec", &name, "ip", "link", "add", ifname, "type", "bridge"])
+                .args([
+                    "netns", "exec", &name, "ip", "link", "add", ifname, "type", "bridge",
+                ])
                 .status()
                 .unwrap()
                 .success();
-            assert!(ok, "cannot create interface {ifname} in the scratch namespace");
+            assert!(
+                ok,
+                "cannot create interface {ifname} in the scratch namespace"
+            );
         }
         Netns(name)
     }
@@ -113,7 +164,10 @@ fn check(cmd: &mut Command, what: &Path) -> Option<String> {
 #[test]
 fn every_rendered_config_passes_the_real_programs_checks() {
     require_root_and(&["haproxy", "keepalived", "nginx", "ip"]);
-    assert!(Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").exists(), "nginx's stream module is missing: apt-get install libnginx-mod-stream");
+    assert!(
+        Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").exists(),
+        "nginx's stream module is missing: apt-get install libnginx-mod-stream"
+    );
     let mut files = Vec::new();
     for (name, args) in CASES {
         files.extend(files_under(&render("checks", name, args)));
@@ -121,10 +175,18 @@ fn every_rendered_config_passes_the_real_programs_checks() {
     files.extend(files_under(&repo_root().join("tests/golden")));
     let interfaces: BTreeSet<String> = files
         .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "conf") && f.to_string_lossy().contains("keepalived"))
+        .filter(|f| {
+            f.extension().is_some_and(|e| e == "conf") && f.to_string_lossy().contains("keepalived")
+        })
         .flat_map(|f| {
-            std::fs::read_to_string(f).unwrap().lines()
-                .filter_map(|l| l.trim().strip_prefix("interface ").map(|i| i.trim().to_string()))
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter_map(|l| {
+                    l.trim()
+                        .strip_prefix("interface ")
+                        .map(|i| i.trim().to_string())
+                })
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -136,14 +198,22 @@ fn every_rendered_config_passes_the_real_programs_checks() {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let failure = match name.as_str() {
             "haproxy.cfg" => check(Command::new("haproxy").args(["-c", "-q", "-f"]).arg(f), f),
-            "keepalived.conf" => check(Command::new("ip").args(["netns", "exec", &ns.0, "keepalived", "-t", "-f"]).arg(f), f),
+            "keepalived.conf" => check(
+                Command::new("ip")
+                    .args(["netns", "exec", &ns.0, "keepalived", "-t", "-f"])
+                    .arg(f),
+                f,
+            ),
             "nginx-stream.conf" => {
                 let wrapper = wrapper_dir.join(format!("wrapper-{checked}.conf"));
                 std::fs::write(&wrapper, format!(
                     "include /etc/nginx/modules-enabled/*.conf;\nevents {{}}\npid {}/nginx.pid;\ninclude {};\n",
                     wrapper_dir.display(), f.display()
                 )).unwrap();
-                check(Command::new("nginx").args(["-t", "-q", "-c"]).arg(&wrapper), f)
+                check(
+                    Command::new("nginx").args(["-t", "-q", "-c"]).arg(&wrapper),
+                    f,
+                )
             }
             other => panic!("unexpected rendered file {other}"),
         };
@@ -157,16 +227,31 @@ fn every_rendered_config_passes_the_real_programs_checks() {
 #[test]
 fn seed_vars_file_pasted_as_is_validates() {
     let run = Lbctl::new()
-        .args(["-i", "inventory/example", "-e", "@tests/fixtures/seed004-vars.yaml", "validate"])
+        .args([
+            "-i",
+            "inventory/example",
+            "-e",
+            "@tests/fixtures/seed004-vars.yaml",
+            "validate",
+        ])
         .run()
         .code(0);
-    assert!(run.stdout.contains("1 TCP and 1 UDP backend"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("1 TCP and 1 UDP backend"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
 fn render_writes_one_folder_per_load_balancer() {
     let out = render("folders", "example", &["-i", "inventory/example"]);
-    let hosts: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect::<BTreeSet<_>>().into_iter().collect();
+    let hosts: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     assert_eq!(hosts, ["lb1", "lb2", "lb3"]);
     for h in &hosts {
         for f in ["haproxy.cfg", "keepalived.conf", "nginx-stream.conf"] {
@@ -179,16 +264,50 @@ fn render_writes_one_folder_per_load_balancer() {
 fn template_override_next_to_the_inventory_wins() {
     let dir = scratch("golden-override");
     for entry in files_under(&repo_root().join("inventory/example")) {
-        let rel = entry.strip_prefix(repo_root().join("inventory/example")).unwrap();
-        support::write(&dir, rel.to_str().unwrap(), &std::fs::read_to_string(&entry).unwrap());
+        let rel = entry
+            .strip_prefix(repo_root().join("inventory/example"))
+            .unwrap();
+        support::write(
+            &dir,
+            rel.to_str().unwrap(),
+            &std::fs::read_to_string(&entry).unwrap(),
+        );
     }
     // An Ansible-style template using the seed's raw variable names.
-    support::write(&dir, "templates/haproxy.cfg.j2", "# {{ inventory_hostname }}\n{% for b in haproxy_tcp_backends %}\nlisten {{ b.name }}\n    bind :{{ b.port }}\n{% endfor %}\n");
+    support::write(
+        &dir,
+        "templates/haproxy.cfg.j2",
+        "# {{ inventory_hostname }}\n{% for b in haproxy_tcp_backends %}\nlisten {{ b.name }}\n    bind :{{ b.port }}\n{% endfor %}\n",
+    );
     let out = dir.join("out");
-    Lbctl::new().args(["-i", dir.to_str().unwrap(), "render", "-o", out.to_str().unwrap()]).run().code(0);
+    Lbctl::new()
+        .args([
+            "-i",
+            dir.to_str().unwrap(),
+            "render",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .run()
+        .code(0);
     let cfg = std::fs::read_to_string(out.join("lb1/haproxy.cfg")).unwrap();
-    assert!(cfg.starts_with("# lb1\nlisten mysql\n    bind :3306\n"), "{cfg}");
-    support::write(&dir, "templates/haproxy.cfg.j2", "{% for b in haproxy_tcp_backends %}\n{{ b.nonexistent.field }}\n{% endfor %}\n");
-    let run = Lbctl::new().args(["-i", dir.to_str().unwrap(), "validate"]).run().code(1);
-    assert!(run.stderr.contains("templates/haproxy.cfg.j2:2: template error"), "{}", run.stderr);
+    assert!(
+        cfg.starts_with("# lb1\nlisten mysql\n    bind :3306\n"),
+        "{cfg}"
+    );
+    support::write(
+        &dir,
+        "templates/haproxy.cfg.j2",
+        "{% for b in haproxy_tcp_backends %}\n{{ b.nonexistent.field }}\n{% endfor %}\n",
+    );
+    let run = Lbctl::new()
+        .args(["-i", dir.to_str().unwrap(), "validate"])
+        .run()
+        .code(1);
+    assert!(
+        run.stderr
+            .contains("templates/haproxy.cfg.j2:2: template error"),
+        "{}",
+        run.stderr
+    );
 }

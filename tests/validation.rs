@@ -60,7 +60,15 @@ const fn case(
     key: &'static str,
     message: &'static str,
 ) -> Case {
-    Case { name, edit, extra: &[], file, line, key, message }
+    Case {
+        name,
+        edit,
+        extra: &[],
+        file,
+        line,
+        key,
+        message,
+    }
 }
 
 const ALL: &str = "group_vars/all.yml";
@@ -69,50 +77,348 @@ const LBV: &str = "group_vars/haproxy_servers.yml";
 fn cases() -> Vec<Case> {
     use Edit::*;
     vec![
-        case("unknown server key", Line(9, "        chek: true"), ALL, 9, "haproxy_tcp_backends[0].servers[0].chek", "unknown key `chek`"),
-        case("unknown backend key", Line(4, "    balanse: roundrobin"), ALL, 4, "haproxy_tcp_backends[0].balanse", "unknown key `balanse`"),
-        case("name with a space", Line(2, "  - name: my sql"), ALL, 2, "haproxy_tcp_backends[0].name", "is not a safe name"),
-        case("name injecting a directive", Line(2, "  - name: \"mysql\\n    server evil 6.6.6.6:1\""), ALL, 2, "haproxy_tcp_backends[0].name", "is not a safe name"),
-        case("name with a hash", Line(6, "      - name: \"w1#x\""), ALL, 6, "haproxy_tcp_backends[0].servers[0].name", "is not a safe name"),
-        case("server name with a quote", Line(6, "      - name: w'1"), ALL, 6, "haproxy_tcp_backends[0].servers[0].name", "is not a safe name"),
-        case("port too large", Line(3, "    port: 70000"), ALL, 3, "haproxy_tcp_backends[0].port", "70000 is out of range"),
-        case("port zero", Line(8, "        port: 0"), ALL, 8, "haproxy_tcp_backends[0].servers[0].port", "0 is out of range"),
-        case("port not a number", Line(8, "        port: mysql"), ALL, 8, "haproxy_tcp_backends[0].servers[0].port", "expected a whole number"),
-        case("two frontends on one port", Append("  - name: openvpn\n    port: 51820\n    servers:\n      - name: w1\n        address: 10.0.1.1\n        port: 31194\n"), ALL, 22, "port", "already taken by backend `wireguard`"),
-        case("frontend on the stats port", Line(3, "    port: 8404"), ALL, 3, "port", "already taken by the stats page"),
-        case("duplicate backend names", Append("  - name: wireguard\n    port: 51821\n    servers:\n      - name: w1\n        address: 10.0.1.1\n        port: 31821\n"), ALL, 21, "haproxy_udp_backends[1].name", "duplicate backend name `wireguard`"),
-        case("duplicate server names", Append("      - name: w1\n        address: 10.0.1.2\n        port: 31820\n"), ALL, 21, "haproxy_udp_backends[0].servers[1].name", "duplicate server name `w1`"),
-        case("misspelt balance", Line(4, "    balance: roundrobbin"), ALL, 4, "haproxy_tcp_backends[0].balance", "unknown balance algorithm \"roundrobbin\""),
-        case("HTTP-only balance on TCP", Line(4, "    balance: uri"), ALL, 4, "haproxy_tcp_backends[0].balance", "unknown balance algorithm \"uri\""),
-        case("duration with a space", Line(10, "        check_interval: 2 seconds"), ALL, 10, "haproxy_tcp_backends[0].servers[0].check_interval", "is not an HAProxy time value"),
-        case("duration with a bad unit", Line(10, "        check_interval: 2sec"), ALL, 10, "haproxy_tcp_backends[0].servers[0].check_interval", "is not an HAProxy time value"),
-        case("rise zero", Line(11, "        rise: 0"), ALL, 11, "haproxy_tcp_backends[0].servers[0].rise", "0 is out of range"),
-        case("fall negative", Line(12, "        fall: -1"), ALL, 12, "haproxy_tcp_backends[0].servers[0].fall", "-1 is out of range"),
-        case("check on UDP", Append("        check: true\n"), ALL, 21, "haproxy_udp_backends[0].servers[0].check", "UDP health is passive"),
-        case("check_interval on UDP", Append("        check_interval: 2s\n"), ALL, 21, "haproxy_udp_backends[0].servers[0].check_interval", "does not apply to UDP"),
-        case("invalid IPv4 address", Line(7, "        address: 10.0.1.300"), ALL, 7, "haproxy_tcp_backends[0].servers[0].address", "is not an IP address or host name"),
-        case("invalid host name", Line(7, "        address: bad_host!"), ALL, 7, "haproxy_tcp_backends[0].servers[0].address", "is not an IP address or host name"),
-        case("mode udp among TCP backends", Line(4, "    mode: udp"), ALL, 4, "haproxy_tcp_backends[0].mode", "move this backend to haproxy_udp_backends"),
-        case("mode tcp among UDP backends", Line(16, "    mode: tcp"), ALL, 16, "haproxy_udp_backends[0].mode", "`mode: tcp` in haproxy_udp_backends"),
-        case("no servers", Text("haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers: []\n"), ALL, 4, "haproxy_tcp_backends[0].servers", "at least one server"),
-        case("missing port", Line(3, "    mode: tcp"), ALL, 2, "haproxy_tcp_backends[0].port", "missing required key `port`"),
-        case("misspelt top-level variable", Append("haproxy_tcp_backend: []\n"), ALL, 21, "haproxy_tcp_backend", "did you mean `haproxy_tcp_backends`"),
-        case("invalid YAML", Line(4, "    balance: [roundrobin"), ALL, 5, "", "invalid YAML"),
-        case("weight out of range", Append("        weight: 300\n"), ALL, 21, "haproxy_udp_backends[0].servers[0].weight", "300 is out of range"),
-        Case { extra: &[(LBV, "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_virtual_router_id: 300\n")],
-            ..case("VRRP router id too large", Edit::None, LBV, 3, "keepalived_virtual_router_id", "300 is out of range") },
-        Case { extra: &[(LBV, "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_auth_pass: much-too-long\n")],
-            ..case("VRRP password too long", Edit::None, LBV, 3, "keepalived_auth_pass", "keepalived uses at most 8") },
-        Case { extra: &[(LBV, "keepalived_vip: 10.0.0.300/24\nkeepalived_interface: eth0\n")],
-            ..case("invalid VIP", Edit::None, LBV, 1, "keepalived_vip", "is not an IP address") },
-        Case { extra: &[(LBV, "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_priority: 100\n")],
-            ..case("duplicate priorities", Edit::None, LBV, 3, "keepalived_priority", "both have keepalived_priority 100") },
-        Case { extra: &[(LBV, "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_stats_user: admin\nhaproxy_stats_password: two words\n")],
-            ..case("stats password with a space", Edit::None, LBV, 4, "haproxy_stats_password", "cannot be written safely") },
-        Case { extra: &[(LBV, "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_reload_method: command\n")],
-            ..case("reload command missing", Edit::None, LBV, 3, "haproxy_reload_command", "needs `haproxy_reload_command`") },
-        Case { extra: &[("hosts", "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\nlb2 ansible_host=10.0.0.2 ansible_port=99999\n")],
-            ..case("SSH port out of range", Edit::None, "hosts", 3, "ansible_port", "99999 is out of range") },
+        case(
+            "unknown server key",
+            Line(9, "        chek: true"),
+            ALL,
+            9,
+            "haproxy_tcp_backends[0].servers[0].chek",
+            "unknown key `chek`",
+        ),
+        case(
+            "unknown backend key",
+            Line(4, "    balanse: roundrobin"),
+            ALL,
+            4,
+            "haproxy_tcp_backends[0].balanse",
+            "unknown key `balanse`",
+        ),
+        case(
+            "name with a space",
+            Line(2, "  - name: my sql"),
+            ALL,
+            2,
+            "haproxy_tcp_backends[0].name",
+            "is not a safe name",
+        ),
+        case(
+            "name injecting a directive",
+            Line(2, "  - name: \"mysql\\n    server evil 6.6.6.6:1\""),
+            ALL,
+            2,
+            "haproxy_tcp_backends[0].name",
+            "is not a safe name",
+        ),
+        case(
+            "name with a hash",
+            Line(6, "      - name: \"w1#x\""),
+            ALL,
+            6,
+            "haproxy_tcp_backends[0].servers[0].name",
+            "is not a safe name",
+        ),
+        case(
+            "server name with a quote",
+            Line(6, "      - name: w'1"),
+            ALL,
+            6,
+            "haproxy_tcp_backends[0].servers[0].name",
+            "is not a safe name",
+        ),
+        case(
+            "port too large",
+            Line(3, "    port: 70000"),
+            ALL,
+            3,
+            "haproxy_tcp_backends[0].port",
+            "70000 is out of range",
+        ),
+        case(
+            "port zero",
+            Line(8, "        port: 0"),
+            ALL,
+            8,
+            "haproxy_tcp_backends[0].servers[0].port",
+            "0 is out of range",
+        ),
+        case(
+            "port not a number",
+            Line(8, "        port: mysql"),
+            ALL,
+            8,
+            "haproxy_tcp_backends[0].servers[0].port",
+            "expected a whole number",
+        ),
+        case(
+            "two frontends on one port",
+            Append(
+                "  - name: openvpn\n    port: 51820\n    servers:\n      - name: w1\n        address: 10.0.1.1\n        port: 31194\n",
+            ),
+            ALL,
+            22,
+            "port",
+            "already taken by backend `wireguard`",
+        ),
+        case(
+            "frontend on the stats port",
+            Line(3, "    port: 8404"),
+            ALL,
+            3,
+            "port",
+            "already taken by the stats page",
+        ),
+        case(
+            "duplicate backend names",
+            Append(
+                "  - name: wireguard\n    port: 51821\n    servers:\n      - name: w1\n        address: 10.0.1.1\n        port: 31821\n",
+            ),
+            ALL,
+            21,
+            "haproxy_udp_backends[1].name",
+            "duplicate backend name `wireguard`",
+        ),
+        case(
+            "duplicate server names",
+            Append("      - name: w1\n        address: 10.0.1.2\n        port: 31820\n"),
+            ALL,
+            21,
+            "haproxy_udp_backends[0].servers[1].name",
+            "duplicate server name `w1`",
+        ),
+        case(
+            "misspelt balance",
+            Line(4, "    balance: roundrobbin"),
+            ALL,
+            4,
+            "haproxy_tcp_backends[0].balance",
+            "unknown balance algorithm \"roundrobbin\"",
+        ),
+        case(
+            "HTTP-only balance on TCP",
+            Line(4, "    balance: uri"),
+            ALL,
+            4,
+            "haproxy_tcp_backends[0].balance",
+            "unknown balance algorithm \"uri\"",
+        ),
+        case(
+            "duration with a space",
+            Line(10, "        check_interval: 2 seconds"),
+            ALL,
+            10,
+            "haproxy_tcp_backends[0].servers[0].check_interval",
+            "is not an HAProxy time value",
+        ),
+        case(
+            "duration with a bad unit",
+            Line(10, "        check_interval: 2sec"),
+            ALL,
+            10,
+            "haproxy_tcp_backends[0].servers[0].check_interval",
+            "is not an HAProxy time value",
+        ),
+        case(
+            "rise zero",
+            Line(11, "        rise: 0"),
+            ALL,
+            11,
+            "haproxy_tcp_backends[0].servers[0].rise",
+            "0 is out of range",
+        ),
+        case(
+            "fall negative",
+            Line(12, "        fall: -1"),
+            ALL,
+            12,
+            "haproxy_tcp_backends[0].servers[0].fall",
+            "-1 is out of range",
+        ),
+        case(
+            "check on UDP",
+            Append("        check: true\n"),
+            ALL,
+            21,
+            "haproxy_udp_backends[0].servers[0].check",
+            "UDP health is passive",
+        ),
+        case(
+            "check_interval on UDP",
+            Append("        check_interval: 2s\n"),
+            ALL,
+            21,
+            "haproxy_udp_backends[0].servers[0].check_interval",
+            "does not apply to UDP",
+        ),
+        case(
+            "invalid IPv4 address",
+            Line(7, "        address: 10.0.1.300"),
+            ALL,
+            7,
+            "haproxy_tcp_backends[0].servers[0].address",
+            "is not an IP address or host name",
+        ),
+        case(
+            "invalid host name",
+            Line(7, "        address: bad_host!"),
+            ALL,
+            7,
+            "haproxy_tcp_backends[0].servers[0].address",
+            "is not an IP address or host name",
+        ),
+        case(
+            "mode udp among TCP backends",
+            Line(4, "    mode: udp"),
+            ALL,
+            4,
+            "haproxy_tcp_backends[0].mode",
+            "move this backend to haproxy_udp_backends",
+        ),
+        case(
+            "mode tcp among UDP backends",
+            Line(16, "    mode: tcp"),
+            ALL,
+            16,
+            "haproxy_udp_backends[0].mode",
+            "`mode: tcp` in haproxy_udp_backends",
+        ),
+        case(
+            "no servers",
+            Text("haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers: []\n"),
+            ALL,
+            4,
+            "haproxy_tcp_backends[0].servers",
+            "at least one server",
+        ),
+        case(
+            "missing port",
+            Line(3, "    mode: tcp"),
+            ALL,
+            2,
+            "haproxy_tcp_backends[0].port",
+            "missing required key `port`",
+        ),
+        case(
+            "misspelt top-level variable",
+            Append("haproxy_tcp_backend: []\n"),
+            ALL,
+            21,
+            "haproxy_tcp_backend",
+            "did you mean `haproxy_tcp_backends`",
+        ),
+        case(
+            "invalid YAML",
+            Line(4, "    balance: [roundrobin"),
+            ALL,
+            5,
+            "",
+            "invalid YAML",
+        ),
+        case(
+            "weight out of range",
+            Append("        weight: 300\n"),
+            ALL,
+            21,
+            "haproxy_udp_backends[0].servers[0].weight",
+            "300 is out of range",
+        ),
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_virtual_router_id: 300\n",
+            )],
+            ..case(
+                "VRRP router id too large",
+                Edit::None,
+                LBV,
+                3,
+                "keepalived_virtual_router_id",
+                "300 is out of range",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_auth_pass: much-too-long\n",
+            )],
+            ..case(
+                "VRRP password too long",
+                Edit::None,
+                LBV,
+                3,
+                "keepalived_auth_pass",
+                "keepalived uses at most 8",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.300/24\nkeepalived_interface: eth0\n",
+            )],
+            ..case(
+                "invalid VIP",
+                Edit::None,
+                LBV,
+                1,
+                "keepalived_vip",
+                "is not an IP address",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_priority: 100\n",
+            )],
+            ..case(
+                "duplicate priorities",
+                Edit::None,
+                LBV,
+                3,
+                "keepalived_priority",
+                "both have keepalived_priority 100",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_stats_user: admin\nhaproxy_stats_password: two words\n",
+            )],
+            ..case(
+                "stats password with a space",
+                Edit::None,
+                LBV,
+                4,
+                "haproxy_stats_password",
+                "cannot be written safely",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_reload_method: command\n",
+            )],
+            ..case(
+                "reload command missing",
+                Edit::None,
+                LBV,
+                3,
+                "haproxy_reload_command",
+                "needs `haproxy_reload_command`",
+            )
+        },
+        Case {
+            extra: &[(
+                "hosts",
+                "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\nlb2 ansible_host=10.0.0.2 ansible_port=99999\n",
+            )],
+            ..case(
+                "SSH port out of range",
+                Edit::None,
+                "hosts",
+                3,
+                "ansible_port",
+                "99999 is out of range",
+            )
+        },
     ]
 }
 
@@ -130,7 +436,10 @@ fn vars_for(edit: &Edit) -> String {
 #[test]
 fn every_broken_input_is_located() {
     let cases = cases();
-    assert!(cases.len() >= 25, "the table must cover at least 25 broken inputs");
+    assert!(
+        cases.len() >= 25,
+        "the table must cover at least 25 broken inputs"
+    );
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let dir = scratch(&format!("validation-{i}"));
@@ -141,16 +450,29 @@ fn every_broken_input_is_located() {
             write(&dir, file, text);
         }
         let run = Lbctl::new()
-            .args(["-i", dir.to_str().unwrap(), "--project-dir", dir.to_str().unwrap(), "--json", "validate"])
+            .args([
+                "-i",
+                dir.to_str().unwrap(),
+                "--project-dir",
+                dir.to_str().unwrap(),
+                "--json",
+                "validate",
+            ])
             .run();
         let report: serde_json::Value = match serde_json::from_str(&run.stdout) {
             Ok(v) => v,
             Err(e) => {
-                failures.push(format!("{}: no JSON ({e}): {}{}", c.name, run.stdout, run.stderr));
+                failures.push(format!(
+                    "{}: no JSON ({e}): {}{}",
+                    c.name, run.stdout, run.stderr
+                ));
                 continue;
             }
         };
-        let diags = report["diagnostics"].as_array().cloned().unwrap_or_default();
+        let diags = report["diagnostics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let hit = diags.iter().any(|d| {
             d["file"].as_str().is_some_and(|f| f.ends_with(c.file))
                 && d["line"].as_u64() == Some(c.line as u64)
@@ -161,13 +483,28 @@ fn every_broken_input_is_located() {
         if run.code != 1 || !hit {
             failures.push(format!(
                 "{}: expected exit 1 and {}:{} `{}` ~ {:?}; got exit {} with {}",
-                c.name, c.file, c.line, c.key, c.message, run.code,
+                c.name,
+                c.file,
+                c.line,
+                c.key,
+                c.message,
+                run.code,
                 serde_json::to_string_pretty(&diags).unwrap()
             ));
         }
-        assert!(!run.stdout.contains("panicked"), "{}: lbctl panicked", c.name);
+        assert!(
+            !run.stdout.contains("panicked"),
+            "{}: lbctl panicked",
+            c.name
+        );
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -176,36 +513,90 @@ fn all_problems_are_reported_at_once_with_hints() {
     write(&dir, "hosts", HOSTS);
     write(&dir, LBV, LB_VARS);
     let mut vars = vars_for(&Edit::Line(3, "    port: 70000"));
-    vars = vars.replace("        chek", "").replace("        rise: 2", "        rise: 0");
+    vars = vars
+        .replace("        chek", "")
+        .replace("        rise: 2", "        rise: 0");
     vars = vars.replace("    balance: roundrobin", "    balance: roundrobbin");
     write(&dir, ALL, &vars);
     let out = dir.join("out");
     let run = Lbctl::new()
-        .args(["-i", dir.to_str().unwrap(), "--project-dir", dir.to_str().unwrap(), "render", "-o", out.to_str().unwrap()])
+        .args([
+            "-i",
+            dir.to_str().unwrap(),
+            "--project-dir",
+            dir.to_str().unwrap(),
+            "render",
+            "-o",
+            out.to_str().unwrap(),
+        ])
         .run()
         .code(1);
     let file = dir.join(ALL).display().to_string();
-    assert!(run.stderr.contains(&format!("error: {file}:3: haproxy_tcp_backends[0].port: 70000 is out of range")), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("error: {file}:4: haproxy_tcp_backends[0].balance")), "{}", run.stderr);
-    assert!(run.stderr.contains("hint: did you mean `roundrobin`?"), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("error: {file}:11:")), "{}", run.stderr);
-    assert!(run.stderr.contains("3 problems found in the input; nothing was changed"), "{}", run.stderr);
-    assert!(!out.exists(), "render wrote files although the input was invalid");
+    assert!(
+        run.stderr.contains(&format!(
+            "error: {file}:3: haproxy_tcp_backends[0].port: 70000 is out of range"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("error: {file}:4: haproxy_tcp_backends[0].balance")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: did you mean `roundrobin`?"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("error: {file}:11:")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("3 problems found in the input; nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !out.exists(),
+        "render wrote files although the input was invalid"
+    );
 }
 
 #[test]
 fn missing_inventory_says_how_to_fix_it() {
-    let run = Lbctl::new().args(["-i", "/nonexistent/inventory", "validate"]).run().code(1);
+    let run = Lbctl::new()
+        .args(["-i", "/nonexistent/inventory", "validate"])
+        .run()
+        .code(1);
     assert!(run.stderr.contains("inventory not found"), "{}", run.stderr);
-    assert!(run.stderr.contains("hint: pass an inventory"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: pass an inventory"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn empty_load_balancer_group_names_the_flag() {
     let dir = scratch("validation-nogroup");
     write(&dir, "hosts", "[lbs]\nlb1 ansible_host=10.0.0.1\n");
-    let run = Lbctl::new().args(["-i", dir.to_str().unwrap(), "validate"]).run().code(1);
-    assert!(run.stderr.contains("no hosts in group `haproxy_servers`"), "{}", run.stderr);
+    let run = Lbctl::new()
+        .args(["-i", dir.to_str().unwrap(), "validate"])
+        .run()
+        .code(1);
+    assert!(
+        run.stderr.contains("no hosts in group `haproxy_servers`"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("--lb-group"), "{}", run.stderr);
-    Lbctl::new().args(["-i", dir.to_str().unwrap(), "--lb-group", "lbs", "validate"]).run().code(0);
+    Lbctl::new()
+        .args(["-i", dir.to_str().unwrap(), "--lb-group", "lbs", "validate"])
+        .run()
+        .code(0);
 }

@@ -37,7 +37,8 @@ impl Lbctl {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
         self
     }
 
@@ -103,6 +104,9 @@ pub fn require_root_and(programs: &[&str]) {
             .args(["-c", &format!("command -v {p}")])
             .output()
             .is_ok_and(|o| o.status.success());
-        assert!(found, "`{p}` is not installed; .ci/run installs it (apt-get install haproxy keepalived nginx libnginx-mod-stream)");
+        assert!(
+            found,
+            "`{p}` is not installed; .ci/run installs it (apt-get install haproxy keepalived nginx libnginx-mod-stream)"
+        );
     }
 }
