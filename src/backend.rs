@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::{
     diagnostic::{Diagnostic, Diagnostics},
     field::{self, Duration},
+    health_check::{self, HealthCheck},
     node::{Loc, Node, Value},
 };
 
@@ -37,10 +38,52 @@ pub struct Backend {
     pub port: u16,
     pub balance: String,
     pub servers: Vec<Server>,
+    /// TLS server names (`req.ssl_sni`) this backend takes on a port it shares with other
+    /// SNI-routed backends; `*.example.com` stands for every name under example.com.
+    pub sni: Vec<String>,
+    /// Takes the connections on its port that no backend's `sni` matches.
+    pub sni_default: bool,
+    pub sticky: Option<Sticky>,
+    pub health_check: Option<HealthCheck>,
+    /// Position in its list, for diagnostics found after parsing (`haproxy_tcp_backends[3]`).
+    #[serde(skip)]
+    pub index: usize,
     #[serde(skip)]
     pub loc: Loc,
     #[serde(skip)]
     pub port_loc: Loc,
+    /// Where each `sni` name was written, in the order of `sni`.
+    #[serde(skip)]
+    pub sni_locs: Vec<Loc>,
+}
+
+impl Backend {
+    /// Routed by TLS server name: shares its port with the other SNI-routed backends there.
+    pub fn sni_routed(&self) -> bool {
+        !self.sni.is_empty() || self.sni_default
+    }
+
+    pub fn path(&self) -> String {
+        format!("{}[{}]", self.protocol.var_name(), self.index)
+    }
+}
+
+/// Keeps a client on one server: by a cookie HAProxy inserts (HTTP only), or by the client's
+/// address in a stick table (any TCP service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sticky {
+    Cookie,
+    Source,
+}
+
+/// The PROXY protocol header HAProxy sends first on every connection to a server, so the
+/// server (Traefik, nginx, ...) sees the client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendProxy {
+    V1,
+    V2,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,9 +97,25 @@ pub struct Server {
     pub fall: u32,
     pub weight: Option<u32>,
     pub backup: bool,
+    pub send_proxy: Option<SendProxy>,
 }
 
-const BACKEND_KEYS: &[&str] = &["name", "port", "mode", "balance", "servers", "bind"];
+const BACKEND_KEYS: &[&str] = &[
+    "name",
+    "port",
+    "mode",
+    "balance",
+    "servers",
+    "bind",
+    "sni",
+    "sni_default",
+    "sticky",
+    "health_check",
+    "send_proxy",
+];
+/// Backend fields that only HAProxy (TCP) can honour; the UDP engines have no equivalent.
+const TCP_ONLY_BACKEND_KEYS: &[&str] =
+    &["sni", "sni_default", "sticky", "health_check", "send_proxy"];
 const SERVER_KEYS: &[&str] = &[
     "name",
     "address",
@@ -67,6 +126,7 @@ const SERVER_KEYS: &[&str] = &[
     "fall",
     "weight",
     "backup",
+    "send_proxy",
 ];
 /// Fields that only mean something for HAProxy's active TCP health checks.
 const TCP_ONLY_SERVER_KEYS: &[&str] = &["check", "check_interval", "rise", "fall", "backup"];
@@ -138,6 +198,7 @@ pub fn parse_list(
         .enumerate()
         .filter_map(|(i, item)| {
             parse_backend(item, &format!("{var}[{i}]"), protocol, default_bind, diags)
+                .map(|b| Backend { index: i, ..b })
         })
         .collect();
     let mut first_by_name: HashMap<&str, &Loc> = HashMap::with_capacity(backends.len());
@@ -181,6 +242,40 @@ fn parse_backend(
     if let Some(mode) = get("mode") {
         check_mode(mode, path, protocol, diags);
     }
+    if protocol == Protocol::Udp {
+        for (key, loc, _) in entries
+            .iter()
+            .filter(|(k, _, _)| TCP_ONLY_BACKEND_KEYS.contains(&k.as_str()))
+        {
+            diags.push(
+                Diagnostic::new(
+                    loc,
+                    field::join(path, key),
+                    format!("`{key}` does not apply to UDP backends"),
+                )
+                .hint("remove it: the UDP engines (nginx stream, LVS) have no server names, stickiness, HTTP checks or PROXY protocol"),
+            );
+        }
+    }
+    let mut sni = Vec::new();
+    let mut sni_locs = Vec::new();
+    if let Some(n) = get("sni") {
+        for (p, item) in field::one_or_many(n, &field::join(path, "sni"), diags) {
+            if let Some(name) = field::server_name(item, &p, diags) {
+                sni.push(name);
+                sni_locs.push(item.loc.clone());
+            }
+        }
+    }
+    let sni_default = get("sni_default")
+        .and_then(|n| field::boolean(n, &field::join(path, "sni_default"), diags))
+        .unwrap_or(false);
+    let sticky = get("sticky").and_then(|n| sticky(n, &field::join(path, "sticky"), false, diags));
+    let health_check = get("health_check")
+        .and_then(|n| health_check::parse(n, &field::join(path, "health_check"), None, diags));
+    let send_proxy = get("send_proxy")
+        .and_then(|n| send_proxy(n, &field::join(path, "send_proxy"), diags))
+        .flatten();
     let allowed = match protocol {
         Protocol::Tcp => TCP_BALANCE,
         Protocol::Udp => UDP_BALANCE,
@@ -201,7 +296,13 @@ fn parse_backend(
         Some(n) => bind_address(n, &field::join(path, "bind"), diags).unwrap_or_default(),
     };
     let servers = match required(node, get("servers"), path, "servers", diags) {
-        Some(n) => parse_servers(n, &field::join(path, "servers"), protocol, diags),
+        Some(n) => parse_servers(
+            n,
+            &field::join(path, "servers"),
+            protocol,
+            send_proxy,
+            diags,
+        ),
         None => Vec::new(),
     };
     if diags.len() > before {
@@ -214,15 +315,24 @@ fn parse_backend(
         port: port?,
         balance,
         servers,
+        sni,
+        sni_default,
+        sticky,
+        health_check,
+        index: 0,
         loc: node.loc.clone(),
         port_loc: port_node?.loc.clone(),
+        sni_locs,
     })
 }
 
-fn parse_servers(
+/// Reads a list of servers; `send_proxy` is the backend's setting, which each server may
+/// override.
+pub fn parse_servers(
     node: &Node,
     path: &str,
     protocol: Protocol,
+    send_proxy: Option<SendProxy>,
     diags: &mut Diagnostics,
 ) -> Vec<Server> {
     let Value::Seq(items) = &node.value else {
@@ -245,7 +355,7 @@ fn parse_servers(
     let mut servers: Vec<(Server, Loc)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let spath = format!("{path}[{i}]");
-        if let Some(s) = parse_server(item, &spath, protocol, diags) {
+        if let Some(s) = parse_server(item, &spath, protocol, send_proxy, diags) {
             if let Some((_, first)) = servers.iter().find(|(o, _)| o.name == s.name) {
                 diags.push(
                     Diagnostic::new(
@@ -268,6 +378,7 @@ fn parse_server(
     node: &Node,
     path: &str,
     protocol: Protocol,
+    backend_send_proxy: Option<SendProxy>,
     diags: &mut Diagnostics,
 ) -> Option<Server> {
     let entries = field::mapping(node, path, SERVER_KEYS, diags)?;
@@ -286,6 +397,16 @@ fn parse_server(
             diags.push(
                 Diagnostic::new(loc, field::join(path, key), format!("`{key}` is a TCP health-check field and does not apply to UDP"))
                     .hint("remove it: UDP health is passive (the UDP engine stops using a server whose exchanges fail), HAProxy-style active checks do not exist for UDP"),
+            );
+        }
+        if let Some((key, loc, _)) = entries.iter().find(|(k, _, _)| k == "send_proxy") {
+            diags.push(
+                Diagnostic::new(
+                    loc,
+                    field::join(path, key),
+                    "`send_proxy` does not apply to UDP servers",
+                )
+                .hint("remove it: lbctl sends the PROXY protocol on TCP connections only"),
             );
         }
     }
@@ -320,6 +441,10 @@ fn parse_server(
     let backup = get("backup")
         .map(|n| field::boolean(n, &field::join(path, "backup"), diags).unwrap_or(false))
         .unwrap_or(false);
+    let send_proxy = match get("send_proxy") {
+        Some(n) => send_proxy(n, &field::join(path, "send_proxy"), diags),
+        None => Some(backend_send_proxy),
+    };
     if diags.len() > before {
         return None;
     }
@@ -333,7 +458,61 @@ fn parse_server(
         fall: fall?,
         weight: weight?,
         backup,
+        send_proxy: send_proxy?,
     })
+}
+
+/// `sticky: cookie` or `sticky: source`; a cookie needs HTTP, so `http` says whether this
+/// backend speaks it.
+pub fn sticky(node: &Node, path: &str, http: bool, diags: &mut Diagnostics) -> Option<Sticky> {
+    match one_of(node, path, &["cookie", "source"], "stickiness", diags)?.as_str() {
+        "cookie" if !http => {
+            diags.push(
+                Diagnostic::new(&node.loc, path, "`sticky: cookie` needs an HTTP backend")
+                    .hint("HAProxy cannot read or set cookies in a TCP stream: use `sticky: source`, or move this service to haproxy_http_backends"),
+            );
+            None
+        }
+        "cookie" => Some(Sticky::Cookie),
+        _ => Some(Sticky::Source),
+    }
+}
+
+/// `send_proxy: v2` (or `v1`); `false` turns a backend's setting off for one server.
+pub fn send_proxy(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Option<SendProxy>> {
+    match &node.value {
+        Value::Bool(false) => return Some(None),
+        Value::Int(2) => return Some(Some(SendProxy::V2)),
+        Value::Int(1) => return Some(Some(SendProxy::V1)),
+        _ => {}
+    }
+    match node
+        .as_text()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "v2" => Some(Some(SendProxy::V2)),
+        "v1" => Some(Some(SendProxy::V1)),
+        "false" | "no" | "off" => Some(None),
+        _ => {
+            diags.push(
+                Diagnostic::new(
+                    &node.loc,
+                    path,
+                    format!(
+                        "{} is not a PROXY protocol version",
+                        node.as_text()
+                            .map_or(node.kind().to_string(), |t| field::quote(&t))
+                    ),
+                )
+                .hint(
+                    "write `send_proxy: v2` (or v1 for servers that only read version 1), or false",
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn check_mode(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnostics) {
@@ -349,6 +528,11 @@ fn check_mode(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnosti
             Diagnostic::new(&node.loc, key, "`mode: tcp` in haproxy_udp_backends")
                 .hint("move this backend to haproxy_tcp_backends, or write `mode: udp`"),
         ),
+        (Protocol::Tcp, "http") => diags.push(
+            Diagnostic::new(&node.loc, key, "`mode: http` in haproxy_tcp_backends").hint(
+                "move this backend to haproxy_http_backends and its listener to haproxy_http_frontends (README: L7 routing, TLS and SNI)",
+            ),
+        ),
         (_, other) => diags.push(
             Diagnostic::new(&node.loc, key, format!("unknown mode `{other}`")).hint(
                 match protocol {
@@ -361,7 +545,7 @@ fn check_mode(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnosti
 }
 
 /// The value of a key that must be present; a missing key is reported at its parent's line.
-fn required<'a>(
+pub fn required<'a>(
     parent: &Node,
     value: Option<&'a Node>,
     path: &str,

@@ -223,6 +223,54 @@ pub fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// A TLS server name or HTTP host as clients send it: a DNS name, or `*.` and a DNS name for
+/// every name under it. Lowercased: both are matched case-insensitively.
+pub fn server_name(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
+    let text = string(node, path, diags)?;
+    if is_server_name(&text) {
+        Some(text.to_ascii_lowercase())
+    } else {
+        diags.push(
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!("{} is not a host name", quote(&text)),
+            )
+            .hint("write a DNS name such as vault.example.com, or *.example.com for every name under example.com"),
+        );
+        None
+    }
+}
+
+pub fn is_server_name(s: &str) -> bool {
+    is_hostname(s.strip_prefix("*.").unwrap_or(s))
+}
+
+/// One value or a list of them, as Ansible users write either (`sni: a.example.com` or
+/// `sni: [a.example.com, b.example.com]`); an empty list is reported.
+pub fn one_or_many<'a>(
+    node: &'a Node,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Vec<(String, &'a Node)> {
+    match &node.value {
+        Value::Seq(items) => {
+            if items.is_empty() {
+                diags.push(
+                    Diagnostic::new(&node.loc, path, "empty list")
+                        .hint("give at least one value, or remove the key"),
+                );
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (format!("{path}[{i}]"), item))
+                .collect()
+        }
+        _ => vec![(path.to_string(), node)],
+    }
+}
+
 /// An address with an optional prefix length, as keepalived's `virtual_ipaddress` takes it.
 pub fn cidr(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
     let text = node.as_text().unwrap_or_default();

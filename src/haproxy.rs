@@ -25,6 +25,8 @@ pub struct Haproxy {
     pub timeout_client: Duration,
     pub timeout_server: Duration,
     pub timeout_check: Duration,
+    /// How long an HTTP frontend waits for a complete request (slow clients).
+    pub timeout_http_request: Duration,
     pub runtime_socket: String,
     pub master_socket: String,
     pub pid_file: String,
@@ -39,6 +41,8 @@ pub struct Haproxy {
 pub const KEYS: &[&str] = &[
     "haproxy_tcp_backends",
     "haproxy_udp_backends",
+    "haproxy_http_frontends",
+    "haproxy_http_backends",
     "haproxy_bind_address",
     "haproxy_stats_bind",
     "haproxy_stats_port",
@@ -50,6 +54,7 @@ pub const KEYS: &[&str] = &[
     "haproxy_timeout_client",
     "haproxy_timeout_server",
     "haproxy_timeout_check",
+    "haproxy_timeout_http_request",
     "haproxy_runtime_socket",
     "haproxy_master_socket",
     "haproxy_pid_file",
@@ -135,6 +140,7 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
         timeout_client: time("haproxy_timeout_client", "1h", diags)?,
         timeout_server: time("haproxy_timeout_server", "1h", diags)?,
         timeout_check: time("haproxy_timeout_check", "2s", diags)?,
+        timeout_http_request: time("haproxy_timeout_http_request", "10s", diags)?,
         runtime_socket: path("haproxy_runtime_socket", "/run/haproxy/admin.sock", diags)?,
         master_socket: master_socket?,
         pid_file: path("haproxy_pid_file", "/run/haproxy.pid", diags)?,

@@ -11,9 +11,12 @@ use crate::{
     diagnostic::{Diagnostic, Diagnostics},
     field,
     haproxy::{self, Haproxy},
+    http_backend::{self, HttpBackend},
+    http_frontend::{self, HttpFrontend},
     inventory::VarMap,
     keepalived::{self, Keepalived},
-    node::Node,
+    node::{Loc, Node},
+    sni::{self, SniFrontend},
     udp_engine::{self, UdpEngine},
 };
 
@@ -24,6 +27,10 @@ pub struct HostSpec {
     pub haproxy: Haproxy,
     pub tcp_backends: Arc<Vec<Backend>>,
     pub udp_backends: Arc<Vec<Backend>>,
+    /// Listeners shared by the TCP backends routed by TLS server name (`sni`).
+    pub sni_frontends: Vec<SniFrontend>,
+    pub http_frontends: Vec<HttpFrontend>,
+    pub http_backends: Vec<HttpBackend>,
     pub udp_engine: UdpEngine,
     pub keepalived: Option<Keepalived>,
     /// The host's raw variables, for users' own templates written against Ansible's names.
@@ -44,6 +51,17 @@ impl HostSpec {
             out.extend(k.auth_pass.as_deref());
         }
         out
+    }
+
+    /// The TLS certificates HAProxy loads on this host, and where each was configured. They
+    /// live on the host, not in lbctl's input, so only the host can say whether they exist.
+    pub fn certificates(&self) -> impl Iterator<Item = (&str, &Loc)> {
+        self.http_frontends.iter().flat_map(|f| {
+            f.tls_certs
+                .iter()
+                .map(String::as_str)
+                .zip(f.tls_cert_locs.iter())
+        })
     }
 }
 
@@ -80,6 +98,16 @@ pub fn parse(
     };
     let tcp_backends = list(Protocol::Tcp, diags);
     let udp_backends = list(Protocol::Udp, diags);
+    let sni_frontends = sni::frontends(&tcp_backends, diags);
+    let mut http_frontends = vars
+        .get(http_frontend::VAR)
+        .map(|n| http_frontend::parse_list(n, &bind, diags))
+        .unwrap_or_default();
+    let http_backends = vars
+        .get(http_backend::VAR)
+        .map(|n| http_backend::parse_list(n, diags))
+        .unwrap_or_default();
+    http_backend::attach(&mut http_frontends, &http_backends, diags);
     let udp_engine = udp_engine::parse(vars, diags);
     let pid_file = haproxy
         .as_ref()
@@ -101,6 +129,39 @@ pub fn parse(
     }
     let tcp_names: HashMap<&str, &Backend> =
         tcp_backends.iter().map(|b| (b.name.as_str(), b)).collect();
+    let mut http_names: HashMap<&str, &HttpBackend> = HashMap::new();
+    for b in &http_backends {
+        let other = tcp_names
+            .get(b.name.as_str())
+            .map(|o| (o.loc.to_string(), "TCP"))
+            .or_else(|| {
+                udp_backends
+                    .iter()
+                    .find(|o| o.name == b.name)
+                    .map(|o| (o.loc.to_string(), "UDP"))
+            })
+            .or_else(|| {
+                http_names
+                    .get(b.name.as_str())
+                    .map(|o| (o.loc.to_string(), "HTTP"))
+            });
+        if let Some((loc, kind)) = other {
+            diags.push(
+                Diagnostic::new(
+                    &b.loc,
+                    format!("{}[{}].name", http_backend::VAR, b.index),
+                    format!(
+                        "backend name `{}` is already used by a {kind} backend",
+                        b.name
+                    ),
+                )
+                .hint(format!(
+                    "the other one is at {loc}; every backend needs its own name"
+                )),
+            );
+        }
+        http_names.entry(&b.name).or_insert(b);
+    }
     for b in udp_backends.iter() {
         if let Some(first) = tcp_names.get(b.name.as_str()) {
             diags.push(
@@ -128,6 +189,9 @@ pub fn parse(
         haproxy: haproxy?,
         tcp_backends,
         udp_backends,
+        sni_frontends,
+        http_frontends,
+        http_backends,
         udp_engine: udp_engine?,
         keepalived,
         vars: vars.clone(),
@@ -264,7 +328,9 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
         bind: &'a str,
         port: u16,
         loc: String,
-        diag_loc: Option<crate::node::Loc>,
+        diag_loc: Option<Loc>,
+        /// TLS passthrough routed by server name: may share its address and port with others.
+        sni: bool,
     }
     let mut listeners = vec![Listener {
         what: "the stats page (haproxy_stats_port)".into(),
@@ -277,6 +343,7 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
             .as_ref()
             .map_or("lbctl's default".into(), ToString::to_string),
         diag_loc: spec.haproxy.stats_port_loc.clone(),
+        sni: false,
     }];
     for b in spec.tcp_backends.iter().chain(spec.udp_backends.iter()) {
         listeners.push(Listener {
@@ -286,15 +353,31 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
             port: b.port,
             loc: b.port_loc.to_string(),
             diag_loc: Some(b.port_loc.clone()),
+            sni: b.sni_routed(),
         });
+    }
+    for f in &spec.http_frontends {
+        for (port, loc) in [(f.port, &f.port_loc), (f.tls_port, &f.tls_port_loc)] {
+            if let (Some(port), Some(loc)) = (port, loc) {
+                listeners.push(Listener {
+                    what: format!("HTTP frontend `{}`", f.name),
+                    protocol: Protocol::Tcp,
+                    bind: &f.bind,
+                    port,
+                    loc: loc.to_string(),
+                    diag_loc: Some(loc.clone()),
+                    sni: false,
+                });
+            }
+        }
     }
     let mut by_port: HashMap<(Protocol, u16), Vec<usize>> = HashMap::with_capacity(listeners.len());
     for (i, l) in listeners.iter().enumerate() {
         let same_port = by_port.entry((l.protocol, l.port)).or_default();
-        let clash = same_port
-            .iter()
-            .map(|&j| &listeners[j])
-            .find(|o| o.bind == l.bind || o.bind == "*" || l.bind == "*");
+        let clash = same_port.iter().map(|&j| &listeners[j]).find(|o| {
+            (o.bind == l.bind || o.bind == "*" || l.bind == "*")
+                && !(o.sni && l.sni && o.bind == l.bind)
+        });
         same_port.push(i);
         if let (Some(first), Some(loc)) = (clash, &l.diag_loc) {
             diags.push(
@@ -314,7 +397,11 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
                         first.loc
                     ),
                 )
-                .hint("give one of them another port, or bind them to different addresses"),
+                .hint(if l.sni || first.sni {
+                    "backends share a port only when all of them are routed by TLS server name: give each `sni:` names, or another port"
+                } else {
+                    "give one of them another port, or bind them to different addresses"
+                }),
             );
         }
     }
