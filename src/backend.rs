@@ -55,6 +55,8 @@ pub struct Backend {
     /// Where each `sni` name was written, in the order of `sni`.
     #[serde(skip)]
     pub sni_locs: Vec<Loc>,
+    #[serde(skip)]
+    pub sni_default_loc: Option<Loc>,
 }
 
 impl Backend {
@@ -323,6 +325,7 @@ fn parse_backend(
         loc: node.loc.clone(),
         port_loc: port_node?.loc.clone(),
         sni_locs,
+        sni_default_loc: get("sni_default").map(|n| n.loc.clone()),
     })
 }
 

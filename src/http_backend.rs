@@ -34,10 +34,13 @@ pub struct HttpBackend {
     pub index: usize,
     #[serde(skip)]
     pub loc: Loc,
+    /// Where each host name was written, in the order of `hosts`.
     #[serde(skip)]
-    pub hosts_loc: Option<Loc>,
+    pub host_locs: Vec<Loc>,
     #[serde(skip)]
     pub path_loc: Option<Loc>,
+    #[serde(skip)]
+    pub default_loc: Option<Loc>,
 }
 
 pub const VAR: &str = "haproxy_http_backends";
@@ -117,9 +120,13 @@ fn parse_backend(node: &Node, index: usize, diags: &mut Diagnostics) -> Option<H
     let frontend = get("frontend")
         .and_then(|n| field::identifier(n, &key("frontend"), diags).map(|f| (f, n.loc.clone())));
     let mut hosts = Vec::new();
+    let mut host_locs = Vec::new();
     if let Some(n) = get("hosts") {
         for (p, item) in field::one_or_many(n, &key("hosts"), diags) {
-            hosts.extend(field::server_name(item, &p, diags));
+            if let Some(host) = field::server_name(item, &p, diags) {
+                hosts.push(host);
+                host_locs.push(item.loc.clone());
+            }
         }
     }
     let path_prefix = get("path_prefix").and_then(|n| path_prefix(n, &key("path_prefix"), diags));
@@ -162,8 +169,9 @@ fn parse_backend(node: &Node, index: usize, diags: &mut Diagnostics) -> Option<H
         default,
         index,
         loc: node.loc.clone(),
-        hosts_loc: get("hosts").map(|n| n.loc.clone()),
+        host_locs,
         path_loc: get("path_prefix").map(|n| n.loc.clone()),
+        default_loc: get("default").map(|n| n.loc.clone()),
     })
 }
 
@@ -287,12 +295,16 @@ fn route_frontend(f: &mut HttpFrontend, group: &[&HttpBackend], diags: &mut Diag
             }
         } else {
             let key_path = prefix.unwrap_or("").trim_end_matches('/').to_string();
-            let host_claims: Vec<HostClaim> = if b.hosts.is_empty() {
-                vec![HostClaim::Any]
+            let host_claims: Vec<(HostClaim, Option<usize>)> = if b.hosts.is_empty() {
+                vec![(HostClaim::Any, None)]
             } else {
-                b.hosts.iter().cloned().map(HostClaim::Name).collect()
+                b.hosts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (HostClaim::Name(h.clone()), Some(i)))
+                    .collect()
             };
-            for claim in host_claims {
+            for (claim, host_index) in host_claims {
                 let k = (claim.clone(), key_path.clone());
                 match claims.get(&k) {
                     Some(other) if other.name != b.name => {
@@ -301,10 +313,10 @@ fn route_frontend(f: &mut HttpFrontend, group: &[&HttpBackend], diags: &mut Diag
                             HostClaim::Any => "every host".to_string(),
                         };
                         let on_path = prefix.map_or(String::new(), |p| format!(" under `{p}`"));
-                        let (loc, key) = match (&claim, &b.hosts_loc, &b.path_loc) {
-                            (HostClaim::Name(_), Some(l), _) => (l, format!("{path}.hosts")),
-                            (_, _, Some(l)) => (l, format!("{path}.path_prefix")),
-                            _ => (&b.loc, path.clone()),
+                        let (loc, key) = match (host_index, &b.path_loc) {
+                            (Some(i), _) => (&b.host_locs[i], format!("{path}.hosts[{i}]")),
+                            (None, Some(l)) => (l, format!("{path}.path_prefix")),
+                            (None, None) => (&b.loc, path.clone()),
                         };
                         diags.push(
                             Diagnostic::new(
@@ -352,11 +364,14 @@ fn route_frontend(f: &mut HttpFrontend, group: &[&HttpBackend], diags: &mut Diag
     for b in defaults.iter().skip(1) {
         diags.push(
             Diagnostic::new(
-                &b.loc,
+                b.default_loc.as_ref().unwrap_or(&b.loc),
                 format!("{VAR}[{}].default", b.index),
                 format!(
                     "backends `{}` ({}) and `{}` are both the default of frontend `{}`",
-                    defaults[0].name, defaults[0].loc, b.name, f.name
+                    defaults[0].name,
+                    defaults[0].default_loc.as_ref().unwrap_or(&defaults[0].loc),
+                    b.name,
+                    f.name
                 ),
             )
             .hint("requests that match no route go to one default: keep `default: true` on one of them"),

@@ -105,11 +105,13 @@ fn frontend(group: &[&Backend], diags: &mut Diagnostics) -> SniFrontend {
         for b in rest {
             diags.push(
                 Diagnostic::new(
-                    &b.loc,
+                    b.sni_default_loc.as_ref().unwrap_or(&b.loc),
                     format!("{}.sni_default", b.path()),
                     format!(
                         "backends `{}` ({}) and `{}` are both the default on port {port}",
-                        first_default.name, first_default.loc, b.name
+                        first_default.name,
+                        first_default.sni_default_loc.as_ref().unwrap_or(&first_default.loc),
+                        b.name
                     ),
                 )
                 .hint("connections whose server name matches no backend go to one default: keep `sni_default: true` on one of them"),

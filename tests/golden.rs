@@ -38,6 +38,9 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     ("single-lb", &["-i", "tests/inputs/single-lb"]),
+    ("seed000", &["-i", "inventory/seed000"]),
+    ("seed003", &["-i", "inventory/seed003"]),
+    ("l7-edges", &["-i", "tests/inputs/l7-edges"]),
 ];
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -161,9 +164,85 @@ fn check(cmd: &mut Command, what: &Path) -> Option<String> {
     })
 }
 
+/// The certificates a rendered HAProxy config terminates TLS with (`bind ... ssl crt PATH`).
+fn certificates(cfg: &str) -> Vec<String> {
+    cfg.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("bind ") && l.contains(" ssl "))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words
+                .windows(2)
+                .filter(|w| w[0] == "crt")
+                .map(|w| w[1].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `haproxy -c` loads the certificates a config names, at the paths the load balancers keep
+/// them (examples keep them under /etc/haproxy/). Such a config is checked in a private mount
+/// namespace whose /etc/haproxy holds a throwaway self-signed certificate at each of those
+/// paths; the machine's own /etc/haproxy is left alone.
+fn check_haproxy(cfg: &Path, scratch_dir: &Path) -> Option<String> {
+    let certs = certificates(&std::fs::read_to_string(cfg).unwrap());
+    if certs.is_empty() {
+        return check(
+            Command::new("haproxy").args(["-c", "-q", "-f"]).arg(cfg),
+            cfg,
+        );
+    }
+    let pem = scratch_dir.join("self-signed.pem");
+    if !pem.exists() {
+        let (key, crt) = (scratch_dir.join("key.pem"), scratch_dir.join("crt.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=lbctl-golden",
+            ])
+            .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&crt)
+            .output()
+            .expect("run openssl");
+        assert!(made.status.success(), "openssl: {made:?}");
+        let bundle =
+            std::fs::read_to_string(&crt).unwrap() + &std::fs::read_to_string(&key).unwrap();
+        std::fs::write(&pem, bundle).unwrap();
+    }
+    let etc = scratch_dir.join(format!("etc-haproxy-{}", cfg.display()).replace('/', "_"));
+    for c in &certs {
+        let rel = c.strip_prefix("/etc/haproxy/").unwrap_or_else(|| {
+            panic!(
+                "{}: examples keep certificates under /etc/haproxy/, not {c}",
+                cfg.display()
+            )
+        });
+        let dest = etc.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&pem, dest).unwrap();
+    }
+    check(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$1" /etc/haproxy && exec haproxy -c -q -f "$2""#)
+            .arg("sh")
+            .arg(&etc)
+            .arg(cfg),
+        cfg,
+    )
+}
+
 #[test]
 fn every_rendered_config_passes_the_real_programs_checks() {
-    require_root_and(&["haproxy", "keepalived", "nginx", "ip"]);
+    require_root_and(&["haproxy", "keepalived", "nginx", "ip", "unshare", "openssl"]);
     assert!(
         Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").exists(),
         "nginx's stream module is missing: apt-get install libnginx-mod-stream"
@@ -192,12 +271,13 @@ fn every_rendered_config_passes_the_real_programs_checks() {
         .collect();
     let ns = Netns::new(&interfaces);
     let wrapper_dir = scratch("golden-nginx-wrappers");
+    let cert_dir = scratch("golden-haproxy-certs");
     let mut failures = Vec::new();
     let mut checked = 0;
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let failure = match name.as_str() {
-            "haproxy.cfg" => check(Command::new("haproxy").args(["-c", "-q", "-f"]).arg(f), f),
+            "haproxy.cfg" => check_haproxy(f, &cert_dir),
             "keepalived.conf" => check(
                 Command::new("ip")
                     .args(["netns", "exec", &ns.0, "keepalived", "-t", "-f"])

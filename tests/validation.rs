@@ -28,6 +28,20 @@ haproxy_udp_backends:
         port: 31820
 ";
 
+/// An HTTP frontend and backend, appended to BASE by `Edit::Http` (lines 21-30).
+const HTTP: &str = "\
+haproxy_http_frontends:
+  - name: web
+    port: 80
+haproxy_http_backends:
+  - name: shop
+    hosts: shop.example.com
+    servers:
+      - name: w1
+        address: 10.0.1.1
+        port: 30080
+";
+
 const HOSTS: &str = "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\nlb2 ansible_host=10.0.0.2\n";
 const LB_VARS: &str = "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\n";
 
@@ -40,6 +54,8 @@ enum Edit {
     Text(&'static str),
     /// Leave BASE alone; the case's extra files break something.
     None,
+    /// Append HTTP to BASE, then replace line N of the whole.
+    Http(usize, &'static str),
 }
 
 struct Case {
@@ -419,12 +435,254 @@ fn cases() -> Vec<Case> {
                 "99999 is out of range",
             )
         },
+        case(
+            "rate limit that is not N/period",
+            Http(23, "    port: 80\n    rate_limit: 100 per 10s"),
+            ALL,
+            24,
+            "haproxy_http_frontends[0].rate_limit",
+            "\"100 per 10s\" is not a rate limit",
+        ),
+        case(
+            "rate limit period below a second",
+            Http(23, "    port: 80\n    rate_limit: 100/10"),
+            ALL,
+            24,
+            "haproxy_http_frontends[0].rate_limit",
+            "a period from 1s to 1d",
+        ),
+        case(
+            "certificate path that is not absolute",
+            Http(23, "    tls_port: 443\n    tls_cert: certs/site.pem"),
+            ALL,
+            24,
+            "haproxy_http_frontends[0].tls_cert",
+            "is not a plain absolute path",
+        ),
+        case(
+            "HTTPS port without a certificate",
+            Http(23, "    tls_port: 443"),
+            ALL,
+            23,
+            "haproxy_http_frontends[0].tls_port",
+            "`tls_port` without `tls_cert`",
+        ),
+        case(
+            "redirect to HTTPS without an HTTPS port",
+            Http(23, "    port: 80\n    redirect_https: true"),
+            ALL,
+            24,
+            "haproxy_http_frontends[0].redirect_https",
+            "needs both `port` and `tls_port`",
+        ),
+        case(
+            "HTTP frontend on a TCP backend's port",
+            Http(23, "    port: 3306"),
+            ALL,
+            23,
+            "port",
+            "already taken by backend `mysql`",
+        ),
+        case(
+            "frontend with no backends",
+            Http(23, "    port: 80\n  - name: admin\n    port: 8080"),
+            ALL,
+            24,
+            "haproxy_http_frontends[1]",
+            "frontend `admin` has no backends",
+        ),
+        case(
+            "HTTP backends without a frontend",
+            Append(
+                "haproxy_http_backends:\n  - name: shop\n    hosts: shop.example.com\n    servers:\n      - name: w1\n        address: 10.0.1.1\n        port: 30080\n",
+            ),
+            ALL,
+            22,
+            "haproxy_http_backends",
+            "need a frontend",
+        ),
+        case(
+            "path prefix without a leading slash",
+            Http(26, "    path_prefix: api"),
+            ALL,
+            26,
+            "haproxy_http_backends[0].path_prefix",
+            "\"api\" is not a URL path",
+        ),
+        case(
+            "host name with a space",
+            Http(26, "    hosts: [shop example.com]"),
+            ALL,
+            26,
+            "haproxy_http_backends[0].hosts[0]",
+            "is not a host name",
+        ),
+        case(
+            "host routed to two services",
+            Http(
+                30,
+                "        port: 30080\n  - name: shop2\n    hosts: [www.example.com, shop.example.com]\n    servers:\n      - name: w1\n        address: 10.0.1.2\n        port: 30080",
+            ),
+            ALL,
+            32,
+            "haproxy_http_backends[1].hosts[1]",
+            "host `shop.example.com` on frontend `web` is routed to both `shop`",
+        ),
+        case(
+            "misspelt frontend",
+            Http(26, "    frontend: wbe\n    hosts: shop.example.com"),
+            ALL,
+            26,
+            "haproxy_http_backends[0].frontend",
+            "did you mean `web`?",
+        ),
+        case(
+            "HTTP backend no request can reach",
+            Http(26, "    balance: roundrobin"),
+            ALL,
+            25,
+            "haproxy_http_backends[0]",
+            "no request can reach backend `shop`",
+        ),
+        case(
+            "HTTP backend named like a TCP backend",
+            Http(25, "  - name: mysql"),
+            ALL,
+            25,
+            "haproxy_http_backends[0].name",
+            "already used by a TCP backend",
+        ),
+        case(
+            "HTTP health check status out of range",
+            Http(
+                26,
+                "    hosts: shop.example.com\n    health_check: {path: /healthz, expect_status: 999}",
+            ),
+            ALL,
+            27,
+            "haproxy_http_backends[0].health_check.expect_status",
+            "999 is out of range",
+        ),
+        case(
+            "HTTP health check path that is not a path",
+            Http(26, "    hosts: shop.example.com\n    health_check:\n      path: healthz"),
+            ALL,
+            28,
+            "haproxy_http_backends[0].health_check.path",
+            "is not a URL path",
+        ),
+        case(
+            "sticky cookie on a TCP backend",
+            Line(4, "    sticky: cookie"),
+            ALL,
+            4,
+            "haproxy_tcp_backends[0].sticky",
+            "`sticky: cookie` needs an HTTP backend",
+        ),
+        case(
+            "unknown PROXY protocol version",
+            Line(4, "    send_proxy: v3"),
+            ALL,
+            4,
+            "haproxy_tcp_backends[0].send_proxy",
+            "is not a PROXY protocol version",
+        ),
+        case(
+            "PROXY protocol on a UDP backend",
+            Line(16, "    send_proxy: v2"),
+            ALL,
+            16,
+            "haproxy_udp_backends[0].send_proxy",
+            "does not apply to UDP backends",
+        ),
+        case(
+            "HTTP mode in the TCP list",
+            Line(4, "    mode: http"),
+            ALL,
+            4,
+            "haproxy_tcp_backends[0].mode",
+            "move this backend to haproxy_http_backends",
+        ),
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_tcp_backends:\n  - name: vault\n    port: 443\n    sni: vault_example.com\n    sni_default: true\n    servers:\n      - {name: v1, address: 10.0.2.1, port: 8200}\n",
+            )],
+            ..case(
+                "SNI name with an underscore",
+                Edit::None,
+                LBV,
+                6,
+                "haproxy_tcp_backends[0].sni",
+                "\"vault_example.com\" is not a host name",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_tcp_backends:\n  - name: vault\n    port: 443\n    sni: vault.example.com\n    sni_default: true\n    servers:\n      - {name: v1, address: 10.0.2.1, port: 8200}\n  - name: consul\n    port: 443\n    sni: [consul.example.com, vault.example.com]\n    servers:\n      - {name: c1, address: 10.0.2.2, port: 8501}\n",
+            )],
+            ..case(
+                "SNI name claimed by two backends",
+                Edit::None,
+                LBV,
+                12,
+                "haproxy_tcp_backends[1].sni[1]",
+                "server name `vault.example.com` on port 443 is claimed by backends `vault`",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_tcp_backends:\n  - name: vault\n    port: 443\n    sni: vault.example.com\n    servers:\n      - {name: v1, address: 10.0.2.1, port: 8200}\n  - name: consul\n    port: 443\n    sni: consul.example.com\n    servers:\n      - {name: c1, address: 10.0.2.2, port: 8501}\n",
+            )],
+            ..case(
+                "SNI-routed port without a default",
+                Edit::None,
+                LBV,
+                6,
+                "haproxy_tcp_backends[0].sni",
+                "add `sni_default: true` to the backend that should take them",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_tcp_backends:\n  - name: vault\n    port: 443\n    sni: vault.example.com\n    sni_default: true\n    servers:\n      - {name: v1, address: 10.0.2.1, port: 8200}\n  - name: consul\n    port: 443\n    sni: consul.example.com\n    sni_default: yes\n    servers:\n      - {name: c1, address: 10.0.2.2, port: 8501}\n",
+            )],
+            ..case(
+                "two SNI defaults on one port",
+                Edit::None,
+                LBV,
+                13,
+                "haproxy_tcp_backends[1].sni_default",
+                "are both the default on port 443",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_tcp_backends:\n  - name: vault\n    port: 443\n    sni: vault.example.com\n    sni_default: true\n    servers:\n      - {name: v1, address: 10.0.2.1, port: 8200}\n  - name: consul\n    port: 443\n    servers:\n      - {name: c1, address: 10.0.2.2, port: 8501}\n",
+            )],
+            ..case(
+                "plain backend on an SNI-routed port",
+                Edit::None,
+                LBV,
+                11,
+                "port",
+                "backends share a port only when all of them are routed by TLS server name",
+            )
+        },
     ]
 }
 
 fn vars_for(edit: &Edit) -> String {
     let mut lines: Vec<String> = BASE.lines().map(str::to_string).collect();
     match edit {
+        Edit::Http(n, text) => {
+            lines.extend(HTTP.lines().map(str::to_string));
+            lines[n - 1] = (*text).to_string();
+        }
         Edit::Line(n, text) => lines[n - 1] = (*text).to_string(),
         Edit::Append(text) => lines.extend(text.lines().map(str::to_string)),
         Edit::Text(text) => return (*text).to_string(),
@@ -437,8 +695,8 @@ fn vars_for(edit: &Edit) -> String {
 fn every_broken_input_is_located() {
     let cases = cases();
     assert!(
-        cases.len() >= 25,
-        "the table must cover at least 25 broken inputs"
+        cases.len() >= 62,
+        "the table must cover at least 62 broken inputs"
     );
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
