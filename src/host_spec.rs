@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::{
     backend::{Backend, ListCache, Protocol},
     connection::{Connection, HostKeyPolicy},
+    daemon_control::{self, DaemonControl},
     diagnostic::{Diagnostic, Diagnostics},
     field,
     haproxy::{self, Haproxy},
@@ -33,6 +34,8 @@ pub struct HostSpec {
     pub http_backends: Vec<HttpBackend>,
     pub udp_engine: UdpEngine,
     pub keepalived: Option<Keepalived>,
+    /// How `failover-test --lb` stops and starts this host's daemons.
+    pub daemons: DaemonControl,
     /// The host's raw variables, for users' own templates written against Ansible's names.
     #[serde(skip)]
     pub vars: VarMap,
@@ -113,6 +116,7 @@ pub fn parse(
         .as_ref()
         .map_or("/run/haproxy.pid", |h| h.pid_file.as_str());
     let keepalived = keepalived::parse(vars, pid_file, diags);
+    let daemons = daemon_control::parse(vars, diags);
     if matches!(udp_engine, Some(UdpEngine::Lvs))
         && keepalived.is_none()
         && !udp_backends.is_empty()
@@ -194,6 +198,7 @@ pub fn parse(
         http_backends,
         udp_engine: udp_engine?,
         keepalived,
+        daemons: daemons?,
         vars: vars.clone(),
     };
     check_listeners(&spec, diags);
@@ -205,6 +210,7 @@ fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
         .iter()
         .chain(keepalived::KEYS)
         .chain(udp_engine::KEYS)
+        .chain(daemon_control::KEYS)
         .copied()
         .collect();
     for (key, node) in vars {
@@ -223,7 +229,9 @@ fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
     }
 }
 
-fn parse_connection(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Connection> {
+/// A host's SSH connection from its `ansible_*` variables (load balancers and the other
+/// hosts `failover-test` reaches alike).
+pub fn parse_connection(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Connection> {
     let before = diags.len();
     let get = |k: &str| vars.get(k);
     let address = match get(CONNECTION_KEYS[0]) {

@@ -516,14 +516,15 @@ pub fn parse_apply(stdout: &[u8]) -> Result<ApplyReport, ReportError> {
     Ok(report)
 }
 
-struct Frame<'a> {
+/// One `@@lbctl` line of a report, split into its words.
+pub(crate) struct Frame<'a> {
     script: &'static str,
     line: usize,
-    words: Vec<&'a str>,
+    pub(crate) words: Vec<&'a str>,
 }
 
 impl Frame<'_> {
-    fn malformed(&self, reason: &str) -> ReportError {
+    pub(crate) fn malformed(&self, reason: &str) -> ReportError {
         ReportError::Malformed {
             script: self.script,
             line: self.line,
@@ -531,18 +532,18 @@ impl Frame<'_> {
         }
     }
 
-    fn bytes(&self, field: &str) -> Result<Vec<u8>, ReportError> {
+    pub(crate) fn bytes(&self, field: &str) -> Result<Vec<u8>, ReportError> {
         if field == "-" {
             return Ok(Vec::new());
         }
         base64::decode(field).ok_or_else(|| self.malformed("invalid base64"))
     }
 
-    fn text(&self, field: &str) -> Result<String, ReportError> {
+    pub(crate) fn text(&self, field: &str) -> Result<String, ReportError> {
         Ok(String::from_utf8_lossy(&self.bytes(field)?).into_owned())
     }
 
-    fn pid(&self, field: &str) -> Result<u32, ReportError> {
+    pub(crate) fn pid(&self, field: &str) -> Result<u32, ReportError> {
         field.parse().map_err(|_| self.malformed("invalid pid"))
     }
 
@@ -552,7 +553,7 @@ impl Frame<'_> {
 }
 
 /// The frames after `begin <script> 1`, checked to exist.
-fn frames<'a>(
+pub(crate) fn frames<'a>(
     script: &'static str,
     stdout: &'a [u8],
 ) -> Result<impl Iterator<Item = Result<Frame<'a>, ReportError>>, ReportError> {
@@ -613,7 +614,7 @@ fn parse_show_proc(output: &str) -> (Option<u32>, Vec<u32>, Vec<u32>) {
     (master, workers, old_workers)
 }
 
-fn finish_script(header: String, body: &str) -> String {
+pub(crate) fn finish_script(header: String, body: &str) -> String {
     let mut script = header;
     script.push_str(COMMON);
     script.push_str(body);
@@ -624,7 +625,7 @@ fn finish_script(header: String, body: &str) -> String {
 }
 
 /// `text` as one single-quoted shell word.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
@@ -635,7 +636,7 @@ fn ports(ports: &[u16]) -> String {
 
 /// The address of a VIP as `ip -o addr show` prints it: without a prefix length, and in
 /// canonical form for IPv6.
-fn address_of(vip: &str) -> String {
+pub(crate) fn address_of(vip: &str) -> String {
     let address = vip.split('/').next().unwrap_or(vip);
     match address.parse::<IpAddr>() {
         Ok(address) => address.to_string(),

@@ -1,0 +1,60 @@
+# lbctl lb-state: what a load balancer is doing right now, read in one round trip and
+# changing nothing: which VIPs it holds, whether its daemons run, and HAProxy's own view of
+# its servers. The generated header defines SOCKET and STAT_COMMAND (SOCKET empty when not
+# asked), WANT_VIPS (empty when there are none) and the lists vips() and daemons(), which
+# call state_vip NAME ADDRESS and state_daemon NAME PIDFILE once per item.
+
+connection_lost() {
+	exit 1
+}
+
+state_vip() {
+	if printf '%s\n' "$ADDRESSES" | grep -qxF -e "$2"; then
+		emit "vip $(enc "$1") held"
+	else
+		emit "vip $(enc "$1") free"
+	fi
+}
+
+state_daemon() {
+	pid=
+	[ -r "$2" ] && pid=$(head -n 1 "$2" 2>/dev/null)
+	case $pid in
+	'' | *[!0-9]*) emit "daemon $1 stopped -" ;;
+	*)
+		if kill -0 "$pid" 2>/dev/null; then
+			emit "daemon $1 running $pid"
+		else
+			emit "daemon $1 stopped $pid"
+		fi
+		;;
+	esac
+}
+
+state_stat() {
+	if ! command -v socat >/dev/null 2>&1; then
+		emit "stat-error $(enc "socat is not installed; lbctl needs it to ask HAProxy's runtime socket $SOCKET")"
+	elif [ ! -S "$SOCKET" ]; then
+		emit "stat-error $(enc "$SOCKET is not a socket: is HAProxy running with lbctl's configuration?")"
+	elif out=$(printf '%s\n' "$STAT_COMMAND" | socat -t 2 - "UNIX-CONNECT:$SOCKET" 2>&1); then
+		emit "stat $(enc "$out")"
+	else
+		emit "stat-error $(enc "$out")"
+	fi
+}
+
+main() {
+	trap connection_lost PIPE
+	emit "begin lb-state 1"
+	if [ -n "$WANT_VIPS" ]; then
+		if command -v ip >/dev/null 2>&1; then
+			ADDRESSES=$(ip -o addr show | awk '{ sub("/.*", "", $4); print $4 }')
+			vips
+		else
+			emit "error $(enc "ip (iproute2) is not installed; lbctl needs it to see which addresses the host holds")"
+		fi
+	fi
+	daemons
+	[ -z "$SOCKET" ] || state_stat
+	emit "end lb-state"
+}

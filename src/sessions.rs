@@ -1,0 +1,77 @@
+//! SSH sessions to many hosts at once, and one script run on each of them in parallel.
+//!
+//! A host that cannot be reached is an error for that host only, after the connect timeout;
+//! the others go on. Sessions are shared (`Arc`) so that several tasks (a poller, a restore
+//! path) can run scripts over the same multiplexed connection.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Semaphore;
+
+use crate::{
+    connection::Connection,
+    transport::{ConnectOptions, RemoteOutput, Session},
+};
+
+/// One host's connection attempt: its inventory name and the session, or why there is none.
+pub struct Connected {
+    pub host: String,
+    pub session: Result<Arc<Session>, String>,
+}
+
+/// Connects to every host, at most `forks` at a time, each within `connect_timeout`.
+pub async fn connect_all(
+    connections: &[Connection],
+    connect_timeout: Duration,
+    forks: usize,
+) -> Vec<Connected> {
+    let limit = Arc::new(Semaphore::new(forks.max(1)));
+    let options = ConnectOptions { connect_timeout };
+    let tasks: Vec<_> = connections
+        .iter()
+        .map(|conn| {
+            let (conn, limit) = (conn.clone(), Arc::clone(&limit));
+            tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                Session::connect(&conn, &options)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for (task, conn) in tasks.into_iter().zip(connections) {
+        let session = task
+            .await
+            .unwrap_or_else(|e| Err(format!("the connect task failed: {e}")));
+        out.push(Connected {
+            host: conn.name.clone(),
+            session,
+        });
+    }
+    out
+}
+
+/// Runs `scripts[i]` on `sessions[i]`, all at once, and returns each output in order.
+pub async fn run_all(
+    sessions: &[Arc<Session>],
+    scripts: Vec<String>,
+) -> Vec<Result<RemoteOutput, String>> {
+    let tasks: Vec<_> = sessions
+        .iter()
+        .zip(scripts)
+        .map(|(session, script)| {
+            let session = Arc::clone(session);
+            tokio::spawn(async move { session.run(&script).await.map_err(|e| e.to_string()) })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        out.push(
+            task.await
+                .unwrap_or_else(|e| Err(format!("the remote task failed: {e}"))),
+        );
+    }
+    out
+}
