@@ -99,9 +99,9 @@ pub fn parse(
         Some(n) => cache.parse(n, protocol, &bind, diags),
         None => Arc::default(),
     };
+    let lists_before = diags.len();
     let tcp_backends = list(Protocol::Tcp, diags);
     let udp_backends = list(Protocol::Udp, diags);
-    let sni_frontends = sni::frontends(&tcp_backends, diags);
     let mut http_frontends = vars
         .get(http_frontend::VAR)
         .map(|n| http_frontend::parse_list(n, &bind, diags))
@@ -110,7 +110,14 @@ pub fn parse(
         .get(http_backend::VAR)
         .map(|n| http_backend::parse_list(n, diags))
         .unwrap_or_default();
-    http_backend::attach(&mut http_frontends, &http_backends, diags);
+    // Routing is checked across entries. An entry with an error of its own is left out of its
+    // list, so checking the rest would report problems that are not there (a missing default,
+    // an unknown frontend): those checks wait until every entry reads cleanly.
+    let mut sni_frontends = Vec::new();
+    if diags.len() == lists_before {
+        sni_frontends = sni::frontends(&tcp_backends, diags);
+        http_backend::attach(&mut http_frontends, &http_backends, diags);
+    }
     let udp_engine = udp_engine::parse(vars, diags);
     let pid_file = haproxy
         .as_ref()

@@ -565,7 +565,10 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "HTTP health check path that is not a path",
-            Http(26, "    hosts: shop.example.com\n    health_check:\n      path: healthz"),
+            Http(
+                26,
+                "    hosts: shop.example.com\n    health_check:\n      path: healthz",
+            ),
             ALL,
             28,
             "haproxy_http_backends[0].health_check.path",
@@ -857,4 +860,39 @@ fn empty_load_balancer_group_names_the_flag() {
         .args(["-i", dir.to_str().unwrap(), "--lb-group", "lbs", "validate"])
         .run()
         .code(0);
+}
+
+#[test]
+fn an_entry_with_its_own_error_causes_no_routing_errors() {
+    let dir = scratch("validation-no-cascade");
+    write(&dir, "hosts", HOSTS);
+    write(&dir, LBV, LB_VARS);
+    // The frontend and the default SNI backend each have one error; checking routes without
+    // them would also report an unknown frontend and a missing default.
+    write(
+        &dir,
+        ALL,
+        "haproxy_http_frontends:\n  - name: web\n    port: 80\n    rate_limit: lots\nhaproxy_http_backends:\n  - name: shop\n    frontend: web\n    default: true\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30080}\nhaproxy_tcp_backends:\n  - name: vault\n    port: 443\n    sni: vault.example.com\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 8200}\n  - name: traefik\n    port: 443\n    sni_default: true\n",
+    );
+    let run = Lbctl::new()
+        .args(["-i", dir.to_str().unwrap(), "--project-dir"])
+        .args([dir.to_str().unwrap(), "--json", "validate"])
+        .run()
+        .code(1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let keys: Vec<&str> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "haproxy_tcp_backends[1].servers",
+            "haproxy_http_frontends[0].rate_limit"
+        ],
+        "{}",
+        run.stdout
+    );
 }
