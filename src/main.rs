@@ -1,10 +1,11 @@
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use lbctl::{
     commands::{self, Global},
     error::Error,
     output,
+    survey::SshOptions,
 };
 
 /// lbctl: render, validate and deploy an HAProxy + keepalived load-balancer tier from an
@@ -38,6 +39,12 @@ struct GlobalArgs {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// How many hosts to talk to at once.
+    #[arg(long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    forks: u16,
+    /// Seconds to wait for a host's SSH connection before calling it unreachable.
+    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    connect_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +55,21 @@ enum Command {
     Render {
         #[arg(short = 'o', long, default_value = "rendered")]
         out: PathBuf,
+    },
+    /// Show what would change on each load balancer, as a diff against what is deployed.
+    Plan {
+        /// Exit 2 when there are changes (0: none, 1: error), as terraform does.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Deploy: per host stage, check on the host, swap, reload, verify, roll back on failure.
+    Apply {
+        /// Do not ask for confirmation (required without a terminal, e.g. in CI).
+        #[arg(long)]
+        yes: bool,
+        /// How many hosts to change at once (the VIP holder always goes last).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        serial: u16,
     },
 }
 
@@ -61,6 +83,10 @@ fn main() -> ExitCode {
         project_dir: g.project_dir,
         templates: g.templates,
         json: g.json,
+        ssh: SshOptions {
+            forks: usize::from(g.forks),
+            connect_timeout: Duration::from_secs(g.connect_timeout),
+        },
     };
     let result: Result<u8, Error> = match cli.command {
         Command::Validate => {
@@ -68,6 +94,16 @@ fn main() -> ExitCode {
         }
         Command::Render { out } => {
             commands::render::run(&global, &out).map(|w| output::rendered(&global, &w))
+        }
+        Command::Plan { detailed_exitcode } => {
+            commands::plan::run(&global).map(|r| output::planned(&global, &r, detailed_exitcode))
+        }
+        Command::Apply { yes, serial } => {
+            let opts = commands::apply::Options {
+                yes,
+                serial: usize::from(serial),
+            };
+            commands::apply::run(&global, &opts).map(|r| output::applied(&global, &r))
         }
     };
     match result {

@@ -47,37 +47,7 @@ const COMMON: &str = include_str!("remote/common.sh");
 const FETCH: &str = include_str!("remote/fetch.sh");
 const APPLY: &str = include_str!("remote/apply.sh");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Service {
-    Haproxy,
-    Keepalived,
-    Nginx,
-}
-
-impl Service {
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Haproxy => "haproxy",
-            Service::Keepalived => "keepalived",
-            Service::Nginx => "nginx",
-        }
-    }
-
-    /// keepalived.conf holds the VRRP password, so only root may read it.
-    fn file_mode(self) -> &'static str {
-        match self {
-            Service::Keepalived => "0600",
-            Service::Haproxy | Service::Nginx => "0644",
-        }
-    }
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::service::Service;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedFile {

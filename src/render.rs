@@ -16,34 +16,11 @@ use minijinja::{
 };
 use serde::Serialize;
 
+pub use crate::service::Service;
 use crate::{
     diagnostic::Diagnostic, host_spec::HostSpec, inventory::VarMap, node::Loc,
     udp_engine::UdpEngine,
 };
-
-/// The config files lbctl manages, by the service that reads them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Service {
-    Haproxy,
-    Keepalived,
-    Nginx,
-}
-
-impl Service {
-    /// The template that renders this service's file, and the file's name in `render -o`.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Service::Haproxy => "haproxy.cfg",
-            Service::Keepalived => "keepalived.conf",
-            Service::Nginx => "nginx-stream.conf",
-        }
-    }
-
-    fn template(self) -> String {
-        format!("{}.j2", self.file_name())
-    }
-}
 
 const BUILTIN: &[(Service, &str)] = &[
     (
@@ -99,7 +76,7 @@ impl Templates {
         let mut origin = BTreeMap::new();
         let mut errors = Vec::new();
         for (service, builtin) in BUILTIN {
-            let name = service.template();
+            let name = format!("{}.j2", service.file_name());
             let user = override_dirs
                 .iter()
                 .map(|d| d.join(&name))
@@ -165,7 +142,7 @@ impl Templates {
         path: String,
         ctx: &Value,
     ) -> Result<RenderedFile, Diagnostic> {
-        let name = service.template();
+        let name = format!("{}.j2", service.file_name());
         let from = self
             .origin
             .get(&name)

@@ -1,6 +1,8 @@
 //! One function per subcommand. Each takes validated settings and returns plain data or an
 //! `Error`; printing and exit codes are decided in `main`.
 
+pub mod apply;
+pub mod plan;
 pub mod render;
 pub mod validate;
 
@@ -11,6 +13,7 @@ use crate::{
     fleet::{Fleet, Input},
     inventory::Inventory,
     render::{RenderedHost, Templates, override_dirs},
+    survey::SshOptions,
 };
 
 /// The options every command shares, after parsing.
@@ -22,6 +25,7 @@ pub struct Global {
     pub project_dir: PathBuf,
     pub templates: Option<PathBuf>,
     pub json: bool,
+    pub ssh: SshOptions,
 }
 
 /// The validated inputs: the inventory and the fleet built from it.
@@ -93,4 +97,12 @@ impl Loaded {
             Err(Error::Invalid(errors))
         }
     }
+}
+
+/// The async runtime for commands that talk to hosts.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))
 }

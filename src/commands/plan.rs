@@ -1,0 +1,27 @@
+use super::Global;
+use crate::{
+    error::Error,
+    report::{HostReport, Report},
+    survey,
+};
+
+/// What would change on every load balancer, against what is really deployed there.
+pub fn run(global: &Global) -> Result<Report, Error> {
+    let loaded = global.load()?;
+    let rendered = loaded.render_all(global)?;
+    let hosts: Vec<_> = loaded.fleet.hosts.iter().cloned().zip(rendered).collect();
+    super::runtime()?.block_on(async {
+        let surveyed = survey::survey(&hosts, global.ssh).await;
+        let mut reports = Vec::with_capacity(surveyed.len());
+        for s in surveyed {
+            if let Some(session) = s.session {
+                let _ = session.close().await;
+            }
+            reports.push(match s.result {
+                Ok(plan) => HostReport::planned(plan),
+                Err(e) => HostReport::unreachable(e),
+            });
+        }
+        Ok(Report::new("plan", reports))
+    })
+}

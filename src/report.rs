@@ -1,0 +1,121 @@
+//! The stable, machine-readable result of `plan` and `apply` (`--json`), also what the text
+//! output is printed from.
+
+use serde::Serialize;
+
+use crate::{
+    plan::{FilePlan, HostPlan},
+    remote::{Failure, StepResult},
+    survey::HostError,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Nothing to change (and so nothing was written or reloaded).
+    Unchanged,
+    /// `plan` only: the host would change.
+    WouldChange,
+    Applied,
+    /// The apply failed on this host; see `failure` and `rolled_back`.
+    Failed,
+    /// Not attempted because an earlier host failed.
+    Skipped,
+    /// The host could not be surveyed (connect or fetch failed).
+    Unreachable,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub holds_vip: bool,
+    pub changed: bool,
+    pub outcome: Outcome,
+    pub files: Vec<FilePlan>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<HostError>,
+    pub rolled_back: bool,
+    /// Wall time of this host's apply, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+impl HostReport {
+    pub fn planned(plan: HostPlan) -> HostReport {
+        let changed = plan.changed();
+        HostReport {
+            host: plan.host,
+            holds_vip: plan.holds_vip,
+            changed,
+            outcome: if changed {
+                Outcome::WouldChange
+            } else {
+                Outcome::Unchanged
+            },
+            files: plan.files,
+            steps: Vec::new(),
+            failure: None,
+            error: None,
+            rolled_back: false,
+            seconds: None,
+        }
+    }
+
+    pub fn unreachable(error: HostError) -> HostReport {
+        HostReport {
+            host: error.host.clone(),
+            holds_vip: false,
+            changed: false,
+            outcome: Outcome::Unreachable,
+            files: Vec::new(),
+            steps: Vec::new(),
+            failure: None,
+            error: Some(error),
+            rolled_back: false,
+            seconds: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub command: &'static str,
+    pub hosts: Vec<HostReport>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub changed: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub unreachable: usize,
+}
+
+impl Report {
+    pub fn new(command: &'static str, hosts: Vec<HostReport>) -> Report {
+        let mut summary = Summary::default();
+        for h in &hosts {
+            match h.outcome {
+                Outcome::Unchanged => summary.unchanged += 1,
+                Outcome::WouldChange | Outcome::Applied => summary.changed += 1,
+                Outcome::Failed => summary.failed += 1,
+                Outcome::Unreachable => summary.unreachable += 1,
+                Outcome::Skipped => {}
+            }
+        }
+        Report {
+            command,
+            hosts,
+            summary,
+        }
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.summary.failed + self.summary.unreachable > 0
+    }
+}

@@ -1,0 +1,150 @@
+//! What each load balancer really holds: one SSH session per host, one fetch round trip each,
+//! all hosts in parallel (at most `forks` at a time). Plan shows it; apply acts on it.
+
+use std::{sync::Arc, time::Duration};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::{
+    host_spec::HostSpec,
+    plan::{self, HostPlan},
+    reload::Reload,
+    remote::{self, FetchOptions, Fetched},
+    render::RenderedHost,
+    transport::{ConnectOptions, Session},
+};
+
+#[derive(Debug, Clone, Copy)]
+pub struct SshOptions {
+    pub forks: usize,
+    pub connect_timeout: Duration,
+}
+
+/// A host's part of the survey: its open session and plan, or why there is none.
+pub struct Surveyed {
+    pub host: String,
+    pub session: Option<Session>,
+    pub fetched: Option<Fetched>,
+    pub result: Result<HostPlan, HostError>,
+}
+
+/// A failure on one host, with the step that failed and the program's own message.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostError {
+    pub host: String,
+    pub step: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} failed: {}", self.host, self.step, self.message)
+    }
+}
+
+/// Connects to every host and fetches the files lbctl manages there, in parallel.
+pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: SshOptions) -> Vec<Surveyed> {
+    let limit = Arc::new(Semaphore::new(ssh.forks.max(1)));
+    let tasks: Vec<_> = hosts
+        .iter()
+        .map(|(spec, rendered)| {
+            let (spec, rendered, limit) = (spec.clone(), rendered.clone(), Arc::clone(&limit));
+            tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                survey_host(&spec, &rendered, ssh.connect_timeout).await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for (task, (spec, _)) in tasks.into_iter().zip(hosts) {
+        out.push(task.await.unwrap_or_else(|e| Surveyed {
+            host: spec.name.clone(),
+            session: None,
+            fetched: None,
+            result: Err(HostError {
+                host: spec.name.clone(),
+                step: "survey".into(),
+                message: e.to_string(),
+            }),
+        }));
+    }
+    out
+}
+
+async fn survey_host(
+    spec: &HostSpec,
+    rendered: &RenderedHost,
+    connect_timeout: Duration,
+) -> Surveyed {
+    let host = spec.name.clone();
+    let fail = |step: &str, message: String| HostError {
+        host: host.clone(),
+        step: step.into(),
+        message,
+    };
+    let session =
+        match Session::connect(&spec.connection, &ConnectOptions { connect_timeout }).await {
+            Ok(s) => s,
+            Err(e) => {
+                return Surveyed {
+                    host: host.clone(),
+                    session: None,
+                    fetched: None,
+                    result: Err(fail("connect", e.to_string())),
+                };
+            }
+        };
+    let script = remote::fetch_script(
+        &managed_paths(rendered),
+        &vip_addresses(spec),
+        &fetch_options(spec),
+    );
+    let fetched = match session.run(&script).await {
+        Ok(out) => {
+            remote::parse_fetch(&out.stdout).map_err(|e| fail("fetch", format!("{e}; {out}")))
+        }
+        Err(e) => Err(fail("fetch", e.to_string())),
+    };
+    match fetched {
+        Ok(fetched) => {
+            let plan = plan::host_plan(rendered, &fetched, &spec.secrets());
+            Surveyed {
+                host,
+                session: Some(session),
+                fetched: Some(fetched),
+                result: Ok(plan),
+            }
+        }
+        Err(e) => Surveyed {
+            host,
+            session: Some(session),
+            fetched: None,
+            result: Err(e),
+        },
+    }
+}
+
+fn managed_paths(rendered: &RenderedHost) -> Vec<String> {
+    rendered.files.iter().map(|f| f.path.clone()).collect()
+}
+
+/// The VIPs as addresses (keepalived takes `address/prefix`, `ip addr` lists addresses).
+pub fn vip_addresses(spec: &HostSpec) -> Vec<String> {
+    spec.keepalived
+        .iter()
+        .flat_map(|k| k.vips.iter())
+        .map(|v| v.split('/').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn fetch_options(spec: &HostSpec) -> FetchOptions {
+    FetchOptions {
+        haproxy_pidfile: Some(spec.haproxy.pid_file.clone()),
+        haproxy_master_socket: match &spec.haproxy.reload {
+            Reload::MasterCli { socket } => Some(socket.clone()),
+            _ => None,
+        },
+        ..FetchOptions::default()
+    }
+}

@@ -1,0 +1,344 @@
+//! `lbctl plan` / `apply` against the lab's real hosts (sshd, HAProxy, keepalived, nginx in
+//! network namespaces). One test walks the whole story, since every step builds on the last.
+
+mod common;
+mod support;
+
+use std::{
+    collections::BTreeSet,
+    process::{Command, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use common::lab::{self, CLIENT_NS, LBS, Lab, VIP};
+use support::{Lbctl, Run, scratch, write};
+
+fn lbctl(args: &[&str]) -> Run {
+    Lbctl::new().args(["-i", "inventory/lab"]).args(args).run()
+}
+
+/// One TCP exchange from the lab client: the worker's name, or None on failure.
+fn tcp_name(lab: &Lab, addr: &str, port: u16) -> Option<String> {
+    let target = format!("TCP:{addr}:{port},connect-timeout=3");
+    let out = lab.netns(CLIENT_NS, 6, &["socat", "-T3", "-", &target], b"");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && text.starts_with("k8s-worker-")).then_some(text)
+}
+
+fn file_on(lab: &Lab, host: &str, path: &str) -> String {
+    String::from_utf8_lossy(&lab.exec(host, &["cat", path]).stdout).into_owned()
+}
+
+/// HAProxy's master pid and its children on a host: a reload replaces the children.
+fn haproxy_processes(lab: &Lab, host: &str) -> String {
+    let out = lab.exec(
+        host,
+        &[
+            "sh",
+            "-c",
+            "m=$(cat /run/haproxy.pid); echo $m; pgrep -P $m | sort",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The lab's vars with k8s-worker-3 removed from the mysql backend only.
+fn without_worker3_in_mysql() -> String {
+    let all =
+        std::fs::read_to_string(support::repo_root().join("inventory/lab/group_vars/all.yml"))
+            .unwrap();
+    let start = all
+        .find("      - name: k8s-worker-3\n        address: 10.77.77.23\n        port: 30306")
+        .expect("mysql's worker-3 entry");
+    let end = start
+        + all[start..]
+            .find("  - name: postgresql")
+            .expect("next backend");
+    format!("{}{}", &all[..start], &all[end..])
+}
+
+fn changed_diff_lines(plan: &str) -> Vec<String> {
+    plan.lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
+    let lab = Lab::up();
+    // A fresh lab: only the bootstrap configs, nothing of lbctl's yet.
+    lab.bring_down();
+    lab.bring_up();
+    let dir = scratch("apply");
+
+    // Without a terminal and without --yes, apply refuses before touching anything.
+    let refused = lbctl(&["apply"]).code(1);
+    assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
+
+    // Fresh lab -> apply.
+    let first = lbctl(&["apply", "--yes"]).code(0);
+    assert!(
+        first
+            .stdout
+            .contains("Apply: 3 changed, 0 unchanged, 0 failed."),
+        "{}",
+        first.stdout
+    );
+    // The VIP holder went last.
+    let order: Vec<&str> = first
+        .stdout
+        .lines()
+        .filter(|l| l.contains(": applied"))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(10));
+    assert_eq!(
+        order.last(),
+        Some(&holder.name),
+        "VIP holder {} must be changed last: {order:?}",
+        holder.name
+    );
+
+    // Connections to the VIP are answered by the workers, round robin.
+    let mut names = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while names.len() < 3 && Instant::now() < deadline {
+        if let Some(n) = tcp_name(&lab, VIP, 3306) {
+            names.insert(n);
+        } else {
+            sleep(Duration::from_millis(200));
+        }
+    }
+    assert_eq!(names.len(), 3, "round robin over the VIP reached {names:?}");
+    let udp = lab.netns(
+        CLIENT_NS,
+        6,
+        &["socat", "-T3", "-", &format!("UDP:{VIP}:51820")],
+        b"ping\n",
+    );
+    assert!(
+        String::from_utf8_lossy(&udp.stdout).starts_with("k8s-worker-"),
+        "{}",
+        lab::describe("UDP via the VIP", &udp)
+    );
+
+    // Right after, nothing to change; a second apply reloads nothing.
+    lbctl(&["plan", "--detailed-exitcode"]).code(0);
+    let before: Vec<String> = LBS
+        .iter()
+        .map(|h| haproxy_processes(&lab, h.name))
+        .collect();
+    let second = lbctl(&["apply", "--yes"]).code(0);
+    assert!(
+        second.stdout.contains("No changes: 3 hosts up to date"),
+        "{}",
+        second.stdout
+    );
+    let after: Vec<String> = LBS
+        .iter()
+        .map(|h| haproxy_processes(&lab, h.name))
+        .collect();
+    assert_eq!(before, after, "a no-op apply must not reload HAProxy");
+
+    // Removing k8s-worker-3 from mysql: exit 2, and the diff is exactly that, on every LB.
+    write(&dir, "no-w3.yml", &without_worker3_in_mysql());
+    let no_w3 = format!("@{}", dir.join("no-w3.yml").display());
+    let plan = lbctl(&["-e", &no_w3, "plan", "--detailed-exitcode"]).code(2);
+    assert!(
+        plan.stdout.contains("Plan: 3 to change, 0 unchanged."),
+        "{}",
+        plan.stdout
+    );
+    let lines = changed_diff_lines(&plan.stdout);
+    assert_eq!(
+        lines,
+        vec!["-    server k8s-worker-3 10.77.77.23:30306 check inter 1s rise 2 fall 2"; 3],
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !plan.stdout.contains("lab-stats-secret") && !plan.stdout.contains("lab-vrrp"),
+        "secrets leaked into the plan"
+    );
+    let json = lbctl(&["-e", &no_w3, "--json", "plan"]).code(0);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["summary"]["changed"], 3);
+    assert_eq!(report["hosts"][0]["files"][0]["action"], "update");
+
+    // A broken template override fails on the first host at validation; nothing else moves.
+    let first_host = order[0];
+    let configs: Vec<String> = LBS
+        .iter()
+        .map(|h| file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"))
+        .collect();
+    let broken = dir.join("broken-templates");
+    let builtin =
+        std::fs::read_to_string(support::repo_root().join("templates/haproxy.cfg.j2")).unwrap();
+    write(
+        &broken,
+        "haproxy.cfg.j2",
+        &builtin.replace(
+            "    option dontlognull\n",
+            "    option dontlognull\n    this_is_not_a_directive\n",
+        ),
+    );
+    let failed = lbctl(&["--templates", broken.to_str().unwrap(), "apply", "--yes"]).code(1);
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("error: {first_host}: validate failed")),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("this_is_not_a_directive"),
+        "the host's haproxy -c output must reach the user: {}",
+        failed.stderr
+    );
+    assert!(
+        failed.stdout.matches("not attempted").count() == 2,
+        "{}",
+        failed.stdout
+    );
+    for (h, before) in LBS.iter().zip(&configs) {
+        assert_eq!(
+            &file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"),
+            before,
+            "{} was changed",
+            h.name
+        );
+    }
+    let first_ip = LBS.iter().find(|h| h.name == first_host).unwrap().ip;
+    assert!(
+        tcp_name(&lab, first_ip, 3306).is_some(),
+        "{first_host} stopped serving"
+    );
+
+    // A failing reload rolls back: the host keeps serving its previous configuration.
+    let failing = lbctl(&[
+        "-e",
+        &no_w3,
+        "-e",
+        "haproxy_reload_method=command haproxy_reload_command=false",
+        "apply",
+        "--yes",
+    ])
+    .code(1);
+    assert!(
+        failing.stderr.contains("reload failed"),
+        "{}",
+        failing.stderr
+    );
+    assert!(failing.stderr.contains("rolled back"), "{}", failing.stderr);
+    assert_eq!(
+        file_on(&lab, first_host, "/etc/haproxy/haproxy.cfg"),
+        configs[LBS.iter().position(|h| h.name == first_host).unwrap()]
+    );
+    assert!(
+        tcp_name(&lab, first_ip, 3306).is_some(),
+        "{first_host} stopped serving after a rollback"
+    );
+
+    // Killing the SSH connection mid-apply (during a slow reload) rolls the host back too.
+    let mut slow = Command::new(env!("CARGO_BIN_EXE_lbctl"))
+        .args([
+            "-i",
+            "inventory/lab",
+            "-e",
+            &no_w3,
+            "-e",
+            "haproxy_reload_method=command haproxy_reload_command='sleep 30'",
+            "apply",
+            "--yes",
+        ])
+        .current_dir(support::repo_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    lab::wait_for(Duration::from_secs(20), "the slow reload to start", || {
+        let ps = lab.exec(first_host, &["sh", "-c", "pgrep -f 'sleep 30' || true"]);
+        (!String::from_utf8_lossy(&ps.stdout).trim().is_empty()).then_some(())
+    });
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &slow.id().to_string()])
+        .status();
+    let _ = slow.kill();
+    let _ = slow.wait();
+    let previous = &configs[LBS.iter().position(|h| h.name == first_host).unwrap()];
+    lab::wait_for(
+        Duration::from_secs(20),
+        "the host to roll back after losing its connection",
+        || (&file_on(&lab, first_host, "/etc/haproxy/haproxy.cfg") == previous).then_some(()),
+    );
+    assert!(
+        tcp_name(&lab, first_ip, 3306).is_some(),
+        "{first_host} stopped serving after a dropped connection"
+    );
+
+    // Hitless: 200 connections to the VIP while every host is changed and reloaded.
+    let probe = Command::new("ip")
+        .args(["netns", "exec", CLIENT_NS, "sh", "-c",
+            &format!("ok=0; bad=0; i=0; while [ $i -lt 200 ]; do i=$((i+1)); \
+                      if socat -T3 - TCP:{VIP}:3306,connect-timeout=3 </dev/null | grep -q k8s-worker; then ok=$((ok+1)); else bad=$((bad+1)); fi; \
+                      sleep 0.02; done; echo $ok $bad")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(300));
+    let during = lbctl(&["-e", &no_w3, "apply", "--yes"]).code(0);
+    assert!(
+        during.stdout.contains("Apply: 3 changed"),
+        "{}",
+        during.stdout
+    );
+    let counts = String::from_utf8(probe.wait_with_output().unwrap().stdout).unwrap();
+    let (ok, bad) = counts.trim().split_once(' ').expect("probe counts");
+    assert_eq!(
+        (ok, bad),
+        ("200", "0"),
+        "connections failed during a rolling reload"
+    );
+    lbctl(&["-e", &no_w3, "plan", "--detailed-exitcode"]).code(0);
+}
+
+#[test]
+fn unreachable_host_is_an_error_not_a_hang() {
+    let dir = scratch("apply-unreachable");
+    // 10.77.77.250 is on the lab subnet but nothing answers there (no lab needed for this one:
+    // without the lab the address is unroutable, which fails just as fast).
+    write(
+        &dir,
+        "hosts",
+        "[haproxy_servers]\nghost ansible_host=10.77.77.250 ansible_user=root\n",
+    );
+    let started = Instant::now();
+    let run = Lbctl::new()
+        .args([
+            "-i",
+            dir.to_str().unwrap(),
+            "--connect-timeout",
+            "2",
+            "plan",
+        ])
+        .run()
+        .code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "plan hung for {:?}",
+        started.elapsed()
+    );
+    assert!(
+        run.stdout
+            .contains("ghost: unreachable: ghost: connect failed"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
