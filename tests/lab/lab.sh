@@ -800,6 +800,14 @@ cmd_exec() {
 }
 
 main() {
+    # Descriptors inherited from the caller (a `flock FILE lab.sh up` lock, say) would pass on
+    # to every daemon started here and outlive this script, holding the caller's lock for as
+    # long as the lab runs. Close them all (255 is bash's own handle on this script).
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
     (($#)) || usage
     case $1 in
         up) cmd_up ;;
