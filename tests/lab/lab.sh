@@ -802,12 +802,8 @@ cmd_exec() {
 main() {
     # Descriptors inherited from the caller (a `flock FILE lab.sh up` lock, say) would pass on
     # to every daemon started here and outlive this script, holding the caller's lock for as
-    # long as the lab runs. Close them all (255 is bash's own handle on this script).
-    local fd
-    for fd in /proc/$$/fd/*; do
-        fd=${fd##*/}
-        if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-    done
+    # long as the lab runs. Close the ones a shell caller can open (bash's own are >= 10).
+    exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
     (($#)) || usage
     case $1 in
         up) cmd_up ;;
