@@ -56,14 +56,15 @@ impl HostSpec {
         out
     }
 
-    /// The TLS certificates HAProxy loads on this host, and where each was configured. They
-    /// live on the host, not in lbctl's input, so only the host can say whether they exist.
-    pub fn certificates(&self) -> impl Iterator<Item = (&str, &Loc)> {
+    /// The TLS certificates HAProxy loads on this host, each with the key and the place that
+    /// configured it. They live on the host, not in lbctl's input, so only the host can say
+    /// whether they exist.
+    pub fn certificates(&self) -> impl Iterator<Item = (&str, &str, &Loc)> {
         self.http_frontends.iter().flat_map(|f| {
             f.tls_certs
                 .iter()
-                .map(String::as_str)
-                .zip(f.tls_cert_locs.iter())
+                .zip(&f.tls_cert_sources)
+                .map(|(path, (key, loc))| (path.as_str(), key.as_str(), loc))
         })
     }
 }

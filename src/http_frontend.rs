@@ -40,8 +40,10 @@ pub struct HttpFrontend {
     pub port_loc: Option<Loc>,
     #[serde(skip)]
     pub tls_port_loc: Option<Loc>,
+    /// Each certificate's key path (`haproxy_http_frontends[0].tls_cert`) and where it was
+    /// written, in the order of `tls_certs`.
     #[serde(skip)]
-    pub tls_cert_locs: Vec<Loc>,
+    pub tls_cert_sources: Vec<(String, Loc)>,
 }
 
 /// At most `requests` requests per `period` from one client address; past that HAProxy answers
@@ -152,12 +154,12 @@ fn parse_frontend(
     let port = get("port").and_then(|n| field::port(n, &key("port"), diags));
     let tls_port = get("tls_port").and_then(|n| field::port(n, &key("tls_port"), diags));
     let mut tls_certs = Vec::new();
-    let mut tls_cert_locs = Vec::new();
+    let mut tls_cert_sources = Vec::new();
     if let Some(n) = get("tls_cert") {
         for (p, item) in field::one_or_many(n, &key("tls_cert"), diags) {
             if let Some(cert) = field::abs_path(item, &p, diags) {
                 tls_certs.push(cert);
-                tls_cert_locs.push(item.loc.clone());
+                tls_cert_sources.push((p, item.loc.clone()));
             }
         }
     }
@@ -224,7 +226,7 @@ fn parse_frontend(
         loc: node.loc.clone(),
         port_loc: get("port").map(|n| n.loc.clone()),
         tls_port_loc: get("tls_port").map(|n| n.loc.clone()),
-        tls_cert_locs,
+        tls_cert_sources,
     })
 }
 

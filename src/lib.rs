@@ -1,5 +1,6 @@
 pub mod apply;
 pub mod backend;
+pub mod certificates;
 pub mod commands;
 pub mod connection;
 pub mod daemon_control;

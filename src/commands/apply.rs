@@ -3,6 +3,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use super::Global;
 use crate::{
     apply::{self, Target},
+    certificates,
     error::Error,
     output,
     progress::Progress,
@@ -29,6 +30,10 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
     let hosts: Vec<_> = loaded.fleet.hosts.iter().cloned().zip(rendered).collect();
     super::runtime()?.block_on(async {
         let surveyed = survey::survey(&hosts, global.ssh).await;
+        let problems = certificates::check(&surveyed, &hosts).await;
+        if !problems.is_empty() {
+            return Err(certificates::refuse(surveyed, problems).await);
+        }
         let mut targets = Vec::new();
         let mut reports = Vec::new();
         let mut sessions = Vec::new();

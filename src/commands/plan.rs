@@ -1,5 +1,6 @@
 use super::Global;
 use crate::{
+    certificates,
     error::Error,
     report::{HostReport, Report},
     survey,
@@ -12,6 +13,10 @@ pub fn run(global: &Global) -> Result<Report, Error> {
     let hosts: Vec<_> = loaded.fleet.hosts.iter().cloned().zip(rendered).collect();
     super::runtime()?.block_on(async {
         let surveyed = survey::survey(&hosts, global.ssh).await;
+        let problems = certificates::check(&surveyed, &hosts).await;
+        if !problems.is_empty() {
+            return Err(certificates::refuse(surveyed, problems).await);
+        }
         let mut reports = Vec::with_capacity(surveyed.len());
         for s in surveyed {
             if let Some(session) = s.session {
