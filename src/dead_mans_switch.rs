@@ -96,9 +96,22 @@ disarm_switch() {
 		;;
 	setsid)
 		# only a process whose command line still names this switch's tag: never a reused pid
-		if tr '\0' ' ' <"/proc/$SWITCH_ID/cmdline" 2>/dev/null | grep -qF -e "$SWITCH_TAG"; then
+		if { tr '\0' ' ' <"/proc/$SWITCH_ID/cmdline"; } 2>/dev/null | grep -qF -e "$SWITCH_TAG"; then
 			kill -- "-$SWITCH_ID" 2>/dev/null
 		fi
+		;;
+	*)
+		# armed by a script whose report never reached lbctl: find the switch by its tag
+		systemctl stop "$SWITCH_TAG.timer" >/dev/null 2>&1
+		for cmdline in /proc/[0-9]*/cmdline; do
+			pid=${cmdline#/proc/}
+			pid=${pid%/cmdline}
+			{ tr '\0' ' ' <"$cmdline"; } 2>/dev/null | grep -qF -e "$SWITCH_TAG $SWITCH_SECONDS " || continue
+			stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+			# shellcheck disable=SC2086 # state, ppid, pgrp after the command name
+			set -- ${stat##*) }
+			[ "$3" = "$pid" ] && kill -- "-$pid" 2>/dev/null
+		done
 		;;
 	esac
 	return 0

@@ -7,9 +7,10 @@
 //! - `drop`: `raw PREROUTING -p tcp --dport PORT -j DROP`. The raw table comes before
 //!   kube-proxy's DNAT, so NodePort traffic is caught whether the pod is local or not, and
 //!   the worker looks powered off: connects and checks time out.
-//! - `reject`: `filter INPUT` and `FORWARD` with `-m conntrack --ctorigdstport PORT
-//!   -j REJECT --reject-with tcp-reset` (REJECT is not allowed in raw; matching the original
-//!   port works after DNAT). The worker looks like its service crashed: connects are refused.
+//! - `reject`: `filter INPUT` and `FORWARD` with `-m conntrack --ctorigdstport PORT --ctdir
+//!   ORIGINAL -j REJECT --reject-with tcp-reset` (REJECT is not allowed in raw; the original
+//!   port matches after DNAT too, and only the clients' direction is rejected, never the
+//!   resets themselves). The worker looks like its service crashed: connects are refused.
 //!
 //! ```text
 //! @@lbctl begin fault 1
@@ -89,7 +90,7 @@ impl Fault {
                             table: "filter",
                             chain,
                             spec: format!(
-                                "-p tcp -m conntrack --ctorigdstport {port} {comment} -j REJECT --reject-with tcp-reset"
+                                "-p tcp -m conntrack --ctorigdstport {port} --ctdir ORIGINAL {comment} -j REJECT --reject-with tcp-reset"
                             ),
                         });
                     }

@@ -10,6 +10,7 @@
 //! @@lbctl vip <vip> held | free
 //! @@lbctl daemon <name> running <pid> | stopped <pid or ->
 //! @@lbctl stat <show stat output> | stat-error <message>
+//! @@lbctl clock <ms since the epoch, right after the last observation>
 //! @@lbctl error <message>
 //! @@lbctl end lb-state
 //! ```
@@ -118,6 +119,9 @@ pub struct LbState {
     pub daemons: BTreeMap<String, Daemon>,
     /// `show stat`'s rows, or why the runtime API did not answer; `None` when not asked.
     pub stat: Option<Result<Vec<StatRow>, String>>,
+    /// The host's clock (ms since the epoch) right after it looked; `None` without GNU date.
+    #[serde(skip)]
+    pub clock_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -179,6 +183,9 @@ pub fn parse(stdout: &[u8]) -> Result<LbState, ReportError> {
                 state.stat = Some(runtime_api::parse_show_stat(&csv).map_err(|e| e.to_string()));
             }
             ["stat-error", message] => state.stat = Some(Err(frame.text(message)?)),
+            ["clock", ms] => {
+                state.clock_ms = Some(ms.parse().map_err(|_| frame.malformed("invalid clock"))?);
+            }
             ["error", message] => return Err(ReportError::Host(frame.text(message)?)),
             ["end", "lb-state"] => {
                 ended = true;

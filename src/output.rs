@@ -1,5 +1,7 @@
 //! What users read: plain text on a terminal or in CI logs, or JSON with `--json`.
 
+pub mod status;
+
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;

@@ -289,6 +289,8 @@ fn clip(line: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `show stat` on the lab's lb1 after `lbctl apply`: every worker UP.
+    const LAB: &str = include_str!("../tests/fixtures/show-stat/lab-steady.csv");
     /// Captured from HAProxy 2.6.12 (the lab's Debian 12 package) running the haproxy.cfg
     /// lbctl renders, with two listeners up and one worker address closed.
     const STEADY: &str = include_str!("../tests/fixtures/show-stat/steady.csv");
@@ -303,6 +305,20 @@ mod tests {
         rows.iter()
             .find(|r| r.kind == RowKind::Server && r.proxy == proxy && r.name == name)
             .unwrap_or_else(|| panic!("no server {proxy}/{name}"))
+    }
+
+    #[test]
+    fn the_lab_after_apply() {
+        let rows = parse_show_stat(LAB).unwrap();
+        let servers: Vec<&StatRow> = rows.iter().filter(|r| r.kind == RowKind::Server).collect();
+        assert_eq!(servers.len(), 9);
+        assert!(servers.iter().all(|s| s.status.steadily_up()
+            && s.check_status.as_deref() == Some("L4OK")
+            && !s.backup));
+        let w2 = server(&rows, "postgresql", "k8s-worker-2");
+        assert_eq!(w2.address.as_deref(), Some("10.77.77.22:30432"));
+        let frontends = rows.iter().filter(|r| r.kind == RowKind::Frontend).count();
+        assert_eq!(frontends, 4, "stats and one per TCP backend");
     }
 
     #[test]

@@ -1,11 +1,20 @@
 # lbctl lb-state: what a load balancer is doing right now, read in one round trip and
-# changing nothing: which VIPs it holds, whether its daemons run, and HAProxy's own view of
-# its servers. The generated header defines SOCKET and STAT_COMMAND (SOCKET empty when not
+# changing nothing: which VIPs it holds, whether its daemons run, HAProxy's own view of its
+# servers, and the host's clock right after looking (so that lbctl can time a change by when
+# the host saw it, not by when the answer crossed the network). The generated header defines SOCKET and STAT_COMMAND (SOCKET empty when not
 # asked), WANT_VIPS (empty when there are none) and the lists vips() and daemons(), which
 # call state_vip NAME ADDRESS and state_daemon NAME PIDFILE once per item.
 
 connection_lost() {
 	exit 1
+}
+
+# clock_now: milliseconds since the epoch into CLOCK, left empty without GNU date's %N
+clock_now() {
+	CLOCK=$(date +%s%3N 2>/dev/null)
+	case $CLOCK in
+	'' | *[!0-9]*) CLOCK= ;;
+	esac
 }
 
 state_vip() {
@@ -37,6 +46,7 @@ state_stat() {
 	elif [ ! -S "$SOCKET" ]; then
 		emit "stat-error $(enc "$SOCKET is not a socket: is HAProxy running with lbctl's configuration?")"
 	elif out=$(printf '%s\n' "$STAT_COMMAND" | socat -t 2 - "UNIX-CONNECT:$SOCKET" 2>&1); then
+		clock_now
 		emit "stat $(enc "$out")"
 	else
 		emit "stat-error $(enc "$out")"
@@ -45,10 +55,12 @@ state_stat() {
 
 main() {
 	trap connection_lost PIPE
+	CLOCK=
 	emit "begin lb-state 1"
 	if [ -n "$WANT_VIPS" ]; then
 		if command -v ip >/dev/null 2>&1; then
 			ADDRESSES=$(ip -o addr show | awk '{ sub("/.*", "", $4); print $4 }')
+			clock_now
 			vips
 		else
 			emit "error $(enc "ip (iproute2) is not installed; lbctl needs it to see which addresses the host holds")"
@@ -56,5 +68,6 @@ main() {
 	fi
 	daemons
 	[ -z "$SOCKET" ] || state_stat
+	[ -z "$CLOCK" ] || emit "clock $CLOCK"
 	emit "end lb-state"
 }
