@@ -23,8 +23,12 @@ pub fn validated(global: &Global, s: &Summary) -> u8 {
     if global.json {
         json(s);
     } else {
+        let http = match s.http_backends {
+            0 => String::new(),
+            n => format!(", {n} HTTP"),
+        };
         println!(
-            "valid: {} load balancer{} ({}), {} TCP and {} UDP backend{}",
+            "valid: {} load balancer{} ({}), {} TCP{http} and {} UDP backend{}",
             s.hosts.len(),
             plural(s.hosts.len()),
             s.hosts.join(", "),

@@ -324,6 +324,29 @@ fn seed_vars_file_pasted_as_is_validates() {
 }
 
 #[test]
+fn seed_examples_validate_without_their_certificates() {
+    // seed000's certificate lives on its load balancers, not here: validate checks its form only.
+    let run = Lbctl::new()
+        .args(["-i", "inventory/seed000", "validate"])
+        .run()
+        .code(0);
+    assert!(
+        run.stdout.contains("1 TCP, 3 HTTP and 0 UDP backends"),
+        "{}",
+        run.stdout
+    );
+    let run = Lbctl::new()
+        .args(["-i", "inventory/seed003", "validate"])
+        .run()
+        .code(0);
+    assert!(
+        run.stdout.contains("6 TCP and 0 UDP backends"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn render_writes_one_folder_per_load_balancer() {
     let out = render("folders", "example", &["-i", "inventory/example"]);
     let hosts: Vec<String> = std::fs::read_dir(&out)

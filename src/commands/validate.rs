@@ -9,6 +9,7 @@ pub struct Summary {
     pub hosts: Vec<String>,
     pub tcp_backends: usize,
     pub udp_backends: usize,
+    pub http_backends: usize,
 }
 
 /// Validates the inventory and vars, and renders every template in memory so that template
@@ -22,5 +23,6 @@ pub fn run(global: &Global) -> Result<Summary, Error> {
         hosts: loaded.fleet.hosts.iter().map(|h| h.name.clone()).collect(),
         tcp_backends: first.map_or(0, |h| h.tcp_backends.len()),
         udp_backends: first.map_or(0, |h| h.udp_backends.len()),
+        http_backends: first.map_or(0, |h| h.http_backends.len()),
     })
 }
