@@ -106,39 +106,87 @@ struct Shared<T> {
     lost: Option<(String, String)>,
 }
 
-/// When each poll's host looked, on this machine's clock. A poll's answer is only known to
-/// describe some moment between sending and answering, which on a busy machine or a slow
-/// link can be long; the host's own clock says when. Hosts' clocks are mapped onto ours as
-/// NTP does: the offset from the poll with the shortest round trip, whose error is at most
-/// half of it. Without a clock (no GNU date), the answer's arrival is used.
-fn timed<T: Clone>(base: Instant, polls: &[Poll<T>]) -> Vec<Sample<T>> {
-    let ms = |at: Instant| at.saturating_duration_since(base).as_secs_f64() * 1000.0;
-    let offset = polls
-        .iter()
-        .filter_map(|p| p.clock_ms.map(|c| (p, c)))
-        .min_by_key(|(p, _)| p.answered - p.sent)
-        .map(|(p, c)| c as f64 - (ms(p.sent) + ms(p.answered)) / 2.0);
+/// A host's clock mapped onto this machine's, as NTP does: from the round trip that took the
+/// least time, whose error is at most half of it. An answer is only known to describe some
+/// moment between sending and answering, which on a busy machine or a slow link can be
+/// long; the host's own clock says when, and lbctl times changes by it.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base: Instant,
+    /// The host's milliseconds since the epoch minus ours since `base`.
+    offset_ms: f64,
+}
+
+fn signed_ms(base: Instant, at: Instant) -> f64 {
+    if at >= base {
+        (at - base).as_secs_f64() * 1000.0
+    } else {
+        -((base - at).as_secs_f64() * 1000.0)
+    }
+}
+
+impl Clock {
+    /// From round trips `(sent, answered, host's clock)`; `None` without any clock.
+    pub fn from_round_trips(
+        trips: impl IntoIterator<Item = (Instant, Instant, u64)>,
+    ) -> Option<Clock> {
+        let (sent, answered, clock) = trips.into_iter().min_by_key(|(s, a, _)| *a - *s)?;
+        let base = sent;
+        Some(Clock {
+            base,
+            offset_ms: clock as f64 - signed_ms(base, answered) / 2.0,
+        })
+    }
+
+    /// When the host's clock read `clock_ms`, on ours, kept within `[sent, answered]` (the
+    /// only moments the host can have meant).
+    pub fn local(&self, clock_ms: u64, sent: Instant, answered: Instant) -> Instant {
+        let ms = (clock_ms as f64 - self.offset_ms)
+            .clamp(signed_ms(self.base, sent), signed_ms(self.base, answered));
+        if ms >= 0.0 {
+            self.base + Duration::from_secs_f64(ms / 1000.0)
+        } else {
+            self.base - Duration::from_secs_f64(-ms / 1000.0)
+        }
+    }
+}
+
+/// Asks the host for its clock a few times and maps it onto ours; `None` when the host has
+/// no GNU `date` (callers then time by the round trip, later but never early).
+pub async fn sync_clock(session: &Session) -> Option<Clock> {
+    let mut trips = Vec::new();
+    for _ in 0..3 {
+        let sent = Instant::now();
+        let out = session.run("date +%s%3N\n").await.ok()?;
+        let answered = Instant::now();
+        let clock = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        trips.push((sent, answered, clock));
+    }
+    Clock::from_round_trips(trips)
+}
+
+/// When each poll's host looked, on this machine's clock; without the host's clock, when its
+/// answer came.
+fn timed<T: Clone>(polls: &[Poll<T>]) -> Vec<Sample<T>> {
+    let clock = Clock::from_round_trips(
+        polls
+            .iter()
+            .filter_map(|p| p.clock_ms.map(|c| (p.sent, p.answered, c))),
+    );
     polls
         .iter()
-        .map(|p| {
-            let at = match (offset, p.clock_ms) {
-                (Some(offset), Some(c)) => {
-                    let local = (c as f64 - offset).clamp(ms(p.sent), ms(p.answered));
-                    base + Duration::from_secs_f64(local.max(0.0) / 1000.0)
-                }
+        .map(|p| Sample {
+            at: match (clock, p.clock_ms) {
+                (Some(clock), Some(c)) => clock.local(c, p.sent, p.answered),
                 _ => p.answered,
-            };
-            Sample {
-                at,
-                value: p.value.clone(),
-            }
+            },
+            value: p.value.clone(),
         })
         .collect()
 }
 
 /// Polls every load balancer at a fixed interval until stopped or until its time limit.
 pub struct Watch<T> {
-    base: Instant,
     shared: Arc<Mutex<Shared<T>>>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -202,7 +250,6 @@ impl<T: Clone + Send + 'static> Watch<T> {
             })
             .collect();
         Watch {
-            base: Instant::now(),
             shared,
             stop,
             tasks,
@@ -212,11 +259,7 @@ impl<T: Clone + Send + 'static> Watch<T> {
     /// Every sample so far, per host, in the order they were taken.
     pub fn samples(&self) -> Vec<Vec<Sample<T>>> {
         let shared = self.shared.lock().expect("watch lock");
-        shared
-            .polls
-            .iter()
-            .map(|polls| timed(self.base, polls))
-            .collect()
+        shared.polls.iter().map(|polls| timed(polls)).collect()
     }
 
     /// The first host that stopped answering, and its error.
@@ -259,7 +302,7 @@ mod tests {
             poll(1200, 2400, 6300),
             poll(2600, 2620, 7610),
         ];
-        let at: Vec<u64> = timed(base, &polls)
+        let at: Vec<u64> = timed(&polls)
             .iter()
             .map(|s| (s.at - base).as_millis() as u64)
             .collect();
@@ -271,6 +314,6 @@ mod tests {
             clock_ms: None,
             value: (),
         }];
-        assert_eq!(timed(base, &bare)[0].at, ms(900));
+        assert_eq!(timed(&bare)[0].at, ms(900));
     }
 }

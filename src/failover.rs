@@ -136,8 +136,14 @@ pub fn detect_budget(inter_ms: u64, fall: u32, timeout_connect_ms: u64, method: 
 }
 
 /// How long HAProxy may take to mark a server UP again: `rise` checks, plus one `inter`.
-pub fn recover_budget(inter_ms: u64, rise: u32) -> u64 {
-    inter_ms * u64::from(rise) + inter_ms
+/// After a drop, the check under way when the rules came out may still wait for its timeout
+/// (its packets were lost), which costs `min(timeout connect, inter)` more.
+pub fn recover_budget(inter_ms: u64, rise: u32, timeout_connect_ms: u64, method: Method) -> u64 {
+    let base = inter_ms * u64::from(rise) + inter_ms;
+    match method {
+        Method::Drop => base + timeout_connect_ms.min(inter_ms),
+        Method::Reject => base,
+    }
 }
 
 /// Decides what breaks and what it may cost, from the validated fleet and the worker's
@@ -260,7 +266,12 @@ pub fn plan(fleet: &Fleet, worker: &Connection, test: &WorkerTest) -> Result<Pla
                         h.haproxy.timeout_connect.ms,
                         test.method,
                     ),
-                    recover_budget_ms: recover_budget(inter, s.rise),
+                    recover_budget_ms: recover_budget(
+                        inter,
+                        s.rise,
+                        h.haproxy.timeout_connect.ms,
+                        test.method,
+                    ),
                 });
             }
         }
@@ -426,6 +437,7 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
     let lbs = all;
 
     preflight(plan, test, setup, &lbs, &worker).await?;
+    let worker_clock = drill::sync_clock(&worker).await;
     say.say(format!(
         "pre-flight ok: {} UP on {} load balancer{} in {}",
         plan.worker,
@@ -485,10 +497,9 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
     let mut fault_on: Option<Instant> = None;
     let outcome: Result<(), String> = tokio::select! {
         r = async {
-            // The rules are in place somewhere between sending and the answer: timing from the
-            // send never claims a detection faster than it was.
             let sent = Instant::now();
             let out = worker.run(&fault.inject_script(&switch)).await.map_err(|e| e.to_string())?;
+            let answered = Instant::now();
             let report = fault::parse(&out.stdout).map_err(|e| format!("{e} ({out})"))?;
             armed = report.armed.clone();
             if let Some(e) = report.switch_error {
@@ -501,7 +512,12 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
                     report.insert_error.unwrap_or_else(|| out.to_string())
                 ));
             }
-            let t0 = sent;
+            // The worker's clock says when the rules were in; without it, the send (which never
+            // makes a detection look faster than it was).
+            let t0 = match (worker_clock, report.clock_ms) {
+                (Some(clock), Some(ms)) => clock.local(ms, sent, answered),
+                _ => sent,
+            };
             fault_on = Some(t0);
             say.say(format!(
                 "{}: {} {ports} (rules tagged {}; dead man's switch removes them in {} s if lbctl does not)",
@@ -515,10 +531,17 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
         why = drill::interrupted() => Err(format!("{why} during the fault")),
     };
 
-    let restored = restore(&worker, &fault, &switch, armed.as_ref(), setup).await;
-    let fault_off = Instant::now();
-    let rules_left = match restored {
-        Ok(left) => left,
+    let restored = restore(
+        &worker,
+        &fault,
+        &switch,
+        armed.as_ref(),
+        setup,
+        worker_clock,
+    )
+    .await;
+    let (rules_left, fault_off) = match restored {
+        Ok(restored) => restored,
         Err(e) => {
             let _ = watch.stop().await;
             let _ = probe.stop().await;
@@ -922,15 +945,18 @@ fn results(
 }
 
 /// Removes this run's rules and disarms the switch; on a lost connection, tries once more
-/// over a new one. Returns the lbctl rules left on the worker.
+/// over a new one. Returns the lbctl rules left on the worker, and when the rules came out
+/// (by the worker's clock; else the send, which never makes a recovery look faster).
 async fn restore(
     worker: &Session,
     fault: &Fault,
     switch: &crate::dead_mans_switch::DeadMansSwitch,
     armed: Option<&crate::dead_mans_switch::Armed>,
     setup: &Setup,
-) -> Result<Vec<String>, String> {
+    clock: Option<drill::Clock>,
+) -> Result<(Vec<String>, Instant), String> {
     let script = fault.restore_script(switch, armed);
+    let sent = Instant::now();
     let first = match worker.run(&script).await {
         Ok(out) => fault::parse(&out.stdout).map_err(|e| format!("{e} ({out})")),
         Err(e) => Err(e.to_string()),
@@ -956,7 +982,11 @@ async fn restore(
             })?
         }
     };
-    Ok(report.rules_left)
+    let at = match (clock, report.clock_ms) {
+        (Some(clock), Some(ms)) => clock.local(ms, sent, Instant::now()),
+        _ => sent,
+    };
+    Ok((report.rules_left, at))
 }
 
 #[cfg(test)]
@@ -969,7 +999,8 @@ mod tests {
         assert_eq!(detect_budget(1000, 2, 2000, Method::Reject), 3000);
         assert_eq!(detect_budget(1000, 2, 2000, Method::Drop), 5000);
         assert_eq!(detect_budget(2000, 3, 500, Method::Drop), 9500);
-        assert_eq!(recover_budget(1000, 2), 3000);
+        assert_eq!(recover_budget(1000, 2, 2000, Method::Reject), 3000);
+        assert_eq!(recover_budget(1000, 2, 2000, Method::Drop), 4000);
     }
 
     #[test]

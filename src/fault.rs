@@ -15,8 +15,8 @@
 //! ```text
 //! @@lbctl begin fault 1
 //! @@lbctl switch armed systemd UNIT | switch armed setsid PID | switch-error MESSAGE
-//! @@lbctl inserted | insert-error MESSAGE
-//! @@lbctl restored OUTPUT
+//! @@lbctl inserted CLOCK | insert-error MESSAGE      (CLOCK: the host's ms since the epoch,
+//! @@lbctl restored CLOCK OUTPUT                        right after, or - without GNU date)
 //! @@lbctl rule RULE                 (every lbctl-failover rule left, from `iptables -S`)
 //! @@lbctl error MESSAGE
 //! @@lbctl end fault ok | failed
@@ -31,7 +31,10 @@ use crate::{
     remote::{self, ReportError},
 };
 
-const SCRIPT: &str = include_str!("remote/fault.sh");
+const SCRIPT: &str = concat!(
+    include_str!("remote/clock.sh"),
+    include_str!("remote/fault.sh")
+);
 const NAME: &str = "fault";
 /// Every rule any lbctl run adds carries a comment starting with this.
 pub const TAG_PREFIX: &str = "lbctl-failover-";
@@ -169,6 +172,8 @@ pub struct FaultReport {
     pub inserted: bool,
     pub insert_error: Option<String>,
     pub restored: bool,
+    /// The host's clock right after the rules went in, or came out.
+    pub clock_ms: Option<u64>,
     /// Every lbctl-failover rule on the host after the script ran (`table rule`).
     pub rules_left: Vec<String>,
     pub ok: bool,
@@ -187,9 +192,15 @@ pub fn parse(stdout: &[u8]) -> Result<FaultReport, ReportError> {
                 );
             }
             ["switch-error", message] => report.switch_error = Some(frame.text(message)?),
-            ["inserted"] => report.inserted = true,
+            ["inserted", clock] => {
+                report.inserted = true;
+                report.clock_ms = clock.parse().ok();
+            }
             ["insert-error", message] => report.insert_error = Some(frame.text(message)?),
-            ["restored", _output] => report.restored = true,
+            ["restored", clock, _output] => {
+                report.restored = true;
+                report.clock_ms = clock.parse().ok();
+            }
             ["rule", rule] => report.rules_left.push(frame.text(rule)?),
             ["error", message] => return Err(ReportError::Host(frame.text(message)?)),
             ["end", "fault", outcome @ ("ok" | "failed")] => {
@@ -240,11 +251,12 @@ mod tests {
     #[test]
     fn reports_are_read() {
         let report = parse(
-            b"@@lbctl begin fault 1\n@@lbctl switch armed setsid 4242\n@@lbctl inserted\n@@lbctl end fault ok\n",
+            b"@@lbctl begin fault 1\n@@lbctl switch armed setsid 4242\n@@lbctl inserted 1700000000123\n@@lbctl end fault ok\n",
         )
         .unwrap();
         assert_eq!(report.armed, Some(Armed::Setsid { pid: 4242 }));
         assert!(report.inserted && report.ok);
+        assert_eq!(report.clock_ms, Some(1_700_000_000_123));
         let truncated = parse(b"@@lbctl begin fault 1\n@@lbctl switch armed setsid 1\n");
         assert!(matches!(truncated, Err(ReportError::Truncated { .. })));
     }

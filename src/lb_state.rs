@@ -26,7 +26,10 @@ use crate::{
     runtime_api::{self, RowKind, StatRow},
 };
 
-const SCRIPT: &str = include_str!("remote/lb_state.sh");
+const SCRIPT: &str = concat!(
+    include_str!("remote/clock.sh"),
+    include_str!("remote/lb_state.sh")
+);
 const NAME: &str = "lb-state";
 
 /// What to look at on one host.

@@ -1,8 +1,8 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use lbctl::{
-    commands::{self, Global},
+    commands::{self, Global, failover_test},
     error::Error,
     output,
     survey::SshOptions,
@@ -71,6 +71,47 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         serial: u16,
     },
+    /// Every load balancer: does it hold the VIP, and its servers as HAProxy sees them.
+    Status,
+    /// Break a worker's NodePorts (or stop the VIP holder) on purpose, measure how the tier
+    /// copes, and put it back; exit 3 when it missed its budget.
+    #[command(group(ArgGroup::new("victim").required(true).args(["worker", "lb"])))]
+    FailoverTest {
+        /// Inventory host (outside the load-balancer group) whose NodePorts break.
+        #[arg(long)]
+        worker: Option<String>,
+        /// Load balancer whose keepalived (or HAProxy) stops.
+        #[arg(long)]
+        lb: Option<String>,
+        /// TCP backend to break the worker in; repeatable (default: every one it serves).
+        #[arg(long = "backend")]
+        backends: Vec<String>,
+        /// How to break it: drop or reject (--worker, default drop), stop-keepalived or
+        /// stop-haproxy (--lb, default stop-keepalived).
+        #[arg(long, value_enum)]
+        method: Option<failover_test::MethodArg>,
+        /// How long the fault stays, at least (e.g. 30s, 500ms).
+        #[arg(long, default_value = "30s", value_parser = duration)]
+        hold: Duration,
+        /// Inventory host to probe the VIP from, over SSH (default: where lbctl runs).
+        #[arg(long)]
+        probe_from: Option<String>,
+        /// New probe connections per second.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        probe_rate: u32,
+        /// Failed probe connections a worker test tolerates before it fails.
+        #[arg(long, default_value_t = 0)]
+        max_failed: u64,
+        /// Break the last UP server of a backend, or a load balancer without the VIP.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    lbctl::field::parse_duration(text)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is not a duration such as 30s or 500ms"))
 }
 
 fn main() -> ExitCode {
@@ -104,6 +145,36 @@ fn main() -> ExitCode {
                 serial: usize::from(serial),
             };
             commands::apply::run(&global, &opts).map(|r| output::applied(&global, &r))
+        }
+        Command::Status => {
+            commands::status::run(&global).map(|s| output::status::print(&global, &s))
+        }
+        Command::FailoverTest {
+            worker,
+            lb,
+            backends,
+            method,
+            hold,
+            probe_from,
+            probe_rate,
+            max_failed,
+            force,
+        } => {
+            let victim = match (worker, lb) {
+                (Some(w), _) => failover_test::Victim::Worker(w),
+                (None, lb) => failover_test::Victim::Lb(lb.unwrap_or_default()),
+            };
+            let opts = failover_test::Options {
+                victim,
+                backends,
+                method,
+                hold,
+                probe_from,
+                probe_rate,
+                max_failed,
+                force,
+            };
+            failover_test::run(&global, &opts).map(|r| output::failover::print(&global, &r))
         }
     };
     match result {

@@ -1,5 +1,6 @@
 //! What users read: plain text on a terminal or in CI logs, or JSON with `--json`.
 
+pub mod failover;
 pub mod status;
 
 use std::io::{IsTerminal, Write};

@@ -361,22 +361,28 @@ pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, 
         action: start_if_stopped(&pidfile, &plan.start),
     };
 
+    let clock = drill::sync_clock(&target).await;
     let mut armed = None;
     let mut stopped_at = None;
     let outcome: Result<(Option<Instant>, Option<String>), String> = tokio::select! {
         r = async {
-            // Timed from the send: the VIP may start moving before the stop command returns.
             let sent = Instant::now();
             let out = target
                 .run(&daemon_script("stop", &switch, None, &plan.stop, &pidfile))
                 .await
                 .map_err(|e| e.to_string())?;
+            let answered = Instant::now();
             let report = parse(&out.stdout).map_err(|e| format!("{e} ({out})"))?;
             armed = report.armed.clone();
             if let Some(e) = report.error {
                 return Err(format!("{}: {e}", plan.lb));
             }
-            let t0 = sent;
+            // The host's clock says when the stop command began; without it, the send (the
+            // VIP may start moving before the command returns).
+            let t0 = match (clock, report.clock_ms) {
+                (Some(clock), Some(ms)) => clock.local(ms, sent, answered),
+                _ => sent,
+            };
             stopped_at = Some(t0);
             say.say(format!(
                 "{}: {} stopped (`{}`); dead man's switch starts it in {} s if lbctl does not",
@@ -395,8 +401,8 @@ pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, 
         why = drill::interrupted() => Err(format!("{why} while {} was stopped", plan.daemon)),
     };
 
-    let restarted = start(&target, &switch, armed.as_ref(), plan, &pidfile).await;
-    let started_at = Instant::now();
+    let restarted = start(&target, &switch, armed.as_ref(), plan, &pidfile, clock).await;
+    let started_at = *restarted.as_ref().unwrap_or(&Instant::now());
     if let Err(e) = &restarted {
         say.say(format!("{}: {e}", plan.lb));
     } else {
@@ -406,7 +412,7 @@ pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, 
         ));
     }
     let (moved, new_holder) = match (outcome, restarted) {
-        (Ok(moved), Ok(())) => moved,
+        (Ok(moved), Ok(_)) => moved,
         (outcome, restarted) => {
             let _ = watch.stop().await;
             let _ = probe.stop().await;
@@ -613,13 +619,17 @@ async fn wait_for_whole(
     }
 }
 
+/// Starts the daemon again (unless it runs) and disarms the switch; returns when the start
+/// command began, by the host's clock when there is one.
 async fn start(
     target: &Session,
     switch: &DeadMansSwitch,
     armed: Option<&Armed>,
     plan: &Plan,
     pidfile: &str,
-) -> Result<(), String> {
+    clock: Option<drill::Clock>,
+) -> Result<Instant, String> {
+    let sent = Instant::now();
     let out = target
         .run(&daemon_script("start", switch, armed, &plan.start, pidfile))
         .await
@@ -628,7 +638,10 @@ async fn start(
         .map_err(|e| format!("cannot start {} again: {e} ({out})", plan.daemon))?;
     match report.error {
         Some(e) => Err(format!("cannot start {} again: {e}", plan.daemon)),
-        None => Ok(()),
+        None => Ok(match (clock, report.clock_ms) {
+            (Some(clock), Some(ms)) => clock.local(ms, sent, Instant::now()),
+            _ => sent,
+        }),
     }
 }
 
@@ -658,68 +671,17 @@ fn daemon_script(
     remote::finish_script(sh, DAEMON_SCRIPT)
 }
 
-const DAEMON_SCRIPT: &str = r#"
-connection_lost() {
-	# lbctl is gone while stopping: put the daemon back now rather than when the switch fires
-	[ "$ACTION" = stop ] && switch_action >/dev/null 2>&1 && disarm_switch
-	exit 1
-}
-
-running_pid() {
-	pid=$(head -n 1 "$PIDFILE" 2>/dev/null)
-	case $pid in
-	'' | *[!0-9]*) return 1 ;;
-	esac
-	kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
-}
-
-main() {
-	trap connection_lost PIPE
-	emit "begin daemon 1"
-	case $ACTION in
-	stop)
-		arm_switch || {
-			emit "end daemon"
-			return
-		}
-		old=$(running_pid)
-		if ! out=$(sh -c "$COMMAND" 2>&1 </dev/null); then
-			switch_action >/dev/null 2>&1
-			disarm_switch
-			emit "error $(enc "\`$COMMAND\` failed: $out")"
-		else
-			i=0
-			while [ -n "$old" ] && kill -0 "$old" 2>/dev/null && [ $i -lt 100 ]; do
-				sleep 0.1
-				i=$((i + 1))
-			done
-			if [ -n "$old" ] && kill -0 "$old" 2>/dev/null; then
-				emit "error $(enc "\`$COMMAND\` returned, but pid $old (from $PIDFILE) still runs after 10 s")"
-			fi
-		fi
-		;;
-	start)
-		if running_pid >/dev/null || out=$(sh -c "$COMMAND" 2>&1 </dev/null); then
-			disarm_switch
-			i=0
-			while ! running_pid >/dev/null && [ $i -lt 100 ]; do
-				sleep 0.1
-				i=$((i + 1))
-			done
-			running_pid >/dev/null || emit "error $(enc "\`$COMMAND\` returned, but no live pid in $PIDFILE after 10 s")"
-		else
-			emit "error $(enc "\`$COMMAND\` failed: $out")"
-		fi
-		;;
-	esac
-	emit "end daemon"
-}
-"#;
+const DAEMON_SCRIPT: &str = concat!(
+    include_str!("remote/clock.sh"),
+    include_str!("remote/daemon.sh")
+);
 
 #[derive(Debug, Default)]
 struct DaemonReport {
     armed: Option<Armed>,
     error: Option<String>,
+    /// The host's clock right before the stop or start command ran.
+    clock_ms: Option<u64>,
 }
 
 fn parse(stdout: &[u8]) -> Result<DaemonReport, ReportError> {
@@ -741,6 +703,7 @@ fn parse(stdout: &[u8]) -> Result<DaemonReport, ReportError> {
                 ));
             }
             ["error", message] => report.error = Some(frame.text(message)?),
+            ["stopping" | "starting", clock] => report.clock_ms = clock.parse().ok(),
             ["end", "daemon"] => return Ok(report),
             _ => return Err(frame.malformed("unknown frame")),
         }

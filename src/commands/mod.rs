@@ -2,8 +2,10 @@
 //! `Error`; printing and exit codes are decided in `main`.
 
 pub mod apply;
+pub mod failover_test;
 pub mod plan;
 pub mod render;
+pub mod status;
 pub mod validate;
 
 use std::{collections::BTreeMap, path::PathBuf};

@@ -53,7 +53,8 @@ main() {
 		}
 		INSERTING=1
 		if out=$(insert_rules 2>&1); then
-			emit "inserted"
+			clock_now
+			emit "inserted $CLOCK"
 			emit "end fault ok"
 		else
 			switch_action >/dev/null 2>&1
@@ -66,8 +67,9 @@ main() {
 		;;
 	restore)
 		out=$(remove_rules 2>&1)
+		clock_now
 		disarm_switch
-		emit "restored $(enc "$out")"
+		emit "restored $CLOCK $(enc "$out")"
 		report_rules
 		emit "end fault ok"
 		;;

@@ -9,14 +9,6 @@ connection_lost() {
 	exit 1
 }
 
-# clock_now: milliseconds since the epoch into CLOCK, left empty without GNU date's %N
-clock_now() {
-	CLOCK=$(date +%s%3N 2>/dev/null)
-	case $CLOCK in
-	'' | *[!0-9]*) CLOCK= ;;
-	esac
-}
-
 state_vip() {
 	if printf '%s\n' "$ADDRESSES" | grep -qxF -e "$2"; then
 		emit "vip $(enc "$1") held"
@@ -55,7 +47,7 @@ state_stat() {
 
 main() {
 	trap connection_lost PIPE
-	CLOCK=
+	CLOCK=-
 	emit "begin lb-state 1"
 	if [ -n "$WANT_VIPS" ]; then
 		if command -v ip >/dev/null 2>&1; then
@@ -68,6 +60,6 @@ main() {
 	fi
 	daemons
 	[ -z "$SOCKET" ] || state_stat
-	[ -z "$CLOCK" ] || emit "clock $CLOCK"
+	[ "$CLOCK" = - ] || emit "clock $CLOCK"
 	emit "end lb-state"
 }

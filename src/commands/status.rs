@@ -1,0 +1,13 @@
+use super::Global;
+use crate::{error::Error, status::TierStatus};
+
+/// Every load balancer's VIP, daemons and servers as its HAProxy sees them right now.
+pub fn run(global: &Global) -> Result<TierStatus, Error> {
+    let loaded = global.load()?;
+    let status = super::runtime()?.block_on(crate::status::gather(
+        &loaded.fleet,
+        global.ssh.connect_timeout,
+        global.ssh.forks,
+    ));
+    Ok(status)
+}
