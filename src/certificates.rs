@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, fmt::Write};
 
 use crate::{
     diagnostic::Diagnostic, error::Error, host_spec::HostSpec, node::Loc, remote,
-    render::RenderedHost, survey::Surveyed,
+    render::RenderedHost, survey::Surveyed, transport,
 };
 
 /// Every certificate that some surveyed host lacks, one diagnostic per configured certificate
@@ -97,10 +97,6 @@ fn host_error(spec: &HostSpec, certs: &[(&str, &str, &Loc)], message: &str) -> D
 
 /// Closes the survey's sessions and turns certificate problems into the run's error.
 pub async fn refuse(surveyed: Vec<Surveyed>, problems: Vec<Diagnostic>) -> Error {
-    for s in surveyed {
-        if let Some(session) = s.session {
-            let _ = session.close().await;
-        }
-    }
+    transport::close_all(surveyed.into_iter().filter_map(|s| s.session)).await;
     Error::Invalid(problems)
 }

@@ -8,7 +8,7 @@ use crate::{
     output,
     progress::Progress,
     report::{HostReport, Report},
-    survey,
+    survey, transport,
 };
 
 pub struct Options {
@@ -84,9 +84,7 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
                 sessions.push(t.session);
             }
         }
-        for s in sessions {
-            let _ = s.close().await;
-        }
+        transport::close_all(sessions).await;
         let report = Report::new("apply", reports);
         if unreachable {
             return Err(Error::Failed(format!(

@@ -3,7 +3,7 @@ use crate::{
     certificates,
     error::Error,
     report::{HostReport, Report},
-    survey,
+    survey, transport,
 };
 
 /// What would change on every load balancer, against what is really deployed there.
@@ -18,15 +18,15 @@ pub fn run(global: &Global) -> Result<Report, Error> {
             return Err(certificates::refuse(surveyed, problems).await);
         }
         let mut reports = Vec::with_capacity(surveyed.len());
+        let mut sessions = Vec::with_capacity(surveyed.len());
         for s in surveyed {
-            if let Some(session) = s.session {
-                let _ = session.close().await;
-            }
+            sessions.extend(s.session);
             reports.push(match s.result {
                 Ok(plan) => HostReport::planned(plan),
                 Err(e) => HostReport::unreachable(e),
             });
         }
+        transport::close_all(sessions).await;
         Ok(Report::new("plan", reports))
     })
 }
