@@ -420,6 +420,9 @@ host_init() { # host_init HOST IP
     [ ! -f "$d/shadow" ] || mount --bind "$d/shadow" /etc/shadow
     mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run
     mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+    # Each machine has its own root home: without this, every SSH command ran the outer
+    # machine's ~/.bashrc (here `pyenv init`, 0.14 s of CPU per command).
+    mount -t tmpfs -o mode=700,nosuid,nodev tmpfs /root
     mkdir -p /run/sshd /run/haproxy /run/lock
     chmod 1777 /run/lock
     hostname "$h"
