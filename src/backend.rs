@@ -95,6 +95,10 @@ pub struct Server {
     pub port: u16,
     pub check: bool,
     pub check_interval: Duration,
+    /// HAProxy `fastinter`: the check interval once a check has failed, a quarter of
+    /// `check_interval` (at least 100 ms), so a dead worker is marked DOWN within the
+    /// `inter × fall + inter` that failover-test holds the tier to.
+    pub fastinter: Duration,
     pub rise: u32,
     pub fall: u32,
     pub weight: Option<u32>,
@@ -451,12 +455,18 @@ fn parse_server(
     if diags.len() > before {
         return None;
     }
+    let check_interval = check_interval?;
+    let fast_ms = (check_interval.ms / 4).max(100);
     Some(Server {
         name: name?,
         address: address?,
         port: port?,
         check,
-        check_interval: check_interval?,
+        fastinter: Duration {
+            text: format!("{fast_ms}ms"),
+            ms: fast_ms,
+        },
+        check_interval,
         rise: rise?,
         fall: fall?,
         weight: weight?,

@@ -122,28 +122,17 @@ impl Plan {
     }
 }
 
-/// How long HAProxy may take to mark a server DOWN: `fall` checks failed, each `inter`
-/// apart, plus one `inter` for the check that was under way when the fault began. When the
-/// worker drops packets, a check fails only when it times out, which HAProxy does after
-/// `min(timeout connect, inter)` (with `timeout check` set, as lbctl renders it): each of the
-/// `fall` checks costs that much more.
-pub fn detect_budget(inter_ms: u64, fall: u32, timeout_connect_ms: u64, method: Method) -> u64 {
-    let base = inter_ms * u64::from(fall) + inter_ms;
-    match method {
-        Method::Drop => base + u64::from(fall) * timeout_connect_ms.min(inter_ms),
-        Method::Reject => base,
-    }
+/// How long HAProxy may take to mark a server DOWN: `fall` checks, each `inter` apart, plus one
+/// `inter` for the check under way when the fault began. For a worker that drops packets this
+/// holds because lbctl renders checks that fail fast: `fastinter` a quarter of `inter` once a
+/// check has failed, and a `timeout connect` (the checks' connect timeout) below `inter`.
+pub fn detect_budget(inter_ms: u64, fall: u32) -> u64 {
+    inter_ms * u64::from(fall) + inter_ms
 }
 
 /// How long HAProxy may take to mark a server UP again: `rise` checks, plus one `inter`.
-/// After a drop, the check under way when the rules came out may still wait for its timeout
-/// (its packets were lost), which costs `min(timeout connect, inter)` more.
-pub fn recover_budget(inter_ms: u64, rise: u32, timeout_connect_ms: u64, method: Method) -> u64 {
-    let base = inter_ms * u64::from(rise) + inter_ms;
-    match method {
-        Method::Drop => base + timeout_connect_ms.min(inter_ms),
-        Method::Reject => base,
-    }
+pub fn recover_budget(inter_ms: u64, rise: u32) -> u64 {
+    inter_ms * u64::from(rise) + inter_ms
 }
 
 /// Decides what breaks and what it may cost, from the validated fleet and the worker's
@@ -260,18 +249,8 @@ pub fn plan(fleet: &Fleet, worker: &Connection, test: &WorkerTest) -> Result<Pla
                     inter_ms: inter,
                     rise: s.rise,
                     fall: s.fall,
-                    detect_budget_ms: detect_budget(
-                        inter,
-                        s.fall,
-                        h.haproxy.timeout_connect.ms,
-                        test.method,
-                    ),
-                    recover_budget_ms: recover_budget(
-                        inter,
-                        s.rise,
-                        h.haproxy.timeout_connect.ms,
-                        test.method,
-                    ),
+                    detect_budget_ms: detect_budget(inter, s.fall),
+                    recover_budget_ms: recover_budget(inter, s.rise),
                 });
             }
         }
@@ -996,11 +975,9 @@ mod tests {
     #[test]
     fn budgets_follow_the_servers_own_settings() {
         // inter 1s, fall 2, rise 2, timeout connect 2s: the lab's checks
-        assert_eq!(detect_budget(1000, 2, 2000, Method::Reject), 3000);
-        assert_eq!(detect_budget(1000, 2, 2000, Method::Drop), 5000);
-        assert_eq!(detect_budget(2000, 3, 500, Method::Drop), 9500);
-        assert_eq!(recover_budget(1000, 2, 2000, Method::Reject), 3000);
-        assert_eq!(recover_budget(1000, 2, 2000, Method::Drop), 4000);
+        assert_eq!(detect_budget(1000, 2), 3000);
+        assert_eq!(detect_budget(2000, 3), 8000);
+        assert_eq!(recover_budget(1000, 2), 3000);
     }
 
     #[test]

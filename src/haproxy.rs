@@ -136,7 +136,7 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
         stats_password,
         maxconn: number("haproxy_maxconn", 4096, 1, 10_000_000, diags)? as u32,
         retries: number("haproxy_retries", 3, 0, 100, diags)? as u32,
-        timeout_connect: time("haproxy_timeout_connect", "2s", diags)?,
+        timeout_connect: time("haproxy_timeout_connect", "500ms", diags)?,
         timeout_client: time("haproxy_timeout_client", "1h", diags)?,
         timeout_server: time("haproxy_timeout_server", "1h", diags)?,
         timeout_check: time("haproxy_timeout_check", "2s", diags)?,
