@@ -184,21 +184,7 @@ pub fn parse_list(
     diags: &mut Diagnostics,
 ) -> Vec<Backend> {
     let var = protocol.var_name();
-    let items = match &node.value {
-        Value::Null => return Vec::new(),
-        Value::Seq(items) => items,
-        _ => {
-            diags.push(
-                Diagnostic::new(
-                    &node.loc,
-                    var,
-                    format!("expected a list of backends, found {}", node.kind()),
-                )
-                .hint("each backend is a list item starting with `- name:`"),
-            );
-            return Vec::new();
-        }
-    };
+    let items = field::list(node, var, "backends", diags);
     let backends: Vec<Backend> = items
         .iter()
         .enumerate()

@@ -438,20 +438,13 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
         .probe_from
         .as_ref()
         .map_or("lbctl".to_string(), |c| c.name.clone());
-    let probe = match &probe_session {
-        Some(s) => probe::start_remote(Arc::clone(s), settings, &run_id),
-        None => probe::start_local(settings),
-    };
-    say.say(format!(
-        "probing {} from {probe_from}: {} new connections/s, each must answer within {:?}",
-        plan.probe_targets
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        test.probe_rate,
-        plan.probe_timeout
-    ));
+    let from = setup.probe_from.as_ref().zip(probe_session.as_ref());
+    let probe = probe::start_from(
+        settings,
+        from.map(|(c, s)| (c.name.as_str(), s)),
+        &run_id,
+        say,
+    );
     let baseline = tokio::select! {
         _ = tokio::time::sleep(BASELINE) => None,
         why = drill::interrupted() => Some(why),

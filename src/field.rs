@@ -45,6 +45,29 @@ pub fn suggest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Opti
         .map(|(_, c)| c)
 }
 
+/// The items of a list of `what` (e.g. "backends"); null is an empty list, anything else is
+/// reported and read as empty.
+pub fn list<'a>(node: &'a Node, path: &str, what: &str, diags: &mut Diagnostics) -> &'a [Node] {
+    match &node.value {
+        Value::Null => &[],
+        Value::Seq(items) => items,
+        _ => {
+            diags.push(
+                Diagnostic::new(
+                    &node.loc,
+                    path,
+                    format!("expected a list of {what}, found {}", node.kind()),
+                )
+                .hint(format!(
+                    "each {} is a list item starting with `- name:`",
+                    what.trim_end_matches('s')
+                )),
+            );
+            &[]
+        }
+    }
+}
+
 pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()

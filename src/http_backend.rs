@@ -12,7 +12,7 @@ use crate::{
     field,
     health_check::{self, HealthCheck},
     http_frontend::{self, HttpFrontend, HttpRoute},
-    node::{Loc, Node, Value},
+    node::{Loc, Node},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,21 +63,7 @@ const KEYS: &[&str] = &[
 const HTTP_BALANCE: &[&str] = &["uri", "hdr(host)"];
 
 pub fn parse_list(node: &Node, diags: &mut Diagnostics) -> Vec<HttpBackend> {
-    let items = match &node.value {
-        Value::Null => return Vec::new(),
-        Value::Seq(items) => items,
-        _ => {
-            diags.push(
-                Diagnostic::new(
-                    &node.loc,
-                    VAR,
-                    format!("expected a list of backends, found {}", node.kind()),
-                )
-                .hint("each backend is a list item starting with `- name:`"),
-            );
-            return Vec::new();
-        }
-    };
+    let items = field::list(node, VAR, "backends", diags);
     items
         .iter()
         .enumerate()

@@ -11,7 +11,7 @@ use crate::{
     backend::{self, required},
     diagnostic::{Diagnostic, Diagnostics},
     field::{self, Duration},
-    node::{Loc, Node, Value},
+    node::{Loc, Node},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,21 +90,7 @@ const KEYS: &[&str] = &[
 
 /// Reads `haproxy_http_frontends`. `default_bind` is `haproxy_bind_address`.
 pub fn parse_list(node: &Node, default_bind: &str, diags: &mut Diagnostics) -> Vec<HttpFrontend> {
-    let items = match &node.value {
-        Value::Null => return Vec::new(),
-        Value::Seq(items) => items,
-        _ => {
-            diags.push(
-                Diagnostic::new(
-                    &node.loc,
-                    VAR,
-                    format!("expected a list of frontends, found {}", node.kind()),
-                )
-                .hint("each frontend is a list item starting with `- name:`"),
-            );
-            return Vec::new();
-        }
-    };
+    let items = field::list(node, VAR, "frontends", diags);
     let frontends: Vec<HttpFrontend> = items
         .iter()
         .enumerate()

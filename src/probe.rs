@@ -21,6 +21,7 @@ use serde::Serialize;
 use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch, task::JoinSet};
 
 use crate::{
+    drill::Narrator,
     remote::{self, ReportError},
     transport::Session,
 };
@@ -154,6 +155,31 @@ impl Running {
             targets: self.targets,
             attempts,
         })
+    }
+}
+
+/// Starts probing from lbctl itself, or from the named host over its session, and says so.
+pub fn start_from(
+    settings: Settings,
+    from: Option<(&str, &Arc<Session>)>,
+    run_id: &str,
+    say: Narrator,
+) -> Running {
+    say.say(format!(
+        "probing {} from {}: {} new connections/s, each must answer within {:?}",
+        settings
+            .targets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        from.map_or("lbctl", |(name, _)| name),
+        settings.rate,
+        settings.timeout
+    ));
+    match from {
+        Some((_, session)) => start_remote(Arc::clone(session), settings, run_id),
+        None => start_local(settings),
     }
 }
 
