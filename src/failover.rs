@@ -393,21 +393,7 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
     let mut connections: Vec<Connection> = setup.lbs.iter().map(|h| h.connection.clone()).collect();
     connections.push(setup.worker.clone());
     connections.extend(setup.probe_from.clone());
-    let connected = sessions::connect_all(&connections, setup.connect_timeout, setup.forks).await;
-    let mut failures = Vec::new();
-    let mut all = Vec::new();
-    for c in connected {
-        match c.session {
-            Ok(s) => all.push(s),
-            Err(e) => failures.push(e),
-        }
-    }
-    if !failures.is_empty() {
-        return Err(Error::Failed(format!(
-            "pre-flight: cannot reach {}",
-            failures.join("; ")
-        )));
-    }
+    let mut all = sessions::connect_every(&connections, setup.connect_timeout, setup.forks).await?;
     let probe_session = setup
         .probe_from
         .as_ref()

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     connection::Connection,
+    error::Error,
     transport::{ConnectOptions, RemoteOutput, Session},
 };
 
@@ -17,6 +18,31 @@ use crate::{
 pub struct Connected {
     pub host: String,
     pub session: Result<Arc<Session>, String>,
+}
+
+/// A session to every host, in the order given, or the pre-flight error naming every host that
+/// could not be reached.
+pub async fn connect_every(
+    connections: &[Connection],
+    connect_timeout: Duration,
+    forks: usize,
+) -> Result<Vec<Arc<Session>>, Error> {
+    let mut all = Vec::new();
+    let mut unreachable = Vec::new();
+    for c in connect_all(connections, connect_timeout, forks).await {
+        match c.session {
+            Ok(s) => all.push(s),
+            Err(e) => unreachable.push(e),
+        }
+    }
+    if unreachable.is_empty() {
+        Ok(all)
+    } else {
+        Err(Error::Failed(format!(
+            "pre-flight: cannot reach {}",
+            unreachable.join("; ")
+        )))
+    }
 }
 
 /// Connects to every host, at most `forks` at a time, each within `connect_timeout`.

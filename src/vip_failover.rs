@@ -233,21 +233,7 @@ pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, 
     let run_id = drill::run_id();
     let mut connections: Vec<Connection> = setup.lbs.iter().map(|h| h.connection.clone()).collect();
     connections.extend(setup.probe_from.clone());
-    let connected = sessions::connect_all(&connections, setup.connect_timeout, setup.forks).await;
-    let mut all = Vec::new();
-    let mut unreachable = Vec::new();
-    for c in connected {
-        match c.session {
-            Ok(s) => all.push(s),
-            Err(e) => unreachable.push(e),
-        }
-    }
-    if !unreachable.is_empty() {
-        return Err(Error::Failed(format!(
-            "pre-flight: cannot reach {}",
-            unreachable.join("; ")
-        )));
-    }
+    let mut all = sessions::connect_every(&connections, setup.connect_timeout, setup.forks).await?;
     let probe_session = setup
         .probe_from
         .as_ref()
