@@ -191,7 +191,10 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
     let lines = changed_diff_lines(&plan.stdout);
     assert_eq!(
         lines,
-        vec!["-    server k8s-worker-3 10.77.77.23:30306 check inter 1s rise 2 fall 2"; 3],
+        vec![
+            "-    server k8s-worker-3 10.77.77.23:30306 check inter 1s fastinter 250ms rise 2 fall 2";
+            3
+        ],
         "{}",
         plan.stdout
     );
