@@ -221,12 +221,7 @@ fn parse_backend(
 ) -> Option<Backend> {
     let entries = field::mapping(node, path, BACKEND_KEYS, diags)?;
     let before = diags.len();
-    let get = |k: &str| {
-        entries
-            .iter()
-            .find(|(key, _, _)| key == k)
-            .map(|(_, _, v)| v)
-    };
+    let get = |k: &str| field::entry(entries, k);
     let name = required(node, get("name"), path, "name", diags)
         .and_then(|n| field::identifier(n, &field::join(path, "name"), diags));
     let port_node = required(node, get("port"), path, "port", diags);
@@ -376,12 +371,7 @@ fn parse_server(
 ) -> Option<Server> {
     let entries = field::mapping(node, path, SERVER_KEYS, diags)?;
     let before = diags.len();
-    let get = |k: &str| {
-        entries
-            .iter()
-            .find(|(key, _, _)| key == k)
-            .map(|(_, _, v)| v)
-    };
+    let get = |k: &str| field::entry(entries, k);
     if protocol == Protocol::Udp {
         for (key, loc, _) in entries
             .iter()

@@ -36,6 +36,11 @@ pub fn mapping<'a>(
     Some(entries)
 }
 
+/// The value of `key` among a mapping's entries (as returned by [`mapping`]).
+pub fn entry<'a>(entries: &'a [(String, Loc, Node)], key: &str) -> Option<&'a Node> {
+    entries.iter().find(|(k, _, _)| k == key).map(|(_, _, v)| v)
+}
+
 /// The closest candidate to a misspelt key, if one is close enough to be a likely typo.
 pub fn suggest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates

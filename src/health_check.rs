@@ -33,12 +33,7 @@ pub fn parse(
 ) -> Option<HealthCheck> {
     let entries = field::mapping(node, path, KEYS, diags)?;
     let before = diags.len();
-    let get = |k: &str| {
-        entries
-            .iter()
-            .find(|(key, _, _)| key == k)
-            .map(|(_, _, v)| v)
-    };
+    let get = |k: &str| field::entry(entries, k);
     let check_path = match get("path") {
         Some(n) => url_path(n, &field::join(path, "path"), diags),
         None => Some("/".to_string()),

@@ -72,15 +72,6 @@ impl HostSpec {
 /// Prefixes of variables lbctl owns: a misspelt one is reported instead of silently ignored.
 const OWNED_PREFIXES: &[&str] = &["haproxy_", "keepalived_", "nginx_", "lbctl_"];
 
-const CONNECTION_KEYS: &[&str] = &[
-    "ansible_host",
-    "ansible_port",
-    "ansible_user",
-    "ansible_ssh_private_key_file",
-    "ansible_become",
-    "ansible_ssh_common_args",
-];
-
 pub fn parse(
     name: &str,
     vars: &VarMap,
@@ -242,7 +233,7 @@ fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
 pub fn parse_connection(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Connection> {
     let before = diags.len();
     let get = |k: &str| vars.get(k);
-    let address = match get(CONNECTION_KEYS[0]) {
+    let address = match get("ansible_host") {
         Some(n) => field::address(n, "ansible_host", diags),
         None => Some(name.to_string()),
     };

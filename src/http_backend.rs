@@ -76,12 +76,7 @@ fn parse_backend(node: &Node, index: usize, diags: &mut Diagnostics) -> Option<H
     let path = path.as_str();
     let entries = field::mapping(node, path, KEYS, diags)?;
     let before = diags.len();
-    let get = |k: &str| {
-        entries
-            .iter()
-            .find(|(key, _, _)| key == k)
-            .map(|(_, _, v)| v)
-    };
+    let get = |k: &str| field::entry(entries, k);
     let key = |k: &str| field::join(path, k);
     let name = required(node, get("name"), path, "name", diags)
         .and_then(|n| field::identifier(n, &key("name"), diags));
