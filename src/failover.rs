@@ -924,6 +924,7 @@ async fn restore(
         Err(first) => {
             let options = ConnectOptions {
                 connect_timeout: setup.connect_timeout,
+                persist: None,
             };
             let again = async {
                 let session = Session::connect(&setup.worker, &options)

@@ -34,6 +34,7 @@ pub mod runtime_api;
 pub mod service;
 pub mod sessions;
 pub mod sni;
+pub mod ssh_masters;
 pub mod status;
 pub mod survey;
 pub mod transport;

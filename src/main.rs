@@ -6,6 +6,7 @@ use lbctl::{
     error::Error,
     output,
     survey::SshOptions,
+    transport::Persist,
 };
 
 /// lbctl: render, validate and deploy an HAProxy + keepalived load-balancer tier from an
@@ -45,6 +46,14 @@ struct GlobalArgs {
     /// Seconds to wait for a host's SSH connection before calling it unreachable.
     #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     connect_timeout: u64,
+    /// Seconds an SSH connection stays open after a run, for the next run to reuse (like
+    /// Ansible's ControlPersist); 0 closes connections when lbctl exits.
+    #[arg(long, global = true, env = "LBCTL_SSH_PERSIST", default_value_t = 60)]
+    ssh_persist: u64,
+    /// Private directory for the persisting connections' control sockets
+    /// [default: $XDG_RUNTIME_DIR/lbctl-ssh, else ~/.local/state/lbctl/ssh].
+    #[arg(long, global = true, env = "LBCTL_SSH_CONTROL_DIR")]
+    ssh_control_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +136,12 @@ fn main() -> ExitCode {
         ssh: SshOptions {
             forks: usize::from(g.forks),
             connect_timeout: Duration::from_secs(g.connect_timeout),
+            persist: (g.ssh_persist > 0).then(|| Persist {
+                idle: Duration::from_secs(g.ssh_persist),
+                directory: g
+                    .ssh_control_dir
+                    .unwrap_or_else(lbctl::ssh_masters::default_directory),
+            }),
         },
     };
     let result: Result<u8, Error> = match cli.command {

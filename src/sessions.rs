@@ -20,7 +20,7 @@ pub struct Connected {
     pub session: Result<Arc<Session>, String>,
 }
 
-/// A session to every host, in the order given, or the pre-flight error naming every host that
+/// A fresh session to every host (drills do not reuse masters), in the order given, or the pre-flight error naming every host that
 /// could not be reached.
 pub async fn connect_every(
     connections: &[Connection],
@@ -29,7 +29,11 @@ pub async fn connect_every(
 ) -> Result<Vec<Arc<Session>>, Error> {
     let mut all = Vec::new();
     let mut unreachable = Vec::new();
-    for c in connect_all(connections, connect_timeout, forks).await {
+    let options = ConnectOptions {
+        connect_timeout,
+        persist: None,
+    };
+    for c in connect_all(connections, options, forks).await {
         match c.session {
             Ok(s) => all.push(s),
             Err(e) => unreachable.push(e),
@@ -45,18 +49,18 @@ pub async fn connect_every(
     }
 }
 
-/// Connects to every host, at most `forks` at a time, each within `connect_timeout`.
+/// Connects to every host, at most `forks` at a time, each within the connect timeout.
 pub async fn connect_all(
     connections: &[Connection],
-    connect_timeout: Duration,
+    options: ConnectOptions,
     forks: usize,
 ) -> Vec<Connected> {
     let limit = Arc::new(Semaphore::new(forks.max(1)));
-    let options = ConnectOptions { connect_timeout };
+    let options = Arc::new(options);
     let tasks: Vec<_> = connections
         .iter()
         .map(|conn| {
-            let (conn, limit) = (conn.clone(), Arc::clone(&limit));
+            let (conn, limit, options) = (conn.clone(), Arc::clone(&limit), Arc::clone(&options));
             tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 Session::connect(&conn, &options)

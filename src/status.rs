@@ -2,7 +2,7 @@
 //! holds the VIP, whether its daemons run, and every backend's servers as HAProxy's runtime
 //! API sees them. One SSH round trip per host, all hosts at once.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::Serialize;
 
@@ -12,7 +12,7 @@ use crate::{
     lb_state::{self, Daemon, LbState, Query},
     runtime_api::{RowKind, StatRow},
     sessions,
-    transport::Session,
+    transport::{ConnectOptions, Session},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,9 +79,9 @@ pub async fn read(session: &Session, query: &Query) -> Result<LbState, String> {
 }
 
 /// Connects to every load balancer and asks each, all at once.
-pub async fn gather(fleet: &Fleet, connect_timeout: Duration, forks: usize) -> TierStatus {
+pub async fn gather(fleet: &Fleet, options: ConnectOptions, forks: usize) -> TierStatus {
     let connections: Vec<_> = fleet.hosts.iter().map(|h| h.connection.clone()).collect();
-    let connected = sessions::connect_all(&connections, connect_timeout, forks).await;
+    let connected = sessions::connect_all(&connections, options, forks).await;
     let tasks: Vec<_> = connected
         .into_iter()
         .zip(&fleet.hosts)

@@ -12,13 +12,24 @@ use crate::{
     reload::Reload,
     remote::{self, FetchOptions, Fetched},
     render::RenderedHost,
-    transport::{ConnectOptions, Session},
+    transport::{ConnectOptions, Persist, Session},
 };
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SshOptions {
     pub forks: usize,
     pub connect_timeout: Duration,
+    /// Master connections stay open for the next run (`None`: closed at the end).
+    pub persist: Option<Persist>,
+}
+
+impl SshOptions {
+    pub fn connect(&self) -> ConnectOptions {
+        ConnectOptions {
+            connect_timeout: self.connect_timeout,
+            persist: self.persist.clone(),
+        }
+    }
 }
 
 /// A host's part of the survey: its open session and plan, or why there is none.
@@ -44,15 +55,17 @@ impl std::fmt::Display for HostError {
 }
 
 /// Connects to every host and fetches the files lbctl manages there, in parallel.
-pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: SshOptions) -> Vec<Surveyed> {
+pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec<Surveyed> {
     let limit = Arc::new(Semaphore::new(ssh.forks.max(1)));
+    let options = Arc::new(ssh.connect());
     let tasks: Vec<_> = hosts
         .iter()
         .map(|(spec, rendered)| {
             let (spec, rendered, limit) = (spec.clone(), rendered.clone(), Arc::clone(&limit));
+            let options = Arc::clone(&options);
             tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                survey_host(&spec, &rendered, ssh.connect_timeout).await
+                survey_host(&spec, &rendered, &options).await
             })
         })
         .collect();
@@ -75,7 +88,7 @@ pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: SshOptions) -> Vec<
 async fn survey_host(
     spec: &HostSpec,
     rendered: &RenderedHost,
-    connect_timeout: Duration,
+    options: &ConnectOptions,
 ) -> Surveyed {
     let host = spec.name.clone();
     let fail = |step: &str, message: String| HostError {
@@ -83,18 +96,17 @@ async fn survey_host(
         step: step.into(),
         message,
     };
-    let session =
-        match Session::connect(&spec.connection, &ConnectOptions { connect_timeout }).await {
-            Ok(s) => s,
-            Err(e) => {
-                return Surveyed {
-                    host: host.clone(),
-                    session: None,
-                    fetched: None,
-                    result: Err(fail("connect", e.to_string())),
-                };
-            }
-        };
+    let session = match Session::connect(&spec.connection, options).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Surveyed {
+                host: host.clone(),
+                session: None,
+                fetched: None,
+                result: Err(fail("connect", e.to_string())),
+            };
+        }
+    };
     let script = remote::fetch_script(
         &managed_paths(rendered),
         &vip_addresses(spec),

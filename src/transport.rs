@@ -5,9 +5,10 @@
 //! exactly as they do for `ssh` itself. It knows nothing about what the scripts do.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use openssh::{KnownHosts, SessionBuilder, Stdio};
+use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::connection::{Connection, HostKeyPolicy};
@@ -21,18 +22,31 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 const BECOME_ROOT: &str =
     r#"if [ "$(id -u)" -eq 0 ]; then exec sh -s; else exec sudo -n sh -s; fi"#;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectOptions {
     /// Applied to the TCP connect and the SSH handshake (`ConnectTimeout`, rounded up to
     /// whole seconds). The whole connect, authentication and any `ProxyJump` hop included,
     /// is additionally cut off after twice this plus five seconds.
     pub connect_timeout: Duration,
+    /// Keep the master connection open after the session, for the next lbctl run to reuse;
+    /// `None` closes it when the session ends.
+    pub persist: Option<Persist>,
+}
+
+/// Master connections that outlive the run (OpenSSH's `ControlPersist`, as Ansible does by
+/// default), kept in `directory` (see [`crate::ssh_masters`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persist {
+    /// How long an unused master stays open.
+    pub idle: Duration,
+    pub directory: PathBuf,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(10),
+            persist: None,
         }
     }
 }
@@ -44,6 +58,10 @@ pub struct Session {
     host: String,
     target: String,
     become_root: bool,
+    /// The master outlives this session (see [`ConnectOptions::persist`]).
+    persistent: bool,
+    /// Whether the master was already open, left by an earlier run.
+    resumed: bool,
 }
 
 /// What a remote script left behind.
@@ -107,6 +125,23 @@ impl Session {
     ) -> Result<Session, TransportError> {
         let host = conn.name.clone();
         let target = target(conn);
+        let become_root = conn.become_root && conn.user.as_deref() != Some("root");
+        let persisted = options.persist.as_ref().and_then(|persist| {
+            let masters = crate::ssh_masters::Directory::open(&persist.directory)?;
+            Some((masters, persist.idle))
+        });
+        if let Some((masters, _)) = &persisted
+            && let Some(ssh) = masters.resume(conn)
+        {
+            return Ok(Session {
+                ssh,
+                host,
+                target,
+                become_root,
+                persistent: true,
+                resumed: true,
+            });
+        }
         let mut builder = SessionBuilder::default();
         if let Some(user) = &conn.user {
             builder.user(user.clone());
@@ -130,6 +165,12 @@ impl Session {
             })
             .connect_timeout(whole_seconds(options.connect_timeout))
             .server_alive_interval(KEEPALIVE);
+        if let Some((masters, idle)) = &persisted {
+            masters.forget_exited();
+            builder
+                .control_directory(masters.path())
+                .control_persist(ControlPersist::IdleFor(idle_seconds(*idle)));
+        }
 
         let deadline = options.connect_timeout * 2 + Duration::from_secs(5);
         let connected = tokio::time::timeout(deadline, builder.connect(&conn.address)).await;
@@ -159,17 +200,27 @@ impl Session {
             }
             Ok(Ok(ssh)) => ssh,
         };
+        if let Some((masters, _)) = &persisted {
+            masters.remember(conn, ssh.control_socket());
+        }
         Ok(Session {
             ssh,
             host,
             target,
-            become_root: conn.become_root && conn.user.as_deref() != Some("root"),
+            become_root,
+            persistent: persisted.is_some(),
+            resumed: false,
         })
     }
 
     /// Inventory name of the host.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Whether this session reuses a master connection an earlier run left open.
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 
     /// Runs `script` with `sh -s` on the host (through `sudo -n` when the connection asks
@@ -258,8 +309,13 @@ impl Session {
         })
     }
 
-    /// Ends the master connection.
+    /// Ends the session: the master connection closes, unless it is to persist, in which
+    /// case OpenSSH closes it once it has been idle for the time asked.
     pub async fn close(self) -> Result<(), TransportError> {
+        if self.persistent {
+            self.ssh.detach();
+            return Ok(());
+        }
         let host = self.host;
         let target = self.target;
         self.ssh
@@ -302,6 +358,11 @@ fn target(conn: &Connection) -> String {
         Some(port) => format!("{address}:{port}"),
         None => address,
     }
+}
+
+fn idle_seconds(duration: Duration) -> std::num::NonZeroUsize {
+    let seconds = usize::try_from(whole_seconds(duration).as_secs()).unwrap_or(usize::MAX);
+    std::num::NonZeroUsize::new(seconds).unwrap_or(std::num::NonZeroUsize::MIN)
 }
 
 fn whole_seconds(duration: Duration) -> Duration {

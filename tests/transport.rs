@@ -17,7 +17,7 @@ use lbctl::remote::{
     ApplyReport, Deployment, FetchOptions, LockState, ManagedFile, Service, ServiceControl, Step,
     Verify, apply_script_with_lock, fetch_script, parse_apply, parse_fetch,
 };
-use lbctl::transport::{ConnectOptions, Session, TransportError};
+use lbctl::transport::{ConnectOptions, Persist, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use sshd::{Scratch, Sshd, free_port};
@@ -27,6 +27,7 @@ const HAPROXY: &str = "/usr/sbin/haproxy";
 fn options() -> ConnectOptions {
     ConnectOptions {
         connect_timeout: Duration::from_secs(5),
+        persist: None,
     }
 }
 
@@ -56,6 +57,92 @@ async fn ssh_runs_a_script_and_reports_stdout_stderr_and_status() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), "100001\nroot\n");
 
     session.close().await.unwrap();
+}
+
+/// The pid of the sshd process that serves the connection a script runs over.
+async fn served_by(session: &Session) -> String {
+    let output = session.run("echo $PPID").await.unwrap();
+    assert!(output.success(), "{output}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_persisting_master_is_reused_by_the_next_run_and_replaced_once_it_has_exited() {
+    let sshd = Sshd::start();
+    let directory = sshd.dir.join("masters");
+    let options = ConnectOptions {
+        connect_timeout: Duration::from_secs(5),
+        persist: Some(Persist {
+            idle: Duration::from_secs(30),
+            directory: directory.clone(),
+        }),
+    };
+    // Ends the masters this test leaves open, even when it fails.
+    struct Masters(PathBuf);
+    impl Drop for Masters {
+        fn drop(&mut self) {
+            for record in fs::read_dir(&self.0).into_iter().flatten().flatten() {
+                let _ = Command::new("ssh")
+                    .arg("-S")
+                    .arg(record.path())
+                    .args(["-O", "exit", "lb-test"])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+    let _masters = Masters(directory.clone());
+
+    let first = Session::connect(&sshd.connection(), &options)
+        .await
+        .unwrap();
+    assert!(!first.resumed());
+    let server = served_by(&first).await;
+    first.close().await.unwrap();
+    assert_eq!(
+        fs::metadata(&directory).unwrap().permissions().mode() & 0o777,
+        0o700,
+        "the control directory must be private"
+    );
+
+    // The next run skips the login: same master, same sshd connection.
+    let second = Session::connect(&sshd.connection(), &options)
+        .await
+        .unwrap();
+    assert!(second.resumed());
+    assert_eq!(served_by(&second).await, server);
+    second.close().await.unwrap();
+
+    // Another login (here: another user name for the same host) never reuses it.
+    let mut other = sshd.connection();
+    other.user = None;
+    let third = Session::connect(&other, &options).await.unwrap();
+    assert!(!third.resumed());
+    third.close().await.unwrap();
+
+    // Once the master has gone (the host dropped the connection), a fresh one is opened.
+    sshd.end_sessions();
+    wait_until(|| {
+        let records = fs::read_dir(&directory).unwrap().flatten();
+        records
+            .filter(|r| r.file_type().unwrap().is_symlink())
+            .all(|r| fs::metadata(r.path()).is_err())
+    });
+    let fourth = Session::connect(&sshd.connection(), &options)
+        .await
+        .unwrap();
+    assert!(!fourth.resumed());
+    assert_ne!(served_by(&fourth).await, server);
+    fourth.close().await.unwrap();
+}
+
+/// Waits up to ten seconds for `done`.
+fn wait_until(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting after 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[tokio::test]
@@ -165,6 +252,7 @@ async fn ssh_connect_to_a_silent_server_fails_within_the_timeout() {
     connection.port = Some(silent.local_addr().unwrap().port());
     let options = ConnectOptions {
         connect_timeout: Duration::from_secs(1),
+        persist: None,
     };
 
     let started = Instant::now();

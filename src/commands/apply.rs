@@ -29,7 +29,7 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
     let rendered = loaded.render_all(global)?;
     let hosts: Vec<_> = loaded.fleet.hosts.iter().cloned().zip(rendered).collect();
     super::runtime()?.block_on(async {
-        let surveyed = survey::survey(&hosts, global.ssh).await;
+        let surveyed = survey::survey(&hosts, &global.ssh).await;
         let problems = certificates::check(&surveyed, &hosts).await;
         if !problems.is_empty() {
             return Err(certificates::refuse(surveyed, problems).await);

@@ -6,7 +6,7 @@ pub fn run(global: &Global) -> Result<TierStatus, Error> {
     let loaded = global.load()?;
     let status = super::runtime()?.block_on(crate::status::gather(
         &loaded.fleet,
-        global.ssh.connect_timeout,
+        global.ssh.connect(),
         global.ssh.forks,
     ));
     Ok(status)

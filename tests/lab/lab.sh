@@ -567,6 +567,9 @@ teardown() { # remove every namespace, veth, bridge and process of the lab, and 
         [ ! -e "/run/netns/${NS[$h]}" ] || ip netns del "${NS[$h]}"
     done
     [ ! -e "/sys/class/net/$BRIDGE" ] || ip link del "$BRIDGE"
+    # SSH master connections kept open for reuse (lbctl's --ssh-persist) that log in with
+    # the lab's key: their hosts are gone
+    pkill -TERM -f -- "^ssh .*-i $STATE/ssh/id_ed25519 " 2>/dev/null || true
     rm -rf "$STATE"
 }
 
