@@ -37,6 +37,7 @@ pub mod sni;
 pub mod ssh_masters;
 pub mod status;
 pub mod survey;
+pub mod template_view;
 pub mod transport;
 pub mod udp_engine;
 pub mod vars;

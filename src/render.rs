@@ -19,7 +19,7 @@ use serde::Serialize;
 pub use crate::service::Service;
 use crate::{
     diagnostic::Diagnostic, host_spec::HostSpec, inventory::VarMap, node::Loc,
-    udp_engine::UdpEngine,
+    template_view::HostView, udp_engine::UdpEngine,
 };
 
 const BUILTIN: &[(Service, &str)] = &[
@@ -118,7 +118,7 @@ impl Templates {
             vars: spec.vars.clone(),
             inventory_hostname: Value::from(spec.name.clone()),
             groups: Value::from(Serde(groups)),
-            lb: Value::from(Serde(spec)),
+            lb: Value::from_object(HostView::new(spec)),
         });
         let mut files =
             vec![self.render_one(Service::Haproxy, spec.haproxy.config_path.clone(), &ctx)?];
