@@ -93,6 +93,9 @@ pub struct FetchOptions {
     pub haproxy_master_socket: Option<String>,
     /// The apply lock whose holder is reported.
     pub lock: String,
+    /// SHA-256 digests (lowercase hex) of what lbctl would write, by path: a file that
+    /// already holds exactly that is reported as matching, without its content.
+    pub expected: BTreeMap<String, String>,
 }
 
 impl Default for FetchOptions {
@@ -101,6 +104,7 @@ impl Default for FetchOptions {
             haproxy_pidfile: None,
             haproxy_master_socket: None,
             lock: APPLY_LOCK.to_owned(),
+            expected: BTreeMap::new(),
         }
     }
 }
@@ -288,17 +292,32 @@ pub fn fetch_script(paths: &[String], vips: &[String], options: &FetchOptions) -
         "WANT_VIPS={}",
         if vips.is_empty() { "" } else { "1" }
     );
+    script.push_str("sums() {\n\tsha256sum --");
+    let summed = paths.iter().filter(|p| options.expected.contains_key(*p));
+    let mut any = false;
+    for path in summed {
+        let _ = write!(script, " {}", quote(path));
+        any = true;
+    }
+    script.push_str(if any { "\n}\n" } else { " /dev/null\n}\n" });
     script.push_str("paths() {\n\t:\n");
     for path in paths {
-        let _ = writeln!(script, "\tfetch_file {}", quote(path));
+        let digest = options.expected.get(path).map(String::as_str);
+        let _ = writeln!(
+            script,
+            "\tfetch_file {} {} {}",
+            quote(path),
+            base64::encode(path.as_bytes()),
+            quote(digest.unwrap_or("")),
+        );
     }
     script.push_str("}\nvips() {\n\t:\n");
     for vip in vips {
         let _ = writeln!(
             script,
             "\tfetch_vip {} {}",
-            quote(vip),
-            quote(&address_of(vip))
+            quote(&address_of(vip)),
+            base64::encode(vip.as_bytes()),
         );
     }
     script.push_str("}\n");
@@ -360,6 +379,15 @@ pub fn apply_script_with_lock(deployment: &Deployment, lock: &str) -> String {
 
 /// Reads a fetch script's stdout.
 pub fn parse_fetch(stdout: &[u8]) -> Result<Fetched, ReportError> {
+    parse_fetch_knowing(stdout, &BTreeMap::new())
+}
+
+/// [`parse_fetch`] for a script given digests: `known` holds, by path, the content whose
+/// digest was sent, which is what a host reporting a match holds.
+pub fn parse_fetch_knowing(
+    stdout: &[u8],
+    known: &BTreeMap<&str, &[u8]>,
+) -> Result<Fetched, ReportError> {
     const SCRIPT: &str = "fetch";
     let mut fetched = Fetched::default();
     let mut pidfile_master = None;
@@ -378,6 +406,13 @@ pub fn parse_fetch(stdout: &[u8]) -> Result<Fetched, ReportError> {
                     }
                     ["absent"] => {
                         fetched.files.insert(path, None);
+                    }
+                    ["matches", digest] => {
+                        let content = known
+                            .get(path.as_str())
+                            .filter(|content| sha256_hex(content) == *digest)
+                            .ok_or_else(|| malformed("a match with a digest lbctl did not send"))?;
+                        fetched.files.insert(path, Some(content.to_vec()));
                     }
                     ["unreadable", message] => {
                         let message = frame.text(message)?;
@@ -592,6 +627,17 @@ pub(crate) fn finish_script(header: String, body: &str) -> String {
     // shell has read every definition, and runs with stdin closed.
     script.push_str("main </dev/null\n");
     script
+}
+
+/// The SHA-256 of `content` in lowercase hex, as `sha256sum` prints it.
+pub fn sha256_hex(content: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(content);
+    let mut hex = String::with_capacity(64);
+    for byte in digest.iter() {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 /// `text` as one single-quoted shell word.

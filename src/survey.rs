@@ -9,7 +9,6 @@ use tokio::sync::Semaphore;
 use crate::{
     host_spec::HostSpec,
     plan::{self, HostPlan},
-    reload::Reload,
     remote::{self, FetchOptions, Fetched},
     render::RenderedHost,
     transport::{ConnectOptions, Persist, Session},
@@ -110,12 +109,16 @@ async fn survey_host(
     let script = remote::fetch_script(
         &managed_paths(rendered),
         &vip_addresses(spec),
-        &fetch_options(spec),
+        &fetch_options(rendered),
     );
+    let known = rendered
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.content.as_bytes()))
+        .collect();
     let fetched = match session.run(&script).await {
-        Ok(out) => {
-            remote::parse_fetch(&out.stdout).map_err(|e| fail("fetch", format!("{e}; {out}")))
-        }
+        Ok(out) => remote::parse_fetch_knowing(&out.stdout, &known)
+            .map_err(|e| fail("fetch", format!("{e}; {out}"))),
         Err(e) => Err(fail("fetch", e.to_string())),
     };
     match fetched {
@@ -150,13 +153,16 @@ pub fn vip_addresses(spec: &HostSpec) -> Vec<String> {
         .collect()
 }
 
-fn fetch_options(spec: &HostSpec) -> FetchOptions {
+/// The digests of what lbctl would write, so that a host whose files already match sends
+/// back a digest instead of their content. HAProxy's processes are not asked for: a plan
+/// does not need them.
+fn fetch_options(rendered: &RenderedHost) -> FetchOptions {
     FetchOptions {
-        haproxy_pidfile: Some(spec.haproxy.pid_file.clone()),
-        haproxy_master_socket: match &spec.haproxy.reload {
-            Reload::MasterCli { socket } => Some(socket.clone()),
-            _ => None,
-        },
+        expected: rendered
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), remote::sha256_hex(f.content.as_bytes())))
+            .collect(),
         ..FetchOptions::default()
     }
 }

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use lbctl::connection::HostKeyPolicy;
 use lbctl::remote::{
     ApplyReport, Deployment, FetchOptions, LockState, ManagedFile, Service, ServiceControl, Step,
-    Verify, apply_script_with_lock, fetch_script, parse_apply, parse_fetch,
+    Verify, apply_script_with_lock, fetch_script, parse_apply, parse_fetch, parse_fetch_knowing,
+    sha256_hex,
 };
 use lbctl::transport::{ConnectOptions, Persist, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -300,11 +301,48 @@ async fn fetch_over_ssh_returns_files_byte_for_byte_and_absent_files_as_absent()
         .run(&fetch_script(&paths, &vips, &options))
         .await
         .unwrap();
-    session.close().await.unwrap();
     assert!(output.success(), "{output}");
     let fetched = parse_fetch(&output.stdout).unwrap();
+    let expected_files: BTreeMap<_, _> = files.iter().cloned().collect();
+    assert_eq!(fetched.files, expected_files);
 
-    assert_eq!(fetched.files, files.into_iter().collect::<BTreeMap<_, _>>());
+    // Given the digests of what lbctl would write, a file that matches comes back as a match
+    // (its content is not sent again); one that differs, or is absent, as before.
+    let (binary, tricky, absent) = (&files[0], &files[1], &files[4]);
+    let known: BTreeMap<&str, &[u8]> = BTreeMap::from([
+        (binary.0.as_str(), binary.1.as_deref().unwrap()),
+        (
+            tricky.0.as_str(),
+            b"what lbctl would write instead".as_slice(),
+        ),
+        (absent.0.as_str(), b"new".as_slice()),
+    ]);
+    let with_digests = FetchOptions {
+        expected: known
+            .iter()
+            .map(|(path, content)| (path.to_string(), sha256_hex(content)))
+            .collect(),
+        ..options.clone()
+    };
+    let output = session
+        .run(&fetch_script(&paths, &vips, &with_digests))
+        .await
+        .unwrap();
+    session.close().await.unwrap();
+    assert!(output.success(), "{output}");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains(&format!(
+            " matches {}",
+            sha256_hex(binary.1.as_deref().unwrap())
+        )),
+        "{report}"
+    );
+    assert_eq!(report.matches(" matches ").count(), 1, "{report}");
+    let fetched = parse_fetch_knowing(&output.stdout, &known).unwrap();
+    assert_eq!(fetched.files, expected_files);
+    // A match is only believed for a digest lbctl sent.
+    assert!(parse_fetch(&output.stdout).is_err());
     assert_eq!(
         fetched.vips,
         BTreeMap::from([
@@ -341,6 +379,7 @@ async fn fetch_reports_the_haproxy_master_and_workers() {
         haproxy_pidfile: Some(path(&host, "haproxy.pid")),
         haproxy_master_socket: Some(path(&host, "master.sock")),
         lock: path(&host, "apply.lock"),
+        ..FetchOptions::default()
     })
     .await;
     assert_eq!(from_socket.haproxy.master, Some(master));
@@ -351,6 +390,7 @@ async fn fetch_reports_the_haproxy_master_and_workers() {
         haproxy_pidfile: Some(path(&host, "haproxy.pid")),
         haproxy_master_socket: None,
         lock: path(&host, "apply.lock"),
+        ..FetchOptions::default()
     })
     .await;
     assert_eq!(from_pidfile.haproxy.master, Some(master));
@@ -360,6 +400,7 @@ async fn fetch_reports_the_haproxy_master_and_workers() {
         haproxy_pidfile: Some(path(&host, "no.pid")),
         haproxy_master_socket: Some(path(&host, "no.sock")),
         lock: path(&host, "apply.lock"),
+        ..FetchOptions::default()
     })
     .await;
     assert_eq!(not_running.haproxy.master, None);
@@ -942,6 +983,7 @@ impl HaproxyDaemon {
             haproxy_pidfile: Some(self.pidfile.to_str().unwrap().to_owned()),
             haproxy_master_socket: Some(path(host, "master.sock")),
             lock: path(host, "apply.lock"),
+            ..FetchOptions::default()
         }
     }
 }
