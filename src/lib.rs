@@ -23,6 +23,7 @@ pub mod keepalived;
 pub mod lb_state;
 pub mod node;
 pub mod output;
+pub mod plain_yaml;
 pub mod plan;
 pub mod probe;
 pub mod progress;

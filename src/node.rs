@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, SpannedEventReceiver};
 
-use crate::diagnostic::Diagnostic;
+use crate::{diagnostic::Diagnostic, plain_yaml};
 
 /// Where a value was written: a file and a 1-based line, or the command line (line 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,15 +118,22 @@ pub fn load_file(path: &Path) -> Result<Node, Diagnostic> {
 /// Parses YAML text; `file` is the name errors will show.
 ///
 /// The tree is built straight from the parser's events: no intermediate document, and every
-/// node keeps the line it starts on.
+/// node keeps the line it starts on. Plain block YAML (what big vars files are) is read by
+/// [`plain_yaml`], everything else by saphyr-parser.
 pub fn parse_str(text: &str, file: &Arc<str>) -> Result<Node, Diagnostic> {
-    let mut builder = Builder {
-        file,
-        stack: Vec::new(),
-        anchors: HashMap::new(),
-        root: None,
-        error: None,
-    };
+    parse_plain(text, file).unwrap_or_else(|| parse_full(text, file))
+}
+
+/// The tree of `text` if [`plain_yaml`] can read it.
+pub(crate) fn parse_plain(text: &str, file: &Arc<str>) -> Option<Result<Node, Diagnostic>> {
+    let mut builder = Builder::new(file);
+    plain_yaml::parse(text, &mut builder)?;
+    Some(builder.finish())
+}
+
+/// The tree of `text` as saphyr-parser reads it.
+pub(crate) fn parse_full(text: &str, file: &Arc<str>) -> Result<Node, Diagnostic> {
+    let mut builder = Builder::new(file);
     Parser::new_from_str(text)
         .load(&mut builder, false)
         .map_err(|e| {
@@ -137,12 +144,7 @@ pub fn parse_str(text: &str, file: &Arc<str>) -> Result<Node, Diagnostic> {
             )
             .hint("check indentation and quoting on this line and the one above")
         })?;
-    if let Some(d) = builder.error {
-        return Err(d);
-    }
-    Ok(builder
-        .root
-        .unwrap_or_else(|| Node::new(Value::Map(Vec::new()), Loc::new(file, 1))))
+    builder.finish()
 }
 
 enum Frame {
@@ -159,7 +161,26 @@ struct Builder<'f> {
     error: Option<Diagnostic>,
 }
 
-impl Builder<'_> {
+impl<'f> Builder<'f> {
+    fn new(file: &'f Arc<str>) -> Self {
+        Builder {
+            file,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            root: None,
+            error: None,
+        }
+    }
+
+    fn finish(self) -> Result<Node, Diagnostic> {
+        if let Some(d) = self.error {
+            return Err(d);
+        }
+        Ok(self
+            .root
+            .unwrap_or_else(|| Node::new(Value::Map(Vec::new()), Loc::new(self.file, 1))))
+    }
+
     fn complete(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
