@@ -76,9 +76,10 @@ enum Command {
         /// Do not ask for confirmation (required without a terminal, e.g. in CI).
         #[arg(long)]
         yes: bool,
-        /// How many hosts to change at once (the VIP holder always goes last).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-        serial: u16,
+        /// How many hosts to change at once, VIP holders last [default: every host without
+        /// a VIP at once, then each VIP holder alone]. Every host is checked first either way.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        serial: Option<u16>,
     },
     /// Every load balancer: does it hold the VIP, and its servers as HAProxy sees them.
     Status,
@@ -157,7 +158,7 @@ fn main() -> ExitCode {
         Command::Apply { yes, serial } => {
             let opts = commands::apply::Options {
                 yes,
-                serial: usize::from(serial),
+                serial: serial.map(usize::from),
             };
             commands::apply::run(&global, &opts).map(|r| output::applied(&global, &r))
         }

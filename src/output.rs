@@ -206,7 +206,10 @@ pub fn applied(global: &Global, report: &Report) -> u8 {
                 h.seconds.unwrap_or_default()
             ),
             Outcome::Unchanged => println!("{}: unchanged (not reloaded)", h.host),
-            Outcome::Skipped => println!("{}: not attempted (an earlier host failed)", h.host),
+            Outcome::Skipped => println!(
+                "{}: not changed (another host failed; this one keeps its configuration)",
+                h.host
+            ),
             Outcome::Failed => {
                 if let Some(f) = &h.failure {
                     eprintln!("error: {}: {f}", h.host);

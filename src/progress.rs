@@ -51,6 +51,13 @@ impl Progress {
 }
 
 impl Task {
+    /// Says what the host is doing now (live display only).
+    pub fn update(&self, message: &str) {
+        if let Task::Live(bar) = self {
+            bar.set_message(message.to_string());
+        }
+    }
+
     pub fn finish(self, message: &str) {
         match self {
             // The live line vanishes; the final report says what happened.

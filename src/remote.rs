@@ -84,6 +84,23 @@ pub struct Verify {
     pub udp_ports: Vec<u16>,
 }
 
+impl Verify {
+    /// What is verified, in words: `runtime socket S, tcp P..., udp P...`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(socket) = &self.haproxy_runtime_socket {
+            parts.push(format!("runtime socket {socket}"));
+        }
+        if !self.tcp_ports.is_empty() {
+            parts.push(format!("tcp {}", ports(&self.tcp_ports)));
+        }
+        if !self.udp_ports.is_empty() {
+            parts.push(format!("udp {}", ports(&self.udp_ports)));
+        }
+        parts.join(", ")
+    }
+}
+
 /// The rest of what a fetch looks at, besides files and VIPs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchOptions {
@@ -154,6 +171,8 @@ pub enum Step {
     Lock,
     Stage,
     Validate,
+    /// A held apply waiting for lbctl's go-ahead.
+    Hold,
     Backup,
     Swap,
     Reload,
@@ -168,6 +187,7 @@ impl Step {
             Step::Lock => "lock",
             Step::Stage => "stage",
             Step::Validate => "validate",
+            Step::Hold => "hold",
             Step::Backup => "backup",
             Step::Swap => "swap",
             Step::Reload => "reload",
@@ -182,6 +202,7 @@ impl Step {
             Step::Lock,
             Step::Stage,
             Step::Validate,
+            Step::Hold,
             Step::Backup,
             Step::Swap,
             Step::Reload,
@@ -237,6 +258,8 @@ pub struct ApplyReport {
     pub failure: Option<Failure>,
     /// Every swapped file was put back (and the services reloaded) after a failure.
     pub rolled_back: bool,
+    /// A held script got as far as waiting for the go-ahead.
+    pub ready: bool,
 }
 
 impl ApplyReport {
@@ -331,9 +354,31 @@ pub fn apply_script(deployment: &Deployment) -> String {
 
 /// [`apply_script`] with the lock somewhere else.
 pub fn apply_script_with_lock(deployment: &Deployment, lock: &str) -> String {
+    apply_script_at(deployment, lock, false)
+}
+
+/// The apply script that stops once every file is staged and validated, reports `ready`,
+/// and goes on only when [`GO`] is written to its stdin: anything else, or stdin closing,
+/// aborts with the host unchanged. That lets lbctl check every host before changing any.
+pub fn held_apply_script(deployment: &Deployment, lock: &str) -> String {
+    apply_script_at(deployment, lock, true)
+}
+
+/// What a held apply script waits for (see [`held_apply_script`]).
+pub const GO: &str = "go\n";
+
+/// The frame a held apply script sends when it waits for [`GO`].
+pub const READY: &[u8] = b"@@lbctl ready";
+
+fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
     let verify = &deployment.verify;
     let mut script = String::new();
     let _ = writeln!(script, "LOCK={}", quote(lock));
+    let _ = writeln!(script, "LOCK64={}", base64::encode(lock.as_bytes()));
+    let _ = writeln!(script, "HOLD={}", if hold { "1" } else { "" });
+    let _ = writeln!(script, "VERIFY64={}", detail(&verify.describe()));
+    let _ = writeln!(script, "NO_CHECK64={}", detail(" (no check command)"));
+    let _ = writeln!(script, "WAS_ABSENT64={}", detail(" (did not exist)"));
     let _ = writeln!(
         script,
         "SOCKET={}",
@@ -354,11 +399,12 @@ pub fn apply_script_with_lock(deployment: &Deployment, lock: &str) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             script,
-            "\t\"$@\" {index} {} {} {} {} || return",
+            "\t\"$@\" {index} {} {} {} {} {} || return",
             quote(&file.path),
-            file.service.file_mode(),
+            file.service.file_umask(),
             quote(&check),
             quote(&base64::encode(file.content.as_bytes())),
+            detail(&file.path),
         );
     }
     script.push_str("}\nservices() {\n\t:\n");
@@ -371,10 +417,25 @@ pub fn apply_script_with_lock(deployment: &Deployment, lock: &str) -> String {
             .get(&service)
             .map(|control| control.reload.as_str())
             .unwrap_or("");
-        let _ = writeln!(script, "\t\"$@\" {service} {} || return", quote(reload));
+        let _ = writeln!(
+            script,
+            "\t\"$@\" {service} {} {} || return",
+            quote(reload),
+            detail(service.name())
+        );
     }
     script.push_str("}\n");
-    finish_script(script, APPLY)
+    // Nothing may follow main: a held script reads its go-ahead from the same stdin (fd 3).
+    finish_script_with(script, APPLY, "main 3<&0 </dev/null\n")
+}
+
+/// `text` as one frame field (base64, or `-` when empty).
+fn detail(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        base64::encode(text.as_bytes())
+    }
 }
 
 /// Reads a fetch script's stdout.
@@ -478,18 +539,23 @@ pub fn parse_apply(stdout: &[u8]) -> Result<ApplyReport, ReportError> {
     for frame in frames(SCRIPT, stdout)? {
         let frame = frame?;
         match frame.words.as_slice() {
-            ["step", step, state, detail] => {
+            ["step", step, state, details @ ..] if !details.is_empty() => {
                 let ok = match *state {
                     "ok" => true,
                     "failed" => false,
                     _ => return Err(frame.malformed("unknown step state")),
                 };
+                let mut detail = String::new();
+                for part in details {
+                    detail.push_str(&frame.text(part)?);
+                }
                 report.steps.push(StepResult {
                     step: frame.step(step)?,
                     ok,
-                    detail: frame.text(detail)?,
+                    detail,
                 });
             }
+            ["ready"] => report.ready = true,
             ["failure", step, command, stderr] => {
                 report.failure.get_or_insert(Failure {
                     step: frame.step(step)?,
@@ -620,12 +686,16 @@ fn parse_show_proc(output: &str) -> (Option<u32>, Vec<u32>, Vec<u32>) {
 }
 
 pub(crate) fn finish_script(header: String, body: &str) -> String {
+    // Commands must not read the rest of the script from stdin: main only starts once the
+    // shell has read every definition, and runs with stdin closed.
+    finish_script_with(header, body, "main </dev/null\n")
+}
+
+fn finish_script_with(header: String, body: &str, call: &str) -> String {
     let mut script = header;
     script.push_str(COMMON);
     script.push_str(body);
-    // Commands must not read the rest of the script from stdin: main only starts once the
-    // shell has read every definition, and runs with stdin closed.
-    script.push_str("main </dev/null\n");
+    script.push_str(call);
     script
 }
 

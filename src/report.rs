@@ -19,7 +19,7 @@ pub enum Outcome {
     Applied,
     /// The apply failed on this host; see `failure` and `rolled_back`.
     Failed,
-    /// Not attempted because an earlier host failed.
+    /// Not changed because another host failed (during the checks, or in an earlier wave).
     Skipped,
     /// The host could not be surveyed (connect or fetch failed).
     Unreachable,

@@ -29,10 +29,12 @@ impl Service {
     }
 
     /// keepalived.conf holds the VRRP password, so only root may read it.
-    pub fn file_mode(self) -> &'static str {
+    /// The umask that creates its config file with the right mode: 0600 for keepalived's
+    /// (it holds the VRRP password), 0644 for the others.
+    pub fn file_umask(self) -> &'static str {
         match self {
-            Service::Keepalived => "0600",
-            Service::Haproxy | Service::Nginx => "0644",
+            Service::Keepalived => "077",
+            Service::Haproxy | Service::Nginx => "022",
         }
     }
 }

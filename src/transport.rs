@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::connection::{Connection, HostKeyPolicy};
 
@@ -227,6 +227,13 @@ impl Session {
     /// for root and the login user is not root), feeding it on stdin: one round trip,
     /// whatever the script does. A non-zero exit is not an error; a lost connection is.
     pub async fn run(&self, script: &str) -> Result<RemoteOutput, TransportError> {
+        self.start(script).await?.finish().await
+    }
+
+    /// Starts `script` as [`Session::run`] does, but leaves its stdin open after the script:
+    /// its output can be read as it comes ([`Running::read_until`]) and an answer written
+    /// to it ([`Running::answer`]).
+    pub async fn start(&self, script: &str) -> Result<Running<'_>, TransportError> {
         let mut command = if self.become_root {
             self.ssh.shell(BECOME_ROOT)
         } else {
@@ -241,72 +248,27 @@ impl Session {
             .spawn()
             .await
             .map_err(|error| self.run_error(&error))?;
-
         let stdin = child.stdin().take();
         let stdout = child.stdout().take();
         let stderr = child.stderr().take();
-        let feed = async move {
-            if let Some(mut stdin) = stdin {
-                // A script that exits before reading all of its input (sudo refusing, say)
-                // closes the pipe; its status and stderr tell why, so that is not our error.
-                match stdin.write_all(script.as_bytes()).await {
-                    Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
-                        return Err(error);
-                    }
-                    _ => {}
-                }
-                let _ = stdin.shutdown().await;
-            }
-            Ok(())
-        };
-        let collect_stdout = async move {
-            let mut buffer = Vec::new();
-            if let Some(mut stdout) = stdout {
-                stdout.read_to_end(&mut buffer).await?;
-            }
-            Ok::<_, std::io::Error>(buffer)
-        };
-        let collect_stderr = async move {
+        // stderr is drained all along, so that a chatty script never blocks on it.
+        let stderr = tokio::spawn(async move {
             let mut buffer = Vec::new();
             if let Some(mut stderr) = stderr {
                 stderr.read_to_end(&mut buffer).await?;
             }
             Ok::<_, std::io::Error>(buffer)
-        };
-        let (fed, stdout, stderr) = tokio::join!(feed, collect_stdout, collect_stderr);
-        let io_error = |error: std::io::Error| TransportError::Run {
-            host: self.host.clone(),
-            target: self.target.clone(),
-            message: error.to_string(),
-        };
-        fed.map_err(io_error)?;
-        let stdout = stdout.map_err(io_error)?;
-        let stderr = stderr.map_err(io_error)?;
-
-        let status = match child.wait().await {
-            Ok(status) => status.code(),
-            Err(openssh::Error::RemoteProcessTerminated) => {
-                if let Err(error) = self.ssh.check().await {
-                    return Err(TransportError::Disconnected {
-                        host: self.host.clone(),
-                        target: self.target.clone(),
-                        message: ssh_message(&error),
-                    });
-                }
-                None
-            }
-            // The process mux reports exit status 127 as an error; for `sh -s` it is the
-            // script's own "command not found".
-            Err(openssh::Error::Remote(error)) if error.kind() == std::io::ErrorKind::NotFound => {
-                Some(127)
-            }
-            Err(error) => return Err(self.run_error(&error)),
-        };
-        Ok(RemoteOutput {
-            status,
-            stdout,
+        });
+        let mut running = Running {
+            session: self,
+            child,
+            stdin,
+            stdout: stdout.map(tokio::io::BufReader::new),
+            seen: Vec::new(),
             stderr,
-        })
+        };
+        running.write(script.as_bytes()).await?;
+        Ok(running)
     }
 
     /// Ends the session: the master connection closes, unless it is to persist, in which
@@ -328,6 +290,14 @@ impl Session {
             })
     }
 
+    fn io_error(&self, error: &std::io::Error) -> TransportError {
+        TransportError::Run {
+            host: self.host.clone(),
+            target: self.target.clone(),
+            message: error.to_string(),
+        }
+    }
+
     fn run_error(&self, error: &openssh::Error) -> TransportError {
         let message = ssh_message(error);
         if matches!(error, openssh::Error::Disconnected) {
@@ -343,6 +313,112 @@ impl Session {
                 message,
             }
         }
+    }
+}
+
+/// A script that is running on a host: see [`Session::start`].
+pub struct Running<'s> {
+    session: &'s Session,
+    child: openssh::Child<&'s openssh::Session>,
+    stdin: Option<openssh::ChildStdin>,
+    stdout: Option<tokio::io::BufReader<openssh::ChildStdout>>,
+    /// Everything read from stdout so far.
+    seen: Vec<u8>,
+    stderr: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>,
+}
+
+impl Running<'_> {
+    /// Reads stdout up to and including the first line that is exactly `line`: `true`, or
+    /// `false` when stdout ended first. Whatever was read is kept for [`Running::finish`].
+    pub async fn read_until(&mut self, line: &[u8]) -> Result<bool, TransportError> {
+        let session = self.session;
+        let Some(stdout) = self.stdout.as_mut() else {
+            return Ok(false);
+        };
+        loop {
+            let start = self.seen.len();
+            let read = stdout
+                .read_until(b'\n', &mut self.seen)
+                .await
+                .map_err(|e| session.io_error(&e))?;
+            if read == 0 {
+                return Ok(false);
+            }
+            let got = &self.seen[start..];
+            let got = got.strip_suffix(b"\n").unwrap_or(got);
+            if got.strip_suffix(b"\r").unwrap_or(got) == line {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Writes `text` to the script's stdin and closes it.
+    pub async fn answer(&mut self, text: &str) -> Result<(), TransportError> {
+        self.write(text.as_bytes()).await?;
+        self.stdin = None;
+        Ok(())
+    }
+
+    /// Closes stdin, reads the rest of the output and waits for the script to exit.
+    pub async fn finish(mut self) -> Result<RemoteOutput, TransportError> {
+        self.stdin = None;
+        if let Some(mut stdout) = self.stdout.take() {
+            stdout
+                .read_to_end(&mut self.seen)
+                .await
+                .map_err(|e| self.io_error(&e))?;
+        }
+        let stderr = match self.stderr.await {
+            Ok(Ok(stderr)) => stderr,
+            Ok(Err(e)) => return Err(self.session.io_error(&e)),
+            Err(e) => return Err(self.session.io_error(&std::io::Error::other(e))),
+        };
+        let session = self.session;
+        let status = match self.child.wait().await {
+            Ok(status) => status.code(),
+            Err(openssh::Error::RemoteProcessTerminated) => {
+                if let Err(error) = session.ssh.check().await {
+                    return Err(TransportError::Disconnected {
+                        host: session.host.clone(),
+                        target: session.target.clone(),
+                        message: ssh_message(&error),
+                    });
+                }
+                None
+            }
+            // The process mux reports exit status 127 as an error; for `sh -s` it is the
+            // script's own "command not found".
+            Err(openssh::Error::Remote(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+                Some(127)
+            }
+            Err(error) => return Err(session.run_error(&error)),
+        };
+        Ok(RemoteOutput {
+            status,
+            stdout: self.seen,
+            stderr,
+        })
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        if let Some(stdin) = self.stdin.as_mut() {
+            // A script that exits before reading all of its input (sudo refusing, say)
+            // closes the pipe; its status and stderr tell why, so that is not our error.
+            match stdin.write_all(bytes).await {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(self.io_error(&error));
+                }
+                Err(_) => self.stdin = None,
+                Ok(()) => {
+                    let _ = stdin.flush().await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn io_error(&self, error: &std::io::Error) -> TransportError {
+        self.session.io_error(error)
     }
 }
 

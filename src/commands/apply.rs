@@ -13,7 +13,8 @@ use crate::{
 
 pub struct Options {
     pub yes: bool,
-    pub serial: usize,
+    /// Hosts per wave; `None`: hosts without a VIP together, then VIP holders one by one.
+    pub serial: Option<usize>,
 }
 
 /// Makes every load balancer serve the rendered configuration: survey, show the plan, confirm,
