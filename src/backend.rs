@@ -232,7 +232,7 @@ fn parse_backend(
     if protocol == Protocol::Udp {
         for (key, loc, _) in entries
             .iter()
-            .filter(|(k, _, _)| TCP_ONLY_BACKEND_KEYS.contains(&k.as_str()))
+            .filter(|(k, _, _)| TCP_ONLY_BACKEND_KEYS.contains(&&**k))
         {
             diags.push(
                 Diagnostic::new(
@@ -250,7 +250,7 @@ fn parse_backend(
         for (p, item) in field::one_or_many(n, &field::join(path, "sni"), diags) {
             if let Some(name) = field::server_name(item, &p, diags) {
                 sni.push(name);
-                sni_locs.push(item.loc.clone());
+                sni_locs.push(item.loc);
             }
         }
     }
@@ -307,10 +307,10 @@ fn parse_backend(
         sticky,
         health_check,
         index: 0,
-        loc: node.loc.clone(),
-        port_loc: port_node?.loc.clone(),
+        loc: node.loc,
+        port_loc: port_node?.loc,
         sni_locs,
-        sni_default_loc: get("sni_default").map(|n| n.loc.clone()),
+        sni_default_loc: get("sni_default").map(|n| n.loc),
     })
 }
 
@@ -356,7 +356,7 @@ pub fn parse_servers(
                     )),
                 );
             }
-            servers.push((s, item.loc.clone()));
+            servers.push((s, item.loc));
         }
     }
     servers.into_iter().map(|(s, _)| s).collect()
@@ -375,14 +375,14 @@ fn parse_server(
     if protocol == Protocol::Udp {
         for (key, loc, _) in entries
             .iter()
-            .filter(|(k, _, _)| TCP_ONLY_SERVER_KEYS.contains(&k.as_str()))
+            .filter(|(k, _, _)| TCP_ONLY_SERVER_KEYS.contains(&&**k))
         {
             diags.push(
                 Diagnostic::new(loc, field::join(path, key), format!("`{key}` is a TCP health-check field and does not apply to UDP"))
                     .hint("remove it: UDP health is passive (the UDP engine stops using a server whose exchanges fail), HAProxy-style active checks do not exist for UDP"),
             );
         }
-        if let Some((key, loc, _)) = entries.iter().find(|(k, _, _)| k == "send_proxy") {
+        if let Some((key, loc, _)) = entries.iter().find(|(k, _, _)| &**k == "send_proxy") {
             diags.push(
                 Diagnostic::new(
                     loc,

@@ -60,7 +60,7 @@ pub async fn check(surveyed: &[Surveyed], hosts: &[(HostSpec, RenderedHost)]) ->
                     path.to_string(),
                     key.to_string(),
                     loc.file.to_string(),
-                    loc.line,
+                    loc.line as usize,
                 ))
                 .or_default()
                 .push(spec.name.clone());

@@ -22,7 +22,7 @@ impl Diagnostic {
     pub fn new(loc: &Loc, key: impl Into<String>, message: impl Into<String>) -> Self {
         Diagnostic {
             file: loc.file.to_string(),
-            line: loc.line,
+            line: loc.line as usize,
             key: key.into(),
             message: message.into(),
             hint: None,

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use crate::{
     diagnostic::{Diagnostic, Diagnostics},
-    node::{Loc, Node, Value},
+    node::{Entry, Node, Value},
 };
 
 /// The entries of a mapping whose keys must all be in `allowed`; unknown keys are reported
@@ -15,7 +15,7 @@ pub fn mapping<'a>(
     path: &str,
     allowed: &[&str],
     diags: &mut Diagnostics,
-) -> Option<&'a [(String, Loc, Node)]> {
+) -> Option<&'a [Entry]> {
     let Value::Map(entries) = &node.value else {
         diags.push(Diagnostic::new(
             &node.loc,
@@ -25,7 +25,7 @@ pub fn mapping<'a>(
         return None;
     };
     for (key, loc, _) in entries {
-        if !allowed.contains(&key.as_str()) {
+        if !allowed.contains(&&**key) {
             let d = Diagnostic::new(loc, join(path, key), format!("unknown key `{key}`"));
             diags.push(match suggest(key, allowed.iter().copied()) {
                 Some(s) => d.hint(format!("did you mean `{s}`?")),
@@ -37,8 +37,11 @@ pub fn mapping<'a>(
 }
 
 /// The value of `key` among a mapping's entries (as returned by [`mapping`]).
-pub fn entry<'a>(entries: &'a [(String, Loc, Node)], key: &str) -> Option<&'a Node> {
-    entries.iter().find(|(k, _, _)| k == key).map(|(_, _, v)| v)
+pub fn entry<'a>(entries: &'a [Entry], key: &str) -> Option<&'a Node> {
+    entries
+        .iter()
+        .find(|(k, _, _)| **k == *key)
+        .map(|(_, _, v)| v)
 }
 
 /// The closest candidate to a misspelt key, if one is close enough to be a likely typo.

@@ -113,7 +113,7 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
             continue;
         }
         if let Some((_, other, _)) = taken.iter().find(|(p, _, _)| *p == k.priority) {
-            let loc = k.priority_loc.clone().unwrap_or_else(|| k.vip_loc.clone());
+            let loc = k.priority_loc.unwrap_or(k.vip_loc);
             diags.push(
                 Diagnostic::new(
                     &loc,
@@ -129,7 +129,7 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
                 )),
             );
         }
-        taken.push((k.priority, h.name.clone(), k.priority_loc.clone()));
+        taken.push((k.priority, h.name.clone(), k.priority_loc));
     }
     let mut next: u8 = 150;
     for h in hosts.iter_mut() {

@@ -148,7 +148,7 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
         group: text("haproxy_group", "haproxy", diags)?,
         config_path: path("haproxy_config_path", "/etc/haproxy/haproxy.cfg", diags)?,
         reload: reload?,
-        stats_port_loc: vars.get("haproxy_stats_port").map(|n| n.loc.clone()),
+        stats_port_loc: vars.get("haproxy_stats_port").map(|n| n.loc),
     };
     (diags.len() == before).then_some(settings)
 }

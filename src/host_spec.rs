@@ -349,7 +349,7 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
             .stats_port_loc
             .as_ref()
             .map_or("lbctl's default".into(), ToString::to_string),
-        diag_loc: spec.haproxy.stats_port_loc.clone(),
+        diag_loc: spec.haproxy.stats_port_loc,
         sni: false,
     }];
     for b in spec.tcp_backends.iter().chain(spec.udp_backends.iter()) {
@@ -359,7 +359,7 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
             bind: &b.bind,
             port: b.port,
             loc: b.port_loc.to_string(),
-            diag_loc: Some(b.port_loc.clone()),
+            diag_loc: Some(b.port_loc),
             sni: b.sni_routed(),
         });
     }
@@ -372,7 +372,7 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
                     bind: &f.bind,
                     port,
                     loc: loc.to_string(),
-                    diag_loc: Some(loc.clone()),
+                    diag_loc: Some(*loc),
                     sni: false,
                 });
             }

@@ -99,14 +99,14 @@ fn parse_backend(node: &Node, index: usize, diags: &mut Diagnostics) -> Option<H
         );
     }
     let frontend = get("frontend")
-        .and_then(|n| field::identifier(n, &key("frontend"), diags).map(|f| (f, n.loc.clone())));
+        .and_then(|n| field::identifier(n, &key("frontend"), diags).map(|f| (f, n.loc)));
     let mut hosts = Vec::new();
     let mut host_locs = Vec::new();
     if let Some(n) = get("hosts") {
         for (p, item) in field::one_or_many(n, &key("hosts"), diags) {
             if let Some(host) = field::server_name(item, &p, diags) {
                 hosts.push(host);
-                host_locs.push(item.loc.clone());
+                host_locs.push(item.loc);
             }
         }
     }
@@ -149,10 +149,10 @@ fn parse_backend(node: &Node, index: usize, diags: &mut Diagnostics) -> Option<H
         path_prefix,
         default,
         index,
-        loc: node.loc.clone(),
+        loc: node.loc,
         host_locs,
-        path_loc: get("path_prefix").map(|n| n.loc.clone()),
-        default_loc: get("default").map(|n| n.loc.clone()),
+        path_loc: get("path_prefix").map(|n| n.loc),
+        default_loc: get("default").map(|n| n.loc),
     })
 }
 

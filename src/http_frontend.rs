@@ -140,7 +140,7 @@ fn parse_frontend(
         for (p, item) in field::one_or_many(n, &key("tls_cert"), diags) {
             if let Some(cert) = field::abs_path(item, &p, diags) {
                 tls_certs.push(cert);
-                tls_cert_sources.push((p, item.loc.clone()));
+                tls_cert_sources.push((p, item.loc));
             }
         }
     }
@@ -204,9 +204,9 @@ fn parse_frontend(
         routes: Vec::new(),
         default_backend: None,
         index,
-        loc: node.loc.clone(),
-        port_loc: get("port").map(|n| n.loc.clone()),
-        tls_port_loc: get("tls_port").map(|n| n.loc.clone()),
+        loc: node.loc,
+        port_loc: get("port").map(|n| n.loc),
+        tls_port_loc: get("tls_port").map(|n| n.loc),
         tls_cert_sources,
     })
 }

@@ -157,7 +157,7 @@ impl Inventory {
 
     fn host_mut(&mut self, name: &str, loc: &Loc) -> &mut Host {
         let host = self.hosts.entry(name.to_string()).or_default();
-        host.loc.get_or_insert_with(|| loc.clone());
+        host.loc.get_or_insert(*loc);
         host
     }
 
@@ -307,7 +307,7 @@ impl Inventory {
             }
         };
         for (key, key_loc, value) in entries {
-            match key.as_str() {
+            match &**key {
                 "hosts" => {
                     let Value::Map(hosts) = &value.value else {
                         if value.value != Value::Null {
@@ -323,7 +323,7 @@ impl Inventory {
                         let names = match expand_host_pattern(pattern) {
                             Ok(n) => n,
                             Err(msg) => {
-                                diags.push(Diagnostic::new(hloc, pattern, msg));
+                                diags.push(Diagnostic::new(hloc, &**pattern, msg));
                                 continue;
                             }
                         };
@@ -370,7 +370,7 @@ impl Inventory {
                             .entry(name.to_string())
                             .or_default()
                             .children
-                            .insert(child.clone());
+                            .insert(child.to_string());
                         self.add_yaml_group(child, cloc, cbody, diags);
                     }
                 }
@@ -508,7 +508,7 @@ pub fn map_entries(node: Node, what: &str) -> Result<VarMap, Diagnostic> {
         Value::Null => Ok(VarMap::new()),
         Value::Map(entries) => Ok(entries
             .into_iter()
-            .map(|(k, _, v)| (k, Arc::new(v)))
+            .map(|(k, _, v)| (k.to_string(), Arc::new(v)))
             .collect()),
         _ => Err(Diagnostic::new(
             &node.loc,
@@ -590,17 +590,17 @@ fn ini_value(raw: &str, loc: &Loc, typed: bool) -> Node {
         .and_then(|s| s.strip_suffix('\''))
         .or_else(|| raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')));
     let value = match unquoted {
-        Some(s) => Value::Str(s.to_string()),
+        Some(s) => Value::Str(s.into()),
         None if typed => match raw {
             "True" | "true" => Value::Bool(true),
             "False" | "false" => Value::Bool(false),
             _ => raw
                 .parse::<i64>()
-                .map_or_else(|_| Value::Str(raw.to_string()), Value::Int),
+                .map_or_else(|_| Value::Str(raw.into()), Value::Int),
         },
-        None => Value::Str(raw.to_string()),
+        None => Value::Str(raw.into()),
     };
-    Node::new(value, loc.clone())
+    Node::new(value, *loc)
 }
 
 /// Expands `worker[1:3]`, `db[01:10:2]`, `node-[a:c].lan` into host names.

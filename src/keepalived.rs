@@ -166,8 +166,8 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         check_script: check_script?,
         config_path: config_path?,
         reload: reload?,
-        priority_loc: priority.and(vars.get("keepalived_priority").map(|n| n.loc.clone())),
-        vip_loc: vip_node.loc.clone(),
+        priority_loc: priority.and(vars.get("keepalived_priority").map(|n| n.loc)),
+        vip_loc: vip_node.loc,
     })
 }
 

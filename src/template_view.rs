@@ -254,8 +254,8 @@ mod tests {
             sticky,
             health_check,
             index: 0,
-            loc: loc.clone(),
-            port_loc: loc.clone(),
+            loc,
+            port_loc: loc,
             sni_locs: Vec::new(),
             sni_default_loc: None,
         };

@@ -72,7 +72,7 @@ fn parse_extra(arg: &str) -> Result<VarMap, Diagnostic> {
         };
         vars.insert(
             k.to_string(),
-            Arc::new(Node::new(Value::Str(v.to_string()), Loc::new(&cli, 0))),
+            Arc::new(Node::new(Value::Str(v.into()), Loc::new(&cli, 0))),
         );
     }
     Ok(vars)
