@@ -19,8 +19,9 @@ use crate::{
     remote::{self, APPLY_LOCK, ApplyReport, GO, READY},
     report::{HostReport, Outcome},
     survey::HostError,
-    transport::{Running, Session},
+    transport::{RemoteOutput, Running, Session},
 };
+use futures_util::future::join_all;
 
 /// A host ready to be changed: its spec, plan and open session.
 pub struct Target {
@@ -78,94 +79,64 @@ pub async fn rollout(
         .map(|t| remote::held_apply_script(&deployment::build(&t.spec, &t.plan), APPLY_LOCK))
         .collect();
     let holds_vip: Vec<bool> = targets.iter().map(|t| t.plan.holds_vip).collect();
-    let mut hosts = Vec::with_capacity(targets.len());
+    let mut plans = Vec::with_capacity(targets.len());
     let mut sessions = Vec::with_capacity(targets.len());
     for t in targets {
-        hosts.push((t.plan, t.spec.name));
+        plans.push(t.plan);
         sessions.push(t.session);
     }
-    let reports = run_phases(&sessions, hosts, &scripts, &holds_vip, serial, progress).await;
+    let reports = run_phases(&sessions, plans, &scripts, &holds_vip, serial, progress).await;
     (reports, sessions)
 }
 
 async fn run_phases(
     sessions: &[Session],
-    hosts: Vec<(HostPlan, String)>,
+    plans: Vec<HostPlan>,
     scripts: &[String],
     holds_vip: &[bool],
     serial: Option<usize>,
     progress: &Progress,
 ) -> Vec<HostReport> {
-    // Phase 1: every host stages and checks, all at once; each script runs on its host
-    // while the next one starts.
-    let mut started = Vec::with_capacity(hosts.len());
-    for ((plan, name), (session, script)) in hosts.into_iter().zip(sessions.iter().zip(scripts)) {
-        let files = plan.changed_files().count();
-        let task = progress.start(
-            &name,
-            &format!("checking {files} file{}", if files == 1 { "" } else { "s" }),
-        );
-        let begun = Instant::now();
-        let running = session.start(script).await;
-        started.push((HostReport::planned(plan), task, begun, running));
-    }
-    let mut hosts: Vec<Host<'_>> = Vec::with_capacity(started.len());
-    let mut all_ready = true;
-    for (mut report, task, begun, running) in started {
-        let running = match running {
-            Ok(mut running) => match running.read_until(READY).await {
-                Ok(true) => Some(running),
-                Ok(false) => {
-                    // The script ended before it was ready: it says why.
-                    let finished = running.finish().await;
-                    settle(&mut report, finished.map_err(|e| e.to_string()), begun);
-                    None
-                }
-                Err(e) => {
-                    settle(&mut report, Err(e.to_string()), begun);
-                    None
-                }
-            },
-            Err(e) => {
-                settle(&mut report, Err(e.to_string()), begun);
-                None
+    // Phase 1: every host stages and checks, all at once.
+    let checks = plans
+        .into_iter()
+        .zip(sessions.iter().zip(scripts))
+        .map(|(plan, (session, script))| async move {
+            let files = plan.changed_files().count();
+            let task = progress.start(
+                &plan.host,
+                &format!("checking {files} file{}", if files == 1 { "" } else { "s" }),
+            );
+            let mut host = Host {
+                report: HostReport::planned(plan),
+                task,
+                started: Instant::now(),
+                running: None,
+            };
+            match hold(session, script).await {
+                Ok(Held::Ready(running)) => host.running = Some(*running),
+                Ok(Held::Ended(finished)) => settle(&mut host.report, Ok(finished), host.started),
+                Err(e) => settle(&mut host.report, Err(e), host.started),
             }
-        };
-        all_ready &= running.is_some();
-        hosts.push(Host {
-            report,
-            task,
-            started: begun,
-            running,
+            host
         });
-    }
+    let mut hosts: Vec<Host<'_>> = join_all(checks).await;
 
     // Phase 2: in waves, go ahead; after a failure, every host still waiting stops.
-    let mut failed = !all_ready;
+    let mut failed = hosts.iter().any(|h| h.running.is_none());
     for wave in waves(holds_vip, serial) {
         if failed {
             break;
         }
-        for &i in &wave {
+        let going = wave.iter().filter_map(|&i| {
             let host = &mut hosts[i];
             host.task.update("applying");
-            if let Some(running) = host.running.as_mut()
-                && let Err(e) = running.answer(GO).await
-            {
-                settle(&mut host.report, Err(e.to_string()), host.started);
-                host.running = None;
-            }
-        }
-        for &i in &wave {
+            let running = host.running.take()?;
+            Some(async move { (i, go(running).await) })
+        });
+        for (i, finished) in join_all(going.collect::<Vec<_>>()).await {
             let host = &mut hosts[i];
-            if let Some(running) = host.running.take() {
-                let finished = running.finish().await.map_err(|e| {
-                    format!(
-                        "{e}; the host rolls back by itself when the connection drops mid-apply"
-                    )
-                });
-                settle(&mut host.report, finished, host.started);
-            }
+            settle(&mut host.report, finished, host.started);
             failed |= host.report.outcome == Outcome::Failed;
         }
     }
@@ -194,11 +165,35 @@ async fn run_phases(
     reports
 }
 
+/// How a held script's first phase ended.
+enum Held<'s> {
+    /// Staged, checked, and waiting for the go-ahead.
+    Ready(Box<Running<'s>>),
+    /// It ended before that (a failed check, a held lock): its output says why.
+    Ended(RemoteOutput),
+}
+
+async fn hold<'s>(session: &'s Session, script: &str) -> Result<Held<'s>, String> {
+    let mut running = session.start(script).await.map_err(|e| e.to_string())?;
+    if running.read_until(READY).await.map_err(|e| e.to_string())? {
+        Ok(Held::Ready(Box::new(running)))
+    } else {
+        running.finish().await.map(Held::Ended).map_err(|e| e.to_string())
+    }
+}
+
+async fn go(mut running: Running<'_>) -> Result<RemoteOutput, String> {
+    running.answer(GO).await.map_err(|e| e.to_string())?;
+    running.finish().await.map_err(|e| {
+        format!("{e}; the host rolls back by itself when the connection drops mid-apply")
+    })
+}
+
 /// Records how a host's script ended: its steps, failure and rollback, or the error that
 /// kept lbctl from knowing.
 fn settle(
     report: &mut HostReport,
-    finished: Result<crate::transport::RemoteOutput, String>,
+    finished: Result<RemoteOutput, String>,
     started: Instant,
 ) {
     report.seconds = Some(started.elapsed().as_secs_f64());
