@@ -1,6 +1,10 @@
 """Where one `lbctl apply` spends its time, per host, from `strace -f -tt -e trace=execve`.
 
-usage: profile.py STRACE_FILE JSON_REPORT HOSTS_INI FRESH_LOGIN_S MUX_SESSION_S
+usage: profile.py STRACE_FILE JSON_REPORT HOSTS_INI FRESH_LOGIN_S MUX_SESSION_S [MASTERS]
+
+MASTERS, when given, is `ps -eo args` of the SSH masters already running before the traced
+run (lbctl reuses them for --ssh-persist seconds): they name the socket and host of sessions
+the trace has no master for.
 
 lbctl drives OpenSSH through the openssh crate: per host one master `ssh -M -f` (TCP connect,
 key exchange, authentication; its first process exits once the master is up) and then one
@@ -58,6 +62,16 @@ def main():
     # every ssh process belongs to one host: a master (-M) names the host and its control
     # socket; a multiplexed client names only the socket
     host_of_socket = {}
+    reused = set()
+    if len(sys.argv) > 6 and sys.argv[6]:
+        with open(sys.argv[6]) as f:
+            for line in f:
+                words = line.split()
+                if "-M" in words and "-S" in words:
+                    ips = [w for w in words if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", w)]
+                    if ips:
+                        host_of_socket[words[words.index("-S") + 1]] = ips[-1]
+                        reused.add(ips[-1])
     for pid, args in argv.items():
         sock = SOCKET.search(args)
         ip = IPV4.findall(args)
@@ -82,7 +96,11 @@ def main():
         span[0] = starts[pid] if span[0] is None else min(span[0], starts[pid])
         span[1] = ends[pid] if span[1] is None else max(span[1], ends[pid])
     total = (last - first) if first is not None else 0.0
-    print(f"trace: {total:.3f}s from lbctl's exec to its exit; {len(per_host)} hosts talked to")
+    kept = len([a for a in per_host if a in reused and not per_host[a]["connect"]])
+    print(
+        f"trace: {total:.3f}s from lbctl's exec to its exit; {len(per_host)} hosts talked to, "
+        f"{kept} over a master connection kept from an earlier run"
+    )
     print("per host, times since lbctl started: c=SSH connect (master up), s=script (one multiplexed session), e=master told to exit")
     print(f"{'host':<8} {'in ssh':>7} {'report':>7}  timeline (start+duration, s)")
     connect_sum = session_sum = 0.0
