@@ -82,7 +82,7 @@ impl Directory {
         // The master accepts on its socket for as long as it runs; a stale socket refuses.
         UnixStream::connect(&socket).ok()?;
         let log = socket.with_file_name("log");
-        Some(openssh::Session::resume(
+        Some(openssh::Session::resume_mux(
             socket.into_boxed_path(),
             Some(log.into_boxed_path()),
         ))

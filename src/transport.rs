@@ -2,7 +2,9 @@
 //!
 //! It drives the system's OpenSSH through the `openssh` crate (a multiplexed master
 //! connection per host), so `~/.ssh/config`, agents, `ProxyJump` and known_hosts behave
-//! exactly as they do for `ssh` itself. It knows nothing about what the scripts do.
+//! exactly as they do for `ssh` itself. Scripts go over the master's control socket
+//! directly (the crate's native mux), without starting an `ssh` client per script. It
+//! knows nothing about what the scripts do.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -173,7 +175,7 @@ impl Session {
         }
 
         let deadline = options.connect_timeout * 2 + Duration::from_secs(5);
-        let connected = tokio::time::timeout(deadline, builder.connect(&conn.address)).await;
+        let connected = tokio::time::timeout(deadline, builder.connect_mux(&conn.address)).await;
         let ssh = match connected {
             Err(_) => {
                 return Err(TransportError::Timeout {
@@ -386,8 +388,8 @@ impl Running<'_> {
                 }
                 None
             }
-            // The process mux reports exit status 127 as an error; for `sh -s` it is the
-            // script's own "command not found".
+            // The mux reports exit status 127 as an error; for `sh -s` it is the script's
+            // own "command not found".
             Err(openssh::Error::Remote(error)) if error.kind() == std::io::ErrorKind::NotFound => {
                 Some(127)
             }
