@@ -17,7 +17,7 @@ use crate::{
     plan::HostPlan,
     progress::{Progress, Task},
     remote::{self, APPLY_LOCK, ApplyReport, GO, READY},
-    report::{HostReport, Outcome},
+    report::{HostReport, Outcome, Timing},
     survey::HostError,
     transport::{RemoteOutput, Running, Session},
 };
@@ -28,6 +28,8 @@ pub struct Target {
     pub spec: HostSpec,
     pub plan: HostPlan,
     pub session: Session,
+    /// The survey's part of its timing (connect, fetch).
+    pub timing: Timing,
 }
 
 /// The order hosts are changed in: inventory order, VIP holders last, so the tier never loses
@@ -82,7 +84,7 @@ pub async fn rollout(
     let mut plans = Vec::with_capacity(targets.len());
     let mut sessions = Vec::with_capacity(targets.len());
     for t in targets {
-        plans.push(t.plan);
+        plans.push((t.plan, t.timing));
         sessions.push(t.session);
     }
     let reports = run_phases(&sessions, plans, &scripts, &holds_vip, serial, progress).await;
@@ -91,17 +93,15 @@ pub async fn rollout(
 
 async fn run_phases(
     sessions: &[Session],
-    plans: Vec<HostPlan>,
+    plans: Vec<(HostPlan, Timing)>,
     scripts: &[String],
     holds_vip: &[bool],
     serial: Option<usize>,
     progress: &Progress,
 ) -> Vec<HostReport> {
     // Phase 1: every host stages and checks, all at once.
-    let checks = plans
-        .into_iter()
-        .zip(sessions.iter().zip(scripts))
-        .map(|(plan, (session, script))| async move {
+    let checks = plans.into_iter().zip(sessions.iter().zip(scripts)).map(
+        |((plan, timing), (session, script))| async move {
             let files = plan.changed_files().count();
             let task = progress.start(
                 &plan.host,
@@ -113,13 +113,18 @@ async fn run_phases(
                 started: Instant::now(),
                 running: None,
             };
+            host.report.timing = timing;
             match hold(session, script).await {
-                Ok(Held::Ready(running)) => host.running = Some(*running),
+                Ok(Held::Ready(running)) => {
+                    host.report.timing.check = Some(host.started.elapsed().as_secs_f64());
+                    host.running = Some(*running);
+                }
                 Ok(Held::Ended(finished)) => settle(&mut host.report, Ok(finished), host.started),
                 Err(e) => settle(&mut host.report, Err(e), host.started),
             }
             host
-        });
+        },
+    );
     let mut hosts: Vec<Host<'_>> = join_all(checks).await;
 
     // Phase 2: in waves, go ahead; after a failure, every host still waiting stops.
@@ -132,10 +137,14 @@ async fn run_phases(
             let host = &mut hosts[i];
             host.task.update("applying");
             let running = host.running.take()?;
-            Some(async move { (i, go(running).await) })
+            Some(async move {
+                let began = Instant::now();
+                (i, go(running).await, began.elapsed().as_secs_f64())
+            })
         });
-        for (i, finished) in join_all(going.collect::<Vec<_>>()).await {
+        for (i, finished, seconds) in join_all(going.collect::<Vec<_>>()).await {
             let host = &mut hosts[i];
+            host.report.timing.apply = Some(seconds);
             settle(&mut host.report, finished, host.started);
             failed |= host.report.outcome == Outcome::Failed;
         }
@@ -178,7 +187,11 @@ async fn hold<'s>(session: &'s Session, script: &str) -> Result<Held<'s>, String
     if running.read_until(READY).await.map_err(|e| e.to_string())? {
         Ok(Held::Ready(Box::new(running)))
     } else {
-        running.finish().await.map(Held::Ended).map_err(|e| e.to_string())
+        running
+            .finish()
+            .await
+            .map(Held::Ended)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -191,11 +204,7 @@ async fn go(mut running: Running<'_>) -> Result<RemoteOutput, String> {
 
 /// Records how a host's script ended: its steps, failure and rollback, or the error that
 /// kept lbctl from knowing.
-fn settle(
-    report: &mut HostReport,
-    finished: Result<RemoteOutput, String>,
-    started: Instant,
-) {
+fn settle(report: &mut HostReport, finished: Result<RemoteOutput, String>, started: Instant) {
     report.seconds = Some(started.elapsed().as_secs_f64());
     let parsed = finished
         .and_then(|out| remote::parse_apply(&out.stdout).map_err(|e| format!("{e}; {out}")));

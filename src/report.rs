@@ -42,6 +42,25 @@ pub struct HostReport {
     /// Wall time of this host's apply, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+    /// Where this host's time went.
+    pub timing: Timing,
+}
+
+/// Where one host's time went, in seconds (`--json` only): what `bench/run` profiles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timing {
+    /// Opening the SSH connection (next to nothing when an earlier run's was kept).
+    pub connect: f64,
+    /// The connection was one an earlier run kept open (`--ssh-persist`).
+    pub reused_connection: bool,
+    /// The fetch script's round trip.
+    pub fetch: f64,
+    /// Apply, phase 1: staging and checking the files, until the host was ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<f64>,
+    /// Apply, phase 2: from the go-ahead to the end (swap, reload, verify).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply: Option<f64>,
 }
 
 impl HostReport {
@@ -62,6 +81,7 @@ impl HostReport {
             error: None,
             rolled_back: false,
             seconds: None,
+            timing: Timing::default(),
         }
     }
 
@@ -77,6 +97,7 @@ impl HostReport {
             error: Some(error),
             rolled_back: false,
             seconds: None,
+            timing: Timing::default(),
         }
     }
 }
@@ -86,6 +107,9 @@ pub struct Report {
     pub command: &'static str,
     pub hosts: Vec<HostReport>,
     pub summary: Summary,
+    /// Seconds lbctl spent before talking to any host: loading the inventory and vars,
+    /// and rendering.
+    pub prepare_seconds: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -112,6 +136,7 @@ impl Report {
             command,
             hosts,
             summary,
+            prepare_seconds: 0.0,
         }
     }
 

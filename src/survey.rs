@@ -1,7 +1,10 @@
 //! What each load balancer really holds: one SSH session per host, one fetch round trip each,
 //! all hosts in parallel (at most `forks` at a time). Plan shows it; apply acts on it.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -11,6 +14,7 @@ use crate::{
     plan::{self, HostPlan},
     remote::{self, FetchOptions, Fetched},
     render::RenderedHost,
+    report::Timing,
     transport::{ConnectOptions, Persist, Session},
 };
 
@@ -37,6 +41,8 @@ pub struct Surveyed {
     pub session: Option<Session>,
     pub fetched: Option<Fetched>,
     pub result: Result<HostPlan, HostError>,
+    /// The connect and the fetch.
+    pub timing: Timing,
 }
 
 /// A failure on one host, with the step that failed and the program's own message.
@@ -79,6 +85,7 @@ pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec
                 step: "survey".into(),
                 message: e.to_string(),
             }),
+            timing: Timing::default(),
         }));
     }
     out
@@ -95,6 +102,8 @@ async fn survey_host(
         step: step.into(),
         message,
     };
+    let mut timing = Timing::default();
+    let started = Instant::now();
     let session = match Session::connect(&spec.connection, options).await {
         Ok(s) => s,
         Err(e) => {
@@ -103,9 +112,12 @@ async fn survey_host(
                 session: None,
                 fetched: None,
                 result: Err(fail("connect", e.to_string())),
+                timing,
             };
         }
     };
+    timing.connect = started.elapsed().as_secs_f64();
+    timing.reused_connection = session.resumed();
     let script = remote::fetch_script(
         &managed_paths(rendered),
         &vip_addresses(spec),
@@ -116,11 +128,13 @@ async fn survey_host(
         .iter()
         .map(|f| (f.path.as_str(), f.content.as_bytes()))
         .collect();
+    let started = Instant::now();
     let fetched = match session.run(&script).await {
         Ok(out) => remote::parse_fetch_knowing(&out.stdout, &known)
             .map_err(|e| fail("fetch", format!("{e}; {out}"))),
         Err(e) => Err(fail("fetch", e.to_string())),
     };
+    timing.fetch = started.elapsed().as_secs_f64();
     match fetched {
         Ok(fetched) => {
             let plan = plan::host_plan(rendered, &fetched, &spec.secrets());
@@ -129,6 +143,7 @@ async fn survey_host(
                 session: Some(session),
                 fetched: Some(fetched),
                 result: Ok(plan),
+                timing,
             }
         }
         Err(e) => Surveyed {
@@ -136,6 +151,7 @@ async fn survey_host(
             session: Some(session),
             fetched: None,
             result: Err(e),
+            timing,
         },
     }
 }

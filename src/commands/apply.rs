@@ -26,8 +26,10 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
             hint: "pass --yes to apply non-interactively (as in CI), or run `lbctl plan` to see the changes".into(),
         });
     }
+    let started = std::time::Instant::now();
     let loaded = global.load()?;
     let rendered = loaded.render_all(global)?;
+    let prepare_seconds = started.elapsed().as_secs_f64();
     let hosts: Vec<_> = loaded.fleet.hosts.iter().cloned().zip(rendered).collect();
     super::runtime()?.block_on(async {
         let surveyed = survey::survey(&hosts, &global.ssh).await;
@@ -40,19 +42,25 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
         let mut sessions = Vec::new();
         let mut unreachable = false;
         for (s, (spec, _)) in surveyed.into_iter().zip(&hosts) {
+            let timing = s.timing;
             match (s.result, s.session) {
                 (Ok(plan), Some(session)) if plan.changed() => targets.push(Target {
                     spec: spec.clone(),
                     plan,
                     session,
+                    timing,
                 }),
                 (Ok(plan), session) => {
-                    reports.push(HostReport::planned(plan));
+                    let mut report = HostReport::planned(plan);
+                    report.timing = timing;
+                    reports.push(report);
                     sessions.extend(session);
                 }
                 (Err(e), session) => {
                     unreachable = true;
-                    reports.push(HostReport::unreachable(e));
+                    let mut report = HostReport::unreachable(e);
+                    report.timing = timing;
+                    reports.push(report);
                     sessions.extend(session);
                 }
             }
@@ -81,12 +89,15 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
             sessions.extend(used);
         } else {
             for t in targets {
-                reports.push(HostReport::planned(t.plan));
+                let mut report = HostReport::planned(t.plan);
+                report.timing = t.timing;
+                reports.push(report);
                 sessions.push(t.session);
             }
         }
         transport::close_all(sessions).await;
-        let report = Report::new("apply", reports);
+        let mut report = Report::new("apply", reports);
+        report.prepare_seconds = prepare_seconds;
         if unreachable {
             return Err(Error::Failed(format!(
                 "{} of {} hosts could not be surveyed; nothing was changed\n{}",
