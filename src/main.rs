@@ -40,7 +40,8 @@ struct GlobalArgs {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     json: bool,
-    /// How many hosts to talk to at once.
+    /// How many SSH connections to open at once (commands over open connections are not
+    /// limited).
     #[arg(long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     forks: u16,
     /// Seconds to wait for a host's SSH connection before calling it unreachable.

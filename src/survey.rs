@@ -59,7 +59,9 @@ impl std::fmt::Display for HostError {
     }
 }
 
-/// Connects to every host and fetches the files lbctl manages there, in parallel.
+/// Connects to every host and fetches the files lbctl manages there, in parallel. At most
+/// `forks` connections are being opened at any time (handshakes cost CPU on both ends); the
+/// fetches themselves, over open connections, all run at once.
 pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec<Surveyed> {
     let limit = Arc::new(Semaphore::new(ssh.forks.max(1)));
     let options = Arc::new(ssh.connect());
@@ -68,10 +70,7 @@ pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec
         .map(|(spec, rendered)| {
             let (spec, rendered, limit) = (spec.clone(), rendered.clone(), Arc::clone(&limit));
             let options = Arc::clone(&options);
-            tokio::spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                survey_host(&spec, &rendered, &options).await
-            })
+            tokio::spawn(async move { survey_host(&spec, &rendered, &options, &limit).await })
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
@@ -95,6 +94,7 @@ async fn survey_host(
     spec: &HostSpec,
     rendered: &RenderedHost,
     options: &ConnectOptions,
+    connecting: &Semaphore,
 ) -> Surveyed {
     let host = spec.name.clone();
     let fail = |step: &str, message: String| HostError {
@@ -103,8 +103,11 @@ async fn survey_host(
         message,
     };
     let mut timing = Timing::default();
+    let permit = connecting.acquire().await;
     let started = Instant::now();
-    let session = match Session::connect(&spec.connection, options).await {
+    let connected = Session::connect(&spec.connection, options).await;
+    drop(permit);
+    let session = match connected {
         Ok(s) => s,
         Err(e) => {
             return Surveyed {
