@@ -270,6 +270,24 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
         failing.stderr
     );
     assert!(failing.stderr.contains("rolled back"), "{}", failing.stderr);
+    // The hosts without the VIP went first, together, and failed; the VIP holder, last, was
+    // told to stop and kept its configuration.
+    assert!(
+        failing.stdout.contains(&format!(
+            "{}: not changed (another host failed",
+            holder.name
+        )),
+        "{}",
+        failing.stdout
+    );
+    for (h, before) in LBS.iter().zip(&configs) {
+        assert_eq!(
+            &file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"),
+            before,
+            "{} kept a configuration whose reload failed",
+            h.name
+        );
+    }
     assert_eq!(
         file_on(&lab, first_host, "/etc/haproxy/haproxy.cfg"),
         configs[LBS.iter().position(|h| h.name == first_host).unwrap()]

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use lbctl::connection::HostKeyPolicy;
 use lbctl::remote::{
-    ApplyReport, Deployment, FetchOptions, LockState, ManagedFile, Service, ServiceControl, Step,
-    Verify, apply_script_with_lock, fetch_script, parse_apply, parse_fetch, parse_fetch_knowing,
-    sha256_hex,
+    ApplyReport, Deployment, FetchOptions, GO, LockState, ManagedFile, READY, Service,
+    ServiceControl, Step, Verify, apply_script_with_lock, fetch_script, held_apply_script,
+    parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
 };
 use lbctl::transport::{ConnectOptions, Persist, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -405,6 +405,63 @@ async fn fetch_reports_the_haproxy_master_and_workers() {
     .await;
     assert_eq!(not_running.haproxy.master, None);
     assert!(not_running.haproxy.master_socket_error.is_some());
+}
+
+#[tokio::test]
+async fn a_held_apply_checks_then_waits_and_changes_nothing_without_the_go_ahead() {
+    let sshd = Sshd::start();
+    let host = Scratch::new("apply-held");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+    fs::write(&live, &old).unwrap();
+    let deployment = haproxy_deployment(&live, &new, "true");
+    let lock = path(&host, "apply.lock");
+    let session = Session::connect(&sshd.connection(), &options())
+        .await
+        .unwrap();
+
+    // Ready means staged and checked: the new file waits next to the live one, unchanged.
+    let mut held = session
+        .start(&held_apply_script(&deployment, &lock))
+        .await
+        .unwrap();
+    assert!(held.read_until(READY).await.unwrap());
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+    assert_eq!(
+        fs::read_to_string(format!("{live}.lbctl-new")).unwrap(),
+        new
+    );
+    // No go-ahead (stdin closes): the script stops, removes what it staged, keeps the file.
+    let output = held.finish().await.unwrap();
+    let report = parse_apply(&output.stdout).unwrap();
+    assert!(!report.succeeded());
+    assert!(report.ready);
+    assert_eq!(
+        report.failure.as_ref().unwrap().step,
+        Step::Hold,
+        "{report:?}"
+    );
+    assert!(!report.rolled_back);
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+    assert!(!Path::new(&format!("{live}.lbctl-new")).exists());
+    let steps: Vec<Step> = report.steps.iter().map(|s| s.step).collect();
+    assert!(!steps.contains(&Step::Swap), "{steps:?}");
+
+    // With the go-ahead it goes on: swap, reload, verify.
+    let mut held = session
+        .start(&held_apply_script(&deployment, &lock))
+        .await
+        .unwrap();
+    assert!(held.read_until(READY).await.unwrap());
+    held.answer(GO).await.unwrap();
+    let output = held.finish().await.unwrap();
+    session.close().await.unwrap();
+    let report = parse_apply(&output.stdout).unwrap();
+    assert!(report.succeeded(), "{report:?}\n{output}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    let details: Vec<&str> = report.steps.iter().map(|s| s.detail.as_str()).collect();
+    assert!(details.contains(&live.as_str()), "{details:?}");
 }
 
 #[tokio::test]
