@@ -8,7 +8,14 @@ pub mod render;
 pub mod status;
 pub mod validate;
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+};
 
 use crate::{
     error::Error,
@@ -50,9 +57,28 @@ impl Global {
 }
 
 impl Loaded {
-    /// Renders every load balancer's files in memory; any template error fails the whole run
-    /// before anything is written or pushed.
+    /// Renders every load balancer's files in memory, in the fleet's order; any template error
+    /// fails the whole run before anything is written or pushed.
     pub fn render_all(&self, global: &Global) -> Result<Vec<RenderedHost>, Error> {
+        let mut out: Vec<Option<RenderedHost>> = Vec::new();
+        out.resize_with(self.fleet.hosts.len(), || None);
+        self.render_each(global, |index, host| {
+            out[index] = Some(host);
+            Ok(())
+        })?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Renders every load balancer's files and hands each host to `done` (with its index in
+    /// the fleet) as soon as it is rendered, so a caller that writes them out need not hold
+    /// every host's output at once. Template errors are reported for every host together,
+    /// after the others were handed over; an error from `done` is returned once all hosts
+    /// are rendered.
+    pub fn render_each(
+        &self,
+        global: &Global,
+        mut done: impl FnMut(usize, RenderedHost) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let dirs = override_dirs(global.templates.as_deref(), &self.inventory.dir);
         let templates = Templates::load(&dirs)?;
         let groups: BTreeMap<String, Vec<String>> = self
@@ -61,43 +87,50 @@ impl Loaded {
             .keys()
             .map(|g| (g.clone(), self.inventory.hosts_of(g)))
             .collect();
-        // Hosts render independently; spread them over the cores.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = self.fleet.hosts.len().div_ceil(threads).max(1);
-        let results: Vec<_> = std::thread::scope(|scope| {
-            let workers: Vec<_> = self
-                .fleet
-                .hosts
-                .chunks(chunk)
-                .map(|hosts| {
-                    let (templates, groups) = (&templates, &groups);
-                    scope.spawn(move || {
-                        hosts
-                            .iter()
-                            .map(|h| templates.render(h, groups))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a render thread panicked"))
-                .collect()
-        });
-        let mut out = Vec::with_capacity(results.len());
+        let hosts = &self.fleet.hosts;
+        // Hosts render independently and take about as long as each other. Twice as many
+        // threads as cores keep every core busy to the end when the hosts do not divide evenly
+        // (3 hosts on 2 cores take 1.5 host-times instead of 2), and bound how many outputs
+        // are in memory at once.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = hosts.len().min(2 * cores).max(1);
+        let next = AtomicUsize::new(0);
         let mut errors = Vec::new();
-        for r in results {
-            match r {
-                Ok(r) => out.push(r),
-                Err(d) => errors.push(d),
+        let mut failed = None;
+        std::thread::scope(|scope| {
+            let (send, receive) = mpsc::channel();
+            for _ in 0..threads {
+                let (templates, groups, next, send) = (&templates, &groups, &next, send.clone());
+                scope.spawn(move || {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(host) = hosts.get(index) else { break };
+                        if send.send((index, templates.render(host, groups))).is_err() {
+                            break;
+                        }
+                    }
+                });
             }
-        }
-        if errors.is_empty() {
-            Ok(out)
-        } else {
+            drop(send);
+            for (index, rendered) in receive {
+                match rendered {
+                    Ok(host) if failed.is_none() => {
+                        if let Err(e) = done(index, host) {
+                            failed = Some(e);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(d) => errors.push((index, d)),
+                }
+            }
+        });
+        if !errors.is_empty() {
+            errors.sort_by_key(|(index, _)| *index);
+            let mut errors: Vec<_> = errors.into_iter().map(|(_, d)| d).collect();
             errors.dedup();
-            Err(Error::Invalid(errors))
+            return Err(Error::Invalid(errors));
         }
+        failed.map_or(Ok(()), Err)
     }
 }
 

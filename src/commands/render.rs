@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::Global;
-use crate::error::Error;
+use crate::{error::Error, render::RenderedHost};
 
 #[derive(Debug, Serialize)]
 pub struct Written {
@@ -20,34 +20,99 @@ pub struct WrittenFile {
 }
 
 /// Renders every load balancer's files into `out/<host>/`. Nothing is written unless every
-/// host validated and rendered.
+/// host validated and rendered: each host's files are staged next to their final names as
+/// soon as the host is rendered (its output is then dropped), and put in place once every
+/// host has been.
 pub fn run(global: &Global, out: &Path) -> Result<Vec<Written>, Error> {
     let loaded = global.load()?;
-    let rendered = loaded.render_all(global)?;
-    let mut written = Vec::new();
-    for host in rendered {
+    let mut staged = Staged::default();
+    let rendered = loaded.render_each(global, |index, host| staged.write(out, index, host));
+    match rendered {
+        Ok(()) => staged.commit(),
+        Err(e) => {
+            staged.discard();
+            Err(e)
+        }
+    }
+}
+
+/// Files written under a temporary name, and the directories created for them.
+#[derive(Default)]
+struct Staged {
+    hosts: Vec<(usize, Written)>,
+    /// Innermost last, so that removing them in reverse order empties each before its parent.
+    created_dirs: Vec<PathBuf>,
+}
+
+impl Staged {
+    fn write(&mut self, out: &Path, index: usize, host: RenderedHost) -> Result<(), Error> {
         let dir = out.join(&host.host);
+        let missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        self.created_dirs.extend(missing.into_iter().rev());
         std::fs::create_dir_all(&dir).map_err(|source| Error::Write {
             path: dir.clone(),
             source,
         })?;
-        let mut files = Vec::new();
+        self.hosts.push((
+            index,
+            Written {
+                host: host.host,
+                files: Vec::new(),
+            },
+        ));
+        let files = &mut self.hosts.last_mut().expect("just pushed").1.files;
         for file in host.files {
             let path = dir.join(file.service.file_name());
-            std::fs::write(&path, &file.content).map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
+            let temp = staging_name(&path);
+            // Recorded first, so that a partly written file is removed too.
             files.push(WrittenFile {
                 service: file.service,
                 written: path,
                 remote_path: file.path,
             });
+            std::fs::write(&temp, file.content).map_err(|source| Error::Write {
+                path: temp.clone(),
+                source,
+            })?;
         }
-        written.push(Written {
-            host: host.host,
-            files,
-        });
+        Ok(())
     }
-    Ok(written)
+
+    /// Moves every staged file to its final name; returns the hosts in the fleet's order.
+    fn commit(mut self) -> Result<Vec<Written>, Error> {
+        self.hosts.sort_by_key(|(index, _)| *index);
+        for (_, host) in &self.hosts {
+            for file in &host.files {
+                std::fs::rename(staging_name(&file.written), &file.written).map_err(|source| {
+                    Error::Write {
+                        path: file.written.clone(),
+                        source,
+                    }
+                })?;
+            }
+        }
+        Ok(self.hosts.into_iter().map(|(_, host)| host).collect())
+    }
+
+    /// Removes what was staged, so that a failed render leaves `out` as it found it.
+    fn discard(self) {
+        for (_, host) in &self.hosts {
+            for file in &host.files {
+                let _ = std::fs::remove_file(staging_name(&file.written));
+            }
+        }
+        for dir in self.created_dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+fn staging_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lbctl-new");
+    PathBuf::from(name)
 }

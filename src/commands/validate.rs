@@ -16,7 +16,7 @@ pub struct Summary {
 /// errors are caught too.
 pub fn run(global: &Global) -> Result<Summary, Error> {
     let loaded = global.load()?;
-    loaded.render_all(global)?;
+    loaded.render_each(global, |_, _| Ok(()))?;
     let first = loaded.fleet.hosts.first();
     Ok(Summary {
         valid: true,
