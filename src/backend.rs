@@ -20,6 +20,14 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// As serialized (and as templates compare it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
     pub fn var_name(self) -> &'static str {
         match self {
             Protocol::Tcp => "haproxy_tcp_backends",
@@ -79,6 +87,16 @@ pub enum Sticky {
     Source,
 }
 
+impl Sticky {
+    /// As serialized (and as templates compare it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Sticky::Cookie => "cookie",
+            Sticky::Source => "source",
+        }
+    }
+}
+
 /// The PROXY protocol header HAProxy sends first on every connection to a server, so the
 /// server (Traefik, nginx, ...) sees the client's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,6 +104,16 @@ pub enum Sticky {
 pub enum SendProxy {
     V1,
     V2,
+}
+
+impl SendProxy {
+    /// As serialized (and as templates compare it).
+    pub fn name(self) -> &'static str {
+        match self {
+            SendProxy::V1 => "v1",
+            SendProxy::V2 => "v2",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -193,8 +193,17 @@ impl Object for HostContext {
     }
 }
 
-/// `address:port`, with IPv6 addresses in brackets and `*` kept as the wildcard.
-fn hostport(address: String, port: u16) -> String {
+/// `address:port`, with IPv6 addresses in brackets and `*` kept as the wildcard. The address
+/// is read in place when it is a string (every server line calls this).
+fn hostport(address: &Value, port: u16) -> String {
+    let text;
+    let address = match address.as_str() {
+        Some(s) => s,
+        None => {
+            text = address.to_string();
+            &text
+        }
+    };
     if address.contains(':') {
         format!("[{address}]:{port}")
     } else {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value};
 
-use crate::{backend::Backend, host_spec::HostSpec};
+use crate::{backend::Backend, field::Duration, host_spec::HostSpec};
 
 /// `lb`: the host's spec, its two backend lists lazy and everything else (small) converted
 /// once.
@@ -55,7 +55,9 @@ impl Object for HostView {
     }
 }
 
-/// A backend list, shared by every host that has it.
+/// A backend list, shared by every host that has it. The views below hold this host's
+/// `Arc<Backends>`, not the shared list's, so hosts rendering at once do not contend for one
+/// reference count.
 #[derive(Debug)]
 struct Backends(Arc<Vec<Backend>>);
 
@@ -68,7 +70,7 @@ impl Object for Backends {
         let index = key.as_usize()?;
         (index < self.0.len()).then(|| {
             Value::from_object(BackendView {
-                list: Arc::clone(&self.0),
+                list: Arc::clone(self),
                 index,
             })
         })
@@ -81,7 +83,7 @@ impl Object for Backends {
 
 #[derive(Debug)]
 struct BackendView {
-    list: Arc<Vec<Backend>>,
+    list: Arc<Backends>,
     index: usize,
 }
 
@@ -105,10 +107,10 @@ impl Object for BackendView {
     }
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        let b = &self.list[self.index];
+        let b = &self.list.0[self.index];
         Some(match key {
             "name" => Value::from(b.name.as_str()),
-            "protocol" => Value::from(Serde(b.protocol)),
+            "protocol" => Value::from(b.protocol.name()),
             "bind" => Value::from(b.bind.as_str()),
             "port" => Value::from(b.port),
             "balance" => Value::from(b.balance.as_str()),
@@ -118,8 +120,11 @@ impl Object for BackendView {
             }),
             "sni" => Value::from(Serde(&b.sni)),
             "sni_default" => Value::from(b.sni_default),
-            "sticky" => Value::from(Serde(b.sticky)),
-            "health_check" => Value::from(Serde(&b.health_check)),
+            "sticky" => b.sticky.map_or(Value::from(()), |s| Value::from(s.name())),
+            "health_check" => match &b.health_check {
+                Some(h) => Value::from(Serde(h)),
+                None => Value::from(()),
+            },
             _ => return None,
         })
     }
@@ -132,7 +137,7 @@ impl Object for BackendView {
 /// One backend's servers.
 #[derive(Debug)]
 struct Servers {
-    list: Arc<Vec<Backend>>,
+    list: Arc<Backends>,
     backend: usize,
 }
 
@@ -143,7 +148,7 @@ impl Object for Servers {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let server = key.as_usize()?;
-        (server < self.list[self.backend].servers.len()).then(|| {
+        (server < self.list.0[self.backend].servers.len()).then(|| {
             Value::from_object(ServerView {
                 list: Arc::clone(&self.list),
                 backend: self.backend,
@@ -153,13 +158,13 @@ impl Object for Servers {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Seq(self.list[self.backend].servers.len())
+        Enumerator::Seq(self.list.0[self.backend].servers.len())
     }
 }
 
 #[derive(Debug)]
 struct ServerView {
-    list: Arc<Vec<Backend>>,
+    list: Arc<Backends>,
     backend: usize,
     server: usize,
 }
@@ -185,19 +190,21 @@ impl Object for ServerView {
     }
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        let s = &self.list[self.backend].servers[self.server];
+        let s = &self.list.0[self.backend].servers[self.server];
         Some(match key {
             "name" => Value::from(s.name.as_str()),
             "address" => Value::from(s.address.as_str()),
             "port" => Value::from(s.port),
             "check" => Value::from(s.check),
-            "check_interval" => Value::from(Serde(&s.check_interval)),
-            "fastinter" => Value::from(Serde(&s.fastinter)),
+            "check_interval" => DurationView::value(&s.check_interval),
+            "fastinter" => DurationView::value(&s.fastinter),
             "rise" => Value::from(s.rise),
             "fall" => Value::from(s.fall),
             "weight" => Value::from(s.weight),
             "backup" => Value::from(s.backup),
-            "send_proxy" => Value::from(Serde(s.send_proxy)),
+            "send_proxy" => s
+                .send_proxy
+                .map_or(Value::from(()), |p| Value::from(p.name())),
             _ => return None,
         })
     }
@@ -207,12 +214,45 @@ impl Object for ServerView {
     }
 }
 
+/// A `Duration` as its serde form (`text`, `ms`), without building a map for every server.
+#[derive(Debug)]
+struct DurationView {
+    text: Value,
+    ms: u64,
+}
+
+impl DurationView {
+    fn value(d: &Duration) -> Value {
+        Value::from_object(DurationView {
+            text: Value::from(d.text.as_str()),
+            ms: d.ms,
+        })
+    }
+}
+
+impl Object for DurationView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match key {
+            "text" => Some(self.text.clone()),
+            "ms" => Some(Value::from(self.ms)),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["text", "ms"])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
         backend::{Protocol, SendProxy, Server, Sticky},
-        field::Duration,
         health_check::HealthCheck,
         node::Loc,
     };
