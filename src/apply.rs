@@ -205,7 +205,11 @@ async fn go(mut running: Running<'_>) -> Result<RemoteOutput, String> {
 /// Records how a host's script ended: its steps, failure and rollback, or the error that
 /// kept lbctl from knowing.
 fn settle(report: &mut HostReport, finished: Result<RemoteOutput, String>, started: Instant) {
-    report.seconds = Some(started.elapsed().as_secs_f64());
+    // The host's own time: its check and its apply, not its wait for earlier waves.
+    report.seconds = Some(match (report.timing.check, report.timing.apply) {
+        (Some(check), Some(apply)) => check + apply,
+        _ => started.elapsed().as_secs_f64(),
+    });
     let parsed = finished
         .and_then(|out| remote::parse_apply(&out.stdout).map_err(|e| format!("{e}; {out}")));
     match parsed {

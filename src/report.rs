@@ -39,7 +39,8 @@ pub struct HostReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<HostError>,
     pub rolled_back: bool,
-    /// Wall time of this host's apply, in seconds.
+    /// This host's apply, in seconds: its check and, from the go-ahead, its swap, reload and
+    /// verify (not the wait for earlier waves).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
     /// Where this host's time went.
