@@ -1,7 +1,7 @@
 //! A service the load balancers publish: the seed's `haproxy_tcp_backends` /
 //! `haproxy_udp_backends` entries, typed and validated.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, fmt, sync::Arc};
 
 use serde::Serialize;
 
@@ -251,9 +251,9 @@ fn parse_backend(
     let before = diags.len();
     let get = |k: &str| field::entry(entries, k);
     let name = required(node, get("name"), path, "name", diags)
-        .and_then(|n| field::identifier(n, &field::join(path, "name"), diags));
+        .and_then(|n| field::identifier(n, &field::Key(path, "name"), diags));
     let port_node = required(node, get("port"), path, "port", diags);
-    let port = port_node.and_then(|n| field::port(n, &field::join(path, "port"), diags));
+    let port = port_node.and_then(|n| field::port(n, &field::Key(path, "port"), diags));
     if let Some(mode) = get("mode") {
         check_mode(mode, path, protocol, diags);
     }
@@ -370,7 +370,7 @@ pub fn parse_servers(
     }
     let mut servers: Vec<(Server, Loc)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let spath = format!("{path}[{i}]");
+        let spath = field::Index(path, i);
         if let Some(s) = parse_server(item, &spath, protocol, send_proxy, diags) {
             if let Some((_, first)) = servers.iter().find(|(o, _)| o.name == s.name) {
                 diags.push(
@@ -392,7 +392,7 @@ pub fn parse_servers(
 
 fn parse_server(
     node: &Node,
-    path: &str,
+    path: &(impl fmt::Display + ?Sized),
     protocol: Protocol,
     backend_send_proxy: Option<SendProxy>,
     diags: &mut Diagnostics,
@@ -422,38 +422,38 @@ fn parse_server(
         }
     }
     let name = required(node, get("name"), path, "name", diags)
-        .and_then(|n| field::identifier(n, &field::join(path, "name"), diags));
+        .and_then(|n| field::identifier(n, &field::Key(path, "name"), diags));
     let address = required(node, get("address"), path, "address", diags)
-        .and_then(|n| field::address(n, &field::join(path, "address"), diags));
+        .and_then(|n| field::address(n, &field::Key(path, "address"), diags));
     let port = required(node, get("port"), path, "port", diags)
-        .and_then(|n| field::port(n, &field::join(path, "port"), diags));
+        .and_then(|n| field::port(n, &field::Key(path, "port"), diags));
     let check = get("check")
-        .map(|n| field::boolean(n, &field::join(path, "check"), diags).unwrap_or(false))
+        .map(|n| field::boolean(n, &field::Key(path, "check"), diags).unwrap_or(false))
         .unwrap_or(protocol == Protocol::Tcp);
     let check_interval = match get("check_interval") {
-        Some(n) => field::duration(n, &field::join(path, "check_interval"), diags),
+        Some(n) => field::duration(n, &field::Key(path, "check_interval"), diags),
         None => Some(Duration {
             text: "2s".into(),
             ms: 2000,
         }),
     };
     let count = |key: &str, default: u32, diags: &mut Diagnostics| match get(key) {
-        Some(n) => field::int(n, &field::join(path, key), 1, 1000, diags).map(|v| v as u32),
+        Some(n) => field::int(n, &field::Key(path, key), 1, 1000, diags).map(|v| v as u32),
         None => Some(default),
     };
     let rise = count("rise", 2, diags);
     let fall = count("fall", 3, diags);
     let weight = match get("weight") {
         Some(n) => {
-            field::int(n, &field::join(path, "weight"), 0, 256, diags).map(|w| Some(w as u32))
+            field::int(n, &field::Key(path, "weight"), 0, 256, diags).map(|w| Some(w as u32))
         }
         None => Some(None),
     };
     let backup = get("backup")
-        .map(|n| field::boolean(n, &field::join(path, "backup"), diags).unwrap_or(false))
+        .map(|n| field::boolean(n, &field::Key(path, "backup"), diags).unwrap_or(false))
         .unwrap_or(false);
     let send_proxy = match get("send_proxy") {
-        Some(n) => send_proxy(n, &field::join(path, "send_proxy"), diags),
+        Some(n) => send_proxy(n, &field::Key(path, "send_proxy"), diags),
         None => Some(backend_send_proxy),
     };
     if diags.len() > before {
@@ -496,7 +496,11 @@ pub fn sticky(node: &Node, path: &str, http: bool, diags: &mut Diagnostics) -> O
 }
 
 /// `send_proxy: v2` (or `v1`); `false` turns a backend's setting off for one server.
-pub fn send_proxy(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Option<SendProxy>> {
+pub fn send_proxy(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<Option<SendProxy>> {
     match &node.value {
         Value::Bool(false) => return Some(None),
         Value::Int(2) => return Some(Some(SendProxy::V2)),
@@ -516,7 +520,7 @@ pub fn send_proxy(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Op
             diags.push(
                 Diagnostic::new(
                     &node.loc,
-                    path,
+                    path.to_string(),
                     format!(
                         "{} is not a PROXY protocol version",
                         node.as_text()
@@ -565,7 +569,7 @@ fn check_mode(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnosti
 pub fn required<'a>(
     parent: &Node,
     value: Option<&'a Node>,
-    path: &str,
+    path: &(impl fmt::Display + ?Sized),
     key: &str,
     diags: &mut Diagnostics,
 ) -> Option<&'a Node> {

@@ -1,7 +1,7 @@
 //! Reading typed values out of positioned vars, recording a located diagnostic for every
 //! problem instead of stopping at the first.
 
-use std::net::IpAddr;
+use std::{fmt, net::IpAddr};
 
 use crate::{
     diagnostic::{Diagnostic, Diagnostics},
@@ -12,14 +12,14 @@ use crate::{
 /// with the closest allowed key as a suggestion.
 pub fn mapping<'a>(
     node: &'a Node,
-    path: &str,
+    path: &(impl fmt::Display + ?Sized),
     allowed: &[&str],
     diags: &mut Diagnostics,
 ) -> Option<&'a [Entry]> {
     let Value::Map(entries) = &node.value else {
         diags.push(Diagnostic::new(
             &node.loc,
-            path,
+            path.to_string(),
             format!("expected a mapping, found {}", node.kind()),
         ));
         return None;
@@ -76,21 +76,45 @@ pub fn list<'a>(node: &'a Node, path: &str, what: &str, diags: &mut Diagnostics)
     }
 }
 
-pub fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+pub fn join(path: &(impl fmt::Display + ?Sized), key: &str) -> String {
+    Key(path, key).to_string()
+}
+
+/// `path.key` (`key` alone under the root), spelled out only when a diagnostic names it:
+/// a 20,000-backend file has about a million values, and almost all of them are fine.
+pub struct Key<'a, P: ?Sized>(pub &'a P, pub &'a str);
+
+impl<P: fmt::Display + ?Sized> fmt::Display for Key<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.0.to_string();
+        if path.is_empty() {
+            f.write_str(self.1)
+        } else {
+            write!(f, "{path}.{}", self.1)
+        }
     }
 }
 
-pub fn string(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
+/// `path[index]`, spelled out only when a diagnostic names it.
+pub struct Index<'a, P: ?Sized>(pub &'a P, pub usize);
+
+impl<P: fmt::Display + ?Sized> fmt::Display for Index<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
+pub fn string(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<String> {
     match &node.value {
         Value::Str(_) | Value::Int(_) | Value::Float(_) => node.as_text(),
         _ => {
             diags.push(Diagnostic::new(
                 &node.loc,
-                path,
+                path.to_string(),
                 format!("expected a string, found {}", node.kind()),
             ));
             None
@@ -99,7 +123,13 @@ pub fn string(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String
 }
 
 /// An integer in `min..=max`; numeric strings are accepted, as Ansible's `-e k=v` gives strings.
-pub fn int(node: &Node, path: &str, min: i64, max: i64, diags: &mut Diagnostics) -> Option<i64> {
+pub fn int(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    min: i64,
+    max: i64,
+    diags: &mut Diagnostics,
+) -> Option<i64> {
     let n = match &node.value {
         Value::Int(i) => Some(*i),
         Value::Str(s) => s.trim().parse().ok(),
@@ -109,7 +139,7 @@ pub fn int(node: &Node, path: &str, min: i64, max: i64, diags: &mut Diagnostics)
         Some(n) if (min..=max).contains(&n) => Some(n),
         Some(n) => {
             diags.push(
-                Diagnostic::new(&node.loc, path, format!("{n} is out of range"))
+                Diagnostic::new(&node.loc, path.to_string(), format!("{n} is out of range"))
                     .hint(format!("use a whole number from {min} to {max}")),
             );
             None
@@ -118,7 +148,7 @@ pub fn int(node: &Node, path: &str, min: i64, max: i64, diags: &mut Diagnostics)
             diags.push(
                 Diagnostic::new(
                     &node.loc,
-                    path,
+                    path.to_string(),
                     format!("expected a whole number, found {}", describe(node)),
                 )
                 .hint(format!("use a whole number from {min} to {max}")),
@@ -128,12 +158,20 @@ pub fn int(node: &Node, path: &str, min: i64, max: i64, diags: &mut Diagnostics)
     }
 }
 
-pub fn port(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<u16> {
+pub fn port(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<u16> {
     int(node, path, 1, 65535, diags).map(|p| p as u16)
 }
 
 /// A boolean, accepting the spellings Ansible accepts (`yes`, `on`, `True`, ...).
-pub fn boolean(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<bool> {
+pub fn boolean(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<bool> {
     let b = match &node.value {
         Value::Bool(b) => Some(*b),
         Value::Str(s) => match s.to_ascii_lowercase().as_str() {
@@ -149,7 +187,7 @@ pub fn boolean(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<bool>
         diags.push(
             Diagnostic::new(
                 &node.loc,
-                path,
+                path.to_string(),
                 format!("expected true or false, found {}", describe(node)),
             )
             .hint("write true or false"),
@@ -159,7 +197,11 @@ pub fn boolean(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<bool>
 }
 
 /// An HAProxy time value (`2s`, `500ms`, `1m`, a bare number is milliseconds), in milliseconds.
-pub fn duration(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Duration> {
+pub fn duration(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<Duration> {
     let text = node.as_text().unwrap_or_default();
     match parse_duration(&text) {
         Some(ms) => Some(Duration { text, ms }),
@@ -167,7 +209,7 @@ pub fn duration(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Dura
             diags.push(
                 Diagnostic::new(
                     &node.loc,
-                    path,
+                    path.to_string(),
                     format!("`{text}` is not an HAProxy time value"),
                 )
                 .hint("use a number with a unit: 500ms, 2s, 1m, 1h (us, ms, s, m, h, d)"),
@@ -203,13 +245,17 @@ pub fn parse_duration(text: &str) -> Option<u64> {
 }
 
 /// A name that ends up in a config file: it must not be able to carry a directive with it.
-pub fn identifier(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
+pub fn identifier(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<String> {
     let text = string(node, path, diags)?;
     if is_identifier(&text) {
         Some(text)
     } else {
         diags.push(
-            Diagnostic::new(&node.loc, path, format!("{} is not a safe name", quote(&text)))
+            Diagnostic::new(&node.loc, path.to_string(), format!("{} is not a safe name", quote(&text)))
                 .hint("names use letters, digits, `-`, `_` and `.`, start with a letter or digit, at most 64 characters"),
         );
         None
@@ -224,7 +270,11 @@ pub fn is_identifier(s: &str) -> bool {
 }
 
 /// An IP address or DNS host name.
-pub fn address(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
+pub fn address(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<String> {
     let text = string(node, path, diags)?;
     if text.parse::<IpAddr>().is_ok() || is_hostname(&text) {
         Some(text)
@@ -232,7 +282,7 @@ pub fn address(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Strin
         diags.push(
             Diagnostic::new(
                 &node.loc,
-                path,
+                path.to_string(),
                 format!("{} is not an IP address or host name", quote(&text)),
             )
             .hint("write an IPv4/IPv6 address such as 192.168.1.11, or a DNS name"),
