@@ -27,6 +27,9 @@ pub fn run(global: &Global, out: &Path) -> Result<Vec<Written>, Error> {
     let loaded = global.load()?;
     let mut staged = Staged::default();
     let rendered = loaded.render_each(global, |index, host| staged.write(out, index, host));
+    // The process ends after this command: freeing a large spec node by node took longer
+    // than writing the files (20,000 backends: ~0.05 s), and the OS frees it at once.
+    std::mem::forget(loaded);
     match rendered {
         Ok(()) => staged.commit(),
         Err(e) => {
