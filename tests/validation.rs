@@ -896,3 +896,34 @@ fn an_entry_with_its_own_error_causes_no_routing_errors() {
         run.stdout
     );
 }
+
+#[test]
+fn a_template_error_on_one_host_writes_no_host() {
+    let dir = scratch("validation-template-one-host");
+    write(&dir, "hosts", HOSTS);
+    write(&dir, LBV, LB_VARS);
+    write(&dir, ALL, BASE);
+    write(
+        &dir,
+        "templates/keepalived.conf.j2",
+        "{% if inventory_hostname == 'lb2' %}{{ no_such_var }}{% endif %}vrrp\n",
+    );
+    let out = dir.join("out");
+    let run = Lbctl::new()
+        .args([
+            "-i",
+            dir.to_str().unwrap(),
+            "--project-dir",
+            dir.to_str().unwrap(),
+            "render",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .run()
+        .code(1);
+    assert!(run.stderr.contains("keepalived.conf.j2"), "{}", run.stderr);
+    assert!(
+        !out.exists(),
+        "render wrote lb1's files although lb2's template failed"
+    );
+}
