@@ -2,9 +2,8 @@
 //!
 //! 1. every changed host stages its files and checks them with the services' own checks,
 //!    all at once, and waits (a held apply script, see [`remote::held_apply_script`]);
-//! 2. only when every host is ready do they go ahead, in waves: by default every host that
-//!    holds no VIP at once (they carry no traffic), then the VIP holders one at a time, last;
-//!    `--serial N` makes waves of N instead, in the same order.
+//! 2. only when every host is ready do they go ahead, rolling: one host at a time by default
+//!    (`--serial N`: N hosts without a VIP at a time), and the VIP holders last, one by one.
 //!
 //! Each host swaps, reloads, verifies and rolls back by itself. The first wave with a failure
 //! stops the rollout: the hosts still waiting are told to stop and keep their configuration.
@@ -41,23 +40,17 @@ pub fn rollout_order(plans: &[&HostPlan]) -> Vec<usize> {
 }
 
 /// The waves of a rollout over `holds_vip` (one flag per host, in rollout order), as
-/// positions in it: `serial` hosts at a time when given; otherwise every host without a VIP
-/// together, then each VIP holder alone.
-pub fn waves(holds_vip: &[bool], serial: Option<usize>) -> Vec<Vec<usize>> {
-    let positions: Vec<usize> = (0..holds_vip.len()).collect();
-    match serial {
-        Some(n) => positions.chunks(n.max(1)).map(<[usize]>::to_vec).collect(),
-        None => {
-            let (holders, others): (Vec<usize>, Vec<usize>) =
-                positions.into_iter().partition(|&i| holds_vip[i]);
-            let mut waves = Vec::new();
-            if !others.is_empty() {
-                waves.push(others);
-            }
-            waves.extend(holders.into_iter().map(|i| vec![i]));
-            waves
-        }
-    }
+/// positions in it: the hosts without a VIP `serial` at a time, then each VIP holder alone,
+/// so that the VIP never moves to a host that is being changed.
+pub fn waves(holds_vip: &[bool], serial: usize) -> Vec<Vec<usize>> {
+    let (holders, others): (Vec<usize>, Vec<usize>) =
+        (0..holds_vip.len()).partition(|&i| holds_vip[i]);
+    let mut waves: Vec<Vec<usize>> = others
+        .chunks(serial.max(1))
+        .map(<[usize]>::to_vec)
+        .collect();
+    waves.extend(holders.into_iter().map(|i| vec![i]));
+    waves
 }
 
 /// One host during the rollout.
@@ -73,7 +66,7 @@ struct Host<'s> {
 /// order, and the sessions to close.
 pub async fn rollout(
     targets: Vec<Target>,
-    serial: Option<usize>,
+    serial: usize,
     progress: &Progress,
 ) -> (Vec<HostReport>, Vec<Session>) {
     let scripts: Vec<String> = targets
@@ -96,7 +89,7 @@ async fn run_phases(
     plans: Vec<(HostPlan, Timing)>,
     scripts: &[String],
     holds_vip: &[bool],
-    serial: Option<usize>,
+    serial: usize,
     progress: &Progress,
 ) -> Vec<HostReport> {
     // Phase 1: every host stages and checks, all at once.
@@ -244,25 +237,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn by_default_hosts_without_a_vip_go_together_and_vip_holders_alone_and_last() {
+    fn by_default_one_host_at_a_time_and_vip_holders_last() {
         assert_eq!(
-            waves(&[false, false, true], None),
-            vec![vec![0, 1], vec![2]]
+            waves(&[false, false, true], 1),
+            vec![vec![0], vec![1], vec![2]]
         );
-        assert_eq!(waves(&[true, true], None), vec![vec![0], vec![1]]);
-        assert_eq!(waves(&[false], None), vec![vec![0]]);
-        assert_eq!(waves(&[], None), Vec::<Vec<usize>>::new());
+        assert_eq!(waves(&[true, true], 1), vec![vec![0], vec![1]]);
+        assert_eq!(waves(&[], 1), Vec::<Vec<usize>>::new());
     }
 
     #[test]
-    fn serial_makes_waves_of_that_many_in_rollout_order() {
+    fn serial_widens_the_waves_of_hosts_without_a_vip_only() {
+        assert_eq!(waves(&[false, false, true], 5), vec![vec![0, 1], vec![2]]);
         assert_eq!(
-            waves(&[false, false, true], Some(1)),
-            vec![vec![0], vec![1], vec![2]]
+            waves(&[false, false, false, true], 2),
+            vec![vec![0, 1], vec![2], vec![3]]
         );
         assert_eq!(
-            waves(&[false, false, false, true], Some(2)),
-            vec![vec![0, 1], vec![2, 3]]
+            waves(&[false, true, true], 3),
+            vec![vec![0], vec![1], vec![2]]
         );
     }
 }

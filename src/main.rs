@@ -77,10 +77,10 @@ enum Command {
         /// Do not ask for confirmation (required without a terminal, e.g. in CI).
         #[arg(long)]
         yes: bool,
-        /// How many hosts to change at once, VIP holders last [default: every host without
-        /// a VIP at once, then each VIP holder alone]. Every host is checked first either way.
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-        serial: Option<u16>,
+        /// How many hosts to change at once; VIP holders always go alone, last. Every host's
+        /// new files are checked on it before any host changes.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        serial: u16,
     },
     /// Every load balancer: does it hold the VIP, and its servers as HAProxy sees them.
     Status,
@@ -159,7 +159,7 @@ fn main() -> ExitCode {
         Command::Apply { yes, serial } => {
             let opts = commands::apply::Options {
                 yes,
-                serial: serial.map(usize::from),
+                serial: usize::from(serial),
             };
             commands::apply::run(&global, &opts).map(|r| output::applied(&global, &r))
         }

@@ -13,8 +13,8 @@ use crate::{
 
 pub struct Options {
     pub yes: bool,
-    /// Hosts per wave; `None`: hosts without a VIP together, then VIP holders one by one.
-    pub serial: Option<usize>,
+    /// Hosts without a VIP changed at once (VIP holders always go alone, last).
+    pub serial: usize,
 }
 
 /// Makes every load balancer serve the rendered configuration: survey, show the plan, confirm,

@@ -10,7 +10,7 @@
 # to check every host before it changes any.
 #
 # Every process started costs milliseconds, so the happy path starts only those that do
-# the work (flock, base64, the checks, cp, mv, the reloads, socat, ss): the details of its
+# the work (flock, base64, the checks, cp, mv, the reloads, socat, one ss): the details of its
 # frames come already encoded from lbctl, and the rest is shell builtins.
 #
 # The generated header defines LOCK, SOCKET (empty when not verified), TCP_PORTS and
@@ -223,25 +223,29 @@ LBCTL_SHOW_INFO
 		*) PROBLEMS="${PROBLEMS}the HAProxy runtime socket $SOCKET did not answer \"show info\": ${info:-no answer}$NL" ;;
 		esac
 	fi
-	# A listening socket's local address ends in :PORT, followed by blanks.
-	if [ -n "$TCP_PORTS" ]; then
-		listening=$(ss -Hltn)
+	if [ -n "$TCP_PORTS$UDP_PORTS" ]; then
+		SOCKETS=$(ss -Hltun)
 		for port in $TCP_PORTS; do
-			case "$listening" in
-			*":$port "*) ;;
-			*) PROBLEMS="${PROBLEMS}nothing listens on TCP port $port$NL" ;;
-			esac
+			listening tcp "$port" || PROBLEMS="${PROBLEMS}nothing listens on TCP port $port$NL"
 		done
-	fi
-	if [ -n "$UDP_PORTS" ]; then
-		bound=$(ss -Hlun)
 		for port in $UDP_PORTS; do
-			case "$bound" in
-			*":$port "*) ;;
-			*) PROBLEMS="${PROBLEMS}nothing is bound to UDP port $port$NL" ;;
-			esac
+			listening udp "$port" || PROBLEMS="${PROBLEMS}nothing is bound to UDP port $port$NL"
 		done
 	fi
+}
+
+# listening PROTO PORT: whether $SOCKETS (ss -Hltun: netid, state, queues, local address,
+# peer) has a PROTO socket whose local address ends in :PORT.
+listening() {
+	while read -r netid _ _ _ local _; do
+		[ "$netid" = "$1" ] || continue
+		case $local in
+		*":$2") return 0 ;;
+		esac
+	done <<LBCTL_SOCKETS
+$SOCKETS
+LBCTL_SOCKETS
+	return 1
 }
 
 # verify: reloads finish asynchronously, so look a few times over about three seconds.
@@ -252,7 +256,7 @@ verify() {
 		verify_once
 		[ -z "$PROBLEMS" ] && break
 		if [ "$attempt" -ge 6 ]; then
-			fail verify "$VERIFY64" "show info via socat; ss -Hltn; ss -Hlun" "${PROBLEMS%"$NL"}"
+			fail verify "$VERIFY64" "show info via socat; ss -Hltun" "${PROBLEMS%"$NL"}"
 			return 1
 		fi
 		attempt=$((attempt + 1))
