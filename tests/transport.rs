@@ -1020,7 +1020,13 @@ impl HaproxyDaemon {
         let daemon = HaproxyDaemon { pidfile };
         let deadline = Instant::now() + Duration::from_secs(5);
         let written = |path: &Path| fs::metadata(path).is_ok_and(|meta| meta.len() > 0);
-        while !host.join("admin.sock").exists() || !written(&daemon.pidfile) {
+        // The master's CLI socket accepts only once the master is ready; a socket file alone
+        // is not enough (a fetch right after start was refused under load).
+        let accepting = |path: &Path| std::os::unix::net::UnixStream::connect(path).is_ok();
+        while !host.join("admin.sock").exists()
+            || !written(&daemon.pidfile)
+            || !accepting(&host.join("master.sock"))
+        {
             assert!(Instant::now() < deadline, "haproxy did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
