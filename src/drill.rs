@@ -15,13 +15,61 @@ use crate::{
     host_spec,
     inventory::Inventory,
     lb_state::{LbState, Query},
-    status,
+    probe, status,
     transport::Session,
     vars::{self, Sources},
 };
 
 /// Polls that may fail in a row before a load balancer counts as lost.
 const MAX_FAILED_POLLS: u32 = 3;
+/// Probing before anything is broken, so that a tier already failing shows as such.
+const BASELINE: Duration = Duration::from_secs(1);
+/// Probing after the tier is whole again.
+pub const TAIL: Duration = Duration::from_secs(1);
+/// How much longer than the drill's window the probe may run, whatever happens to lbctl.
+const PROBE_MARGIN: Duration = Duration::from_secs(30);
+
+/// A drill's client probe, past its baseline.
+pub struct Probing {
+    pub probe: probe::Running,
+    /// Where the probe runs: `lbctl`, or the inventory host it runs on.
+    pub from: String,
+    /// How long the drill may take in all: the probe's own limit, and the watch's.
+    pub limit: Duration,
+}
+
+/// Starts a drill's client probe (`settings` without its limit: it is set here from `window`,
+/// how long the fault and the recovery may take), from lbctl or from the host `from` over its
+/// session, and lets it run for the baseline. Interrupted meanwhile, it stops the probe and
+/// fails before anything was changed.
+pub async fn start_probe(
+    mut settings: probe::Settings,
+    window: Duration,
+    from: Option<(&Connection, &Arc<Session>)>,
+    run_id: &str,
+    say: Narrator,
+) -> Result<Probing, Error> {
+    let limit = BASELINE + window + TAIL + PROBE_MARGIN;
+    settings.max_duration = limit;
+    let probe = probe::start_from(
+        settings,
+        from.map(|(c, s)| (c.name.as_str(), s)),
+        run_id,
+        say,
+    );
+    if let Some(why) = tokio::select! {
+        _ = tokio::time::sleep(BASELINE) => None,
+        why = interrupted() => Some(why),
+    } {
+        let _ = probe.stop().await;
+        return Err(Error::Failed(format!("{why} before anything was changed")));
+    }
+    Ok(Probing {
+        probe,
+        from: from.map_or("lbctl".to_string(), |(c, _)| c.name.clone()),
+        limit,
+    })
+}
 
 /// A short id for this run: it names the worker's rules, the switch and the probe's files.
 pub fn run_id() -> String {

@@ -42,10 +42,6 @@ use crate::{
 
 /// How often every load balancer's runtime API is asked, while the fault is on and after.
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
-/// Probing before the fault, so that a tier already failing shows as such.
-const BASELINE: Duration = Duration::from_secs(1);
-/// Probing after the last load balancer recovered.
-const TAIL: Duration = Duration::from_secs(1);
 /// How long past the longest possible fault the dead man's switch fires.
 pub const SWITCH_MARGIN: Duration = Duration::from_secs(15);
 
@@ -413,32 +409,23 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
 
     let longest_fault = plan.longest_fault(test.hold);
     let recover_deadline = plan.max_recover_budget() * 2;
-    let limit = BASELINE + longest_fault + recover_deadline + TAIL + Duration::from_secs(30);
-    let settings = probe::Settings {
-        targets: plan.probe_targets.clone(),
-        rate: test.probe_rate,
-        timeout: plan.probe_timeout,
-        max_duration: limit,
-    };
-    let probe_from = setup
-        .probe_from
-        .as_ref()
-        .map_or("lbctl".to_string(), |c| c.name.clone());
-    let from = setup.probe_from.as_ref().zip(probe_session.as_ref());
-    let probe = probe::start_from(
-        settings,
-        from.map(|(c, s)| (c.name.as_str(), s)),
+    let drill::Probing {
+        probe,
+        from: probe_from,
+        limit,
+    } = drill::start_probe(
+        probe::Settings {
+            targets: plan.probe_targets.clone(),
+            rate: test.probe_rate,
+            timeout: plan.probe_timeout,
+            max_duration: Duration::ZERO,
+        },
+        longest_fault + recover_deadline,
+        setup.probe_from.as_ref().zip(probe_session.as_ref()),
         &run_id,
         say,
-    );
-    let baseline = tokio::select! {
-        _ = tokio::time::sleep(BASELINE) => None,
-        why = drill::interrupted() => Some(why),
-    };
-    if let Some(why) = baseline {
-        let _ = probe.stop().await;
-        return Err(Error::Failed(format!("{why} before anything was changed")));
-    }
+    )
+    .await?;
 
     let watch = watch_targets(plan, setup, &lbs, limit);
     let fault = Fault::new(&run_id, test.method, plan.ports.clone());
@@ -541,7 +528,7 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
             "lost {host} while waiting for recovery: {e}"
         )));
     }
-    tokio::time::sleep(TAIL).await;
+    tokio::time::sleep(drill::TAIL).await;
     let samples = watch.stop().await;
     let recorded = probe.stop().await.map_err(Error::Failed)?;
 

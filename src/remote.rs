@@ -18,9 +18,6 @@
 //! @@lbctl file <path> present <content> | absent | unreadable <message>
 //! @@lbctl vip <vip> held | free
 //! @@lbctl lock free | held <pid or ->
-//! @@lbctl haproxy-master <pid>            (from the pidfile)
-//! @@lbctl haproxy-child <pid>             (the master's children)
-//! @@lbctl haproxy-proc <show proc output> | haproxy-proc-error <message>
 //! @@lbctl error <message>
 //! @@lbctl end fetch
 //!
@@ -104,10 +101,6 @@ impl Verify {
 /// The rest of what a fetch looks at, besides files and VIPs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchOptions {
-    /// HAProxy's pidfile: its first line is the master's pid (or the only process's).
-    pub haproxy_pidfile: Option<String>,
-    /// HAProxy's master CLI socket, asked `show proc` (with `socat`).
-    pub haproxy_master_socket: Option<String>,
     /// The apply lock whose holder is reported.
     pub lock: String,
     /// SHA-256 digests (lowercase hex) of what lbctl would write, by path: a file that
@@ -118,8 +111,6 @@ pub struct FetchOptions {
 impl Default for FetchOptions {
     fn default() -> Self {
         Self {
-            haproxy_pidfile: None,
-            haproxy_master_socket: None,
             lock: APPLY_LOCK.to_owned(),
             expected: BTreeMap::new(),
         }
@@ -134,7 +125,6 @@ pub struct Fetched {
     /// Every requested VIP, as given, and whether the host holds it now.
     pub vips: BTreeMap<String, bool>,
     pub lock: LockState,
-    pub haproxy: HaproxyProcesses,
 }
 
 impl Fetched {
@@ -149,19 +139,6 @@ pub enum LockState {
     Free,
     /// Another apply is running; `pid` is its shell's, when it could be read.
     Held { pid: Option<u32> },
-}
-
-/// HAProxy's processes, compared before and after to prove that nothing was reloaded.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HaproxyProcesses {
-    pub master: Option<u32>,
-    /// Current workers (from `show proc`), or all of the master's children (from the
-    /// pidfile alone, which cannot tell old workers from new).
-    pub workers: Vec<u32>,
-    /// Workers of earlier generations still draining connections (`show proc` only).
-    pub old_workers: Vec<u32>,
-    /// Why the master socket did not answer, when it was asked and did not.
-    pub master_socket_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -296,20 +273,10 @@ pub enum ReportError {
 
 /// The script that reads, in one round trip and changing nothing: each of `paths` (exact
 /// bytes, or absent), which of `vips` the host holds (`ip -o addr show`), whether an apply
-/// holds the lock, and HAProxy's master and worker pids when `options` says where to look.
+/// holds the lock.
 pub fn fetch_script(paths: &[String], vips: &[String], options: &FetchOptions) -> String {
     let mut script = String::new();
     let _ = writeln!(script, "LOCK={}", quote(&options.lock));
-    let _ = writeln!(
-        script,
-        "PIDFILE={}",
-        quote(options.haproxy_pidfile.as_deref().unwrap_or(""))
-    );
-    let _ = writeln!(
-        script,
-        "MASTER_SOCKET={}",
-        quote(options.haproxy_master_socket.as_deref().unwrap_or(""))
-    );
     let _ = writeln!(
         script,
         "WANT_VIPS={}",
@@ -451,9 +418,6 @@ pub fn parse_fetch_knowing(
 ) -> Result<Fetched, ReportError> {
     const SCRIPT: &str = "fetch";
     let mut fetched = Fetched::default();
-    let mut pidfile_master = None;
-    let mut children = Vec::new();
-    let mut show_proc = None;
     let mut ended = false;
     for frame in frames(SCRIPT, stdout)? {
         let frame = frame?;
@@ -496,12 +460,6 @@ pub fn parse_fetch_knowing(
                     pid: pid.parse().ok(),
                 }
             }
-            ["haproxy-master", pid] => pidfile_master = Some(frame.pid(pid)?),
-            ["haproxy-child", pid] => children.push(frame.pid(pid)?),
-            ["haproxy-proc", output] => show_proc = Some(frame.text(output)?),
-            ["haproxy-proc-error", message] => {
-                fetched.haproxy.master_socket_error = Some(frame.text(message)?);
-            }
             ["error", message] => return Err(ReportError::Host(frame.text(message)?)),
             ["end", "fetch"] => {
                 ended = true;
@@ -515,18 +473,6 @@ pub fn parse_fetch_knowing(
             script: SCRIPT,
             after: None,
         });
-    }
-    match show_proc {
-        Some(output) => {
-            let (master, workers, old_workers) = parse_show_proc(&output);
-            fetched.haproxy.master = master;
-            fetched.haproxy.workers = workers;
-            fetched.haproxy.old_workers = old_workers;
-        }
-        None => {
-            fetched.haproxy.master = pidfile_master;
-            fetched.haproxy.workers = children;
-        }
     }
     Ok(fetched)
 }
@@ -657,34 +603,6 @@ pub(crate) fn frames<'a>(
     }
 }
 
-/// Master, current workers and old workers from the master CLI's `show proc`: a `master`
-/// row, then `worker` rows, the old ones after a `# old workers` comment.
-fn parse_show_proc(output: &str) -> (Option<u32>, Vec<u32>, Vec<u32>) {
-    let mut master = None;
-    let mut workers = Vec::new();
-    let mut old_workers = Vec::new();
-    let mut old = false;
-    for line in output.lines() {
-        let line = line.trim();
-        if let Some(comment) = line.strip_prefix('#') {
-            old = comment.trim().starts_with("old");
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let (Some(pid), Some(kind)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse() else { continue };
-        match kind {
-            "master" => master = Some(pid),
-            "worker" if old => old_workers.push(pid),
-            "worker" => workers.push(pid),
-            _ => {}
-        }
-    }
-    (master, workers, old_workers)
-}
-
 pub(crate) fn finish_script(header: String, body: &str) -> String {
     // Commands must not read the rest of the script from stdin: main only starts once the
     // shell has read every definition, and runs with stdin closed.
@@ -733,21 +651,6 @@ pub(crate) fn address_of(vip: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn show_proc_separates_current_and_old_workers() {
-        let output = "#<PID>          <type>          <relative PID>  <reloads>       <uptime>        <version>\n\
-                      1162            master          0 [failed: 0]   0d00h02m53s     2.6.12\n\
-                      # workers\n\
-                      1271            worker          1               0d00h00m00s     2.6.12\n\
-                      # old workers\n\
-                      1233            worker          [was: 1]        0d00h00m43s     2.6.12\n\
-                      # programs\n";
-        assert_eq!(
-            parse_show_proc(output),
-            (Some(1162), vec![1271], vec![1233])
-        );
-    }
 
     #[test]
     fn vips_are_compared_the_way_ip_prints_them() {

@@ -30,8 +30,6 @@ use crate::{
 
 /// How often every load balancer is asked whether it holds the VIP.
 pub const POLL_EVERY: Duration = Duration::from_millis(100);
-const BASELINE: Duration = Duration::from_secs(1);
-const TAIL: Duration = Duration::from_secs(1);
 /// How long the tier may take to be whole again after the start command.
 const SETTLE: Duration = Duration::from_secs(30);
 /// How far past the longest possible outage the dead man's switch fires.
@@ -298,31 +296,23 @@ pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, 
     // Only breaking the holder moves the VIP (`--force` breaks another one).
     let moves = holder_before == plan.lb;
     let longest = test.hold.max(plan.move_budget * 2);
-    let limit = BASELINE + longest + SETTLE + TAIL + Duration::from_secs(30);
-    let settings = probe::Settings {
-        targets: plan.probe_targets.clone(),
-        rate: test.probe_rate,
-        timeout: plan.probe_timeout,
-        max_duration: limit,
-    };
-    let probe_from = setup
-        .probe_from
-        .as_ref()
-        .map_or("lbctl".to_string(), |c| c.name.clone());
-    let from = setup.probe_from.as_ref().zip(probe_session.as_ref());
-    let probe = probe::start_from(
-        settings,
-        from.map(|(c, s)| (c.name.as_str(), s)),
+    let drill::Probing {
+        probe,
+        from: probe_from,
+        limit,
+    } = drill::start_probe(
+        probe::Settings {
+            targets: plan.probe_targets.clone(),
+            rate: test.probe_rate,
+            timeout: plan.probe_timeout,
+            max_duration: Duration::ZERO,
+        },
+        longest + SETTLE,
+        setup.probe_from.as_ref().zip(probe_session.as_ref()),
         &run_id,
         say,
-    );
-    if let Some(why) = tokio::select! {
-        _ = tokio::time::sleep(BASELINE) => None,
-        why = drill::interrupted() => Some(why),
-    } {
-        let _ = probe.stop().await;
-        return Err(Error::Failed(format!("{why} before anything was changed")));
-    }
+    )
+    .await?;
 
     let hosts = setup
         .lbs
@@ -413,7 +403,7 @@ pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, 
         r = wait_for_whole(plan, &watch, started_at, &holder_before) => r,
         _ = drill::interrupted() => None,
     };
-    tokio::time::sleep(TAIL).await;
+    tokio::time::sleep(drill::TAIL).await;
     let samples = watch.stop().await;
     let recorded = probe.stop().await.map_err(Error::Failed)?;
     let holder_after: Vec<String> = plan

@@ -6,6 +6,7 @@ mod sshd;
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -352,7 +353,6 @@ async fn fetch_over_ssh_returns_files_byte_for_byte_and_absent_files_as_absent()
     );
     assert!(fetched.holds_any_vip());
     assert_eq!(fetched.lock, LockState::Free);
-    assert_eq!(fetched.haproxy.master, None);
 }
 
 #[tokio::test]
@@ -365,61 +365,17 @@ async fn fetch_reports_a_directory_as_unreadable() {
 }
 
 #[tokio::test]
-async fn fetch_reports_the_haproxy_master_and_workers() {
-    let host = Scratch::new("fetch-haproxy");
-    fs::write(
-        host.join("haproxy.cfg"),
-        haproxy_cfg(&host, free_port(), &[]),
-    )
-    .unwrap();
-    let haproxy = HaproxyDaemon::start(&host);
-    let master = haproxy.master_pid();
-
-    let from_socket = fetch_locally(&FetchOptions {
-        haproxy_pidfile: Some(path(&host, "haproxy.pid")),
-        haproxy_master_socket: Some(path(&host, "master.sock")),
-        lock: path(&host, "apply.lock"),
-        ..FetchOptions::default()
-    })
-    .await;
-    assert_eq!(from_socket.haproxy.master, Some(master));
-    assert_eq!(from_socket.haproxy.workers.len(), 1, "{from_socket:?}");
-    assert_eq!(from_socket.haproxy.master_socket_error, None);
-
-    let from_pidfile = fetch_locally(&FetchOptions {
-        haproxy_pidfile: Some(path(&host, "haproxy.pid")),
-        haproxy_master_socket: None,
-        lock: path(&host, "apply.lock"),
-        ..FetchOptions::default()
-    })
-    .await;
-    assert_eq!(from_pidfile.haproxy.master, Some(master));
-    assert_eq!(from_pidfile.haproxy.workers, from_socket.haproxy.workers);
-
-    let not_running = fetch_locally(&FetchOptions {
-        haproxy_pidfile: Some(path(&host, "no.pid")),
-        haproxy_master_socket: Some(path(&host, "no.sock")),
-        lock: path(&host, "apply.lock"),
-        ..FetchOptions::default()
-    })
-    .await;
-    assert_eq!(not_running.haproxy.master, None);
-    assert!(not_running.haproxy.master_socket_error.is_some());
-}
-
-#[tokio::test]
 async fn a_held_apply_checks_then_waits_and_changes_nothing_without_the_go_ahead() {
-    let sshd = Sshd::start();
-    let host = Scratch::new("apply-held");
-    let live = path(&host, "haproxy.cfg");
-    let old = haproxy_cfg(&host, free_port(), &[]);
-    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
-    fs::write(&live, &old).unwrap();
-    let deployment = haproxy_deployment(&live, &new, "true");
-    let lock = path(&host, "apply.lock");
-    let session = Session::connect(&sshd.connection(), &options())
-        .await
-        .unwrap();
+    let SshChange {
+        live,
+        old,
+        new,
+        deployment,
+        lock,
+        session,
+        _host,
+        _sshd,
+    } = SshChange::connect("apply-held").await;
 
     // Ready means staged and checked: the new file waits next to the live one, unchanged.
     let mut held = session
@@ -466,18 +422,16 @@ async fn a_held_apply_checks_then_waits_and_changes_nothing_without_the_go_ahead
 
 #[tokio::test]
 async fn apply_over_ssh_swaps_the_file_and_fetch_sees_it() {
-    let sshd = Sshd::start();
-    let host = Scratch::new("apply-ssh");
-    let live = path(&host, "haproxy.cfg");
-    let old = haproxy_cfg(&host, free_port(), &[]);
-    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
-    fs::write(&live, &old).unwrap();
-    let deployment = haproxy_deployment(&live, &new, "true");
-    let lock = path(&host, "apply.lock");
-
-    let session = Session::connect(&sshd.connection(), &options())
-        .await
-        .unwrap();
+    let SshChange {
+        live,
+        old: _,
+        new,
+        deployment,
+        lock,
+        session,
+        _host,
+        _sshd,
+    } = SshChange::connect("apply-ssh").await;
     let output = session
         .run(&apply_script_with_lock(&deployment, &lock))
         .await
@@ -744,7 +698,7 @@ async fn apply_verifies_the_runtime_socket_and_ports_after_a_real_haproxy_reload
     let (port, added_port) = (free_port(), free_port());
     fs::write(&live, haproxy_cfg(&host, port, &[])).unwrap();
     let haproxy = HaproxyDaemon::start(&host);
-    let before = fetch_locally(&haproxy.fetch_options(&host)).await.haproxy;
+    let before = haproxy.processes(&host);
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
 
     let new = haproxy_cfg(&host, port, &[added_port]);
@@ -763,9 +717,9 @@ async fn apply_verifies_the_runtime_socket_and_ports_after_a_real_haproxy_reload
     assert_eq!((verified.step, verified.ok), (Step::Verify, true));
     TcpStream::connect(("127.0.0.1", added_port)).expect("the reloaded HAProxy listens");
     // A graceful reload: same master, new workers.
-    let after = fetch_locally(&haproxy.fetch_options(&host)).await.haproxy;
-    assert_eq!(after.master, before.master);
-    assert_ne!(after.workers, before.workers);
+    let after = haproxy.processes(&host);
+    assert_eq!(after.0, before.0);
+    assert_ne!(after.1, before.1);
 }
 
 #[tokio::test]
@@ -869,6 +823,46 @@ async fn apply_rolls_back_when_terminated() {
 }
 
 // --- helpers -----------------------------------------------------------------------------
+
+/// A host reached over SSH whose HAProxy file is about to change from `old` to `new` (both
+/// valid), with the deployment doing it and the lock it takes. Bind `_host` and `_sshd` when
+/// taking it apart: they keep the scratch directory and the server alive.
+struct SshChange {
+    live: String,
+    old: String,
+    new: String,
+    deployment: Deployment,
+    lock: String,
+    session: Session,
+    _host: Scratch,
+    _sshd: Sshd,
+}
+
+impl SshChange {
+    async fn connect(name: &str) -> SshChange {
+        let sshd = Sshd::start();
+        let host = Scratch::new(name);
+        let live = path(&host, "haproxy.cfg");
+        let old = haproxy_cfg(&host, free_port(), &[]);
+        let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+        fs::write(&live, &old).unwrap();
+        let deployment = haproxy_deployment(&live, &new, "true");
+        let lock = path(&host, "apply.lock");
+        let session = Session::connect(&sshd.connection(), &options())
+            .await
+            .unwrap();
+        SshChange {
+            live,
+            old,
+            new,
+            deployment,
+            lock,
+            session,
+            _host: host,
+            _sshd: sshd,
+        }
+    }
+}
 
 fn path(host: &Scratch, name: &str) -> String {
     host.join(name).to_str().unwrap().to_owned()
@@ -1033,22 +1027,49 @@ impl HaproxyDaemon {
         daemon
     }
 
-    fn master_pid(&self) -> u32 {
-        fs::read_to_string(&self.pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn fetch_options(&self, host: &Scratch) -> FetchOptions {
-        FetchOptions {
-            haproxy_pidfile: Some(self.pidfile.to_str().unwrap().to_owned()),
-            haproxy_master_socket: Some(path(host, "master.sock")),
-            lock: path(host, "apply.lock"),
-            ..FetchOptions::default()
+    /// The master's pid and its current workers', from `show proc` on its CLI socket: a
+    /// `master` row, then `worker` rows, the old ones after a `# old workers` comment. A master
+    /// that has just started or reloaded may reset the connection before its worker is up, so
+    /// this asks again, for at most 5 s, until it names a master and a worker.
+    fn processes(&self, host: &Scratch) -> (u32, Vec<u32>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let output = show_proc(&host.join("master.sock"));
+            let (mut master, mut workers, mut old) = (None, Vec::new(), false);
+            for line in output.as_deref().unwrap_or_default().lines() {
+                if let Some(comment) = line.trim().strip_prefix('#') {
+                    old = comment.trim().starts_with("old");
+                    continue;
+                }
+                let mut fields = line.split_whitespace();
+                match (fields.next().map(str::parse::<u32>), fields.next()) {
+                    (Some(Ok(pid)), Some("master")) => master = Some(pid),
+                    (Some(Ok(pid)), Some("worker")) if !old => workers.push(pid),
+                    _ => {}
+                }
+            }
+            if let Some(master) = master.filter(|_| !workers.is_empty()) {
+                return (master, workers);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no master and worker in `show proc`: {output:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// `show proc` on HAProxy's master CLI socket. The master answers once the command's input
+/// has ended, as with socat.
+fn show_proc(socket: &Path) -> std::io::Result<String> {
+    let mut cli = std::os::unix::net::UnixStream::connect(socket)?;
+    cli.set_read_timeout(Some(Duration::from_secs(5)))?;
+    cli.write_all(b"show proc\n")?;
+    cli.shutdown(std::net::Shutdown::Write)?;
+    let mut output = String::new();
+    cli.read_to_string(&mut output)?;
+    Ok(output)
 }
 
 impl Drop for HaproxyDaemon {

@@ -1,8 +1,8 @@
 # lbctl fetch: what a load balancer holds right now, read in one round trip and changing
 # nothing on the host, with as few processes as it can (each costs milliseconds). The
-# generated header defines LOCK, PIDFILE and MASTER_SOCKET (empty when not asked for),
-# WANT_VIPS (empty when there are none), sums() (sha256sum of the files with a digest) and
-# the lists paths() and vips(), which call fetch_file and fetch_vip once per item.
+# generated header defines LOCK, WANT_VIPS (empty when there are none), sums() (sha256sum
+# of the files with a digest) and the lists paths() and vips(), which call fetch_file and
+# fetch_vip once per item.
 
 connection_lost() {
 	exit 1
@@ -50,33 +50,6 @@ probe_lock() {
 	fi
 }
 
-probe_haproxy() {
-	if [ -n "$PIDFILE" ] && [ -r "$PIDFILE" ]; then
-		master=$(head -n 1 "$PIDFILE")
-		case $master in
-		'' | *[!0-9]*) ;;
-		*)
-			if [ -d "/proc/$master" ]; then
-				emit "haproxy-master $master"
-				for status in $(grep -l "^PPid:[[:space:]]*$master\$" /proc/[0-9]*/status 2>/dev/null); do
-					child=${status#/proc/}
-					emit "haproxy-child ${child%/status}"
-				done
-			fi
-			;;
-		esac
-	fi
-	if [ -n "$MASTER_SOCKET" ]; then
-		if ! command -v socat >/dev/null 2>&1; then
-			emit "error $(enc "socat is not installed; lbctl needs it to ask the HAProxy master socket $MASTER_SOCKET for its processes")"
-		elif processes=$(printf 'show proc\n' | socat -t 2 - "UNIX-CONNECT:$MASTER_SOCKET" 2>&1); then
-			emit "haproxy-proc $(enc "$processes")"
-		else
-			emit "haproxy-proc-error $(enc "$processes")"
-		fi
-	fi
-}
-
 main() {
 	trap connection_lost PIPE
 	emit "begin fetch 1"
@@ -95,6 +68,5 @@ main() {
 		fi
 	fi
 	probe_lock
-	probe_haproxy
 	emit "end fetch"
 }
