@@ -22,7 +22,7 @@ use lbctl::remote::{
 use lbctl::transport::{ConnectOptions, Persist, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use sshd::{Scratch, Sshd, free_port};
+use sshd::{LoginUser, Scratch, Sshd, free_port};
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
 
@@ -160,6 +160,65 @@ async fn ssh_become_root_runs_the_script_as_root() {
     assert!(output.success(), "{output}");
     assert_eq!(output.stdout, b"0\n");
     session.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn become_runs_an_apply_through_sudo_for_an_unprivileged_login() {
+    let sshd = Sshd::start();
+    // A directory only root may enter, as /etc/haproxy is for anyone else to write.
+    let host = Scratch::new("become-sudo");
+    fs::set_permissions(host.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let live = path(&host, "haproxy.cfg");
+    let new = haproxy_cfg(&host, free_port(), &[]);
+    let deployment = haproxy_deployment(&live, &new, "true");
+    let script = apply_script_with_lock(&deployment, &path(&host, "apply.lock"));
+    let login = |user: &LoginUser, become_root: bool| {
+        let mut connection = sshd.connection();
+        connection.user = Some(user.name.clone());
+        connection.become_root = become_root;
+        connection
+    };
+
+    // The login may sudo: with become, the apply runs as root and writes the file.
+    let admin = LoginUser::create("sudo", true);
+    let session = Session::connect(&login(&admin, true), &options())
+        .await
+        .unwrap();
+    assert_eq!(session.run("id -u\n").await.unwrap().stdout, b"0\n");
+    let output = session.run(&script).await.unwrap();
+    session.close().await.unwrap();
+    let report = parse_apply(&output.stdout).unwrap();
+    assert!(report.succeeded(), "{report:?}\n{output}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(&live).unwrap().uid(), 0);
+
+    // Without become, the same login cannot take the lock, and the report says where.
+    let session = Session::connect(&login(&admin, false), &options())
+        .await
+        .unwrap();
+    let output = session.run(&script).await.unwrap();
+    session.close().await.unwrap();
+    let report = parse_apply(&output.stdout).unwrap();
+    let failure = report.failure.expect("an apply without root fails");
+    assert_eq!(failure.step, Step::Lock, "{failure:?}");
+
+    // A login that may not sudo: `sudo -n` refuses instead of asking for a password, and
+    // lbctl says that the script did not run and why that may be.
+    let stranger = LoginUser::create("nosudo", false);
+    let session = Session::connect(&login(&stranger, true), &options())
+        .await
+        .unwrap();
+    let output = session.run(&script).await.unwrap();
+    session.close().await.unwrap();
+    assert!(!output.success(), "{output}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("sudo"),
+        "{output}"
+    );
+    let error = parse_apply(&output.stdout).unwrap_err().to_string();
+    assert!(error.contains("sudo -n"), "{error}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
 }
 
 #[tokio::test]

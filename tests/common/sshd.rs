@@ -216,3 +216,60 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A throwaway unprivileged login for `ansible_become` tests, removed on drop with its sudoers
+/// entry: it logs in with the test server's key, and may run anything as root through
+/// `sudo -n` when created with `may_sudo`.
+pub struct LoginUser {
+    pub name: String,
+    sudoers: Option<PathBuf>,
+}
+
+impl LoginUser {
+    pub fn create(label: &str, may_sudo: bool) -> LoginUser {
+        assert!(
+            Path::new("/usr/bin/sudo").exists(),
+            "sudo is missing: the become tests log in as an unprivileged user and need it \
+             (apt-get install sudo; scripts/test installs it)"
+        );
+        assert!(is_root(), "creating a test user needs root");
+        let name = format!("lbctl-{label}-{}", std::process::id());
+        let _ = Command::new("userdel").arg(&name).status();
+        run(Command::new("useradd")
+            .args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
+            .args(["--shell", "/bin/sh"])
+            .arg(&name));
+        // A system account's password is locked ("!"), and sshd refuses locked accounts even
+        // for a key; "*" only means that no password works.
+        run(Command::new("usermod").args(["-p", "*"]).arg(&name));
+        let mut user = LoginUser {
+            name,
+            sudoers: None,
+        };
+        if may_sudo {
+            let file = PathBuf::from(format!("/etc/sudoers.d/{}", user.name));
+            fs::write(&file, format!("{} ALL=(root) NOPASSWD: ALL\n", user.name))
+                .expect("write the sudoers entry");
+            run(Command::new("chmod").arg("0440").arg(&file));
+            user.sudoers = Some(file);
+        }
+        user
+    }
+}
+
+impl Drop for LoginUser {
+    fn drop(&mut self) {
+        if let Some(file) = &self.sudoers {
+            let _ = fs::remove_file(file);
+        }
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.name])
+            .status();
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+fn run(command: &mut Command) {
+    let status = command.status().expect("run a user administration command");
+    assert!(status.success(), "{command:?} failed: {status}");
+}
