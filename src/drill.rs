@@ -1,6 +1,6 @@
-//! What both failover drills share: a run id, the signals that cut a drill short, progress
-//! lines, another inventory host's connection, and a bounded poller that watches every load
-//! balancer while something is broken.
+//! What both failover drills share: a run id, the signals that cut a drill short, the client
+//! probe and its baseline, progress lines, another inventory host's connection, and a bounded
+//! poller that watches every load balancer while something is broken.
 
 use std::{
     fmt,
