@@ -38,19 +38,27 @@ pub struct Probing {
     pub limit: Duration,
 }
 
-/// Starts a drill's client probe (`settings` without its limit: it is set here from `window`,
-/// how long the fault and the recovery may take), from lbctl or from the host `from` over its
-/// session, and lets it run for the baseline. Interrupted meanwhile, it stops the probe and
-/// fails before anything was changed.
+/// Starts a drill's client probe (`rate` new connections a second to `targets`, each given
+/// `timeout`), from lbctl or from the host `from` over its session, and lets it run for the
+/// baseline. `window` is how long the fault and the recovery may take; the probe's own limit
+/// follows from it. Interrupted meanwhile, it stops the probe and fails before anything was
+/// changed.
 pub async fn start_probe(
-    mut settings: probe::Settings,
+    targets: Vec<probe::Target>,
+    rate: u32,
+    timeout: Duration,
     window: Duration,
     from: Option<(&Connection, &Arc<Session>)>,
     run_id: &str,
     say: Narrator,
 ) -> Result<Probing, Error> {
     let limit = BASELINE + window + TAIL + PROBE_MARGIN;
-    settings.max_duration = limit;
+    let settings = probe::Settings {
+        targets,
+        rate,
+        timeout,
+        max_duration: limit,
+    };
     let probe = probe::start_from(
         settings,
         from.map(|(c, s)| (c.name.as_str(), s)),

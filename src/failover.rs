@@ -414,12 +414,9 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
         from: probe_from,
         limit,
     } = drill::start_probe(
-        probe::Settings {
-            targets: plan.probe_targets.clone(),
-            rate: test.probe_rate,
-            timeout: plan.probe_timeout,
-            max_duration: Duration::ZERO,
-        },
+        plan.probe_targets.clone(),
+        test.probe_rate,
+        plan.probe_timeout,
         longest_fault + recover_deadline,
         setup.probe_from.as_ref().zip(probe_session.as_ref()),
         &run_id,
