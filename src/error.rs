@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::diagnostic::Diagnostic;
+use crate::source::diagnostic::Diagnostic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

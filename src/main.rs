@@ -2,11 +2,13 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use lbctl::{
-    commands::{self, Global, failover_test},
+    cli::{
+        commands::{self, Global, failover_test},
+        output,
+    },
+    deploy::survey::SshOptions,
     error::Error,
-    output,
-    survey::SshOptions,
-    transport::Persist,
+    ssh::session::Persist,
 };
 
 /// lbctl: render, validate and deploy an HAProxy + keepalived load-balancer tier from an
@@ -120,7 +122,7 @@ enum Command {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    lbctl::field::parse_duration(text)
+    lbctl::source::field::parse_duration(text)
         .map(Duration::from_millis)
         .ok_or_else(|| format!("`{text}` is not a duration such as 30s or 500ms"))
 }
@@ -142,7 +144,7 @@ fn main() -> ExitCode {
                 idle: Duration::from_secs(g.ssh_persist),
                 directory: g
                     .ssh_control_dir
-                    .unwrap_or_else(lbctl::ssh_masters::default_directory),
+                    .unwrap_or_else(lbctl::ssh::masters::default_directory),
             }),
         },
     };

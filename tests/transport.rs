@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lbctl::connection::HostKeyPolicy;
 use lbctl::remote::{
     ApplyReport, Deployment, FetchOptions, GO, LockState, ManagedFile, READY, Service,
     ServiceControl, Step, Verify, apply_script_with_lock, fetch_script, held_apply_script,
     parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
 };
-use lbctl::transport::{ConnectOptions, Persist, Session, TransportError};
+use lbctl::spec::connection::HostKeyPolicy;
+use lbctl::ssh::session::{ConnectOptions, Persist, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use sshd::{LoginUser, Scratch, Sshd, free_port};

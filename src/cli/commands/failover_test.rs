@@ -1,0 +1,148 @@
+use std::time::Duration;
+
+use super::Global;
+use crate::{
+    drill::common::{self as drill, Narrator},
+    drill::fault::Method,
+    drill::lb::{self as vip_failover, Break, LbReport, LbTest},
+    drill::worker::{self as failover, WorkerReport, WorkerTest},
+    error::Error,
+    input::vars::Sources,
+};
+
+/// What to break.
+#[derive(Debug, Clone)]
+pub enum Victim {
+    Worker(String),
+    Lb(String),
+}
+
+/// `--method`: how to break it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// Worker: drop packets to its NodePorts (it looks powered off). The worker default.
+    Drop,
+    /// Worker: reset connections to its NodePorts (its service looks crashed).
+    Reject,
+    /// Load balancer: stop keepalived, which gives the VIP away at once. The --lb default.
+    StopKeepalived,
+    /// Load balancer: stop HAProxy; keepalived's tracked check gives the VIP away.
+    StopHaproxy,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub victim: Victim,
+    pub backends: Vec<String>,
+    pub method: Option<MethodArg>,
+    pub hold: Duration,
+    pub probe_from: Option<String>,
+    pub probe_rate: u32,
+    pub max_failed: u64,
+    pub force: bool,
+}
+
+pub enum Report {
+    Worker(WorkerReport),
+    Lb(LbReport),
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        match self {
+            Report::Worker(r) => r.passed,
+            Report::Lb(r) => r.passed,
+        }
+    }
+}
+
+/// Breaks a worker or a load balancer on purpose, measures the tier, and puts it back.
+pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
+    let loaded = global.load()?;
+    let narrator = Narrator { quiet: global.json };
+    // The worker and the probe host are not load balancers: their connections come from
+    // their own variables, resolved as for any inventory host.
+    let sources = Sources::load(&global.project_dir, &global.extra_vars)?;
+    let probe_from = match &opts.probe_from {
+        Some(name) => Some(drill::host_connection(
+            &loaded.inventory,
+            &sources,
+            name,
+            "--probe-from host",
+        )?),
+        None => None,
+    };
+    let rt = super::runtime()?;
+    match &opts.victim {
+        Victim::Worker(worker) => {
+            let method = match opts.method {
+                None | Some(MethodArg::Drop) => Method::Drop,
+                Some(MethodArg::Reject) => Method::Reject,
+                Some(other) => return Err(wrong_method(other, "--worker", "drop or reject")),
+            };
+            let conn = drill::host_connection(&loaded.inventory, &sources, worker, "worker")?;
+            let test = WorkerTest {
+                worker: worker.clone(),
+                backends: opts.backends.clone(),
+                method,
+                hold: opts.hold,
+                force: opts.force,
+                probe_rate: opts.probe_rate,
+                max_failed: opts.max_failed,
+            };
+            let plan = failover::plan(&loaded.fleet, &conn, &test)?;
+            let setup = failover::Setup {
+                lbs: loaded.fleet.hosts.clone(),
+                worker: conn,
+                probe_from,
+                connect_timeout: global.ssh.connect_timeout,
+                forks: global.ssh.forks,
+                narrator,
+            };
+            rt.block_on(failover::run(&plan, &test, &setup))
+                .map(Report::Worker)
+        }
+        Victim::Lb(lb) => {
+            let method = match opts.method {
+                None | Some(MethodArg::StopKeepalived) => Break::StopKeepalived,
+                Some(MethodArg::StopHaproxy) => Break::StopHaproxy,
+                Some(other) => {
+                    return Err(wrong_method(
+                        other,
+                        "--lb",
+                        "stop-keepalived or stop-haproxy",
+                    ));
+                }
+            };
+            let test = LbTest {
+                lb: lb.clone(),
+                method,
+                hold: opts.hold,
+                force: opts.force,
+                probe_rate: opts.probe_rate,
+                backends: opts.backends.clone(),
+            };
+            let plan = vip_failover::plan(&loaded.fleet, &test)?;
+            let setup = vip_failover::Setup {
+                lbs: loaded.fleet.hosts.clone(),
+                probe_from,
+                connect_timeout: global.ssh.connect_timeout,
+                forks: global.ssh.forks,
+                narrator,
+            };
+            rt.block_on(vip_failover::run(&plan, &test, &setup))
+                .map(Report::Lb)
+        }
+    }
+}
+
+fn wrong_method(method: MethodArg, victim: &str, valid: &str) -> Error {
+    use clap::ValueEnum;
+    let name = method
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string());
+    Error::Usage {
+        message: format!("--method {name} does not apply to {victim}"),
+        hint: format!("with {victim}, use --method {valid}"),
+    }
+}

@@ -1,0 +1,143 @@
+//! One function per subcommand. Each takes validated settings and returns plain data or an
+//! `Error`; printing and exit codes are decided in `main`.
+
+pub mod apply;
+pub mod failover_test;
+pub mod plan;
+pub mod render;
+pub mod status;
+pub mod validate;
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+};
+
+use crate::{
+    deploy::survey::SshOptions,
+    error::Error,
+    input::inventory::Inventory,
+    render::{RenderedHost, Templates, override_dirs},
+    spec::fleet::{Fleet, Input},
+};
+
+/// The options every command shares, after parsing.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub inventory: PathBuf,
+    pub extra_vars: Vec<String>,
+    pub lb_group: String,
+    pub project_dir: PathBuf,
+    pub templates: Option<PathBuf>,
+    pub json: bool,
+    pub ssh: SshOptions,
+}
+
+/// The validated inputs: the inventory and the fleet built from it.
+pub struct Loaded {
+    pub inventory: Inventory,
+    pub fleet: Fleet,
+}
+
+impl Global {
+    pub fn load(&self) -> Result<Loaded, Error> {
+        let input = Input {
+            inventory: &self.inventory,
+            project_dir: &self.project_dir,
+            extra_vars: &self.extra_vars,
+            lb_group: &self.lb_group,
+        };
+        let (inventory, fleet) = Fleet::load(&input)?;
+        Ok(Loaded { inventory, fleet })
+    }
+}
+
+impl Loaded {
+    /// Renders every load balancer's files in memory, in the fleet's order; any template error
+    /// fails the whole run before anything is written or pushed.
+    pub fn render_all(&self, global: &Global) -> Result<Vec<RenderedHost>, Error> {
+        let mut out: Vec<Option<RenderedHost>> = Vec::new();
+        out.resize_with(self.fleet.hosts.len(), || None);
+        self.render_each(global, |index, host| {
+            out[index] = Some(host);
+            Ok(())
+        })?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Renders every load balancer's files and hands each host to `done` (with its index in
+    /// the fleet) as soon as it is rendered, so a caller that writes them out need not hold
+    /// every host's output at once. Template errors are reported for every host together,
+    /// after the others were handed over; an error from `done` is returned once all hosts
+    /// are rendered.
+    pub fn render_each(
+        &self,
+        global: &Global,
+        mut done: impl FnMut(usize, RenderedHost) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let dirs = override_dirs(global.templates.as_deref(), &self.inventory.dir);
+        let templates = Templates::load(&dirs)?;
+        let groups: BTreeMap<String, Vec<String>> = self
+            .inventory
+            .groups
+            .keys()
+            .map(|g| (g.clone(), self.inventory.hosts_of(g)))
+            .collect();
+        let hosts = &self.fleet.hosts;
+        // Hosts render independently and take about as long as each other. Twice as many
+        // threads as cores keep every core busy to the end when the hosts do not divide evenly
+        // (3 hosts on 2 cores take 1.5 host-times instead of 2), and bound how many outputs
+        // are in memory at once.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = hosts.len().min(2 * cores).max(1);
+        let next = AtomicUsize::new(0);
+        let mut errors = Vec::new();
+        let mut failed = None;
+        std::thread::scope(|scope| {
+            let (send, receive) = mpsc::channel();
+            for _ in 0..threads {
+                let (templates, groups, next, send) = (&templates, &groups, &next, send.clone());
+                scope.spawn(move || {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(host) = hosts.get(index) else { break };
+                        if send.send((index, templates.render(host, groups))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(send);
+            for (index, rendered) in receive {
+                match rendered {
+                    Ok(host) if failed.is_none() => {
+                        if let Err(e) = done(index, host) {
+                            failed = Some(e);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(d) => errors.push((index, d)),
+                }
+            }
+        });
+        if !errors.is_empty() {
+            errors.sort_by_key(|(index, _)| *index);
+            let mut errors: Vec<_> = errors.into_iter().map(|(_, d)| d).collect();
+            errors.dedup();
+            return Err(Error::Invalid(errors));
+        }
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// The async runtime for commands that talk to hosts.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))
+}

@@ -1,0 +1,39 @@
+use super::Global;
+use crate::{
+    deploy::certificates,
+    deploy::report::{HostReport, Report},
+    deploy::survey,
+    error::Error,
+    ssh::session as transport,
+};
+
+/// What would change on every load balancer, against what is really deployed there.
+pub fn run(global: &Global) -> Result<Report, Error> {
+    let started = std::time::Instant::now();
+    let loaded = global.load()?;
+    let rendered = loaded.render_all(global)?;
+    let prepare_seconds = started.elapsed().as_secs_f64();
+    let hosts: Vec<_> = loaded.fleet.hosts.iter().cloned().zip(rendered).collect();
+    super::runtime()?.block_on(async {
+        let surveyed = survey::survey(&hosts, &global.ssh).await;
+        let problems = certificates::check(&surveyed, &hosts).await;
+        if !problems.is_empty() {
+            return Err(certificates::refuse(surveyed, problems).await);
+        }
+        let mut reports = Vec::with_capacity(surveyed.len());
+        let mut sessions = Vec::with_capacity(surveyed.len());
+        for s in surveyed {
+            sessions.extend(s.session);
+            let mut report = match s.result {
+                Ok(plan) => HostReport::planned(plan),
+                Err(e) => HostReport::unreachable(e),
+            };
+            report.timing = s.timing;
+            reports.push(report);
+        }
+        transport::close_all(sessions).await;
+        let mut report = Report::new("plan", reports);
+        report.prepare_seconds = prepare_seconds;
+        Ok(report)
+    })
+}

@@ -1,0 +1,132 @@
+//! `lbctl status`: a block per load balancer, then one summary line.
+
+use std::fmt::Write as _;
+
+use super::{json, plural};
+use crate::{cli::commands::Global, deploy::status::TierStatus};
+
+/// Prints the tier's status; exit status 1 when a host could not be asked.
+pub fn print(global: &Global, status: &TierStatus) -> u8 {
+    if global.json {
+        json(status);
+    } else {
+        print!("{}", text(status));
+    }
+    if status.complete() { 0 } else { 1 }
+}
+
+fn text(status: &TierStatus) -> String {
+    let mut out = String::new();
+    for host in &status.hosts {
+        if let Some(e) = &host.error {
+            let _ = writeln!(out, "{}: error: {e}\n", host.host);
+            continue;
+        }
+        let mut facts = Vec::new();
+        for (vip, held) in &host.vips {
+            facts.push(if *held {
+                format!("holds VIP {vip}")
+            } else {
+                format!("VIP {vip} not here")
+            });
+        }
+        for (name, d) in &host.daemons {
+            facts.push(match (d.running, d.pid) {
+                (true, Some(pid)) => format!("{name} running (pid {pid})"),
+                (true, None) => format!("{name} running"),
+                (false, _) => format!("{name} NOT RUNNING"),
+            });
+        }
+        let _ = writeln!(out, "{}: {}", host.host, facts.join(", "));
+        if let Some(e) = &host.runtime_api_error {
+            let _ = writeln!(out, "  runtime API: error: {e}");
+        }
+        let mut rows = vec![[
+            "BACKEND".to_string(),
+            "SERVER".to_string(),
+            "STATUS".to_string(),
+            "CHECK".to_string(),
+            "SESSIONS".to_string(),
+        ]];
+        for b in &host.backends {
+            for s in &b.servers {
+                let mut name = s.name.clone();
+                if s.backup {
+                    name.push_str(" (backup)");
+                }
+                rows.push([
+                    b.name.clone(),
+                    name,
+                    s.status.clone(),
+                    match (&s.check, &s.check_desc) {
+                        (Some(c), Some(d)) if !s.up => format!("{c} ({d})"),
+                        (Some(c), _) => c.clone(),
+                        (None, _) => "-".to_string(),
+                    },
+                    s.sessions.to_string(),
+                ]);
+            }
+        }
+        if rows.len() > 1 {
+            table(&mut out, &rows);
+        }
+        for b in &host.missing_backends {
+            let _ = writeln!(
+                out,
+                "  {b}: not in the running HAProxy (is lbctl's configuration applied?)"
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{}", summary(status));
+    out
+}
+
+fn table(out: &mut String, rows: &[[String; 5]]) {
+    let mut widths = [0; 5];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::from(" ");
+        for (w, cell) in widths.iter().zip(row) {
+            let _ = write!(line, " {cell:<w$} ");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn summary(status: &TierStatus) -> String {
+    let unreachable: Vec<&str> = status
+        .hosts
+        .iter()
+        .filter(|h| h.error.is_some())
+        .map(|h| h.host.as_str())
+        .collect();
+    let (mut up, mut total) = (0, 0);
+    for s in status
+        .hosts
+        .iter()
+        .flat_map(|h| &h.backends)
+        .flat_map(|b| &b.servers)
+    {
+        total += 1;
+        up += usize::from(s.up);
+    }
+    let any_vip = status.hosts.iter().any(|h| !h.vips.is_empty());
+    let mut parts = Vec::new();
+    if any_vip {
+        parts.push(match status.vip_holders.as_slice() {
+            [] => "no load balancer holds the VIP".to_string(),
+            [one] => format!("VIP held by {one}"),
+            many => format!("VIP held by {} at once (split brain)", many.join(", ")),
+        });
+    }
+    parts.push(format!("{up} of {total} server{} UP", plural(total)));
+    if !unreachable.is_empty() {
+        parts.push(format!("could not ask {}", unreachable.join(", ")));
+    }
+    parts.join("; ")
+}

@@ -1,0 +1,70 @@
+//! What an apply hands a host: the changed files, how to check and reload each service there,
+//! and what must be listening afterwards.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    deploy::diff::HostPlan,
+    remote::{Deployment, ManagedFile, ServiceControl, Verify},
+    spec::host::HostSpec,
+    spec::service::Service,
+    spec::udp_engine::UdpEngine,
+};
+
+/// `nginx -t` on a stream file alone: a throwaway main config that loads the stream module
+/// (Debian's modules-enabled) and includes the file, as the README tells users to.
+const NGINX_CHECK: &str = "f=$(mktemp) && printf 'include /etc/nginx/modules-enabled/*.conf;\\nerror_log stderr;\\npid %s.pid;\\nevents {}\\ninclude %s;\\n' \"$f\" {path} >\"$f\" && nginx -t -q -c \"$f\"; rc=$?; rm -f \"$f\" \"$f.pid\"; exit $rc";
+
+pub fn build(spec: &HostSpec, plan: &HostPlan) -> Deployment {
+    let files = plan
+        .changed_files()
+        .map(|f| ManagedFile {
+            service: f.service,
+            path: f.path.clone(),
+            content: f.content.clone(),
+        })
+        .collect();
+    let mut controls = BTreeMap::new();
+    controls.insert(
+        Service::Haproxy,
+        ServiceControl {
+            // Not `-q`: HAProxy 2.6 then prints nothing on a bad config, and the user needs why.
+            check: "haproxy -c -f {path}".into(),
+            reload: spec.haproxy.reload.shell(),
+        },
+    );
+    if let Some(k) = &spec.keepalived {
+        controls.insert(
+            Service::Keepalived,
+            ServiceControl {
+                check: "keepalived -t -f {path}".into(),
+                reload: k.reload.shell(),
+            },
+        );
+    }
+    let mut udp_ports = Vec::new();
+    if let UdpEngine::Nginx { reload, .. } = &spec.udp_engine {
+        controls.insert(
+            Service::Nginx,
+            ServiceControl {
+                check: NGINX_CHECK.into(),
+                reload: reload.shell(),
+            },
+        );
+        udp_ports = spec.udp_backends.iter().map(|b| b.port).collect();
+    }
+    let mut tcp_ports: Vec<u16> = std::iter::once(spec.haproxy.stats_port)
+        .chain(spec.tcp_backends.iter().map(|b| b.port))
+        .collect();
+    tcp_ports.sort_unstable();
+    tcp_ports.dedup();
+    Deployment {
+        files,
+        controls,
+        verify: Verify {
+            haproxy_runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
+            tcp_ports,
+            udp_ports,
+        },
+    }
+}

@@ -1,0 +1,192 @@
+//! What would change on each load balancer: rendered files against what is really deployed.
+//! Plain data in (rendered files, fetched state), plain data out (a diff per host and file).
+
+use serde::Serialize;
+use similar::TextDiff;
+
+use crate::{remote::Fetched, render::RenderedHost, spec::service::Service};
+
+/// What replaces a secret in every diff and log.
+pub const REDACTED: &str = "<redacted>";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FilePlan {
+    pub service: Service,
+    pub path: String,
+    /// `create`, `update` or `unchanged`.
+    pub action: Action,
+    /// Unified diff with secrets redacted; empty when unchanged.
+    pub diff: String,
+    #[serde(skip)]
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    pub host: String,
+    pub holds_vip: bool,
+    pub files: Vec<FilePlan>,
+}
+
+impl HostPlan {
+    pub fn changed(&self) -> bool {
+        self.files.iter().any(|f| f.action != Action::Unchanged)
+    }
+
+    pub fn changed_files(&self) -> impl Iterator<Item = &FilePlan> {
+        self.files.iter().filter(|f| f.action != Action::Unchanged)
+    }
+}
+
+/// Compares one host's rendered files with what the host holds. `secrets` are the host's
+/// secret values; they never appear in a diff, and neither do the values of directives that
+/// carry secrets (`stats auth`, `auth_pass`), old or new.
+pub fn host_plan(rendered: &RenderedHost, fetched: &Fetched, secrets: &[&str]) -> HostPlan {
+    let files = rendered
+        .files
+        .iter()
+        .map(|file| {
+            let current = fetched
+                .files
+                .get(&file.path)
+                .and_then(|c| c.as_ref())
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+            let action = match &current {
+                None => Action::Create,
+                Some(c) if *c == file.content => Action::Unchanged,
+                Some(_) => Action::Update,
+            };
+            let diff = if action == Action::Unchanged {
+                String::new()
+            } else {
+                let old = redact(current.as_deref().unwrap_or(""), secrets);
+                let new = redact(&file.content, secrets);
+                let text = TextDiff::from_lines(&old, &new)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(
+                        &format!("{}:{}", rendered.host, file.path),
+                        &format!("{}:{} (lbctl)", rendered.host, file.path),
+                    )
+                    .to_string();
+                if text.is_empty() {
+                    format!("# {}: only a secret value changed (not shown)\n", file.path)
+                } else {
+                    text
+                }
+            };
+            FilePlan {
+                service: file.service,
+                path: file.path.clone(),
+                action,
+                diff,
+                content: file.content.clone(),
+            }
+        })
+        .collect();
+    HostPlan {
+        host: rendered.host.clone(),
+        holds_vip: fetched.holds_any_vip(),
+        files,
+    }
+}
+
+/// Masks known secret values anywhere, and the values of secret-carrying directives.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let masked = if let Some(rest) = trimmed.strip_prefix("stats auth ") {
+            let user = rest.split(':').next().unwrap_or_default();
+            Some(format!("{indent}stats auth {user}:{REDACTED}\n"))
+        } else if trimmed.starts_with("auth_pass ") {
+            Some(format!("{indent}auth_pass {REDACTED}\n"))
+        } else {
+            None
+        };
+        match masked {
+            Some(m) => out.push_str(&m),
+            None => out.push_str(line),
+        }
+    }
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret, REDACTED);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::RenderedFile;
+
+    fn fetched(path: &str, content: Option<&str>) -> Fetched {
+        let mut f = Fetched::default();
+        f.files
+            .insert(path.to_string(), content.map(|c| c.as_bytes().to_vec()));
+        f
+    }
+
+    fn rendered(content: &str) -> RenderedHost {
+        RenderedHost {
+            host: "lb1".into(),
+            files: vec![RenderedFile {
+                service: Service::Haproxy,
+                path: "/etc/haproxy/haproxy.cfg".into(),
+                content: content.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn unchanged_create_and_update() {
+        let path = "/etc/haproxy/haproxy.cfg";
+        let same = host_plan(&rendered("a\n"), &fetched(path, Some("a\n")), &[]);
+        assert!(!same.changed());
+        let create = host_plan(&rendered("a\n"), &fetched(path, None), &[]);
+        assert_eq!(create.files[0].action, Action::Create);
+        let update = host_plan(&rendered("a\nb\n"), &fetched(path, Some("a\n")), &[]);
+        assert_eq!(update.files[0].action, Action::Update);
+        assert!(
+            update.files[0].diff.contains("\n+b\n"),
+            "{}",
+            update.files[0].diff
+        );
+    }
+
+    #[test]
+    fn secrets_never_reach_a_diff() {
+        let path = "/etc/haproxy/haproxy.cfg";
+        let old = "    stats auth admin:old-secret\n";
+        let new = "    stats auth admin:new-secret\nkey hunter2\n";
+        let plan = host_plan(&rendered(new), &fetched(path, Some(old)), &["hunter2"]);
+        let diff = &plan.files[0].diff;
+        assert!(
+            !diff.contains("old-secret")
+                && !diff.contains("new-secret")
+                && !diff.contains("hunter2"),
+            "{diff}"
+        );
+        assert!(diff.contains("+key <redacted>"), "{diff}");
+        let only_secret = host_plan(
+            &rendered("    stats auth admin:b\n"),
+            &fetched(path, Some("    stats auth admin:a\n")),
+            &[],
+        );
+        assert_eq!(only_secret.files[0].action, Action::Update);
+        assert!(
+            only_secret.files[0]
+                .diff
+                .contains("only a secret value changed")
+        );
+    }
+}

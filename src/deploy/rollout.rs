@@ -1,0 +1,261 @@
+//! The rollout, in two phases, so that a configuration one host rejects changes no host:
+//!
+//! 1. every changed host stages its files and checks them with the services' own checks,
+//!    all at once, and waits (a held apply script, see [`remote::held_apply_script`]);
+//! 2. only when every host is ready do they go ahead, rolling: one host at a time by default
+//!    (`--serial N`: N hosts without a VIP at a time), and the VIP holders last, one by one.
+//!
+//! Each host swaps, reloads, verifies and rolls back by itself. The first wave with a failure
+//! stops the rollout: the hosts still waiting are told to stop and keep their configuration.
+
+use std::time::Instant;
+
+use crate::{
+    cli::progress::{Progress, Task},
+    deploy::deployment,
+    deploy::diff::HostPlan,
+    deploy::report::{HostReport, Outcome, Timing},
+    deploy::survey::HostError,
+    remote::{self, APPLY_LOCK, ApplyReport, GO, READY},
+    spec::host::HostSpec,
+    ssh::session::{RemoteOutput, Running, Session},
+};
+use futures_util::future::join_all;
+
+/// A host ready to be changed: its spec, plan and open session.
+pub struct Target {
+    pub spec: HostSpec,
+    pub plan: HostPlan,
+    pub session: Session,
+    /// The survey's part of its timing (connect, fetch).
+    pub timing: Timing,
+}
+
+/// The order hosts are changed in: inventory order, VIP holders last, so the tier never loses
+/// the VIP holder before the others carry the new config.
+pub fn rollout_order(plans: &[&HostPlan]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..plans.len()).collect();
+    order.sort_by_key(|&i| plans[i].holds_vip);
+    order
+}
+
+/// The waves of a rollout over `holds_vip` (one flag per host, in rollout order), as
+/// positions in it: the hosts without a VIP `serial` at a time, then each VIP holder alone,
+/// so that the VIP never moves to a host that is being changed.
+pub fn waves(holds_vip: &[bool], serial: usize) -> Vec<Vec<usize>> {
+    let (holders, others): (Vec<usize>, Vec<usize>) =
+        (0..holds_vip.len()).partition(|&i| holds_vip[i]);
+    let mut waves: Vec<Vec<usize>> = others
+        .chunks(serial.max(1))
+        .map(<[usize]>::to_vec)
+        .collect();
+    waves.extend(holders.into_iter().map(|i| vec![i]));
+    waves
+}
+
+/// One host during the rollout.
+struct Host<'s> {
+    report: HostReport,
+    task: Task,
+    started: Instant,
+    /// The held script, while it waits for the go-ahead.
+    running: Option<Running<'s>>,
+}
+
+/// Applies `targets` (already in rollout order). Returns one report per target, in that
+/// order, and the sessions to close.
+pub async fn rollout(
+    targets: Vec<Target>,
+    serial: usize,
+    progress: &Progress,
+) -> (Vec<HostReport>, Vec<Session>) {
+    let scripts: Vec<String> = targets
+        .iter()
+        .map(|t| remote::held_apply_script(&deployment::build(&t.spec, &t.plan), APPLY_LOCK))
+        .collect();
+    let holds_vip: Vec<bool> = targets.iter().map(|t| t.plan.holds_vip).collect();
+    let mut plans = Vec::with_capacity(targets.len());
+    let mut sessions = Vec::with_capacity(targets.len());
+    for t in targets {
+        plans.push((t.plan, t.timing));
+        sessions.push(t.session);
+    }
+    let reports = run_phases(&sessions, plans, &scripts, &holds_vip, serial, progress).await;
+    (reports, sessions)
+}
+
+async fn run_phases(
+    sessions: &[Session],
+    plans: Vec<(HostPlan, Timing)>,
+    scripts: &[String],
+    holds_vip: &[bool],
+    serial: usize,
+    progress: &Progress,
+) -> Vec<HostReport> {
+    // Phase 1: every host stages and checks, all at once.
+    let checks = plans.into_iter().zip(sessions.iter().zip(scripts)).map(
+        |((plan, timing), (session, script))| async move {
+            let files = plan.changed_files().count();
+            let task = progress.start(
+                &plan.host,
+                &format!("checking {files} file{}", if files == 1 { "" } else { "s" }),
+            );
+            let mut host = Host {
+                report: HostReport::planned(plan),
+                task,
+                started: Instant::now(),
+                running: None,
+            };
+            host.report.timing = timing;
+            match hold(session, script).await {
+                Ok(Held::Ready(running)) => {
+                    host.report.timing.check = Some(host.started.elapsed().as_secs_f64());
+                    host.running = Some(*running);
+                }
+                Ok(Held::Ended(finished)) => settle(&mut host.report, Ok(finished), host.started),
+                Err(e) => settle(&mut host.report, Err(e), host.started),
+            }
+            host
+        },
+    );
+    let mut hosts: Vec<Host<'_>> = join_all(checks).await;
+
+    // Phase 2: in waves, go ahead; after a failure, every host still waiting stops.
+    let mut failed = hosts.iter().any(|h| h.running.is_none());
+    for wave in waves(holds_vip, serial) {
+        if failed {
+            break;
+        }
+        let going = wave.iter().filter_map(|&i| {
+            let host = &mut hosts[i];
+            host.task.update("applying");
+            let running = host.running.take()?;
+            Some(async move {
+                let began = Instant::now();
+                (i, go(running).await, began.elapsed().as_secs_f64())
+            })
+        });
+        for (i, finished, seconds) in join_all(going.collect::<Vec<_>>()).await {
+            let host = &mut hosts[i];
+            host.report.timing.apply = Some(seconds);
+            settle(&mut host.report, finished, host.started);
+            failed |= host.report.outcome == Outcome::Failed;
+        }
+    }
+    let mut reports = Vec::with_capacity(hosts.len());
+    for mut host in hosts {
+        if let Some(running) = host.running.take() {
+            // Told to stop: stdin closes without the go-ahead, and the host keeps its files.
+            let stopped = running.finish().await;
+            host.report.outcome = Outcome::Skipped;
+            if let Ok(out) = stopped
+                && let Ok(applied) = remote::parse_apply(&out.stdout)
+            {
+                host.report.steps = applied.steps;
+            }
+        }
+        host.task.finish(&match host.report.outcome {
+            Outcome::Applied => format!(
+                "applied in {:.2} s",
+                host.report.seconds.unwrap_or_default()
+            ),
+            Outcome::Skipped => "not changed: another host failed".to_string(),
+            _ => "failed".to_string(),
+        });
+        reports.push(host.report);
+    }
+    reports
+}
+
+/// How a held script's first phase ended.
+enum Held<'s> {
+    /// Staged, checked, and waiting for the go-ahead.
+    Ready(Box<Running<'s>>),
+    /// It ended before that (a failed check, a held lock): its output says why.
+    Ended(RemoteOutput),
+}
+
+async fn hold<'s>(session: &'s Session, script: &str) -> Result<Held<'s>, String> {
+    let mut running = session.start(script).await.map_err(|e| e.to_string())?;
+    if running.read_until(READY).await.map_err(|e| e.to_string())? {
+        Ok(Held::Ready(Box::new(running)))
+    } else {
+        running
+            .finish()
+            .await
+            .map(Held::Ended)
+            .map_err(|e| e.to_string())
+    }
+}
+
+async fn go(mut running: Running<'_>) -> Result<RemoteOutput, String> {
+    running.answer(GO).await.map_err(|e| e.to_string())?;
+    running.finish().await.map_err(|e| {
+        format!("{e}; the host rolls back by itself when the connection drops mid-apply")
+    })
+}
+
+/// Records how a host's script ended: its steps, failure and rollback, or the error that
+/// kept lbctl from knowing.
+fn settle(report: &mut HostReport, finished: Result<RemoteOutput, String>, started: Instant) {
+    // The host's own time: its check and its apply, not its wait for earlier waves.
+    report.seconds = Some(match (report.timing.check, report.timing.apply) {
+        (Some(check), Some(apply)) => check + apply,
+        _ => started.elapsed().as_secs_f64(),
+    });
+    let parsed = finished
+        .and_then(|out| remote::parse_apply(&out.stdout).map_err(|e| format!("{e}; {out}")));
+    match parsed {
+        Ok(ApplyReport {
+            steps,
+            failure,
+            rolled_back,
+            ..
+        }) => {
+            report.outcome = if failure.is_none() {
+                Outcome::Applied
+            } else {
+                Outcome::Failed
+            };
+            report.steps = steps;
+            report.failure = failure;
+            report.rolled_back = rolled_back;
+        }
+        Err(message) => {
+            report.outcome = Outcome::Failed;
+            report.error = Some(HostError {
+                host: report.host.clone(),
+                step: "apply".into(),
+                message,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_default_one_host_at_a_time_and_vip_holders_last() {
+        assert_eq!(
+            waves(&[false, false, true], 1),
+            vec![vec![0], vec![1], vec![2]]
+        );
+        assert_eq!(waves(&[true, true], 1), vec![vec![0], vec![1]]);
+        assert_eq!(waves(&[], 1), Vec::<Vec<usize>>::new());
+    }
+
+    #[test]
+    fn serial_widens_the_waves_of_hosts_without_a_vip_only() {
+        assert_eq!(waves(&[false, false, true], 5), vec![vec![0, 1], vec![2]]);
+        assert_eq!(
+            waves(&[false, false, false, true], 2),
+            vec![vec![0, 1], vec![2], vec![3]]
+        );
+        assert_eq!(
+            waves(&[false, true, true], 3),
+            vec![vec![0], vec![1], vec![2]]
+        );
+    }
+}

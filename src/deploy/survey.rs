@@ -1,0 +1,187 @@
+//! What each load balancer really holds: one SSH session per host, one fetch round trip each,
+//! all hosts in parallel (at most `forks` at a time). Plan shows it; apply acts on it.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::{
+    deploy::diff::{self as plan, HostPlan},
+    deploy::report::Timing,
+    remote::{self, FetchOptions, Fetched},
+    render::RenderedHost,
+    spec::host::HostSpec,
+    ssh::session::{ConnectOptions, Persist, Session},
+};
+
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    pub forks: usize,
+    pub connect_timeout: Duration,
+    /// Master connections stay open for the next run (`None`: closed at the end).
+    pub persist: Option<Persist>,
+}
+
+impl SshOptions {
+    pub fn connect(&self) -> ConnectOptions {
+        ConnectOptions {
+            connect_timeout: self.connect_timeout,
+            persist: self.persist.clone(),
+        }
+    }
+}
+
+/// A host's part of the survey: its open session and plan, or why there is none.
+pub struct Surveyed {
+    pub host: String,
+    pub session: Option<Session>,
+    pub fetched: Option<Fetched>,
+    pub result: Result<HostPlan, HostError>,
+    /// The connect and the fetch.
+    pub timing: Timing,
+}
+
+/// A failure on one host, with the step that failed and the program's own message.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostError {
+    pub host: String,
+    pub step: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} failed: {}", self.host, self.step, self.message)
+    }
+}
+
+/// Connects to every host and fetches the files lbctl manages there, in parallel. At most
+/// `forks` connections are being opened at any time (handshakes cost CPU on both ends); the
+/// fetches themselves, over open connections, all run at once.
+pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec<Surveyed> {
+    let limit = Arc::new(Semaphore::new(ssh.forks.max(1)));
+    let options = Arc::new(ssh.connect());
+    let tasks: Vec<_> = hosts
+        .iter()
+        .map(|(spec, rendered)| {
+            let (spec, rendered, limit) = (spec.clone(), rendered.clone(), Arc::clone(&limit));
+            let options = Arc::clone(&options);
+            tokio::spawn(async move { survey_host(&spec, &rendered, &options, &limit).await })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for (task, (spec, _)) in tasks.into_iter().zip(hosts) {
+        out.push(task.await.unwrap_or_else(|e| Surveyed {
+            host: spec.name.clone(),
+            session: None,
+            fetched: None,
+            result: Err(HostError {
+                host: spec.name.clone(),
+                step: "survey".into(),
+                message: e.to_string(),
+            }),
+            timing: Timing::default(),
+        }));
+    }
+    out
+}
+
+async fn survey_host(
+    spec: &HostSpec,
+    rendered: &RenderedHost,
+    options: &ConnectOptions,
+    connecting: &Semaphore,
+) -> Surveyed {
+    let host = spec.name.clone();
+    let fail = |step: &str, message: String| HostError {
+        host: host.clone(),
+        step: step.into(),
+        message,
+    };
+    let mut timing = Timing::default();
+    let permit = connecting.acquire().await;
+    let started = Instant::now();
+    let connected = Session::connect(&spec.connection, options).await;
+    drop(permit);
+    let session = match connected {
+        Ok(s) => s,
+        Err(e) => {
+            return Surveyed {
+                host: host.clone(),
+                session: None,
+                fetched: None,
+                result: Err(fail("connect", e.to_string())),
+                timing,
+            };
+        }
+    };
+    timing.connect = started.elapsed().as_secs_f64();
+    timing.reused_connection = session.resumed();
+    let script = remote::fetch_script(
+        &managed_paths(rendered),
+        &vip_addresses(spec),
+        &fetch_options(rendered),
+    );
+    let known = rendered
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.content.as_bytes()))
+        .collect();
+    let started = Instant::now();
+    let fetched = match session.run(&script).await {
+        Ok(out) => remote::parse_fetch_knowing(&out.stdout, &known)
+            .map_err(|e| fail("fetch", format!("{e}; {out}"))),
+        Err(e) => Err(fail("fetch", e.to_string())),
+    };
+    timing.fetch = started.elapsed().as_secs_f64();
+    match fetched {
+        Ok(fetched) => {
+            let plan = plan::host_plan(rendered, &fetched, &spec.secrets());
+            Surveyed {
+                host,
+                session: Some(session),
+                fetched: Some(fetched),
+                result: Ok(plan),
+                timing,
+            }
+        }
+        Err(e) => Surveyed {
+            host,
+            session: Some(session),
+            fetched: None,
+            result: Err(e),
+            timing,
+        },
+    }
+}
+
+fn managed_paths(rendered: &RenderedHost) -> Vec<String> {
+    rendered.files.iter().map(|f| f.path.clone()).collect()
+}
+
+/// The VIPs as addresses (keepalived takes `address/prefix`, `ip addr` lists addresses).
+pub fn vip_addresses(spec: &HostSpec) -> Vec<String> {
+    spec.keepalived
+        .iter()
+        .flat_map(|k| k.vips.iter())
+        .map(|v| v.split('/').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The digests of what lbctl would write, so that a host whose files already match sends
+/// back a digest instead of their content. HAProxy's processes are not asked for: a plan
+/// does not need them.
+fn fetch_options(rendered: &RenderedHost) -> FetchOptions {
+    FetchOptions {
+        expected: rendered
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), remote::sha256_hex(f.content.as_bytes())))
+            .collect(),
+        ..FetchOptions::default()
+    }
+}

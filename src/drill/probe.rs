@@ -1,0 +1,441 @@
+//! The client's view of a failover test: new TCP connections to the VIP's frontends at a
+//! steady rate, each a success only when it connects *and* its first byte arrives within the
+//! timeout. The timeout is longer than HAProxy's connect timeout times its retries, so a
+//! connection HAProxy redispatched to a healthy worker counts as the success it is for the
+//! client.
+//!
+//! It runs where lbctl runs (tokio), or on another host over SSH (a bounded `sh` loop around
+//! `socat`; `remote/probe.sh`), and is bounded in attempts, time and in-flight connections
+//! either way. Attempts are timed from the probe's start, so the caller can sort them into
+//! the phases of its test afterwards.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    fmt::Write as _,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch, task::JoinSet};
+
+use crate::{
+    drill::common::Narrator,
+    remote::{self, ReportError},
+    ssh::session::Session,
+};
+
+const SCRIPT: &str = include_str!("probe.sh");
+const NAME: &str = "probe";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Taken in turn, one per attempt.
+    pub targets: Vec<Target>,
+    /// New connections per second.
+    pub rate: u32,
+    /// For one attempt: connect and first byte.
+    pub timeout: Duration,
+    /// The probe stops by itself after this long, whatever happens to its caller.
+    pub max_duration: Duration,
+}
+
+impl Settings {
+    fn period(&self) -> Duration {
+        Duration::from_secs(1) / self.rate.max(1)
+    }
+
+    fn max_attempts(&self) -> u64 {
+        (self.max_duration.as_secs_f64() * f64::from(self.rate.max(1))).ceil() as u64
+    }
+}
+
+/// One connection attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// When it started, from the probe's start.
+    pub at: Duration,
+    pub target: usize,
+    /// How long until its first byte, or until it failed.
+    pub took: Duration,
+    /// Why it failed; `None` for a success.
+    pub error: Option<String>,
+}
+
+/// Every attempt of a finished probe.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub started: Instant,
+    pub targets: Vec<Target>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// Attempts and failures in one phase of a test.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub attempts: u64,
+    pub failed: u64,
+    /// Each distinct failure, with its target, and how often it happened.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Recorded {
+    /// The attempts that started in `[from, to)` (`to`: `None` for the end).
+    pub fn tally(&self, from: Instant, to: Option<Instant>) -> Tally {
+        let mut tally = Tally::default();
+        for a in &self.attempts {
+            let at = self.started + a.at;
+            if at < from || to.is_some_and(|to| at >= to) {
+                continue;
+            }
+            tally.attempts += 1;
+            if let Some(e) = &a.error {
+                tally.failed += 1;
+                let key = format!("{}: {e}", self.targets[a.target]);
+                *tally.errors.entry(key).or_default() += 1;
+            }
+        }
+        tally
+    }
+}
+
+/// A probe under way.
+pub struct Running {
+    pub started: Instant,
+    targets: Vec<Target>,
+    stop: Stop,
+    task: tokio::task::JoinHandle<Result<Vec<Attempt>, String>>,
+}
+
+enum Stop {
+    Local(watch::Sender<bool>),
+    Remote {
+        session: Arc<Session>,
+        stop_file: String,
+    },
+}
+
+impl Running {
+    /// Ends the probe and waits (bounded by one attempt's timeout) for what is in flight.
+    pub async fn stop(self) -> Result<Recorded, String> {
+        match &self.stop {
+            Stop::Local(tx) => {
+                let _ = tx.send(true);
+            }
+            Stop::Remote { session, stop_file } => {
+                session
+                    .run(&format!(": >{}\n", remote::quote(stop_file)))
+                    .await
+                    .map_err(|e| format!("cannot stop the remote probe: {e}"))?;
+            }
+        }
+        let attempts = self
+            .task
+            .await
+            .map_err(|e| format!("the probe task failed: {e}"))??;
+        Ok(Recorded {
+            started: self.started,
+            targets: self.targets,
+            attempts,
+        })
+    }
+}
+
+/// Starts probing from lbctl itself, or from the named host over its session, and says so.
+pub fn start_from(
+    settings: Settings,
+    from: Option<(&str, &Arc<Session>)>,
+    run_id: &str,
+    say: Narrator,
+) -> Running {
+    say.say(format!(
+        "probing {} from {}: {} new connections/s, each must answer within {:?}",
+        settings
+            .targets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        from.map_or("lbctl", |(name, _)| name),
+        settings.rate,
+        settings.timeout
+    ));
+    match from {
+        Some((_, session)) => start_remote(Arc::clone(session), settings, run_id),
+        None => start_local(settings),
+    }
+}
+
+/// Starts probing from this machine.
+pub fn start_local(settings: Settings) -> Running {
+    let (tx, rx) = watch::channel(false);
+    let started = Instant::now();
+    let targets = settings.targets.clone();
+    let task = tokio::spawn(run_local(settings, started, rx));
+    Running {
+        started,
+        targets,
+        stop: Stop::Local(tx),
+        task,
+    }
+}
+
+async fn run_local(
+    settings: Settings,
+    started: Instant,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Vec<Attempt>, String> {
+    let mut tick = tokio::time::interval(settings.period());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let deadline = tokio::time::Instant::from_std(started + settings.max_duration);
+    let mut in_flight = JoinSet::new();
+    let mut attempts = Vec::new();
+    let mut sent: u64 = 0;
+    while sent < settings.max_attempts() {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+        let index = (sent % settings.targets.len() as u64) as usize;
+        let target = settings.targets[index].clone();
+        let timeout = settings.timeout;
+        in_flight.spawn(async move {
+            let at = started.elapsed();
+            let begun = Instant::now();
+            let error = match tokio::time::timeout(timeout, connect_and_read(&target)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some(format!("no first byte within {timeout:?}")),
+            };
+            Attempt {
+                at,
+                target: index,
+                took: begun.elapsed(),
+                error,
+            }
+        });
+        sent += 1;
+        while let Some(done) = in_flight.try_join_next() {
+            attempts.push(done.map_err(|e| format!("a probe attempt failed: {e}"))?);
+        }
+    }
+    while let Some(done) = in_flight.join_next().await {
+        attempts.push(done.map_err(|e| format!("a probe attempt failed: {e}"))?);
+    }
+    attempts.sort_by_key(|a| a.at);
+    Ok(attempts)
+}
+
+async fn connect_and_read(target: &Target) -> Result<(), String> {
+    let mut stream = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let mut first = [0u8; 1];
+    match stream.read(&mut first).await {
+        Ok(0) => Err("closed before the first byte".to_string()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("read: {e}")),
+    }
+}
+
+/// Starts probing from the host behind `session`, with `sh` and `socat` there. `run_id`
+/// names the file that stops it.
+pub fn start_remote(session: Arc<Session>, settings: Settings, run_id: &str) -> Running {
+    let stop_file = format!("/tmp/lbctl-probe-{run_id}.stop");
+    let script = remote_script(&settings, &stop_file);
+    let started = Instant::now();
+    let targets = settings.targets.clone();
+    let task = {
+        let session = Arc::clone(&session);
+        tokio::spawn(async move {
+            let out = session
+                .run(&script)
+                .await
+                .map_err(|e| format!("the remote probe: {e}"))?;
+            parse_remote(&out.stdout, settings.timeout)
+                .map_err(|e| format!("the remote probe on {}: {e} ({out})", session.host()))
+        })
+    };
+    Running {
+        started,
+        targets,
+        stop: Stop::Remote { session, stop_file },
+        task,
+    }
+}
+
+fn remote_script(settings: &Settings, stop_file: &str) -> String {
+    let mut sh = String::new();
+    let _ = writeln!(sh, "TARGETS={}", settings.targets.len());
+    for (i, t) in settings.targets.iter().enumerate() {
+        let _ = writeln!(
+            sh,
+            "TARGET_{i}={}",
+            remote::quote(&format!("{} {}", t.host, t.port))
+        );
+    }
+    let _ = writeln!(
+        sh,
+        "TIMEOUT={}",
+        settings.timeout.as_secs_f64().ceil().max(1.0) as u64
+    );
+    let _ = writeln!(sh, "PERIOD={:.3}", settings.period().as_secs_f64());
+    let _ = writeln!(sh, "MAX_ATTEMPTS={}", settings.max_attempts());
+    let _ = writeln!(sh, "MAX_MS={}", settings.max_duration.as_millis());
+    let _ = writeln!(sh, "STOP_FILE={}", remote::quote(stop_file));
+    remote::finish_script(sh, SCRIPT)
+}
+
+/// Reads the remote probe's report; times are the remote clock's, from its own start.
+fn parse_remote(stdout: &[u8], timeout: Duration) -> Result<Vec<Attempt>, ReportError> {
+    let mut base: Option<u64> = None;
+    let mut attempts = Vec::new();
+    let mut ended = false;
+    for frame in remote::frames(NAME, stdout)? {
+        let frame = frame?;
+        let ms = |field: &str| {
+            field
+                .parse::<u64>()
+                .map_err(|_| frame.malformed("invalid time"))
+        };
+        match frame.words.as_slice() {
+            ["started", at] => base = Some(ms(at)?),
+            ["probe", _seq, target, start, outcome @ ("ok" | "fail"), end] => {
+                let base = base.ok_or_else(|| frame.malformed("an attempt before the start"))?;
+                let (start, end) = (ms(start)?, ms(end)?);
+                let took = Duration::from_millis(end.saturating_sub(start));
+                let error = (*outcome == "fail").then(|| {
+                    if took >= timeout {
+                        format!("no first byte within {timeout:?}")
+                    } else {
+                        "refused, reset or closed before the first byte".to_string()
+                    }
+                });
+                attempts.push(Attempt {
+                    at: Duration::from_millis(start.saturating_sub(base)),
+                    target: target
+                        .parse()
+                        .map_err(|_| frame.malformed("invalid target"))?,
+                    took,
+                    error,
+                });
+            }
+            ["error", message] => return Err(ReportError::Host(frame.text(message)?)),
+            ["end", "probe"] => {
+                ended = true;
+                break;
+            }
+            _ => return Err(frame.malformed("unknown frame")),
+        }
+    }
+    if !ended {
+        return Err(ReportError::Truncated {
+            script: NAME,
+            after: None,
+        });
+    }
+    attempts.sort_by_key(|a| a.at);
+    Ok(attempts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(targets: Vec<Target>) -> Settings {
+        Settings {
+            targets,
+            rate: 50,
+            timeout: Duration::from_secs(1),
+            max_duration: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn local_probe_counts_answers_and_refusals() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.write_all(b"worker\n").await;
+            }
+        });
+        // a port nothing listens on: bound, then dropped
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let targets = vec![
+            Target {
+                host: "127.0.0.1".into(),
+                port: good,
+            },
+            Target {
+                host: "127.0.0.1".into(),
+                port: closed,
+            },
+        ];
+        let running = start_local(settings(targets));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let recorded = running.stop().await.unwrap();
+        server.abort();
+        let tally = recorded.tally(recorded.started, None);
+        assert!(tally.attempts >= 8, "{tally:?}");
+        assert_eq!(tally.failed, tally.attempts / 2, "{tally:?}");
+        let (error, _) = tally.errors.iter().next().unwrap();
+        assert!(error.contains(&format!(":{closed}: connect")), "{error}");
+        let later = recorded.tally(recorded.started + Duration::from_secs(10), None);
+        assert_eq!(later.attempts, 0);
+    }
+
+    #[test]
+    fn the_remote_script_runs_with_sh_and_socat() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for mut s in listener.incoming().flatten().take(20) {
+                let _ = s.write_all(b"worker\n");
+            }
+        });
+        let mut s = settings(vec![Target {
+            host: "127.0.0.1".into(),
+            port,
+        }]);
+        s.max_duration = Duration::from_millis(300);
+        let stop = std::env::temp_dir().join(format!("lbctl-probe-test-{}", std::process::id()));
+        let script = remote_script(&s, &stop.display().to_string());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let attempts = parse_remote(&out.stdout, s.timeout).unwrap();
+        assert!(
+            !attempts.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(attempts.iter().all(|a| a.error.is_none()), "{attempts:?}");
+    }
+}

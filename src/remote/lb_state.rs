@@ -1,0 +1,266 @@
+//! What a load balancer is doing right now: which VIPs it holds, whether HAProxy and
+//! keepalived run, and HAProxy's runtime view of every server.
+//!
+//! Plain data in, a POSIX `sh` script out (one round trip, changing nothing, framed as
+//! `remote.rs` describes); the script's stdout in, plain data out. `status` shows it once,
+//! `failover-test` polls it.
+//!
+//! ```text
+//! @@lbctl begin lb-state 1
+//! @@lbctl vip <vip> held | free
+//! @@lbctl daemon <name> running <pid> | stopped <pid or ->
+//! @@lbctl stat <show stat output> | stat-error <message>
+//! @@lbctl clock <ms since the epoch, right after the last observation>
+//! @@lbctl error <message>
+//! @@lbctl end lb-state
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::{
+    remote::runtime_api::{self, RowKind, StatRow},
+    remote::{self, ReportError},
+    spec::host::HostSpec,
+};
+
+const SCRIPT: &str = concat!(include_str!("clock.sh"), include_str!("lb_state.sh"));
+const NAME: &str = "lb-state";
+
+/// What to look at on one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// VIPs as configured (`10.0.0.10/24`); each is reported held or free.
+    pub vips: Vec<String>,
+    /// Daemons by name, each with its pidfile.
+    pub daemons: Vec<(String, String)>,
+    /// HAProxy's admin socket, asked `show stat` for backends and servers; `None`: not asked.
+    pub runtime_socket: Option<String>,
+}
+
+impl Query {
+    /// Everything lbctl knows how to ask a load balancer it manages.
+    pub fn full(spec: &HostSpec) -> Query {
+        let mut daemons = vec![("haproxy".to_string(), spec.haproxy.pid_file.clone())];
+        if spec.keepalived.is_some() {
+            daemons.push((
+                "keepalived".to_string(),
+                spec.daemons.keepalived_pid_file.clone(),
+            ));
+        }
+        Query {
+            vips: vips(spec),
+            daemons,
+            runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
+        }
+    }
+
+    /// Only the VIPs: the cheapest question, for watching a VIP move.
+    pub fn vips_only(spec: &HostSpec) -> Query {
+        Query {
+            vips: vips(spec),
+            ..Query::default()
+        }
+    }
+
+    /// Only HAProxy's servers: for watching health checks.
+    pub fn servers_only(spec: &HostSpec) -> Query {
+        Query {
+            runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
+            ..Query::default()
+        }
+    }
+
+    pub fn script(&self) -> String {
+        let mut script = String::new();
+        let socket = self.runtime_socket.as_deref().unwrap_or("");
+        let _ = writeln!(script, "SOCKET={}", remote::quote(socket));
+        // Backends and servers only (types 2 + 4): frontends say nothing about health.
+        let _ = writeln!(script, "STAT_COMMAND='show stat -1 6 -1'");
+        let want = if self.vips.is_empty() { "" } else { "1" };
+        let _ = writeln!(script, "WANT_VIPS={want}\nADDRESSES=");
+        script.push_str("vips() {\n\t:\n");
+        for vip in &self.vips {
+            let _ = writeln!(
+                script,
+                "\tstate_vip {} {}",
+                remote::quote(vip),
+                remote::quote(&remote::address_of(vip))
+            );
+        }
+        script.push_str("}\ndaemons() {\n\t:\n");
+        for (name, pidfile) in &self.daemons {
+            let _ = writeln!(
+                script,
+                "\tstate_daemon {} {}",
+                remote::quote(name),
+                remote::quote(pidfile)
+            );
+        }
+        script.push_str("}\n");
+        remote::finish_script(script, SCRIPT)
+    }
+}
+
+fn vips(spec: &HostSpec) -> Vec<String> {
+    spec.keepalived
+        .as_ref()
+        .map(|k| k.vips.clone())
+        .unwrap_or_default()
+}
+
+/// One host's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LbState {
+    /// Every VIP asked about, and whether this host holds it.
+    pub vips: BTreeMap<String, bool>,
+    pub daemons: BTreeMap<String, Daemon>,
+    /// `show stat`'s rows, or why the runtime API did not answer; `None` when not asked.
+    pub stat: Option<Result<Vec<StatRow>, String>>,
+    /// The host's clock (ms since the epoch) right after it looked; `None` without GNU date.
+    #[serde(skip)]
+    pub clock_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Daemon {
+    pub running: bool,
+    /// From the pidfile, when it held one.
+    pub pid: Option<u32>,
+}
+
+impl LbState {
+    pub fn holds_vip(&self) -> bool {
+        self.vips.values().any(|&held| held)
+    }
+
+    /// The server `name` of backend `backend`, as the runtime API sees it.
+    pub fn server(&self, backend: &str, name: &str) -> Option<&StatRow> {
+        self.rows()
+            .iter()
+            .find(|r| r.kind == RowKind::Server && r.proxy == backend && r.name == name)
+    }
+
+    /// Every server row of `backend`.
+    pub fn servers<'a>(&'a self, backend: &'a str) -> impl Iterator<Item = &'a StatRow> {
+        self.rows()
+            .iter()
+            .filter(move |r| r.kind == RowKind::Server && r.proxy == backend)
+    }
+
+    fn rows(&self) -> &[StatRow] {
+        match &self.stat {
+            Some(Ok(rows)) => rows,
+            _ => &[],
+        }
+    }
+}
+
+/// Reads the script's stdout.
+pub fn parse(stdout: &[u8]) -> Result<LbState, ReportError> {
+    let mut state = LbState::default();
+    let mut ended = false;
+    for frame in remote::frames(NAME, stdout)? {
+        let frame = frame?;
+        match frame.words.as_slice() {
+            ["vip", vip, held @ ("held" | "free")] => {
+                state.vips.insert(frame.text(vip)?, *held == "held");
+            }
+            ["daemon", name, running @ ("running" | "stopped"), pid] => {
+                let pid = match *pid {
+                    "-" => None,
+                    pid => Some(frame.pid(pid)?),
+                };
+                let running = *running == "running";
+                state
+                    .daemons
+                    .insert((*name).to_string(), Daemon { running, pid });
+            }
+            ["stat", csv] => {
+                let csv = frame.text(csv)?;
+                state.stat = Some(runtime_api::parse_show_stat(&csv).map_err(|e| e.to_string()));
+            }
+            ["stat-error", message] => state.stat = Some(Err(frame.text(message)?)),
+            ["clock", ms] => {
+                state.clock_ms = Some(ms.parse().map_err(|_| frame.malformed("invalid clock"))?);
+            }
+            ["error", message] => return Err(ReportError::Host(frame.text(message)?)),
+            ["end", "lb-state"] => {
+                ended = true;
+                break;
+            }
+            _ => return Err(frame.malformed("unknown frame")),
+        }
+    }
+    if !ended {
+        return Err(ReportError::Truncated {
+            script: NAME,
+            after: None,
+        });
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_locally(script: &str) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-s")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap().stdout
+    }
+
+    #[test]
+    fn the_script_reports_vips_daemons_and_a_missing_socket() {
+        let dir = std::env::temp_dir().join(format!("lbctl-lb-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let alive = dir.join("alive.pid");
+        std::fs::write(&alive, format!("{}\n", std::process::id())).unwrap();
+        let query = Query {
+            vips: vec!["127.0.0.1/8".into(), "192.0.2.77/24".into()],
+            daemons: vec![
+                ("haproxy".into(), alive.display().to_string()),
+                (
+                    "keepalived".into(),
+                    dir.join("absent.pid").display().to_string(),
+                ),
+            ],
+            runtime_socket: Some(dir.join("no.sock").display().to_string()),
+        };
+        let state = parse(&run_locally(&query.script())).unwrap();
+        assert!(state.vips["127.0.0.1/8"]);
+        assert!(!state.vips["192.0.2.77/24"]);
+        assert!(state.holds_vip());
+        assert_eq!(
+            state.daemons["haproxy"],
+            Daemon {
+                running: true,
+                pid: Some(std::process::id())
+            }
+        );
+        assert!(!state.daemons["keepalived"].running);
+        let error = state.stat.unwrap().unwrap_err();
+        assert!(error.contains("is not a socket"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_report_without_its_end_is_truncated() {
+        let stdout = b"@@lbctl begin lb-state 1\n@@lbctl vip MTAuMC4wLjEw held\n";
+        assert!(matches!(parse(stdout), Err(ReportError::Truncated { .. })));
+    }
+}

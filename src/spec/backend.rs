@@ -1,0 +1,631 @@
+//! A service the load balancers publish: the seed's `haproxy_tcp_backends` /
+//! `haproxy_udp_backends` entries, typed and validated.
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use serde::Serialize;
+
+use crate::{
+    source::diagnostic::{Diagnostic, Diagnostics},
+    source::field::{self, Duration},
+    source::node::{Loc, Node, Value},
+    spec::health_check::{self, HealthCheck},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// As serialized (and as templates compare it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    pub fn var_name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "haproxy_tcp_backends",
+            Protocol::Udp => "haproxy_udp_backends",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Backend {
+    pub name: String,
+    pub protocol: Protocol,
+    /// Address the frontend listens on; `*` means every address, so the VIP works on
+    /// whichever host holds it.
+    pub bind: String,
+    pub port: u16,
+    pub balance: String,
+    pub servers: Vec<Server>,
+    /// TLS server names (`req.ssl_sni`) this backend takes on a port it shares with other
+    /// SNI-routed backends; `*.example.com` stands for every name under example.com.
+    pub sni: Vec<String>,
+    /// Takes the connections on its port that no backend's `sni` matches.
+    pub sni_default: bool,
+    pub sticky: Option<Sticky>,
+    pub health_check: Option<HealthCheck>,
+    /// Position in its list, for diagnostics found after parsing (`haproxy_tcp_backends[3]`).
+    #[serde(skip)]
+    pub index: usize,
+    #[serde(skip)]
+    pub loc: Loc,
+    #[serde(skip)]
+    pub port_loc: Loc,
+    /// Where each `sni` name was written, in the order of `sni`.
+    #[serde(skip)]
+    pub sni_locs: Vec<Loc>,
+    #[serde(skip)]
+    pub sni_default_loc: Option<Loc>,
+}
+
+impl Backend {
+    /// Routed by TLS server name: shares its port with the other SNI-routed backends there.
+    pub fn sni_routed(&self) -> bool {
+        !self.sni.is_empty() || self.sni_default
+    }
+
+    pub fn path(&self) -> String {
+        format!("{}[{}]", self.protocol.var_name(), self.index)
+    }
+}
+
+/// Keeps a client on one server: by a cookie HAProxy inserts (HTTP only), or by the client's
+/// address in a stick table (any TCP service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sticky {
+    Cookie,
+    Source,
+}
+
+impl Sticky {
+    /// As serialized (and as templates compare it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Sticky::Cookie => "cookie",
+            Sticky::Source => "source",
+        }
+    }
+}
+
+/// The PROXY protocol header HAProxy sends first on every connection to a server, so the
+/// server (Traefik, nginx, ...) sees the client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendProxy {
+    V1,
+    V2,
+}
+
+impl SendProxy {
+    /// As serialized (and as templates compare it).
+    pub fn name(self) -> &'static str {
+        match self {
+            SendProxy::V1 => "v1",
+            SendProxy::V2 => "v2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub check: bool,
+    pub check_interval: Duration,
+    /// HAProxy `fastinter`: the check interval once a check has failed, a quarter of
+    /// `check_interval` (at least 100 ms), so a dead worker is marked DOWN within the
+    /// `inter × fall + inter` that failover-test holds the tier to.
+    pub fastinter: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub weight: Option<u32>,
+    pub backup: bool,
+    pub send_proxy: Option<SendProxy>,
+}
+
+const BACKEND_KEYS: &[&str] = &[
+    "name",
+    "port",
+    "mode",
+    "balance",
+    "servers",
+    "bind",
+    "sni",
+    "sni_default",
+    "sticky",
+    "health_check",
+    "send_proxy",
+];
+/// Backend fields that only HAProxy (TCP) can honour; the UDP engines have no equivalent.
+const TCP_ONLY_BACKEND_KEYS: &[&str] =
+    &["sni", "sni_default", "sticky", "health_check", "send_proxy"];
+const SERVER_KEYS: &[&str] = &[
+    "name",
+    "address",
+    "port",
+    "check",
+    "check_interval",
+    "rise",
+    "fall",
+    "weight",
+    "backup",
+    "send_proxy",
+];
+/// Fields that only mean something for HAProxy's active TCP health checks.
+const TCP_ONLY_SERVER_KEYS: &[&str] = &["check", "check_interval", "rise", "fall", "backup"];
+pub const TCP_BALANCE: &[&str] = &[
+    "roundrobin",
+    "static-rr",
+    "leastconn",
+    "first",
+    "source",
+    "random",
+];
+pub const UDP_BALANCE: &[&str] = &["roundrobin", "leastconn", "source"];
+
+/// Backend lists already parsed, by the node they came from: hosts that share a group's list
+/// (the usual case) share one parse and one copy of the result.
+#[derive(Default)]
+pub struct ListCache(HashMap<(usize, Protocol, String), Arc<Vec<Backend>>>);
+
+impl ListCache {
+    pub fn parse(
+        &mut self,
+        node: &Arc<Node>,
+        protocol: Protocol,
+        default_bind: &str,
+        diags: &mut Diagnostics,
+    ) -> Arc<Vec<Backend>> {
+        let key = (
+            Arc::as_ptr(node) as usize,
+            protocol,
+            default_bind.to_string(),
+        );
+        if let Some(hit) = self.0.get(&key) {
+            return Arc::clone(hit);
+        }
+        let before = diags.len();
+        let list = Arc::new(parse_list(node, protocol, default_bind, diags));
+        if diags.len() == before {
+            self.0.insert(key, Arc::clone(&list));
+        }
+        list
+    }
+}
+
+/// Reads one of the two backend lists. `default_bind` is `haproxy_bind_address`.
+pub fn parse_list(
+    node: &Node,
+    protocol: Protocol,
+    default_bind: &str,
+    diags: &mut Diagnostics,
+) -> Vec<Backend> {
+    let var = protocol.var_name();
+    let items = field::list(node, var, "backends", diags);
+    let backends: Vec<Backend> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            parse_backend(item, &format!("{var}[{i}]"), protocol, default_bind, diags)
+                .map(|b| Backend { index: i, ..b })
+        })
+        .collect();
+    let mut first_by_name: HashMap<&str, &Loc> = HashMap::with_capacity(backends.len());
+    for (i, b) in backends.iter().enumerate() {
+        if let Some(first) = first_by_name.insert(&b.name, &b.loc) {
+            diags.push(
+                Diagnostic::new(
+                    &b.loc,
+                    format!("{var}[{i}].name"),
+                    format!("duplicate backend name `{}`", b.name),
+                )
+                .hint(format!(
+                    "already used at {}; backend names must be unique",
+                    first
+                )),
+            );
+        }
+    }
+    backends
+}
+
+fn parse_backend(
+    node: &Node,
+    path: &str,
+    protocol: Protocol,
+    default_bind: &str,
+    diags: &mut Diagnostics,
+) -> Option<Backend> {
+    let entries = field::mapping(node, path, BACKEND_KEYS, diags)?;
+    let before = diags.len();
+    let get = |k: &str| field::entry(entries, k);
+    let name = required(node, get("name"), path, "name", diags)
+        .and_then(|n| field::identifier(n, &field::Key(path, "name"), diags));
+    let port_node = required(node, get("port"), path, "port", diags);
+    let port = port_node.and_then(|n| field::port(n, &field::Key(path, "port"), diags));
+    if let Some(mode) = get("mode") {
+        check_mode(mode, path, protocol, diags);
+    }
+    if protocol == Protocol::Udp {
+        for (key, loc, _) in entries
+            .iter()
+            .filter(|(k, _, _)| TCP_ONLY_BACKEND_KEYS.contains(&&**k))
+        {
+            diags.push(
+                Diagnostic::new(
+                    loc,
+                    field::join(path, key),
+                    format!("`{key}` does not apply to UDP backends"),
+                )
+                .hint("remove it: the UDP engines (nginx stream, LVS) have no server names, stickiness, HTTP checks or PROXY protocol"),
+            );
+        }
+    }
+    let mut sni = Vec::new();
+    let mut sni_locs = Vec::new();
+    if let Some(n) = get("sni") {
+        for (p, item) in field::one_or_many(n, &field::join(path, "sni"), diags) {
+            if let Some(name) = field::server_name(item, &p, diags) {
+                sni.push(name);
+                sni_locs.push(item.loc);
+            }
+        }
+    }
+    let sni_default = get("sni_default")
+        .and_then(|n| field::boolean(n, &field::join(path, "sni_default"), diags))
+        .unwrap_or(false);
+    let sticky = get("sticky").and_then(|n| sticky(n, &field::join(path, "sticky"), false, diags));
+    let health_check = get("health_check")
+        .and_then(|n| health_check::parse(n, &field::join(path, "health_check"), None, diags));
+    let send_proxy = get("send_proxy")
+        .and_then(|n| send_proxy(n, &field::join(path, "send_proxy"), diags))
+        .flatten();
+    let allowed = match protocol {
+        Protocol::Tcp => TCP_BALANCE,
+        Protocol::Udp => UDP_BALANCE,
+    };
+    let balance = match get("balance") {
+        None => "roundrobin".to_string(),
+        Some(n) => one_of(
+            n,
+            &field::join(path, "balance"),
+            allowed,
+            "balance algorithm",
+            diags,
+        )
+        .unwrap_or_default(),
+    };
+    let bind = match get("bind") {
+        None => default_bind.to_string(),
+        Some(n) => bind_address(n, &field::join(path, "bind"), diags).unwrap_or_default(),
+    };
+    let servers = match required(node, get("servers"), path, "servers", diags) {
+        Some(n) => parse_servers(
+            n,
+            &field::join(path, "servers"),
+            protocol,
+            send_proxy,
+            diags,
+        ),
+        None => Vec::new(),
+    };
+    if diags.len() > before {
+        return None;
+    }
+    Some(Backend {
+        name: name?,
+        protocol,
+        bind,
+        port: port?,
+        balance,
+        servers,
+        sni,
+        sni_default,
+        sticky,
+        health_check,
+        index: 0,
+        loc: node.loc,
+        port_loc: port_node?.loc,
+        sni_locs,
+        sni_default_loc: get("sni_default").map(|n| n.loc),
+    })
+}
+
+/// Reads a list of servers; `send_proxy` is the backend's setting, which each server may
+/// override.
+pub fn parse_servers(
+    node: &Node,
+    path: &str,
+    protocol: Protocol,
+    send_proxy: Option<SendProxy>,
+    diags: &mut Diagnostics,
+) -> Vec<Server> {
+    let Value::Seq(items) = &node.value else {
+        diags.push(
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!("expected a list of servers, found {}", node.kind()),
+            )
+            .hint("each server is a list item starting with `- name:`"),
+        );
+        return Vec::new();
+    };
+    if items.is_empty() {
+        diags.push(
+            Diagnostic::new(&node.loc, path, "a backend needs at least one server")
+                .hint("list the workers' NodePort endpoints under `servers:`"),
+        );
+    }
+    let mut servers: Vec<(Server, Loc)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let spath = field::Index(path, i);
+        if let Some(s) = parse_server(item, &spath, protocol, send_proxy, diags) {
+            if let Some((_, first)) = servers.iter().find(|(o, _)| o.name == s.name) {
+                diags.push(
+                    Diagnostic::new(
+                        &item.loc,
+                        format!("{spath}.name"),
+                        format!("duplicate server name `{}`", s.name),
+                    )
+                    .hint(format!(
+                        "already used at {first}; server names must be unique within a backend"
+                    )),
+                );
+            }
+            servers.push((s, item.loc));
+        }
+    }
+    servers.into_iter().map(|(s, _)| s).collect()
+}
+
+fn parse_server(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    protocol: Protocol,
+    backend_send_proxy: Option<SendProxy>,
+    diags: &mut Diagnostics,
+) -> Option<Server> {
+    let entries = field::mapping(node, path, SERVER_KEYS, diags)?;
+    let before = diags.len();
+    let get = |k: &str| field::entry(entries, k);
+    if protocol == Protocol::Udp {
+        for (key, loc, _) in entries
+            .iter()
+            .filter(|(k, _, _)| TCP_ONLY_SERVER_KEYS.contains(&&**k))
+        {
+            diags.push(
+                Diagnostic::new(loc, field::join(path, key), format!("`{key}` is a TCP health-check field and does not apply to UDP"))
+                    .hint("remove it: UDP health is passive (the UDP engine stops using a server whose exchanges fail), HAProxy-style active checks do not exist for UDP"),
+            );
+        }
+        if let Some((key, loc, _)) = entries.iter().find(|(k, _, _)| &**k == "send_proxy") {
+            diags.push(
+                Diagnostic::new(
+                    loc,
+                    field::join(path, key),
+                    "`send_proxy` does not apply to UDP servers",
+                )
+                .hint("remove it: lbctl sends the PROXY protocol on TCP connections only"),
+            );
+        }
+    }
+    let name = required(node, get("name"), path, "name", diags)
+        .and_then(|n| field::identifier(n, &field::Key(path, "name"), diags));
+    let address = required(node, get("address"), path, "address", diags)
+        .and_then(|n| field::address(n, &field::Key(path, "address"), diags));
+    let port = required(node, get("port"), path, "port", diags)
+        .and_then(|n| field::port(n, &field::Key(path, "port"), diags));
+    let check = get("check")
+        .map(|n| field::boolean(n, &field::Key(path, "check"), diags).unwrap_or(false))
+        .unwrap_or(protocol == Protocol::Tcp);
+    let check_interval = match get("check_interval") {
+        Some(n) => field::duration(n, &field::Key(path, "check_interval"), diags),
+        None => Some(Duration {
+            text: "2s".into(),
+            ms: 2000,
+        }),
+    };
+    let count = |key: &str, default: u32, diags: &mut Diagnostics| match get(key) {
+        Some(n) => field::int(n, &field::Key(path, key), 1, 1000, diags).map(|v| v as u32),
+        None => Some(default),
+    };
+    let rise = count("rise", 2, diags);
+    let fall = count("fall", 3, diags);
+    let weight = match get("weight") {
+        Some(n) => {
+            field::int(n, &field::Key(path, "weight"), 0, 256, diags).map(|w| Some(w as u32))
+        }
+        None => Some(None),
+    };
+    let backup = get("backup")
+        .map(|n| field::boolean(n, &field::Key(path, "backup"), diags).unwrap_or(false))
+        .unwrap_or(false);
+    let send_proxy = match get("send_proxy") {
+        Some(n) => send_proxy(n, &field::Key(path, "send_proxy"), diags),
+        None => Some(backend_send_proxy),
+    };
+    if diags.len() > before {
+        return None;
+    }
+    let check_interval = check_interval?;
+    let fast_ms = (check_interval.ms / 4).max(100);
+    Some(Server {
+        name: name?,
+        address: address?,
+        port: port?,
+        check,
+        fastinter: Duration {
+            text: format!("{fast_ms}ms"),
+            ms: fast_ms,
+        },
+        check_interval,
+        rise: rise?,
+        fall: fall?,
+        weight: weight?,
+        backup,
+        send_proxy: send_proxy?,
+    })
+}
+
+/// `sticky: cookie` or `sticky: source`; a cookie needs HTTP, so `http` says whether this
+/// backend speaks it.
+pub fn sticky(node: &Node, path: &str, http: bool, diags: &mut Diagnostics) -> Option<Sticky> {
+    match one_of(node, path, &["cookie", "source"], "stickiness", diags)?.as_str() {
+        "cookie" if !http => {
+            diags.push(
+                Diagnostic::new(&node.loc, path, "`sticky: cookie` needs an HTTP backend")
+                    .hint("HAProxy cannot read or set cookies in a TCP stream: use `sticky: source`, or move this service to haproxy_http_backends"),
+            );
+            None
+        }
+        "cookie" => Some(Sticky::Cookie),
+        _ => Some(Sticky::Source),
+    }
+}
+
+/// `send_proxy: v2` (or `v1`); `false` turns a backend's setting off for one server.
+pub fn send_proxy(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<Option<SendProxy>> {
+    match &node.value {
+        Value::Bool(false) => return Some(None),
+        Value::Int(2) => return Some(Some(SendProxy::V2)),
+        Value::Int(1) => return Some(Some(SendProxy::V1)),
+        _ => {}
+    }
+    match node
+        .as_text()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "v2" => Some(Some(SendProxy::V2)),
+        "v1" => Some(Some(SendProxy::V1)),
+        "false" | "no" | "off" => Some(None),
+        _ => {
+            diags.push(
+                Diagnostic::new(
+                    &node.loc,
+                    path.to_string(),
+                    format!(
+                        "{} is not a PROXY protocol version",
+                        node.as_text()
+                            .map_or(node.kind().to_string(), |t| field::quote(&t))
+                    ),
+                )
+                .hint(
+                    "write `send_proxy: v2` (or v1 for servers that only read version 1), or false",
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn check_mode(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnostics) {
+    let mode = node.as_text().unwrap_or_default();
+    let key = field::join(path, "mode");
+    match (protocol, mode.as_str()) {
+        (Protocol::Tcp, "tcp") | (Protocol::Udp, "udp") => {}
+        (Protocol::Tcp, "udp") => diags.push(
+            Diagnostic::new(&node.loc, key, "`mode: udp` in haproxy_tcp_backends")
+                .hint("move this backend to haproxy_udp_backends"),
+        ),
+        (Protocol::Udp, "tcp") => diags.push(
+            Diagnostic::new(&node.loc, key, "`mode: tcp` in haproxy_udp_backends")
+                .hint("move this backend to haproxy_tcp_backends, or write `mode: udp`"),
+        ),
+        (Protocol::Tcp, "http") => diags.push(
+            Diagnostic::new(&node.loc, key, "`mode: http` in haproxy_tcp_backends").hint(
+                "move this backend to haproxy_http_backends and its listener to haproxy_http_frontends (README: L7 routing, TLS and SNI)",
+            ),
+        ),
+        (_, other) => diags.push(
+            Diagnostic::new(&node.loc, key, format!("unknown mode `{other}`")).hint(
+                match protocol {
+                    Protocol::Tcp => "haproxy_tcp_backends take `mode: tcp`",
+                    Protocol::Udp => "haproxy_udp_backends take `mode: udp`",
+                },
+            ),
+        ),
+    }
+}
+
+/// The value of a key that must be present; a missing key is reported at its parent's line.
+pub fn required<'a>(
+    parent: &Node,
+    value: Option<&'a Node>,
+    path: &(impl fmt::Display + ?Sized),
+    key: &str,
+    diags: &mut Diagnostics,
+) -> Option<&'a Node> {
+    if value.is_none() {
+        diags.push(
+            Diagnostic::new(
+                &parent.loc,
+                field::join(path, key),
+                format!("missing required key `{key}`"),
+            )
+            .hint(format!("add `{key}:` to this entry")),
+        );
+    }
+    value
+}
+
+pub fn one_of(
+    node: &Node,
+    path: &str,
+    allowed: &[&str],
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    let text = node.as_text().unwrap_or_default();
+    if allowed.contains(&text.as_str()) {
+        return Some(text);
+    }
+    let d = Diagnostic::new(
+        &node.loc,
+        path,
+        format!("unknown {what} {}", field::quote(&text)),
+    );
+    diags.push(match field::suggest(&text, allowed.iter().copied()) {
+        Some(s) => d.hint(format!(
+            "did you mean `{s}`? (one of: {})",
+            allowed.join(", ")
+        )),
+        None => d.hint(format!("use one of: {}", allowed.join(", "))),
+    });
+    None
+}
+
+/// `*` or an IP address: where a frontend listens.
+pub fn bind_address(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
+    let text = node.as_text().unwrap_or_default();
+    if text == "*" || text.parse::<std::net::IpAddr>().is_ok() {
+        Some(text)
+    } else {
+        diags.push(
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!("{} is not a bind address", field::quote(&text)),
+            )
+            .hint("use `*` for every address, or an IP address"),
+        );
+        None
+    }
+}

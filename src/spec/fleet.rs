@@ -1,0 +1,192 @@
+//! The load-balancer group as a whole: every host's spec, plus what only makes sense across
+//! hosts (VRRP priorities and peers).
+
+use std::{collections::BTreeSet, path::Path, sync::Arc};
+
+use serde::Serialize;
+
+use crate::{
+    input::inventory::Inventory,
+    input::vars::{self, Sources},
+    source::diagnostic::{Diagnostic, Diagnostics},
+    source::node::Loc,
+    spec::backend::ListCache,
+    spec::host::{self as host_spec, HostSpec},
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fleet {
+    pub lb_group: String,
+    pub hosts: Vec<HostSpec>,
+}
+
+/// Where the input comes from: `-i`, the project directory, `-e`, `--lb-group`.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    pub inventory: &'a Path,
+    pub project_dir: &'a Path,
+    pub extra_vars: &'a [String],
+    pub lb_group: &'a str,
+}
+
+impl Fleet {
+    /// Loads and validates everything; on failure returns every problem, each once.
+    pub fn load(input: &Input) -> Result<(Inventory, Fleet), Vec<Diagnostic>> {
+        let inv = Inventory::load(input.inventory);
+        let sources = Sources::load(input.project_dir, input.extra_vars);
+        let (inv, sources) = match (inv, sources) {
+            (Ok(i), Ok(s)) => (i, s),
+            (i, s) => {
+                let mut all = i.err().unwrap_or_default();
+                all.extend(s.err().unwrap_or_default());
+                return Err(all);
+            }
+        };
+        let fleet = Fleet::build(&inv, &sources, input.lb_group)?;
+        Ok((inv, fleet))
+    }
+
+    pub fn build(
+        inv: &Inventory,
+        sources: &Sources,
+        lb_group: &str,
+    ) -> Result<Fleet, Vec<Diagnostic>> {
+        let names = inv.hosts_of(lb_group);
+        if names.is_empty() {
+            let loc = Loc::new(&Arc::from(inv.dir.display().to_string()), 0);
+            let d = Diagnostic::new(
+                &loc,
+                lb_group,
+                format!("the inventory has no hosts in group `{lb_group}`"),
+            );
+            let groups: Vec<&str> = inv
+                .groups
+                .keys()
+                .map(String::as_str)
+                .filter(|g| *g != "all" && *g != "ungrouped")
+                .collect();
+            return Err(vec![d.hint(format!(
+                "add the load balancers under [{lb_group}], or pick their group with --lb-group (groups here: {})",
+                groups.join(", ")
+            ))]);
+        }
+        let mut diags = Diagnostics::default();
+        let mut hosts = Vec::new();
+        let mut cache = ListCache::default();
+        for name in &names {
+            let vars = vars::resolve(inv, name, sources);
+            if let Some(spec) = host_spec::parse(name, &vars, &mut cache, &mut diags) {
+                hosts.push(spec);
+            }
+        }
+        if diags.is_empty() {
+            assign_vrrp(&mut hosts, &mut diags);
+        }
+        let mut seen = BTreeSet::new();
+        let unique: Vec<Diagnostic> = diags
+            .into_vec()
+            .into_iter()
+            .filter(|d| seen.insert(d.to_string()))
+            .collect();
+        if unique.is_empty() {
+            Ok(Fleet {
+                lb_group: lb_group.to_string(),
+                hosts,
+            })
+        } else {
+            Err(unique)
+        }
+    }
+
+    pub fn host(&self, name: &str) -> Option<&HostSpec> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+/// Distinct priorities (explicit ones kept, the rest counted down from 150), the MASTER state
+/// for the highest, and unicast peers from the other hosts' addresses.
+fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
+    let mut taken: Vec<(u8, String, Option<Loc>)> = Vec::new();
+    for h in hosts.iter() {
+        let Some(k) = &h.keepalived else { continue };
+        if k.priority == 0 {
+            continue;
+        }
+        if let Some((_, other, _)) = taken.iter().find(|(p, _, _)| *p == k.priority) {
+            let loc = k.priority_loc.unwrap_or(k.vip_loc);
+            diags.push(
+                Diagnostic::new(
+                    &loc,
+                    "keepalived_priority",
+                    format!(
+                        "hosts `{other}` and `{}` both have keepalived_priority {}",
+                        h.name, k.priority
+                    ),
+                )
+                .hint(format!(
+                    "give each load balancer its own priority, e.g. in host_vars/{}.yml",
+                    h.name
+                )),
+            );
+        }
+        taken.push((k.priority, h.name.clone(), k.priority_loc));
+    }
+    let mut next: u8 = 150;
+    for h in hosts.iter_mut() {
+        let Some(k) = &mut h.keepalived else { continue };
+        if k.priority == 0 {
+            while taken.iter().any(|(p, _, _)| *p == next) && next > 1 {
+                next -= 1;
+            }
+            k.priority = next;
+            taken.push((next, h.name.clone(), None));
+        }
+    }
+    let top = hosts
+        .iter()
+        .filter_map(|h| h.keepalived.as_ref().map(|k| k.priority))
+        .max();
+    let mut sources: Vec<Option<String>> = Vec::new();
+    for h in hosts.iter_mut() {
+        let address = h.connection.address.clone();
+        let Some(k) = &mut h.keepalived else {
+            sources.push(None);
+            continue;
+        };
+        k.state = if Some(k.priority) == top {
+            "MASTER"
+        } else {
+            "BACKUP"
+        }
+        .to_string();
+        if !k.unicast {
+            sources.push(None);
+            continue;
+        }
+        if k.unicast_src_ip.is_none() {
+            if address.parse::<std::net::IpAddr>().is_ok() {
+                k.unicast_src_ip = Some(address);
+            } else {
+                diags.push(
+                    Diagnostic::new(&k.vip_loc, "keepalived_unicast_src_ip", format!(
+                        "host `{}` connects by name (`{address}`), but VRRP unicast needs its IP address", h.name
+                    ))
+                    .hint(format!("set keepalived_unicast_src_ip in host_vars/{}.yml, or keepalived_unicast: false for multicast", h.name)),
+                );
+            }
+        }
+        sources.push(k.unicast_src_ip.clone());
+    }
+    for (i, h) in hosts.iter_mut().enumerate() {
+        if let Some(k) = &mut h.keepalived
+            && k.unicast
+        {
+            k.unicast_peers = sources
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .filter_map(|(_, s)| s.clone())
+                .collect();
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Everything lbctl will put on one load balancer, typed and validated: the product of the
+//! inventory and vars, and the only input rendering needs.
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
+
+use serde::Serialize;
+
+use crate::{
+    input::inventory::VarMap,
+    source::diagnostic::{Diagnostic, Diagnostics},
+    source::field,
+    source::node::{Loc, Node},
+    spec::backend::{Backend, ListCache, Protocol},
+    spec::connection::{Connection, HostKeyPolicy},
+    spec::daemon_control::{self, DaemonControl},
+    spec::haproxy::{self, Haproxy},
+    spec::http_backend::{self, HttpBackend},
+    spec::http_frontend::{self, HttpFrontend},
+    spec::keepalived::{self, Keepalived},
+    spec::sni::{self, SniFrontend},
+    spec::udp_engine::{self, UdpEngine},
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostSpec {
+    pub name: String,
+    pub connection: Connection,
+    pub haproxy: Haproxy,
+    pub tcp_backends: Arc<Vec<Backend>>,
+    pub udp_backends: Arc<Vec<Backend>>,
+    /// Listeners shared by the TCP backends routed by TLS server name (`sni`).
+    pub sni_frontends: Vec<SniFrontend>,
+    pub http_frontends: Vec<HttpFrontend>,
+    pub http_backends: Vec<HttpBackend>,
+    pub udp_engine: UdpEngine,
+    pub keepalived: Option<Keepalived>,
+    /// How `failover-test --lb` stops and starts this host's daemons.
+    pub daemons: DaemonControl,
+    /// The host's raw variables, for users' own templates written against Ansible's names.
+    #[serde(skip)]
+    pub vars: VarMap,
+}
+
+impl HostSpec {
+    /// Values that must never appear in a plan, a diff or a log.
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .haproxy
+            .stats_password
+            .iter()
+            .map(String::as_str)
+            .collect();
+        if let Some(k) = &self.keepalived {
+            out.extend(k.auth_pass.as_deref());
+        }
+        out
+    }
+
+    /// The TLS certificates HAProxy loads on this host, each with the key and the place that
+    /// configured it. They live on the host, not in lbctl's input, so only the host can say
+    /// whether they exist.
+    pub fn certificates(&self) -> impl Iterator<Item = (&str, &str, &Loc)> {
+        self.http_frontends.iter().flat_map(|f| {
+            f.tls_certs
+                .iter()
+                .zip(&f.tls_cert_sources)
+                .map(|(path, (key, loc))| (path.as_str(), key.as_str(), loc))
+        })
+    }
+}
+
+/// Prefixes of variables lbctl owns: a misspelt one is reported instead of silently ignored.
+const OWNED_PREFIXES: &[&str] = &["haproxy_", "keepalived_", "nginx_", "lbctl_"];
+
+pub fn parse(
+    name: &str,
+    vars: &VarMap,
+    cache: &mut ListCache,
+    diags: &mut Diagnostics,
+) -> Option<HostSpec> {
+    let before = diags.len();
+    check_variable_names(vars, diags);
+    let connection = parse_connection(name, vars, diags);
+    let haproxy = haproxy::parse(vars, diags);
+    let bind = haproxy
+        .as_ref()
+        .map_or("*", |h| h.bind_address.as_str())
+        .to_string();
+    let mut list = |protocol: Protocol, diags: &mut Diagnostics| match vars.get(protocol.var_name())
+    {
+        Some(n) => cache.parse(n, protocol, &bind, diags),
+        None => Arc::default(),
+    };
+    let lists_before = diags.len();
+    let tcp_backends = list(Protocol::Tcp, diags);
+    let udp_backends = list(Protocol::Udp, diags);
+    let mut http_frontends = vars
+        .get(http_frontend::VAR)
+        .map(|n| http_frontend::parse_list(n, &bind, diags))
+        .unwrap_or_default();
+    let http_backends = vars
+        .get(http_backend::VAR)
+        .map(|n| http_backend::parse_list(n, diags))
+        .unwrap_or_default();
+    // Routing is checked across entries. An entry with an error of its own is left out of its
+    // list, so checking the rest would report problems that are not there (a missing default,
+    // an unknown frontend): those checks wait until every entry reads cleanly.
+    let mut sni_frontends = Vec::new();
+    if diags.len() == lists_before {
+        sni_frontends = sni::frontends(&tcp_backends, diags);
+        http_backend::attach(&mut http_frontends, &http_backends, diags);
+    }
+    let udp_engine = udp_engine::parse(vars, diags);
+    let pid_file = haproxy
+        .as_ref()
+        .map_or("/run/haproxy.pid", |h| h.pid_file.as_str());
+    let keepalived = keepalived::parse(vars, pid_file, diags);
+    let daemons = daemon_control::parse(vars, diags);
+    if matches!(udp_engine, Some(UdpEngine::Lvs))
+        && keepalived.is_none()
+        && !udp_backends.is_empty()
+    {
+        let n = &vars["lbctl_udp_engine"];
+        diags.push(
+            Diagnostic::new(
+                &n.loc,
+                "lbctl_udp_engine",
+                "the LVS UDP engine needs a keepalived VIP",
+            )
+            .hint("set `keepalived_vip`, or use `lbctl_udp_engine: nginx`"),
+        );
+    }
+    let tcp_names: HashMap<&str, &Backend> =
+        tcp_backends.iter().map(|b| (b.name.as_str(), b)).collect();
+    let mut http_names: HashMap<&str, &HttpBackend> = HashMap::new();
+    for b in &http_backends {
+        let other = tcp_names
+            .get(b.name.as_str())
+            .map(|o| (o.loc.to_string(), "TCP"))
+            .or_else(|| {
+                udp_backends
+                    .iter()
+                    .find(|o| o.name == b.name)
+                    .map(|o| (o.loc.to_string(), "UDP"))
+            })
+            .or_else(|| {
+                http_names
+                    .get(b.name.as_str())
+                    .map(|o| (o.loc.to_string(), "HTTP"))
+            });
+        if let Some((loc, kind)) = other {
+            diags.push(
+                Diagnostic::new(
+                    &b.loc,
+                    format!("{}[{}].name", http_backend::VAR, b.index),
+                    format!(
+                        "backend name `{}` is already used by a {kind} backend",
+                        b.name
+                    ),
+                )
+                .hint(format!(
+                    "the other one is at {loc}; every backend needs its own name"
+                )),
+            );
+        }
+        http_names.entry(&b.name).or_insert(b);
+    }
+    for b in udp_backends.iter() {
+        if let Some(first) = tcp_names.get(b.name.as_str()) {
+            diags.push(
+                Diagnostic::new(
+                    &b.loc,
+                    "haproxy_udp_backends.name",
+                    format!(
+                        "backend name `{}` is used by a TCP and a UDP backend",
+                        b.name
+                    ),
+                )
+                .hint(format!(
+                    "the other one is at {}; give them different names",
+                    first.loc
+                )),
+            );
+        }
+    }
+    if diags.len() > before {
+        return None;
+    }
+    let spec = HostSpec {
+        name: name.to_string(),
+        connection: connection?,
+        haproxy: haproxy?,
+        tcp_backends,
+        udp_backends,
+        sni_frontends,
+        http_frontends,
+        http_backends,
+        udp_engine: udp_engine?,
+        keepalived,
+        daemons: daemons?,
+        vars: vars.clone(),
+    };
+    check_listeners(&spec, diags);
+    (diags.len() == before).then_some(spec)
+}
+
+fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
+    let known: Vec<&str> = haproxy::KEYS
+        .iter()
+        .chain(keepalived::KEYS)
+        .chain(udp_engine::KEYS)
+        .chain(daemon_control::KEYS)
+        .copied()
+        .collect();
+    for (key, node) in vars {
+        if !OWNED_PREFIXES.iter().any(|p| key.starts_with(p)) || known.contains(&key.as_str()) {
+            continue;
+        }
+        let d = Diagnostic::new(&node.loc, key, format!("unknown variable `{key}`"));
+        match field::suggest(key, known.iter().copied()) {
+            Some(s) => diags.push(d.hint(format!("did you mean `{s}`?"))),
+            None if key.starts_with("lbctl_") => {
+                diags.push(d.hint("see the README for lbctl's variables"))
+            }
+            // Other names under these prefixes may be the user's own, for their own templates.
+            None => {}
+        }
+    }
+}
+
+/// A host's SSH connection from its `ansible_*` variables (load balancers and the other
+/// hosts `failover-test` reaches alike).
+pub fn parse_connection(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Connection> {
+    let before = diags.len();
+    let get = |k: &str| vars.get(k);
+    let address = match get("ansible_host") {
+        Some(n) => field::address(n, "ansible_host", diags),
+        None => Some(name.to_string()),
+    };
+    let port = get("ansible_port").and_then(|n| field::port(n, "ansible_port", diags));
+    let user = get("ansible_user").and_then(|n| field::word(n, "ansible_user", diags));
+    let private_key = get("ansible_ssh_private_key_file")
+        .and_then(|n| field::string(n, "ansible_ssh_private_key_file", diags))
+        .map(|p| expand_home(&p));
+    let become_root = get("ansible_become")
+        .and_then(|n| field::boolean(n, "ansible_become", diags))
+        .unwrap_or(false);
+    let mut conn = Connection {
+        name: name.to_string(),
+        address: address.unwrap_or_default(),
+        port,
+        user,
+        private_key,
+        known_hosts: None,
+        ssh_config: None,
+        become_root,
+        strict_host_keys: HostKeyPolicy::Strict,
+    };
+    if let Some(n) = get("ansible_ssh_common_args") {
+        apply_common_args(n, &mut conn, diags);
+    }
+    (diags.len() == before).then_some(conn)
+}
+
+/// Takes the parts of `ansible_ssh_common_args` that change how lbctl connects.
+fn apply_common_args(node: &Node, conn: &mut Connection, diags: &mut Diagnostics) {
+    let key = "ansible_ssh_common_args";
+    let Some(text) = field::string(node, key, diags) else {
+        return;
+    };
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
+        .collect();
+    let mut i = 0;
+    while i < words.len() {
+        let word = &words[i];
+        let (flag, inline) = if word.len() > 2 && (word.starts_with("-o") || word.starts_with("-F"))
+        {
+            (&word[..2], Some(word[2..].to_string()))
+        } else {
+            (word.as_str(), None)
+        };
+        let value = inline.or_else(|| {
+            i += 1;
+            words.get(i).cloned()
+        });
+        let Some(value) = value else {
+            diags.push(Diagnostic::new(
+                &node.loc,
+                key,
+                format!("`{flag}` needs a value"),
+            ));
+            return;
+        };
+        match flag {
+            "-F" => conn.ssh_config = Some(expand_home(&value)),
+            "-o" => {
+                let (opt, v) = value.split_once('=').unwrap_or((&value, ""));
+                match opt.to_ascii_lowercase().as_str() {
+                    "userknownhostsfile" => conn.known_hosts = Some(expand_home(v)),
+                    "stricthostkeychecking" => {
+                        conn.strict_host_keys = match v.to_ascii_lowercase().as_str() {
+                            "yes" => HostKeyPolicy::Strict,
+                            _ => HostKeyPolicy::AcceptNew,
+                        }
+                    }
+                    _ => diags.push(
+                        Diagnostic::new(&node.loc, key, format!("lbctl does not pass `-o {opt}` through"))
+                            .hint("put this option in ~/.ssh/config (or a file given with -F), which lbctl's OpenSSH reads"),
+                    ),
+                }
+            }
+            other => diags.push(
+                Diagnostic::new(&node.loc, key, format!("lbctl does not pass `{other}` through"))
+                    .hint("lbctl understands -F and -o UserKnownHostsFile=/-o StrictHostKeyChecking=; put the rest in ~/.ssh/config"),
+            ),
+        }
+        i += 1;
+    }
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Two services may not listen on the same address, port and protocol of one host.
+fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
+    struct Listener<'a> {
+        what: String,
+        protocol: Protocol,
+        bind: &'a str,
+        port: u16,
+        loc: String,
+        diag_loc: Option<Loc>,
+        /// TLS passthrough routed by server name: may share its address and port with others.
+        sni: bool,
+    }
+    let mut listeners = vec![Listener {
+        what: "the stats page (haproxy_stats_port)".into(),
+        protocol: Protocol::Tcp,
+        bind: &spec.haproxy.stats_bind,
+        port: spec.haproxy.stats_port,
+        loc: spec
+            .haproxy
+            .stats_port_loc
+            .as_ref()
+            .map_or("lbctl's default".into(), ToString::to_string),
+        diag_loc: spec.haproxy.stats_port_loc,
+        sni: false,
+    }];
+    for b in spec.tcp_backends.iter().chain(spec.udp_backends.iter()) {
+        listeners.push(Listener {
+            what: format!("backend `{}`", b.name),
+            protocol: b.protocol,
+            bind: &b.bind,
+            port: b.port,
+            loc: b.port_loc.to_string(),
+            diag_loc: Some(b.port_loc),
+            sni: b.sni_routed(),
+        });
+    }
+    for f in &spec.http_frontends {
+        for (port, loc) in [(f.port, &f.port_loc), (f.tls_port, &f.tls_port_loc)] {
+            if let (Some(port), Some(loc)) = (port, loc) {
+                listeners.push(Listener {
+                    what: format!("HTTP frontend `{}`", f.name),
+                    protocol: Protocol::Tcp,
+                    bind: &f.bind,
+                    port,
+                    loc: loc.to_string(),
+                    diag_loc: Some(*loc),
+                    sni: false,
+                });
+            }
+        }
+    }
+    let mut by_port: HashMap<(Protocol, u16), Vec<usize>> = HashMap::with_capacity(listeners.len());
+    for (i, l) in listeners.iter().enumerate() {
+        let same_port = by_port.entry((l.protocol, l.port)).or_default();
+        let clash = same_port.iter().map(|&j| &listeners[j]).find(|o| {
+            (o.bind == l.bind || o.bind == "*" || l.bind == "*")
+                && !(o.sni && l.sni && o.bind == l.bind)
+        });
+        same_port.push(i);
+        if let (Some(first), Some(loc)) = (clash, &l.diag_loc) {
+            diags.push(
+                Diagnostic::new(
+                    loc,
+                    "port",
+                    format!(
+                        "{} listens on {}/{} on host `{}`, already taken by {} ({})",
+                        l.what,
+                        l.port,
+                        match l.protocol {
+                            Protocol::Tcp => "tcp",
+                            Protocol::Udp => "udp",
+                        },
+                        spec.name,
+                        first.what,
+                        first.loc
+                    ),
+                )
+                .hint(if l.sni || first.sni {
+                    "backends share a port only when all of them are routed by TLS server name: give each `sni:` names, or another port"
+                } else {
+                    "give one of them another port, or bind them to different addresses"
+                }),
+            );
+        }
+    }
+}

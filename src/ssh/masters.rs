@@ -1,0 +1,208 @@
+//! SSH master connections that outlive one lbctl run, so that the next `plan` or `apply`
+//! within the idle time skips the TCP connect, key exchange and login (OpenSSH's
+//! `ControlPersist`, which Ansible uses by default for the same reason).
+//!
+//! Each master's control socket lives in a private directory (mode 0700, owned by the user);
+//! a record per connection, named after a digest of everything that decides where and how
+//! lbctl logs in, points at the socket. A record whose master has exited is ignored and
+//! replaced. A resumed master is the connection that was authenticated, host key verified,
+//! when it was opened.
+
+use std::{
+    fs,
+    os::unix::{
+        fs::{DirBuilderExt, MetadataExt, PermissionsExt},
+        net::UnixStream,
+    },
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::spec::connection::Connection;
+
+/// Where openssh puts each master's socket: `<directory>/.ssh-connectionXXXXXX/master`.
+const MASTER_PREFIX: &str = ".ssh-connection";
+
+/// Longer than any connect takes (twice the longest sensible connect timeout, and then some).
+const SETTLE: Duration = Duration::from_secs(600);
+
+/// Where masters are kept unless the user says otherwise: `$XDG_RUNTIME_DIR/lbctl-ssh`,
+/// else `~/.local/state/lbctl/ssh`, else a directory under /tmp named after the user.
+pub fn default_directory() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(|d| PathBuf::from(d).join("lbctl-ssh"))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/lbctl/ssh"))
+        })
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        .unwrap_or_else(|| PathBuf::from(format!("/tmp/lbctl-ssh-{}", unsafe { libc::geteuid() })))
+}
+
+pub struct Directory {
+    path: PathBuf,
+}
+
+impl Directory {
+    /// `path`, created when missing. `None` (no reuse) when it cannot be made private to
+    /// this user.
+    pub fn open(path: &Path) -> Option<Directory> {
+        let path = path.to_path_buf();
+        if !path.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&path)
+                .ok()?;
+        }
+        let meta = fs::symlink_metadata(&path).ok()?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if !meta.is_dir() || meta.uid() != me {
+            return None;
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).ok()?;
+        }
+        Some(Directory { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The master an earlier run left open for `conn`, when it is still there.
+    pub fn resume(&self, conn: &Connection) -> Option<openssh::Session> {
+        let socket = fs::read_link(self.record(conn)).ok()?;
+        // Only sockets openssh made in this private directory are trusted.
+        if socket.parent()?.parent()? != self.path {
+            return None;
+        }
+        // The master accepts on its socket for as long as it runs; a stale socket refuses.
+        UnixStream::connect(&socket).ok()?;
+        let log = socket.with_file_name("log");
+        Some(openssh::Session::resume_mux(
+            socket.into_boxed_path(),
+            Some(log.into_boxed_path()),
+        ))
+    }
+
+    /// Records `socket` as `conn`'s master for later runs.
+    pub fn remember(&self, conn: &Connection, socket: &Path) {
+        let record = self.record(conn);
+        let staged = record.with_extension(format!("new{}", std::process::id()));
+        let _ = fs::remove_file(&staged);
+        if std::os::unix::fs::symlink(socket, &staged).is_ok()
+            && fs::rename(&staged, &record).is_err()
+        {
+            let _ = fs::remove_file(&staged);
+        }
+    }
+
+    /// Removes what masters that have exited left behind: their directories (log, no socket)
+    /// and the records pointing at them. A directory younger than [`SETTLE`] may belong to a
+    /// master still connecting (this run's or another's), so it stays.
+    pub fn forget_exited(&self) {
+        let Ok(entries) = fs::read_dir(&self.path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && name.to_string_lossy().starts_with(MASTER_PREFIX) {
+                let settled = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > SETTLE);
+                if settled && !path.join("master").exists() {
+                    let _ = fs::remove_dir_all(&path);
+                }
+            } else if kind.is_symlink() && fs::metadata(&path).is_err() {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+
+    fn record(&self, conn: &Connection) -> PathBuf {
+        self.path.join(key(conn))
+    }
+}
+
+/// A digest of everything that decides which host lbctl reaches and how it logs in, so
+/// that a changed inventory never reuses a master opened under other settings.
+fn key(conn: &Connection) -> String {
+    let mut digest = Sha256::new();
+    let mut field = |value: &[u8]| {
+        digest.update((value.len() as u64).to_le_bytes());
+        digest.update(value);
+    };
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| p.as_os_str().as_encoded_bytes().to_vec())
+            .unwrap_or_default()
+    };
+    field(conn.address.as_bytes());
+    field(
+        conn.port
+            .map(|p| p.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    field(conn.user.as_deref().unwrap_or_default().as_bytes());
+    field(&path(&conn.private_key));
+    field(&path(&conn.known_hosts));
+    field(&path(&conn.ssh_config));
+    field(format!("{:?}", conn.strict_host_keys).as_bytes());
+    let sum = digest.finalize();
+    sum.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::connection::HostKeyPolicy;
+
+    fn conn(address: &str) -> Connection {
+        Connection {
+            name: "lb1".into(),
+            address: address.into(),
+            port: Some(22),
+            user: Some("root".into()),
+            private_key: None,
+            known_hosts: None,
+            ssh_config: None,
+            become_root: false,
+            strict_host_keys: HostKeyPolicy::Strict,
+        }
+    }
+
+    #[test]
+    fn the_key_changes_with_anything_that_decides_the_login() {
+        let base = conn("10.0.0.1");
+        assert_eq!(key(&base), key(&conn("10.0.0.1")));
+        assert_eq!(key(&base).len(), 32);
+        let mut other = base.clone();
+        other.address = "10.0.0.2".into();
+        assert_ne!(key(&base), key(&other));
+        let mut other = base.clone();
+        other.user = Some("admin".into());
+        assert_ne!(key(&base), key(&other));
+        let mut other = base.clone();
+        other.known_hosts = Some("/tmp/kh".into());
+        assert_ne!(key(&base), key(&other));
+        let mut other = base.clone();
+        other.strict_host_keys = HostKeyPolicy::AcceptNew;
+        assert_ne!(key(&base), key(&other));
+        // The inventory name is only a label: the same login under another name is the same
+        // connection.
+        let mut other = base.clone();
+        other.name = "renamed".into();
+        assert_eq!(key(&base), key(&other));
+    }
+}

@@ -1,0 +1,502 @@
+//! The SSH layer: open a session to one host and run a shell script there in one round trip.
+//!
+//! It drives the system's OpenSSH through the `openssh` crate (a multiplexed master
+//! connection per host), so `~/.ssh/config`, agents, `ProxyJump` and known_hosts behave
+//! exactly as they do for `ssh` itself. Scripts go over the master's control socket
+//! directly (the crate's native mux), without starting an `ssh` client per script. It
+//! knows nothing about what the scripts do.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+use crate::spec::connection::{Connection, HostKeyPolicy};
+
+/// How long a dead peer may stay silent before OpenSSH drops the connection
+/// (`ServerAliveInterval`; OpenSSH gives up after three unanswered probes).
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// The remote command when root is wanted: `sudo -n` only when the login user is not
+/// already root, decided on the host because the user may come from `~/.ssh/config`.
+const BECOME_ROOT: &str =
+    r#"if [ "$(id -u)" -eq 0 ]; then exec sh -s; else exec sudo -n sh -s; fi"#;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Applied to the TCP connect and the SSH handshake (`ConnectTimeout`, rounded up to
+    /// whole seconds). The whole connect, authentication and any `ProxyJump` hop included,
+    /// is additionally cut off after twice this plus five seconds.
+    pub connect_timeout: Duration,
+    /// Keep the master connection open after the session, for the next lbctl run to reuse;
+    /// `None` closes it when the session ends.
+    pub persist: Option<Persist>,
+}
+
+/// Master connections that outlive the run (OpenSSH's `ControlPersist`, as Ansible does by
+/// default), kept in `directory` (see [`crate::ssh::masters`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persist {
+    /// How long an unused master stays open.
+    pub idle: Duration,
+    pub directory: PathBuf,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            persist: None,
+        }
+    }
+}
+
+/// An open SSH connection to one host.
+#[derive(Debug)]
+pub struct Session {
+    ssh: openssh::Session,
+    host: String,
+    target: String,
+    become_root: bool,
+    /// The master outlives this session (see [`ConnectOptions::persist`]).
+    persistent: bool,
+    /// Whether the master was already open, left by an earlier run.
+    resumed: bool,
+}
+
+/// What a remote script left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOutput {
+    /// The script's exit status; `None` when it exited with 255 or was killed by a signal,
+    /// which OpenSSH reports identically.
+    pub status: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl RemoteOutput {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{host} ({target}): host key verification failed: {message}")]
+    HostKey {
+        host: String,
+        target: String,
+        message: String,
+    },
+    #[error("{host} ({target}): cannot connect: {message}")]
+    Connect {
+        host: String,
+        target: String,
+        message: String,
+    },
+    #[error(
+        "{host} ({target}): no SSH session after {waited:?}; the host or a jump host is not answering"
+    )]
+    Timeout {
+        host: String,
+        target: String,
+        waited: Duration,
+    },
+    #[error("{host} ({target}): the SSH connection was lost: {message}")]
+    Disconnected {
+        host: String,
+        target: String,
+        message: String,
+    },
+    #[error("{host} ({target}): cannot run the remote shell: {message}")]
+    Run {
+        host: String,
+        target: String,
+        message: String,
+    },
+}
+
+impl Session {
+    /// Opens the master connection. Unknown host keys are refused under
+    /// [`HostKeyPolicy::Strict`]; changed host keys are always refused.
+    pub async fn connect(
+        conn: &Connection,
+        options: &ConnectOptions,
+    ) -> Result<Session, TransportError> {
+        let host = conn.name.clone();
+        let target = target(conn);
+        let become_root = conn.become_root && conn.user.as_deref() != Some("root");
+        let persisted = options.persist.as_ref().and_then(|persist| {
+            let masters = crate::ssh::masters::Directory::open(&persist.directory)?;
+            Some((masters, persist.idle))
+        });
+        if let Some((masters, _)) = &persisted
+            && let Some(ssh) = masters.resume(conn)
+        {
+            return Ok(Session {
+                ssh,
+                host,
+                target,
+                become_root,
+                persistent: true,
+                resumed: true,
+            });
+        }
+        let mut builder = SessionBuilder::default();
+        if let Some(user) = &conn.user {
+            builder.user(user.clone());
+        }
+        if let Some(port) = conn.port {
+            builder.port(port);
+        }
+        if let Some(key) = &conn.private_key {
+            builder.keyfile(key);
+        }
+        if let Some(config) = &conn.ssh_config {
+            builder.config_file(config);
+        }
+        if let Some(known_hosts) = &conn.known_hosts {
+            builder.user_known_hosts_file(known_hosts);
+        }
+        builder
+            .known_hosts_check(match conn.strict_host_keys {
+                HostKeyPolicy::Strict => KnownHosts::Strict,
+                HostKeyPolicy::AcceptNew => KnownHosts::Add,
+            })
+            .connect_timeout(whole_seconds(options.connect_timeout))
+            .server_alive_interval(KEEPALIVE);
+        if let Some((masters, idle)) = &persisted {
+            masters.forget_exited();
+            builder
+                .control_directory(masters.path())
+                .control_persist(ControlPersist::IdleFor(idle_seconds(*idle)));
+        }
+
+        let deadline = options.connect_timeout * 2 + Duration::from_secs(5);
+        let connected = tokio::time::timeout(deadline, builder.connect_mux(&conn.address)).await;
+        let ssh = match connected {
+            Err(_) => {
+                return Err(TransportError::Timeout {
+                    host,
+                    target,
+                    waited: deadline,
+                });
+            }
+            Ok(Err(error)) => {
+                let message = ssh_message(&error);
+                return Err(if message.contains("Host key verification failed") {
+                    TransportError::HostKey {
+                        host,
+                        target,
+                        message,
+                    }
+                } else {
+                    TransportError::Connect {
+                        host,
+                        target,
+                        message,
+                    }
+                });
+            }
+            Ok(Ok(ssh)) => ssh,
+        };
+        if let Some((masters, _)) = &persisted {
+            masters.remember(conn, ssh.control_socket());
+        }
+        Ok(Session {
+            ssh,
+            host,
+            target,
+            become_root,
+            persistent: persisted.is_some(),
+            resumed: false,
+        })
+    }
+
+    /// Inventory name of the host.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Whether this session reuses a master connection an earlier run left open.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Runs `script` with `sh -s` on the host (through `sudo -n` when the connection asks
+    /// for root and the login user is not root), feeding it on stdin: one round trip,
+    /// whatever the script does. A non-zero exit is not an error; a lost connection is.
+    pub async fn run(&self, script: &str) -> Result<RemoteOutput, TransportError> {
+        self.start(script).await?.finish().await
+    }
+
+    /// Starts `script` as [`Session::run`] does, but leaves its stdin open after the script:
+    /// its output can be read as it comes ([`Running::read_until`]) and an answer written
+    /// to it ([`Running::answer`]).
+    pub async fn start(&self, script: &str) -> Result<Running<'_>, TransportError> {
+        let mut command = if self.become_root {
+            self.ssh.shell(BECOME_ROOT)
+        } else {
+            let mut command = self.ssh.command("sh");
+            command.arg("-s");
+            command
+        };
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|error| self.run_error(&error))?;
+        let stdin = child.stdin().take();
+        let stdout = child.stdout().take();
+        let stderr = child.stderr().take();
+        // stderr is drained all along, so that a chatty script never blocks on it.
+        let stderr = tokio::spawn(async move {
+            let mut buffer = Vec::new();
+            if let Some(mut stderr) = stderr {
+                stderr.read_to_end(&mut buffer).await?;
+            }
+            Ok::<_, std::io::Error>(buffer)
+        });
+        let mut running = Running {
+            session: self,
+            child,
+            stdin,
+            stdout: stdout.map(tokio::io::BufReader::new),
+            seen: Vec::new(),
+            stderr,
+        };
+        running.write(script.as_bytes()).await?;
+        Ok(running)
+    }
+
+    /// Ends the session: the master connection closes, unless it is to persist, in which
+    /// case OpenSSH closes it once it has been idle for the time asked.
+    pub async fn close(self) -> Result<(), TransportError> {
+        if self.persistent {
+            self.ssh.detach();
+            return Ok(());
+        }
+        let host = self.host;
+        let target = self.target;
+        self.ssh
+            .close()
+            .await
+            .map_err(|error| TransportError::Disconnected {
+                host,
+                target,
+                message: ssh_message(&error),
+            })
+    }
+
+    fn io_error(&self, error: &std::io::Error) -> TransportError {
+        TransportError::Run {
+            host: self.host.clone(),
+            target: self.target.clone(),
+            message: error.to_string(),
+        }
+    }
+
+    fn run_error(&self, error: &openssh::Error) -> TransportError {
+        let message = ssh_message(error);
+        if matches!(error, openssh::Error::Disconnected) {
+            TransportError::Disconnected {
+                host: self.host.clone(),
+                target: self.target.clone(),
+                message,
+            }
+        } else {
+            TransportError::Run {
+                host: self.host.clone(),
+                target: self.target.clone(),
+                message,
+            }
+        }
+    }
+}
+
+/// A script that is running on a host: see [`Session::start`].
+pub struct Running<'s> {
+    session: &'s Session,
+    child: openssh::Child<&'s openssh::Session>,
+    stdin: Option<openssh::ChildStdin>,
+    stdout: Option<tokio::io::BufReader<openssh::ChildStdout>>,
+    /// Everything read from stdout so far.
+    seen: Vec<u8>,
+    stderr: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>,
+}
+
+impl Running<'_> {
+    /// Reads stdout up to and including the first line that is exactly `line`: `true`, or
+    /// `false` when stdout ended first. Whatever was read is kept for [`Running::finish`].
+    pub async fn read_until(&mut self, line: &[u8]) -> Result<bool, TransportError> {
+        let session = self.session;
+        let Some(stdout) = self.stdout.as_mut() else {
+            return Ok(false);
+        };
+        loop {
+            let start = self.seen.len();
+            let read = stdout
+                .read_until(b'\n', &mut self.seen)
+                .await
+                .map_err(|e| session.io_error(&e))?;
+            if read == 0 {
+                return Ok(false);
+            }
+            let got = &self.seen[start..];
+            let got = got.strip_suffix(b"\n").unwrap_or(got);
+            if got.strip_suffix(b"\r").unwrap_or(got) == line {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Writes `text` to the script's stdin and closes it.
+    pub async fn answer(&mut self, text: &str) -> Result<(), TransportError> {
+        self.write(text.as_bytes()).await?;
+        self.stdin = None;
+        Ok(())
+    }
+
+    /// Closes stdin, reads the rest of the output and waits for the script to exit.
+    pub async fn finish(mut self) -> Result<RemoteOutput, TransportError> {
+        self.stdin = None;
+        if let Some(mut stdout) = self.stdout.take() {
+            stdout
+                .read_to_end(&mut self.seen)
+                .await
+                .map_err(|e| self.io_error(&e))?;
+        }
+        let stderr = match self.stderr.await {
+            Ok(Ok(stderr)) => stderr,
+            Ok(Err(e)) => return Err(self.session.io_error(&e)),
+            Err(e) => return Err(self.session.io_error(&std::io::Error::other(e))),
+        };
+        let session = self.session;
+        let status = match self.child.wait().await {
+            Ok(status) => status.code(),
+            Err(openssh::Error::RemoteProcessTerminated) => {
+                if let Err(error) = session.ssh.check().await {
+                    return Err(TransportError::Disconnected {
+                        host: session.host.clone(),
+                        target: session.target.clone(),
+                        message: ssh_message(&error),
+                    });
+                }
+                None
+            }
+            // The mux reports exit status 127 as an error; for `sh -s` it is the script's
+            // own "command not found".
+            Err(openssh::Error::Remote(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+                Some(127)
+            }
+            Err(error) => return Err(session.run_error(&error)),
+        };
+        Ok(RemoteOutput {
+            status,
+            stdout: self.seen,
+            stderr,
+        })
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        if let Some(stdin) = self.stdin.as_mut() {
+            // A script that exits before reading all of its input (sudo refusing, say)
+            // closes the pipe; its status and stderr tell why, so that is not our error.
+            match stdin.write_all(bytes).await {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(self.io_error(&error));
+                }
+                Err(_) => self.stdin = None,
+                Ok(()) => {
+                    let _ = stdin.flush().await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn io_error(&self, error: &std::io::Error) -> TransportError {
+        self.session.io_error(error)
+    }
+}
+
+/// `address:port` as the user would type it, the port left out when `~/.ssh/config`
+/// or OpenSSH's default decides it.
+fn target(conn: &Connection) -> String {
+    let address = if conn.address.contains(':') {
+        format!("[{}]", conn.address)
+    } else {
+        conn.address.clone()
+    };
+    match conn.port {
+        Some(port) => format!("{address}:{port}"),
+        None => address,
+    }
+}
+
+fn idle_seconds(duration: Duration) -> std::num::NonZeroUsize {
+    let seconds = usize::try_from(whole_seconds(duration).as_secs()).unwrap_or(usize::MAX);
+    std::num::NonZeroUsize::new(seconds).unwrap_or(std::num::NonZeroUsize::MIN)
+}
+
+fn whole_seconds(duration: Duration) -> Duration {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    Duration::from_secs(seconds.max(1))
+}
+
+/// OpenSSH's own words for what went wrong: the innermost error message, one line per
+/// line of ssh's stderr, without the noise lines it prints on success too.
+fn ssh_message(error: &openssh::Error) -> String {
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    let text = innermost.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| line.trim_end_matches('\r').trim())
+        .filter(|line| !line.is_empty() && !line.starts_with("Warning: Permanently added"))
+        .collect();
+    if lines.is_empty() {
+        return error.to_string();
+    }
+    let mut message = String::new();
+    for line in lines {
+        if !message.is_empty() {
+            message.push_str(if message.ends_with('.') { " " } else { "; " });
+        }
+        message.push_str(line);
+    }
+    message
+}
+
+impl fmt::Display for RemoteOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(code) => write!(f, "exit status {code}")?,
+            None => write!(f, "exit status 255 or killed by a signal")?,
+        }
+        let stderr = String::from_utf8_lossy(&self.stderr);
+        let stderr = stderr.trim();
+        if !stderr.is_empty() {
+            write!(f, ": {stderr}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Closes sessions concurrently: each close waits for its master `ssh` to exit, and one at a
+/// time that adds up to seconds on a large fleet.
+pub async fn close_all(sessions: impl IntoIterator<Item = Session>) {
+    let mut set = tokio::task::JoinSet::new();
+    for session in sessions {
+        set.spawn(async move {
+            let _ = session.close().await;
+        });
+    }
+    set.join_all().await;
+}
