@@ -1,0 +1,279 @@
+//! Ansible inventories: INI or YAML files, or a directory of them with `group_vars/` and
+//! `host_vars/`. Only structure and variables are read here; what the variables mean is the
+//! spec's business.
+//!
+//! [`Inventory::load`] finds the files (`files`), reads each as INI (`ini`) or YAML (`yaml`),
+//! expanding host ranges (`host_pattern`) on the way, then checks the groups and reads the
+//! variable directories (`files`).
+
+mod files;
+mod host_pattern;
+mod ini;
+mod yaml;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use crate::{
+    source::diagnostic::{Diagnostic, Diagnostics},
+    source::node::{self, Loc, Node},
+};
+
+pub use files::map_entries;
+pub use host_pattern::expand_host_pattern;
+
+/// Variables of one scope (a group, a host, a vars file), by name, each remembering its origin.
+/// Values are shared: resolving a host's variables copies pointers, not whole backend lists.
+pub type VarMap = BTreeMap<String, Arc<Node>>;
+
+#[derive(Debug, Default)]
+pub struct Group {
+    pub hosts: BTreeSet<String>,
+    pub children: BTreeSet<String>,
+    /// Variables written in the inventory file itself (`[g:vars]`, `vars:`).
+    pub vars: VarMap,
+    /// Variables from `group_vars/<name>`.
+    pub file_vars: VarMap,
+}
+
+#[derive(Debug, Default)]
+pub struct Host {
+    /// Where the host was first declared, for errors about the host as a whole.
+    pub loc: Option<Loc>,
+    /// Variables on the host's inventory line or under `hosts:`.
+    pub vars: VarMap,
+    /// Variables from `host_vars/<name>`.
+    pub file_vars: VarMap,
+}
+
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Directory holding the inventory: templates and `group_vars/` are looked up here.
+    pub dir: PathBuf,
+    pub groups: BTreeMap<String, Group>,
+    pub hosts: BTreeMap<String, Host>,
+}
+
+impl Inventory {
+    /// Loads an inventory file or directory, reporting every problem found.
+    pub fn load(path: &Path) -> Result<Inventory, Vec<Diagnostic>> {
+        let mut inv = Inventory::default();
+        let mut diags = Diagnostics::default();
+        let files = files::inventory_files(path).map_err(|d| vec![d])?;
+        inv.dir = if path.is_dir() {
+            path.to_path_buf()
+        } else {
+            path.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        for file in &files {
+            let text = match std::fs::read_to_string(file) {
+                Ok(t) => t,
+                Err(e) => {
+                    diags.push(files::file_error(
+                        file,
+                        format!("cannot read inventory: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let name: Arc<str> = Arc::from(file.display().to_string());
+            if files::is_yaml_name(file) || files::looks_like_yaml(&text) {
+                match node::parse_str(&text, &name) {
+                    Ok(root) => inv.add_yaml(&root, &mut diags),
+                    Err(d) => diags.push(d),
+                }
+            } else {
+                inv.add_ini(&text, &name, &mut diags);
+            }
+        }
+        inv.groups.entry("all".into()).or_default();
+        inv.groups.entry("ungrouped".into()).or_default();
+        inv.check_children(&mut diags);
+        inv.load_var_dirs(&mut diags);
+        if diags.is_empty() {
+            Ok(inv)
+        } else {
+            Err(diags.into_vec())
+        }
+    }
+
+    /// Every host of `group`, its children included, sorted by inventory name.
+    pub fn hosts_of(&self, group: &str) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        self.collect_hosts(group, &mut out, &mut seen);
+        out.into_iter().collect()
+    }
+
+    fn collect_hosts(&self, group: &str, out: &mut BTreeSet<String>, seen: &mut BTreeSet<String>) {
+        if !seen.insert(group.to_string()) {
+            return;
+        }
+        if group == "all" {
+            out.extend(self.hosts.keys().cloned());
+            return;
+        }
+        if let Some(g) = self.groups.get(group) {
+            out.extend(g.hosts.iter().cloned());
+            for child in &g.children {
+                self.collect_hosts(child, out, seen);
+            }
+        }
+    }
+
+    /// Groups a host belongs to (directly or through children), ordered as Ansible applies
+    /// their variables: parents before children, then by name.
+    pub fn groups_of(&self, host: &str) -> Vec<String> {
+        let mut found = BTreeSet::new();
+        let mut stack: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(n, g)| *n != "all" && g.hosts.contains(host))
+            .map(|(n, _)| n.clone())
+            .collect();
+        while let Some(group) = stack.pop() {
+            if group == "all" || !found.insert(group.clone()) {
+                continue;
+            }
+            stack.extend(
+                self.groups
+                    .iter()
+                    .filter(|(_, p)| p.children.contains(&group))
+                    .map(|(n, _)| n.clone()),
+            );
+        }
+        let mut ordered: Vec<(usize, String)> = found
+            .into_iter()
+            .map(|g| (self.depth(&g, &mut BTreeSet::new()), g))
+            .collect();
+        ordered.sort();
+        ordered.into_iter().map(|(_, g)| g).collect()
+    }
+
+    fn depth(&self, group: &str, seen: &mut BTreeSet<String>) -> usize {
+        if !seen.insert(group.to_string()) {
+            return 1;
+        }
+        let parents: Vec<&String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.children.contains(group))
+            .map(|(n, _)| n)
+            .collect();
+        1 + parents
+            .into_iter()
+            .map(|p| self.depth(p, seen))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn host_mut(&mut self, name: &str, loc: &Loc) -> &mut Host {
+        let host = self.hosts.entry(name.to_string()).or_default();
+        host.loc.get_or_insert(*loc);
+        host
+    }
+
+    fn check_children(&self, diags: &mut Diagnostics) {
+        for name in self.groups.keys() {
+            if self.has_cycle(name, &mut BTreeSet::new()) {
+                diags.push(Diagnostic::new(
+                    &Loc::new(&Arc::from("inventory"), 0),
+                    name,
+                    format!("group `{name}` is its own descendant through `children`"),
+                ));
+            }
+        }
+    }
+
+    fn has_cycle(&self, group: &str, path: &mut BTreeSet<String>) -> bool {
+        if !path.insert(group.to_string()) {
+            return true;
+        }
+        let cyclic = self
+            .groups
+            .get(group)
+            .is_some_and(|g| g.children.iter().any(|c| self.has_cycle(c, path)));
+        path.remove(group);
+        cyclic
+    }
+}
+
+fn check_group_name(name: &str, loc: &Loc) -> Result<(), Diagnostic> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Diagnostic::new(loc, name, "invalid group name")
+            .hint("group names use letters, digits, `_` and `-` only"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::node::Value;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lbctl-inv-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn ini_groups_children_vars_and_var_dirs() {
+        let d = tempdir("ini");
+        write(
+            &d,
+            "hosts",
+            "[haproxy_servers]\nlb[1:2] ansible_user=ops\n\n[workers]\nw1 ansible_host=10.0.0.1 ansible_port=2222 # comment\n\n[k8s:children]\nworkers\n\n[k8s:vars]\nzone=eu\n",
+        );
+        write(&d, "group_vars/all.yml", "a: 1\n");
+        write(&d, "group_vars/haproxy_servers/main.yml", "b: 2\n");
+        write(&d, "host_vars/lb1.yaml", "c: 3\n");
+        let inv = Inventory::load(&d).unwrap();
+        assert_eq!(inv.hosts_of("haproxy_servers"), ["lb1", "lb2"]);
+        assert_eq!(inv.hosts_of("k8s"), ["w1"]);
+        assert_eq!(inv.hosts_of("all").len(), 3);
+        assert_eq!(inv.hosts["w1"].vars["ansible_port"].value, Value::Int(2222));
+        assert_eq!(inv.groups_of("w1"), ["k8s", "workers"]);
+        assert!(inv.groups["all"].file_vars.contains_key("a"));
+        assert!(inv.groups["haproxy_servers"].file_vars.contains_key("b"));
+        assert_eq!(inv.hosts["lb1"].file_vars["c"].loc.line, 1);
+    }
+
+    #[test]
+    fn yaml_inventory() {
+        let d = tempdir("yaml");
+        write(
+            &d,
+            "hosts.yml",
+            "all:\n  vars:\n    x: 1\n  children:\n    haproxy_servers:\n      hosts:\n        lb1:\n          ansible_host: 10.0.0.11\n        lb2:\n",
+        );
+        let inv = Inventory::load(&d).unwrap();
+        assert_eq!(inv.hosts_of("haproxy_servers"), ["lb1", "lb2"]);
+        assert_eq!(inv.hosts["lb1"].vars["ansible_host"].loc.line, 8);
+        assert!(inv.groups["all"].vars.contains_key("x"));
+    }
+
+    #[test]
+    fn bad_ini_lines_are_all_reported() {
+        let d = tempdir("bad");
+        write(&d, "hosts", "[lbs\nlb1 junk\n[x:weird]\n");
+        let errs = Inventory::load(&d).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(errs[1].line, 2);
+    }
+}

@@ -1,0 +1,120 @@
+//! YAML inventories: groups holding `hosts:`, `vars:` and `children:`.
+
+use super::{Inventory, check_group_name, files::map_entries, host_pattern::expand_host_pattern};
+use crate::{
+    source::diagnostic::{Diagnostic, Diagnostics},
+    source::node::{Loc, Node, Value},
+};
+
+impl Inventory {
+    pub(super) fn add_yaml(&mut self, root: &Node, diags: &mut Diagnostics) {
+        let Value::Map(groups) = &root.value else {
+            diags.push(
+                Diagnostic::new(
+                    &root.loc,
+                    "",
+                    "a YAML inventory must be a mapping of groups",
+                )
+                .hint("start with `all:` and put hosts under `hosts:` or `children:`"),
+            );
+            return;
+        };
+        for (name, loc, body) in groups {
+            self.add_yaml_group(name, loc, body, diags);
+        }
+    }
+
+    fn add_yaml_group(&mut self, name: &str, loc: &Loc, body: &Node, diags: &mut Diagnostics) {
+        if let Err(d) = check_group_name(name, loc) {
+            diags.push(d);
+            return;
+        }
+        self.groups.entry(name.to_string()).or_default();
+        let entries = match &body.value {
+            Value::Null => return,
+            Value::Map(entries) => entries,
+            _ => {
+                diags.push(Diagnostic::new(
+                    &body.loc,
+                    name,
+                    format!("a group must be a mapping, found {}", body.kind()),
+                ));
+                return;
+            }
+        };
+        for (key, key_loc, value) in entries {
+            match &**key {
+                "hosts" => {
+                    let Value::Map(hosts) = &value.value else {
+                        if value.value != Value::Null {
+                            diags.push(Diagnostic::new(
+                                key_loc,
+                                format!("{name}.hosts"),
+                                "hosts must be a mapping of host names",
+                            ));
+                        }
+                        continue;
+                    };
+                    for (pattern, hloc, hvars) in hosts {
+                        let names = match expand_host_pattern(pattern) {
+                            Ok(n) => n,
+                            Err(msg) => {
+                                diags.push(Diagnostic::new(hloc, &**pattern, msg));
+                                continue;
+                            }
+                        };
+                        let vars =
+                            match map_entries(hvars.clone(), &format!("{name}.hosts.{pattern}")) {
+                                Ok(v) => v,
+                                Err(d) => {
+                                    diags.push(d);
+                                    continue;
+                                }
+                            };
+                        for host in names {
+                            self.host_mut(&host, hloc).vars.extend(vars.clone());
+                            self.groups
+                                .entry(name.to_string())
+                                .or_default()
+                                .hosts
+                                .insert(host);
+                        }
+                    }
+                }
+                "vars" => match map_entries(value.clone(), &format!("{name}.vars")) {
+                    Ok(vars) => self
+                        .groups
+                        .entry(name.to_string())
+                        .or_default()
+                        .vars
+                        .extend(vars),
+                    Err(d) => diags.push(d),
+                },
+                "children" => {
+                    let Value::Map(children) = &value.value else {
+                        if value.value != Value::Null {
+                            diags.push(Diagnostic::new(
+                                key_loc,
+                                format!("{name}.children"),
+                                "children must be a mapping of group names",
+                            ));
+                        }
+                        continue;
+                    };
+                    for (child, cloc, cbody) in children {
+                        self.groups
+                            .entry(name.to_string())
+                            .or_default()
+                            .children
+                            .insert(child.to_string());
+                        self.add_yaml_group(child, cloc, cbody, diags);
+                    }
+                }
+                other => diags.push(
+                    Diagnostic::new(key_loc, format!("{name}.{other}"), "unknown key in a group")
+                        .hint("a group holds only `hosts:`, `vars:` and `children:`"),
+                ),
+            }
+        }
+    }
+}
