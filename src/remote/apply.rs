@@ -1,0 +1,345 @@
+//! Changing a host atomically, for `apply`: the apply script's header, and its report.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+use super::{
+    base64,
+    frame::{Frame, ReportError, detail, frames},
+    script::{finish_script_with, quote},
+};
+use crate::spec::service::Service;
+
+/// Where an apply holds its lock on the host; in `/run`, so a reboot never leaves it behind.
+pub const APPLY_LOCK: &str = "/run/lbctl.apply.lock";
+
+/// How long one `check` or `reload` command may run on the host.
+const COMMAND_TIMEOUT_SECONDS: u32 = 120;
+
+const APPLY: &str = include_str!("apply.sh");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedFile {
+    pub service: Service,
+    /// Live path on the host.
+    pub path: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceControl {
+    /// Shell command validating a file; `{path}` stands for the file to check and is
+    /// replaced by the staged file's path, already shell-quoted (so write `-f {path}`,
+    /// not `-f '{path}'`).
+    pub check: String,
+    /// Shell command reloading the service gracefully.
+    pub reload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// Only the files that change: a service without a changed file is not reloaded.
+    pub files: Vec<ManagedFile>,
+    pub controls: BTreeMap<Service, ServiceControl>,
+    pub verify: Verify,
+}
+
+/// What must be true after the reloads, polled for about three seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verify {
+    /// HAProxy's admin socket, which must answer `show info` (asked with `socat`).
+    pub haproxy_runtime_socket: Option<String>,
+    pub tcp_ports: Vec<u16>,
+    pub udp_ports: Vec<u16>,
+}
+
+impl Verify {
+    /// What is verified, in words: `runtime socket S, tcp P..., udp P...`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(socket) = &self.haproxy_runtime_socket {
+            parts.push(format!("runtime socket {socket}"));
+        }
+        if !self.tcp_ports.is_empty() {
+            parts.push(format!("tcp {}", ports(&self.tcp_ports)));
+        }
+        if !self.udp_ports.is_empty() {
+            parts.push(format!("udp {}", ports(&self.udp_ports)));
+        }
+        parts.join(", ")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Preflight,
+    Lock,
+    Stage,
+    Validate,
+    /// A held apply waiting for lbctl's go-ahead.
+    Hold,
+    Backup,
+    Swap,
+    Reload,
+    Verify,
+    Rollback,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Preflight => "preflight",
+            Step::Lock => "lock",
+            Step::Stage => "stage",
+            Step::Validate => "validate",
+            Step::Hold => "hold",
+            Step::Backup => "backup",
+            Step::Swap => "swap",
+            Step::Reload => "reload",
+            Step::Verify => "verify",
+            Step::Rollback => "rollback",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Step> {
+        [
+            Step::Preflight,
+            Step::Lock,
+            Step::Stage,
+            Step::Validate,
+            Step::Hold,
+            Step::Backup,
+            Step::Swap,
+            Step::Reload,
+            Step::Verify,
+            Step::Rollback,
+        ]
+        .into_iter()
+        .find(|step| step.name() == name)
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepResult {
+    pub step: Step,
+    pub ok: bool,
+    /// The file or service the step was about, or what went wrong during a rollback.
+    pub detail: String,
+}
+
+/// The failure that stopped an apply.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub step: Step,
+    /// The command that failed, as run on the host (empty when the script was interrupted).
+    pub command: String,
+    /// What it printed, stderr and stdout together, or lbctl's own explanation.
+    pub stderr: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed", self.step)?;
+        if !self.command.is_empty() {
+            write!(f, ": `{}`", self.command)?;
+        }
+        let stderr = self.stderr.trim();
+        if !stderr.is_empty() {
+            write!(f, ": {stderr}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ApplyReport {
+    pub steps: Vec<StepResult>,
+    pub failure: Option<Failure>,
+    /// Every swapped file was put back (and the services reloaded) after a failure.
+    pub rolled_back: bool,
+    /// A held script got as far as waiting for the go-ahead.
+    pub ready: bool,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// The script that applies `deployment` atomically with the lock at [`APPLY_LOCK`].
+pub fn apply_script(deployment: &Deployment) -> String {
+    apply_script_with_lock(deployment, APPLY_LOCK)
+}
+
+/// [`apply_script`] with the lock somewhere else.
+pub fn apply_script_with_lock(deployment: &Deployment, lock: &str) -> String {
+    apply_script_at(deployment, lock, false)
+}
+
+/// The apply script that stops once every file is staged and validated, reports `ready`,
+/// and goes on only when [`GO`] is written to its stdin: anything else, or stdin closing,
+/// aborts with the host unchanged. That lets lbctl check every host before changing any.
+pub fn held_apply_script(deployment: &Deployment, lock: &str) -> String {
+    apply_script_at(deployment, lock, true)
+}
+
+/// What a held apply script waits for (see [`held_apply_script`]).
+pub const GO: &str = "go\n";
+
+/// The frame a held apply script sends when it waits for [`GO`].
+pub const READY: &[u8] = b"@@lbctl ready";
+
+fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
+    let verify = &deployment.verify;
+    let mut script = String::new();
+    let _ = writeln!(script, "LOCK={}", quote(lock));
+    let _ = writeln!(script, "LOCK64={}", base64::encode(lock.as_bytes()));
+    let _ = writeln!(script, "HOLD={}", if hold { "1" } else { "" });
+    let _ = writeln!(script, "VERIFY64={}", detail(&verify.describe()));
+    let _ = writeln!(script, "NO_CHECK64={}", detail(" (no check command)"));
+    let _ = writeln!(script, "WAS_ABSENT64={}", detail(" (did not exist)"));
+    let _ = writeln!(
+        script,
+        "SOCKET={}",
+        quote(verify.haproxy_runtime_socket.as_deref().unwrap_or(""))
+    );
+    let _ = writeln!(script, "TCP_PORTS={}", quote(&ports(&verify.tcp_ports)));
+    let _ = writeln!(script, "UDP_PORTS={}", quote(&ports(&verify.udp_ports)));
+    let _ = writeln!(script, "COMMAND_TIMEOUT={COMMAND_TIMEOUT_SECONDS}");
+    let _ = writeln!(script, "CHANGES={}", deployment.files.len());
+
+    script.push_str("files() {\n\t:\n");
+    for (index, file) in deployment.files.iter().enumerate() {
+        let staged = format!("{}.lbctl-new", file.path);
+        let check = deployment
+            .controls
+            .get(&file.service)
+            .map(|control| control.check.replace("{path}", &quote(&staged)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            script,
+            "\t\"$@\" {index} {} {} {} {} {} || return",
+            quote(&file.path),
+            file.service.file_umask(),
+            quote(&check),
+            quote(&base64::encode(file.content.as_bytes())),
+            detail(&file.path),
+        );
+    }
+    script.push_str("}\nservices() {\n\t:\n");
+    let mut changed: Vec<Service> = deployment.files.iter().map(|file| file.service).collect();
+    changed.sort();
+    changed.dedup();
+    for service in changed {
+        let reload = deployment
+            .controls
+            .get(&service)
+            .map(|control| control.reload.as_str())
+            .unwrap_or("");
+        let _ = writeln!(
+            script,
+            "\t\"$@\" {service} {} {} || return",
+            quote(reload),
+            detail(service.name())
+        );
+    }
+    script.push_str("}\n");
+    // Nothing may follow main: a held script reads its go-ahead from the same stdin (fd 3).
+    finish_script_with(script, APPLY, "main 3<&0 </dev/null\n")
+}
+
+/// Reads an apply script's stdout.
+pub fn parse_apply(stdout: &[u8]) -> Result<ApplyReport, ReportError> {
+    const SCRIPT: &str = "apply";
+    let mut report = ApplyReport::default();
+    let mut ended = false;
+    for frame in frames(SCRIPT, stdout)? {
+        let frame = frame?;
+        match frame.words.as_slice() {
+            ["step", step, state, details @ ..] if !details.is_empty() => {
+                let ok = match *state {
+                    "ok" => true,
+                    "failed" => false,
+                    _ => return Err(frame.malformed("unknown step state")),
+                };
+                let mut detail = String::new();
+                for part in details {
+                    detail.push_str(&frame.text(part)?);
+                }
+                report.steps.push(StepResult {
+                    step: frame.step(step)?,
+                    ok,
+                    detail,
+                });
+            }
+            ["ready"] => report.ready = true,
+            ["failure", step, command, stderr] => {
+                report.failure.get_or_insert(Failure {
+                    step: frame.step(step)?,
+                    command: frame.text(command)?,
+                    stderr: frame.text(stderr)?,
+                });
+            }
+            ["rolled-back"] => report.rolled_back = true,
+            ["end", "apply", outcome @ ("ok" | "failed")] => {
+                if (*outcome == "ok") != report.failure.is_none() {
+                    return Err(frame.malformed("the outcome contradicts the steps"));
+                }
+                ended = true;
+                break;
+            }
+            _ => return Err(frame.malformed("unknown frame")),
+        }
+    }
+    if !ended {
+        let after = report
+            .steps
+            .last()
+            .map(|last| format!("step {} {}", last.step, last.detail));
+        return Err(ReportError::Truncated {
+            script: SCRIPT,
+            after,
+        });
+    }
+    Ok(report)
+}
+
+impl Frame<'_> {
+    fn step(&self, field: &str) -> Result<Step, ReportError> {
+        Step::parse(field).ok_or_else(|| self.malformed("unknown step"))
+    }
+}
+
+fn ports(ports: &[u16]) -> String {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    ports.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_without_its_end_is_truncated() {
+        let stdout = b"motd\n@@lbctl begin apply 1\n@@lbctl step lock ok L3J1bi9sb2Nr\n";
+        assert_eq!(
+            parse_apply(stdout),
+            Err(ReportError::Truncated {
+                script: "apply",
+                after: Some("step lock /run/lock".to_owned()),
+            })
+        );
+        assert_eq!(
+            parse_apply(b"sudo: a password is required\n"),
+            Err(ReportError::Missing { script: "apply" })
+        );
+    }
+}

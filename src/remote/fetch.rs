@@ -1,0 +1,182 @@
+//! Reading what a host holds, for `plan`: the fetch script's header, and its report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{
+    apply::APPLY_LOCK,
+    base64,
+    frame::{ReportError, frames},
+    script::{address_of, finish_script, quote},
+};
+
+const FETCH: &str = include_str!("fetch.sh");
+
+/// The rest of what a fetch looks at, besides files and VIPs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// The apply lock whose holder is reported.
+    pub lock: String,
+    /// SHA-256 digests (lowercase hex) of what lbctl would write, by path: a file that
+    /// already holds exactly that is reported as matching, without its content.
+    pub expected: BTreeMap<String, String>,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            lock: APPLY_LOCK.to_owned(),
+            expected: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a host holds right now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// Every requested path, with its exact bytes, or `None` when it does not exist.
+    pub files: BTreeMap<String, Option<Vec<u8>>>,
+    /// Every requested VIP, as given, and whether the host holds it now.
+    pub vips: BTreeMap<String, bool>,
+    pub lock: LockState,
+}
+
+impl Fetched {
+    pub fn holds_any_vip(&self) -> bool {
+        self.vips.values().any(|&held| held)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LockState {
+    #[default]
+    Free,
+    /// Another apply is running; `pid` is its shell's, when it could be read.
+    Held { pid: Option<u32> },
+}
+
+/// The script that reads, in one round trip and changing nothing: each of `paths` (exact
+/// bytes, or absent), which of `vips` the host holds (`ip -o addr show`), whether an apply
+/// holds the lock.
+pub fn fetch_script(paths: &[String], vips: &[String], options: &FetchOptions) -> String {
+    let mut script = String::new();
+    let _ = writeln!(script, "LOCK={}", quote(&options.lock));
+    let _ = writeln!(
+        script,
+        "WANT_VIPS={}",
+        if vips.is_empty() { "" } else { "1" }
+    );
+    script.push_str("sums() {\n\tsha256sum --");
+    let summed = paths.iter().filter(|p| options.expected.contains_key(*p));
+    let mut any = false;
+    for path in summed {
+        let _ = write!(script, " {}", quote(path));
+        any = true;
+    }
+    script.push_str(if any { "\n}\n" } else { " /dev/null\n}\n" });
+    script.push_str("paths() {\n\t:\n");
+    for path in paths {
+        let digest = options.expected.get(path).map(String::as_str);
+        let _ = writeln!(
+            script,
+            "\tfetch_file {} {} {}",
+            quote(path),
+            base64::encode(path.as_bytes()),
+            quote(digest.unwrap_or("")),
+        );
+    }
+    script.push_str("}\nvips() {\n\t:\n");
+    for vip in vips {
+        let _ = writeln!(
+            script,
+            "\tfetch_vip {} {}",
+            quote(&address_of(vip)),
+            base64::encode(vip.as_bytes()),
+        );
+    }
+    script.push_str("}\n");
+    finish_script(script, FETCH)
+}
+
+/// Reads a fetch script's stdout.
+pub fn parse_fetch(stdout: &[u8]) -> Result<Fetched, ReportError> {
+    parse_fetch_knowing(stdout, &BTreeMap::new())
+}
+
+/// [`parse_fetch`] for a script given digests: `known` holds, by path, the content whose
+/// digest was sent, which is what a host reporting a match holds.
+pub fn parse_fetch_knowing(
+    stdout: &[u8],
+    known: &BTreeMap<&str, &[u8]>,
+) -> Result<Fetched, ReportError> {
+    const SCRIPT: &str = "fetch";
+    let mut fetched = Fetched::default();
+    let mut ended = false;
+    for frame in frames(SCRIPT, stdout)? {
+        let frame = frame?;
+        let malformed = |reason: &str| frame.malformed(reason);
+        match frame.words.as_slice() {
+            ["file", path, rest @ ..] => {
+                let path = frame.text(path)?;
+                match rest {
+                    ["present", content] => {
+                        fetched.files.insert(path, Some(frame.bytes(content)?));
+                    }
+                    ["absent"] => {
+                        fetched.files.insert(path, None);
+                    }
+                    ["matches", digest] => {
+                        let content = known
+                            .get(path.as_str())
+                            .filter(|content| sha256_hex(content) == *digest)
+                            .ok_or_else(|| malformed("a match with a digest lbctl did not send"))?;
+                        fetched.files.insert(path, Some(content.to_vec()));
+                    }
+                    ["unreadable", message] => {
+                        let message = frame.text(message)?;
+                        return Err(ReportError::Unreadable { path, message });
+                    }
+                    _ => return Err(malformed("unknown file state")),
+                }
+            }
+            ["vip", vip, state] => {
+                let held = match *state {
+                    "held" => true,
+                    "free" => false,
+                    _ => return Err(malformed("unknown vip state")),
+                };
+                fetched.vips.insert(frame.text(vip)?, held);
+            }
+            ["lock", "free"] => fetched.lock = LockState::Free,
+            ["lock", "held", pid] => {
+                fetched.lock = LockState::Held {
+                    pid: pid.parse().ok(),
+                }
+            }
+            ["error", message] => return Err(ReportError::Host(frame.text(message)?)),
+            ["end", "fetch"] => {
+                ended = true;
+                break;
+            }
+            _ => return Err(malformed("unknown frame")),
+        }
+    }
+    if !ended {
+        return Err(ReportError::Truncated {
+            script: SCRIPT,
+            after: None,
+        });
+    }
+    Ok(fetched)
+}
+
+/// The SHA-256 of `content` in lowercase hex, as `sha256sum` prints it.
+pub fn sha256_hex(content: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(content);
+    let mut hex = String::with_capacity(64);
+    for byte in digest.iter() {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}

@@ -1,0 +1,52 @@
+//! How a script is put together: its header of shell variables, the shared functions of
+//! `common.sh`, its body, and the call to its `main`.
+
+use std::net::IpAddr;
+
+const COMMON: &str = include_str!("common.sh");
+
+pub(crate) fn finish_script(header: String, body: &str) -> String {
+    // Commands must not read the rest of the script from stdin: main only starts once the
+    // shell has read every definition, and runs with stdin closed.
+    finish_script_with(header, body, "main </dev/null\n")
+}
+
+pub(super) fn finish_script_with(header: String, body: &str, call: &str) -> String {
+    let mut script = header;
+    script.push_str(COMMON);
+    script.push_str(body);
+    script.push_str(call);
+    script
+}
+
+/// `text` as one single-quoted shell word.
+pub(crate) fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The address of a VIP as `ip -o addr show` prints it: without a prefix length, and in
+/// canonical form for IPv6.
+pub(crate) fn address_of(vip: &str) -> String {
+    let address = vip.split('/').next().unwrap_or(vip);
+    match address.parse::<IpAddr>() {
+        Ok(address) => address.to_string(),
+        Err(_) => address.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vips_are_compared_the_way_ip_prints_them() {
+        assert_eq!(address_of("10.0.0.10/24"), "10.0.0.10");
+        assert_eq!(address_of("2001:DB8:0:0::1/64"), "2001:db8::1");
+        assert_eq!(address_of("vip.example"), "vip.example");
+    }
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}
