@@ -253,8 +253,9 @@ mod tests {
     use super::*;
     use crate::{
         source::node::Loc,
-        spec::backend::{Protocol, SendProxy, Server, Sticky},
+        spec::backend::{Protocol, Sticky},
         spec::health_check::HealthCheck,
+        spec::server::{SendProxy, Server},
     };
 
     fn duration(ms: u64) -> Duration {

@@ -437,6 +437,67 @@ pub fn quote(s: &str) -> String {
     format!("{s:?}")
 }
 
+/// The value of a key that must be present; a missing key is reported at its parent's line.
+pub fn required<'a>(
+    parent: &Node,
+    value: Option<&'a Node>,
+    path: &(impl fmt::Display + ?Sized),
+    key: &str,
+    diags: &mut Diagnostics,
+) -> Option<&'a Node> {
+    if value.is_none() {
+        diags.push(
+            Diagnostic::new(
+                &parent.loc,
+                join(path, key),
+                format!("missing required key `{key}`"),
+            )
+            .hint(format!("add `{key}:` to this entry")),
+        );
+    }
+    value
+}
+
+pub fn one_of(
+    node: &Node,
+    path: &str,
+    allowed: &[&str],
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    let text = node.as_text().unwrap_or_default();
+    if allowed.contains(&text.as_str()) {
+        return Some(text);
+    }
+    let d = Diagnostic::new(&node.loc, path, format!("unknown {what} {}", quote(&text)));
+    diags.push(match suggest(&text, allowed.iter().copied()) {
+        Some(s) => d.hint(format!(
+            "did you mean `{s}`? (one of: {})",
+            allowed.join(", ")
+        )),
+        None => d.hint(format!("use one of: {}", allowed.join(", "))),
+    });
+    None
+}
+
+/// `*` or an IP address: where a frontend listens.
+pub fn bind_address(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
+    let text = node.as_text().unwrap_or_default();
+    if text == "*" || text.parse::<std::net::IpAddr>().is_ok() {
+        Some(text)
+    } else {
+        diags.push(
+            Diagnostic::new(
+                &node.loc,
+                path,
+                format!("{} is not a bind address", quote(&text)),
+            )
+            .hint("use `*` for every address, or an IP address"),
+        );
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

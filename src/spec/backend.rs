@@ -1,15 +1,16 @@
 //! A service the load balancers publish: the seed's `haproxy_tcp_backends` /
 //! `haproxy_udp_backends` entries, typed and validated.
 
-use std::{collections::HashMap, fmt, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 use serde::Serialize;
 
 use crate::{
     source::diagnostic::{Diagnostic, Diagnostics},
-    source::field::{self, Duration},
-    source::node::{Loc, Node, Value},
+    source::field::{self, bind_address, one_of, required},
+    source::node::{Loc, Node},
     spec::health_check::{self, HealthCheck},
+    spec::server::{self, Server},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -97,43 +98,6 @@ impl Sticky {
     }
 }
 
-/// The PROXY protocol header HAProxy sends first on every connection to a server, so the
-/// server (Traefik, nginx, ...) sees the client's address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SendProxy {
-    V1,
-    V2,
-}
-
-impl SendProxy {
-    /// As serialized (and as templates compare it).
-    pub fn name(self) -> &'static str {
-        match self {
-            SendProxy::V1 => "v1",
-            SendProxy::V2 => "v2",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Server {
-    pub name: String,
-    pub address: String,
-    pub port: u16,
-    pub check: bool,
-    pub check_interval: Duration,
-    /// HAProxy `fastinter`: the check interval once a check has failed, a quarter of
-    /// `check_interval` (at least 100 ms), so a dead worker is marked DOWN within the
-    /// `inter × fall + inter` that failover-test holds the tier to.
-    pub fastinter: Duration,
-    pub rise: u32,
-    pub fall: u32,
-    pub weight: Option<u32>,
-    pub backup: bool,
-    pub send_proxy: Option<SendProxy>,
-}
-
 const BACKEND_KEYS: &[&str] = &[
     "name",
     "port",
@@ -150,20 +114,6 @@ const BACKEND_KEYS: &[&str] = &[
 /// Backend fields that only HAProxy (TCP) can honour; the UDP engines have no equivalent.
 const TCP_ONLY_BACKEND_KEYS: &[&str] =
     &["sni", "sni_default", "sticky", "health_check", "send_proxy"];
-const SERVER_KEYS: &[&str] = &[
-    "name",
-    "address",
-    "port",
-    "check",
-    "check_interval",
-    "rise",
-    "fall",
-    "weight",
-    "backup",
-    "send_proxy",
-];
-/// Fields that only mean something for HAProxy's active TCP health checks.
-const TCP_ONLY_SERVER_KEYS: &[&str] = &["check", "check_interval", "rise", "fall", "backup"];
 pub const TCP_BALANCE: &[&str] = &[
     "roundrobin",
     "static-rr",
@@ -289,7 +239,7 @@ fn parse_backend(
     let health_check = get("health_check")
         .and_then(|n| health_check::parse(n, &field::join(path, "health_check"), None, diags));
     let send_proxy = get("send_proxy")
-        .and_then(|n| send_proxy(n, &field::join(path, "send_proxy"), diags))
+        .and_then(|n| server::send_proxy(n, &field::join(path, "send_proxy"), diags))
         .flatten();
     let allowed = match protocol {
         Protocol::Tcp => TCP_BALANCE,
@@ -311,7 +261,7 @@ fn parse_backend(
         Some(n) => bind_address(n, &field::join(path, "bind"), diags).unwrap_or_default(),
     };
     let servers = match required(node, get("servers"), path, "servers", diags) {
-        Some(n) => parse_servers(
+        Some(n) => server::parse_servers(
             n,
             &field::join(path, "servers"),
             protocol,
@@ -342,143 +292,6 @@ fn parse_backend(
     })
 }
 
-/// Reads a list of servers; `send_proxy` is the backend's setting, which each server may
-/// override.
-pub fn parse_servers(
-    node: &Node,
-    path: &str,
-    protocol: Protocol,
-    send_proxy: Option<SendProxy>,
-    diags: &mut Diagnostics,
-) -> Vec<Server> {
-    let Value::Seq(items) = &node.value else {
-        diags.push(
-            Diagnostic::new(
-                &node.loc,
-                path,
-                format!("expected a list of servers, found {}", node.kind()),
-            )
-            .hint("each server is a list item starting with `- name:`"),
-        );
-        return Vec::new();
-    };
-    if items.is_empty() {
-        diags.push(
-            Diagnostic::new(&node.loc, path, "a backend needs at least one server")
-                .hint("list the workers' NodePort endpoints under `servers:`"),
-        );
-    }
-    let mut servers: Vec<(Server, Loc)> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let spath = field::Index(path, i);
-        if let Some(s) = parse_server(item, &spath, protocol, send_proxy, diags) {
-            if let Some((_, first)) = servers.iter().find(|(o, _)| o.name == s.name) {
-                diags.push(
-                    Diagnostic::new(
-                        &item.loc,
-                        format!("{spath}.name"),
-                        format!("duplicate server name `{}`", s.name),
-                    )
-                    .hint(format!(
-                        "already used at {first}; server names must be unique within a backend"
-                    )),
-                );
-            }
-            servers.push((s, item.loc));
-        }
-    }
-    servers.into_iter().map(|(s, _)| s).collect()
-}
-
-fn parse_server(
-    node: &Node,
-    path: &(impl fmt::Display + ?Sized),
-    protocol: Protocol,
-    backend_send_proxy: Option<SendProxy>,
-    diags: &mut Diagnostics,
-) -> Option<Server> {
-    let entries = field::mapping(node, path, SERVER_KEYS, diags)?;
-    let before = diags.len();
-    let get = |k: &str| field::entry(entries, k);
-    if protocol == Protocol::Udp {
-        for (key, loc, _) in entries
-            .iter()
-            .filter(|(k, _, _)| TCP_ONLY_SERVER_KEYS.contains(&&**k))
-        {
-            diags.push(
-                Diagnostic::new(loc, field::join(path, key), format!("`{key}` is a TCP health-check field and does not apply to UDP"))
-                    .hint("remove it: UDP health is passive (the UDP engine stops using a server whose exchanges fail), HAProxy-style active checks do not exist for UDP"),
-            );
-        }
-        if let Some((key, loc, _)) = entries.iter().find(|(k, _, _)| &**k == "send_proxy") {
-            diags.push(
-                Diagnostic::new(
-                    loc,
-                    field::join(path, key),
-                    "`send_proxy` does not apply to UDP servers",
-                )
-                .hint("remove it: lbctl sends the PROXY protocol on TCP connections only"),
-            );
-        }
-    }
-    let name = required(node, get("name"), path, "name", diags)
-        .and_then(|n| field::identifier(n, &field::Key(path, "name"), diags));
-    let address = required(node, get("address"), path, "address", diags)
-        .and_then(|n| field::address(n, &field::Key(path, "address"), diags));
-    let port = required(node, get("port"), path, "port", diags)
-        .and_then(|n| field::port(n, &field::Key(path, "port"), diags));
-    let check = get("check")
-        .map(|n| field::boolean(n, &field::Key(path, "check"), diags).unwrap_or(false))
-        .unwrap_or(protocol == Protocol::Tcp);
-    let check_interval = match get("check_interval") {
-        Some(n) => field::duration(n, &field::Key(path, "check_interval"), diags),
-        None => Some(Duration {
-            text: "2s".into(),
-            ms: 2000,
-        }),
-    };
-    let count = |key: &str, default: u32, diags: &mut Diagnostics| match get(key) {
-        Some(n) => field::int(n, &field::Key(path, key), 1, 1000, diags).map(|v| v as u32),
-        None => Some(default),
-    };
-    let rise = count("rise", 2, diags);
-    let fall = count("fall", 3, diags);
-    let weight = match get("weight") {
-        Some(n) => {
-            field::int(n, &field::Key(path, "weight"), 0, 256, diags).map(|w| Some(w as u32))
-        }
-        None => Some(None),
-    };
-    let backup = get("backup")
-        .map(|n| field::boolean(n, &field::Key(path, "backup"), diags).unwrap_or(false))
-        .unwrap_or(false);
-    let send_proxy = match get("send_proxy") {
-        Some(n) => send_proxy(n, &field::Key(path, "send_proxy"), diags),
-        None => Some(backend_send_proxy),
-    };
-    if diags.len() > before {
-        return None;
-    }
-    let check_interval = check_interval?;
-    let fast_ms = (check_interval.ms / 4).max(100);
-    Some(Server {
-        name: name?,
-        address: address?,
-        port: port?,
-        check,
-        fastinter: Duration {
-            text: format!("{fast_ms}ms"),
-            ms: fast_ms,
-        },
-        check_interval,
-        rise: rise?,
-        fall: fall?,
-        weight: weight?,
-        backup,
-        send_proxy: send_proxy?,
-    })
-}
-
 /// `sticky: cookie` or `sticky: source`; a cookie needs HTTP, so `http` says whether this
 /// backend speaks it.
 pub fn sticky(node: &Node, path: &str, http: bool, diags: &mut Diagnostics) -> Option<Sticky> {
@@ -492,47 +305,6 @@ pub fn sticky(node: &Node, path: &str, http: bool, diags: &mut Diagnostics) -> O
         }
         "cookie" => Some(Sticky::Cookie),
         _ => Some(Sticky::Source),
-    }
-}
-
-/// `send_proxy: v2` (or `v1`); `false` turns a backend's setting off for one server.
-pub fn send_proxy(
-    node: &Node,
-    path: &(impl fmt::Display + ?Sized),
-    diags: &mut Diagnostics,
-) -> Option<Option<SendProxy>> {
-    match &node.value {
-        Value::Bool(false) => return Some(None),
-        Value::Int(2) => return Some(Some(SendProxy::V2)),
-        Value::Int(1) => return Some(Some(SendProxy::V1)),
-        _ => {}
-    }
-    match node
-        .as_text()
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "v2" => Some(Some(SendProxy::V2)),
-        "v1" => Some(Some(SendProxy::V1)),
-        "false" | "no" | "off" => Some(None),
-        _ => {
-            diags.push(
-                Diagnostic::new(
-                    &node.loc,
-                    path.to_string(),
-                    format!(
-                        "{} is not a PROXY protocol version",
-                        node.as_text()
-                            .map_or(node.kind().to_string(), |t| field::quote(&t))
-                    ),
-                )
-                .hint(
-                    "write `send_proxy: v2` (or v1 for servers that only read version 1), or false",
-                ),
-            );
-            None
-        }
     }
 }
 
@@ -562,70 +334,5 @@ fn check_mode(node: &Node, path: &str, protocol: Protocol, diags: &mut Diagnosti
                 },
             ),
         ),
-    }
-}
-
-/// The value of a key that must be present; a missing key is reported at its parent's line.
-pub fn required<'a>(
-    parent: &Node,
-    value: Option<&'a Node>,
-    path: &(impl fmt::Display + ?Sized),
-    key: &str,
-    diags: &mut Diagnostics,
-) -> Option<&'a Node> {
-    if value.is_none() {
-        diags.push(
-            Diagnostic::new(
-                &parent.loc,
-                field::join(path, key),
-                format!("missing required key `{key}`"),
-            )
-            .hint(format!("add `{key}:` to this entry")),
-        );
-    }
-    value
-}
-
-pub fn one_of(
-    node: &Node,
-    path: &str,
-    allowed: &[&str],
-    what: &str,
-    diags: &mut Diagnostics,
-) -> Option<String> {
-    let text = node.as_text().unwrap_or_default();
-    if allowed.contains(&text.as_str()) {
-        return Some(text);
-    }
-    let d = Diagnostic::new(
-        &node.loc,
-        path,
-        format!("unknown {what} {}", field::quote(&text)),
-    );
-    diags.push(match field::suggest(&text, allowed.iter().copied()) {
-        Some(s) => d.hint(format!(
-            "did you mean `{s}`? (one of: {})",
-            allowed.join(", ")
-        )),
-        None => d.hint(format!("use one of: {}", allowed.join(", "))),
-    });
-    None
-}
-
-/// `*` or an IP address: where a frontend listens.
-pub fn bind_address(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
-    let text = node.as_text().unwrap_or_default();
-    if text == "*" || text.parse::<std::net::IpAddr>().is_ok() {
-        Some(text)
-    } else {
-        diags.push(
-            Diagnostic::new(
-                &node.loc,
-                path,
-                format!("{} is not a bind address", field::quote(&text)),
-            )
-            .hint("use `*` for every address, or an IP address"),
-        );
-        None
     }
 }

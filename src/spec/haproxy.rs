@@ -7,7 +7,6 @@ use crate::{
     source::diagnostic::{Diagnostic, Diagnostics},
     source::field::{self, Duration},
     source::node::Loc,
-    spec::backend,
     spec::reload::{self, Reload},
 };
 
@@ -89,7 +88,7 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
         None => Some(default),
     };
     let bind = |key: &str, diags: &mut Diagnostics| match vars.get(key) {
-        Some(n) => backend::bind_address(n, key, diags),
+        Some(n) => field::bind_address(n, key, diags),
         None => Some("*".to_string()),
     };
     let stats_user = vars

@@ -10,9 +10,10 @@ use crate::{
     source::diagnostic::{Diagnostic, Diagnostics},
     source::field,
     source::node::{Loc, Node},
-    spec::backend::{self, Protocol, SendProxy, Server, Sticky, TCP_BALANCE, required},
+    spec::backend::{self, Protocol, Sticky, TCP_BALANCE},
     spec::health_check::{self, HealthCheck},
     spec::http_frontend::{self, HttpFrontend, HttpRoute},
+    spec::server::{self, SendProxy, Server},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +79,7 @@ fn parse_backend(node: &Node, index: usize, diags: &mut Diagnostics) -> Option<H
     let before = diags.len();
     let get = |k: &str| field::entry(entries, k);
     let key = |k: &str| field::join(path, k);
-    let name = required(node, get("name"), path, "name", diags)
+    let name = field::required(node, get("name"), path, "name", diags)
         .and_then(|n| field::identifier(n, &key("name"), diags));
     if let Some(n) = get("mode")
         && n.as_text().as_deref() != Some("http")
@@ -118,7 +119,7 @@ fn parse_backend(node: &Node, index: usize, diags: &mut Diagnostics) -> Option<H
         None => Some("roundrobin".to_string()),
         Some(n) => {
             let allowed: Vec<&str> = TCP_BALANCE.iter().chain(HTTP_BALANCE).copied().collect();
-            backend::one_of(n, &key("balance"), &allowed, "balance algorithm", diags)
+            field::one_of(n, &key("balance"), &allowed, "balance algorithm", diags)
         }
     };
     let sticky = get("sticky").and_then(|n| backend::sticky(n, &key("sticky"), true, diags));
@@ -129,10 +130,10 @@ fn parse_backend(node: &Node, index: usize, diags: &mut Diagnostics) -> Option<H
     let health_check = get("health_check")
         .and_then(|n| health_check::parse(n, &key("health_check"), first_host, diags));
     let send_proxy: Option<SendProxy> = get("send_proxy")
-        .and_then(|n| backend::send_proxy(n, &key("send_proxy"), diags))
+        .and_then(|n| server::send_proxy(n, &key("send_proxy"), diags))
         .flatten();
-    let servers = match required(node, get("servers"), path, "servers", diags) {
-        Some(n) => backend::parse_servers(n, &key("servers"), Protocol::Tcp, send_proxy, diags),
+    let servers = match field::required(node, get("servers"), path, "servers", diags) {
+        Some(n) => server::parse_servers(n, &key("servers"), Protocol::Tcp, send_proxy, diags),
         None => Vec::new(),
     };
     if diags.len() > before {

@@ -11,7 +11,6 @@ use crate::{
     source::diagnostic::{Diagnostic, Diagnostics},
     source::field::{self, Duration},
     source::node::{Loc, Node},
-    spec::backend::{self, required},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -126,11 +125,11 @@ fn parse_frontend(
     let before = diags.len();
     let get = |k: &str| field::entry(entries, k);
     let key = |k: &str| field::join(path, k);
-    let name = required(node, get("name"), path, "name", diags)
+    let name = field::required(node, get("name"), path, "name", diags)
         .and_then(|n| field::identifier(n, &key("name"), diags));
     let bind = match get("bind") {
         None => Some(default_bind.to_string()),
-        Some(n) => backend::bind_address(n, &key("bind"), diags),
+        Some(n) => field::bind_address(n, &key("bind"), diags),
     };
     let port = get("port").and_then(|n| field::port(n, &key("port"), diags));
     let tls_port = get("tls_port").and_then(|n| field::port(n, &key("tls_port"), diags));

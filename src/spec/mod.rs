@@ -15,6 +15,7 @@ pub mod http_backend;
 pub mod http_frontend;
 pub mod keepalived;
 pub mod reload;
+pub mod server;
 pub mod service;
 pub mod sni;
 pub mod udp_engine;

@@ -8,7 +8,6 @@ use crate::{
     source::diagnostic::{Diagnostic, Diagnostics},
     source::field,
     source::node::Node,
-    spec::backend::one_of,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,7 +49,7 @@ pub fn parse(
         &["systemd", "command"]
     };
     let method = match vars.get(&method_key) {
-        Some(n) => one_of(n, &method_key, allowed, "reload method", diags)?,
+        Some(n) => field::one_of(n, &method_key, allowed, "reload method", diags)?,
         None => "systemd".to_string(),
     };
     match method.as_str() {

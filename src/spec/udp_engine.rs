@@ -7,7 +7,6 @@ use crate::{
     input::inventory::VarMap,
     source::diagnostic::Diagnostics,
     source::field,
-    spec::backend::one_of,
     spec::reload::{self, Reload},
 };
 
@@ -27,7 +26,7 @@ pub const KEYS: &[&str] = &[
 
 pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<UdpEngine> {
     let engine = match vars.get("lbctl_udp_engine") {
-        Some(n) => one_of(
+        Some(n) => field::one_of(
             n,
             "lbctl_udp_engine",
             &["nginx", "lvs"],
