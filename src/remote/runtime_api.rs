@@ -290,16 +290,16 @@ mod tests {
     use super::*;
 
     /// `show stat` on the lab's lb1 after `lbctl apply`: every worker UP.
-    const LAB: &str = include_str!("../../tests/fixtures/show-stat/lab-steady.csv");
+    const LAB: &str = include_str!("../../tests/inputs/show-stat/lab-steady.csv");
     /// Captured from HAProxy 2.6.12 (the lab's Debian 12 package) running the haproxy.cfg
     /// lbctl renders, with two listeners up and one worker address closed.
-    const STEADY: &str = include_str!("../../tests/fixtures/show-stat/steady.csv");
+    const STEADY: &str = include_str!("../../tests/inputs/show-stat/steady.csv");
     /// The same, one check after the first worker's port started dropping packets.
-    const GOING_DOWN: &str = include_str!("../../tests/fixtures/show-stat/going-down.csv");
+    const GOING_DOWN: &str = include_str!("../../tests/inputs/show-stat/going-down.csv");
     /// The same, with `disable server mysql/k8s-worker-1`.
-    const MAINT: &str = include_str!("../../tests/fixtures/show-stat/maint.csv");
+    const MAINT: &str = include_str!("../../tests/inputs/show-stat/maint.csv");
     /// The same, one successful check after the second worker came back.
-    const RISING: &str = include_str!("../../tests/fixtures/show-stat/rising.csv");
+    const RISING: &str = include_str!("../../tests/inputs/show-stat/rising.csv");
 
     fn server<'a>(rows: &'a [StatRow], proxy: &str, name: &str) -> &'a StatRow {
         rows.iter()

@@ -1,24 +1,24 @@
 //! The namespace lab (`tests/lab/lab.sh`) for integration tests that need real hosts.
 //!
-//! Use it from any integration test with `mod common;` and
-//! `let lab = common::lab::Lab::up();`: that fails the test (never skips it) when not root
-//! or when the lab cannot come up, and the returned guard runs `lab.sh down` when dropped,
-//! unless `LBCTL_KEEP_LAB=1` is set (then the lab stays up for a look by hand).
+//! A test takes it with `let lab = Lab::up();`: that fails the test (never skips it) when not
+//! root or when the lab cannot come up, and the returned guard runs `lab.sh down` when
+//! dropped, unless `LBCTL_KEEP_LAB=1` is set (then the lab stays up for a look by hand).
 //!
-//! Serialization, across threads and processes: `Lab::up()` first takes an exclusive
-//! `flock` on `/run/lbctl-lab.test.lock` and holds it for the guard's life. The lock is held
-//! by a child `flock` process that lives as long as its stdin, a pipe from this process:
-//! dropping the guard closes the pipe, and so does this process dying in any way, so a
-//! crashed test never wedges the next one. `lab.sh` itself also serializes its `up`/`down`
+//! Serialization: the tests of this binary run on parallel threads, and only the lab tests
+//! wait for each other. `Lab::up()` first takes an in-process mutex (a lab test waits as long
+//! as the lab tests before it take, each of them bounded), then, against other processes, an
+//! exclusive `flock` on `/run/lbctl-lab.test.lock`, and holds both for the guard's life. The
+//! lock is held by a child `flock` process that lives as long as its stdin, a pipe from this
+//! process: dropping the guard closes the pipe, and so does this process dying in any way, so
+//! a crashed test never wedges the next one. `lab.sh` itself also serializes its `up`/`down`
 //! on `/run/lbctl-lab.lock`, for people running it by hand.
 //!
 //! Every command here runs under `timeout`, so no step can hang a test run.
 
-#![allow(dead_code)] // each test binary uses its own part of this helper
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -100,11 +100,13 @@ pub fn inventory() -> PathBuf {
 }
 
 /// The SSH client key the lab authorizes on every host.
+#[allow(dead_code)] // for tests that check a host over SSH as an operator would
 pub fn ssh_key() -> PathBuf {
     Path::new(STATE_DIR).join("ssh/id_ed25519")
 }
 
 /// The known_hosts file holding every lab host's key under its address.
+#[allow(dead_code)] // for tests that check a host over SSH as an operator would
 pub fn known_hosts() -> PathBuf {
     Path::new(STATE_DIR).join("ssh/known_hosts")
 }
@@ -175,7 +177,7 @@ pub fn require_root() {
     assert_eq!(
         euid, "0",
         "the lab tests must run as root (they create network namespaces, a bridge and \
-         mounts); run `sudo -E cargo test --test lab` or as root in CI"
+         mounts); run `sudo -E cargo test --test suite` or as root in CI"
     );
 }
 
@@ -184,18 +186,26 @@ pub struct Lab {
     lock: Child,
     lock_stdin: Option<ChildStdin>,
     keep: bool,
+    /// This process's lab tests, one at a time; released after `drop` has run.
+    _in_process: MutexGuard<'static, ()>,
 }
+
+/// Held by the lab test of this process that has the lab.
+static IN_PROCESS: Mutex<()> = Mutex::new(());
 
 impl Lab {
     /// Takes the lab lock and brings the lab up (idempotent), failing the test with the
     /// script's output when it cannot.
     pub fn up() -> Lab {
         require_root();
+        // a lab test that failed left the lab down (its guard's drop ran): carry on
+        let in_process = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
         let (lock, lock_stdin) = take_lock();
         let lab = Lab {
             lock,
             lock_stdin: Some(lock_stdin),
             keep: std::env::var("LBCTL_KEEP_LAB").is_ok_and(|v| v == "1"),
+            _in_process: in_process,
         };
         lab.bring_up();
         lab
@@ -257,6 +267,7 @@ impl Lab {
     }
 
     /// Runs `command` as root on `ip` over SSH, verifying the host key.
+    #[allow(dead_code)] // for tests that check a host over SSH as an operator would
     pub fn ssh(&self, ip: &str, command: &str) -> Output {
         let key = ssh_key();
         let known = format!("UserKnownHostsFile={}", known_hosts().display());

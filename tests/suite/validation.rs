@@ -1,8 +1,6 @@
 //! Table-driven validation: every broken input gets an error naming its file, line and key.
 
-mod support;
-
-use support::{Lbctl, scratch, write};
+use crate::support::{Lbctl, scratch, write};
 
 /// A valid vars file; cases break one line of it (line numbers below are 1-based).
 const BASE: &str = "\
@@ -719,7 +717,7 @@ fn every_broken_input_is_located() {
                 "--json",
                 "validate",
             ])
-            .run();
+            .output();
         let report: serde_json::Value = match serde_json::from_str(&run.stdout) {
             Ok(v) => v,
             Err(e) => {
@@ -780,7 +778,8 @@ fn all_problems_are_reported_at_once_with_hints() {
     vars = vars.replace("    balance: roundrobin", "    balance: roundrobbin");
     write(&dir, ALL, &vars);
     let out = dir.join("out");
-    let run = Lbctl::new()
+    let file = dir.join(ALL).display().to_string();
+    Lbctl::new()
         .args([
             "-i",
             dir.to_str().unwrap(),
@@ -790,38 +789,15 @@ fn all_problems_are_reported_at_once_with_hints() {
             "-o",
             out.to_str().unwrap(),
         ])
-        .run()
-        .code(1);
-    let file = dir.join(ALL).display().to_string();
-    assert!(
-        run.stderr.contains(&format!(
+        .stderr_has(format!(
             "error: {file}:3: haproxy_tcp_backends[0].port: 70000 is out of range"
-        )),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains(&format!("error: {file}:4: haproxy_tcp_backends[0].balance")),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("hint: did you mean `roundrobin`?"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains(&format!("error: {file}:11:")),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("3 problems found in the input; nothing was changed"),
-        "{}",
-        run.stderr
-    );
+        ))
+        .stderr_has(format!("error: {file}:4: haproxy_tcp_backends[0].balance"))
+        .stderr_has("hint: did you mean `roundrobin`?")
+        .stderr_has(format!("error: {file}:11:"))
+        .stderr_has("3 problems found in the input; nothing was changed")
+        .exit(1)
+        .run();
     assert!(
         !out.exists(),
         "render wrote files although the input was invalid"
@@ -830,36 +806,27 @@ fn all_problems_are_reported_at_once_with_hints() {
 
 #[test]
 fn missing_inventory_says_how_to_fix_it() {
-    let run = Lbctl::new()
+    Lbctl::new()
         .args(["-i", "/nonexistent/inventory", "validate"])
-        .run()
-        .code(1);
-    assert!(run.stderr.contains("inventory not found"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("hint: pass an inventory"),
-        "{}",
-        run.stderr
-    );
+        .stderr_has("inventory not found")
+        .stderr_has("hint: pass an inventory")
+        .exit(1)
+        .run();
 }
 
 #[test]
 fn empty_load_balancer_group_names_the_flag() {
     let dir = scratch("validation-nogroup");
     write(&dir, "hosts", "[lbs]\nlb1 ansible_host=10.0.0.1\n");
-    let run = Lbctl::new()
+    Lbctl::new()
         .args(["-i", dir.to_str().unwrap(), "validate"])
-        .run()
-        .code(1);
-    assert!(
-        run.stderr.contains("no hosts in group `haproxy_servers`"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("--lb-group"), "{}", run.stderr);
+        .stderr_has("no hosts in group `haproxy_servers`")
+        .stderr_has("--lb-group")
+        .exit(1)
+        .run();
     Lbctl::new()
         .args(["-i", dir.to_str().unwrap(), "--lb-group", "lbs", "validate"])
-        .run()
-        .code(0);
+        .run();
 }
 
 #[test]
@@ -877,9 +844,9 @@ fn an_entry_with_its_own_error_causes_no_routing_errors() {
     let run = Lbctl::new()
         .args(["-i", dir.to_str().unwrap(), "--project-dir"])
         .args([dir.to_str().unwrap(), "--json", "validate"])
-        .run()
-        .code(1);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        .exit(1)
+        .run();
+    let report = run.json();
     let keys: Vec<&str> = report["diagnostics"]
         .as_array()
         .unwrap()
@@ -909,7 +876,7 @@ fn a_template_error_on_one_host_writes_no_host() {
         "{% if inventory_hostname == 'lb2' %}{{ no_such_var }}{% endif %}vrrp\n",
     );
     let out = dir.join("out");
-    let run = Lbctl::new()
+    Lbctl::new()
         .args([
             "-i",
             dir.to_str().unwrap(),
@@ -919,9 +886,9 @@ fn a_template_error_on_one_host_writes_no_host() {
             "-o",
             out.to_str().unwrap(),
         ])
-        .run()
-        .code(1);
-    assert!(run.stderr.contains("keepalived.conf.j2"), "{}", run.stderr);
+        .stderr_has("keepalived.conf.j2")
+        .exit(1)
+        .run();
     assert!(
         !out.exists(),
         "render wrote lb1's files although lb2's template failed"

@@ -1,8 +1,6 @@
 //! Golden render tests: the configs lbctl writes are reviewed as files in `tests/golden/`, and
 //! every one of them must pass the real program's own check (`haproxy -c`, `keepalived -t`,
-//! `nginx -t`). Regenerate with `LBCTL_BLESS=1 cargo test --test golden`.
-
-mod support;
+//! `nginx -t`). Regenerate with `LBCTL_BLESS=1 cargo test --test suite -- golden::`.
 
 use std::{
     collections::BTreeSet,
@@ -10,7 +8,7 @@ use std::{
     process::Command,
 };
 
-use support::{Lbctl, repo_root, require_root_and, scratch};
+use crate::support::{self, Lbctl, repo_root, require_root_and, scratch};
 
 /// Each case: a name and lbctl's arguments (from the repository root).
 const CASES: &[(&str, &[&str])] = &[
@@ -21,7 +19,7 @@ const CASES: &[(&str, &[&str])] = &[
             "-i",
             "inventory/example",
             "-e",
-            "@tests/fixtures/seed004-vars.yaml",
+            "@tests/inputs/seed004-vars.yaml",
         ],
     ),
     (
@@ -65,8 +63,7 @@ fn render(test: &str, name: &str, args: &[&str]) -> PathBuf {
     Lbctl::new()
         .args(args)
         .args(["render", "-o", out.to_str().unwrap()])
-        .run()
-        .code(0);
+        .run();
     out
 }
 
@@ -306,44 +303,24 @@ fn every_rendered_config_passes_the_real_programs_checks() {
 
 #[test]
 fn seed_vars_file_pasted_as_is_validates() {
-    let run = Lbctl::new()
-        .args([
-            "-i",
-            "inventory/example",
-            "-e",
-            "@tests/fixtures/seed004-vars.yaml",
-            "validate",
-        ])
-        .run()
-        .code(0);
-    assert!(
-        run.stdout.contains("1 TCP and 1 UDP backend"),
-        "{}",
-        run.stdout
-    );
+    Lbctl::new()
+        .args(["-i", "inventory/example"])
+        .args(["-e", "@tests/inputs/seed004-vars.yaml", "validate"])
+        .stdout_has("1 TCP and 1 UDP backend")
+        .run();
 }
 
 #[test]
 fn seed_examples_validate_without_their_certificates() {
     // seed000's certificate lives on its load balancers, not here: validate checks its form only.
-    let run = Lbctl::new()
+    Lbctl::new()
         .args(["-i", "inventory/seed000", "validate"])
-        .run()
-        .code(0);
-    assert!(
-        run.stdout.contains("1 TCP, 3 HTTP and 0 UDP backends"),
-        "{}",
-        run.stdout
-    );
-    let run = Lbctl::new()
+        .stdout_has("1 TCP, 3 HTTP and 0 UDP backends")
+        .run();
+    Lbctl::new()
         .args(["-i", "inventory/seed003", "validate"])
-        .run()
-        .code(0);
-    assert!(
-        run.stdout.contains("6 TCP and 0 UDP backends"),
-        "{}",
-        run.stdout
-    );
+        .stdout_has("6 TCP and 0 UDP backends")
+        .run();
 }
 
 #[test]
@@ -391,8 +368,7 @@ fn template_override_next_to_the_inventory_wins() {
             "-o",
             out.to_str().unwrap(),
         ])
-        .run()
-        .code(0);
+        .run();
     let cfg = std::fs::read_to_string(out.join("lb1/haproxy.cfg")).unwrap();
     assert!(
         cfg.starts_with("# lb1\nlisten mysql\n    bind :3306\n"),
@@ -403,14 +379,9 @@ fn template_override_next_to_the_inventory_wins() {
         "templates/haproxy.cfg.j2",
         "{% for b in haproxy_tcp_backends %}\n{{ b.nonexistent.field }}\n{% endfor %}\n",
     );
-    let run = Lbctl::new()
+    Lbctl::new()
         .args(["-i", dir.to_str().unwrap(), "validate"])
-        .run()
-        .code(1);
-    assert!(
-        run.stderr
-            .contains("templates/haproxy.cfg.j2:2: template error"),
-        "{}",
-        run.stderr
-    );
+        .stderr_has("templates/haproxy.cfg.j2:2: template error")
+        .exit(1)
+        .run();
 }

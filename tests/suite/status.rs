@@ -1,27 +1,13 @@
 //! `lbctl status` against the lab: after `apply`, the VIP holder and every server UP, as a
 //! table and as JSON; an unreachable load balancer is an error for that host, not a hang.
 //!
-//!     sudo -E cargo test --test status -- --nocapture
-
-mod common;
-mod support;
+//!     sudo -E cargo test --test suite -- status:: --nocapture
 
 use std::time::{Duration, Instant};
 
-use common::lab::{self, LBS, Lab, describe};
+use crate::support::lab::{self, LBS, Lab, describe};
+use crate::support::{self, Lbctl};
 use serde_json::Value;
-
-/// Runs lbctl from the repository root, bounded in time.
-fn lbctl(secs: u32, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["-i", "inventory/lab"];
-    all.extend_from_slice(args);
-    let out = lab::run(secs, env!("CARGO_BIN_EXE_lbctl"), &all);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn servers(status: &Value) -> Vec<&Value> {
     status["hosts"]
@@ -36,23 +22,22 @@ fn servers(status: &Value) -> Vec<&Value> {
 #[test]
 fn status_shows_the_vip_holder_and_every_server_up() {
     let lab = Lab::up();
-    let (code, out, err) = lbctl(300, &["apply", "--yes"]);
-    assert_eq!(code, 0, "apply\n{out}\n{err}");
+    Lbctl::on_lab().args(["apply", "--yes"]).timeout(300).run();
     let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
 
     // Health checks need `rise` of them after a reload: poll (bounded) until all are UP.
     let start = Instant::now();
     let status = loop {
-        let (code, out, err) = lbctl(60, &["status", "--json"]);
-        assert_eq!(code, 0, "status --json\n{out}\n{err}");
-        let status: Value = serde_json::from_str(&out).expect("status --json is JSON");
+        let run = Lbctl::on_lab().args(["status", "--json"]).timeout(60).run();
+        let status = run.json();
         let all = servers(&status);
         if !all.is_empty() && all.iter().all(|s| s["up"] == true) {
             break status;
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),
-            "servers not all UP after 20 s: {out}"
+            "servers not all UP after 20 s: {}",
+            run.stdout
         );
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -82,16 +67,14 @@ fn status_shows_the_vip_holder_and_every_server_up() {
         assert_eq!(h["missing_backends"], serde_json::json!([]), "{h}");
     }
 
-    let (code, text, err) = lbctl(60, &["status"]);
-    assert_eq!(code, 0, "status\n{text}\n{err}");
-    assert!(
-        text.contains(&format!("{}: holds VIP 10.77.77.100/24", holder.name)),
-        "{text}"
-    );
-    assert!(
-        text.contains("VIP held by") && text.contains("27 of 27 servers UP"),
-        "{text}"
-    );
+    let text = Lbctl::on_lab()
+        .arg("status")
+        .timeout(60)
+        .stdout_has(format!("{}: holds VIP 10.77.77.100/24", holder.name))
+        .stdout_has("VIP held by")
+        .stdout_has("27 of 27 servers UP")
+        .run()
+        .stdout;
     assert!(
         text.lines()
             .any(|l| l.split_whitespace().collect::<Vec<_>>()
@@ -124,23 +107,22 @@ fn status_shows_the_vip_holder_and_every_server_up() {
         ),
     );
     let started = Instant::now();
-    let out = lab::run(
-        60,
-        env!("CARGO_BIN_EXE_lbctl"),
-        &[
+    let text = Lbctl::new()
+        .args([
             "-i",
             dir.to_str().unwrap(),
             "--connect-timeout",
             "2",
             "status",
-        ],
-    );
+        ])
+        .timeout(60)
+        .stdout_has("lb3: error:")
+        .stdout_has("could not ask lb3")
+        .exit(1)
+        .run()
+        .stdout;
     let took = started.elapsed();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{}", describe("status", &out));
     assert!(took < Duration::from_secs(15), "took {took:?}");
-    assert!(text.contains("lb3: error:"), "{text}");
-    assert!(text.contains("could not ask lb3"), "{text}");
     for answering in ["lb1: ", "lb2: "] {
         assert!(
             text.lines()

@@ -1,9 +1,6 @@
 //! The SSH layer against a real `sshd`, and lbctl's remote scripts run by a real `sh` with
 //! the real `haproxy -c` as the check. A temp directory plays the load balancer.
 
-#[path = "common/sshd.rs"]
-mod sshd;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read as _, Write as _};
@@ -22,7 +19,7 @@ use lbctl::spec::connection::HostKeyPolicy;
 use lbctl::ssh::session::{ConnectOptions, Persist, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use sshd::{LoginUser, Scratch, Sshd, free_port};
+use crate::support::sshd::{LoginUser, Scratch, Sshd, free_port};
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
 

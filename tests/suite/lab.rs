@@ -2,15 +2,14 @@
 //!
 //! Runs as root only, and fails (never skips) otherwise or when the lab cannot come up.
 //! Serialization with other lab tests: every test that touches the lab holds
-//! `common::lab::Lab` (see `tests/common/lab.rs`), an exclusive `flock` on
-//! `/run/lbctl-lab.test.lock` held by a child process for the guard's life and released even
-//! if the test process dies. Dropping the guard runs `lab.sh down` unless `LBCTL_KEEP_LAB=1`.
+//! `support::lab::Lab` (see `tests/suite/support/lab.rs`): an in-process mutex, then an
+//! exclusive `flock` on `/run/lbctl-lab.test.lock` held by a child process for the guard's
+//! life and released even if the test process dies. Dropping the guard runs `lab.sh down`
+//! unless `LBCTL_KEEP_LAB=1`.
 //!
-//!     cargo test --test lab -- --nocapture
+//!     cargo test --test suite -- lab:: --nocapture
 
-mod common;
-
-use common::lab::{self, CLIENT, Host, LBS, Lab, WORKERS, describe, run};
+use crate::support::lab::{self, CLIENT, Host, LBS, Lab, WORKERS, describe, run};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -1,13 +1,10 @@
 //! L7 routing, TLS termination and SNI passthrough on the namespace lab (issue 7), end to end:
-//! `lbctl apply` of `tests/fixtures/lab-l7-vars.yaml`, then real requests from the lab's
+//! `lbctl apply` of `tests/inputs/lab-l7-vars.yaml`, then real requests from the lab's
 //! client to the VIP. The lab's workers answer with their own names, so every check knows which
 //! worker a request reached. The lab's default configuration is applied again at the end (and
 //! on failure), so other lab tests find it as they expect.
 //!
-//!     cargo test --test l7 -- --nocapture      (as root)
-
-mod common;
-mod support;
+//!     cargo test --test suite -- l7:: --nocapture      (as root)
 
 use std::{
     path::{Path, PathBuf},
@@ -15,19 +12,15 @@ use std::{
     time::Duration,
 };
 
-use common::lab::{CLIENT_NS, LBS, Lab, STATE_DIR, VIP, describe, wait_for};
-use support::{Lbctl, scratch};
+use crate::support::lab::{CLIENT_NS, LBS, Lab, STATE_DIR, VIP, describe, wait_for};
+use crate::support::{Lbctl, scratch};
 
-const VARS: &str = "@tests/fixtures/lab-l7-vars.yaml";
-/// Where the fixture's `tls_cert` points, inside each load balancer's view.
+const VARS: &str = "@tests/inputs/lab-l7-vars.yaml";
+/// Where the input's `tls_cert` points, inside each load balancer's view.
 const CERT: &str = "/etc/haproxy/certs/lbctl-l7-test.pem";
 
-fn apply(extra: &[&str]) -> support::Run {
-    Lbctl::new()
-        .args(["-i", "inventory/lab"])
-        .args(extra)
-        .args(["apply", "--yes"])
-        .run()
+fn apply(extra: &[&str]) -> Lbctl {
+    Lbctl::on_lab().args(extra).args(["apply", "--yes"])
 }
 
 /// Puts the lab back as `inventory/lab` describes it, and removes the test certificate.
@@ -38,7 +31,7 @@ struct Restore {
 impl Restore {
     fn now(&mut self) {
         self.done = true;
-        let run = apply(&[]);
+        let run = apply(&[]).output();
         for lb in LBS {
             let _ = std::fs::remove_file(cert_on(lb.name));
         }
@@ -54,7 +47,7 @@ impl Drop for Restore {
     fn drop(&mut self) {
         if !self.done {
             self.done = true;
-            let run = apply(&[]);
+            let run = apply(&[]).output();
             if run.code != 0 {
                 eprintln!(
                     "restoring inventory/lab failed:\n{}{}",
@@ -148,30 +141,22 @@ fn host_path_tls_sni_sticky_and_rate_limit_on_the_lab() {
         std::fs::copy(&bundle, &dest).unwrap();
     };
     place(LBS[0].name);
-    let plan = Lbctl::new()
-        .args(["-i", "inventory/lab", "-e", VARS, "plan"])
+    Lbctl::on_lab()
+        .args(["-e", VARS, "plan"])
+        .stderr_has(format!(
+            "tests/inputs/lab-l7-vars.yaml:10: haproxy_http_frontends[0].tls_cert: {CERT} is not a file on lb2, lb3"
+        ))
+        .exit(1)
         .run();
-    assert_eq!(plan.code, 1, "{}{}", plan.stdout, plan.stderr);
-    assert!(
-        plan.stderr.contains(&format!(
-            "tests/fixtures/lab-l7-vars.yaml:10: haproxy_http_frontends[0].tls_cert: {CERT} is not a file on lb2, lb3"
-        )),
-        "{}",
-        plan.stderr
-    );
-    let refused = apply(&["-e", VARS]);
-    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
-    assert!(
-        refused.stderr.contains("nothing was changed"),
-        "{}",
-        refused.stderr
-    );
+    apply(&["-e", VARS])
+        .stderr_has("nothing was changed")
+        .exit(1)
+        .run();
     for lb in &LBS[1..] {
         place(lb.name);
     }
 
-    let run = apply(&["-e", VARS]);
-    assert_eq!(run.code, 0, "apply failed:\n{}{}", run.stdout, run.stderr);
+    apply(&["-e", VARS]).run();
 
     // TLS terminated by HAProxy with the test's certificate, routed by Host header.
     let first = wait_for(Duration::from_secs(20), "a.l7.lab over HTTPS", || {

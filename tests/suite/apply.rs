@@ -1,9 +1,6 @@
 //! `lbctl plan` / `apply` against the lab's real hosts (sshd, HAProxy, keepalived, nginx in
 //! network namespaces). One test walks the whole story, since every step builds on the last.
 
-mod common;
-mod support;
-
 use std::{
     collections::BTreeSet,
     process::{Command, Stdio},
@@ -11,12 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::lab::{self, CLIENT_NS, LBS, Lab, VIP};
-use support::{Lbctl, Run, scratch, write};
-
-fn lbctl(args: &[&str]) -> Run {
-    Lbctl::new().args(["-i", "inventory/lab"]).args(args).run()
-}
+use crate::support::lab::{self, CLIENT_NS, LBS, Lab, VIP};
+use crate::support::{self, Lbctl, scratch, write};
 
 /// Python run in the lab client: `count` connections to `addr:port`, one after another, each
 /// reading the server's greeting (the worker's name) before closing, as a database client
@@ -111,18 +104,17 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
     let dir = scratch("apply");
 
     // Without a terminal and without --yes, apply refuses before touching anything.
-    let refused = lbctl(&["apply"]).code(1);
-    assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
+    Lbctl::on_lab()
+        .arg("apply")
+        .stderr_has("pass --yes")
+        .exit(1)
+        .run();
 
     // Fresh lab -> apply.
-    let first = lbctl(&["apply", "--yes"]).code(0);
-    assert!(
-        first
-            .stdout
-            .contains("Apply: 3 changed, 0 unchanged, 0 failed."),
-        "{}",
-        first.stdout
-    );
+    let first = Lbctl::on_lab()
+        .args(["apply", "--yes"])
+        .stdout_has("Apply: 3 changed, 0 unchanged, 0 failed.")
+        .run();
     // The VIP holder went last.
     let order: Vec<&str> = first
         .stdout
@@ -162,17 +154,15 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
     );
 
     // Right after, nothing to change; a second apply reloads nothing.
-    lbctl(&["plan", "--detailed-exitcode"]).code(0);
+    Lbctl::on_lab().args(["plan", "--detailed-exitcode"]).run();
     let before: Vec<String> = LBS
         .iter()
         .map(|h| haproxy_processes(&lab, h.name))
         .collect();
-    let second = lbctl(&["apply", "--yes"]).code(0);
-    assert!(
-        second.stdout.contains("No changes: 3 hosts up to date"),
-        "{}",
-        second.stdout
-    );
+    Lbctl::on_lab()
+        .args(["apply", "--yes"])
+        .stdout_has("No changes: 3 hosts up to date")
+        .run();
     let after: Vec<String> = LBS
         .iter()
         .map(|h| haproxy_processes(&lab, h.name))
@@ -182,12 +172,14 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
     // Removing k8s-worker-3 from mysql: exit 2, and the diff is exactly that, on every LB.
     write(&dir, "no-w3.yml", &without_worker3_in_mysql());
     let no_w3 = format!("@{}", dir.join("no-w3.yml").display());
-    let plan = lbctl(&["-e", &no_w3, "plan", "--detailed-exitcode"]).code(2);
-    assert!(
-        plan.stdout.contains("Plan: 3 to change, 0 unchanged."),
-        "{}",
-        plan.stdout
-    );
+    let plan = Lbctl::on_lab()
+        .args(["-e", &no_w3, "plan", "--detailed-exitcode"])
+        .stdout_has("Plan: 3 to change, 0 unchanged.")
+        // no secret in the plan
+        .stdout_lacks("lab-stats-secret")
+        .stdout_lacks("lab-vrrp")
+        .exit(2)
+        .run();
     let lines = changed_diff_lines(&plan.stdout);
     assert_eq!(
         lines,
@@ -198,12 +190,10 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
         "{}",
         plan.stdout
     );
-    assert!(
-        !plan.stdout.contains("lab-stats-secret") && !plan.stdout.contains("lab-vrrp"),
-        "secrets leaked into the plan"
-    );
-    let json = lbctl(&["-e", &no_w3, "--json", "plan"]).code(0);
-    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let report = Lbctl::on_lab()
+        .args(["-e", &no_w3, "--json", "plan"])
+        .run()
+        .json();
     assert_eq!(report["summary"]["changed"], 3);
     assert_eq!(report["hosts"][0]["files"][0]["action"], "update");
 
@@ -225,21 +215,15 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
             "    option dontlognull\n    this_is_not_a_directive\n",
         ),
     );
-    let failed = lbctl(&["--templates", broken.to_str().unwrap(), "apply", "--yes"]).code(1);
+    // the host's haproxy -c output must reach the user
+    let mut failed = Lbctl::on_lab()
+        .args(["--templates", broken.to_str().unwrap(), "apply", "--yes"])
+        .stderr_has("this_is_not_a_directive")
+        .exit(1);
     for h in LBS {
-        assert!(
-            failed
-                .stderr
-                .contains(&format!("error: {}: validate failed", h.name)),
-            "{}",
-            failed.stderr
-        );
+        failed = failed.stderr_has(format!("error: {}: validate failed", h.name));
     }
-    assert!(
-        failed.stderr.contains("this_is_not_a_directive"),
-        "the host's haproxy -c output must reach the user: {}",
-        failed.stderr
-    );
+    failed.run();
     for (h, before) in LBS.iter().zip(&configs) {
         assert_eq!(
             &file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"),
@@ -255,31 +239,17 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
     );
 
     // A failing reload rolls back: the host keeps serving its previous configuration.
-    let failing = lbctl(&[
-        "-e",
-        &no_w3,
-        "-e",
-        "haproxy_reload_method=command haproxy_reload_command=false",
-        "apply",
-        "--yes",
-    ])
-    .code(1);
-    assert!(
-        failing.stderr.contains("reload failed"),
-        "{}",
-        failing.stderr
-    );
-    assert!(failing.stderr.contains("rolled back"), "{}", failing.stderr);
     // The hosts without the VIP went first, together, and failed; the VIP holder, last, was
     // told to stop and kept its configuration.
-    assert!(
-        failing.stdout.contains(&format!(
-            "{}: not changed (another host failed",
-            holder.name
-        )),
-        "{}",
-        failing.stdout
-    );
+    Lbctl::on_lab()
+        .args(["-e", &no_w3, "-e"])
+        .arg("haproxy_reload_method=command haproxy_reload_command=false")
+        .args(["apply", "--yes"])
+        .stderr_has("reload failed")
+        .stderr_has("rolled back")
+        .stdout_has(format!("{}: not changed (another host failed", holder.name))
+        .exit(1)
+        .run();
     for (h, before) in LBS.iter().zip(&configs) {
         assert_eq!(
             &file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"),
@@ -298,22 +268,11 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
     );
 
     // Killing the SSH connection mid-apply (during a slow reload) rolls the host back too.
-    let mut slow = Command::new(env!("CARGO_BIN_EXE_lbctl"))
-        .args([
-            "-i",
-            "inventory/lab",
-            "-e",
-            &no_w3,
-            "-e",
-            "haproxy_reload_method=command haproxy_reload_command='sleep 30'",
-            "apply",
-            "--yes",
-        ])
-        .current_dir(support::repo_root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut slow = Lbctl::on_lab()
+        .args(["-e", &no_w3, "-e"])
+        .arg("haproxy_reload_method=command haproxy_reload_command='sleep 30'")
+        .args(["apply", "--yes"])
+        .spawn();
     lab::wait_for(Duration::from_secs(20), "the slow reload to start", || {
         let ps = lab.exec(first_host, &["sh", "-c", "pgrep -f 'sleep 30' || true"]);
         (!String::from_utf8_lossy(&ps.stdout).trim().is_empty()).then_some(())
@@ -343,13 +302,11 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
         .unwrap();
     sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let during = lbctl(&["-e", &no_w3, "apply", "--yes"]).code(0);
+    Lbctl::on_lab()
+        .args(["-e", &no_w3, "apply", "--yes"])
+        .stdout_has("Apply: 3 changed")
+        .run();
     let during_took = started.elapsed();
-    assert!(
-        during.stdout.contains("Apply: 3 changed"),
-        "{}",
-        during.stdout
-    );
     let replies = String::from_utf8(probe.wait_with_output().unwrap().stdout).unwrap();
     let failures: Vec<&str> = replies.lines().filter(|l| l.starts_with("FAIL")).collect();
     assert_eq!(
@@ -364,7 +321,9 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
         during_took,
         failures.join("\n")
     );
-    lbctl(&["-e", &no_w3, "plan", "--detailed-exitcode"]).code(0);
+    Lbctl::on_lab()
+        .args(["-e", &no_w3, "plan", "--detailed-exitcode"])
+        .run();
 }
 
 #[test]
@@ -378,7 +337,7 @@ fn unreachable_host_is_an_error_not_a_hang() {
         "[haproxy_servers]\nghost ansible_host=10.77.77.250 ansible_user=root\n",
     );
     let started = Instant::now();
-    let run = Lbctl::new()
+    Lbctl::new()
         .args([
             "-i",
             dir.to_str().unwrap(),
@@ -386,18 +345,12 @@ fn unreachable_host_is_an_error_not_a_hang() {
             "2",
             "plan",
         ])
-        .run()
-        .code(1);
+        .stdout_has("ghost: unreachable: ghost: connect failed")
+        .exit(1)
+        .run();
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "plan hung for {:?}",
         started.elapsed()
-    );
-    assert!(
-        run.stdout
-            .contains("ghost: unreachable: ghost: connect failed"),
-        "{}\n{}",
-        run.stdout,
-        run.stderr
     );
 }

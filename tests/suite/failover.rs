@@ -3,41 +3,22 @@
 //! dead man's switch clean up; refuse to break the last UP server; stop the VIP holder's
 //! keepalived and time the VIP's move.
 //!
-//!     sudo -E cargo test --test failover -- --nocapture
-
-mod common;
+//!     sudo -E cargo test --test suite -- failover:: --nocapture
 
 use std::{
-    process::{Command, Stdio},
     thread::sleep,
     time::{Duration, Instant},
 };
 
-use common::lab::{self, LBS, Lab, WORKERS, describe, wait_for};
+use crate::support::Lbctl;
+use crate::support::lab::{LBS, Lab, WORKERS, describe, wait_for};
 use serde_json::Value;
 
 const WORKER: &str = "k8s-worker-2";
 
-/// Runs lbctl on the lab's inventory from the repository root, bounded in time.
-fn lbctl(secs: u32, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["-i", "inventory/lab"];
-    all.extend_from_slice(args);
-    let out = lab::run(secs, env!("CARGO_BIN_EXE_lbctl"), &all);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
-}
-
 /// lbctl's configuration on every load balancer, and every server UP (bounded wait).
 fn applied(lab: &Lab) {
-    let (code, out, err) = lbctl(300, &["apply", "--yes"]);
-    assert_eq!(code, 0, "apply\n{out}\n{err}");
+    Lbctl::on_lab().args(["apply", "--yes"]).timeout(300).run();
     all_up(lab);
 }
 
@@ -47,11 +28,14 @@ fn all_up(lab: &Lab) {
         Duration::from_secs(30),
         "every server UP on every LB",
         || {
-            let (code, out, _) = lbctl(30, &["status", "--json"]);
-            if code != 0 {
+            let run = Lbctl::on_lab()
+                .args(["status", "--json"])
+                .timeout(30)
+                .output();
+            if run.code != 0 {
                 return None;
             }
-            let status = json(&out);
+            let status = run.json();
             let servers: Vec<&Value> = status["hosts"]
                 .as_array()?
                 .iter()
@@ -103,22 +87,20 @@ fn worker_drop_drill_meets_the_acceptance() {
     assert_eq!(WORKERS[1].name, WORKER);
 
     let started = Instant::now();
-    let (code, out, err) = lbctl(
-        120,
-        &[
-            "failover-test",
-            "--worker",
-            WORKER,
-            "--backend",
-            "mysql",
-            "--hold",
-            "5s",
-            "--json",
-        ],
+    // exit 0, or 3 for a failed drill: the report below says which check failed
+    let run = Lbctl::on_lab()
+        .args(["failover-test", "--worker", WORKER, "--backend", "mysql"])
+        .args(["--hold", "5s", "--json"])
+        .timeout(120)
+        .output();
+    eprintln!("drop drill took {:?}\n{}", started.elapsed(), run.stdout);
+    assert!(
+        run.code == 0 || run.code == 3,
+        "failover-test\n{}\n{}",
+        run.stdout,
+        run.stderr
     );
-    eprintln!("drop drill took {:?}\n{out}", started.elapsed());
-    assert!(code == 0 || code == 3, "failover-test\n{out}\n{err}");
-    let doc = json(&out);
+    let doc = run.json();
     let report = &doc["report"];
     assert_eq!(doc["test"], "worker");
     assert_eq!(report["method"], "drop");
@@ -147,7 +129,7 @@ fn worker_drop_drill_meets_the_acceptance() {
     assert_eq!(report["rules_left"], serde_json::json!([]));
     assert_eq!(lbctl_rules(&lab), Vec::<String>::new());
     assert_eq!(report["passed"], true, "{report}");
-    assert_eq!(code, 0);
+    assert_eq!(run.code, 0);
 }
 
 /// Connection resets instead of silence, probed from the lab's client over SSH; lbctl killed
@@ -158,52 +140,30 @@ fn worker_drills_reject_clean_up_after_a_kill_and_spare_the_last_server() {
     let lab = Lab::up();
     applied(&lab);
 
-    let (code, out, err) = lbctl(
-        120,
-        &[
-            "failover-test",
-            "--worker",
-            WORKER,
-            "--backend",
-            "mysql",
+    let run = Lbctl::on_lab()
+        .args(["failover-test", "--worker", WORKER, "--backend", "mysql"])
+        .args([
             "--method",
             "reject",
             "--hold",
             "3s",
             "--probe-from",
             "client",
-        ],
-    );
-    eprintln!("{out}");
-    assert_eq!(code, 0, "failover-test --method reject\n{out}\n{err}");
-    assert!(
-        out.contains("probe from client to 10.77.77.100:3306"),
-        "{out}"
-    );
-    assert!(out.contains("PASSED"), "{out}");
+        ])
+        .timeout(120)
+        .stdout_has("probe from client to 10.77.77.100:3306")
+        .stdout_has("PASSED")
+        .run();
+    eprintln!("{}", run.stdout);
     assert_eq!(lbctl_rules(&lab), Vec::<String>::new());
 
     // SIGKILL in the middle of the hold: nothing can clean up but the dead man's switch, which
     // fires max(hold, 2 x the detection budget) + 15 s after arming: 25 s here.
     all_up(&lab);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lbctl"))
-        .args([
-            "-i",
-            "inventory/lab",
-            "failover-test",
-            "--worker",
-            WORKER,
-            "--backend",
-            "mysql",
-            "--hold",
-            "5s",
-            "--json",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lbctl");
+    let mut child = Lbctl::on_lab()
+        .args(["failover-test", "--worker", WORKER, "--backend", "mysql"])
+        .args(["--hold", "5s", "--json"])
+        .spawn();
     let rules = wait_for(
         Duration::from_secs(30),
         "lbctl's rule on the worker",
@@ -252,23 +212,24 @@ fn worker_drills_reject_clean_up_after_a_kill_and_spare_the_last_server() {
             runtime_api(&lab, lb.name, &format!("disable server mysql/{other}"));
         }
     }
-    let (code, out, err) = lbctl(
-        60,
-        &["failover-test", "--worker", WORKER, "--backend", "mysql"],
-    );
+    let refused = Lbctl::on_lab()
+        .args(["failover-test", "--worker", WORKER, "--backend", "mysql"])
+        .timeout(60)
+        .output();
     for lb in LBS {
         for other in ["k8s-worker-1", "k8s-worker-3"] {
             runtime_api(&lab, lb.name, &format!("enable server mysql/{other}"));
         }
     }
-    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(refused.code, 1, "{refused:?}");
     assert!(
-        err.contains(
+        refused.stderr.contains(
             "refusing to break k8s-worker-2: it is the last UP server of mysql/k8s-worker-2 on lb1"
         ),
-        "{err}"
+        "{}",
+        refused.stderr
     );
-    assert!(err.contains("--force"), "{err}");
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
     assert_eq!(lbctl_rules(&lab), Vec::<String>::new());
 }
 
@@ -282,20 +243,19 @@ fn the_vip_moves_when_its_holder_loses_keepalived() {
         .map(|lb| lab.daemon_pid(lb.name, "/run/keepalived.pid"))
         .collect();
 
-    let (code, out, err) = lbctl(
-        120,
-        &[
+    let run = Lbctl::on_lab()
+        .args([
             "failover-test",
             "--lb",
             holder.name,
             "--hold",
             "3s",
             "--json",
-        ],
-    );
-    eprintln!("{out}");
-    assert_eq!(code, 0, "failover-test --lb\n{out}\n{err}");
-    let doc = json(&out);
+        ])
+        .timeout(120)
+        .run();
+    eprintln!("{}", run.stdout);
+    let doc = run.json();
     let report = &doc["report"];
     assert_eq!(doc["test"], "lb");
     assert_eq!(report["holder_before"], holder.name);
@@ -328,7 +288,10 @@ fn the_vip_moves_when_its_holder_loses_keepalived() {
 
     // A load balancer without the VIP is not broken without --force.
     let other = LBS.iter().find(|lb| lb.name != holder.name).unwrap();
-    let (code, _, err) = lbctl(60, &["failover-test", "--lb", other.name]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("does not hold the VIP"), "{err}");
+    Lbctl::on_lab()
+        .args(["failover-test", "--lb", other.name])
+        .timeout(60)
+        .stderr_has("does not hold the VIP")
+        .exit(1)
+        .run();
 }

@@ -1,3 +1,0 @@
-//! Helpers shared by integration tests that use the namespace lab (`mod common;`).
-
-pub mod lab;

@@ -1,0 +1,283 @@
+//! What the integration tests share: [`Lbctl`], which runs the real binary the way a user
+//! would and checks what the test expects of it; scratch directories and files; the namespace
+//! lab ([`lab`]) and a real OpenSSH server ([`sshd`]).
+
+pub mod lab;
+pub mod sshd;
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+/// How long one lbctl run may take unless the test says otherwise (`timeout`).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One run of `lbctl` and what the test expects of it, checked by [`Lbctl::run`]:
+///
+/// ```ignore
+/// let run = Lbctl::new()
+///     .args(["-i", "/nonexistent/inventory", "validate"])
+///     .stderr_has("inventory not found")
+///     .exit(1)
+///     .run();
+/// ```
+///
+/// It runs from the repository root (so relative inventories and role defaults are found),
+/// with stdin closed, under `timeout` (five minutes unless [`Lbctl::timeout`] says), and
+/// expects exit 0 unless [`Lbctl::exit`] says. Every unmet expectation is reported at once,
+/// with the command and both streams.
+#[must_use = "an Lbctl does nothing until run"]
+pub struct Lbctl {
+    args: Vec<String>,
+    cwd: PathBuf,
+    timeout: Duration,
+    exit: i32,
+    stdout_has: Vec<String>,
+    stdout_lacks: Vec<String>,
+    stderr_has: Vec<String>,
+}
+
+/// What a finished run printed, for the test's further checks.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Lbctl {
+    pub fn new() -> Self {
+        Lbctl {
+            args: Vec::new(),
+            cwd: repo_root(),
+            timeout: DEFAULT_TIMEOUT,
+            exit: 0,
+            stdout_has: Vec::new(),
+            stdout_lacks: Vec::new(),
+            stderr_has: Vec::new(),
+        }
+    }
+
+    /// lbctl on the lab's inventory (`-i inventory/lab`): hold a [`lab::Lab`] while it runs.
+    pub fn on_lab() -> Self {
+        Lbctl::new().args(["-i", "inventory/lab"])
+    }
+
+    pub fn arg(mut self, a: impl AsRef<str>) -> Self {
+        self.args.push(a.as_ref().to_string());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// Kills lbctl after `secs` seconds (the run then exits 124 and fails its exit check).
+    pub fn timeout(mut self, secs: u64) -> Self {
+        self.timeout = Duration::from_secs(secs);
+        self
+    }
+
+    /// The exit code the run must end with (0 unless set).
+    pub fn exit(mut self, code: i32) -> Self {
+        self.exit = code;
+        self
+    }
+
+    /// Standard output must contain `text`.
+    pub fn stdout_has(mut self, text: impl Into<String>) -> Self {
+        self.stdout_has.push(text.into());
+        self
+    }
+
+    /// Standard output must not contain `text`.
+    pub fn stdout_lacks(mut self, text: impl Into<String>) -> Self {
+        self.stdout_lacks.push(text.into());
+        self
+    }
+
+    /// Standard error must contain `text`.
+    pub fn stderr_has(mut self, text: impl Into<String>) -> Self {
+        self.stderr_has.push(text.into());
+        self
+    }
+
+    /// Runs lbctl and fails the test, showing everything, unless every expectation holds.
+    pub fn run(self) -> Run {
+        let run = self.execute();
+        let mut unmet = String::new();
+        if run.code != self.exit {
+            let _ = writeln!(unmet, "  exit {} (expected {})", run.code, self.exit);
+            if run.code == 124 {
+                let _ = writeln!(unmet, "  (124: killed after {:?})", self.timeout);
+            }
+        }
+        for (stream, text, wanted, present) in [
+            ("stdout", &run.stdout, &self.stdout_has, true),
+            ("stdout", &run.stdout, &self.stdout_lacks, false),
+            ("stderr", &run.stderr, &self.stderr_has, true),
+        ] {
+            for w in wanted
+                .iter()
+                .filter(|w| text.contains(w.as_str()) != present)
+            {
+                let verb = if present { "lacks" } else { "has" };
+                let _ = writeln!(unmet, "  {stream} {verb} {w:?}");
+            }
+        }
+        assert!(
+            unmet.is_empty(),
+            "`{}`:\n{unmet}--- stdout\n{}--- stderr\n{}",
+            self.command_line(),
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
+    /// Runs lbctl and checks nothing: for a test that gathers the failures of a table of
+    /// cases, and for clean-up that must not fail a test twice.
+    pub fn output(self) -> Run {
+        assert!(
+            self.exit == 0
+                && self.stdout_has.is_empty()
+                && self.stdout_lacks.is_empty()
+                && self.stderr_has.is_empty(),
+            "`{}`: output() checks nothing; use run() for expectations",
+            self.command_line()
+        );
+        self.execute()
+    }
+
+    /// Starts lbctl itself (no `timeout` in between, so the child is lbctl: a test may kill
+    /// it or its SSH connections) with every stream closed, and checks nothing.
+    pub fn spawn(self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_lbctl"))
+            .args(&self.args)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", self.command_line()))
+    }
+
+    fn execute(&self) -> Run {
+        let out = Command::new("timeout")
+            .args(["-k", "5", &self.timeout.as_secs().to_string()])
+            .arg(env!("CARGO_BIN_EXE_lbctl"))
+            .args(&self.args)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", self.command_line()));
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn command_line(&self) -> String {
+        let mut line = String::from("lbctl");
+        for a in &self.args {
+            line.push(' ');
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$".contains(c)) {
+                line.push_str(&format!("{a:?}"));
+            } else {
+                line.push_str(a);
+            }
+        }
+        line
+    }
+}
+
+impl Run {
+    /// Standard output as JSON (`--json`), failing the test when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}):\n--- stdout\n{}--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh, empty scratch directory under the target dir, unique per test name.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = repo_root().join("target/test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// Fails the test (never skips) when a required program or privilege is missing.
+pub fn require_root_and(programs: &[&str]) {
+    let uid = Command::new("id").arg("-u").output().expect("run id");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "this test needs root (network namespaces); run the suite as root, as .ci/run does"
+    );
+    for p in programs {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "`{p}` is not installed; .ci/run installs it (apt-get install haproxy keepalived nginx libnginx-mod-stream)"
+        );
+    }
+}
+
+/// The builder itself: each expectation fails the test when unmet, and only then.
+mod builder {
+    use super::Lbctl;
+
+    #[test]
+    fn met_expectations_pass_and_return_the_output() {
+        let run = Lbctl::new()
+            .arg("nosuch")
+            .stderr_has("unrecognized subcommand 'nosuch'")
+            .stdout_lacks("Usage")
+            .exit(2)
+            .run();
+        assert_eq!(run.code, 2);
+        assert!(run.stderr.contains("Usage: lbctl"), "{}", run.stderr);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "`lbctl nosuch`:\n  exit 2 (expected 0)\n  stderr lacks \"absent\"\n"
+    )]
+    fn unmet_expectations_fail_the_test_all_at_once() {
+        let _ = Lbctl::new().arg("nosuch").stderr_has("absent").run();
+    }
+
+    #[test]
+    #[should_panic(expected = "stdout has \"Usage\"")]
+    fn text_that_must_be_absent_fails_the_test() {
+        let _ = Lbctl::new().arg("--help").stdout_lacks("Usage").run();
+    }
+}
