@@ -1,9 +1,10 @@
+# shellcheck shell=bash
 # Sourced by scripts/test and scripts/demo: installs the Debian packages lbctl's tests, lab and
 # demo use, running `apt-get update` first whenever something is missing.
 LBCTL_PACKAGES=(
   haproxy keepalived nginx libnginx-mod-stream
   openssh-server openssh-client iptables iproute2 socat procps util-linux
-  coreutils python3 python3-venv openssl time curl sudo passwd
+  coreutils python3 python3-venv openssl time curl sudo passwd shellcheck
 )
 
 lbctl_install_packages() {

@@ -49,7 +49,7 @@ main() {
 	i=0
 	while [ "$i" -lt "$MAX_ATTEMPTS" ] && [ ! -e "$STOP_FILE" ] && [ $(($(now_ms) - base)) -lt "$MAX_MS" ]; do
 		eval "target=\$TARGET_$((i % TARGETS))"
-		# shellcheck disable=SC2086 # "host port"
+		# shellcheck disable=SC2086,SC2154 # "host port", assigned by the eval
 		probe_once "$i" $((i % TARGETS)) $target &
 		i=$((i + 1))
 		sleep "$PERIOD"

@@ -177,6 +177,7 @@ hold() {
 # backup INDEX PATH ...: the live file as it is now, for rollback and for the user.
 backup() {
 	eval "existed=\$EXISTED_$1"
+	# shellcheck disable=SC2154 # assigned by the eval
 	if [ "$existed" = 1 ]; then
 		if ! cp -pP "$2" "$2.lbctl-prev" 2>"$OUT"; then
 			fail backup "$6" "cp -pP $2 $2.lbctl-prev" "$(output)"
@@ -269,9 +270,11 @@ verify() {
 # staged or swapped is touched: another apply's staged files are not ours to remove.
 restore() {
 	eval "staged=\${STAGED_$1:-}"
+	# shellcheck disable=SC2154 # assigned by the eval
 	[ "$staged" = 1 ] && rm -f "$2.lbctl-new"
 	eval "swapped=\${SWAPPED_$1:-}"
 	eval "existed=\${EXISTED_$1:-}"
+	# shellcheck disable=SC2154 # assigned by the eval
 	[ "$swapped" = 1 ] || return 0
 	if [ "$existed" = 1 ]; then
 		if mv -f "$2.lbctl-prev" "$2" 2>"$OUT"; then
@@ -339,6 +342,7 @@ abort() {
 
 # The SSH connection died (a failed write, SIGPIPE or SIGHUP) or lbctl was told to stop.
 interrupted() {
+	# shellcheck disable=SC2034 # read by emit, in common.sh (sent ahead of this script)
 	[ "$1" = "the connection to lbctl was lost" ] && LBCTL_LOST=1
 	[ -n "$ABORTING" ] && return 0
 	fail "$STEP" "" "" "interrupted: $1"
