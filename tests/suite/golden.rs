@@ -6,6 +6,7 @@ use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
     process::Command,
+    sync::{Mutex, MutexGuard},
 };
 
 use crate::support::{self, Lbctl, repo_root, require_root_and, scratch};
@@ -41,6 +42,13 @@ const CASES: &[(&str, &[&str])] = &[
     ("l7-edges", &["-i", "tests/inputs/l7-edges"]),
 ];
 
+/// `tests/golden/`, held by a test that reads it: `LBCTL_BLESS=1` rewrites it, and the tests
+/// run in parallel.
+fn golden_files() -> MutexGuard<'static, ()> {
+    static GOLDEN: Mutex<()> = Mutex::new(());
+    GOLDEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -69,6 +77,7 @@ fn render(test: &str, name: &str, args: &[&str]) -> PathBuf {
 
 #[test]
 fn rendered_configs_match_golden_files() {
+    let _golden = golden_files();
     let bless = std::env::var_os("LBCTL_BLESS").is_some();
     let mut diffs = Vec::new();
     for (name, args) in CASES {
@@ -240,6 +249,7 @@ fn check_haproxy(cfg: &Path, scratch_dir: &Path) -> Option<String> {
 #[test]
 fn every_rendered_config_passes_the_real_programs_checks() {
     require_root_and(&["haproxy", "keepalived", "nginx", "ip", "unshare", "openssl"]);
+    let _golden = golden_files();
     assert!(
         Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").exists(),
         "nginx's stream module is missing: apt-get install libnginx-mod-stream"
