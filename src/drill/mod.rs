@@ -4,9 +4,12 @@
 //!
 //! Takes the fleet and the drill's options; returns a measured report against budgets.
 
-pub mod common;
+pub mod clock;
 pub mod dead_mans_switch;
-pub mod fault;
 pub mod lb;
+pub mod narrator;
+pub mod observers;
 pub mod probe;
+pub mod run;
+pub mod watch;
 pub mod worker;

@@ -21,13 +21,21 @@ use serde::Serialize;
 use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch, task::JoinSet};
 
 use crate::{
-    drill::common::Narrator,
+    drill::{narrator::Narrator, run},
+    error::Error,
     remote::{self, ReportError},
+    spec::connection::Connection,
     ssh::session::Session,
 };
 
 const SCRIPT: &str = include_str!("probe.sh");
 const NAME: &str = "probe";
+/// Probing before anything is broken, so that a tier already failing shows as such.
+const BASELINE: Duration = Duration::from_secs(1);
+/// Probing after the tier is whole again.
+pub const TAIL: Duration = Duration::from_secs(1);
+/// How much longer than the drill's window the probe may run, whatever happens to lbctl.
+const PROBE_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
@@ -181,6 +189,56 @@ pub fn start_from(
         Some((_, session)) => start_remote(Arc::clone(session), settings, run_id),
         None => start_local(settings),
     }
+}
+
+/// A drill's client probe, past its baseline.
+pub struct Probing {
+    pub probe: Running,
+    /// Where the probe runs: `lbctl`, or the inventory host it runs on.
+    pub from: String,
+    /// How long the drill may take in all: the probe's own limit, and the watch's.
+    pub limit: Duration,
+}
+
+/// Starts a drill's client probe (`rate` new connections a second to `targets`, each given
+/// `timeout`), from lbctl or from the host `from` over its session, and lets it run for the
+/// baseline. `window` is how long the fault and the recovery may take; the probe's own limit
+/// follows from it. Interrupted meanwhile, it stops the probe and fails before anything was
+/// changed.
+pub async fn start_probe(
+    targets: Vec<Target>,
+    rate: u32,
+    timeout: Duration,
+    window: Duration,
+    from: Option<(&Connection, &Arc<Session>)>,
+    run_id: &str,
+    say: Narrator,
+) -> Result<Probing, Error> {
+    let limit = BASELINE + window + TAIL + PROBE_MARGIN;
+    let settings = Settings {
+        targets,
+        rate,
+        timeout,
+        max_duration: limit,
+    };
+    let probe = start_from(
+        settings,
+        from.map(|(c, s)| (c.name.as_str(), s)),
+        run_id,
+        say,
+    );
+    if let Some(why) = tokio::select! {
+        _ = tokio::time::sleep(BASELINE) => None,
+        why = run::interrupted() => Some(why),
+    } {
+        let _ = probe.stop().await;
+        return Err(Error::Failed(format!("{why} before anything was changed")));
+    }
+    Ok(Probing {
+        probe,
+        from: from.map_or("lbctl".to_string(), |(c, _)| c.name.clone()),
+        limit,
+    })
 }
 
 /// Starts probing from this machine.

@@ -6,11 +6,13 @@ use std::{collections::BTreeSet, path::Path, sync::Arc};
 use serde::Serialize;
 
 use crate::{
+    error::Error,
     input::inventory::Inventory,
     input::vars::{self, Sources},
     source::diagnostic::{Diagnostic, Diagnostics},
     source::node::Loc,
     spec::backend::ListCache,
+    spec::connection::Connection,
     spec::host::{self as host_spec, HostSpec},
 };
 
@@ -188,5 +190,28 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
                 .filter_map(|(_, s)| s.clone())
                 .collect();
         }
+    }
+}
+
+/// The SSH connection of an inventory host that is not a load balancer (a worker, a probe
+/// host), from its own `ansible_*` variables exactly as for the load balancers.
+pub fn host_connection(
+    inventory: &Inventory,
+    sources: &Sources,
+    name: &str,
+    what: &str,
+) -> Result<Connection, Error> {
+    if !inventory.hosts.contains_key(name) {
+        let known: Vec<&str> = inventory.hosts.keys().map(String::as_str).collect();
+        return Err(Error::Usage {
+            message: format!("the inventory has no host `{name}` (the {what})"),
+            hint: format!("hosts in the inventory: {}", known.join(", ")),
+        });
+    }
+    let vars = vars::resolve(inventory, name, sources);
+    let mut diags = Diagnostics::default();
+    match host_spec::parse_connection(name, &vars, &mut diags) {
+        Some(conn) => Ok(conn),
+        None => Err(Error::Invalid(diags.into_vec())),
     }
 }

@@ -2,12 +2,13 @@ use std::time::Duration;
 
 use super::Global;
 use crate::{
-    drill::common::{self as drill, Narrator},
-    drill::fault::Method,
     drill::lb::{self as vip_failover, Break, LbReport, LbTest},
+    drill::narrator::Narrator,
+    drill::worker::Method,
     drill::worker::{self as failover, WorkerReport, WorkerTest},
     error::Error,
     input::vars::Sources,
+    spec::fleet::host_connection,
 };
 
 /// What to break.
@@ -64,7 +65,7 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
     // their own variables, resolved as for any inventory host.
     let sources = Sources::load(&global.project_dir, &global.extra_vars)?;
     let probe_from = match &opts.probe_from {
-        Some(name) => Some(drill::host_connection(
+        Some(name) => Some(host_connection(
             &loaded.inventory,
             &sources,
             name,
@@ -80,7 +81,7 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
                 Some(MethodArg::Reject) => Method::Reject,
                 Some(other) => return Err(wrong_method(other, "--worker", "drop or reject")),
             };
-            let conn = drill::host_connection(&loaded.inventory, &sources, worker, "worker")?;
+            let conn = host_connection(&loaded.inventory, &sources, worker, "worker")?;
             let test = WorkerTest {
                 worker: worker.clone(),
                 backends: opts.backends.clone(),

@@ -55,8 +55,8 @@ fn worker_text(r: &WorkerReport) -> String {
     let mut out = String::new();
     let ports: Vec<String> = r.ports.iter().map(|p| format!("{p}/tcp")).collect();
     let method = match r.method {
-        crate::drill::fault::Method::Drop => "drop",
-        crate::drill::fault::Method::Reject => "reject",
+        crate::drill::worker::Method::Drop => "drop",
+        crate::drill::worker::Method::Reject => "reject",
     };
     let _ = writeln!(
         out,

@@ -31,7 +31,10 @@ use crate::{
     remote::{self, ReportError},
 };
 
-const SCRIPT: &str = concat!(include_str!("../remote/clock.sh"), include_str!("fault.sh"));
+const SCRIPT: &str = concat!(
+    include_str!("../../remote/clock.sh"),
+    include_str!("fault.sh")
+);
 const NAME: &str = "fault";
 /// Every rule any lbctl run adds carries a comment starting with this.
 pub const TAG_PREFIX: &str = "lbctl-failover-";
@@ -40,7 +43,7 @@ const XTABLES_WAIT_SECONDS: u32 = 5;
 /// Copies of one rule removed at most (a rule inserted twice by hand, say).
 const MAX_COPIES: u32 = 16;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Packets vanish: the worker looks powered off, so connects and checks time out.

@@ -1,0 +1,162 @@
+//! What a load-balancer drill reports: how long the VIP took to move against its budget,
+//! whether the tier was whole again, and what the client probe saw in each phase.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Break, LbTest, Plan, SETTLE, observe::Seen, phases::Restarted};
+use crate::{
+    drill::clock::millis,
+    drill::probe::{Recorded, Tally},
+    drill::watch::Sample,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LbReport {
+    pub run_id: String,
+    pub lb: String,
+    pub method: Break,
+    /// The VIP holder before the test; when it is not `lb` (`--force`), the VIP is not
+    /// expected to move and `vip_moved_ms` stays empty.
+    pub holder_before: String,
+    /// From sending the stop command until another load balancer held the VIP (and this one
+    /// no longer did), polled every [`POLL_EVERY`](super::POLL_EVERY); `None`: not within twice the budget.
+    pub vip_moved_ms: Option<u64>,
+    pub new_holder: Option<String>,
+    pub move_budget_ms: u64,
+    /// How long the daemon was stopped.
+    pub stopped_ms: u64,
+    /// From the start command until the tier was whole again (daemons running, one holder).
+    pub settled_ms: Option<u64>,
+    pub holder_after: Vec<String>,
+    pub probe: ProbeReport,
+    pub switch_fires_after_ms: u64,
+    pub passed: bool,
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    pub from: String,
+    pub targets: Vec<String>,
+    pub rate: u32,
+    pub timeout_ms: u64,
+    pub before: Tally,
+    /// From the stop command until another load balancer held the VIP.
+    pub during_move: Tally,
+    /// While the daemon stayed stopped after the VIP moved.
+    pub while_stopped: Tally,
+    /// From the start command until the tier was whole again (the VIP may move back).
+    pub restore: Tally,
+    pub after: Tally,
+    pub total: Tally,
+}
+
+/// What a run measured, for its report.
+pub(super) struct Measured {
+    pub run_id: String,
+    /// Every load balancer's samples, in the fleet's order.
+    pub samples: Vec<Vec<Sample<Seen>>>,
+    pub recorded: Recorded,
+    /// Where the probe ran.
+    pub probe_from: String,
+    pub holder_before: String,
+    /// Whether the broken host held the VIP, so that it had to move.
+    pub moves: bool,
+    pub restarted: Restarted,
+    /// When the tier was whole again.
+    pub settled: Option<Instant>,
+    pub switch_fires_after: Duration,
+}
+
+/// Phase 6: the report, with every budget missed as a failure.
+pub(super) fn build(plan: &Plan, test: &LbTest, measured: Measured) -> LbReport {
+    let Measured {
+        run_id,
+        samples,
+        recorded,
+        probe_from,
+        holder_before,
+        moves,
+        restarted:
+            Restarted {
+                moved_at,
+                new_holder,
+                stopped_at,
+                started_at,
+            },
+        settled,
+        switch_fires_after,
+    } = measured;
+    let holder_after: Vec<String> = plan
+        .lbs
+        .iter()
+        .zip(&samples)
+        .filter(|(_, s)| s.last().is_some_and(|s| s.value.holds_vip))
+        .map(|(n, _)| n.clone())
+        .collect();
+
+    let longest = plan.longest_stop(test.hold);
+    let probe_report = ProbeReport {
+        from: probe_from,
+        targets: plan.probe_targets.iter().map(ToString::to_string).collect(),
+        rate: test.probe_rate,
+        timeout_ms: plan.probe_timeout.as_millis() as u64,
+        before: recorded.tally(recorded.started, Some(stopped_at)),
+        during_move: recorded.tally(stopped_at, Some(moved_at.unwrap_or(started_at))),
+        while_stopped: match moved_at {
+            Some(m) => recorded.tally(m, Some(started_at)),
+            None => Tally::default(),
+        },
+        restore: recorded.tally(started_at, settled),
+        after: match settled {
+            Some(s) => recorded.tally(s, None),
+            None => Tally::default(),
+        },
+        total: recorded.tally(recorded.started, None),
+    };
+    let vip_moved_ms = moved_at.map(|m| millis(stopped_at, m));
+    let mut failures = Vec::new();
+    match vip_moved_ms {
+        _ if !moves => {}
+        Some(ms) if ms > plan.move_budget.as_millis() as u64 => failures.push(format!(
+            "the VIP moved after {ms} ms, budget {} ms",
+            plan.move_budget.as_millis()
+        )),
+        Some(_) => {}
+        None => failures.push(format!(
+            "the VIP did not move within {} ms (budget {} ms)",
+            longest.as_millis(),
+            plan.move_budget.as_millis()
+        )),
+    }
+    if settled.is_none() {
+        failures.push(format!(
+            "the tier was not whole again within {} s of starting {} (holders now: {})",
+            SETTLE.as_secs(),
+            plan.daemon,
+            if holder_after.is_empty() {
+                "none".to_string()
+            } else {
+                holder_after.join(", ")
+            }
+        ));
+    }
+    LbReport {
+        run_id,
+        lb: plan.lb.clone(),
+        method: test.method,
+        holder_before,
+        vip_moved_ms,
+        new_holder,
+        move_budget_ms: plan.move_budget.as_millis() as u64,
+        stopped_ms: millis(stopped_at, started_at),
+        settled_ms: settled.map(|s| millis(started_at, s)),
+        holder_after,
+        probe: probe_report,
+        switch_fires_after_ms: switch_fires_after.as_millis() as u64,
+        passed: failures.is_empty(),
+        failures,
+    }
+}

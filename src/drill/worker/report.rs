@@ -1,0 +1,201 @@
+//! What a worker drill reports: per load balancer and server, detection and recovery against
+//! their budgets; what the client probe saw in each phase; and why it failed, if it did.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{
+    Plan, Target, WorkerTest,
+    fault::Method,
+    observe::{Observed, first_at, is_down, is_up, positions},
+};
+use crate::{
+    drill::clock::millis,
+    drill::probe::{Recorded, Tally},
+    drill::watch::Sample,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerReport {
+    pub run_id: String,
+    pub worker: String,
+    pub method: Method,
+    pub backends: Vec<String>,
+    pub ports: Vec<u16>,
+    /// How long the rules were in place.
+    pub fault_ms: u64,
+    pub results: Vec<TargetResult>,
+    pub probe: ProbeReport,
+    /// When the dead man's switch would have removed the rules, counted from arming.
+    pub switch_fires_after_ms: u64,
+    /// lbctl-failover rules on the worker after the restore (none, when all went well).
+    pub rules_left: Vec<String>,
+    pub max_failed: u64,
+    pub passed: bool,
+    /// Why the test failed, one reason per line; empty when it passed.
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetResult {
+    #[serde(flatten)]
+    pub target: Target,
+    /// From sending the rules until this load balancer showed the server DOWN (polled every
+    /// [`POLL_EVERY`](super::POLL_EVERY), so up to that much late); `None`: not while the fault was on.
+    pub detected_ms: Option<u64>,
+    pub detected_in_budget: bool,
+    /// From the moment the rules were gone until it showed the server steadily UP.
+    pub recovered_ms: Option<u64>,
+    pub recovered_in_budget: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    /// `lbctl` (where lbctl runs) or the `--probe-from` host.
+    pub from: String,
+    pub targets: Vec<String>,
+    pub rate: u32,
+    pub timeout_ms: u64,
+    /// Before the rules went in.
+    pub before: Tally,
+    /// While the rules were in place.
+    pub fault: Tally,
+    /// After the rules were removed, until every load balancer showed the server UP.
+    pub recovery: Tally,
+    /// The rest.
+    pub after: Tally,
+    pub total: Tally,
+}
+
+/// What a run measured, for its report.
+pub(super) struct Measured {
+    pub run_id: String,
+    /// Every load balancer's samples, in the fleet's order.
+    pub samples: Vec<Vec<Sample<Observed>>>,
+    pub recorded: Recorded,
+    /// Where the probe ran.
+    pub probe_from: String,
+    pub fault_on: Instant,
+    pub fault_off: Instant,
+    /// When every load balancer showed every target UP again.
+    pub recovered: Option<Instant>,
+    pub rules_left: Vec<String>,
+    /// The tag on this run's rules.
+    pub tag: String,
+    pub switch_fires_after: Duration,
+}
+
+/// Phase 6: the report, with every budget missed as a failure.
+pub(super) fn build(plan: &Plan, test: &WorkerTest, measured: Measured) -> WorkerReport {
+    let Measured {
+        run_id,
+        samples,
+        recorded,
+        probe_from,
+        fault_on,
+        fault_off,
+        recovered: end,
+        rules_left,
+        tag,
+        switch_fires_after,
+    } = measured;
+    let longest_fault = plan.longest_fault(test.hold);
+    let recover_deadline = plan.max_recover_budget() * 2;
+    let results = results(plan, &samples, fault_on, fault_off);
+    let probe_report = ProbeReport {
+        from: probe_from,
+        targets: plan.probe_targets.iter().map(ToString::to_string).collect(),
+        rate: test.probe_rate,
+        timeout_ms: plan.probe_timeout.as_millis() as u64,
+        before: recorded.tally(recorded.started, Some(fault_on)),
+        fault: recorded.tally(fault_on, Some(fault_off)),
+        recovery: match end {
+            Some(end) => recorded.tally(fault_off, Some(end)),
+            None => recorded.tally(fault_off, None),
+        },
+        after: match end {
+            Some(end) => recorded.tally(end, None),
+            None => Tally::default(),
+        },
+        total: recorded.tally(recorded.started, None),
+    };
+    let mut failures = Vec::new();
+    for r in &results {
+        let t = &r.target;
+        let what = format!("{}: {}/{}", t.lb, t.backend, t.server);
+        match r.detected_ms {
+            Some(ms) if !r.detected_in_budget => failures.push(format!(
+                "{what} marked DOWN after {ms} ms, budget {} ms",
+                t.detect_budget_ms
+            )),
+            None => failures.push(format!(
+                "{what} not marked DOWN within {} ms (budget {} ms)",
+                longest_fault.as_millis(),
+                t.detect_budget_ms
+            )),
+            _ => {}
+        }
+        match r.recovered_ms {
+            Some(ms) if !r.recovered_in_budget => failures.push(format!(
+                "{what} marked UP after {ms} ms, budget {} ms",
+                t.recover_budget_ms
+            )),
+            None => failures.push(format!(
+                "{what} not marked UP within {} ms (budget {} ms)",
+                recover_deadline.as_millis(),
+                t.recover_budget_ms
+            )),
+            _ => {}
+        }
+    }
+    if probe_report.total.failed > test.max_failed {
+        failures.push(format!(
+            "{} of {} probe connections failed (at most {} allowed)",
+            probe_report.total.failed, probe_report.total.attempts, test.max_failed
+        ));
+    }
+    if rules_left.iter().any(|r| r.contains(&tag)) {
+        failures.push(format!("rules of this run are still on {}", plan.worker));
+    }
+    WorkerReport {
+        run_id,
+        worker: plan.worker.clone(),
+        method: test.method,
+        backends: plan.backends.clone(),
+        ports: plan.ports.clone(),
+        fault_ms: millis(fault_on, fault_off),
+        results,
+        probe: probe_report,
+        switch_fires_after_ms: switch_fires_after.as_millis() as u64,
+        rules_left,
+        max_failed: test.max_failed,
+        passed: failures.is_empty(),
+        failures,
+    }
+}
+
+fn results(
+    plan: &Plan,
+    samples: &[Vec<Sample<Observed>>],
+    t0: Instant,
+    t1: Instant,
+) -> Vec<TargetResult> {
+    plan.targets
+        .iter()
+        .zip(positions(plan))
+        .map(|(t, (lb, nth))| {
+            let detected_ms = first_at(&samples[lb], nth, t0, is_down)
+                .filter(|&at| at <= t1)
+                .map(|at| millis(t0, at));
+            let recovered_ms = first_at(&samples[lb], nth, t1, is_up).map(|at| millis(t1, at));
+            TargetResult {
+                target: t.clone(),
+                detected_ms,
+                detected_in_budget: detected_ms.is_some_and(|ms| ms <= t.detect_budget_ms),
+                recovered_ms,
+                recovered_in_budget: recovered_ms.is_some_and(|ms| ms <= t.recover_budget_ms),
+            }
+        })
+        .collect()
+}
