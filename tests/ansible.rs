@@ -1,0 +1,411 @@
+//! Differential tests against the real Ansible: for every case under `tests/inputs/ansible/`,
+//! ansible-core (installed into a throwaway virtualenv on first use) resolves each host's
+//! variables — precedence, templates, Vault — and lbctl renders the load balancers twice: from
+//! the case as it is, and from a flat inventory holding exactly the values Ansible resolved. The
+//! two renderings must be byte-identical, and lbctl must manage the same load balancers as the
+//! ones Ansible puts in the group.
+//!
+//! A case is a directory run from its own root (so its `ansible.cfg` applies): `args` holds the
+//! command-line arguments both tools get, one per line (`-i`, `-e`, `--vault-password-file`,
+//! ...); `lbctl-args`, if present, arguments only lbctl gets; `roles/haproxy/defaults/` the role
+//! defaults both read; a `templates/` directory beside the inventory, template overrides.
+
+mod support;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+use serde_json::Value;
+use support::{Lbctl, repo_root, scratch};
+
+/// The ansible-core release the behaviour is compared with.
+const ANSIBLE_CORE: &str = "ansible-core==2.19.*";
+
+/// Variables every host has that Ansible makes up itself rather than reads from the inventory.
+const MAGIC: &[&str] = &[
+    "ansible_check_mode",
+    "ansible_config_file",
+    "ansible_diff_mode",
+    "ansible_facts",
+    "ansible_forks",
+    "ansible_inventory_sources",
+    "ansible_playbook_python",
+    "ansible_run_tags",
+    "ansible_skip_tags",
+    "ansible_verbosity",
+    "ansible_version",
+    "group_names",
+    "groups",
+    "inventory_dir",
+    "inventory_file",
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "omit",
+    "playbook_dir",
+];
+
+/// The virtualenv's `bin/` directory, made once per test run and kept under the target
+/// directory for the next one. Installing needs python3-venv (scripts/packages.sh) and PyPI.
+pub fn ansible_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ansible-core-2.19");
+        let bin = venv.join("bin");
+        let ready = Command::new(bin.join("ansible-playbook"))
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains("core 2.19.")
+            });
+        if !ready {
+            let _ = std::fs::remove_dir_all(&venv);
+            let made = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .output()
+                .expect("run python3 -m venv");
+            assert!(
+                made.status.success(),
+                "python3 -m venv failed (scripts/packages.sh installs python3-venv):\n{}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            let pip = Command::new(bin.join("pip"))
+                .args(["install", "-q", "--disable-pip-version-check", ANSIBLE_CORE])
+                .output()
+                .expect("run pip");
+            assert!(
+                pip.status.success(),
+                "pip install {ANSIBLE_CORE} failed:\n{}",
+                String::from_utf8_lossy(&pip.stderr)
+            );
+        }
+        bin
+    })
+}
+
+/// An Ansible command run from `dir`, quiet and without colours or deprecation noise.
+pub fn ansible_command(program: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(ansible_bin().join(program));
+    cmd.current_dir(dir)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_DEPRECATION_WARNINGS", "false")
+        .env("ANSIBLE_LOCALHOST_WARNING", "false")
+        .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "false")
+        .env_remove("ANSIBLE_CONFIG");
+    cmd
+}
+
+/// What Ansible resolved for one host.
+#[derive(Debug)]
+struct Resolved {
+    vars: serde_json::Map<String, Value>,
+    group_names: Vec<String>,
+}
+
+/// The play that dumps every host's variables, each templated in the host's full context
+/// (`query('vars', ...)`, so `hostvars`, `groups` and Vault work as in a real task).
+fn dump_play(defaults: Option<&Path>) -> String {
+    let magic: Vec<String> = MAGIC.iter().map(|m| format!("'{m}'")).collect();
+    let (roles, default_names) = match defaults {
+        Some(file) => (
+            "  roles: [haproxy]\n".to_string(),
+            format!(
+                " + (lookup('file', '{}') | from_yaml | default({{}}, true) | list)",
+                file.display()
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
+    format!(
+        "- hosts: all\n  gather_facts: false\n  connection: local\n{roles}  tasks:\n    - ansible.builtin.debug:\n        msg:\n          vars: \"{{{{ dict(names | zip(query('vars', *names))) }}}}\"\n          group_names: \"{{{{ group_names }}}}\"\n      vars:\n        names: \"{{{{ ((hostvars[inventory_hostname].keys() | list){default_names}) | unique | reject('in', [{}]) | list }}}}\"\n",
+        magic.join(", ")
+    )
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs the dump play for a case and reads each host's result.
+fn resolve_with_ansible(case: &Path, args: &[String], work: &Path) -> BTreeMap<String, Resolved> {
+    let defaults = ["main.yml", "main.yaml"]
+        .iter()
+        .map(|f| case.join("roles/haproxy/defaults").join(f))
+        .find(|p| p.is_file());
+    let play = work.join("dump.yml");
+    std::fs::write(&play, dump_play(defaults.as_deref())).unwrap();
+    let tree = work.join("tree");
+    let out = ansible_command("ansible-playbook", case)
+        .args(args)
+        .arg(&play)
+        .env("ANSIBLE_CALLBACKS_ENABLED", "tree")
+        .env("ANSIBLE_CALLBACK_TREE_DIR", &tree)
+        .env("ANSIBLE_ROLES_PATH", case.join("roles"))
+        .output()
+        .expect("run ansible-playbook");
+    assert!(
+        out.status.success(),
+        "{}: ansible-playbook failed\n--- stdout\n{}\n--- stderr\n{}",
+        case.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut hosts = BTreeMap::new();
+    for entry in std::fs::read_dir(&tree).unwrap().map(Result::unwrap) {
+        let host = entry.file_name().to_string_lossy().into_owned();
+        let result: Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+        let msg = &result["msg"];
+        let vars = msg["vars"].as_object().cloned().unwrap_or_default();
+        let group_names = msg["group_names"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|g| g.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        hosts.insert(host, Resolved { vars, group_names });
+    }
+    hosts
+}
+
+/// A value as YAML flow text; strings that look like templates are marked `!unsafe`, since
+/// Ansible already evaluated what it was going to.
+fn flow(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) if s.contains("{{") || s.contains("{%") || s.contains("{#") => {
+            out.push_str("!unsafe ");
+            out.push_str(&value.to_string());
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                flow(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push_str(": ");
+                flow(v, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A YAML inventory holding each host's resolved variables and its groups, nothing else.
+fn flat_inventory(hosts: &BTreeMap<String, Resolved>) -> String {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, r) in hosts {
+        for g in &r.group_names {
+            groups.entry(g).or_default().push(name);
+        }
+    }
+    let mut out = String::from("all:\n  hosts:\n");
+    for (name, r) in hosts {
+        let mut vars = String::new();
+        flow(&Value::Object(r.vars.clone()), &mut vars);
+        out.push_str(&format!("    {name}: {vars}\n"));
+    }
+    if !groups.is_empty() {
+        out.push_str("  children:\n");
+        for (group, members) in groups {
+            out.push_str(&format!("    {group}:\n      hosts:\n"));
+            for m in members {
+                out.push_str(&format!("        {m}:\n"));
+            }
+        }
+    }
+    out
+}
+
+fn files_under(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().map(Result::unwrap) {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn hosts_rendered(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The template override directory of a case, if it has one.
+fn templates_of(case: &Path) -> Option<PathBuf> {
+    let mut stack = vec![case.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().map(Result::unwrap) {
+            let p = e.path();
+            if p.is_dir() && !p.ends_with("roles") {
+                if p.file_name().is_some_and(|n| n == "templates") {
+                    return Some(p);
+                }
+                stack.push(p);
+            }
+        }
+    }
+    None
+}
+
+/// Runs one case; returns the number of load balancers compared.
+fn differential(name: &str) -> usize {
+    let case = repo_root().join("tests/inputs/ansible").join(name);
+    assert!(case.is_dir(), "no case {}", case.display());
+    let args = lines_of(&case.join("args"));
+    let lbctl_args = lines_of(&case.join("lbctl-args"));
+    let lb_group = lbctl_args
+        .iter()
+        .position(|a| a == "--lb-group")
+        .and_then(|i| lbctl_args.get(i + 1).cloned())
+        .unwrap_or_else(|| "haproxy_servers".into());
+    let work = scratch(&format!("ansible-diff-{name}"));
+    let resolved = resolve_with_ansible(&case, &args, &work);
+    let lbs: BTreeSet<String> = resolved
+        .iter()
+        .filter(|(_, r)| r.group_names.contains(&lb_group))
+        .map(|(h, _)| h.clone())
+        .collect();
+    assert!(!lbs.is_empty(), "{name}: Ansible sees no host in {lb_group}");
+
+    let own = work.join("own");
+    let run = Lbctl::new()
+        .current_dir(&case)
+        .args(&args)
+        .args(&lbctl_args)
+        .args(["render", "-o", own.to_str().unwrap()])
+        .run();
+    assert_eq!(
+        run.code, 0,
+        "{name}: lbctl render of the case failed\n{}{}",
+        run.stdout, run.stderr
+    );
+
+    let flat = work.join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    std::fs::write(flat.join("hosts.yml"), flat_inventory(&resolved)).unwrap();
+    let theirs = work.join("theirs");
+    let mut flat_run = Lbctl::new()
+        .current_dir(&flat)
+        .args(["-i", "hosts.yml", "--lb-group", &lb_group]);
+    if let Some(t) = templates_of(&case) {
+        flat_run = flat_run.args(["--templates", t.to_str().unwrap()]);
+    }
+    let run = flat_run
+        .args(["render", "-o", theirs.to_str().unwrap()])
+        .run();
+    assert_eq!(
+        run.code, 0,
+        "{name}: lbctl render of Ansible's values failed\n{}{}",
+        run.stdout, run.stderr
+    );
+
+    assert_eq!(
+        hosts_rendered(&own),
+        lbs,
+        "{name}: lbctl manages other load balancers than Ansible's group {lb_group}"
+    );
+    assert_eq!(hosts_rendered(&theirs), lbs, "{name}: flat inventory's hosts");
+    let (mine, ansible) = (files_under(&own), files_under(&theirs));
+    assert_eq!(
+        mine.keys().collect::<Vec<_>>(),
+        ansible.keys().collect::<Vec<_>>(),
+        "{name}: rendered file sets differ"
+    );
+    for (rel, text) in &mine {
+        if *text != ansible[rel] {
+            let diff = similar_lines(&ansible[rel], text);
+            panic!(
+                "{name}: {} differs between Ansible's values (-) and lbctl's own (+):\n{diff}",
+                rel.display()
+            );
+        }
+    }
+    lbs.len()
+}
+
+/// A short line diff for failure messages.
+fn similar_lines(a: &str, b: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let mut out = String::new();
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        if x != y {
+            out.push_str(&format!("line {}:\n- {x}\n+ {y}\n", i + 1));
+        }
+    }
+    if a.len() != b.len() {
+        out.push_str(&format!("({} lines vs {})\n", a.len(), b.len()));
+    }
+    out
+}
+
+/// Every case directory under tests/inputs/ansible.
+fn cases() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo_root().join("tests/inputs/ansible"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn lbctl_resolves_inventories_as_ansible_does() {
+    let names = cases();
+    assert!(names.len() >= 2, "too few differential cases: {names:?}");
+    let mut compared = 0;
+    let mut failed = Vec::new();
+    for name in &names {
+        match std::panic::catch_unwind(|| differential(name)) {
+            Ok(n) => compared += n,
+            Err(_) => failed.push(name.as_str()),
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} differential cases failed (messages above): {failed:?}",
+        failed.len(),
+        names.len()
+    );
+    eprintln!(
+        "{} inventories, {compared} load balancers: lbctl's renderings equal Ansible's",
+        names.len()
+    );
+}
