@@ -1,0 +1,563 @@
+//! Ansible Vault: decrypting AES256 vault files and inline `!vault` values (formats 1.1 and
+//! 1.2, the latter naming a vault id), with the passwords Ansible would use.
+//!
+//! The format, as Ansible writes it: a header `$ANSIBLE_VAULT;1.1;AES256` (1.2 adds `;LABEL`),
+//! then lines of hex which decode to three lines of hex: a salt, an HMAC and the ciphertext.
+//! PBKDF2-HMAC-SHA256 (10,000 rounds) turns the password and salt into 80 bytes: the AES-256
+//! key, the HMAC-SHA256 key and the CTR mode's initial counter. The HMAC of the ciphertext is
+//! checked first, so a wrong password is told apart from a damaged file; the plaintext is
+//! PKCS#7-padded to whole 16-byte blocks. Every primitive comes from RustCrypto.
+//!
+//! Passwords are read only when a vault is first decrypted: a run that needs no secret never
+//! prompts, runs a password script or opens a password file.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
+};
+
+use aes::cipher::{KeyIvInit, StreamCipher};
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+
+/// What every vault starts with.
+pub const HEADER: &str = "$ANSIBLE_VAULT";
+
+/// The label Ansible gives a password without one (`--vault-password-file`, `--ask-vault-pass`).
+pub const DEFAULT_LABEL: &str = "default";
+
+const ROUNDS: u32 = 10_000;
+
+/// Where one vault password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// A file holding the password, or an executable that prints it (as Ansible runs it).
+    File(PathBuf),
+    /// Asked on the terminal.
+    Prompt,
+}
+
+/// A vault id: a label and where its password comes from (`--vault-id LABEL@SOURCE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultId {
+    pub label: String,
+    pub source: PasswordSource,
+}
+
+impl VaultId {
+    /// Reads `--vault-id` as Ansible does: `LABEL@SOURCE` or `SOURCE`, where `prompt` asks on
+    /// the terminal and anything else is a password file or script.
+    pub fn parse(arg: &str) -> VaultId {
+        let (label, source) = match arg.split_once('@') {
+            Some((label, source)) if !label.is_empty() => (label, source),
+            _ => (DEFAULT_LABEL, arg),
+        };
+        let source = if source == "prompt" || source == "prompt_ask_vault_pass" {
+            PasswordSource::Prompt
+        } else {
+            PasswordSource::File(expand_home(source))
+        };
+        VaultId {
+            label: label.to_string(),
+            source,
+        }
+    }
+
+    pub fn file(label: &str, path: PathBuf) -> VaultId {
+        VaultId {
+            label: label.to_string(),
+            source: PasswordSource::File(path),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.source {
+            PasswordSource::File(p) => format!("{} ({})", self.label, p.display()),
+            PasswordSource::Prompt => format!("{} (prompt)", self.label),
+        }
+    }
+}
+
+/// Why a vault could not be read. `Display` is the user's message; the caller adds the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VaultError {
+    #[error("this is an Ansible Vault, and no vault password was given")]
+    NoPassword,
+    #[error("no vault password given decrypts this vault (tried {tried})")]
+    WrongPassword { tried: String },
+    #[error("not a valid Ansible Vault: {0}")]
+    Format(String),
+    #[error("{0}")]
+    Password(String),
+}
+
+impl VaultError {
+    /// What to do about it, for the user's `hint:`.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            VaultError::NoPassword => {
+                "pass --vault-password-file FILE, --vault-id LABEL@FILE or --ask-vault-pass, or set ANSIBLE_VAULT_PASSWORD_FILE"
+            }
+            VaultError::WrongPassword { .. } => {
+                "check the password (or the vault id) this vault was encrypted with: `ansible-vault view` with the same password shows it"
+            }
+            VaultError::Format(_) => {
+                "re-create it with `ansible-vault encrypt` or `ansible-vault encrypt_string`"
+            }
+            VaultError::Password(_) => "fix the vault password source",
+        }
+    }
+}
+
+/// A password read from its source, with its label.
+type Password = (String, Vec<u8>);
+
+/// The vault passwords of one run, read on first use, and every value decrypted with them (so
+/// that plans and logs can hide them).
+#[derive(Debug, Default)]
+pub struct Keyring {
+    ids: Vec<VaultId>,
+    passwords: OnceLock<Result<Vec<Password>, VaultError>>,
+    /// Plaintexts by envelope: a value shared by many hosts is decrypted once.
+    decrypted: Mutex<HashMap<String, Arc<[u8]>>>,
+    revealed: Mutex<BTreeSet<String>>,
+}
+
+impl Keyring {
+    pub fn new(ids: Vec<VaultId>) -> Keyring {
+        Keyring {
+            ids,
+            ..Keyring::default()
+        }
+    }
+
+    /// Whether any password source was given.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Decrypts a vault (a whole file's text, or an inline value's), trying the passwords
+    /// whose label the vault names first, then the others, as Ansible does.
+    pub fn decrypt(&self, envelope: &str) -> Result<Arc<[u8]>, VaultError> {
+        let envelope = envelope.trim();
+        let cached = self
+            .decrypted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(envelope)
+            .cloned();
+        if let Some(plain) = cached {
+            return Ok(plain);
+        }
+        let parsed = Envelope::parse(envelope)?;
+        if self.ids.is_empty() {
+            return Err(VaultError::NoPassword);
+        }
+        let passwords = self
+            .passwords
+            .get_or_init(|| self.ids.iter().map(read_password).collect())
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let mut order: Vec<&Password> = passwords
+            .iter()
+            .filter(|(label, _)| Some(label.as_str()) == parsed.label.as_deref())
+            .collect();
+        order.extend(
+            passwords
+                .iter()
+                .filter(|(label, _)| Some(label.as_str()) != parsed.label.as_deref()),
+        );
+        for (_, password) in order {
+            if let Some(plain) = parsed.open(password)? {
+                let plain: Arc<[u8]> = Arc::from(plain);
+                self.decrypted
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(envelope.to_string(), Arc::clone(&plain));
+                return Ok(plain);
+            }
+        }
+        let tried: Vec<String> = self.ids.iter().map(VaultId::describe).collect();
+        Err(VaultError::WrongPassword {
+            tried: tried.join(", "),
+        })
+    }
+
+    /// Decrypts an inline value to text and remembers it as a secret.
+    pub fn decrypt_text(&self, envelope: &str) -> Result<String, VaultError> {
+        let plain = self.decrypt(envelope)?;
+        let text = String::from_utf8(plain.to_vec())
+            .map_err(|_| VaultError::Format("the decrypted value is not UTF-8 text".into()))?;
+        self.remember(&text);
+        Ok(text)
+    }
+
+    /// Marks a value that came out of a vault: plans and logs never show it.
+    pub fn remember(&self, value: &str) {
+        if !value.is_empty() {
+            self.revealed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(value.to_string());
+        }
+    }
+
+    /// Every value decrypted so far.
+    pub fn revealed(&self) -> Vec<String> {
+        self.revealed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Whether `text` is a vault (Ansible checks the first bytes only).
+pub fn is_vault(text: &str) -> bool {
+    text.trim_start().starts_with(HEADER)
+}
+
+/// A parsed vault: its label (1.2) and the three parts of its payload.
+struct Envelope {
+    label: Option<String>,
+    salt: Vec<u8>,
+    hmac: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl Envelope {
+    fn parse(text: &str) -> Result<Envelope, VaultError> {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default().trim();
+        let fields: Vec<&str> = header.split(';').map(str::trim).collect();
+        if fields.first() != Some(&HEADER) || fields.len() < 3 {
+            return Err(VaultError::Format(format!(
+                "the header `{header}` is not `$ANSIBLE_VAULT;1.1;AES256`"
+            )));
+        }
+        if !matches!(fields[1], "1.1" | "1.2") {
+            return Err(VaultError::Format(format!(
+                "format version {} is not one Ansible writes (1.1, 1.2)",
+                fields[1]
+            )));
+        }
+        if fields[2] != "AES256" {
+            return Err(VaultError::Format(format!(
+                "cipher {} is not supported (only AES256 is)",
+                fields[2]
+            )));
+        }
+        let label = fields
+            .get(3)
+            .filter(|l| !l.is_empty())
+            .map(|l| l.to_string());
+        let body: String = lines.map(str::trim).collect();
+        let payload = hex(body.as_bytes()).ok_or_else(|| {
+            VaultError::Format("the lines after the header are not hexadecimal".into())
+        })?;
+        let mut parts = payload.splitn(3, |b| *b == b'\n');
+        let mut next = |what: &str| {
+            parts
+                .next()
+                .and_then(hex)
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| VaultError::Format(format!("its {what} is missing or damaged")))
+        };
+        Ok(Envelope {
+            label,
+            salt: next("salt")?,
+            hmac: next("HMAC")?,
+            ciphertext: next("ciphertext")?,
+        })
+    }
+
+    /// The plaintext if `password` is the right one; `None` if it is not.
+    fn open(&self, password: &[u8]) -> Result<Option<Vec<u8>>, VaultError> {
+        let mut derived = [0u8; 80];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password, &self.salt, ROUNDS, &mut derived);
+        let (key, rest) = derived.split_at(32);
+        let (mac_key, iv) = rest.split_at(32);
+        let mut mac =
+            hmac::Hmac::<Sha256>::new_from_slice(mac_key).expect("HMAC takes a key of any length");
+        mac.update(&self.ciphertext);
+        if mac.verify_slice(&self.hmac).is_err() {
+            return Ok(None);
+        }
+        let mut data = self.ciphertext.clone();
+        let mut cipher = ctr::Ctr128BE::<aes::Aes256>::new_from_slices(key, iv)
+            .expect("the derived key and counter have AES-256's lengths");
+        cipher.apply_keystream(&mut data);
+        let pad = usize::from(*data.last().unwrap_or(&0));
+        let padded = (1..=16).contains(&pad)
+            && pad <= data.len()
+            && data[data.len() - pad..]
+                .iter()
+                .all(|b| usize::from(*b) == pad);
+        if !padded {
+            return Err(VaultError::Format(
+                "the decrypted data has no valid padding".into(),
+            ));
+        }
+        data.truncate(data.len() - pad);
+        Ok(Some(data))
+    }
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+fn hex(text: &[u8]) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.chunks(2)
+        .map(|pair| {
+            let digit = |c: u8| (c as char).to_digit(16);
+            Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
+        })
+        .collect()
+}
+
+/// Reads one password from its source, as Ansible does: a file's content without surrounding
+/// whitespace; an executable's standard output without trailing line breaks (a script named
+/// `*-client` is asked for its label with `--vault-id LABEL`); a prompt on the terminal.
+fn read_password(id: &VaultId) -> Result<Password, VaultError> {
+    let password = match &id.source {
+        PasswordSource::Prompt => {
+            let prompt = if id.label == DEFAULT_LABEL {
+                "Vault password: ".to_string()
+            } else {
+                format!("Vault password ({}): ", id.label)
+            };
+            rpassword::prompt_password(prompt)
+                .map_err(|e| {
+                    VaultError::Password(format!("cannot ask for the vault password: {e}"))
+                })?
+                .into_bytes()
+        }
+        PasswordSource::File(path) => read_password_file(path, &id.label)?,
+    };
+    if password.is_empty() {
+        return Err(VaultError::Password(format!(
+            "the vault password for {} is empty",
+            id.describe()
+        )));
+    }
+    Ok((id.label.clone(), password))
+}
+
+fn read_password_file(path: &Path, label: &str) -> Result<Vec<u8>, VaultError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        VaultError::Password(format!(
+            "cannot read the vault password file {}: {e}",
+            path.display()
+        ))
+    })?;
+    if meta.is_dir() {
+        return Err(VaultError::Password(format!(
+            "the vault password file {} is a directory",
+            path.display()
+        )));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    if meta.permissions().mode() & 0o111 != 0 {
+        return run_password_script(path, label);
+    }
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut text))
+        .map_err(|e| {
+            VaultError::Password(format!(
+                "cannot read the vault password file {}: {e}",
+                path.display()
+            ))
+        })?;
+    Ok(text.trim_ascii().to_vec())
+}
+
+fn run_password_script(path: &Path, label: &str) -> Result<Vec<u8>, VaultError> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut cmd = Command::new(path);
+    if stem.ends_with("-client") {
+        cmd.args(["--vault-id", label]);
+    }
+    // Standard error stays the user's, so a script can ask for something itself.
+    let out = cmd
+        .stdin(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| {
+            VaultError::Password(format!(
+                "cannot run the vault password script {}: {e} (remove its executable bit if it is a plain password file)",
+                path.display()
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(VaultError::Password(format!(
+            "the vault password script {} failed ({})",
+            path.display(),
+            out.status
+        )));
+    }
+    let mut password = out.stdout;
+    while password.last().is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+        password.pop();
+    }
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Vaults made by ansible-vault 2.19 (tests/inputs/vault/).
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/inputs/vault")
+            .join(name)
+    }
+
+    fn read(name: &str) -> String {
+        std::fs::read_to_string(fixture(name)).unwrap()
+    }
+
+    /// The `!vault |` block of an `encrypt_string` output, unindented as YAML reads it.
+    fn inline(name: &str) -> String {
+        read(name)
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn keyring(ids: &[(&str, &str)]) -> Keyring {
+        Keyring::new(
+            ids.iter()
+                .map(|(label, file)| VaultId::file(label, fixture(file)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn decrypts_files_and_inline_values_made_by_ansible_vault() {
+        let keys = keyring(&[("default", "password"), ("prod", "prod-password")]);
+        let file = keys.decrypt(&read("file-1.1.yml")).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&file).unwrap(),
+            "haproxy_stats_password: \"from the vault\"\nkeepalived_auth_pass: s3cr3t\n"
+        );
+        let labelled = keys.decrypt(&read("file-1.2.yml")).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&labelled).unwrap(),
+            "vault_db_password: \"prod: päss\"\n"
+        );
+        assert_eq!(
+            keys.decrypt_text(&inline("inline.yml")).unwrap(),
+            "inline secret"
+        );
+        // A whole number of blocks gets a whole block of padding.
+        assert_eq!(
+            keys.decrypt_text(&inline("inline-1.2.yml")).unwrap(),
+            "a\nmulti-line\nvalue with exactly 32 bytes.!!"
+        );
+        assert_eq!(
+            keys.revealed(),
+            [
+                "a\nmulti-line\nvalue with exactly 32 bytes.!!",
+                "inline secret"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wrong_or_missing_password_is_one_clear_error() {
+        let wrong = keyring(&[("prod", "prod-password")]);
+        match wrong.decrypt(&read("file-1.1.yml")) {
+            Err(VaultError::WrongPassword { tried }) => {
+                assert!(tried.contains("prod ("), "{tried}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let none = Keyring::new(Vec::new());
+        assert_eq!(
+            none.decrypt(&read("file-1.1.yml")),
+            Err(VaultError::NoPassword)
+        );
+        let missing = Keyring::new(vec![VaultId::parse("/nonexistent/pass")]);
+        assert!(matches!(
+            missing.decrypt(&read("file-1.1.yml")),
+            Err(VaultError::Password(m)) if m.contains("/nonexistent/pass")
+        ));
+    }
+
+    #[test]
+    fn damaged_vaults_are_format_errors() {
+        let keys = keyring(&[("default", "password")]);
+        let text = read("file-1.1.yml");
+        let cut = &text[..text.len() / 2];
+        assert!(matches!(keys.decrypt(cut), Err(VaultError::Format(_))));
+        let other_cipher = text.replacen("AES256", "AES", 1);
+        assert!(matches!(
+            keys.decrypt(&other_cipher),
+            Err(VaultError::Format(m)) if m.contains("AES")
+        ));
+        assert!(matches!(
+            keys.decrypt("$ANSIBLE_VAULT;1.1;AES256\nzz\n"),
+            Err(VaultError::Format(_))
+        ));
+    }
+
+    #[test]
+    fn password_scripts_run_as_ansible_runs_them() {
+        let dir = std::env::temp_dir().join(format!("lbctl-vault-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = |name: &str, body: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let plain = script("pass.sh", "echo lbctl-test-pass");
+        let keys = Keyring::new(vec![VaultId::file("default", plain)]);
+        assert!(keys.decrypt(&read("file-1.1.yml")).is_ok());
+        let client = script(
+            "vault-client.sh",
+            "[ \"$1 $2\" = '--vault-id prod' ] && echo other-prod-pass",
+        );
+        let keys = Keyring::new(vec![VaultId::file("prod", client)]);
+        assert!(keys.decrypt(&read("file-1.2.yml")).is_ok());
+        let failing = script("fail.sh", "exit 3");
+        let keys = Keyring::new(vec![VaultId::file("default", failing)]);
+        assert!(matches!(
+            keys.decrypt(&read("file-1.1.yml")),
+            Err(VaultError::Password(m)) if m.contains("fail.sh")
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn vault_ids_parse_as_ansible_reads_them() {
+        assert_eq!(
+            VaultId::parse("prod@/etc/p"),
+            VaultId::file("prod", PathBuf::from("/etc/p"))
+        );
+        assert_eq!(
+            VaultId::parse("pass.txt"),
+            VaultId::file("default", PathBuf::from("pass.txt"))
+        );
+        assert_eq!(VaultId::parse("dev@prompt").source, PasswordSource::Prompt);
+    }
+}
