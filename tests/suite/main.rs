@@ -9,6 +9,7 @@
 
 mod support;
 
+mod ansible;
 mod apply;
 mod failover;
 mod golden;

@@ -81,6 +81,12 @@ impl Lbctl {
         self
     }
 
+    /// Runs lbctl from `dir` instead of the repository root.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = dir.into();
+        self
+    }
+
     /// Kills lbctl after `secs` seconds (the run then exits 124 and fails its exit check).
     pub fn timeout(mut self, secs: u64) -> Self {
         self.timeout = Duration::from_secs(secs);
