@@ -1,6 +1,6 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
 use lbctl::{
     cli::{
         commands::{self, Global, failover_test},
@@ -13,6 +13,12 @@ use lbctl::{
 
 /// lbctl: render, validate and deploy an HAProxy + keepalived load-balancer tier from an
 /// Ansible inventory.
+///
+/// lbctl reads an Ansible inventory and its `haproxy_tcp_backends` / `haproxy_udp_backends`
+/// vars, validates them, renders HAProxy, keepalived and nginx configurations for every load
+/// balancer, and pushes and reloads them over SSH atomically: every host checks its new files
+/// before any host changes, then the hosts switch one at a time, the VIP holder last.
+/// `failover-test` proves that the tier fails over.
 #[derive(Debug, Parser)]
 #[command(name = "lbctl", version)]
 struct Cli {
@@ -119,6 +125,14 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print a shell completion script (install it as the README says).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print lbctl's manual page (roff, every subcommand), e.g. `lbctl man | man -l -`.
+    Man,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -149,6 +163,13 @@ fn main() -> ExitCode {
         },
     };
     let result: Result<u8, Error> = match cli.command {
+        Command::Completions { shell } => {
+            commands::manual::completions(&mut Cli::command(), shell, &mut std::io::stdout())
+                .map(|()| 0)
+        }
+        Command::Man => {
+            commands::manual::man_page(&Cli::command(), &mut std::io::stdout()).map(|()| 0)
+        }
         Command::Validate => {
             commands::validate::run(&global).map(|s| output::validated(&global, &s))
         }

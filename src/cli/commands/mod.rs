@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod failover_test;
+pub mod manual;
 pub mod plan;
 pub mod render;
 pub mod status;

@@ -1,0 +1,104 @@
+//! `lbctl man` and `lbctl completions`: the manual page and shell completions, generated from
+//! the same clap definition that parses the command line, so they never drift from it.
+
+use std::io::Write;
+
+use clap_mangen::{
+    Man,
+    roff::{Roff, bold, roman},
+};
+
+use crate::error::Error;
+
+/// The exit statuses, as the README's table gives them.
+const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "success; for plan, nothing to change"),
+    ("1", "error or invalid input (nothing was changed)"),
+    ("2", "plan --detailed-exitcode found changes"),
+    ("3", "failover-test ran but the tier missed its budget"),
+];
+
+/// One roff page for the whole tool: lbctl's name, synopsis, description and global options,
+/// the list of subcommands, then a section per subcommand with its synopsis and its own
+/// options, and the exit statuses.
+pub fn man_page(lbctl: &clap::Command, out: &mut dyn Write) -> Result<(), Error> {
+    let failed = |e: std::io::Error| Error::Failed(format!("cannot write the manual page: {e}"));
+    let page = Man::new(lbctl.clone());
+    let subcommands: Vec<&clap::Command> = lbctl
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        .collect();
+    let mut buf = Vec::new();
+    page.render_title(&mut buf)
+        .and_then(|()| page.render_name_section(&mut buf))
+        .and_then(|()| page.render_synopsis_section(&mut buf))
+        .and_then(|()| page.render_description_section(&mut buf))
+        .and_then(|()| page.render_options_section(&mut buf))
+        .map_err(failed)?;
+
+    let mut list = Roff::default();
+    list.control("SH", ["SUBCOMMANDS"]);
+    for sub in &subcommands {
+        list.control("TP", []);
+        list.text([bold(format!("{} {}", lbctl.get_name(), sub.get_name()))]);
+        list.text([roman(
+            sub.get_about().map(ToString::to_string).unwrap_or_default(),
+        )]);
+    }
+    list.to_writer(&mut buf).map_err(failed)?;
+
+    for sub in subcommands {
+        let name = format!("{} {}", lbctl.get_name(), sub.get_name());
+        // Built on its own, a subcommand's page holds only its own options: the global ones
+        // are in lbctl's OPTIONS above.
+        let page = Man::new(sub.clone().bin_name(&name));
+        let mut section = Vec::new();
+        page.render_description_section(&mut section)
+            .and_then(|()| page.render_synopsis_section(&mut section))
+            .and_then(|()| {
+                if sub.get_arguments().any(|a| !a.is_hide_set()) {
+                    page.render_options_section(&mut section)
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(failed)?;
+        let mut heading = Roff::default();
+        heading.control("SH", [name.to_uppercase().as_str()]);
+        heading.to_writer(&mut buf).map_err(failed)?;
+        // The subcommand's sections become subsections of its own.
+        for line in String::from_utf8_lossy(&section).lines() {
+            let line = match line.strip_prefix(".SH ") {
+                Some(title) => format!(".SS {title}"),
+                None => line.to_string(),
+            };
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+    }
+
+    let mut exit = Roff::default();
+    exit.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in EXIT_STATUS {
+        exit.control("TP", []);
+        exit.text([bold(*code)]);
+        exit.text([roman(*meaning)]);
+    }
+    exit.to_writer(&mut buf).map_err(failed)?;
+    page.render_version_section(&mut buf).map_err(failed)?;
+    out.write_all(&buf)
+        .and_then(|()| out.flush())
+        .map_err(failed)
+}
+
+/// The completion script for `shell`, for the command line `lbctl`.
+pub fn completions(
+    lbctl: &mut clap::Command,
+    shell: clap_complete::Shell,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let name = lbctl.get_name().to_string();
+    clap_complete::generate(shell, lbctl, name, out);
+    out.flush()
+        .map_err(|e| Error::Failed(format!("cannot write the completions: {e}")))
+}
