@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::source::diagnostic::Diagnostic;
+use crate::source::Diagnostic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -136,7 +136,7 @@ enum Command {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    lbctl::source::field::parse_duration(text)
+    lbctl::source::parse_duration(text)
         .map(Duration::from_millis)
         .ok_or_else(|| format!("`{text}` is not a duration such as 30s or 500ms"))
 }

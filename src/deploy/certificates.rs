@@ -8,9 +8,8 @@
 use std::{collections::BTreeMap, fmt::Write};
 
 use crate::{
-    deploy::survey::Surveyed, error::Error, remote, render::RenderedHost,
-    source::diagnostic::Diagnostic, source::node::Loc, spec::host::HostSpec,
-    ssh::session as transport,
+    deploy::survey::Surveyed, error::Error, remote, render::RenderedHost, source::Diagnostic,
+    source::Loc, spec::HostSpec, ssh::session as transport,
 };
 
 /// Every certificate that some surveyed host lacks, one diagnostic per configured certificate

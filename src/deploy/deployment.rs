@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use crate::{
     deploy::diff::HostPlan,
     remote::{Deployment, ManagedFile, ServiceControl, Verify},
-    spec::host::HostSpec,
-    spec::service::Service,
-    spec::udp_engine::UdpEngine,
+    spec::HostSpec,
+    spec::Service,
+    spec::UdpEngine,
 };
 
 /// `nginx -t` on a stream file alone: a throwaway main config that loads the stream module

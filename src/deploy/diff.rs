@@ -4,7 +4,7 @@
 use serde::Serialize;
 use similar::TextDiff;
 
-use crate::{remote::Fetched, render::RenderedHost, spec::service::Service};
+use crate::{remote::Fetched, render::RenderedHost, spec::Service};
 
 /// What replaces a secret in every diff and log.
 pub const REDACTED: &str = "<redacted>";

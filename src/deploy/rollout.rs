@@ -17,7 +17,7 @@ use crate::{
     deploy::report::{HostReport, Outcome, Timing},
     deploy::survey::HostError,
     remote::{self, APPLY_LOCK, ApplyReport, GO, READY},
-    spec::host::HostSpec,
+    spec::HostSpec,
     ssh::session::{RemoteOutput, Running, Session},
 };
 use futures_util::future::join_all;

@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::{
     remote::lb_state::{self, Daemon, LbState, Query},
     remote::runtime_api::{RowKind, StatRow},
-    spec::fleet::Fleet,
-    spec::host::HostSpec,
+    spec::Fleet,
+    spec::HostSpec,
     ssh::pool as sessions,
     ssh::session::{ConnectOptions, Session},
 };

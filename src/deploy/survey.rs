@@ -14,7 +14,7 @@ use crate::{
     deploy::report::Timing,
     remote::{self, FetchOptions, Fetched},
     render::RenderedHost,
-    spec::host::HostSpec,
+    spec::HostSpec,
     ssh::session::{ConnectOptions, Persist, Session},
 };
 

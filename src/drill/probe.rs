@@ -24,7 +24,7 @@ use crate::{
     drill::{narrator::Narrator, run},
     error::Error,
     remote::{self, ReportError},
-    spec::connection::Connection,
+    spec::Connection,
     ssh::session::Session,
 };
 

@@ -5,9 +5,10 @@
 use std::{path::Path, sync::Arc};
 
 use crate::{
-    input::inventory::{Inventory, VarMap, map_entries},
-    source::diagnostic::Diagnostic,
-    source::node::{self, Loc, Node, Value},
+    input::inventory::Inventory,
+    source::Diagnostic,
+    source::{Loc, Node, Value, load_file, parse_str},
+    source::{VarMap, map_entries},
 };
 
 /// Where the role defaults live, relative to the project directory (the seed's layout).
@@ -31,7 +32,7 @@ impl Sources {
             .map(|rel| project_dir.join(rel))
             .find(|p| p.is_file());
         if let Some(path) = defaults {
-            match node::load_file(&path).and_then(|n| map_entries(n, "")) {
+            match load_file(&path).and_then(|n| map_entries(n, "")) {
                 Ok(vars) => sources.defaults = vars,
                 Err(d) => errors.push(d),
             }
@@ -54,12 +55,12 @@ impl Sources {
 fn parse_extra(arg: &str) -> Result<VarMap, Diagnostic> {
     let cli: Arc<str> = Arc::from("command line (-e)");
     if let Some(path) = arg.strip_prefix('@') {
-        let node = node::load_file(Path::new(path))?;
+        let node = load_file(Path::new(path))?;
         return map_entries(node, "");
     }
     let trimmed = arg.trim_start();
     if trimmed.starts_with('{') {
-        let node = node::parse_str(arg, &cli)?;
+        let node = parse_str(arg, &cli)?;
         return map_entries(node, "");
     }
     let mut vars = VarMap::new();
@@ -79,7 +80,7 @@ fn parse_extra(arg: &str) -> Result<VarMap, Diagnostic> {
 }
 
 /// Every variable visible to `host`, each the winner of its precedence contest.
-pub fn resolve(inv: &Inventory, host: &str, sources: &Sources) -> VarMap {
+pub fn resolve_vars(inv: &Inventory, host: &str, sources: &Sources) -> VarMap {
     let groups = inv.groups_of(host);
     let mut vars = sources.defaults.clone();
     let layers = std::iter::once("all").chain(groups.iter().map(String::as_str));
@@ -137,7 +138,7 @@ mod tests {
             Arc::new(Node::new(Value::Int(1), Loc::new(&Arc::from("d"), 1))),
         );
         sources.extra = parse_extra("v_extra=e v_group=extra").unwrap();
-        let vars = resolve(&inv, "lb1", &sources);
+        let vars = resolve_vars(&inv, "lb1", &sources);
         let text = |k: &str| vars[k].as_text().unwrap();
         assert_eq!(text("v_default"), "1");
         assert_eq!(text("v_all"), "all");

@@ -8,7 +8,7 @@ use super::{
     frame::{Frame, ReportError, detail, frames},
     script::{finish_script_with, quote},
 };
-use crate::spec::service::Service;
+use crate::spec::Service;
 
 /// Where an apply holds its lock on the host; in `/run`, so a reboot never leaves it behind.
 pub const APPLY_LOCK: &str = "/run/lbctl.apply.lock";

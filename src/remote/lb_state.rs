@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::{
     remote::runtime_api::{self, RowKind, StatRow},
     remote::{self, ReportError},
-    spec::host::HostSpec,
+    spec::HostSpec,
 };
 
 const SCRIPT: &str = concat!(include_str!("clock.sh"), include_str!("lb_state.sh"));

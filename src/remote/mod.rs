@@ -18,7 +18,7 @@ mod fetch;
 mod frame;
 mod script;
 
-pub use crate::spec::service::Service;
+pub use crate::spec::Service;
 pub use apply::{
     APPLY_LOCK, ApplyReport, Deployment, Failure, GO, ManagedFile, READY, ServiceControl, Step,
     StepResult, Verify, apply_script, apply_script_with_lock, held_apply_script, parse_apply,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value};
 
-use crate::{source::field::Duration, spec::backend::Backend, spec::host::HostSpec};
+use crate::{source::field::Duration, spec::Backend, spec::HostSpec};
 
 /// `lb`: the host's spec, its two backend lists lazy and everything else (small) converted
 /// once.
@@ -252,10 +252,10 @@ impl Object for DurationView {
 mod tests {
     use super::*;
     use crate::{
-        source::node::Loc,
-        spec::backend::{Protocol, Sticky},
-        spec::health_check::HealthCheck,
-        spec::server::{SendProxy, Server},
+        source::Loc,
+        spec::HealthCheck,
+        spec::{Protocol, Sticky},
+        spec::{SendProxy, Server},
     };
 
     fn duration(ms: u64) -> Duration {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::source::node::Loc;
+use crate::source::Loc;
 
 /// A problem found in the inventory, vars or templates.
 ///

@@ -4,8 +4,8 @@
 use std::{fmt, net::IpAddr};
 
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
-    source::node::{Entry, Node, Value},
+    source::{Diagnostic, Diagnostics},
+    source::{Entry, Node, Value},
 };
 
 /// The entries of a mapping whose keys must all be in `allowed`; unknown keys are reported

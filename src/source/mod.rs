@@ -1,9 +1,18 @@
 //! The user's YAML as a positioned tree, and the diagnostics that point back into it.
 //!
 //! Takes file text; returns `Node`s that remember file and line, `VarMap`s of them, typed
-//! field readers that record a located `Diagnostic` for every problem instead of stopping.
+//! field readers (`field`) that record a located `Diagnostic` for every problem instead of
+//! stopping.
 
-pub mod diagnostic;
-pub mod field;
-pub mod node;
-pub mod plain_yaml;
+mod diagnostic;
+pub(crate) mod field;
+mod loc;
+mod node;
+mod plain_yaml;
+mod var_map;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use field::parse_duration;
+pub use loc::Loc;
+pub use node::{Entry, Node, Value, load_file, parse_str};
+pub use var_map::{VarMap, map_entries};

@@ -6,36 +6,13 @@ use std::{collections::HashMap, sync::Arc};
 use serde::Serialize;
 
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
     source::field::{self, bind_address, one_of, required},
-    source::node::{Loc, Node},
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, Node},
     spec::health_check::{self, HealthCheck},
+    spec::protocol::Protocol,
     spec::server::{self, Server},
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl Protocol {
-    /// As serialized (and as templates compare it).
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-
-    pub fn var_name(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "haproxy_tcp_backends",
-            Protocol::Udp => "haproxy_udp_backends",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Backend {

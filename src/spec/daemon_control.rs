@@ -4,9 +4,7 @@
 
 use serde::Serialize;
 
-use crate::{
-    input::inventory::VarMap, source::diagnostic::Diagnostics, source::field, spec::reload,
-};
+use crate::{source::Diagnostics, source::VarMap, source::field, spec::reload};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DaemonControl {

@@ -7,10 +7,9 @@ use serde::Serialize;
 
 use crate::{
     error::Error,
-    input::inventory::Inventory,
-    input::vars::{self, Sources},
-    source::diagnostic::{Diagnostic, Diagnostics},
-    source::node::Loc,
+    input::{Inventory, Sources, resolve_vars},
+    source::Loc,
+    source::{Diagnostic, Diagnostics},
     spec::backend::ListCache,
     spec::connection::Connection,
     spec::host::{self as host_spec, HostSpec},
@@ -76,7 +75,7 @@ impl Fleet {
         let mut hosts = Vec::new();
         let mut cache = ListCache::default();
         for name in &names {
-            let vars = vars::resolve(inv, name, sources);
+            let vars = resolve_vars(inv, name, sources);
             if let Some(spec) = host_spec::parse(name, &vars, &mut cache, &mut diags) {
                 hosts.push(spec);
             }
@@ -208,7 +207,7 @@ pub fn host_connection(
             hint: format!("hosts in the inventory: {}", known.join(", ")),
         });
     }
-    let vars = vars::resolve(inventory, name, sources);
+    let vars = resolve_vars(inventory, name, sources);
     let mut diags = Diagnostics::default();
     match host_spec::parse_connection(name, &vars, &mut diags) {
         Some(conn) => Ok(conn),

@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use crate::{
-    input::inventory::VarMap,
-    source::diagnostic::{Diagnostic, Diagnostics},
+    source::Loc,
+    source::VarMap,
     source::field::{self, Duration},
-    source::node::Loc,
+    source::{Diagnostic, Diagnostics},
     spec::reload::{self, Reload},
 };
 

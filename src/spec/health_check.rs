@@ -5,9 +5,9 @@
 use serde::Serialize;
 
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
+    source::Node,
     source::field,
-    source::node::Node,
+    source::{Diagnostic, Diagnostics},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

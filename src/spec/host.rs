@@ -6,17 +6,18 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc};
 use serde::Serialize;
 
 use crate::{
-    input::inventory::VarMap,
-    source::diagnostic::{Diagnostic, Diagnostics},
+    source::VarMap,
     source::field,
-    source::node::{Loc, Node},
-    spec::backend::{Backend, ListCache, Protocol},
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, Node},
+    spec::backend::{Backend, ListCache},
     spec::connection::{Connection, HostKeyPolicy},
     spec::daemon_control::{self, DaemonControl},
     spec::haproxy::{self, Haproxy},
     spec::http_backend::{self, HttpBackend},
     spec::http_frontend::{self, HttpFrontend},
     spec::keepalived::{self, Keepalived},
+    spec::protocol::Protocol,
     spec::sni::{self, SniFrontend},
     spec::udp_engine::{self, UdpEngine},
 };

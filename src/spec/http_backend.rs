@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
     source::field,
-    source::node::{Loc, Node},
-    spec::backend::{self, Protocol, Sticky, TCP_BALANCE},
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, Node},
+    spec::backend::{self, Sticky, TCP_BALANCE},
     spec::health_check::{self, HealthCheck},
     spec::http_frontend::{self, HttpFrontend, HttpRoute},
+    spec::protocol::Protocol,
     spec::server::{self, SendProxy, Server},
 };
 

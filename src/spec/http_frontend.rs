@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
     source::field::{self, Duration},
-    source::node::{Loc, Node},
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, Node},
 };
 
 #[derive(Debug, Clone, Serialize)]

@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use crate::{
-    input::inventory::VarMap,
-    source::diagnostic::{Diagnostic, Diagnostics},
+    source::VarMap,
     source::field,
-    source::node::{Loc, Node, Value},
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, Node, Value},
     spec::reload::{self, Reload},
 };
 

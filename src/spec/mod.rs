@@ -4,18 +4,36 @@
 //! routing, HAProxy, keepalived, the UDP engine, reloads, connections) or every located
 //! problem at once.
 
-pub mod backend;
-pub mod connection;
-pub mod daemon_control;
-pub mod fleet;
-pub mod haproxy;
-pub mod health_check;
-pub mod host;
-pub mod http_backend;
-pub mod http_frontend;
-pub mod keepalived;
-pub mod reload;
-pub mod server;
-pub mod service;
-pub mod sni;
-pub mod udp_engine;
+mod backend;
+mod connection;
+mod daemon_control;
+mod fleet;
+mod haproxy;
+mod health_check;
+mod host;
+mod http_backend;
+mod http_frontend;
+mod keepalived;
+mod protocol;
+mod reload;
+mod server;
+mod service;
+mod sni;
+mod udp_engine;
+
+pub use backend::{Backend, Sticky};
+pub use connection::{Connection, HostKeyPolicy};
+pub use daemon_control::DaemonControl;
+pub use fleet::{Fleet, Input, host_connection};
+pub use haproxy::Haproxy;
+pub use health_check::HealthCheck;
+pub use host::HostSpec;
+pub use http_backend::HttpBackend;
+pub use http_frontend::{HttpFrontend, HttpRoute, RateLimit};
+pub use keepalived::Keepalived;
+pub use protocol::Protocol;
+pub use reload::Reload;
+pub use server::{SendProxy, Server};
+pub use service::Service;
+pub use sni::{SniFrontend, SniRoute};
+pub use udp_engine::UdpEngine;

@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use crate::{
-    input::inventory::VarMap,
-    source::diagnostic::{Diagnostic, Diagnostics},
+    source::Node,
+    source::VarMap,
     source::field,
-    source::node::Node,
+    source::{Diagnostic, Diagnostics},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

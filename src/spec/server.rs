@@ -6,10 +6,10 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
     source::field::{self, Duration, required},
-    source::node::{Loc, Node, Value},
-    spec::backend::Protocol,
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, Node, Value},
+    spec::protocol::Protocol,
 };
 
 /// The PROXY protocol header HAProxy sends first on every connection to a server, so the

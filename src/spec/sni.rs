@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
-    source::node::Loc,
+    source::Loc,
+    source::{Diagnostic, Diagnostics},
     spec::backend::Backend,
 };
 

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::{
-    input::inventory::VarMap,
-    source::diagnostic::Diagnostics,
+    source::Diagnostics,
+    source::VarMap,
     source::field,
     spec::reload::{self, Reload},
 };

@@ -20,7 +20,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use crate::spec::connection::Connection;
+use crate::spec::Connection;
 
 /// Where openssh puts each master's socket: `<directory>/.ssh-connectionXXXXXX/master`.
 const MASTER_PREFIX: &str = ".ssh-connection";
@@ -166,7 +166,7 @@ fn key(conn: &Connection) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::connection::HostKeyPolicy;
+    use crate::spec::HostKeyPolicy;
 
     fn conn(address: &str) -> Connection {
         Connection {

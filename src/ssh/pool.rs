@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     error::Error,
-    spec::connection::Connection,
+    spec::Connection,
     ssh::session::{ConnectOptions, RemoteOutput, Session},
 };
 

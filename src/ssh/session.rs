@@ -13,7 +13,7 @@ use std::time::Duration;
 use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use crate::spec::connection::{Connection, HostKeyPolicy};
+use crate::spec::{Connection, HostKeyPolicy};
 
 /// How long a dead peer may stay silent before OpenSSH drops the connection
 /// (`ServerAliveInterval`; OpenSSH gives up after three unanswered probes).

@@ -15,7 +15,7 @@ use lbctl::remote::{
     ServiceControl, Step, Verify, apply_script_with_lock, fetch_script, held_apply_script,
     parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
 };
-use lbctl::spec::connection::HostKeyPolicy;
+use lbctl::spec::HostKeyPolicy;
 use lbctl::ssh::session::{ConnectOptions, Persist, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

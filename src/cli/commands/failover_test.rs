@@ -7,8 +7,8 @@ use crate::{
     drill::worker::Method,
     drill::worker::{self as failover, WorkerReport, WorkerTest},
     error::Error,
-    input::vars::Sources,
-    spec::fleet::host_connection,
+    input::Sources,
+    spec::host_connection,
 };
 
 /// What to break.

@@ -21,9 +21,9 @@ use std::{
 use crate::{
     deploy::survey::SshOptions,
     error::Error,
-    input::inventory::Inventory,
+    input::Inventory,
     render::{RenderedHost, Templates, override_dirs},
-    spec::fleet::{Fleet, Input},
+    spec::{Fleet, Input},
 };
 
 /// The options every command shares, after parsing.

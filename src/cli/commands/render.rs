@@ -13,7 +13,7 @@ pub struct Written {
 
 #[derive(Debug, Serialize)]
 pub struct WrittenFile {
-    pub service: crate::render::Service,
+    pub service: crate::spec::Service,
     pub written: PathBuf,
     /// Where `apply` would put it on the host.
     pub remote_path: String,

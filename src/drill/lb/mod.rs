@@ -39,8 +39,8 @@ use crate::{
     drill::watch::Watch,
     drill::{probe, run as drill_run},
     error::Error,
-    spec::connection::Connection,
-    spec::host::HostSpec,
+    spec::Connection,
+    spec::HostSpec,
 };
 use phases::{Context, Daemon};
 

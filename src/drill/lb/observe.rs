@@ -7,7 +7,7 @@ use super::Plan;
 use crate::{
     drill::watch::Sample,
     remote::lb_state::{LbState, Query},
-    spec::host::HostSpec,
+    spec::HostSpec,
 };
 
 /// Per load balancer: does it hold the VIP, and does each of its daemons run.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Break, LbTest};
-use crate::{drill::probe, error::Error, spec::fleet::Fleet};
+use crate::{drill::probe, error::Error, spec::Fleet};
 
 /// The tracked check in lbctl's keepalived.conf template: `interval 1`, `fall 2`.
 const CHECK_INTERVAL_MS: u64 = 1000;

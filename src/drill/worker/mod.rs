@@ -28,8 +28,8 @@ mod report;
 
 use std::time::Duration;
 
-pub use fault::Method;
 use fault::Fault;
+pub use fault::Method;
 pub use plan::{Plan, Target, detect_budget, plan, recover_budget};
 pub use report::{ProbeReport, TargetResult, WorkerReport};
 
@@ -38,8 +38,8 @@ use crate::{
     drill::observers::Observers,
     drill::{probe, run as drill_run},
     error::Error,
-    spec::connection::Connection,
-    spec::host::HostSpec,
+    spec::Connection,
+    spec::HostSpec,
 };
 use phases::Context;
 

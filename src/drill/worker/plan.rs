@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use serde::Serialize;
 
 use super::WorkerTest;
-use crate::{drill::probe, error::Error, spec::connection::Connection, spec::fleet::Fleet};
+use crate::{drill::probe, error::Error, spec::Connection, spec::Fleet};
 
 /// One server the test breaks, on one load balancer, with its budgets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

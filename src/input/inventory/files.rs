@@ -5,10 +5,10 @@ use std::{
     sync::Arc,
 };
 
-use super::{Inventory, VarMap};
+use super::Inventory;
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
-    source::node::{self, Loc, Node, Value},
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, VarMap, load_file, map_entries},
 };
 
 impl Inventory {
@@ -100,27 +100,10 @@ fn read_vars_for(dir: &Path, name: &str, diags: &mut Diagnostics) -> VarMap {
         files.extend(inner);
     }
     for file in files {
-        match node::load_file(&file).and_then(|n| map_entries(n, "")) {
+        match load_file(&file).and_then(|n| map_entries(n, "")) {
             Ok(v) => vars.extend(v),
             Err(d) => diags.push(d),
         }
     }
     vars
-}
-
-/// The entries of a mapping node as a `VarMap`; null counts as empty.
-pub fn map_entries(node: Node, what: &str) -> Result<VarMap, Diagnostic> {
-    match node.value {
-        Value::Null => Ok(VarMap::new()),
-        Value::Map(entries) => Ok(entries
-            .into_iter()
-            .map(|(k, _, v)| (k.to_string(), Arc::new(v)))
-            .collect()),
-        _ => Err(Diagnostic::new(
-            &node.loc,
-            what,
-            format!("expected a mapping of variables, found {}", node.kind()),
-        )
-        .hint("variables are written `name: value`, one per line")),
-    }
 }

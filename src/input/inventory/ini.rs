@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use super::{Inventory, VarMap, check_group_name, host_pattern::expand_host_pattern};
+use super::{Inventory, check_group_name, host_pattern::expand_host_pattern};
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
-    source::node::{Loc, Node, Value},
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, Node, Value, VarMap},
 };
 
 impl Inventory {

@@ -18,16 +18,9 @@ use std::{
 };
 
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
-    source::node::{self, Loc, Node},
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, VarMap, parse_str},
 };
-
-pub use files::map_entries;
-pub use host_pattern::expand_host_pattern;
-
-/// Variables of one scope (a group, a host, a vars file), by name, each remembering its origin.
-/// Values are shared: resolving a host's variables copies pointers, not whole backend lists.
-pub type VarMap = BTreeMap<String, Arc<Node>>;
 
 #[derive(Debug, Default)]
 pub struct Group {
@@ -81,7 +74,7 @@ impl Inventory {
             };
             let name: Arc<str> = Arc::from(file.display().to_string());
             if files::is_yaml_name(file) || files::looks_like_yaml(&text) {
-                match node::parse_str(&text, &name) {
+                match parse_str(&text, &name) {
                     Ok(root) => inv.add_yaml(&root, &mut diags),
                     Err(d) => diags.push(d),
                 }
@@ -217,7 +210,7 @@ fn check_group_name(name: &str, loc: &Loc) -> Result<(), Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::node::Value;
+    use crate::source::Value;
 
     fn write(dir: &Path, rel: &str, text: &str) {
         let p = dir.join(rel);

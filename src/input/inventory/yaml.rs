@@ -1,9 +1,9 @@
 //! YAML inventories: groups holding `hosts:`, `vars:` and `children:`.
 
-use super::{Inventory, check_group_name, files::map_entries, host_pattern::expand_host_pattern};
+use super::{Inventory, check_group_name, host_pattern::expand_host_pattern};
 use crate::{
-    source::diagnostic::{Diagnostic, Diagnostics},
-    source::node::{Loc, Node, Value},
+    source::{Diagnostic, Diagnostics},
+    source::{Loc, Node, Value, map_entries},
 };
 
 impl Inventory {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lbctl::spec::connection::{Connection, HostKeyPolicy};
+use lbctl::spec::{Connection, HostKeyPolicy};
 
 const SSHD: &str = "/usr/sbin/sshd";
 

@@ -1,0 +1,216 @@
+//! The Jinja2 templates (built in, or the user's overrides) and rendering a host through them:
+//! what a template sees, and the filters lbctl adds.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use super::{RenderedFile, RenderedHost, view::HostView};
+use crate::{
+    source::{Diagnostic, Loc, VarMap},
+    spec::{HostSpec, Service, UdpEngine},
+};
+use minijinja::{
+    Environment, UndefinedBehavior, Value,
+    syntax::SyntaxConfig,
+    value::Serde,
+    value::{Enumerator, Object},
+};
+
+const BUILTIN: &[(Service, &str)] = &[
+    (
+        Service::Haproxy,
+        include_str!("../../templates/haproxy.cfg.j2"),
+    ),
+    (
+        Service::Keepalived,
+        include_str!("../../templates/keepalived.conf.j2"),
+    ),
+    (
+        Service::Nginx,
+        include_str!("../../templates/nginx-stream.conf.j2"),
+    ),
+];
+
+pub struct Templates {
+    env: Environment<'static>,
+    /// Where each template came from, for error messages.
+    origin: BTreeMap<String, String>,
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by `<dir>/<name>.j2` from the first directory in
+    /// `override_dirs` that has it.
+    pub fn load(override_dirs: &[PathBuf]) -> Result<Templates, Vec<Diagnostic>> {
+        let mut env = Environment::new();
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("the default delimiters are valid");
+        env.set_syntax(syntax);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("hostport", hostport);
+        env.add_filter("address_only", |s: String| {
+            s.split('/').next().unwrap_or_default().to_string()
+        });
+        let mut origin = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (service, builtin) in BUILTIN {
+            let name = format!("{}.j2", service.file_name());
+            let user = override_dirs
+                .iter()
+                .map(|d| d.join(&name))
+                .find(|p| p.is_file());
+            let (source, from) = match &user {
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(text) => (text, path.display().to_string()),
+                    Err(e) => {
+                        errors.push(template_error(
+                            &path.display().to_string(),
+                            0,
+                            format!("cannot read template: {e}"),
+                        ));
+                        continue;
+                    }
+                },
+                None => (builtin.to_string(), format!("built-in {name}")),
+            };
+            if let Err(e) = env.add_template_owned(name.clone(), source) {
+                errors.push(template_error(&from, e.line().unwrap_or(0), describe(&e)));
+            }
+            origin.insert(name, from);
+        }
+        if errors.is_empty() {
+            Ok(Templates { env, origin })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Renders every file `spec` needs: HAProxy always, keepalived when a VIP is set, nginx
+    /// when UDP backends use the nginx engine.
+    pub fn render(
+        &self,
+        spec: &HostSpec,
+        groups: &BTreeMap<String, Vec<String>>,
+    ) -> Result<RenderedHost, Diagnostic> {
+        let ctx = Value::from_object(HostContext {
+            vars: spec.vars.clone(),
+            inventory_hostname: Value::from(spec.name.clone()),
+            groups: Value::from(Serde(groups)),
+            lb: Value::from_object(HostView::new(spec)),
+        });
+        let mut files =
+            vec![self.render_one(Service::Haproxy, spec.haproxy.config_path.clone(), &ctx)?];
+        if let Some(k) = &spec.keepalived {
+            files.push(self.render_one(Service::Keepalived, k.config_path.clone(), &ctx)?);
+        }
+        if let UdpEngine::Nginx { config_path, .. } = &spec.udp_engine
+            && !spec.udp_backends.is_empty()
+        {
+            files.push(self.render_one(Service::Nginx, config_path.clone(), &ctx)?);
+        }
+        Ok(RenderedHost {
+            host: spec.name.clone(),
+            files,
+        })
+    }
+
+    fn render_one(
+        &self,
+        service: Service,
+        path: String,
+        ctx: &Value,
+    ) -> Result<RenderedFile, Diagnostic> {
+        let name = format!("{}.j2", service.file_name());
+        let from = self
+            .origin
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| name.clone());
+        let template = self
+            .env
+            .get_template(&name)
+            .map_err(|e| template_error(&from, 0, describe(&e)))?;
+        let content = template
+            .render(ctx)
+            .map_err(|e| template_error(&from, e.line().unwrap_or(0), describe(&e)))?;
+        Ok(RenderedFile {
+            service,
+            path,
+            content,
+        })
+    }
+}
+
+/// What a template sees: lbctl's typed view as `lb`, Ansible's `inventory_hostname` and
+/// `groups`, and every raw variable by its Ansible name. Raw variables are converted only when
+/// a template asks for them, so built-in templates never pay for them.
+#[derive(Debug)]
+struct HostContext {
+    vars: VarMap,
+    inventory_hostname: Value,
+    groups: Value,
+    lb: Value,
+}
+
+impl Object for HostContext {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "lb" => Some(self.lb.clone()),
+            "inventory_hostname" => Some(self.inventory_hostname.clone()),
+            "groups" => Some(self.groups.clone()),
+            name => self.vars.get(name).map(|n| Value::from(Serde(n.to_json()))),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = ["lb", "inventory_hostname", "groups"]
+            .map(Value::from)
+            .to_vec();
+        keys.extend(self.vars.keys().map(|k| Value::from(k.clone())));
+        Enumerator::Values(keys)
+    }
+}
+
+/// `address:port`, with IPv6 addresses in brackets and `*` kept as the wildcard. The address
+/// is read in place when it is a string (every server line calls this).
+fn hostport(address: &Value, port: u16) -> String {
+    let text;
+    let address = match address.as_str() {
+        Some(s) => s,
+        None => {
+            text = address.to_string();
+            &text
+        }
+    };
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+fn template_error(file: &str, line: usize, message: String) -> Diagnostic {
+    Diagnostic::new(&Loc::new(&Arc::from(file), line), "", message)
+        .hint("fix the template, or remove it to use lbctl's built-in one")
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("template error: {}: {detail}", e.kind()),
+        None => format!("template error: {}", e.kind()),
+    }
+}
+
+/// The directories searched for template overrides: `--templates`, then `templates/` next to
+/// the inventory.
+pub fn override_dirs(flag: Option<&Path>, inventory_dir: &Path) -> Vec<PathBuf> {
+    flag.map(Path::to_path_buf)
+        .into_iter()
+        .chain(std::iter::once(inventory_dir.join("templates")))
+        .collect()
+}
