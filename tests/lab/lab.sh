@@ -5,7 +5,7 @@
 #   tests/lab/lab.sh down     remove everything the lab created, and nothing else
 #   tests/lab/lab.sh status   what is up; exit 0 only when every host and daemon is up
 #   tests/lab/lab.sh exec HOST CMD [ARG...]
-#                             run CMD inside HOST's view (its network, mounts, hostname)
+#                             run CMD inside HOST's view (its network, mounts, hostname, pids)
 #
 # Topology: bridge lbctl-lab0 (10.77.77.1/24 on the host side), one namespace per host,
 # each with a veth end named eth0:
@@ -15,11 +15,13 @@
 # LAB_LBS=N (1..30; default: the size already up, else 3) sets the number of load balancers. Load balancers 11..30
 # skip .21..30, where the workers live. The VIP is 10.77.77.100/24.
 #
-# Every host runs in a private mount namespace entered through its sshd: its /etc/haproxy,
-# /etc/keepalived, /etc/nginx, /var/lib/haproxy, /var/log, /run and /tmp are its own, and
-# SSH sessions land in that view. State, keys and per-host logs live in /var/lib/lbctl-lab.
-# Processes are tracked by pid and by network namespace, never by name. up and down take an
-# exclusive flock on /run/lbctl-lab.lock, status a shared one.
+# Every host runs in its own mount, UTS and PID namespaces (with its own /proc), under a small
+# init (pid 1 of the host) that starts its sshd and reaps orphans: its /etc/haproxy,
+# /etc/keepalived, /etc/nginx, /var/lib/haproxy, /var/log, /run and /tmp are its own, pid files,
+# kill, ps and pgrep see only its processes, and SSH sessions land in that view. State, keys and
+# per-host logs live in /var/lib/lbctl-lab. The lab finds a host by its init's pid (recorded as
+# the machine sees it, checked against the network namespace), never by a process name. up and
+# down take an exclusive flock on /run/lbctl-lab.lock, status a shared one.
 # shellcheck disable=SC2015,SC2016  # "a && b || true" is meant; single quotes are for bash -c
 set -euo pipefail
 
@@ -129,15 +131,19 @@ services_of() { # the daemons a host runs besides sshd
 }
 
 # ---------------------------------------------------------------- process helpers
-# A pid counts as the lab's only while it lives in the host's network namespace, so a
-# recycled pid is never mistaken for (or killed as) one of ours.
-in_ns() { # in_ns PID NAMESPACE
+# Each host has its own PID namespace, so two kinds of pid meet here. A host's init is
+# recorded as the machine sees it ($STATE/hosts/HOST/pids/init.pid) and counts as the lab's only
+# while it lives in the host's network namespace, so a recycled pid is never mistaken for (or
+# killed as) one of ours. Every other pid (sshd, the daemons, their pid files in the host's
+# /run) is the host's own, as ps shows it inside the host, and is looked up in the host's
+# /proc through its init.
+in_ns() { # in_ns PID NAMESPACE: PID (as the machine sees it) is in the network namespace
     [ -n "$1" ] && [ -e "/run/netns/$2" ] && [ /proc/"$1"/ns/net -ef /run/netns/"$2" ]
 }
 
-running() { # running PID: alive and not a zombie (an init may reap orphans late)
+running() { # running STAT_FILE: alive and not a zombie (an init may reap orphans late)
     local stat=
-    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    read -r stat 2>/dev/null <"$1" || return 1
     stat=${stat##*) }
     [ "${stat:0:1}" != Z ]
 }
@@ -148,33 +154,38 @@ read_pid() { # read_pid FILE: first line of a pid file, or nothing
     [[ $pid =~ ^[0-9]+$ ]] && echo "$pid" || true
 }
 
-sshd_pid() { # the pid of a host's sshd, whose mount namespace is the host's view
+init_pid() { # the machine's pid of a host's init, whose namespaces are the host's view
     local pid
-    pid=$(read_pid "$(hdir "$1")/pids/sshd.pid")
+    pid=$(read_pid "$(hdir "$1")/pids/init.pid")
     in_ns "$pid" "${NS[$1]}" && echo "$pid" || true
 }
 
-svc_pid() { # svc_pid HOST SERVICE: the live pid of a daemon, or nothing
-    local h=$1 svc=$2 sp pid=
-    sp=$(sshd_pid "$h")
-    [ -n "$sp" ] || return 0
-    case $svc in
-        sshd) pid=$sp ;;
-        # daemons with their own pid file inside the host: trust it first, so a restart done
-        # by lbctl (or by hand, over SSH) is still seen
-        haproxy) pid=$(read_pid "/proc/$sp/root/run/haproxy.pid") ;;
-        keepalived) pid=$(read_pid "/proc/$sp/root/run/keepalived.pid") ;;
-        nginx) pid=$(read_pid "/proc/$sp/root/run/nginx.pid") ;;
-    esac
-    in_ns "$pid" "${NS[$h]}" || pid=$(read_pid "$(hdir "$h")/pids/$svc.pid")
-    in_ns "$pid" "${NS[$h]}" && echo "$pid" || true
+host_running() { # host_running INIT_PID HOST_PID: the host's pid is alive in the host
+    [ -n "$2" ] && running "/proc/$1/root/proc/$2/stat"
 }
 
-listening() { # listening PID tcp|udp PORT: is PORT bound in PID's network namespace?
-    local file=/proc/$1/net/$2 want=0A hex addr st
+svc_pid() { # svc_pid HOST SERVICE: the live pid of a daemon as the host sees it, or nothing
+    local h=$1 svc=$2 ip pid=
+    ip=$(init_pid "$h")
+    [ -n "$ip" ] || return 0
+    case $svc in
+        # daemons with their own pid file inside the host: trust it first, so a restart done
+        # by lbctl (or by hand, over SSH) is still seen
+        haproxy) pid=$(read_pid "/proc/$ip/root/run/haproxy.pid") ;;
+        keepalived) pid=$(read_pid "/proc/$ip/root/run/keepalived.pid") ;;
+        nginx) pid=$(read_pid "/proc/$ip/root/run/nginx.pid") ;;
+    esac
+    host_running "$ip" "$pid" || pid=$(read_pid "$(hdir "$h")/pids/$svc.pid")
+    host_running "$ip" "$pid" && echo "$pid" || true
+}
+
+listening() { # listening HOST tcp|udp PORT: is PORT bound in the host's network namespace?
+    local file want=0A hex addr st ip
+    ip=$(init_pid "$1")
+    file=/proc/$ip/net/$2
     [ "$2" = udp ] && want=07
     printf -v hex '%04X' "$3"
-    [ -r "$file" ] || return 1
+    [ -n "$ip" ] && [ -r "$file" ] || return 1
     while read -r _ addr _ st _; do
         [[ $addr == *:"$hex" && $st == "$want" ]] && return 0
     done <"$file"
@@ -182,39 +193,40 @@ listening() { # listening PID tcp|udp PORT: is PORT bound in PID's network names
 }
 
 svc_ready() { # svc_ready HOST SERVICE: running and serving
-    local h=$1 pid sp port
+    local h=$1 pid ip port
     pid=$(svc_pid "$h" "$2")
     [ -n "$pid" ] || return 1
     case $2 in
-        sshd) listening "$pid" tcp 22 ;;
+        sshd) listening "$h" tcp 22 ;;
         haproxy)
-            sp=$(sshd_pid "$h")
-            [ -S "/proc/$sp/root/run/haproxy/master.sock" ]
+            ip=$(init_pid "$h")
+            [ -S "/proc/$ip/root/run/haproxy/master.sock" ]
             ;;
         keepalived | nginx) return 0 ;;
         nodeport)
-            for port in "${WORKER_TCP_PORTS[@]}"; do listening "$pid" tcp "$port" || return 1; done
-            listening "$pid" udp "$WORKER_UDP_PORT"
+            for port in "${WORKER_TCP_PORTS[@]}"; do listening "$h" tcp "$port" || return 1; done
+            listening "$h" udp "$WORKER_UDP_PORT"
             ;;
     esac
 }
 
-in_host() { # in_host HOST CMD...: run CMD in the host's view (network, mounts, hostname)
-    local h=$1 sp
+in_host() { # in_host HOST CMD...: run CMD in the host's view (network, mounts, hostname, pids)
+    local h=$1 ip
     shift
-    sp=$(sshd_pid "$h")
-    [ -n "$sp" ] || die "$h is not up (no sshd in ${NS[$h]})"
-    nsenter -t "$sp" -m -u -n -- "$@"
+    ip=$(init_pid "$h")
+    [ -n "$ip" ] || die "$h is not up (no init in ${NS[$h]})"
+    nsenter -t "$ip" -m -u -n -p -- "$@"
 }
 
 launch() { # launch HOST PIDFILE LOGFILE CMD...: start a daemon in the host's view
-    local h=$1 pidfile=$2 logfile=$3 sp
+    local h=$1 pidfile=$2 logfile=$3 ip
     shift 3
-    sp=$(sshd_pid "$h")
-    # setsid: off our session, so the daemon outlives this script and ignores its terminal;
-    # 9>&-: the daemon must not inherit (and so hold) the lab lock
-    setsid nsenter -t "$sp" -m -u -n -- bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
-        </dev/null >>"$logfile" 2>&1 9>&- &
+    ip=$(init_pid "$h")
+    # setsid -f: a new session, forked, so the daemon is the host init's child (as under an
+    # init system) and outlives this script; 9>&-: it must not inherit the lab lock. The pid
+    # file gets the daemon's pid as the host sees it.
+    nsenter -t "$ip" -m -u -n -p -- setsid -f bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
+        </dev/null >>"$logfile" 2>&1 9>&-
 }
 
 wait_until() { # wait_until SECONDS DESCRIPTION CMD...: bounded poll
@@ -403,11 +415,16 @@ prepare_host() { # files of one host: its private /etc dirs, configs, host key
     fi
 }
 
-# Runs inside the host's new network + mount + UTS namespaces (see start_host), then
-# becomes its sshd: everything later entered through that sshd shares this view.
+# Runs inside the host's new network, mount, UTS and PID namespaces (see start_host) as the
+# host's init, pid 1: records its pid as the machine sees it, mounts the host's own /proc and
+# files, starts sshd (everything later entered through sshd or nsenter shares this view) and
+# reaps orphaned daemons until sshd exits; then the kernel ends every process of the host.
 host_init() { # host_init HOST IP
-    local h=$1 ip=$2 d
+    local h=$1 ip=$2 d stat sshd
     d=$(hdir "$h")
+    # /proc is still the machine's here: its "self" is this process as the machine sees it
+    read -r -a stat </proc/self/stat
+    mount -t proc -o nosuid,nodev,noexec proc /proc
     echo 1 >/proc/sys/net/ipv6/conf/eth0/disable_ipv6 || true
     ip link set lo up
     ip addr replace "$ip/24" dev eth0
@@ -426,18 +443,25 @@ host_init() { # host_init HOST IP
     mkdir -p /run/sshd /run/haproxy /run/lock
     chmod 1777 /run/lock
     hostname "$h"
-    echo $$ >"$d/pids/sshd.pid"
-    exec /usr/sbin/sshd -D -e -f "$d/ssh/sshd_config"
+    /usr/sbin/sshd -D -e -f "$d/ssh/sshd_config" &
+    sshd=$!
+    echo "$sshd" >"$d/pids/sshd.pid"
+    echo "${stat[0]}" >"$d/pids/init.pid"
+    trap 'kill -TERM "$sshd" 2>/dev/null' TERM INT HUP
+    # bash reaps every child it is handed, known or not, while it waits
+    while kill -0 "$sshd" 2>/dev/null; do wait "$sshd" || true; done
 }
 
-start_host() { # start a host's namespace init + sshd
+start_host() { # start a host's init + sshd in namespaces of its own
     local h=$1 d
     d=$(hdir "$h")
-    # leftovers of a dead sshd (daemons in a stale view) go before the host starts afresh
+    # leftovers of a dead init (daemons in a stale view) go before the host starts afresh
     kill_ns_procs "${NS[$h]}"
     rm -f "$d/pids/"*.pid
-    setsid ip netns exec "${NS[$h]}" unshare --mount --uts --propagation private -- \
-        bash "$STATE/bin/lab.sh" __init "$h" "${IP[$h]}" </dev/null >>"$d/log/sshd.log" 2>&1 9>&- &
+    # --kill-child: should unshare itself be killed, the host's init (and so the host) goes too
+    setsid ip netns exec "${NS[$h]}" unshare --mount --uts --pid --fork --kill-child \
+        --propagation private -- bash "$STATE/bin/lab.sh" __init "$h" "${IP[$h]}" \
+        </dev/null >>"$d/log/sshd.log" 2>&1 9>&- &
 }
 
 check_config() { # check_config HOST SERVICE: the real program's own check, in the host
@@ -535,7 +559,7 @@ kill_ns_procs() { # kill_ns_procs NAMESPACE...: TERM every process in them, KILL
     while (($(now_ms) < deadline)); do
         local alive=()
         for pid in "${pids[@]}"; do
-            running "$pid" && alive+=("$pid")
+            running "/proc/$pid/stat" && alive+=("$pid")
         done
         ((${#alive[@]})) || return 0
         pids=("${alive[@]}")
@@ -545,7 +569,7 @@ kill_ns_procs() { # kill_ns_procs NAMESPACE...: TERM every process in them, KILL
 }
 
 teardown() { # remove every namespace, veth, bridge and process of the lab, and its state
-    local h namespaces=() recorded=() pid f n
+    local h namespaces=() recorded=() pid n
     n=$(lbs_running)
     # without state (a crash before it was written) fall back to the largest lab's names:
     # they are the lab's own by contract
@@ -554,11 +578,10 @@ teardown() { # remove every namespace, veth, bridge and process of the lab, and 
     build_hosts "$n"
     for h in "${HOSTS[@]}"; do
         namespaces+=("${NS[$h]}")
-        # pids recorded at start, killed only while still in the lab's namespace
-        for f in "$(hdir "$h")"/pids/*.pid; do
-            pid=$(read_pid "$f")
-            in_ns "$pid" "${NS[$h]}" && recorded+=("$pid")
-        done
+        # the host's init, killed only while still in the lab's namespace: its end ends every
+        # process of the host (its PID namespace)
+        pid=$(read_pid "$(hdir "$h")/pids/init.pid")
+        in_ns "$pid" "${NS[$h]}" && recorded+=("$pid")
     done
     ((${#recorded[@]} == 0)) || kill -TERM "${recorded[@]}" 2>/dev/null || true
     kill_ns_procs "${namespaces[@]}"
@@ -688,7 +711,7 @@ cmd_up() {
     phase files
 
     for h in "${HOSTS[@]}"; do
-        [ -n "$(sshd_pid "$h")" ] || start_host "$h"
+        [ -n "$(init_pid "$h")" ] || start_host "$h"
     done
     for h in "${HOSTS[@]}"; do
         wait_until 15 "sshd on $h" svc_ready "$h" sshd || {
@@ -767,9 +790,11 @@ cmd_status() {
         echo "bridge $BRIDGE: MISSING"
         ok=1
     fi
-    printf '%-13s %-11s %-12s %-8s %s\n' HOST NAMESPACE ADDRESS NETNS DAEMONS
+    printf '%-13s %-11s %-12s %-8s %s\n' HOST NAMESPACE ADDRESS NETNS "INIT (machine pid), DAEMONS (host pids)"
     for h in "${HOSTS[@]}"; do
-        cols=
+        pid=$(init_pid "$h")
+        cols=" init=${pid:-DOWN}"
+        [ -n "$pid" ] || ok=1
         for svc in sshd $(services_of "$h"); do
             if svc_ready "$h" "$svc"; then
                 pid=$(svc_pid "$h" "$svc")

@@ -233,14 +233,37 @@ fn lab_comes_up_serves_fails_over_and_goes_down_cleanly() {
     );
     ssh_like_ansible(&vars, &lb1.address, &format!("rm -f {marker}"));
 
+    // each host has its own PID namespace: over SSH, pid 1 is the host's init, the daemons'
+    // pid files name live processes, and pgrep sees the host's own HAProxy only
+    for host in hosts.iter().filter(|h| h.name.starts_with("lb")) {
+        let seen = ssh_like_ansible(
+            &vars,
+            &host.address,
+            "cat /proc/1/comm; m=$(cat /run/haproxy.pid); \
+             kill -0 $m $(cat /run/keepalived.pid) && echo alive; \
+             [ \"$(pgrep -x haproxy | sort)\" = \"$({ echo $m; pgrep -P $m; } | sort)\" ] && \
+             echo own; pgrep -c -f 'nodeport[.]py' || true",
+        );
+        assert_eq!(
+            seen.split_whitespace().collect::<Vec<_>>(),
+            ["bash", "alive", "own", "0"],
+            "{}: the host's own processes only (its init, live pid files, every HAProxy process \
+             its own master's, no worker's NodePort)",
+            host.name
+        );
+    }
+
     // keepalived elects exactly one VIP holder, the highest priority
     let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(10));
     assert_eq!(holder.name, "lb1", "lb1 has the highest priority");
 
-    // stopping keepalived on the holder (by pid) moves the VIP to another load balancer
-    let pid = lab.daemon_pid(holder.name, "/run/keepalived.pid");
+    // stopping keepalived on the holder (by the pid in its pid file, inside the host) moves
+    // the VIP to another load balancer
+    let pid = lab
+        .daemon_pid(holder.name, "/run/keepalived.pid")
+        .to_string();
     let stopped = Instant::now();
-    let out = run(10, "kill", &["-TERM", &pid.to_string()]);
+    let out = lab.exec(holder.name, &["kill", "-TERM", &pid]);
     assert!(
         out.status.success(),
         "{}",
@@ -264,7 +287,10 @@ fn lab_comes_up_serves_fails_over_and_goes_down_cleanly() {
     lab::wait_for(
         Duration::from_secs(15),
         "the stopped keepalived to exit",
-        || process_identity(&pid.to_string()).is_none().then_some(()),
+        || {
+            let probe = lab.exec(holder.name, &["test", "-e", &format!("/proc/{pid}")]);
+            (!probe.status.success()).then_some(())
+        },
     );
     let repair = lab.bring_up();
     let restored = Instant::now();
