@@ -287,3 +287,35 @@ mod builder {
         let _ = Lbctl::new().arg("--help").stdout_lacks("Usage").run();
     }
 }
+
+/// New integration tests join this binary: a `.rs` file elsewhere under `tests/` would be a
+/// binary of its own (linked and run apart, its lab tests not serialized with these).
+#[test]
+fn every_integration_test_is_a_module_of_the_suite() {
+    let tests = repo_root().join("tests");
+    let mut stray = Vec::new();
+    let mut dirs = vec![tests.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            if path == tests.join("suite") {
+                continue;
+            }
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                stray.push(
+                    path.strip_prefix(repo_root())
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    assert!(
+        stray.is_empty(),
+        "{}: an integration test is a module of tests/suite/main.rs",
+        stray.join(", ")
+    );
+}
