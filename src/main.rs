@@ -2,13 +2,9 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
 use lbctl::{
-    cli::{
-        commands::{self, Global, failover_test},
-        output,
-    },
-    deploy::survey::SshOptions,
-    error::Error,
-    ssh::session::Persist,
+    cli::{self, ApplyOptions, FailoverOptions, Global, MethodArg, Victim},
+    deploy::SshOptions,
+    ssh::Persist,
 };
 
 /// lbctl: render, validate and deploy an HAProxy + keepalived load-balancer tier from an
@@ -108,7 +104,7 @@ enum Command {
         /// How to break it: drop or reject (--worker, default drop), stop-keepalived or
         /// stop-haproxy (--lb, default stop-keepalived).
         #[arg(long, value_enum)]
-        method: Option<failover_test::MethodArg>,
+        method: Option<MethodArg>,
         /// How long the fault stays, at least (e.g. 30s, 500ms).
         #[arg(long, default_value = "30s", value_parser = duration)]
         hold: Duration,
@@ -158,37 +154,24 @@ fn main() -> ExitCode {
                 idle: Duration::from_secs(g.ssh_persist),
                 directory: g
                     .ssh_control_dir
-                    .unwrap_or_else(lbctl::ssh::masters::default_directory),
+                    .unwrap_or_else(lbctl::ssh::default_masters_directory),
             }),
         },
     };
-    let result: Result<u8, Error> = match cli.command {
-        Command::Completions { shell } => {
-            commands::manual::completions(&mut Cli::command(), shell, &mut std::io::stdout())
-                .map(|()| 0)
-        }
-        Command::Man => {
-            commands::manual::man_page(&Cli::command(), &mut std::io::stdout()).map(|()| 0)
-        }
-        Command::Validate => {
-            commands::validate::run(&global).map(|s| output::validated(&global, &s))
-        }
-        Command::Render { out } => {
-            commands::render::run(&global, &out).map(|w| output::rendered(&global, &w))
-        }
-        Command::Plan { detailed_exitcode } => {
-            commands::plan::run(&global).map(|r| output::planned(&global, &r, detailed_exitcode))
-        }
+    let status = match cli.command {
+        Command::Completions { shell } => cli::completions(&global, &mut Cli::command(), shell),
+        Command::Man => cli::man_page(&global, &Cli::command()),
+        Command::Validate => cli::validate(&global),
+        Command::Render { out } => cli::render(&global, &out),
+        Command::Plan { detailed_exitcode } => cli::plan(&global, detailed_exitcode),
         Command::Apply { yes, serial } => {
-            let opts = commands::apply::Options {
+            let options = ApplyOptions {
                 yes,
                 serial: usize::from(serial),
             };
-            commands::apply::run(&global, &opts).map(|r| output::applied(&global, &r))
+            cli::apply(&global, &options)
         }
-        Command::Status => {
-            commands::status::run(&global).map(|s| output::status::print(&global, &s))
-        }
+        Command::Status => cli::status(&global),
         Command::FailoverTest {
             worker,
             lb,
@@ -201,10 +184,10 @@ fn main() -> ExitCode {
             force,
         } => {
             let victim = match (worker, lb) {
-                (Some(w), _) => failover_test::Victim::Worker(w),
-                (None, lb) => failover_test::Victim::Lb(lb.unwrap_or_default()),
+                (Some(w), _) => Victim::Worker(w),
+                (None, lb) => Victim::Lb(lb.unwrap_or_default()),
             };
-            let opts = failover_test::Options {
+            let options = FailoverOptions {
                 victim,
                 backends,
                 method,
@@ -214,14 +197,8 @@ fn main() -> ExitCode {
                 max_failed,
                 force,
             };
-            failover_test::run(&global, &opts).map(|r| output::failover::print(&global, &r))
+            cli::failover_test(&global, &options)
         }
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            output::error(&global, &e);
-            ExitCode::from(1)
-        }
-    }
+    ExitCode::from(status)
 }

@@ -1,7 +1,98 @@
-//! The command line: one function per subcommand, and what users read (text, progress, JSON).
+//! The command line: one function per subcommand, each doing its work, printing what users
+//! read (text, progress, JSON) and returning the exit status.
 //!
-//! Takes parsed arguments; returns an exit status.
+//! Takes the parsed arguments (`Global` and each command's options); returns an exit status.
+//! `commands/` does the work and returns plain data, `output/` prints it (and every error),
+//! `progress.rs` shows each host as it goes.
 
-pub mod commands;
-pub mod output;
-pub mod progress;
+mod commands;
+mod output;
+mod progress;
+
+use std::path::Path;
+
+pub use commands::{
+    Global,
+    apply::ApplyOptions,
+    failover_test::{FailoverOptions, MethodArg, Victim},
+};
+
+use crate::error::Error;
+
+/// `lbctl validate`.
+pub fn validate(global: &Global) -> u8 {
+    finish(
+        global,
+        commands::validate::run(global).map(|s| output::validated(global, &s)),
+    )
+}
+
+/// `lbctl render`.
+pub fn render(global: &Global, out: &Path) -> u8 {
+    finish(
+        global,
+        commands::render::run(global, out).map(|w| output::rendered(global, &w)),
+    )
+}
+
+/// `lbctl plan`.
+pub fn plan(global: &Global, detailed_exitcode: bool) -> u8 {
+    finish(
+        global,
+        commands::plan::run(global).map(|r| output::planned(global, &r, detailed_exitcode)),
+    )
+}
+
+/// `lbctl apply`: the plan is shown, and confirmed unless `--yes`, before any host changes.
+pub fn apply(global: &Global, options: &ApplyOptions) -> u8 {
+    let confirm = |plan: &crate::deploy::Report| {
+        if !global.json {
+            output::plan_text(plan);
+        }
+        options.yes || output::confirm(plan.summary.changed)
+    };
+    finish(
+        global,
+        commands::apply::run(global, options, confirm).map(|r| output::applied(global, &r)),
+    )
+}
+
+/// `lbctl status`.
+pub fn status(global: &Global) -> u8 {
+    finish(
+        global,
+        commands::status::run(global).map(|s| output::status::print(global, &s)),
+    )
+}
+
+/// `lbctl failover-test`.
+pub fn failover_test(global: &Global, options: &FailoverOptions) -> u8 {
+    finish(
+        global,
+        commands::failover_test::run(global, options).map(|r| output::failover::print(global, &r)),
+    )
+}
+
+/// `lbctl man`: `lbctl` is the clap definition the page describes.
+pub fn man_page(global: &Global, lbctl: &clap::Command) -> u8 {
+    finish(
+        global,
+        commands::manual::man_page(lbctl, &mut std::io::stdout()).map(|()| 0),
+    )
+}
+
+/// `lbctl completions SHELL`.
+pub fn completions(global: &Global, lbctl: &mut clap::Command, shell: clap_complete::Shell) -> u8 {
+    finish(
+        global,
+        commands::manual::completions(lbctl, shell, &mut std::io::stdout()).map(|()| 0),
+    )
+}
+
+/// The exit status of a command, its error printed.
+fn finish(global: &Global, result: Result<u8, Error>) -> u8 {
+    result.unwrap_or_else(|e| {
+        output::error(global, &e);
+        1
+    })
+}

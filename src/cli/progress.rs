@@ -1,9 +1,12 @@
-//! Per-host progress: live spinners on a terminal, plain lines otherwise (CI logs), nothing
-//! with `--json` (stdout then holds only the report).
+//! What lbctl shows while it works, on stderr: per-host progress during an apply (live
+//! spinners on a terminal, plain lines otherwise, as in CI logs) and a drill's narration;
+//! nothing with `--json` (stdout then holds only the report).
 
 use std::{io::IsTerminal, time::Duration};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::{deploy::Reporter, drill::Narrator};
 
 pub enum Progress {
     Live(MultiProgress),
@@ -27,8 +30,12 @@ impl Progress {
             Progress::Lines
         }
     }
+}
 
-    pub fn start(&self, host: &str, message: &str) -> Task {
+impl Reporter for Progress {
+    type Task = Task;
+
+    fn start(&self, host: &str, message: &str) -> Task {
         match self {
             Progress::Live(multi) => {
                 let bar = multi.add(ProgressBar::new_spinner());
@@ -48,22 +55,33 @@ impl Progress {
             Progress::Quiet => Task::Quiet,
         }
     }
-}
 
-impl Task {
     /// Says what the host is doing now (live display only).
-    pub fn update(&self, message: &str) {
-        if let Task::Live(bar) = self {
+    fn update(&self, task: &Task, message: &str) {
+        if let Task::Live(bar) = task {
             bar.set_message(message.to_string());
         }
     }
 
-    pub fn finish(self, message: &str) {
-        match self {
+    fn finish(&self, task: Task, message: &str) {
+        match task {
             // The live line vanishes; the final report says what happened.
             Task::Live(bar) => bar.finish_and_clear(),
             Task::Line(host) => eprintln!("{host}: {message}"),
             Task::Quiet => {}
+        }
+    }
+}
+
+/// A drill's narration: `lbctl: ...` lines on stderr, none with `--json`.
+pub struct Narration {
+    pub quiet: bool,
+}
+
+impl Narrator for Narration {
+    fn say(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("lbctl: {line}");
         }
     }
 }

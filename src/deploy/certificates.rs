@@ -9,12 +9,26 @@ use std::{collections::BTreeMap, fmt::Write};
 
 use crate::{
     deploy::survey::Surveyed, error::Error, remote, render::RenderedHost, source::Diagnostic,
-    source::Loc, spec::HostSpec, ssh::session as transport,
+    source::Loc, spec::HostSpec, ssh,
 };
+
+/// The survey, when every surveyed host holds every certificate it is configured with;
+/// otherwise the sessions are closed and every missing certificate is the run's error.
+pub async fn check_certificates(
+    surveyed: Vec<Surveyed>,
+    hosts: &[(HostSpec, RenderedHost)],
+) -> Result<Vec<Surveyed>, Error> {
+    let problems = check(&surveyed, hosts).await;
+    if problems.is_empty() {
+        Ok(surveyed)
+    } else {
+        Err(refuse(surveyed, problems).await)
+    }
+}
 
 /// Every certificate that some surveyed host lacks, one diagnostic per configured certificate
 /// naming the hosts. Hosts the survey could not reach are left to the survey's own report.
-pub async fn check(surveyed: &[Surveyed], hosts: &[(HostSpec, RenderedHost)]) -> Vec<Diagnostic> {
+async fn check(surveyed: &[Surveyed], hosts: &[(HostSpec, RenderedHost)]) -> Vec<Diagnostic> {
     let mut missing: BTreeMap<(String, String, String, usize), Vec<String>> = BTreeMap::new();
     let mut errors = Vec::new();
     for (s, (spec, _)) in surveyed.iter().zip(hosts) {
@@ -96,7 +110,7 @@ fn host_error(spec: &HostSpec, certs: &[(&str, &str, &Loc)], message: &str) -> D
 }
 
 /// Closes the survey's sessions and turns certificate problems into the run's error.
-pub async fn refuse(surveyed: Vec<Surveyed>, problems: Vec<Diagnostic>) -> Error {
-    transport::close_all(surveyed.into_iter().filter_map(|s| s.session)).await;
+async fn refuse(surveyed: Vec<Surveyed>, problems: Vec<Diagnostic>) -> Error {
+    ssh::close_all(surveyed.into_iter().filter_map(|s| s.session)).await;
     Error::Invalid(problems)
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    deploy::diff::HostPlan,
+    deploy::plan::HostPlan,
     remote::{Deployment, ManagedFile, ServiceControl, Verify},
     spec::HostSpec,
     spec::Service,

@@ -1,12 +1,25 @@
 //! Plan and apply: survey what every host holds, diff it against the rendered files, check
-//! certificates, roll the changes out host by host, and report.
+//! certificates, roll the changes out host by host, and report; and the tier's status.
 //!
-//! Takes rendered hosts and SSH sessions; returns a per-host report (`plan`, `apply`, `status`).
+//! Takes rendered hosts and SSH options; returns a per-host `Report` (`plan`, `apply`) or a
+//! `TierStatus` (`status`). `survey.rs` fetches what hosts hold, `plan.rs` diffs it,
+//! `deployment.rs` says what an apply hands a host, `rollout.rs` changes the hosts in waves.
 
-pub mod certificates;
-pub mod deployment;
-pub mod diff;
-pub mod report;
-pub mod rollout;
-pub mod status;
-pub mod survey;
+mod certificates;
+mod deployment;
+mod plan;
+mod report;
+mod reporter;
+mod rollout;
+mod status;
+mod survey;
+
+pub use certificates::check_certificates;
+pub use plan::{Action, FilePlan, HostPlan, REDACTED, redact};
+pub use report::{HostError, HostReport, Outcome, Report, Summary, Timing};
+pub use reporter::Reporter;
+pub use rollout::{Target, rollout, rollout_order};
+pub use status::{
+    BackendStatus, HostStatus, ServerStatus, TierStatus, gather_status, read_lb_state,
+};
+pub use survey::{SshOptions, Surveyed, survey};

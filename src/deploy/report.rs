@@ -4,8 +4,7 @@
 use serde::Serialize;
 
 use crate::{
-    deploy::diff::{FilePlan, HostPlan},
-    deploy::survey::HostError,
+    deploy::plan::{FilePlan, HostPlan},
     remote::{Failure, StepResult},
 };
 
@@ -143,5 +142,19 @@ impl Report {
 
     pub fn has_errors(&self) -> bool {
         self.summary.failed + self.summary.unreachable > 0
+    }
+}
+
+/// A failure on one host, with the step that failed and the program's own message.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostError {
+    pub host: String,
+    pub step: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} failed: {}", self.host, self.step, self.message)
     }
 }

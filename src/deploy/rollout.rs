@@ -11,14 +11,13 @@
 use std::time::Instant;
 
 use crate::{
-    cli::progress::{Progress, Task},
     deploy::deployment,
-    deploy::diff::HostPlan,
-    deploy::report::{HostReport, Outcome, Timing},
-    deploy::survey::HostError,
+    deploy::plan::HostPlan,
+    deploy::report::{HostError, HostReport, Outcome, Timing},
+    deploy::reporter::Reporter,
     remote::{self, APPLY_LOCK, ApplyReport, GO, READY},
     spec::HostSpec,
-    ssh::session::{RemoteOutput, Running, Session},
+    ssh::{RemoteOutput, Running, Session},
 };
 use futures_util::future::join_all;
 
@@ -54,9 +53,9 @@ pub fn waves(holds_vip: &[bool], serial: usize) -> Vec<Vec<usize>> {
 }
 
 /// One host during the rollout.
-struct Host<'s> {
+struct Host<'s, T> {
     report: HostReport,
-    task: Task,
+    task: T,
     started: Instant,
     /// The held script, while it waits for the go-ahead.
     running: Option<Running<'s>>,
@@ -64,10 +63,10 @@ struct Host<'s> {
 
 /// Applies `targets` (already in rollout order). Returns one report per target, in that
 /// order, and the sessions to close.
-pub async fn rollout(
+pub async fn rollout<R: Reporter>(
     targets: Vec<Target>,
     serial: usize,
-    progress: &Progress,
+    reporter: &R,
 ) -> (Vec<HostReport>, Vec<Session>) {
     let scripts: Vec<String> = targets
         .iter()
@@ -80,23 +79,23 @@ pub async fn rollout(
         plans.push((t.plan, t.timing));
         sessions.push(t.session);
     }
-    let reports = run_phases(&sessions, plans, &scripts, &holds_vip, serial, progress).await;
+    let reports = run_phases(&sessions, plans, &scripts, &holds_vip, serial, reporter).await;
     (reports, sessions)
 }
 
-async fn run_phases(
+async fn run_phases<R: Reporter>(
     sessions: &[Session],
     plans: Vec<(HostPlan, Timing)>,
     scripts: &[String],
     holds_vip: &[bool],
     serial: usize,
-    progress: &Progress,
+    reporter: &R,
 ) -> Vec<HostReport> {
     // Phase 1: every host stages and checks, all at once.
     let checks = plans.into_iter().zip(sessions.iter().zip(scripts)).map(
         |((plan, timing), (session, script))| async move {
             let files = plan.changed_files().count();
-            let task = progress.start(
+            let task = reporter.start(
                 &plan.host,
                 &format!("checking {files} file{}", if files == 1 { "" } else { "s" }),
             );
@@ -118,7 +117,7 @@ async fn run_phases(
             host
         },
     );
-    let mut hosts: Vec<Host<'_>> = join_all(checks).await;
+    let mut hosts: Vec<Host<'_, R::Task>> = join_all(checks).await;
 
     // Phase 2: in waves, go ahead; after a failure, every host still waiting stops.
     let mut failed = hosts.iter().any(|h| h.running.is_none());
@@ -128,7 +127,7 @@ async fn run_phases(
         }
         let going = wave.iter().filter_map(|&i| {
             let host = &mut hosts[i];
-            host.task.update("applying");
+            reporter.update(&host.task, "applying");
             let running = host.running.take()?;
             Some(async move {
                 let began = Instant::now();
@@ -154,14 +153,17 @@ async fn run_phases(
                 host.report.steps = applied.steps;
             }
         }
-        host.task.finish(&match host.report.outcome {
-            Outcome::Applied => format!(
-                "applied in {:.2} s",
-                host.report.seconds.unwrap_or_default()
-            ),
-            Outcome::Skipped => "not changed: another host failed".to_string(),
-            _ => "failed".to_string(),
-        });
+        reporter.finish(
+            host.task,
+            &match host.report.outcome {
+                Outcome::Applied => format!(
+                    "applied in {:.2} s",
+                    host.report.seconds.unwrap_or_default()
+                ),
+                Outcome::Skipped => "not changed: another host failed".to_string(),
+                _ => "failed".to_string(),
+            },
+        );
         reports.push(host.report);
     }
     reports

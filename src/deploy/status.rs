@@ -7,12 +7,12 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde::Serialize;
 
 use crate::{
-    remote::lb_state::{self, Daemon, LbState, Query},
-    remote::runtime_api::{RowKind, StatRow},
+    remote::{Daemon, LbState, Query, parse_lb_state},
+    remote::{RowKind, StatRow},
     spec::Fleet,
     spec::HostSpec,
-    ssh::pool as sessions,
-    ssh::session::{ConnectOptions, Session},
+    ssh,
+    ssh::{ConnectOptions, Session},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,18 +70,18 @@ pub struct ServerStatus {
 }
 
 /// Asks one host and reads its answer.
-pub async fn read(session: &Session, query: &Query) -> Result<LbState, String> {
+pub async fn read_lb_state(session: &Session, query: &Query) -> Result<LbState, String> {
     let out = session
         .run(&query.script())
         .await
         .map_err(|e| e.to_string())?;
-    lb_state::parse(&out.stdout).map_err(|e| format!("{e} ({out})"))
+    parse_lb_state(&out.stdout).map_err(|e| format!("{e} ({out})"))
 }
 
 /// Connects to every load balancer and asks each, all at once.
-pub async fn gather(fleet: &Fleet, options: ConnectOptions, forks: usize) -> TierStatus {
+pub async fn gather_status(fleet: &Fleet, options: ConnectOptions, forks: usize) -> TierStatus {
     let connections: Vec<_> = fleet.hosts.iter().map(|h| h.connection.clone()).collect();
-    let connected = sessions::connect_all(&connections, options, forks).await;
+    let connected = ssh::connect_all(&connections, options, forks).await;
     let tasks: Vec<_> = connected
         .into_iter()
         .zip(&fleet.hosts)
@@ -89,7 +89,7 @@ pub async fn gather(fleet: &Fleet, options: ConnectOptions, forks: usize) -> Tie
             let query = Query::full(spec);
             tokio::spawn(async move {
                 let session: Arc<Session> = c.session?;
-                read(&session, &query).await
+                read_lb_state(&session, &query).await
             })
         })
         .collect();
@@ -109,7 +109,7 @@ pub async fn gather(fleet: &Fleet, options: ConnectOptions, forks: usize) -> Tie
 }
 
 /// What the user sees of one host's answer.
-pub fn view(spec: &HostSpec, state: Result<LbState, String>) -> HostStatus {
+fn view(spec: &HostSpec, state: Result<LbState, String>) -> HostStatus {
     let mut status = HostStatus {
         host: spec.name.clone(),
         error: None,

@@ -6,16 +6,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::{
-    deploy::diff::{self as plan, HostPlan},
-    deploy::report::Timing,
+    deploy::plan::{self, HostPlan},
+    deploy::report::{HostError, Timing},
     remote::{self, FetchOptions, Fetched},
     render::RenderedHost,
     spec::HostSpec,
-    ssh::session::{ConnectOptions, Persist, Session},
+    ssh::{ConnectOptions, Persist, Session},
 };
 
 #[derive(Debug, Clone)]
@@ -43,20 +42,6 @@ pub struct Surveyed {
     pub result: Result<HostPlan, HostError>,
     /// The connect and the fetch.
     pub timing: Timing,
-}
-
-/// A failure on one host, with the step that failed and the program's own message.
-#[derive(Debug, Clone, Serialize)]
-pub struct HostError {
-    pub host: String,
-    pub step: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for HostError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} failed: {}", self.host, self.step, self.message)
-    }
 }
 
 /// Connects to every host and fetches the files lbctl manages there, in parallel. At most

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::ssh::session::Session;
+use crate::ssh::Session;
 
 /// A host's clock mapped onto this machine's, as NTP does: from the round trip that took the
 /// least time, whose error is at most half of it. An answer is only known to describe some

@@ -2,14 +2,22 @@
 //! client probe and every load balancer's runtime API, and put everything back, even if lbctl
 //! dies (the dead man's switch).
 //!
-//! Takes the fleet and the drill's options; returns a measured report against budgets.
+//! Takes the fleet and the drill's options; returns a measured report against budgets. The
+//! two drills are `worker` and `lb`, each a `plan` (plain data) and a `run` (over SSH); what
+//! they share is named for what it is: `probe` (the client's view), `watch` (polling every
+//! load balancer), `clock` (a host's clock on ours), `dead_mans_switch`, `observers`,
+//! `interrupt` and `run_id`.
 
-pub mod clock;
-pub mod dead_mans_switch;
+mod clock;
+mod dead_mans_switch;
+mod interrupt;
 pub mod lb;
-pub mod narrator;
-pub mod observers;
-pub mod probe;
-pub mod run;
-pub mod watch;
+mod narrator;
+mod observers;
+mod probe;
+mod run_id;
+mod watch;
 pub mod worker;
+
+pub use narrator::Narrator;
+pub use probe::Tally;

@@ -1,17 +1,7 @@
-//! The drills' progress lines.
+//! What a drill tells the user while it runs: one line per step (pre-flight ok, fault on,
+//! each detection, ...). The drill only says what happens; the CLI decides where it goes.
 
-use std::fmt;
-
-/// Progress lines on stderr (`lbctl: ...`), none with `--json`.
-#[derive(Debug, Clone, Copy)]
-pub struct Narrator {
-    pub quiet: bool,
-}
-
-impl Narrator {
-    pub fn say(&self, message: impl fmt::Display) {
-        if !self.quiet {
-            eprintln!("lbctl: {message}");
-        }
-    }
+/// Receives a drill's progress lines as they happen.
+pub trait Narrator: Send + Sync {
+    fn say(&self, line: &str);
 }

@@ -21,11 +21,11 @@ use serde::Serialize;
 use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch, task::JoinSet};
 
 use crate::{
-    drill::{narrator::Narrator, run},
+    drill::{interrupt::interrupted, narrator::Narrator},
     error::Error,
     remote::{self, ReportError},
     spec::Connection,
-    ssh::session::Session,
+    ssh::Session,
 };
 
 const SCRIPT: &str = include_str!("probe.sh");
@@ -171,9 +171,9 @@ pub fn start_from(
     settings: Settings,
     from: Option<(&str, &Arc<Session>)>,
     run_id: &str,
-    say: Narrator,
+    say: &dyn Narrator,
 ) -> Running {
-    say.say(format!(
+    say.say(&format!(
         "probing {} from {}: {} new connections/s, each must answer within {:?}",
         settings
             .targets
@@ -212,7 +212,7 @@ pub async fn start_probe(
     window: Duration,
     from: Option<(&Connection, &Arc<Session>)>,
     run_id: &str,
-    say: Narrator,
+    say: &dyn Narrator,
 ) -> Result<Probing, Error> {
     let limit = BASELINE + window + TAIL + PROBE_MARGIN;
     let settings = Settings {
@@ -229,7 +229,7 @@ pub async fn start_probe(
     );
     if let Some(why) = tokio::select! {
         _ = tokio::time::sleep(BASELINE) => None,
-        why = run::interrupted() => Some(why),
+        why = interrupted() => Some(why),
     } {
         let _ = probe.stop().await;
         return Err(Error::Failed(format!("{why} before anything was changed")));

@@ -7,10 +7,10 @@ use std::{
 };
 
 use crate::{
-    deploy::status,
+    deploy::read_lb_state,
     drill::clock::Clock,
-    remote::lb_state::{LbState, Query},
-    ssh::session::Session,
+    remote::{LbState, Query},
+    ssh::Session,
 };
 
 /// Polls that may fail in a row before a load balancer counts as lost.
@@ -94,7 +94,7 @@ impl<T: Clone + Send + 'static> Watch<T> {
                         if sent >= deadline || *rx.borrow() {
                             return;
                         }
-                        match status::read(&session, &query).await {
+                        match read_lb_state(&session, &query).await {
                             Ok(state) => {
                                 failures = 0;
                                 let poll = Poll {

@@ -2,7 +2,7 @@
 //! keepalived run, and HAProxy's runtime view of every server.
 //!
 //! Plain data in, a POSIX `sh` script out (one round trip, changing nothing, framed as
-//! `remote.rs` describes); the script's stdout in, plain data out. `status` shows it once,
+//! `frame.rs` describes); the script's stdout in, plain data out. `status` shows it once,
 //! `failover-test` polls it.
 //!
 //! ```text
@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::{
-    remote::runtime_api::{self, RowKind, StatRow},
+    remote::show_stat::{RowKind, StatRow, parse_show_stat},
     remote::{self, ReportError},
     spec::HostSpec,
 };
@@ -159,7 +159,7 @@ impl LbState {
 }
 
 /// Reads the script's stdout.
-pub fn parse(stdout: &[u8]) -> Result<LbState, ReportError> {
+pub fn parse_lb_state(stdout: &[u8]) -> Result<LbState, ReportError> {
     let mut state = LbState::default();
     let mut ended = false;
     for frame in remote::frames(NAME, stdout)? {
@@ -180,7 +180,7 @@ pub fn parse(stdout: &[u8]) -> Result<LbState, ReportError> {
             }
             ["stat", csv] => {
                 let csv = frame.text(csv)?;
-                state.stat = Some(runtime_api::parse_show_stat(&csv).map_err(|e| e.to_string()));
+                state.stat = Some(parse_show_stat(&csv).map_err(|e| e.to_string()));
             }
             ["stat-error", message] => state.stat = Some(Err(frame.text(message)?)),
             ["clock", ms] => {
@@ -241,7 +241,7 @@ mod tests {
             ],
             runtime_socket: Some(dir.join("no.sock").display().to_string()),
         };
-        let state = parse(&run_locally(&query.script())).unwrap();
+        let state = parse_lb_state(&run_locally(&query.script())).unwrap();
         assert!(state.vips["127.0.0.1/8"]);
         assert!(!state.vips["192.0.2.77/24"]);
         assert!(state.holds_vip());
@@ -261,6 +261,9 @@ mod tests {
     #[test]
     fn a_report_without_its_end_is_truncated() {
         let stdout = b"@@lbctl begin lb-state 1\n@@lbctl vip MTAuMC4wLjEw held\n";
-        assert!(matches!(parse(stdout), Err(ReportError::Truncated { .. })));
+        assert!(matches!(
+            parse_lb_state(stdout),
+            Err(ReportError::Truncated { .. })
+        ));
     }
 }

@@ -6,17 +6,17 @@
 //! atomically (for `apply`). Nothing here knows about templates, inventories or SSH.
 //!
 //! Each script sits beside the Rust that writes its header and reads its report: `fetch.sh`
-//! by `fetch.rs`, `apply.sh` by `apply.rs`, `lb_state.sh` by `lb_state.rs`. `script.rs`
-//! assembles them with `common.sh`; `frame.rs` reads the `@@lbctl` frames they print.
-
-pub mod lb_state;
-pub mod runtime_api;
+//! by `fetch.rs`, `apply.sh` by `apply.rs`, `lb_state.sh` by `lb_state.rs` (which reads
+//! HAProxy's `show stat` through `show_stat.rs`). `script.rs` assembles them with
+//! `common.sh`; `frame.rs` reads the `@@lbctl` frames they print.
 
 mod apply;
 mod base64;
 mod fetch;
 mod frame;
+mod lb_state;
 mod script;
+mod show_stat;
 
 pub use crate::spec::Service;
 pub use apply::{
@@ -28,4 +28,8 @@ pub use fetch::{
 };
 pub use frame::ReportError;
 pub(crate) use frame::frames;
+pub use lb_state::{Daemon, LbState, Query, parse_lb_state};
 pub(crate) use script::{address_of, finish_script, quote};
+pub use show_stat::{
+    RowKind, RowState, RowStatus, StatError, StatRow, Transition, parse_show_stat,
+};

@@ -12,7 +12,7 @@ use crate::{
     source::{Diagnostic, Diagnostics},
     spec::backend::ListCache,
     spec::connection::Connection,
-    spec::host::{self as host_spec, HostSpec},
+    spec::host::{self, HostSpec},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,7 +76,7 @@ impl Fleet {
         let mut cache = ListCache::default();
         for name in &names {
             let vars = resolve_vars(inv, name, sources);
-            if let Some(spec) = host_spec::parse(name, &vars, &mut cache, &mut diags) {
+            if let Some(spec) = host::parse(name, &vars, &mut cache, &mut diags) {
                 hosts.push(spec);
             }
         }
@@ -209,7 +209,7 @@ pub fn host_connection(
     }
     let vars = resolve_vars(inventory, name, sources);
     let mut diags = Diagnostics::default();
-    match host_spec::parse_connection(name, &vars, &mut diags) {
+    match host::parse_connection(name, &vars, &mut diags) {
         Some(conn) => Ok(conn),
         None => Err(Error::Invalid(diags.into_vec())),
     }

@@ -30,7 +30,7 @@ const SETTLE: Duration = Duration::from_secs(600);
 
 /// Where masters are kept unless the user says otherwise: `$XDG_RUNTIME_DIR/lbctl-ssh`,
 /// else `~/.local/state/lbctl/ssh`, else a directory under /tmp named after the user.
-pub fn default_directory() -> PathBuf {
+pub fn default_masters_directory() -> PathBuf {
     std::env::var_os("XDG_RUNTIME_DIR")
         .map(|d| PathBuf::from(d).join("lbctl-ssh"))
         .or_else(|| {

@@ -1,9 +1,19 @@
 //! The SSH layer: sessions over the system's OpenSSH, many hosts at once, and master
 //! connections kept between runs.
 //!
-//! Takes a `Connection` and script text; returns the script's output. Knows nothing of
-//! HAProxy or of what the scripts do.
+//! Takes a `Connection` and script text; returns the script's output (`RemoteOutput`) or a
+//! `TransportError` naming the host. Knows nothing of HAProxy or of what the scripts do.
 
-pub mod masters;
-pub mod pool;
-pub mod session;
+mod error;
+mod masters;
+mod output;
+mod pool;
+mod running;
+mod session;
+
+pub use error::TransportError;
+pub use masters::default_masters_directory;
+pub use output::RemoteOutput;
+pub use pool::{Connected, connect_all, connect_every, run_all};
+pub use running::Running;
+pub use session::{ConnectOptions, Persist, Session, close_all};

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use crate::{
     error::Error,
     spec::Connection,
-    ssh::session::{ConnectOptions, RemoteOutput, Session},
+    ssh::{ConnectOptions, RemoteOutput, Session},
 };
 
 /// One host's connection attempt: its inventory name and the session, or why there is none.

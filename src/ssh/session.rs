@@ -1,4 +1,4 @@
-//! The SSH layer: open a session to one host and run a shell script there in one round trip.
+//! A session to one host: open it, and run a shell script there in one round trip.
 //!
 //! It drives the system's OpenSSH through the `openssh` crate (a multiplexed master
 //! connection per host), so `~/.ssh/config`, agents, `ProxyJump` and known_hosts behave
@@ -6,13 +6,13 @@
 //! directly (the crate's native mux), without starting an `ssh` client per script. It
 //! knows nothing about what the scripts do.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
+use super::{RemoteOutput, Running, TransportError, masters};
 use crate::spec::{Connection, HostKeyPolicy};
 
 /// How long a dead peer may stay silent before OpenSSH drops the connection
@@ -36,7 +36,7 @@ pub struct ConnectOptions {
 }
 
 /// Master connections that outlive the run (OpenSSH's `ControlPersist`, as Ansible does by
-/// default), kept in `directory` (see [`crate::ssh::masters`]).
+/// default), kept in `directory` (`masters.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Persist {
     /// How long an unused master stays open.
@@ -56,66 +56,14 @@ impl Default for ConnectOptions {
 /// An open SSH connection to one host.
 #[derive(Debug)]
 pub struct Session {
-    ssh: openssh::Session,
-    host: String,
-    target: String,
+    pub(super) ssh: openssh::Session,
+    pub(super) host: String,
+    pub(super) target: String,
     become_root: bool,
     /// The master outlives this session (see [`ConnectOptions::persist`]).
     persistent: bool,
     /// Whether the master was already open, left by an earlier run.
     resumed: bool,
-}
-
-/// What a remote script left behind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteOutput {
-    /// The script's exit status; `None` when it exited with 255 or was killed by a signal,
-    /// which OpenSSH reports identically.
-    pub status: Option<i32>,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-impl RemoteOutput {
-    pub fn success(&self) -> bool {
-        self.status == Some(0)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    #[error("{host} ({target}): host key verification failed: {message}")]
-    HostKey {
-        host: String,
-        target: String,
-        message: String,
-    },
-    #[error("{host} ({target}): cannot connect: {message}")]
-    Connect {
-        host: String,
-        target: String,
-        message: String,
-    },
-    #[error(
-        "{host} ({target}): no SSH session after {waited:?}; the host or a jump host is not answering"
-    )]
-    Timeout {
-        host: String,
-        target: String,
-        waited: Duration,
-    },
-    #[error("{host} ({target}): the SSH connection was lost: {message}")]
-    Disconnected {
-        host: String,
-        target: String,
-        message: String,
-    },
-    #[error("{host} ({target}): cannot run the remote shell: {message}")]
-    Run {
-        host: String,
-        target: String,
-        message: String,
-    },
 }
 
 impl Session {
@@ -129,7 +77,7 @@ impl Session {
         let target = target(conn);
         let become_root = conn.become_root && conn.user.as_deref() != Some("root");
         let persisted = options.persist.as_ref().and_then(|persist| {
-            let masters = crate::ssh::masters::Directory::open(&persist.directory)?;
+            let masters = masters::Directory::open(&persist.directory)?;
             Some((masters, persist.idle))
         });
         if let Some((masters, _)) = &persisted
@@ -292,7 +240,7 @@ impl Session {
             })
     }
 
-    fn io_error(&self, error: &std::io::Error) -> TransportError {
+    pub(super) fn io_error(&self, error: &std::io::Error) -> TransportError {
         TransportError::Run {
             host: self.host.clone(),
             target: self.target.clone(),
@@ -300,7 +248,7 @@ impl Session {
         }
     }
 
-    fn run_error(&self, error: &openssh::Error) -> TransportError {
+    pub(super) fn run_error(&self, error: &openssh::Error) -> TransportError {
         let message = ssh_message(error);
         if matches!(error, openssh::Error::Disconnected) {
             TransportError::Disconnected {
@@ -315,112 +263,6 @@ impl Session {
                 message,
             }
         }
-    }
-}
-
-/// A script that is running on a host: see [`Session::start`].
-pub struct Running<'s> {
-    session: &'s Session,
-    child: openssh::Child<&'s openssh::Session>,
-    stdin: Option<openssh::ChildStdin>,
-    stdout: Option<tokio::io::BufReader<openssh::ChildStdout>>,
-    /// Everything read from stdout so far.
-    seen: Vec<u8>,
-    stderr: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>,
-}
-
-impl Running<'_> {
-    /// Reads stdout up to and including the first line that is exactly `line`: `true`, or
-    /// `false` when stdout ended first. Whatever was read is kept for [`Running::finish`].
-    pub async fn read_until(&mut self, line: &[u8]) -> Result<bool, TransportError> {
-        let session = self.session;
-        let Some(stdout) = self.stdout.as_mut() else {
-            return Ok(false);
-        };
-        loop {
-            let start = self.seen.len();
-            let read = stdout
-                .read_until(b'\n', &mut self.seen)
-                .await
-                .map_err(|e| session.io_error(&e))?;
-            if read == 0 {
-                return Ok(false);
-            }
-            let got = &self.seen[start..];
-            let got = got.strip_suffix(b"\n").unwrap_or(got);
-            if got.strip_suffix(b"\r").unwrap_or(got) == line {
-                return Ok(true);
-            }
-        }
-    }
-
-    /// Writes `text` to the script's stdin and closes it.
-    pub async fn answer(&mut self, text: &str) -> Result<(), TransportError> {
-        self.write(text.as_bytes()).await?;
-        self.stdin = None;
-        Ok(())
-    }
-
-    /// Closes stdin, reads the rest of the output and waits for the script to exit.
-    pub async fn finish(mut self) -> Result<RemoteOutput, TransportError> {
-        self.stdin = None;
-        if let Some(mut stdout) = self.stdout.take() {
-            stdout
-                .read_to_end(&mut self.seen)
-                .await
-                .map_err(|e| self.io_error(&e))?;
-        }
-        let stderr = match self.stderr.await {
-            Ok(Ok(stderr)) => stderr,
-            Ok(Err(e)) => return Err(self.session.io_error(&e)),
-            Err(e) => return Err(self.session.io_error(&std::io::Error::other(e))),
-        };
-        let session = self.session;
-        let status = match self.child.wait().await {
-            Ok(status) => status.code(),
-            Err(openssh::Error::RemoteProcessTerminated) => {
-                if let Err(error) = session.ssh.check().await {
-                    return Err(TransportError::Disconnected {
-                        host: session.host.clone(),
-                        target: session.target.clone(),
-                        message: ssh_message(&error),
-                    });
-                }
-                None
-            }
-            // The mux reports exit status 127 as an error; for `sh -s` it is the script's
-            // own "command not found".
-            Err(openssh::Error::Remote(error)) if error.kind() == std::io::ErrorKind::NotFound => {
-                Some(127)
-            }
-            Err(error) => return Err(session.run_error(&error)),
-        };
-        Ok(RemoteOutput {
-            status,
-            stdout: self.seen,
-            stderr,
-        })
-    }
-
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
-        if let Some(stdin) = self.stdin.as_mut() {
-            // A script that exits before reading all of its input (sudo refusing, say)
-            // closes the pipe; its status and stderr tell why, so that is not our error.
-            match stdin.write_all(bytes).await {
-                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
-                    return Err(self.io_error(&error));
-                }
-                Err(_) => self.stdin = None,
-                Ok(()) => {
-                    let _ = stdin.flush().await;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn io_error(&self, error: &std::io::Error) -> TransportError {
-        self.session.io_error(error)
     }
 }
 
@@ -450,7 +292,7 @@ fn whole_seconds(duration: Duration) -> Duration {
 
 /// OpenSSH's own words for what went wrong: the innermost error message, one line per
 /// line of ssh's stderr, without the noise lines it prints on success too.
-fn ssh_message(error: &openssh::Error) -> String {
+pub(super) fn ssh_message(error: &openssh::Error) -> String {
     let mut innermost: &dyn std::error::Error = error;
     while let Some(source) = innermost.source() {
         innermost = source;
@@ -472,21 +314,6 @@ fn ssh_message(error: &openssh::Error) -> String {
         message.push_str(line);
     }
     message
-}
-
-impl fmt::Display for RemoteOutput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.status {
-            Some(code) => write!(f, "exit status {code}")?,
-            None => write!(f, "exit status 255 or killed by a signal")?,
-        }
-        let stderr = String::from_utf8_lossy(&self.stderr);
-        let stderr = stderr.trim();
-        if !stderr.is_empty() {
-            write!(f, ": {stderr}")?;
-        }
-        Ok(())
-    }
 }
 
 /// Closes sessions concurrently: each close waits for its master `ssh` to exit, and one at a

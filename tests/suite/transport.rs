@@ -16,7 +16,7 @@ use lbctl::remote::{
     parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
 };
 use lbctl::spec::HostKeyPolicy;
-use lbctl::ssh::session::{ConnectOptions, Persist, Session, TransportError};
+use lbctl::ssh::{ConnectOptions, Persist, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::support::sshd::{LoginUser, Scratch, Sshd, free_port};

@@ -1,26 +1,27 @@
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use super::Global;
 use crate::{
-    cli::output,
     cli::progress::Progress,
-    deploy::certificates,
-    deploy::report::{HostReport, Report},
-    deploy::rollout::{self as apply, Target},
-    deploy::survey,
+    deploy::{self, HostReport, Report, Target},
     error::Error,
-    ssh::session as transport,
+    ssh,
 };
 
-pub struct Options {
+pub struct ApplyOptions {
     pub yes: bool,
     /// Hosts without a VIP changed at once (VIP holders always go alone, last).
     pub serial: usize,
 }
 
 /// Makes every load balancer serve the rendered configuration: survey, show the plan, confirm,
-/// then roll out host by host. Nothing is touched unless every host was surveyed.
-pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
+/// then roll out host by host. Nothing is touched unless every host was surveyed, and
+/// `confirm` agreed to the plan.
+pub fn run(
+    global: &Global,
+    opts: &ApplyOptions,
+    confirm: impl FnOnce(&Report) -> bool,
+) -> Result<Report, Error> {
     if !opts.yes && !std::io::stdin().is_terminal() {
         return Err(Error::Usage {
             message: "refusing to apply without confirmation: there is no terminal to ask on".into(),
@@ -33,11 +34,8 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
     let prepare_seconds = started.elapsed().as_secs_f64();
     let hosts: Vec<_> = loaded.fleet.hosts.iter().cloned().zip(rendered).collect();
     super::runtime()?.block_on(async {
-        let surveyed = survey::survey(&hosts, &global.ssh).await;
-        let problems = certificates::check(&surveyed, &hosts).await;
-        if !problems.is_empty() {
-            return Err(certificates::refuse(surveyed, problems).await);
-        }
+        let surveyed = deploy::survey(&hosts, &global.ssh).await;
+        let surveyed = deploy::check_certificates(surveyed, &hosts).await?;
         let mut targets = Vec::new();
         let mut reports = Vec::new();
         let mut sessions = Vec::new();
@@ -75,17 +73,14 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
                     .chain(reports.iter().cloned())
                     .collect(),
             );
-            if !global.json {
-                output::plan_text(&plan);
-            }
-            opts.yes || confirm(targets.len())
+            confirm(&plan)
         };
         if proceed {
-            let order = apply::rollout_order(&targets.iter().map(|t| &t.plan).collect::<Vec<_>>());
+            let order = deploy::rollout_order(&targets.iter().map(|t| &t.plan).collect::<Vec<_>>());
             let mut slots: Vec<Option<Target>> = targets.into_iter().map(Some).collect();
             let ordered = order.into_iter().filter_map(|i| slots[i].take()).collect();
             let (applied, used) =
-                apply::rollout(ordered, opts.serial, &Progress::new(global.json)).await;
+                deploy::rollout(ordered, opts.serial, &Progress::new(global.json)).await;
             reports.splice(0..0, applied);
             sessions.extend(used);
         } else {
@@ -96,7 +91,7 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
                 sessions.push(t.session);
             }
         }
-        transport::close_all(sessions).await;
+        ssh::close_all(sessions).await;
         let mut report = Report::new("apply", reports);
         report.prepare_seconds = prepare_seconds;
         if unreachable {
@@ -115,14 +110,4 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
         }
         Ok(report)
     })
-}
-
-fn confirm(hosts: usize) -> bool {
-    eprint!(
-        "Apply these changes to {hosts} host{}? Only 'yes' proceeds: ",
-        if hosts == 1 { "" } else { "s" }
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).is_ok() && answer.trim() == "yes"
 }

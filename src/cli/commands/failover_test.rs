@@ -1,11 +1,11 @@
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use super::Global;
+use crate::cli::progress::Narration;
 use crate::{
-    drill::lb::{self as vip_failover, Break, LbReport, LbTest},
-    drill::narrator::Narrator,
-    drill::worker::Method,
-    drill::worker::{self as failover, WorkerReport, WorkerTest},
+    drill::Narrator,
+    drill::lb::{self, Break, LbReport, LbTest},
+    drill::worker::{self, Method, WorkerReport, WorkerTest},
     error::Error,
     input::Sources,
     spec::host_connection,
@@ -32,7 +32,7 @@ pub enum MethodArg {
 }
 
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct FailoverOptions {
     pub victim: Victim,
     pub backends: Vec<String>,
     pub method: Option<MethodArg>,
@@ -58,9 +58,9 @@ impl Report {
 }
 
 /// Breaks a worker or a load balancer on purpose, measures the tier, and puts it back.
-pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
+pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
     let loaded = global.load()?;
-    let narrator = Narrator { quiet: global.json };
+    let narrator: Arc<dyn Narrator> = Arc::new(Narration { quiet: global.json });
     // The worker and the probe host are not load balancers: their connections come from
     // their own variables, resolved as for any inventory host.
     let sources = Sources::load(&global.project_dir, &global.extra_vars)?;
@@ -75,15 +75,15 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
     };
     let rt = super::runtime()?;
     match &opts.victim {
-        Victim::Worker(worker) => {
+        Victim::Worker(name) => {
             let method = match opts.method {
                 None | Some(MethodArg::Drop) => Method::Drop,
                 Some(MethodArg::Reject) => Method::Reject,
                 Some(other) => return Err(wrong_method(other, "--worker", "drop or reject")),
             };
-            let conn = host_connection(&loaded.inventory, &sources, worker, "worker")?;
+            let conn = host_connection(&loaded.inventory, &sources, name, "worker")?;
             let test = WorkerTest {
-                worker: worker.clone(),
+                worker: name.clone(),
                 backends: opts.backends.clone(),
                 method,
                 hold: opts.hold,
@@ -91,8 +91,8 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
                 probe_rate: opts.probe_rate,
                 max_failed: opts.max_failed,
             };
-            let plan = failover::plan(&loaded.fleet, &conn, &test)?;
-            let setup = failover::Setup {
+            let plan = worker::plan(&loaded.fleet, &conn, &test)?;
+            let setup = worker::Setup {
                 lbs: loaded.fleet.hosts.clone(),
                 worker: conn,
                 probe_from,
@@ -100,10 +100,10 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
                 forks: global.ssh.forks,
                 narrator,
             };
-            rt.block_on(failover::run(&plan, &test, &setup))
+            rt.block_on(worker::run(&plan, &test, &setup))
                 .map(Report::Worker)
         }
-        Victim::Lb(lb) => {
+        Victim::Lb(name) => {
             let method = match opts.method {
                 None | Some(MethodArg::StopKeepalived) => Break::StopKeepalived,
                 Some(MethodArg::StopHaproxy) => Break::StopHaproxy,
@@ -116,23 +116,22 @@ pub fn run(global: &Global, opts: &Options) -> Result<Report, Error> {
                 }
             };
             let test = LbTest {
-                lb: lb.clone(),
+                lb: name.clone(),
                 method,
                 hold: opts.hold,
                 force: opts.force,
                 probe_rate: opts.probe_rate,
                 backends: opts.backends.clone(),
             };
-            let plan = vip_failover::plan(&loaded.fleet, &test)?;
-            let setup = vip_failover::Setup {
+            let plan = lb::plan(&loaded.fleet, &test)?;
+            let setup = lb::Setup {
                 lbs: loaded.fleet.hosts.clone(),
                 probe_from,
                 connect_timeout: global.ssh.connect_timeout,
                 forks: global.ssh.forks,
                 narrator,
             };
-            rt.block_on(vip_failover::run(&plan, &test, &setup))
-                .map(Report::Lb)
+            rt.block_on(lb::run(&plan, &test, &setup)).map(Report::Lb)
         }
     }
 }

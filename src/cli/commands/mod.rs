@@ -1,13 +1,13 @@
 //! One function per subcommand. Each takes validated settings and returns plain data or an
-//! `Error`; printing and exit codes are decided in `main`.
+//! `Error`; printing and exit codes are decided by the caller (`cli`'s own functions).
 
-pub mod apply;
-pub mod failover_test;
-pub mod manual;
-pub mod plan;
-pub mod render;
-pub mod status;
-pub mod validate;
+pub(super) mod apply;
+pub(super) mod failover_test;
+pub(super) mod manual;
+pub(super) mod plan;
+pub(super) mod render;
+pub(super) mod status;
+pub(super) mod validate;
 
 use std::{
     collections::BTreeMap,
@@ -19,7 +19,7 @@ use std::{
 };
 
 use crate::{
-    deploy::survey::SshOptions,
+    deploy::SshOptions,
     error::Error,
     input::Inventory,
     render::{RenderedHost, Templates, override_dirs},

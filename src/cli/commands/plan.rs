@@ -1,10 +1,8 @@
 use super::Global;
 use crate::{
-    deploy::certificates,
-    deploy::report::{HostReport, Report},
-    deploy::survey,
+    deploy::{self, HostReport, Report},
     error::Error,
-    ssh::session as transport,
+    ssh,
 };
 
 /// What would change on every load balancer, against what is really deployed there.
@@ -15,11 +13,8 @@ pub fn run(global: &Global) -> Result<Report, Error> {
     let prepare_seconds = started.elapsed().as_secs_f64();
     let hosts: Vec<_> = loaded.fleet.hosts.iter().cloned().zip(rendered).collect();
     super::runtime()?.block_on(async {
-        let surveyed = survey::survey(&hosts, &global.ssh).await;
-        let problems = certificates::check(&surveyed, &hosts).await;
-        if !problems.is_empty() {
-            return Err(certificates::refuse(surveyed, problems).await);
-        }
+        let surveyed = deploy::survey(&hosts, &global.ssh).await;
+        let surveyed = deploy::check_certificates(surveyed, &hosts).await?;
         let mut reports = Vec::with_capacity(surveyed.len());
         let mut sessions = Vec::with_capacity(surveyed.len());
         for s in surveyed {
@@ -31,7 +26,7 @@ pub fn run(global: &Global) -> Result<Report, Error> {
             report.timing = s.timing;
             reports.push(report);
         }
-        transport::close_all(sessions).await;
+        ssh::close_all(sessions).await;
         let mut report = Report::new("plan", reports);
         report.prepare_seconds = prepare_seconds;
         Ok(report)

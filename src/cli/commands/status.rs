@@ -1,10 +1,10 @@
 use super::Global;
-use crate::{deploy::status::TierStatus, error::Error};
+use crate::{deploy::TierStatus, error::Error};
 
 /// Every load balancer's VIP, daemons and servers as its HAProxy sees them right now.
 pub fn run(global: &Global) -> Result<TierStatus, Error> {
     let loaded = global.load()?;
-    let status = super::runtime()?.block_on(crate::deploy::status::gather(
+    let status = super::runtime()?.block_on(crate::deploy::gather_status(
         &loaded.fleet,
         global.ssh.connect(),
         global.ssh.forks,

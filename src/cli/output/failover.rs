@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use super::json;
 use crate::{
     cli::commands::{Global, failover_test::Report},
+    drill::Tally,
     drill::lb::LbReport,
-    drill::probe::Tally,
     drill::worker::WorkerReport,
 };
 

@@ -1,16 +1,16 @@
 //! What users read: plain text on a terminal or in CI logs, or JSON with `--json`.
 
-pub mod failover;
-pub mod status;
+pub(super) mod failover;
+pub(super) mod status;
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 
 use serde::Serialize;
 
 use crate::{
     cli::commands::{Global, render::Written, validate::Summary},
-    deploy::diff::Action,
-    deploy::report::{Outcome, Report},
+    deploy::Action,
+    deploy::{Outcome, Report},
     error::Error,
 };
 
@@ -233,4 +233,15 @@ pub fn applied(global: &Global, report: &Report) -> u8 {
         s.changed, s.unchanged, s.failed
     );
     u8::from(report.has_errors())
+}
+
+/// Asks on the terminal before `apply` changes `hosts` hosts; only `yes` proceeds.
+pub fn confirm(hosts: usize) -> bool {
+    eprint!(
+        "Apply these changes to {hosts} host{}? Only 'yes' proceeds: ",
+        if hosts == 1 { "" } else { "s" }
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).is_ok() && answer.trim() == "yes"
 }

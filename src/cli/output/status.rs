@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{json, plural};
-use crate::{cli::commands::Global, deploy::status::TierStatus};
+use crate::{cli::commands::Global, deploy::TierStatus};
 
 /// Prints the tier's status; exit status 1 when a host could not be asked.
 pub fn print(global: &Global, status: &TierStatus) -> u8 {

@@ -37,7 +37,7 @@ use crate::{
     drill::narrator::Narrator,
     drill::observers::Observers,
     drill::watch::Watch,
-    drill::{probe, run as drill_run},
+    drill::{probe, run_id::run_id},
     error::Error,
     spec::Connection,
     spec::HostSpec,
@@ -87,14 +87,14 @@ pub struct Setup {
     pub probe_from: Option<Connection>,
     pub connect_timeout: Duration,
     pub forks: usize,
-    pub narrator: Narrator,
+    pub narrator: Arc<dyn Narrator>,
 }
 
 /// Runs the drill. Errors before the stop leave everything untouched; errors after it start
 /// the daemon again first.
 pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, Error> {
     let cx = Context { plan, test, setup };
-    let run_id = drill_run::run_id();
+    let run_id = run_id();
     let hosts = phases::connect(plan, setup).await?;
 
     // 1. Pre-flight, then the client probe (past its baseline) and the watch.
@@ -108,7 +108,7 @@ pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, 
         plan.longest_stop(test.hold) + SETTLE,
         setup.probe_from.as_ref().zip(hosts.probe.as_ref()),
         &run_id,
-        setup.narrator,
+        &*setup.narrator,
     )
     .await?;
     let watched = setup

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::Plan;
 use crate::{
     drill::watch::Sample,
-    remote::lb_state::{LbState, Query},
+    remote::{LbState, Query},
     spec::HostSpec,
 };
 

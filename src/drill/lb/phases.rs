@@ -14,13 +14,13 @@ use super::{
 use crate::{
     drill::clock::{self, Clock, millis},
     drill::dead_mans_switch::{Armed, DeadMansSwitch},
+    drill::interrupt::interrupted,
     drill::narrator::Narrator,
-    drill::run,
     drill::watch::Watch,
     error::Error,
-    remote::lb_state,
-    ssh::pool as sessions,
-    ssh::session::Session,
+    remote::parse_lb_state,
+    ssh,
+    ssh::Session,
 };
 
 /// What every phase reads: the plan, the user's options and the drill's setup.
@@ -46,7 +46,7 @@ pub(super) struct Hosts {
 pub(super) async fn connect(plan: &Plan, setup: &Setup) -> Result<Hosts, Error> {
     let mut connections: Vec<_> = setup.lbs.iter().map(|h| h.connection.clone()).collect();
     connections.extend(setup.probe_from.clone());
-    let mut all = sessions::connect_every(&connections, setup.connect_timeout, setup.forks).await?;
+    let mut all = ssh::connect_every(&connections, setup.connect_timeout, setup.forks).await?;
     let probe = setup
         .probe_from
         .as_ref()
@@ -69,11 +69,11 @@ pub(super) async fn connect(plan: &Plan, setup: &Setup) -> Result<Hosts, Error> 
 pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<String, Error> {
     let Context { plan, test, setup } = cx;
     let scripts = setup.lbs.iter().map(|h| query(h).script()).collect();
-    let outputs = sessions::run_all(&hosts.lbs, scripts).await;
+    let outputs = ssh::run_all(&hosts.lbs, scripts).await;
     let mut problems = Vec::new();
     let mut holders = Vec::new();
     for (spec, out) in setup.lbs.iter().zip(outputs) {
-        match out.and_then(|o| lb_state::parse(&o.stdout).map_err(|e| format!("{e} ({o})"))) {
+        match out.and_then(|o| parse_lb_state(&o.stdout).map_err(|e| format!("{e} ({o})"))) {
             Err(e) => problems.push(format!("{}: {e}", spec.name)),
             Ok(state) => {
                 for (name, d) in &state.daemons {
@@ -112,7 +112,7 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<String, 
             ),
         });
     }
-    setup.narrator.say(format!(
+    setup.narrator.say(&format!(
         "pre-flight ok: {holder_before} holds the VIP, every daemon runs"
     ));
     Ok(holder_before)
@@ -164,7 +164,7 @@ pub(super) async fn stop(
     moves: bool,
 ) -> Stopped {
     let Context { plan, test, setup } = cx;
-    let say = setup.narrator;
+    let say = &*setup.narrator;
     let longest = plan.longest_stop(test.hold);
     let clock = clock::sync_clock(target).await;
     let mut armed = None;
@@ -189,7 +189,7 @@ pub(super) async fn stop(
                 _ => sent,
             };
             stopped_at = Some(t0);
-            say.say(format!(
+            say.say(&format!(
                 "{}: {} stopped (`{}`); dead man's switch starts it in {} s if lbctl does not",
                 plan.lb,
                 plan.daemon,
@@ -203,7 +203,7 @@ pub(super) async fn stop(
             let moved = wait_for_move(plan, watch, t0, test.hold, longest, say).await?;
             Ok(moved)
         } => r,
-        why = run::interrupted() => Err(format!("{why} while {} was stopped", plan.daemon)),
+        why = interrupted() => Err(format!("{why} while {} was stopped", plan.daemon)),
     };
     Stopped {
         outcome,
@@ -239,9 +239,9 @@ pub(super) async fn restart(
     let restarted = start_again(target, daemon, armed.as_ref(), plan, clock).await;
     let started_at = *restarted.as_ref().unwrap_or(&Instant::now());
     if let Err(e) = &restarted {
-        setup.narrator.say(format!("{}: {e}", plan.lb));
+        setup.narrator.say(&format!("{}: {e}", plan.lb));
     } else {
-        setup.narrator.say(format!(
+        setup.narrator.say(&format!(
             "{}: {} started (`{}`)",
             plan.lb, plan.daemon, plan.start
         ));
@@ -278,7 +278,7 @@ pub(super) async fn settle(
 ) -> Option<Instant> {
     tokio::select! {
         r = wait_for_whole(plan, watch, started_at, holder_before) => r,
-        _ = run::interrupted() => None,
+        _ = interrupted() => None,
     }
 }
 
@@ -290,7 +290,7 @@ async fn wait_for_move(
     t0: Instant,
     hold: Duration,
     longest: Duration,
-    say: Narrator,
+    say: &dyn Narrator,
 ) -> Result<(Option<Instant>, Option<String>), String> {
     let mut moved: Option<(Instant, String)> = None;
     loop {
@@ -303,7 +303,7 @@ async fn wait_for_move(
         if moved.is_none() {
             moved = moved_at(plan, &watch.samples(), t0);
             if let Some((at, holder)) = &moved {
-                say.say(format!(
+                say.say(&format!(
                     "{holder} holds the VIP {} ms after the stop (budget {} ms)",
                     millis(t0, *at),
                     plan.move_budget.as_millis()

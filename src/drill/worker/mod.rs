@@ -26,7 +26,7 @@ mod phases;
 mod plan;
 mod report;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use fault::Fault;
 pub use fault::Method;
@@ -36,7 +36,7 @@ pub use report::{ProbeReport, TargetResult, WorkerReport};
 use crate::{
     drill::narrator::Narrator,
     drill::observers::Observers,
-    drill::{probe, run as drill_run},
+    drill::{probe, run_id::run_id},
     error::Error,
     spec::Connection,
     spec::HostSpec,
@@ -71,14 +71,14 @@ pub struct Setup {
     pub probe_from: Option<Connection>,
     pub connect_timeout: Duration,
     pub forks: usize,
-    pub narrator: Narrator,
+    pub narrator: Arc<dyn Narrator>,
 }
 
 /// Runs the drill. Errors before the fault leave everything untouched; errors after it
 /// restore the worker first.
 pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<WorkerReport, Error> {
     let cx = Context { plan, test, setup };
-    let run_id = drill_run::run_id();
+    let run_id = run_id();
     let hosts = phases::connect(setup).await?;
 
     // 1. Pre-flight.
@@ -94,7 +94,7 @@ pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<Worker
         longest_fault + recover_deadline,
         setup.probe_from.as_ref().zip(hosts.probe.as_ref()),
         &run_id,
-        setup.narrator,
+        &*setup.narrator,
     )
     .await?;
     let observers = Observers {

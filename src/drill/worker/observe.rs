@@ -9,13 +9,13 @@ use std::{
 use super::{POLL_EVERY, Plan, Setup};
 use crate::{
     drill::watch::{Sample, Watch},
-    remote::lb_state::Query,
-    remote::runtime_api::State,
-    ssh::session::Session,
+    remote::Query,
+    remote::RowState,
+    ssh::Session,
 };
 
 /// Per load balancer, per target: the server's state in each poll.
-pub(super) type Observed = Vec<(State, bool)>;
+pub(super) type Observed = Vec<(RowState, bool)>;
 
 /// Starts polling every load balancer for the state of its targets, for at most `limit`.
 pub(super) fn watch_targets(
@@ -46,7 +46,7 @@ pub(super) fn watch_targets(
             .iter()
             .map(|(backend, server)| match state.server(backend, server) {
                 Some(row) => (row.status.state, row.status.steadily_up()),
-                None => (State::Other, false),
+                None => (RowState::Other, false),
             })
             .collect()
     })
@@ -75,7 +75,7 @@ pub(super) fn first_at(
     samples: &[Sample<Observed>],
     nth: usize,
     from: Instant,
-    test: impl Fn((State, bool)) -> bool,
+    test: impl Fn((RowState, bool)) -> bool,
 ) -> Option<Instant> {
     samples
         .iter()
@@ -83,11 +83,11 @@ pub(super) fn first_at(
         .map(|s| s.at)
 }
 
-pub(super) fn is_down((state, _): (State, bool)) -> bool {
-    state == State::Down
+pub(super) fn is_down((state, _): (RowState, bool)) -> bool {
+    state == RowState::Down
 }
 
-pub(super) fn is_up((_, steadily_up): (State, bool)) -> bool {
+pub(super) fn is_up((_, steadily_up): (RowState, bool)) -> bool {
     steadily_up
 }
 
@@ -104,11 +104,11 @@ mod tests {
             value: vec![(state, up)],
         };
         let samples = vec![
-            at(0, State::Up, true),
-            at(200, State::Up, false), // UP 1/2: failing, not DOWN yet
-            at(3400, State::Down, false),
-            at(6000, State::Down, false), // DOWN 1/2
-            at(7000, State::Up, true),
+            at(0, RowState::Up, true),
+            at(200, RowState::Up, false), // UP 1/2: failing, not DOWN yet
+            at(3400, RowState::Down, false),
+            at(6000, RowState::Down, false), // DOWN 1/2
+            at(7000, RowState::Up, true),
         ];
         assert_eq!(first_at(&samples, 0, ms(100), is_down), Some(ms(3400)));
         assert_eq!(first_at(&samples, 0, ms(5000), is_up), Some(ms(7000)));

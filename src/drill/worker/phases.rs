@@ -14,13 +14,13 @@ use super::{
 use crate::{
     drill::clock::{self, Clock, millis},
     drill::dead_mans_switch::{Armed, DeadMansSwitch},
+    drill::interrupt::interrupted,
     drill::narrator::Narrator,
-    drill::run,
     drill::watch::Watch,
     error::Error,
-    remote::lb_state::{self, Query},
-    ssh::pool as sessions,
-    ssh::session::{ConnectOptions, Session},
+    remote::{Query, parse_lb_state},
+    ssh,
+    ssh::{ConnectOptions, Session},
 };
 
 /// What every phase reads: the plan, the user's options and the drill's setup.
@@ -45,7 +45,7 @@ pub(super) async fn connect(setup: &Setup) -> Result<Hosts, Error> {
     let mut connections: Vec<_> = setup.lbs.iter().map(|h| h.connection.clone()).collect();
     connections.push(setup.worker.clone());
     connections.extend(setup.probe_from.clone());
-    let mut all = sessions::connect_every(&connections, setup.connect_timeout, setup.forks).await?;
+    let mut all = ssh::connect_every(&connections, setup.connect_timeout, setup.forks).await?;
     let probe = setup
         .probe_from
         .as_ref()
@@ -70,12 +70,12 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
         .map(|h| Query::servers_only(h).script())
         .collect();
     let inspect = Fault::inspect_script();
-    let (outputs, inspected) = tokio::join!(sessions::run_all(lbs, scripts), worker.run(&inspect));
+    let (outputs, inspected) = tokio::join!(ssh::run_all(lbs, scripts), worker.run(&inspect));
     let mut problems = Vec::new();
     let mut last_up = Vec::new();
     for (spec, out) in setup.lbs.iter().zip(outputs) {
         let state =
-            out.and_then(|out| lb_state::parse(&out.stdout).map_err(|e| format!("{e} ({out})")));
+            out.and_then(|out| parse_lb_state(&out.stdout).map_err(|e| format!("{e} ({out})")));
         let state = match state {
             Ok(s) => s,
             Err(e) => {
@@ -145,7 +145,7 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
         });
     }
     let clock = clock::sync_clock(worker).await;
-    setup.narrator.say(format!(
+    setup.narrator.say(&format!(
         "pre-flight ok: {} UP on {} load balancer{} in {}",
         plan.worker,
         lbs.len(),
@@ -176,7 +176,7 @@ pub(super) async fn break_worker(
     watch: &Watch<Observed>,
 ) -> Broken {
     let Context { plan, test, setup } = cx;
-    let say = setup.narrator;
+    let say = &*setup.narrator;
     let longest_fault = plan.longest_fault(test.hold);
     let ports = plan
         .ports
@@ -210,7 +210,7 @@ pub(super) async fn break_worker(
                 _ => sent,
             };
             fault_on = Some(t0);
-            say.say(format!(
+            say.say(&format!(
                 "{}: {} {ports} (rules tagged {}; dead man's switch removes them in {} s if lbctl does not)",
                 plan.worker,
                 match test.method { Method::Drop => "dropping", Method::Reject => "rejecting" },
@@ -219,7 +219,7 @@ pub(super) async fn break_worker(
             ));
             wait_for_detection(plan, test.hold, longest_fault, watch, t0, say).await
         } => r,
-        why = run::interrupted() => Err(format!("{why} during the fault")),
+        why = interrupted() => Err(format!("{why} during the fault")),
     };
     Broken {
         outcome,
@@ -236,7 +236,7 @@ async fn wait_for_detection(
     longest: Duration,
     watch: &Watch<Observed>,
     t0: Instant,
-    say: Narrator,
+    say: &dyn Narrator,
 ) -> Result<(), String> {
     let positions = positions(plan);
     let mut told = vec![false; plan.targets.len()];
@@ -251,7 +251,7 @@ async fn wait_for_detection(
                 Some(at) if !told[i] => {
                     told[i] = true;
                     let t = &plan.targets[i];
-                    say.say(format!(
+                    say.say(&format!(
                         "{}: {}/{} DOWN after {} ms (budget {} ms)",
                         t.lb,
                         t.backend,
@@ -312,7 +312,7 @@ pub(super) async fn restore(
     };
     setup
         .narrator
-        .say(format!("{}: rules removed, switch disarmed", plan.worker));
+        .say(&format!("{}: rules removed, switch disarmed", plan.worker));
     if let Err(e) = outcome {
         let state = if rules_left.is_empty() {
             "its rules are removed and the switch disarmed".to_string()
@@ -340,8 +340,8 @@ pub(super) async fn recover(
     deadline: Duration,
 ) -> Result<Option<Instant>, Error> {
     let recovered_all = tokio::select! {
-        r = wait_for_recovery(cx.plan, watch, fault_off, deadline, cx.setup.narrator) => r,
-        _ = run::interrupted() => None,
+        r = wait_for_recovery(cx.plan, watch, fault_off, deadline, &*cx.setup.narrator) => r,
+        _ = interrupted() => None,
     };
     if let Some((host, e)) = watch.lost() {
         return Err(Error::Failed(format!(
@@ -358,7 +358,7 @@ async fn wait_for_recovery(
     watch: &Watch<Observed>,
     t1: Instant,
     deadline: Duration,
-    say: Narrator,
+    say: &dyn Narrator,
 ) -> Option<Instant> {
     let positions = positions(plan);
     let mut told = vec![false; plan.targets.len()];
@@ -374,7 +374,7 @@ async fn wait_for_recovery(
                     if !told[i] {
                         told[i] = true;
                         let t = &plan.targets[i];
-                        say.say(format!(
+                        say.say(&format!(
                             "{}: {}/{} UP after {} ms (budget {} ms)",
                             t.lb,
                             t.backend,

@@ -16,7 +16,7 @@ pub struct StatRow {
     /// `FRONTEND`, `BACKEND`, or the server's name (`svname`).
     pub name: String,
     pub kind: RowKind,
-    pub status: Status,
+    pub status: RowStatus,
     /// The last health check's result (`L4OK`, `L4TOUT`, `L4CON`, ...), when checked.
     pub check_status: Option<String>,
     /// A check is running right now (HAProxy prefixes the last result with `* `).
@@ -44,8 +44,8 @@ pub enum RowKind {
 
 /// A row's `status` field: its state, and how far a pending transition has got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Status {
-    pub state: State,
+pub struct RowStatus {
+    pub state: RowState,
     /// HAProxy's own text, e.g. `UP 1/2` (UP, one failed check of the two `fall` needs).
     pub text: String,
     /// `Some` while checks are moving the server to the other state: `UP 1/2` is still UP
@@ -61,7 +61,7 @@ pub struct Transition {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum State {
+pub enum RowState {
     Up,
     Down,
     /// Disabled by an operator or by a failed DNS resolution.
@@ -80,36 +80,36 @@ pub enum State {
     Other,
 }
 
-impl State {
+impl RowState {
     pub fn name(self) -> &'static str {
         match self {
-            State::Up => "UP",
-            State::Down => "DOWN",
-            State::Maint => "MAINT",
-            State::Drain => "DRAIN",
-            State::Nolb => "NOLB",
-            State::NoCheck => "no check",
-            State::Open => "OPEN",
-            State::Stopped => "STOP",
-            State::Other => "?",
+            RowState::Up => "UP",
+            RowState::Down => "DOWN",
+            RowState::Maint => "MAINT",
+            RowState::Drain => "DRAIN",
+            RowState::Nolb => "NOLB",
+            RowState::NoCheck => "no check",
+            RowState::Open => "OPEN",
+            RowState::Stopped => "STOP",
+            RowState::Other => "?",
         }
     }
 }
 
-impl Status {
-    pub fn parse(text: &str) -> Status {
+impl RowStatus {
+    pub fn parse(text: &str) -> RowStatus {
         let text = text.trim();
         let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
         let state = match word {
-            "UP" => State::Up,
-            "DOWN" => State::Down,
-            w if w.starts_with("MAINT") => State::Maint,
-            "DRAIN" => State::Drain,
-            "NOLB" => State::Nolb,
-            "no" if rest == "check" => State::NoCheck,
-            "OPEN" => State::Open,
-            "STOP" | "FULL" => State::Stopped,
-            _ => State::Other,
+            "UP" => RowState::Up,
+            "DOWN" => RowState::Down,
+            w if w.starts_with("MAINT") => RowState::Maint,
+            "DRAIN" => RowState::Drain,
+            "NOLB" => RowState::Nolb,
+            "no" if rest == "check" => RowState::NoCheck,
+            "OPEN" => RowState::Open,
+            "STOP" | "FULL" => RowState::Stopped,
+            _ => RowState::Other,
         };
         let transition = rest.split_once('/').and_then(|(done, needed)| {
             Some(Transition {
@@ -117,7 +117,7 @@ impl Status {
                 needed: needed.trim().parse().ok()?,
             })
         });
-        Status {
+        RowStatus {
             state,
             text: text.to_string(),
             transition,
@@ -126,7 +126,7 @@ impl Status {
 
     /// UP with no failed check pending: what a healthy server shows.
     pub fn steadily_up(&self) -> bool {
-        self.state == State::Up && self.transition.is_none()
+        self.state == RowState::Up && self.transition.is_none()
     }
 }
 
@@ -243,7 +243,7 @@ impl Columns {
             proxy: get(self.pxname).to_string(),
             name: get(self.svname).to_string(),
             kind,
-            status: Status::parse(get(self.status)),
+            status: RowStatus::parse(get(self.status)),
             check_status,
             check_running,
             check_desc: opt(self.check_desc),
@@ -331,27 +331,30 @@ mod tests {
         assert_eq!(w1.address.as_deref(), Some("127.0.0.1:30306"));
         assert_eq!(w1.sessions, 0);
         let w3 = server(&rows, "mysql", "k8s-worker-3");
-        assert_eq!(w3.status.state, State::Down);
+        assert_eq!(w3.status.state, RowState::Down);
         assert_eq!(w3.check_status.as_deref(), Some("L4CON"));
         assert_eq!(w3.check_desc.as_deref(), Some("Layer4 connection problem"));
         let unchecked = server(&rows, "redis", "k8s-worker-1");
-        assert_eq!(unchecked.status.state, State::NoCheck);
+        assert_eq!(unchecked.status.state, RowState::NoCheck);
         assert_eq!(unchecked.check_status, None);
         assert!(server(&rows, "redis", "k8s-worker-2").backup);
         let fe = rows.iter().find(|r| r.proxy == "fe_mysql").unwrap();
-        assert_eq!((fe.kind, fe.status.state), (RowKind::Frontend, State::Open));
+        assert_eq!(
+            (fe.kind, fe.status.state),
+            (RowKind::Frontend, RowState::Open)
+        );
         let be = rows
             .iter()
             .find(|r| r.proxy == "mysql" && r.kind == RowKind::Backend)
             .unwrap();
-        assert_eq!(be.status.state, State::Up);
+        assert_eq!(be.status.state, RowState::Up);
     }
 
     #[test]
     fn a_failing_server_is_still_up_until_fall_checks_failed() {
         let rows = parse_show_stat(GOING_DOWN).unwrap();
         let w1 = server(&rows, "mysql", "k8s-worker-1");
-        assert_eq!(w1.status.state, State::Up);
+        assert_eq!(w1.status.state, RowState::Up);
         assert_eq!(
             w1.status.transition,
             Some(Transition { done: 1, needed: 2 })
@@ -366,11 +369,11 @@ mod tests {
         let rows = parse_show_stat(MAINT).unwrap();
         assert_eq!(
             server(&rows, "mysql", "k8s-worker-1").status.state,
-            State::Maint
+            RowState::Maint
         );
         let rows = parse_show_stat(RISING).unwrap();
         let w2 = server(&rows, "mysql", "k8s-worker-2");
-        assert_eq!(w2.status.state, State::Down);
+        assert_eq!(w2.status.state, RowState::Down);
         assert_eq!(w2.status.text, "DOWN 1/2");
         assert_eq!(
             w2.status.transition,
@@ -380,12 +383,15 @@ mod tests {
 
     #[test]
     fn status_words() {
-        assert_eq!(Status::parse("MAINT (via be/srv)").state, State::Maint);
-        assert_eq!(Status::parse("MAINT(resolution)").state, State::Maint);
-        assert_eq!(Status::parse("no check").state, State::NoCheck);
-        assert_eq!(Status::parse("DRAIN").state, State::Drain);
-        assert_eq!(Status::parse("UP 2/3").transition.unwrap().needed, 3);
-        assert_eq!(Status::parse("WHATEVER").state, State::Other);
+        assert_eq!(
+            RowStatus::parse("MAINT (via be/srv)").state,
+            RowState::Maint
+        );
+        assert_eq!(RowStatus::parse("MAINT(resolution)").state, RowState::Maint);
+        assert_eq!(RowStatus::parse("no check").state, RowState::NoCheck);
+        assert_eq!(RowStatus::parse("DRAIN").state, RowState::Drain);
+        assert_eq!(RowStatus::parse("UP 2/3").transition.unwrap().needed, 3);
+        assert_eq!(RowStatus::parse("WHATEVER").state, RowState::Other);
     }
 
     #[test]

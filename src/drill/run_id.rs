@@ -1,0 +1,13 @@
+//! A short id for one drill run: it names what the run leaves on hosts (the worker's rules,
+//! the dead man's switch, the probe's files), so that cleaning up touches nothing else.
+
+use std::time::SystemTime;
+
+/// Eight hex digits from the clock and lbctl's pid.
+pub fn run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 40);
+    format!("{:08x}", mixed & 0xffff_ffff)
+}

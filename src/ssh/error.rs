@@ -1,0 +1,39 @@
+//! What can go wrong between lbctl and a host's shell; every message names the host.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{host} ({target}): host key verification failed: {message}")]
+    HostKey {
+        host: String,
+        target: String,
+        message: String,
+    },
+    #[error("{host} ({target}): cannot connect: {message}")]
+    Connect {
+        host: String,
+        target: String,
+        message: String,
+    },
+    #[error(
+        "{host} ({target}): no SSH session after {waited:?}; the host or a jump host is not answering"
+    )]
+    Timeout {
+        host: String,
+        target: String,
+        waited: Duration,
+    },
+    #[error("{host} ({target}): the SSH connection was lost: {message}")]
+    Disconnected {
+        host: String,
+        target: String,
+        message: String,
+    },
+    #[error("{host} ({target}): cannot run the remote shell: {message}")]
+    Run {
+        host: String,
+        target: String,
+        message: String,
+    },
+}

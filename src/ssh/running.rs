@@ -1,0 +1,111 @@
+//! A script under way on a host: its output read as it comes, an answer written to it.
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+use super::{RemoteOutput, Session, TransportError, session::ssh_message};
+
+/// A script that is running on a host: see [`Session::start`].
+pub struct Running<'s> {
+    pub(super) session: &'s Session,
+    pub(super) child: openssh::Child<&'s openssh::Session>,
+    pub(super) stdin: Option<openssh::ChildStdin>,
+    pub(super) stdout: Option<tokio::io::BufReader<openssh::ChildStdout>>,
+    /// Everything read from stdout so far.
+    pub(super) seen: Vec<u8>,
+    pub(super) stderr: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>,
+}
+
+impl Running<'_> {
+    /// Reads stdout up to and including the first line that is exactly `line`: `true`, or
+    /// `false` when stdout ended first. Whatever was read is kept for [`Running::finish`].
+    pub async fn read_until(&mut self, line: &[u8]) -> Result<bool, TransportError> {
+        let session = self.session;
+        let Some(stdout) = self.stdout.as_mut() else {
+            return Ok(false);
+        };
+        loop {
+            let start = self.seen.len();
+            let read = stdout
+                .read_until(b'\n', &mut self.seen)
+                .await
+                .map_err(|e| session.io_error(&e))?;
+            if read == 0 {
+                return Ok(false);
+            }
+            let got = &self.seen[start..];
+            let got = got.strip_suffix(b"\n").unwrap_or(got);
+            if got.strip_suffix(b"\r").unwrap_or(got) == line {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Writes `text` to the script's stdin and closes it.
+    pub async fn answer(&mut self, text: &str) -> Result<(), TransportError> {
+        self.write(text.as_bytes()).await?;
+        self.stdin = None;
+        Ok(())
+    }
+
+    /// Closes stdin, reads the rest of the output and waits for the script to exit.
+    pub async fn finish(mut self) -> Result<RemoteOutput, TransportError> {
+        self.stdin = None;
+        if let Some(mut stdout) = self.stdout.take() {
+            stdout
+                .read_to_end(&mut self.seen)
+                .await
+                .map_err(|e| self.io_error(&e))?;
+        }
+        let stderr = match self.stderr.await {
+            Ok(Ok(stderr)) => stderr,
+            Ok(Err(e)) => return Err(self.session.io_error(&e)),
+            Err(e) => return Err(self.session.io_error(&std::io::Error::other(e))),
+        };
+        let session = self.session;
+        let status = match self.child.wait().await {
+            Ok(status) => status.code(),
+            Err(openssh::Error::RemoteProcessTerminated) => {
+                if let Err(error) = session.ssh.check().await {
+                    return Err(TransportError::Disconnected {
+                        host: session.host.clone(),
+                        target: session.target.clone(),
+                        message: ssh_message(&error),
+                    });
+                }
+                None
+            }
+            // The mux reports exit status 127 as an error; for `sh -s` it is the script's
+            // own "command not found".
+            Err(openssh::Error::Remote(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+                Some(127)
+            }
+            Err(error) => return Err(session.run_error(&error)),
+        };
+        Ok(RemoteOutput {
+            status,
+            stdout: self.seen,
+            stderr,
+        })
+    }
+
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        if let Some(stdin) = self.stdin.as_mut() {
+            // A script that exits before reading all of its input (sudo refusing, say)
+            // closes the pipe; its status and stderr tell why, so that is not our error.
+            match stdin.write_all(bytes).await {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(self.io_error(&error));
+                }
+                Err(_) => self.stdin = None,
+                Ok(()) => {
+                    let _ = stdin.flush().await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn io_error(&self, error: &std::io::Error) -> TransportError {
+        self.session.io_error(error)
+    }
+}
