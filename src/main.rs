@@ -26,9 +26,19 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct GlobalArgs {
-    /// Inventory file or directory (Ansible INI or YAML, with group_vars/ and host_vars/).
-    #[arg(short = 'i', long, global = true, default_value = "inventory")]
-    inventory: PathBuf,
+    /// Inventory file or directory (Ansible INI or YAML, with group_vars/ and host_vars/);
+    /// repeatable [default: ansible.cfg's inventory, else ./inventory].
+    #[arg(short = 'i', long, global = true)]
+    inventory: Vec<PathBuf>,
+    /// Vault password file, or an executable printing the password; repeatable.
+    #[arg(long, visible_alias = "vault-pass-file", global = true)]
+    vault_password_file: Vec<PathBuf>,
+    /// Vault id: LABEL@FILE, LABEL@prompt or FILE; repeatable.
+    #[arg(long, global = true)]
+    vault_id: Vec<String>,
+    /// Ask for the vault password on the terminal.
+    #[arg(short = 'J', long, global = true)]
+    ask_vault_pass: bool,
     /// Extra vars, highest precedence: `@file.yaml`, `key=value` or inline YAML/JSON. Repeatable.
     #[arg(short = 'e', long = "extra-vars", global = true)]
     extra_vars: Vec<String>,
@@ -142,6 +152,11 @@ fn main() -> ExitCode {
     let g = cli.global;
     let global = Global {
         inventory: g.inventory,
+        vault: cli::VaultOptions {
+            password_files: g.vault_password_file,
+            ids: g.vault_id,
+            ask: g.ask_vault_pass,
+        },
         extra_vars: g.extra_vars,
         lb_group: g.lb_group,
         project_dir: g.project_dir,

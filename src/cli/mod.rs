@@ -12,7 +12,7 @@ mod progress;
 use std::path::Path;
 
 pub use commands::{
-    Global,
+    Global, VaultOptions,
     apply::ApplyOptions,
     failover_test::{FailoverOptions, MethodArg, Victim},
 };

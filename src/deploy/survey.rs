@@ -125,7 +125,9 @@ async fn survey_host(
     timing.fetch = started.elapsed().as_secs_f64();
     match fetched {
         Ok(fetched) => {
-            let plan = plan::host_plan(rendered, &fetched, &spec.secrets());
+            let secrets = spec.secrets();
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            let plan = plan::host_plan(rendered, &fetched, &secrets);
             Surveyed {
                 host,
                 session: Some(session),

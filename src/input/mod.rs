@@ -1,13 +1,16 @@
-//! Ansible inputs: inventories (INI, YAML, directories with `group_vars/`/`host_vars/`) and
-//! variable precedence up to `-e` extra vars.
+//! Ansible inputs: `ansible.cfg`, inventories (INI, YAML, directories with `group_vars/` and
+//! `host_vars/`), variable precedence up to `-e` extra vars, and Ansible Vault.
 //!
-//! Takes paths and `-e` arguments; returns an `Inventory` and each host's merged `VarMap`.
-//! Knows nothing of what the variables mean.
+//! Takes paths, `-e` arguments and vault password sources; returns an `Inventory` and each
+//! host's merged `VarMap`, vaults decrypted when something reads them. Knows nothing of what
+//! the variables mean.
 
+mod ansible_cfg;
 mod inventory;
 mod vars;
-// Not used by the other layers yet: public so that it builds without dead-code warnings.
-pub mod vault;
+mod vault;
 
-pub use inventory::{Group, Host, Inventory};
-pub use vars::{Sources, resolve_vars};
+pub use ansible_cfg::AnsibleCfg;
+pub use inventory::{Group, Host, Inventory, VarsFile};
+pub use vars::{Sources, has_vault, resolve_vars, reveal};
+pub use vault::{Keyring, PasswordSource, VaultError, VaultId};

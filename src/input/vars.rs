@@ -5,40 +5,49 @@
 use std::{path::Path, sync::Arc};
 
 use crate::{
-    input::inventory::Inventory,
+    input::inventory::{Inventory, VarsFile},
+    input::vault::{Keyring, VaultError},
     source::Diagnostic,
-    source::{Loc, Node, Value, load_file, parse_str},
+    source::{Loc, Node, Value, parse_str},
     source::{VarMap, map_entries},
 };
 
 /// Where the role defaults live, relative to the project directory (the seed's layout).
 pub const ROLE_DEFAULTS: &str = "roles/haproxy/defaults/main.yaml";
 
-/// The variable sources that are not part of the inventory.
+/// The variable sources that are not part of the inventory, and the run's vault passwords.
 #[derive(Debug, Default)]
 pub struct Sources {
     pub defaults: VarMap,
     pub extra: VarMap,
+    pub keyring: Arc<Keyring>,
 }
 
 impl Sources {
     /// Loads the role defaults under `project_dir` (absent file: no defaults) and parses every
     /// `-e` argument, reporting all problems.
-    pub fn load(project_dir: &Path, extra_args: &[String]) -> Result<Sources, Vec<Diagnostic>> {
+    pub fn load(
+        project_dir: &Path,
+        extra_args: &[String],
+        keyring: Arc<Keyring>,
+    ) -> Result<Sources, Vec<Diagnostic>> {
         let mut errors = Vec::new();
-        let mut sources = Sources::default();
+        let mut sources = Sources {
+            keyring,
+            ..Sources::default()
+        };
         let defaults = [ROLE_DEFAULTS, "roles/haproxy/defaults/main.yml"]
             .iter()
             .map(|rel| project_dir.join(rel))
             .find(|p| p.is_file());
         if let Some(path) = defaults {
-            match load_file(&path).and_then(|n| map_entries(n, "")) {
+            match load_vars_file(&path, &sources.keyring) {
                 Ok(vars) => sources.defaults = vars,
                 Err(d) => errors.push(d),
             }
         }
         for arg in extra_args {
-            match parse_extra(arg) {
+            match parse_extra(arg, &sources.keyring) {
                 Ok(vars) => sources.extra.extend(vars),
                 Err(d) => errors.push(d),
             }
@@ -51,39 +60,202 @@ impl Sources {
     }
 }
 
-/// One `-e` argument: `@file.yaml`, an inline YAML/JSON mapping, or `key=value key2=value2`.
-fn parse_extra(arg: &str) -> Result<VarMap, Diagnostic> {
+/// A vars file given by path (role defaults, `-e @file`), decrypted if it is a vault.
+fn load_vars_file(path: &Path, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
+    let name: Arc<str> = Arc::from(path.display().to_string());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostic::new(&Loc::new(&name, 0), "", format!("cannot read file: {e}")))?;
+    if crate::input::vault::is_vault(&text) {
+        return decrypt_vars_file(path, &text, keyring);
+    }
+    parse_str(&text, &name).and_then(|n| map_entries(n, ""))
+}
+
+/// The variables of a whole-file vault; every string in it is remembered as a secret.
+pub fn decrypt_vars_file(path: &Path, text: &str, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
+    let name: Arc<str> = Arc::from(path.display().to_string());
+    let plain = keyring
+        .decrypt(text)
+        .map_err(|e| vault_error(&Loc::new(&name, 0), "", &e))?;
+    let plain = std::str::from_utf8(&plain).map_err(|_| {
+        Diagnostic::new(
+            &Loc::new(&name, 0),
+            "",
+            "the decrypted vault is not UTF-8 text",
+        )
+    })?;
+    let node = parse_str(plain, &name)?;
+    remember_strings(&node, keyring);
+    map_entries(node, "")
+}
+
+fn remember_strings(node: &Node, keyring: &Keyring) {
+    match &node.value {
+        Value::Str(s) => keyring.remember(s),
+        Value::Seq(items) => items.iter().for_each(|n| remember_strings(n, keyring)),
+        Value::Map(entries) => entries
+            .iter()
+            .for_each(|(_, _, n)| remember_strings(n, keyring)),
+        _ => {}
+    }
+}
+
+/// Whether a value holds an inline vault anywhere.
+pub fn has_vault(node: &Node) -> bool {
+    match &node.value {
+        Value::Vault(_) => true,
+        Value::Seq(items) => items.iter().any(has_vault),
+        Value::Map(entries) => entries.iter().any(|(_, _, n)| has_vault(n)),
+        _ => false,
+    }
+}
+
+/// The value with every inline vault in it decrypted (and remembered as a secret); `key`
+/// names the variable in errors.
+pub fn reveal(node: &Node, key: &str, keyring: &Keyring) -> Result<Node, Diagnostic> {
+    let value = match &node.value {
+        Value::Vault(envelope) => Value::Str(Arc::from(
+            keyring
+                .decrypt_text(envelope)
+                .map_err(|e| vault_error(&node.loc, key, &e))?,
+        )),
+        Value::Seq(items) => Value::Seq(
+            items
+                .iter()
+                .map(|n| reveal(n, key, keyring))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(k, l, n)| Ok((Arc::clone(k), *l, reveal(n, key, keyring)?)))
+                .collect::<Result<_, Diagnostic>>()?,
+        ),
+        other => other.clone(),
+    };
+    Ok(Node::new(value, node.loc))
+}
+
+/// A vault that cannot be read, as a located error naming the file (and key).
+pub fn vault_error(loc: &Loc, key: &str, e: &VaultError) -> Diagnostic {
+    Diagnostic::new(loc, key, format!("cannot decrypt: {e}")).hint(e.hint())
+}
+
+/// One `-e` argument: `@file.yaml`, an inline YAML/JSON mapping, or `key=value key2=value2`
+/// (split as Ansible splits it: quotes keep spaces together and are removed around a value).
+fn parse_extra(arg: &str, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
     let cli: Arc<str> = Arc::from("command line (-e)");
     if let Some(path) = arg.strip_prefix('@') {
-        let node = load_file(Path::new(path))?;
-        return map_entries(node, "");
+        return load_vars_file(Path::new(path), keyring);
     }
     let trimmed = arg.trim_start();
-    if trimmed.starts_with('{') {
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let node = parse_str(arg, &cli)?;
         return map_entries(node, "");
     }
     let mut vars = VarMap::new();
-    for pair in arg.split_whitespace() {
-        let Some((k, v)) = pair.split_once('=') else {
+    for pair in split_args(arg) {
+        let Some(eq) = pair
+            .char_indices()
+            .find(|&(i, c)| c == '=' && i > 0 && !pair[..i].ends_with('\\'))
+            .map(|(i, _)| i)
+        else {
             return Err(
-                Diagnostic::new(&Loc::new(&cli, 0), pair, "expected key=value")
-                    .hint("use -e key=value, -e @vars.yaml or -e '{\"key\": \"value\"}'"),
+                Diagnostic::new(&Loc::new(&cli, 0), &pair, "expected key=value")
+                    .hint("use -e key=value, -e 'key=\"a value\"', -e @vars.yaml or -e '{\"key\": \"value\"}'"),
             );
         };
+        let value = unquote(pair[eq + 1..].trim());
         vars.insert(
-            k.to_string(),
-            Arc::new(Node::new(Value::Str(v.into()), Loc::new(&cli, 0))),
+            pair[..eq].trim().to_string(),
+            Arc::new(Node::new(Value::Str(value.into()), Loc::new(&cli, 0))),
         );
     }
     Ok(vars)
 }
 
-/// Every variable visible to `host`, each the winner of its precedence contest.
-pub fn resolve_vars(inv: &Inventory, host: &str, sources: &Sources) -> VarMap {
+/// Splits on whitespace outside quotes and outside `{{ }}` / `{% %}`, keeping the quotes.
+fn split_args(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                cur.push(c);
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                    }
+                } else if c == q {
+                    quote = None;
+                }
+                continue;
+            }
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '{' && matches!(chars.peek(), Some('{' | '%')) => depth += 1,
+            None if matches!(c, '}' | '%') && chars.peek() == Some(&'}') && depth > 0 => depth -= 1,
+            None if c.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                continue;
+            }
+            None => {}
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// The text inside matching outer quotes, as Ansible's `unquote`.
+fn unquote(text: &str) -> &str {
+    for q in ['"', '\''] {
+        if text.len() >= 2 && text.starts_with(q) && text.ends_with(q) {
+            return &text[1..text.len() - 1];
+        }
+    }
+    text
+}
+
+/// The variables of one vars file, decrypting a vault file when it is one.
+fn file_vars<'a>(
+    files: &'a [VarsFile],
+    keyring: &'a Keyring,
+) -> impl Iterator<Item = Result<VarMap, Diagnostic>> + 'a {
+    files.iter().map(move |f| match f {
+        VarsFile::Plain(vars) => Ok(vars.clone()),
+        VarsFile::Vault { path, text } => decrypt_vars_file(path, text, keyring),
+    })
+}
+
+/// Every variable visible to `host`, each the winner of its precedence contest. Vault files in
+/// the host's scope are decrypted here, and only here: those of other hosts and groups never
+/// are. Inline `!vault` values stay encrypted until something reads them.
+pub fn resolve_vars(
+    inv: &Inventory,
+    host: &str,
+    sources: &Sources,
+) -> Result<VarMap, Vec<Diagnostic>> {
     let groups = inv.groups_of(host);
+    let mut errors = Vec::new();
     let mut vars = sources.defaults.clone();
     let layers = std::iter::once("all").chain(groups.iter().map(String::as_str));
+    let mut add = |vars: &mut VarMap, files: &[VarsFile]| {
+        for f in file_vars(files, &sources.keyring) {
+            match f {
+                Ok(v) => vars.extend(v),
+                Err(d) => errors.push(d),
+            }
+        }
+    };
+    // Ansible's default `precedence`: all_inventory, groups_inventory, all_plugins_inventory,
+    // groups_plugins_inventory (the inventory files' group variables, then group_vars/).
     for g in layers.clone() {
         if let Some(group) = inv.groups.get(g) {
             vars.extend(group.vars.clone());
@@ -91,15 +263,19 @@ pub fn resolve_vars(inv: &Inventory, host: &str, sources: &Sources) -> VarMap {
     }
     for g in layers {
         if let Some(group) = inv.groups.get(g) {
-            vars.extend(group.file_vars.clone());
+            add(&mut vars, &group.file_vars);
         }
     }
     if let Some(h) = inv.hosts.get(host) {
         vars.extend(h.vars.clone());
-        vars.extend(h.file_vars.clone());
+        add(&mut vars, &h.file_vars);
     }
     vars.extend(sources.extra.clone());
-    vars
+    if errors.is_empty() {
+        Ok(vars)
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -108,13 +284,20 @@ mod tests {
 
     #[test]
     fn extra_vars_forms() {
-        let kv = parse_extra("a=1 b=two").unwrap();
+        let keys = Keyring::default();
+        let kv = parse_extra("a=1 b=two", &keys).unwrap();
         assert_eq!(kv["b"].value, Value::Str("two".into()));
-        let inline = parse_extra("{\"x\": [1, 2]}").unwrap();
+        let inline = parse_extra("{\"x\": [1, 2]}", &keys).unwrap();
         assert!(matches!(inline["x"].value, Value::Seq(_)));
-        assert!(parse_extra("novalue").is_err());
-        let missing = parse_extra("@/nonexistent/vars.yml").unwrap_err();
+        assert!(parse_extra("novalue", &keys).is_err());
+        let missing = parse_extra("@/nonexistent/vars.yml", &keys).unwrap_err();
         assert!(missing.message.contains("cannot read"), "{missing}");
+        let quoted = parse_extra(r#"k="a b" j='{{ x }} y' m=1=2 e=\\= z=''"#, &keys).unwrap();
+        let text = |k: &str| quoted[k].as_text().unwrap();
+        assert_eq!(text("k"), "a b");
+        assert_eq!(text("j"), "{{ x }} y");
+        assert_eq!(text("m"), "1=2");
+        assert_eq!(text("z"), "");
     }
 
     #[test]
@@ -131,14 +314,14 @@ mod tests {
         std::fs::write(d.join("group_vars/all.yml"), "v_all: all\nv_group: all\n").unwrap();
         std::fs::write(d.join("group_vars/lbs.yml"), "v_group: lbs\n").unwrap();
         std::fs::write(d.join("host_vars/lb1.yml"), "v_host_line: hostvars\n").unwrap();
-        let inv = Inventory::load(&d).unwrap();
+        let inv = Inventory::load(std::slice::from_ref(&d)).unwrap();
         let mut sources = Sources::default();
         sources.defaults.insert(
             "v_default".into(),
             Arc::new(Node::new(Value::Int(1), Loc::new(&Arc::from("d"), 1))),
         );
-        sources.extra = parse_extra("v_extra=e v_group=extra").unwrap();
-        let vars = resolve_vars(&inv, "lb1", &sources);
+        sources.extra = parse_extra("v_extra=e v_group=extra", &Keyring::default()).unwrap();
+        let vars = resolve_vars(&inv, "lb1", &sources).unwrap();
         let text = |k: &str| vars[k].as_text().unwrap();
         assert_eq!(text("v_default"), "1");
         assert_eq!(text("v_all"), "all");

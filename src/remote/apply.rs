@@ -4,11 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 use super::{
-    base64,
     frame::{Frame, ReportError, detail, frames},
     script::{finish_script_with, quote},
 };
-use crate::spec::Service;
+use crate::{source::base64, spec::Service};
 
 /// Where an apply holds its lock on the host; in `/run`, so a reboot never leaves it behind.
 pub const APPLY_LOCK: &str = "/run/lbctl.apply.lock";

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::source::base64;
+
 use super::{
     apply::APPLY_LOCK,
-    base64,
     frame::{ReportError, frames},
     script::{address_of, finish_script, quote},
 };

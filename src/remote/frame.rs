@@ -21,7 +21,7 @@
 //! @@lbctl end apply ok | failed
 //! ```
 
-use super::base64;
+use crate::source::base64;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {

@@ -11,7 +11,6 @@
 //! `common.sh`; `frame.rs` reads the `@@lbctl` frames they print.
 
 mod apply;
-mod base64;
 mod fetch;
 mod frame;
 mod lb_state;

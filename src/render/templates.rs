@@ -4,11 +4,12 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use super::{RenderedFile, RenderedHost, view::HostView};
 use crate::{
+    input::{Keyring, has_vault, reveal},
     source::{Diagnostic, Loc, VarMap},
     spec::{HostSpec, Service, UdpEngine},
 };
@@ -97,21 +98,42 @@ impl Templates {
         spec: &HostSpec,
         groups: &BTreeMap<String, Vec<String>>,
     ) -> Result<RenderedHost, Diagnostic> {
-        let ctx = Value::from_object(HostContext {
+        let context = Arc::new(HostContext {
             vars: spec.vars.clone(),
+            keyring: Arc::clone(&spec.keyring),
+            vault_error: Mutex::new(None),
             inventory_hostname: Value::from(spec.name.clone()),
             groups: Value::from(Serde(groups)),
             lb: Value::from_object(HostView::new(spec)),
         });
-        let mut files =
-            vec![self.render_one(Service::Haproxy, spec.haproxy.config_path.clone(), &ctx)?];
+        let ctx = Value::from_dyn_object(Arc::clone(&context));
+        // A vault a template read but could not decrypt is the error to show, not the
+        // undefined value the template then saw.
+        let vault_first = |e: Diagnostic| {
+            context
+                .vault_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .unwrap_or(e)
+        };
+        let mut files = vec![
+            self.render_one(Service::Haproxy, spec.haproxy.config_path.clone(), &ctx)
+                .map_err(vault_first)?,
+        ];
         if let Some(k) = &spec.keepalived {
-            files.push(self.render_one(Service::Keepalived, k.config_path.clone(), &ctx)?);
+            files.push(
+                self.render_one(Service::Keepalived, k.config_path.clone(), &ctx)
+                    .map_err(vault_first)?,
+            );
         }
         if let UdpEngine::Nginx { config_path, .. } = &spec.udp_engine
             && !spec.udp_backends.is_empty()
         {
-            files.push(self.render_one(Service::Nginx, config_path.clone(), &ctx)?);
+            files.push(
+                self.render_one(Service::Nginx, config_path.clone(), &ctx)
+                    .map_err(vault_first)?,
+            );
         }
         Ok(RenderedHost {
             host: spec.name.clone(),
@@ -152,6 +174,8 @@ impl Templates {
 #[derive(Debug)]
 struct HostContext {
     vars: VarMap,
+    keyring: Arc<Keyring>,
+    vault_error: Mutex<Option<Diagnostic>>,
     inventory_hostname: Value,
     groups: Value,
     lb: Value,
@@ -163,7 +187,22 @@ impl Object for HostContext {
             "lb" => Some(self.lb.clone()),
             "inventory_hostname" => Some(self.inventory_hostname.clone()),
             "groups" => Some(self.groups.clone()),
-            name => self.vars.get(name).map(|n| Value::from(Serde(n.to_json()))),
+            name => {
+                let node = self.vars.get(name)?;
+                if !has_vault(node) {
+                    return Some(Value::from(Serde(node.to_json())));
+                }
+                match reveal(node, name, &self.keyring) {
+                    Ok(plain) => Some(Value::from(Serde(plain.to_json()))),
+                    Err(d) => {
+                        *self
+                            .vault_error
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = Some(d);
+                        None
+                    }
+                }
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 //! field readers (`field`) that record a located `Diagnostic` for every problem instead of
 //! stopping.
 
+pub mod base64;
 mod diagnostic;
 pub(crate) mod field;
 mod loc;

@@ -1,14 +1,20 @@
 //! The load-balancer group as a whole: every host's spec, plus what only makes sense across
 //! hosts (VRRP priorities and peers).
 
-use std::{collections::BTreeSet, path::Path, sync::Arc};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use serde::Serialize;
 
 use crate::{
     error::Error,
-    input::{Inventory, Sources, resolve_vars},
+    input::Keyring,
+    input::{Inventory, Sources, has_vault, resolve_vars, reveal},
     source::Loc,
+    source::VarMap,
     source::{Diagnostic, Diagnostics},
     spec::backend::ListCache,
     spec::connection::Connection,
@@ -21,30 +27,39 @@ pub struct Fleet {
     pub hosts: Vec<HostSpec>,
 }
 
-/// Where the input comes from: `-i`, the project directory, `-e`, `--lb-group`.
+/// Where the input comes from: `-i`, the project directory, `-e`, `--lb-group`, and the vault
+/// passwords.
 #[derive(Debug, Clone)]
 pub struct Input<'a> {
-    pub inventory: &'a Path,
+    pub inventory: &'a [PathBuf],
     pub project_dir: &'a Path,
     pub extra_vars: &'a [String],
     pub lb_group: &'a str,
+    pub keyring: Arc<Keyring>,
 }
 
+/// Variables under these prefixes are lbctl's to read: a vault among them is decrypted
+/// before validation. Others are decrypted only if a template reads them.
+const READ_PREFIXES: &[&str] = &["haproxy_", "keepalived_", "nginx_", "lbctl_", "ansible_"];
+
 impl Fleet {
-    /// Loads and validates everything; on failure returns every problem, each once.
-    pub fn load(input: &Input) -> Result<(Inventory, Fleet), Vec<Diagnostic>> {
+    /// Loads and validates everything; on failure returns every problem, each once, with
+    /// every value decrypted from a vault hidden.
+    pub fn load(input: &Input) -> Result<(Inventory, Sources, Fleet), Vec<Diagnostic>> {
         let inv = Inventory::load(input.inventory);
-        let sources = Sources::load(input.project_dir, input.extra_vars);
+        let sources = Sources::load(input.project_dir, input.extra_vars, input.keyring.clone());
         let (inv, sources) = match (inv, sources) {
             (Ok(i), Ok(s)) => (i, s),
             (i, s) => {
                 let mut all = i.err().unwrap_or_default();
                 all.extend(s.err().unwrap_or_default());
-                return Err(all);
+                return Err(redacted(all, &input.keyring));
             }
         };
-        let fleet = Fleet::build(&inv, &sources, input.lb_group)?;
-        Ok((inv, fleet))
+        match Fleet::build(&inv, &sources, input.lb_group) {
+            Ok(fleet) => Ok((inv, sources, fleet)),
+            Err(e) => Err(redacted(e, &input.keyring)),
+        }
     }
 
     pub fn build(
@@ -75,8 +90,15 @@ impl Fleet {
         let mut hosts = Vec::new();
         let mut cache = ListCache::default();
         for name in &names {
-            let vars = resolve_vars(inv, name, sources);
-            if let Some(spec) = host::parse(name, &vars, &mut cache, &mut diags) {
+            let vars = match resolve_vars(inv, name, sources) {
+                Ok(vars) => reveal_read(vars, &sources.keyring, &mut diags),
+                Err(errors) => {
+                    errors.into_iter().for_each(|d| diags.push(d));
+                    continue;
+                }
+            };
+            if let Some(mut spec) = host::parse(name, &vars, &mut cache, &mut diags) {
+                spec.keyring = Arc::clone(&sources.keyring);
                 hosts.push(spec);
             }
         }
@@ -102,6 +124,41 @@ impl Fleet {
     pub fn host(&self, name: &str) -> Option<&HostSpec> {
         self.hosts.iter().find(|h| h.name == name)
     }
+}
+
+/// The host's variables with every vault among those lbctl reads decrypted.
+fn reveal_read(mut vars: VarMap, keyring: &Keyring, diags: &mut Diagnostics) -> VarMap {
+    for (name, node) in vars.iter_mut() {
+        if READ_PREFIXES.iter().any(|p| name.starts_with(p)) && has_vault(node) {
+            match reveal(node, name, keyring) {
+                Ok(plain) => *node = Arc::new(plain),
+                Err(d) => diags.push(d),
+            }
+        }
+    }
+    vars
+}
+
+/// Problems with every decrypted secret replaced, so an error never shows one.
+fn redacted(diags: Vec<Diagnostic>, keyring: &Keyring) -> Vec<Diagnostic> {
+    let secrets = keyring.revealed();
+    if secrets.is_empty() {
+        return diags;
+    }
+    let hide = |text: &str| {
+        secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "<redacted>"))
+    };
+    diags
+        .into_iter()
+        .map(|mut d| {
+            d.message = hide(&d.message);
+            d.key = hide(&d.key);
+            d.hint = d.hint.as_deref().map(hide);
+            d
+        })
+        .collect()
 }
 
 /// Distinct priorities (explicit ones kept, the rest counted down from 150), the MASTER state
@@ -207,8 +264,12 @@ pub fn host_connection(
             hint: format!("hosts in the inventory: {}", known.join(", ")),
         });
     }
-    let vars = resolve_vars(inventory, name, sources);
     let mut diags = Diagnostics::default();
+    let vars = resolve_vars(inventory, name, sources).map_err(Error::Invalid)?;
+    let vars = reveal_read(vars, &sources.keyring, &mut diags);
+    if !diags.is_empty() {
+        return Err(Error::Invalid(diags.into_vec()));
+    }
     match host::parse_connection(name, &vars, &mut diags) {
         Some(conn) => Ok(conn),
         None => Err(Error::Invalid(diags.into_vec())),

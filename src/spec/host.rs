@@ -6,6 +6,7 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc};
 use serde::Serialize;
 
 use crate::{
+    input::Keyring,
     source::VarMap,
     source::field,
     source::{Diagnostic, Diagnostics},
@@ -40,20 +41,26 @@ pub struct HostSpec {
     /// The host's raw variables, for users' own templates written against Ansible's names.
     #[serde(skip)]
     pub vars: VarMap,
+    /// The run's vault passwords: a template reading an inline vault decrypts it with them.
+    #[serde(skip)]
+    pub keyring: Arc<Keyring>,
 }
 
 impl HostSpec {
-    /// Values that must never appear in a plan, a diff or a log.
-    pub fn secrets(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = self
-            .haproxy
-            .stats_password
-            .iter()
-            .map(String::as_str)
-            .collect();
+    /// Values that must never appear in a plan, a diff or a log: the passwords lbctl knows,
+    /// and every value decrypted from a vault (at least 4 characters: shorter ones would hide
+    /// ordinary words of the configuration).
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.haproxy.stats_password.iter().cloned().collect();
         if let Some(k) = &self.keepalived {
-            out.extend(k.auth_pass.as_deref());
+            out.extend(k.auth_pass.clone());
         }
+        out.extend(
+            self.keyring
+                .revealed()
+                .into_iter()
+                .filter(|s| s.chars().count() >= 4),
+        );
         out
     }
 
@@ -200,6 +207,7 @@ pub fn parse(
         keepalived,
         daemons: daemons?,
         vars: vars.clone(),
+        keyring: Arc::default(),
     };
     check_listeners(&spec, diags);
     (diags.len() == before).then_some(spec)

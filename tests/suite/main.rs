@@ -19,3 +19,4 @@ mod manual;
 mod status;
 mod transport;
 mod validation;
+mod vault;

@@ -7,7 +7,6 @@ use crate::{
     drill::lb::{self, Break, LbReport, LbTest},
     drill::worker::{self, Method, WorkerReport, WorkerTest},
     error::Error,
-    input::Sources,
     spec::host_connection,
 };
 
@@ -63,11 +62,11 @@ pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
     let narrator: Arc<dyn Narrator> = Arc::new(Narration { quiet: global.json });
     // The worker and the probe host are not load balancers: their connections come from
     // their own variables, resolved as for any inventory host.
-    let sources = Sources::load(&global.project_dir, &global.extra_vars)?;
+    let sources = &loaded.sources;
     let probe_from = match &opts.probe_from {
         Some(name) => Some(host_connection(
             &loaded.inventory,
-            &sources,
+            sources,
             name,
             "--probe-from host",
         )?),
@@ -81,7 +80,7 @@ pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
                 Some(MethodArg::Reject) => Method::Reject,
                 Some(other) => return Err(wrong_method(other, "--worker", "drop or reject")),
             };
-            let conn = host_connection(&loaded.inventory, &sources, name, "worker")?;
+            let conn = host_connection(&loaded.inventory, sources, name, "worker")?;
             let test = WorkerTest {
                 worker: name.clone(),
                 backends: opts.backends.clone(),

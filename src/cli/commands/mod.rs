@@ -13,6 +13,7 @@ use std::{
     collections::BTreeMap,
     path::PathBuf,
     sync::{
+        Arc,
         atomic::{AtomicUsize, Ordering},
         mpsc,
     },
@@ -21,7 +22,10 @@ use std::{
 use crate::{
     deploy::SshOptions,
     error::Error,
+    input::AnsibleCfg,
     input::Inventory,
+    input::Keyring,
+    input::Sources,
     render::{RenderedHost, Templates, override_dirs},
     spec::{Fleet, Input},
 };
@@ -29,7 +33,9 @@ use crate::{
 /// The options every command shares, after parsing.
 #[derive(Debug, Clone)]
 pub struct Global {
-    pub inventory: PathBuf,
+    /// `-i` sources; none: `ansible.cfg`'s `inventory`, else `./inventory`.
+    pub inventory: Vec<PathBuf>,
+    pub vault: VaultOptions,
     pub extra_vars: Vec<String>,
     pub lb_group: String,
     pub project_dir: PathBuf,
@@ -38,22 +44,52 @@ pub struct Global {
     pub ssh: SshOptions,
 }
 
-/// The validated inputs: the inventory and the fleet built from it.
+/// Where vault passwords come from, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct VaultOptions {
+    pub password_files: Vec<PathBuf>,
+    pub ids: Vec<String>,
+    pub ask: bool,
+}
+
+/// The validated inputs: the inventory, the other variable sources, the fleet built from
+/// them, and the `ansible.cfg` in force.
 pub struct Loaded {
     pub inventory: Inventory,
+    pub sources: Sources,
     pub fleet: Fleet,
+    pub cfg: AnsibleCfg,
 }
 
 impl Global {
     pub fn load(&self) -> Result<Loaded, Error> {
+        let cfg = AnsibleCfg::load().map_err(Error::Failed)?;
+        let inventory = if !self.inventory.is_empty() {
+            self.inventory.clone()
+        } else {
+            let configured = cfg.inventory();
+            if configured.is_empty() {
+                vec![PathBuf::from("inventory")]
+            } else {
+                configured
+            }
+        };
+        let ids = cfg.vault_ids(&self.vault.ids, &self.vault.password_files, self.vault.ask);
         let input = Input {
-            inventory: &self.inventory,
+            inventory: &inventory,
             project_dir: &self.project_dir,
             extra_vars: &self.extra_vars,
             lb_group: &self.lb_group,
+            keyring: Arc::new(Keyring::new(ids)),
         };
-        let (inventory, fleet) = Fleet::load(&input)?;
-        Ok(Loaded { inventory, fleet })
+        let (inventory, sources, fleet) = Fleet::load(&input)?;
+        crate::cli::output::warnings(&inventory.warnings);
+        Ok(Loaded {
+            inventory,
+            sources,
+            fleet,
+            cfg,
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use crate::{
     deploy::Action,
     deploy::{Outcome, Report},
     error::Error,
+    source::Diagnostic,
 };
 
 fn json<T: Serialize>(value: &T) {
@@ -82,6 +83,14 @@ pub fn error(global: &Global, e: &Error) {
     let _ = writeln!(err, "error: {e}");
     if let Some(h) = e.hint() {
         let _ = writeln!(err, "  hint: {h}");
+    }
+}
+
+/// Problems that do not stop the run (inventory files Ansible would skip too), on stderr.
+pub fn warnings(diags: &[Diagnostic]) {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = writeln!(err, "warning: {d}");
     }
 }
 

@@ -1,30 +1,206 @@
-//! Which files make up an inventory, and the `group_vars/` and `host_vars/` beside it.
+//! Which files make up an inventory, read as Ansible's inventory manager reads them, and the
+//! `group_vars/` and `host_vars/` beside each source.
+//!
+//! A directory is walked recursively in name order, skipping what Ansible skips: dot files,
+//! `group_vars`, `host_vars`, `vars_plugins`, and names ending in `~`, `.orig`, `.cfg`,
+//! `.retry`, `.pyc`, `.pyo`, `.swp`, `.bak`, `.rpm`, `.md`, `.txt` or `.rst`. Each file is
+//! tried as Ansible's plugins would: YAML first when its name ends in `.yml`, `.yaml` or
+//! `.json` or has no extension, then INI. A file neither reads is skipped with a warning
+//! inside a directory (as Ansible does), and is an error when given by itself.
 
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
 
-use super::Inventory;
+use super::{Inventory, VarsFile};
 use crate::{
+    input::vault,
     source::{Diagnostic, Diagnostics},
-    source::{Loc, VarMap, load_file, map_entries},
+    source::{Loc, Value, map_entries, parse_str},
 };
 
+/// Extensions Ansible's `inventory_ignore_extensions` skips in an inventory directory.
+const IGNORED_ENDINGS: &[&str] = &[
+    "~", ".orig", ".cfg", ".retry", ".pyc", ".pyo", ".swp", ".bak", ".rpm", ".md", ".txt", ".rst",
+];
+
+/// What Ansible reads as YAML (or JSON) first.
+const YAML_EXTENSIONS: &[&str] = &["yml", "yaml", "json"];
+
 impl Inventory {
-    /// Reads `group_vars/` and `host_vars/` next to the inventory.
-    pub(super) fn load_var_dirs(&mut self, diags: &mut Diagnostics) {
-        let group_names: Vec<String> = self.groups.keys().cloned().collect();
-        for name in group_names {
-            let vars = read_vars_for(&self.dir.join("group_vars"), &name, diags);
-            self.groups.entry(name).or_default().file_vars = vars;
-        }
-        let host_names: Vec<String> = self.hosts.keys().cloned().collect();
-        for name in host_names {
-            let vars = read_vars_for(&self.dir.join("host_vars"), &name, diags);
-            self.hosts.entry(name).or_default().file_vars = vars;
+    /// Reads one `-i` source (a file or a directory) into the inventory.
+    pub(super) fn add_source(&mut self, path: &Path, diags: &mut Diagnostics) {
+        if path.is_dir() {
+            let mut files = Vec::new();
+            if let Err(d) = walk(path, &mut files) {
+                diags.push(d);
+                return;
+            }
+            for file in files {
+                self.add_file(&file, true, diags);
+            }
+        } else if path.is_file() {
+            self.add_file(path, false, diags);
+        } else {
+            diags.push(file_error(path, "inventory not found".into()).hint(
+                "pass an inventory file or directory with -i, e.g. `lbctl -i inventory/example validate`",
+            ));
         }
     }
+
+    fn add_file(&mut self, file: &Path, in_directory: bool, diags: &mut Diagnostics) {
+        let name: Arc<str> = Arc::from(file.display().to_string());
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(file_error(file, format!("cannot read inventory: {e}")));
+                return;
+            }
+        };
+        let ext = file.extension().and_then(|e| e.to_str());
+        if ext == Some("toml") {
+            diags.push(unsupported(file, "a TOML inventory"));
+            return;
+        }
+        if text.starts_with("#!") && is_executable(file) {
+            diags.push(unsupported(file, "an inventory script"));
+            return;
+        }
+        let mut yaml_error = None;
+        if ext.is_none_or(|e| YAML_EXTENSIONS.contains(&e)) {
+            match parse_str(&text, &name) {
+                Ok(root) if root.get("plugin").is_some() => {
+                    diags.push(unsupported(file, "an inventory plugin configuration"));
+                    return;
+                }
+                Ok(root) if matches!(root.value, Value::Map(ref m) if !m.is_empty()) => {
+                    let mut part = Inventory::default();
+                    let mut found = Diagnostics::default();
+                    part.add_yaml(&root, &mut found);
+                    if found.is_empty() {
+                        self.merge(part);
+                        return;
+                    }
+                    yaml_error = Some(found);
+                }
+                Ok(_) => {}
+                Err(d) => yaml_error = Some(Diagnostics::from(vec![d])),
+            }
+        }
+        let mut part = Inventory::default();
+        let mut found = Diagnostics::default();
+        part.add_ini(&text, &name, &mut found);
+        if found.is_empty() {
+            self.merge(part);
+            return;
+        }
+        // Neither plugin read it: the errors of the one the file looks made for.
+        let errors = match (yaml_error, ext) {
+            (Some(y), Some(e)) if YAML_EXTENSIONS.contains(&e) => y,
+            _ => found,
+        };
+        if in_directory {
+            for d in errors.into_vec() {
+                self.warnings.push(d.hint(
+                    "Ansible skips an inventory file it cannot read, with a warning; so does lbctl",
+                ));
+            }
+        } else {
+            diags.extend(errors);
+        }
+    }
+
+    /// Adds another file's groups, hosts and variables; later files win, as in Ansible.
+    fn merge(&mut self, other: Inventory) {
+        for (name, group) in other.groups {
+            let mine = self.groups.entry(name).or_default();
+            mine.hosts.extend(group.hosts);
+            mine.children.extend(group.children);
+            mine.vars.extend(group.vars);
+        }
+        for (name, host) in other.hosts {
+            let mine = self.hosts.entry(name).or_default();
+            if mine.loc.is_none() {
+                mine.loc = host.loc;
+            }
+            mine.vars.extend(host.vars);
+        }
+        for name in other.order {
+            if !self.order.contains(&name) {
+                self.order.push(name);
+            }
+        }
+    }
+
+    /// Reads `group_vars/` and `host_vars/` beside every source, in source order.
+    pub(super) fn load_var_dirs(&mut self, sources: &[PathBuf], diags: &mut Diagnostics) {
+        let mut bases: Vec<PathBuf> = Vec::new();
+        let mut seen: Vec<PathBuf> = Vec::new();
+        for s in sources {
+            let base = if s.is_dir() {
+                s.clone()
+            } else {
+                s.parent().map(Path::to_path_buf).unwrap_or_default()
+            };
+            // Two sources in one directory share its variable directories; messages keep
+            // the path as the user gave it.
+            let real = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
+            if !seen.contains(&real) {
+                seen.push(real);
+                bases.push(base);
+            }
+        }
+        for base in &bases {
+            let group_names: Vec<String> = self.groups.keys().cloned().collect();
+            for name in group_names {
+                let files = vars_files(&base.join("group_vars"), &name, diags);
+                self.groups.entry(name).or_default().file_vars.extend(files);
+            }
+            let host_names: Vec<String> = self.hosts.keys().cloned().collect();
+            for name in host_names {
+                let files = vars_files(&base.join("host_vars"), &name, diags);
+                self.hosts.entry(name).or_default().file_vars.extend(files);
+            }
+        }
+    }
+}
+
+fn unsupported(file: &Path, what: &str) -> Diagnostic {
+    file_error(file, format!("this is {what}, which lbctl does not run")).hint(format!(
+        "export what it produces once, and use that file as the inventory: `ansible-inventory -i {} --list -y > inventory.yml`",
+        file.display()
+    ))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+/// The files of an inventory directory, recursively, in the order Ansible reads them.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Diagnostic> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| file_error(dir, format!("cannot read inventory directory: {e}")))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        let ignored = name.starts_with('.')
+            || matches!(name.as_str(), "group_vars" | "host_vars" | "vars_plugins")
+            || IGNORED_ENDINGS.iter().any(|e| name.ends_with(e));
+        if ignored {
+            continue;
+        }
+        let path = dir.join(&name);
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn file_error(path: &Path, message: String) -> Diagnostic {
@@ -35,75 +211,71 @@ pub(super) fn file_error(path: &Path, message: String) -> Diagnostic {
     )
 }
 
-/// The inventory files making up `path`: the file itself, or a directory's inventory files.
-pub(super) fn inventory_files(path: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    if !path.is_dir() {
-        return Err(file_error(path, "inventory not found".into()).hint(
-            "pass an inventory file or directory with -i, e.g. `lbctl -i inventory/example validate`",
-        ));
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| file_error(path, format!("cannot read inventory directory: {e}")))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name == "hosts" || name.ends_with(".ini") || (is_yaml_name(p) && !name.starts_with('.'))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(
-            file_error(path, "no inventory file in this directory".into())
-                .hint("add a `hosts` (INI) or `hosts.yml` file listing the load balancers"),
-        );
-    }
-    Ok(files)
-}
-
-pub(super) fn is_yaml_name(p: &Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()),
-        Some("yml" | "yaml" | "json")
-    )
-}
-
-pub(super) fn looks_like_yaml(text: &str) -> bool {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
-        .is_some_and(|l| l == "---" || (l.ends_with(':') && !l.starts_with('[')))
-}
-
-/// Reads `dir/NAME`, `dir/NAME.yml|.yaml|.json` and the YAML files inside `dir/NAME/`.
-fn read_vars_for(dir: &Path, name: &str, diags: &mut Diagnostics) -> VarMap {
-    let mut vars = VarMap::new();
-    let mut files: Vec<PathBuf> = ["", ".yml", ".yaml", ".json"]
+/// The vars files of `name` in `dir`, as Ansible's host_group_vars plugin finds them: the
+/// first of `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json` that exists; when it is a
+/// directory, every file in it and its sub-directories (in name order; dot files, names
+/// ending in `~`, other extensions and sub-directories with an extension are skipped).
+fn vars_files(dir: &Path, name: &str, diags: &mut Diagnostics) -> Vec<VarsFile> {
+    let found = ["", ".yml", ".yaml", ".json"]
         .iter()
         .map(|ext| dir.join(format!("{name}{ext}")))
-        .filter(|p| p.is_file())
-        .collect();
-    let folder = dir.join(name);
-    if folder.is_dir()
-        && let Ok(entries) = std::fs::read_dir(&folder)
-    {
-        let mut inner: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file() && (is_yaml_name(p) || p.extension().is_none()))
-            .collect();
-        inner.sort();
-        files.extend(inner);
+        .find(|p| p.exists());
+    let Some(found) = found else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    if found.is_dir() {
+        dir_vars_files(&found, &mut files);
+    } else {
+        files.push(found);
     }
-    for file in files {
-        match load_file(&file).and_then(|n| map_entries(n, "")) {
-            Ok(v) => vars.extend(v),
-            Err(d) => diags.push(d),
+    files
+        .into_iter()
+        .filter_map(|file| match read_vars_file(&file) {
+            Ok(f) => Some(f),
+            Err(d) => {
+                diags.push(d);
+                None
+            }
+        })
+        .collect()
+}
+
+fn dir_vars_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        if name.starts_with('.') || name.ends_with('~') {
+            continue;
+        }
+        let path = dir.join(&name);
+        let ext = path.extension().and_then(|e| e.to_str());
+        if path.is_dir() && ext.is_none() {
+            dir_vars_files(&path, out);
+        } else if path.is_file() && ext.is_none_or(|e| YAML_EXTENSIONS.contains(&e)) {
+            out.push(path);
         }
     }
-    vars
+}
+
+/// One vars file: its variables, or, for a vault, the text to decrypt when a host needs it.
+fn read_vars_file(path: &Path) -> Result<VarsFile, Diagnostic> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| file_error(path, format!("cannot read file: {e}")))?;
+    if vault::is_vault(&text) {
+        return Ok(VarsFile::Vault {
+            path: path.to_path_buf(),
+            text: Arc::from(text),
+        });
+    }
+    let name: Arc<str> = Arc::from(path.display().to_string());
+    parse_str(&text, &name)
+        .and_then(|n| map_entries(n, ""))
+        .map(VarsFile::Plain)
 }

@@ -2,9 +2,9 @@
 //! `host_vars/`. Only structure and variables are read here; what the variables mean is the
 //! spec's business.
 //!
-//! [`Inventory::load`] finds the files (`files`), reads each as INI (`ini`) or YAML (`yaml`),
-//! expanding host ranges (`host_pattern`) on the way, then checks the groups and reads the
-//! variable directories (`files`).
+//! [`Inventory::load`] walks every source (`files`), reads each file as YAML (`yaml`) or INI
+//! (`ini`) as Ansible's plugins would, expanding host ranges (`host_pattern`) on the way, then
+//! checks the groups and reads the variable directories beside each source (`files`).
 
 mod files;
 mod host_pattern;
@@ -19,8 +19,12 @@ use std::{
 
 use crate::{
     source::{Diagnostic, Diagnostics},
-    source::{Loc, VarMap, parse_str},
+    source::{Loc, Node},
 };
+
+/// Variables of one scope (a group, a host, a vars file), by name, each remembering its origin.
+/// Values are shared: resolving a host's variables copies pointers, not whole backend lists.
+pub type VarMap = BTreeMap<String, Arc<Node>>;
 
 #[derive(Debug, Default)]
 pub struct Group {
@@ -28,8 +32,8 @@ pub struct Group {
     pub children: BTreeSet<String>,
     /// Variables written in the inventory file itself (`[g:vars]`, `vars:`).
     pub vars: VarMap,
-    /// Variables from `group_vars/<name>`.
-    pub file_vars: VarMap,
+    /// The files of `group_vars/<name>`, in the order Ansible applies them.
+    pub file_vars: Vec<VarsFile>,
 }
 
 #[derive(Debug, Default)]
@@ -38,54 +42,67 @@ pub struct Host {
     pub loc: Option<Loc>,
     /// Variables on the host's inventory line or under `hosts:`.
     pub vars: VarMap,
-    /// Variables from `host_vars/<name>`.
-    pub file_vars: VarMap,
+    /// The files of `host_vars/<name>`, in the order Ansible applies them.
+    pub file_vars: Vec<VarsFile>,
+}
+
+/// One file of `group_vars/` or `host_vars/`.
+#[derive(Debug)]
+pub enum VarsFile {
+    Plain(VarMap),
+    /// A whole-file Ansible Vault, decrypted only when a host that needs it is resolved.
+    Vault {
+        path: PathBuf,
+        text: Arc<str>,
+    },
 }
 
 #[derive(Debug, Default)]
 pub struct Inventory {
-    /// Directory holding the inventory: templates and `group_vars/` are looked up here.
+    /// Directory holding the (first) inventory source: templates are looked up here.
     pub dir: PathBuf,
     pub groups: BTreeMap<String, Group>,
     pub hosts: BTreeMap<String, Host>,
+    /// Host names in the order the inventory declares them (Ansible's order for `groups`).
+    pub order: Vec<String>,
+    /// Files skipped because no inventory format reads them, as Ansible skips them.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Inventory {
-    /// Loads an inventory file or directory, reporting every problem found.
-    pub fn load(path: &Path) -> Result<Inventory, Vec<Diagnostic>> {
+    /// Loads inventory sources (files or directories, as several `-i` give them), reporting
+    /// every problem found.
+    pub fn load(sources: &[PathBuf]) -> Result<Inventory, Vec<Diagnostic>> {
         let mut inv = Inventory::default();
         let mut diags = Diagnostics::default();
-        let files = files::inventory_files(path).map_err(|d| vec![d])?;
-        inv.dir = if path.is_dir() {
-            path.to_path_buf()
+        let first = sources.first().cloned().unwrap_or_default();
+        inv.dir = if first.is_dir() {
+            first
         } else {
-            path.parent().map(Path::to_path_buf).unwrap_or_default()
+            first.parent().map(Path::to_path_buf).unwrap_or_default()
         };
-        for file in &files {
-            let text = match std::fs::read_to_string(file) {
-                Ok(t) => t,
-                Err(e) => {
-                    diags.push(files::file_error(
-                        file,
-                        format!("cannot read inventory: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            let name: Arc<str> = Arc::from(file.display().to_string());
-            if files::is_yaml_name(file) || files::looks_like_yaml(&text) {
-                match parse_str(&text, &name) {
-                    Ok(root) => inv.add_yaml(&root, &mut diags),
-                    Err(d) => diags.push(d),
-                }
-            } else {
-                inv.add_ini(&text, &name, &mut diags);
-            }
+        for source in sources {
+            inv.add_source(source, &mut diags);
+        }
+        if !diags.is_empty() {
+            return Err(diags.into_vec());
+        }
+        if inv.hosts.is_empty() && inv.groups.is_empty() {
+            let place = sources
+                .first()
+                .map(|p| p.as_path())
+                .unwrap_or(Path::new("."));
+            let mut found = vec![
+                files::file_error(place, "no inventory in these sources".into())
+                    .hint("add a `hosts` (INI) or `hosts.yml` file listing the load balancers"),
+            ];
+            found.extend(std::mem::take(&mut inv.warnings));
+            return Err(found);
         }
         inv.groups.entry("all".into()).or_default();
         inv.groups.entry("ungrouped".into()).or_default();
         inv.check_children(&mut diags);
-        inv.load_var_dirs(&mut diags);
+        inv.load_var_dirs(sources, &mut diags);
         if diags.is_empty() {
             Ok(inv)
         } else {
@@ -118,7 +135,8 @@ impl Inventory {
     }
 
     /// Groups a host belongs to (directly or through children), ordered as Ansible applies
-    /// their variables: parents before children, then by name.
+    /// their variables: parents before children, then by `ansible_group_priority`, then by
+    /// name.
     pub fn groups_of(&self, host: &str) -> Vec<String> {
         let mut found = BTreeSet::new();
         let mut stack: Vec<String> = self
@@ -138,12 +156,23 @@ impl Inventory {
                     .map(|(n, _)| n.clone()),
             );
         }
-        let mut ordered: Vec<(usize, String)> = found
+        let mut ordered: Vec<(usize, i64, String)> = found
             .into_iter()
-            .map(|g| (self.depth(&g, &mut BTreeSet::new()), g))
+            .map(|g| (self.depth(&g, &mut BTreeSet::new()), self.priority(&g), g))
             .collect();
         ordered.sort();
-        ordered.into_iter().map(|(_, g)| g).collect()
+        ordered.into_iter().map(|(_, _, g)| g).collect()
+    }
+
+    /// `ansible_group_priority` as the inventory source sets it (Ansible ignores it in
+    /// `group_vars/`): among groups of one depth, higher priorities apply later, and win.
+    fn priority(&self, group: &str) -> i64 {
+        self.groups
+            .get(group)
+            .and_then(|g| g.vars.get("ansible_group_priority"))
+            .and_then(|n| n.as_text())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(1)
     }
 
     fn depth(&self, group: &str, seen: &mut BTreeSet<String>) -> usize {
@@ -164,6 +193,9 @@ impl Inventory {
     }
 
     fn host_mut(&mut self, name: &str, loc: &Loc) -> &mut Host {
+        if !self.hosts.contains_key(name) {
+            self.order.push(name.to_string());
+        }
         let host = self.hosts.entry(name.to_string()).or_default();
         host.loc.get_or_insert(*loc);
         host
@@ -236,15 +268,24 @@ mod tests {
         write(&d, "group_vars/all.yml", "a: 1\n");
         write(&d, "group_vars/haproxy_servers/main.yml", "b: 2\n");
         write(&d, "host_vars/lb1.yaml", "c: 3\n");
-        let inv = Inventory::load(&d).unwrap();
+        let inv = Inventory::load(std::slice::from_ref(&d)).unwrap();
         assert_eq!(inv.hosts_of("haproxy_servers"), ["lb1", "lb2"]);
         assert_eq!(inv.hosts_of("k8s"), ["w1"]);
         assert_eq!(inv.hosts_of("all").len(), 3);
         assert_eq!(inv.hosts["w1"].vars["ansible_port"].value, Value::Int(2222));
         assert_eq!(inv.groups_of("w1"), ["k8s", "workers"]);
-        assert!(inv.groups["all"].file_vars.contains_key("a"));
-        assert!(inv.groups["haproxy_servers"].file_vars.contains_key("b"));
-        assert_eq!(inv.hosts["lb1"].file_vars["c"].loc.line, 1);
+        let plain = |files: &[VarsFile], key: &str| {
+            files.iter().find_map(|f| match f {
+                VarsFile::Plain(v) => v.get(key).map(|n| n.loc.line),
+                VarsFile::Vault { .. } => None,
+            })
+        };
+        assert_eq!(plain(&inv.groups["all"].file_vars, "a"), Some(1));
+        assert_eq!(
+            plain(&inv.groups["haproxy_servers"].file_vars, "b"),
+            Some(1)
+        );
+        assert_eq!(plain(&inv.hosts["lb1"].file_vars, "c"), Some(1));
     }
 
     #[test]
@@ -255,7 +296,7 @@ mod tests {
             "hosts.yml",
             "all:\n  vars:\n    x: 1\n  children:\n    haproxy_servers:\n      hosts:\n        lb1:\n          ansible_host: 10.0.0.11\n        lb2:\n",
         );
-        let inv = Inventory::load(&d).unwrap();
+        let inv = Inventory::load(std::slice::from_ref(&d)).unwrap();
         assert_eq!(inv.hosts_of("haproxy_servers"), ["lb1", "lb2"]);
         assert_eq!(inv.hosts["lb1"].vars["ansible_host"].loc.line, 8);
         assert!(inv.groups["all"].vars.contains_key("x"));
@@ -265,7 +306,7 @@ mod tests {
     fn bad_ini_lines_are_all_reported() {
         let d = tempdir("bad");
         write(&d, "hosts", "[lbs\nlb1 junk\n[x:weird]\n");
-        let errs = Inventory::load(&d).unwrap_err();
+        let errs = Inventory::load(&[d.join("hosts")]).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:?}");
         assert_eq!(errs[1].line, 2);
     }

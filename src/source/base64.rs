@@ -1,5 +1,6 @@
 //! Standard base64 (RFC 4648, padded): what `base64 -w0` writes and `base64 -d` reads,
-//! the encoding of every free-form field between lbctl and its remote scripts.
+//! the encoding of every free-form field between lbctl and its remote scripts, and of YAML's
+//! `!!binary` values.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -1,0 +1,139 @@
+//! Ansible Vault from the user's side: vaults made by the real `ansible-vault` (the
+//! differential cases `vault-*` prove Ansible reads them the same), a wrong or missing password
+//! as one clear error naming the file, vaults nobody needs left alone, and decrypted values
+//! never shown in errors.
+
+use std::path::PathBuf;
+
+use crate::support::{Lbctl, repo_root, scratch, write};
+
+fn case() -> PathBuf {
+    repo_root().join("tests/inputs/ansible/vault-files-and-inline")
+}
+
+#[test]
+fn the_right_password_decrypts_files_and_inline_values() {
+    let out = scratch("vault-render");
+    Lbctl::new()
+        .current_dir(case())
+        .args(["-i", "inventory", "--vault-password-file", "vault-pass"])
+        .args(["render", "-o", out.to_str().unwrap()])
+        .run();
+    let haproxy = std::fs::read_to_string(out.join("lb1/haproxy.cfg")).unwrap();
+    assert!(
+        haproxy.contains("stats auth admin:stats-secret-from-the-vault"),
+        "{haproxy}"
+    );
+    let keepalived = std::fs::read_to_string(out.join("lb1/keepalived.conf")).unwrap();
+    assert!(keepalived.contains("auth_pass vrrp-pw"), "{keepalived}");
+}
+
+#[test]
+fn a_wrong_password_is_one_error_naming_the_file() {
+    let dir = scratch("vault-wrong");
+    write(&dir, "wrong-pass", "not-the-password\n");
+    let run = Lbctl::new()
+        .current_dir(case())
+        .args(["-i", "inventory", "--vault-password-file"])
+        .arg(dir.join("wrong-pass").to_str().unwrap())
+        .arg("validate")
+        .stderr_has("inventory/group_vars/all/vault.yml: cannot decrypt: no vault password given decrypts this vault")
+        .stderr_has("hint: check the password")
+        .exit(1)
+        .run();
+    // The inline value fails too, at its own line; each problem is reported once.
+    assert_eq!(
+        run.stderr.matches("group_vars/all/vault.yml").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_vault_without_a_password_says_how_to_give_one() {
+    Lbctl::new()
+        .current_dir(case())
+        .args(["-i", "inventory", "validate"])
+        .stderr_has("this is an Ansible Vault, and no vault password was given")
+        .stderr_has("--vault-password-file")
+        .exit(1)
+        .run();
+}
+
+#[test]
+fn a_vault_nobody_needs_is_never_decrypted() {
+    let dir = scratch("vault-unneeded");
+    let encrypted =
+        std::fs::read_to_string(case().join("inventory/group_vars/workers/vault.yml")).unwrap();
+    write(&dir, "group_vars/workers/vault.yml", &encrypted);
+    write(
+        &dir,
+        "hosts",
+        "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\n[workers]\nw1 ansible_host=10.0.1.1\n",
+    );
+    write(
+        &dir,
+        "group_vars/haproxy_servers.yml",
+        "haproxy_tcp_backends:\n  - {name: a, port: 80, servers: [{name: w1, address: 10.0.1.1, port: 30080}]}\n",
+    );
+    // No password source at all, and a password script that must not run.
+    write(&dir, "never.sh", "#!/bin/sh\ntouch \"$0.ran\"\necho x\n");
+    std::process::Command::new("chmod")
+        .args(["+x", dir.join("never.sh").to_str().unwrap()])
+        .status()
+        .unwrap();
+    Lbctl::new()
+        .current_dir(&dir)
+        .args(["-i", "hosts", "validate"])
+        .run();
+    Lbctl::new()
+        .current_dir(&dir)
+        .args([
+            "-i",
+            "hosts",
+            "--vault-password-file",
+            "never.sh",
+            "validate",
+        ])
+        .run();
+    assert!(
+        !dir.join("never.sh.ran").exists(),
+        "the password script ran"
+    );
+}
+
+#[test]
+fn errors_never_show_a_decrypted_value() {
+    let dir = scratch("vault-redacted");
+    let pass = case().join("vault-pass");
+    let out = std::process::Command::new(crate::ansible::ansible_bin().join("ansible-vault"))
+        .args(["encrypt_string", "--vault-password-file"])
+        .arg(&pass)
+        .args(["not-an-address-but-secret", "--name", "keepalived_vip"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    write(
+        &dir,
+        "hosts.yml",
+        &format!(
+            "all:\n  children:\n    haproxy_servers:\n      hosts:\n        lb1: {{ansible_host: 10.0.0.1}}\n      vars:\n        keepalived_interface: eth0\n        {}",
+            String::from_utf8_lossy(&out.stdout).replace('\n', "\n        ")
+        ),
+    );
+    let run = Lbctl::new()
+        .current_dir(&dir)
+        .args(["-i", "hosts.yml", "--vault-password-file"])
+        .arg(pass.to_str().unwrap())
+        .arg("validate")
+        .stderr_has("keepalived_vip")
+        .stderr_has("<redacted>")
+        .exit(1)
+        .run();
+    assert!(
+        !run.stderr.contains("not-an-address-but-secret"),
+        "{}",
+        run.stderr
+    );
+}
