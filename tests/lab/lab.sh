@@ -408,8 +408,10 @@ prepare_host() { # files of one host: its private /etc dirs, configs, host key
     if [ "${ROLE[$h]}" = worker ] && [ ! -f "$d/tls.crt" ]; then
         openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
             -keyout "$d/tls.key" -subj "/CN=$h" -out "$d/tls.csr" 2>/dev/null
+        # a serial of its own: -CAcreateserial's shared ca.srl is rewritten in place, and the
+        # workers prepared in parallel then sometimes read it empty and fail
         openssl x509 -req -in "$d/tls.csr" -CA "$STATE/tls/ca.crt" -CAkey "$STATE/tls/ca.key" \
-            -CAcreateserial -days 3650 -out "$d/tls.crt" \
+            -set_serial "0x$(openssl rand -hex 16)" -days 3650 -out "$d/tls.crt" \
             -extfile <(printf 'subjectAltName=IP:%s,DNS:%s\n' "${IP[$h]}" "$h") 2>/dev/null
         rm -f "$d/tls.csr"
     fi
