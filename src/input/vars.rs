@@ -8,7 +8,7 @@ use crate::{
     input::inventory::{Inventory, VarsFile},
     input::vault::{Keyring, VaultError},
     source::Diagnostic,
-    source::{Loc, Node, Value, parse_str},
+    source::{Loc, Node, Value, parse_str, read_text},
     source::{VarMap, map_entries},
 };
 
@@ -63,8 +63,7 @@ impl Sources {
 /// A vars file given by path (role defaults, `-e @file`), decrypted if it is a vault.
 fn load_vars_file(path: &Path, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
     let name: Arc<str> = Arc::from(path.display().to_string());
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::new(&Loc::new(&name, 0), "", format!("cannot read file: {e}")))?;
+    let text = read_text(path)?;
     if crate::input::vault::is_vault(&text) {
         return decrypt_vars_file(path, &text, keyring);
     }

@@ -10,7 +10,7 @@ use std::{
 use super::{RenderedFile, RenderedHost, view::HostView};
 use crate::{
     input::{Keyring, has_vault, reveal},
-    source::{Diagnostic, Loc, VarMap},
+    source::{Diagnostic, Loc, VarMap, read_text},
     spec::{HostSpec, Service, UdpEngine},
 };
 use minijinja::{
@@ -66,14 +66,10 @@ impl Templates {
                 .map(|d| d.join(&name))
                 .find(|p| p.is_file());
             let (source, from) = match &user {
-                Some(path) => match std::fs::read_to_string(path) {
+                Some(path) => match read_text(path) {
                     Ok(text) => (text, path.display().to_string()),
-                    Err(e) => {
-                        errors.push(template_error(
-                            &path.display().to_string(),
-                            0,
-                            format!("cannot read template: {e}"),
-                        ));
+                    Err(d) => {
+                        errors.push(d);
                         continue;
                     }
                 },

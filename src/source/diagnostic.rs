@@ -1,6 +1,6 @@
 //! One problem with the user's input, located precisely enough to fix it without searching.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use crate::source::Loc;
 
@@ -35,22 +35,51 @@ impl Diagnostic {
     }
 }
 
+/// What a user sees: `file:line: key: message` and the hint on the next line. Everything
+/// that came from the input (file names, keys, values quoted in the message) is shown with
+/// control characters escaped, so a value holding a newline or a terminal escape sequence can
+/// neither forge another line of output nor restyle the terminal.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = escape_control(&self.file);
         if self.line > 0 {
-            write!(f, "{}:{}: ", self.file, self.line)?;
+            write!(f, "{file}:{}: ", self.line)?;
         } else {
-            write!(f, "{}: ", self.file)?;
+            write!(f, "{file}: ")?;
         }
         if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
+            write!(f, "{}: ", escape_control(&self.key))?;
         }
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", escape_control(&self.message))?;
         if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {hint}")?;
+            write!(f, "\n  hint: {}", escape_control(hint))?;
         }
         Ok(())
     }
+}
+
+/// `text` with every control character (C0, DEL, C1) and every invisible character that
+/// reorders or hides text (bidirectional overrides, zero-width marks) written as an escape:
+/// `\n`, `\t`, `\r`, or `\u{..}`.
+pub fn escape_control(text: &str) -> Cow<'_, str> {
+    fn hidden(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    }
+    if !text.chars().any(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Collects diagnostics while a stage keeps going past the first problem.
@@ -82,5 +111,26 @@ impl Diagnostics {
 
     pub fn into_vec(self) -> Vec<Diagnostic> {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_cannot_forge_lines_or_restyle_the_terminal() {
+        let d = Diagnostic {
+            file: "vars\n.yml".into(),
+            line: 3,
+            key: "a\u{1b}[31mb".into(),
+            message: "`x\nerror: forged` is bad\u{202e}".into(),
+            hint: Some("tab\there".into()),
+        };
+        assert_eq!(
+            d.to_string(),
+            "vars\\n.yml:3: a\\u{1b}[31mb: `x\\nerror: forged` is bad\\u{202e}\n  hint: tab\\there"
+        );
+        assert!(matches!(escape_control("plain: text"), Cow::Borrowed(_)));
     }
 }

@@ -2,18 +2,20 @@
 //!
 //! Takes file text; returns `Node`s that remember file and line, `VarMap`s of them, typed
 //! field readers (`field`) that record a located `Diagnostic` for every problem instead of
-//! stopping.
+//! stopping. Reading is bounded (`limits`): file size, nesting depth, values and alias copies.
 
 pub mod base64;
 mod diagnostic;
 pub(crate) mod field;
+mod limits;
 mod loc;
 mod node;
 mod plain_yaml;
 mod var_map;
 
-pub use diagnostic::{Diagnostic, Diagnostics};
+pub use diagnostic::{Diagnostic, Diagnostics, escape_control};
 pub use field::parse_duration;
+pub use limits::{MAX_DEPTH, MAX_FILE_BYTES, read_text};
 pub use loc::Loc;
 pub use node::{Entry, Node, Value, load_file, parse_str};
 pub use var_map::{VarMap, map_entries};

@@ -11,6 +11,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span, SpannedEventReceiver};
 
 use super::{
     diagnostic::Diagnostic,
+    limits::{self, MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES},
     loc::{FileName, Loc, line_number},
     plain_yaml,
 };
@@ -33,6 +34,9 @@ pub enum Value {
     Vault(Arc<str>),
 }
 
+/// A value and where it was written. Trees are at most [`MAX_DEPTH`] deep: the parser
+/// refuses deeper input, so the code walking a tree (conversions, serialisation, drop) may
+/// recurse.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub value: Value,
@@ -99,12 +103,11 @@ impl Node {
     }
 }
 
-/// Reads a YAML file into a positioned tree. An empty file is an empty mapping.
+/// Reads a YAML file into a positioned tree. An empty file is an empty mapping; a file past
+/// [`limits::MAX_FILE_BYTES`] is refused unread.
 pub fn load_file(path: &Path) -> Result<Node, Diagnostic> {
     let display: Arc<str> = Arc::from(path.display().to_string());
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::new(&Loc::new(&display, 0), "", format!("cannot read file: {e}"))
-    })?;
+    let text = limits::read_text(path)?;
     parse_str(&text, &display)
 }
 
@@ -112,7 +115,9 @@ pub fn load_file(path: &Path) -> Result<Node, Diagnostic> {
 ///
 /// The tree is built straight from the parser's events: no intermediate document, and every
 /// node keeps the line it starts on. Plain block YAML (what big vars files are) is read by
-/// [`plain_yaml`], everything else by saphyr-parser.
+/// [`plain_yaml`], everything else by saphyr-parser. Either way the tree is bounded: at most
+/// [`MAX_DEPTH`] levels, [`MAX_NODES`] values, and [`MAX_ALIAS_NODES`] of them copied by
+/// aliases, each counted before it is built.
 pub fn parse_str(text: &str, file: &Arc<str>) -> Result<Node, Diagnostic> {
     parse_plain(text, file).unwrap_or_else(|| parse_full(text, file))
 }
@@ -124,26 +129,58 @@ pub(crate) fn parse_plain(text: &str, file: &Arc<str>) -> Option<Result<Node, Di
     Some(builder.finish())
 }
 
-/// The tree of `text` as saphyr-parser reads it.
+/// The tree of `text` as saphyr-parser reads it: its first document, as Ansible reads a vars
+/// file. The events are pulled one at a time (saphyr's own `load` recurses once per level of
+/// nesting) and reading stops at the first problem.
 pub(crate) fn parse_full(text: &str, file: &Arc<str>) -> Result<Node, Diagnostic> {
     let mut builder = Builder::new(file);
-    Parser::new_from_str(text)
-        .load(&mut builder, true)
-        .map_err(|e| {
-            Diagnostic::new(
-                &Loc::new(file, e.marker().line()),
-                "",
-                format!("invalid YAML: {}", e.info()),
-            )
-            .hint("check indentation and quoting on this line and the one above")
-        })?;
+    let mut parser = Parser::new_from_str(text);
+    while builder.error.is_none() {
+        match parser.next_event() {
+            None => break,
+            Some(Ok((event, span))) => builder.on_event(event, span),
+            Some(Err(e)) => {
+                return Err(Diagnostic::new(
+                    &Loc::new(file, e.marker().line()),
+                    builder.path(),
+                    format!("invalid YAML: {}", e.info()),
+                )
+                .hint("check indentation and quoting on this line and the one above"));
+            }
+        }
+    }
     builder.finish()
 }
 
-enum Frame {
-    Seq(Vec<Node>, Loc, usize),
+/// A collection being read: its items so far, where it started, its anchor, and how many
+/// values it holds and how deep it is (both counting itself once it is complete).
+struct Frame {
+    items: Items,
+    loc: Loc,
+    anchor: usize,
+    nodes: usize,
+    height: usize,
+}
+
+/// The keys of a mapping with more than a few of them, so that finding a repeated key stays
+/// linear in the mapping's size.
+type KeyIndex = Option<HashSet<Arc<str>, ShortStrings>>;
+
+/// Keys compared one by one below this many; indexed from there on.
+const INDEXED_KEYS: usize = 8;
+
+enum Items {
+    Seq(Vec<Node>),
     /// Entries so far, and a key waiting for its value.
-    Map(Vec<Entry>, Option<(Arc<str>, Loc)>, Loc, usize),
+    Map(Vec<Entry>, Option<(Arc<str>, Loc)>, KeyIndex),
+}
+
+/// A complete anchored value, with its size and depth, so an alias is measured before it is
+/// copied.
+struct Anchored {
+    node: Node,
+    nodes: usize,
+    height: usize,
 }
 
 struct Builder<'f> {
@@ -152,7 +189,11 @@ struct Builder<'f> {
     /// Every string scalar and key read so far, so that repeated ones are stored once.
     strings: HashSet<Arc<str>, ShortStrings>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, Anchored>,
+    /// Values built so far, aliases' copies included.
+    nodes: usize,
+    /// Values copied by aliases so far.
+    alias_nodes: usize,
     root: Option<Node>,
     error: Option<Diagnostic>,
     /// Documents started so far: Ansible refuses a file with more than one.
@@ -167,16 +208,11 @@ impl<'f> Builder<'f> {
             strings: HashSet::default(),
             stack: Vec::new(),
             anchors: HashMap::new(),
+            nodes: 0,
+            alias_nodes: 0,
             root: None,
             error: None,
             documents: 0,
-        }
-    }
-
-    /// Records the first problem; the rest of the file is still read, and dropped.
-    fn fail(&mut self, d: Diagnostic) {
-        if self.error.is_none() {
-            self.error = Some(d);
         }
     }
 
@@ -189,28 +225,103 @@ impl<'f> Builder<'f> {
             .unwrap_or_else(|| Node::new(Value::Map(Box::new([])), Loc::new(self.file, 1))))
     }
 
-    fn complete(&mut self, node: Node, anchor: usize) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+    /// Records the first problem; reading stops there.
+    fn fail(&mut self, d: Diagnostic) {
+        if self.error.is_none() {
+            self.error = Some(d);
         }
-        match self.stack.last_mut() {
-            None => {
-                if self.root.is_none() {
-                    self.root = Some(node);
+    }
+
+    /// Where the reader is, as a key path (`haproxy_tcp_backends[2].servers`), for errors
+    /// found before the tree exists; cut short past a couple of hundred characters.
+    fn path(&self) -> String {
+        const MAX: usize = 200;
+        let mut path = String::new();
+        for frame in &self.stack {
+            if path.len() > MAX {
+                path.push_str("...");
+                break;
+            }
+            match &frame.items {
+                Items::Seq(items) => path.push_str(&format!("[{}]", items.len())),
+                Items::Map(entries, pending, _) => {
+                    let key = pending
+                        .as_ref()
+                        .map(|(k, _)| k)
+                        .or_else(|| entries.last().map(|(k, _, _)| k));
+                    if let Some(key) = key {
+                        if !path.is_empty() {
+                            path.push('.');
+                        }
+                        path.extend(key.chars().take(MAX));
+                    }
                 }
             }
-            Some(Frame::Seq(items, _, _)) => items.push(node),
-            Some(Frame::Map(entries, pending, _, _)) => match pending.take() {
+        }
+        path
+    }
+
+    /// Counts `n` more values; false (with the error recorded) past [`MAX_NODES`].
+    fn count(&mut self, n: usize, loc: &Loc) -> bool {
+        if self.nodes + n > MAX_NODES {
+            self.fail(
+                Diagnostic::new(
+                    loc,
+                    self.path(),
+                    format!("the file holds more than {MAX_NODES} values, more than lbctl reads"),
+                )
+                .hint("split the file, or check that it is the file you meant: 20,000 backends take about 1.7 million"),
+            );
+            return false;
+        }
+        self.nodes += n;
+        true
+    }
+
+    /// Places a complete value in its parent, or as the root.
+    fn complete(&mut self, node: Node, anchor: usize, nodes: usize, height: usize) {
+        if anchor > 0 {
+            self.anchors.insert(
+                anchor,
+                Anchored {
+                    node: node.clone(),
+                    nodes,
+                    height,
+                },
+            );
+        }
+        let Some(parent) = self.stack.last_mut() else {
+            if self.root.is_none() {
+                self.root = Some(node);
+            }
+            return;
+        };
+        parent.nodes += nodes;
+        parent.height = parent.height.max(height + 1);
+        match &mut parent.items {
+            Items::Seq(items) => items.push(node),
+            Items::Map(entries, pending, index) => match pending.take() {
                 Some((key, key_loc)) => {
-                    if entries.iter().any(|(k, _, _)| *k == key) && self.error.is_none() {
-                        self.error = Some(
-                            Diagnostic::new(
-                                &key_loc,
-                                &*key,
-                                format!("key `{key}` appears twice in this mapping"),
-                            )
-                            .hint("remove one of them; YAML keeps only one"),
-                        );
+                    let repeated = match index {
+                        Some(keys) => !keys.insert(Arc::clone(&key)),
+                        None if entries.len() < INDEXED_KEYS => {
+                            entries.iter().any(|(k, _, _)| *k == key)
+                        }
+                        None => {
+                            let mut keys = HashSet::with_hasher(ShortStrings::default());
+                            keys.extend(entries.iter().map(|(k, _, _)| Arc::clone(k)));
+                            let repeated = !keys.insert(Arc::clone(&key));
+                            *index = Some(keys);
+                            repeated
+                        }
+                    };
+                    if repeated {
+                        let message = format!("key `{key}` appears twice in this mapping");
+                        *pending = Some((key, key_loc));
+                        let d = Diagnostic::new(&key_loc, self.path(), message)
+                            .hint("remove one of them; YAML keeps only one");
+                        self.fail(d);
+                        return;
                     }
                     entries.push((key, key_loc, node));
                 }
@@ -220,43 +331,115 @@ impl<'f> Builder<'f> {
                     _ => match node.as_text() {
                         Some(key) => *pending = Some((shared(&mut self.strings, &key), node.loc)),
                         None => {
-                            if self.error.is_none() {
-                                self.error = Some(Diagnostic::new(
-                                    &node.loc,
-                                    "",
-                                    "mapping keys must be plain scalars",
-                                ));
-                            }
-                            *pending = Some((Arc::from(""), node.loc));
+                            let d = Diagnostic::new(
+                                &node.loc,
+                                self.path(),
+                                format!("mapping keys must be plain scalars, not {}", node.kind()),
+                            )
+                            .hint("write the key as a name, e.g. `name: value`");
+                            self.fail(d);
                         }
                     },
                 },
             },
         }
     }
+
+    fn start(&mut self, items: Items, loc: Loc, anchor: usize) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(
+                Diagnostic::new(
+                    &loc,
+                    self.path(),
+                    format!("lists and mappings are nested more than {MAX_DEPTH} levels deep here"),
+                )
+                .hint("lbctl's variables nest a few levels; check the indentation and brackets above this line"),
+            );
+            return;
+        }
+        if self.count(1, &loc) {
+            self.stack.push(Frame {
+                items,
+                loc,
+                anchor,
+                nodes: 1,
+                height: 1,
+            });
+        }
+    }
+
+    fn alias(&mut self, id: usize, loc: Loc) {
+        let Some((nodes, height)) = self.anchors.get(&id).map(|a| (a.nodes, a.height)) else {
+            self.fail(
+                Diagnostic::new(&loc, self.path(), "alias to an unknown anchor")
+                    .hint("define the anchor (`&name`) before the alias (`*name`) that repeats it"),
+            );
+            return;
+        };
+        if self.stack.len() + height > MAX_DEPTH {
+            self.fail(
+                Diagnostic::new(
+                    &loc,
+                    self.path(),
+                    format!(
+                        "this alias nests lists and mappings more than {MAX_DEPTH} levels deep"
+                    ),
+                )
+                .hint("lbctl's variables nest a few levels; check what the anchor holds"),
+            );
+            return;
+        }
+        if self.alias_nodes + nodes > MAX_ALIAS_NODES {
+            self.fail(
+                Diagnostic::new(
+                    &loc,
+                    self.path(),
+                    format!(
+                        "the aliases in this file would copy more than {MAX_ALIAS_NODES} values (this one copies {nodes})"
+                    ),
+                )
+                .hint("aliases that repeat other aliases grow exponentially; write the values out, or share fewer of them"),
+            );
+            return;
+        }
+        if !self.count(nodes, &loc) {
+            return;
+        }
+        self.alias_nodes += nodes;
+        let node = self.anchors[&id].node.clone();
+        self.complete(node, 0, nodes, height);
+    }
 }
 
 impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
     fn on_event(&mut self, ev: Event<'input>, span: Span) {
+        if self.error.is_some() {
+            return;
+        }
         let loc = Loc {
             file: self.file_name,
             line: line_number(span.start.line()),
         };
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                if !self.count(1, &loc) {
+                    return;
+                }
                 let typed = match &tag {
                     None if style == ScalarStyle::Plain => plain_scalar(&text),
                     None => None,
                     Some(tag) => match tagged_scalar(tag, &text) {
                         Ok(v) => v,
                         Err(message) => {
-                            self.fail(Diagnostic::new(&loc, "", message));
+                            let d = Diagnostic::new(&loc, self.path(), message)
+                                .hint("remove the tag, or give it a value of its type");
+                            self.fail(d);
                             None
                         }
                     },
                 };
                 let value = typed.unwrap_or_else(|| Value::Str(shared(&mut self.strings, &text)));
-                self.complete(Node::new(value, loc), anchor);
+                self.complete(Node::new(value, loc), anchor, 1, 0);
             }
             Event::DocumentStart(_) => {
                 self.documents += 1;
@@ -267,43 +450,32 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
                     );
                 }
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), loc, anchor)),
+            Event::SequenceStart(anchor, _) => self.start(Items::Seq(Vec::new()), loc, anchor),
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(Vec::new(), None, loc, anchor))
+                self.start(Items::Map(Vec::new(), None, None), loc, anchor)
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq(items, loc, anchor)) => {
-                        (Node::new(Value::Seq(items.into_boxed_slice()), loc), anchor)
-                    }
-                    Some(Frame::Map(entries, _, loc, anchor)) => {
-                        let entries = match merge_keys(entries) {
-                            Ok(entries) => entries,
-                            Err(d) => {
-                                self.fail(d);
-                                Vec::new()
-                            }
-                        };
-                        (
-                            Node::new(Value::Map(entries.into_boxed_slice()), loc),
-                            anchor,
-                        )
-                    }
-                    None => return,
+                let Some(frame) = self.stack.pop() else {
+                    return;
                 };
-                self.complete(node, anchor);
+                let value = match frame.items {
+                    Items::Seq(items) => Value::Seq(items.into_boxed_slice()),
+                    Items::Map(entries, _, _) => match merge_keys(entries) {
+                        Ok(entries) => Value::Map(entries.into_boxed_slice()),
+                        Err(d) => {
+                            self.fail(d);
+                            return;
+                        }
+                    },
+                };
+                self.complete(
+                    Node::new(value, frame.loc),
+                    frame.anchor,
+                    frame.nodes,
+                    frame.height,
+                );
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
-                    let node = node.clone();
-                    self.complete(node, 0);
-                }
-                None => {
-                    if self.error.is_none() {
-                        self.error = Some(Diagnostic::new(&loc, "", "alias to an unknown anchor"));
-                    }
-                }
-            },
+            Event::Alias(id) => self.alias(id, loc),
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
     }
@@ -319,17 +491,29 @@ fn shared(strings: &mut HashSet<Arc<str>, ShortStrings>, text: &str) -> Arc<str>
     s
 }
 
-/// A hash for the short strings of one vars file, eight bytes at a time. SipHash's defence
-/// against crafted collisions buys nothing against the user's own files, and hashing every
-/// scalar with it was a tenth of reading a 20,000-backend file.
-#[derive(Default, Clone, Copy)]
-struct ShortStrings;
+/// A hash for the short strings of one vars file, eight bytes at a time: hashing every
+/// scalar with SipHash was a tenth of reading a 20,000-backend file. Its starting state is
+/// random per process, so a file cannot be crafted in advance to put its strings in one
+/// bucket and make reading it quadratic.
+#[derive(Clone, Copy)]
+struct ShortStrings(u64);
+
+impl Default for ShortStrings {
+    fn default() -> Self {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        ShortStrings(*SEED.get_or_init(|| {
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        }))
+    }
+}
 
 impl BuildHasher for ShortStrings {
     type Hasher = ShortStringHasher;
 
     fn build_hasher(&self) -> ShortStringHasher {
-        ShortStringHasher(0)
+        ShortStringHasher(self.0)
     }
 }
 
@@ -551,6 +735,7 @@ fn merge_keys(entries: Vec<Entry>) -> Result<Vec<Entry>, Diagnostic> {
         return Ok(entries);
     }
     let mut merged: Vec<Entry> = Vec::new();
+    let mut merged_keys = HashSet::with_hasher(ShortStrings::default());
     let mut own: Vec<Entry> = Vec::new();
     for (key, loc, value) in entries {
         if &*key != "<<" {
@@ -575,13 +760,15 @@ fn merge_keys(entries: Vec<Entry>) -> Result<Vec<Entry>, Diagnostic> {
                 continue;
             };
             for item in items.into_vec() {
-                if !merged.iter().any(|(k, _, _)| *k == item.0) {
+                if merged_keys.insert(Arc::clone(&item.0)) {
                     merged.push(item);
                 }
             }
         }
     }
-    merged.retain(|(k, _, _)| !own.iter().any(|(o, _, _)| o == k));
+    let mut own_keys = HashSet::with_hasher(ShortStrings::default());
+    own_keys.extend(own.iter().map(|(k, _, _)| Arc::clone(k)));
+    merged.retain(|(k, _, _)| !own_keys.contains(k));
     merged.extend(own);
     Ok(merged)
 }
@@ -686,5 +873,79 @@ mod tests {
         let two = parse_str("a: 1\n---\nb: 2\n", &file).unwrap_err();
         assert_eq!(two.line, 2, "{two}");
         assert!(parse_str("---\na: 1\n", &file).is_ok());
+    }
+
+    /// Parses on a thread with a small stack: reading must not recurse once per level of the
+    /// input's nesting.
+    fn parse_on_small_stack(text: String) -> Result<Node, Diagnostic> {
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || parse_str(&text, &Arc::from("deep.yml")))
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn deep_nesting_is_a_located_error_not_a_stack_overflow() {
+        let cases = [
+            ("block list", format!("a:\n{}x\n", "- ".repeat(20_000))),
+            (
+                "flow list",
+                format!("a: {}{}\n", "[".repeat(20_000), "]".repeat(20_000)),
+            ),
+            (
+                "indented mappings",
+                (0..2_000)
+                    .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+                    .collect(),
+            ),
+        ];
+        for (what, text) in cases {
+            let err = parse_on_small_stack(text).unwrap_err();
+            assert!(err.line >= 1, "{what}: {err}");
+            assert!(err.hint.is_some(), "{what}: {err}");
+            assert!(
+                err.key.starts_with('a') || err.key.starts_with('k'),
+                "{what}: {err}"
+            );
+        }
+        let ok = format!("a:\n{}x\n", "- ".repeat(MAX_DEPTH - 1));
+        assert!(parse_on_small_stack(ok).is_ok());
+    }
+
+    #[test]
+    fn aliases_are_measured_before_they_are_copied() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let row = vec![format!("*a{}", i - 1); 9].join(", ");
+            bomb.push_str(&format!("a{i}: &a{i} [{row}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let err = parse_str(&bomb, &Arc::from("bomb.yml")).unwrap_err();
+        assert!(err.message.contains("aliases"), "{err}");
+        assert_eq!((err.line, err.key.as_str()), (7, "a6[0]"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        let deep_anchor = format!(
+            "a: &d {}x{}\nb: [[[[*d]]]]\n",
+            "[".repeat(62),
+            "]".repeat(62)
+        );
+        let err = parse_str(&deep_anchor, &Arc::from("v.yml")).unwrap_err();
+        assert!(err.message.contains("levels deep"), "{err}");
+        let shared = "w: &w [{name: a, port: 1}]\nb: [{servers: *w}, {servers: *w}]\n";
+        assert!(parse_str(shared, &Arc::from("v.yml")).is_ok());
+        // Repeated keys are found through an index: comparing each key with every earlier one
+        // made this mapping (and merging it) take minutes.
+        let keys: String = (0..100_000).map(|i| format!("k{i}: 1, ")).collect();
+        let wide = format!("a: &a {{{keys}}}\nb: {{<<: *a, k7: 2}}\n");
+        let node = parse_str(&wide, &Arc::from("v.yml")).unwrap();
+        assert_eq!(
+            node.get("b").unwrap().get("k7").unwrap().value,
+            Value::Int(2)
+        );
+        let repeated = format!("a: {{{keys}k99999: 2}}\n");
+        let err = parse_str(&repeated, &Arc::from("v.yml")).unwrap_err();
+        assert_eq!(err.key, "a.k99999", "{err}");
     }
 }

@@ -9,6 +9,8 @@ use std::borrow::Cow;
 
 use saphyr_parser::{Event, Marker, ScalarStyle, Span, SpannedEventReceiver};
 
+use crate::source::limits::MAX_DEPTH;
+
 /// Sends `text`'s events to `receiver`, or returns `None` as soon as `text` leaves the subset
 /// (the receiver has then seen part of the events and must be thrown away).
 pub fn parse<'a>(text: &'a str, receiver: &mut impl SpannedEventReceiver<'a>) -> Option<()> {
@@ -19,6 +21,7 @@ pub fn parse<'a>(text: &'a str, receiver: &mut impl SpannedEventReceiver<'a>) ->
         lines: text.split('\n').enumerate(),
         cur: None,
         receiver,
+        depth: 0,
     };
     reader.advance();
     if reader.cur.as_ref().is_some_and(|c| c.text == "---") {
@@ -48,6 +51,9 @@ struct Reader<'a, 'r, R> {
     lines: std::iter::Enumerate<std::str::Split<'a, char>>,
     cur: Option<Cursor<'a>>,
     receiver: &'r mut R,
+    /// Collections open at the cursor. The reader recurses once per level, so past
+    /// [`MAX_DEPTH`] it gives up, and saphyr-parser's reading reports the depth.
+    depth: usize,
 }
 
 impl<'a, R: SpannedEventReceiver<'a>> Reader<'a, '_, R> {
@@ -86,8 +92,15 @@ impl<'a, R: SpannedEventReceiver<'a>> Reader<'a, '_, R> {
         }
     }
 
+    /// Enters a collection; `None` past [`MAX_DEPTH`].
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
     fn mapping(&mut self, col: usize) -> Option<()> {
         let line = self.cur.as_ref()?.line;
+        self.enter()?;
         self.emit(Event::MappingStart(0, None), line);
         while let Some(cur) = &self.cur {
             if cur.col < col {
@@ -113,11 +126,13 @@ impl<'a, R: SpannedEventReceiver<'a>> Reader<'a, '_, R> {
             }
         }
         self.emit(Event::MappingEnd, line);
+        self.depth -= 1;
         Some(())
     }
 
     fn sequence(&mut self, col: usize) -> Option<()> {
         let line = self.cur.as_ref()?.line;
+        self.enter()?;
         self.emit(Event::SequenceStart(0, None), line);
         while let Some(cur) = &self.cur {
             if cur.col < col || (cur.col == col && !is_item(cur.text)) {
@@ -146,6 +161,7 @@ impl<'a, R: SpannedEventReceiver<'a>> Reader<'a, '_, R> {
             }
         }
         self.emit(Event::SequenceEnd, line);
+        self.depth -= 1;
         Some(())
     }
 }

@@ -17,7 +17,7 @@ use super::{Inventory, VarsFile};
 use crate::{
     input::vault,
     source::{Diagnostic, Diagnostics},
-    source::{Loc, Value, map_entries, parse_str},
+    source::{Loc, Value, map_entries, parse_str, read_text},
 };
 
 /// Extensions Ansible's `inventory_ignore_extensions` skips in an inventory directory.
@@ -51,10 +51,10 @@ impl Inventory {
 
     fn add_file(&mut self, file: &Path, in_directory: bool, diags: &mut Diagnostics) {
         let name: Arc<str> = Arc::from(file.display().to_string());
-        let text = match std::fs::read_to_string(file) {
+        let text = match read_text(file) {
             Ok(t) => t,
-            Err(e) => {
-                diags.push(file_error(file, format!("cannot read inventory: {e}")));
+            Err(d) => {
+                diags.push(d);
                 return;
             }
         };
@@ -266,8 +266,7 @@ fn dir_vars_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// One vars file: its variables, or, for a vault, the text to decrypt when a host needs it.
 fn read_vars_file(path: &Path) -> Result<VarsFile, Diagnostic> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| file_error(path, format!("cannot read file: {e}")))?;
+    let text = read_text(path)?;
     if vault::is_vault(&text) {
         return Ok(VarsFile::Vault {
             path: path.to_path_buf(),

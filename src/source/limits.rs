@@ -1,0 +1,79 @@
+//! How much input lbctl reads. Each limit is far beyond what a real inventory or vars file
+//! holds, and each exists so that a crafted file (a YAML alias bomb, a list nested twenty
+//! thousand deep, a multi-gigabyte file) gets a located error instead of exhausting memory or
+//! the stack.
+
+use std::{io::Read, path::Path, sync::Arc};
+
+use super::{diagnostic::Diagnostic, loc::Loc};
+
+/// Largest file read (inventories, vars files, `-e @file`, templates): 64 MiB. A vars file of
+/// 20,000 backends with five servers each is about 17 MiB.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Deepest nesting of YAML collections. lbctl's own variables nest five levels (a list of
+/// backends, a backend, its servers, a server, a field); Ansible inventories nest groups a
+/// few levels more. Every tree lbctl builds is at most this deep, so the code that walks a
+/// tree (conversion to template values, serialisation, drop) recurses at most this far.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most values (keys included) one YAML file may produce, aliases expanded: a vars file of
+/// 20,000 backends with five servers each holds about 1.7 million.
+pub const MAX_NODES: usize = 4_000_000;
+
+/// Most values the aliases of one file may copy, counted before each copy is made: a 1.6 KB
+/// "billion laughs" file (nine levels of nine aliases) would otherwise copy 387 million.
+pub const MAX_ALIAS_NODES: usize = 1_000_000;
+
+/// The text of `path`, refused past [`MAX_FILE_BYTES`] before anything is read (a FIFO or a
+/// device stops at the limit too).
+pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
+    let name: Arc<str> = Arc::from(path.display().to_string());
+    let at_file =
+        |message: String, hint: &str| Diagnostic::new(&Loc::new(&name, 0), "", message).hint(hint);
+    let file = std::fs::File::open(path).map_err(|e| {
+        at_file(
+            format!("cannot read file: {e}"),
+            "check the path and that this user may read it",
+        )
+    })?;
+    let too_big = || {
+        at_file(
+            format!(
+                "the file is larger than {} MiB, more than lbctl reads",
+                MAX_FILE_BYTES >> 20
+            ),
+            "a real inventory or vars file is far smaller; check that this is the file you meant",
+        )
+    };
+    match file.metadata() {
+        Ok(m) if m.is_dir() => {
+            return Err(at_file(
+                "is a directory, not a file".into(),
+                "give the path of a YAML file",
+            ));
+        }
+        Ok(m) if m.len() > MAX_FILE_BYTES => return Err(too_big()),
+        _ => {}
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            at_file(
+                format!("cannot read file: {e}"),
+                "check the path and that this user may read it",
+            )
+        })?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        Diagnostic::new(&Loc::new(&name, line), "", "the file is not UTF-8 text")
+            .hint("save the file as UTF-8, as YAML and Ansible expect")
+    })
+}
