@@ -1,9 +1,12 @@
 //! INI inventories: `[group]`, `[group:vars]` and `[group:children]` sections, hosts with
-//! `key=value` variables typed as Ansible types them.
+//! `key=value` variables, read as Ansible's INI plugin reads them: a host line is split as a
+//! POSIX shell would (`shlex`, quotes join, `#` starts a comment), `host:port` sets
+//! `ansible_port`, a `:vars` line is `key=everything after the =`, and every value is typed
+//! with Python's `literal_eval` (`python_literal`).
 
 use std::sync::Arc;
 
-use super::{Inventory, check_group_name, host_pattern::expand_host_pattern};
+use super::{Inventory, check_group_name, host_pattern::expand_host_pattern, python_literal};
 use crate::{
     source::{Diagnostic, Diagnostics},
     source::{Loc, Node, Value, VarMap},
@@ -21,11 +24,12 @@ impl Inventory {
         let mut section = Section::Hosts;
         for (idx, raw) in text.lines().enumerate() {
             let loc = Loc::new(file, idx + 1);
-            let line = strip_ini_comment(raw).trim();
-            if line.is_empty() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with(['#', ';']) {
                 continue;
             }
-            if let Some(header) = line.strip_prefix('[') {
+            if let Some(header) = strip_trailing_comment(line).strip_prefix('[') {
+                let line = strip_trailing_comment(line);
                 let Some(header) = header.strip_suffix(']') else {
                     diags.push(
                         Diagnostic::new(&loc, "", format!("section header `{line}` is not closed"))
@@ -56,23 +60,42 @@ impl Inventory {
             }
             match section {
                 Section::Hosts => {
-                    let mut words = split_ini_words(line).into_iter();
-                    let pattern = words.next().unwrap_or_default();
-                    let names = match expand_host_pattern(&pattern) {
+                    let words = match shlex_split(line) {
+                        Ok(w) => w,
+                        Err(msg) => {
+                            diags.push(
+                                Diagnostic::new(&loc, "", msg)
+                                    .hint("close the quote, or escape it with a backslash"),
+                            );
+                            continue;
+                        }
+                    };
+                    let mut words = words.into_iter();
+                    let Some(pattern) = words.next() else {
+                        continue;
+                    };
+                    let (pattern, port) = split_port(&pattern);
+                    let names = match expand_host_pattern(pattern) {
                         Ok(n) => n,
                         Err(msg) => {
                             diags.push(
-                                Diagnostic::new(&loc, &pattern, msg)
+                                Diagnostic::new(&loc, pattern, msg)
                                     .hint("ranges look like web[1:3] or db[01:10]"),
                             );
                             continue;
                         }
                     };
                     let mut vars = VarMap::new();
+                    if let Some(port) = port {
+                        vars.insert(
+                            "ansible_port".into(),
+                            Arc::new(Node::new(Value::Int(port), loc)),
+                        );
+                    }
                     for word in words {
                         match word.split_once('=') {
                             Some((k, v)) => {
-                                vars.insert(k.to_string(), Arc::new(ini_value(v, &loc, true)));
+                                vars.insert(k.to_string(), Arc::new(ini_value(v, &loc)));
                             }
                             None => diags.push(
                                 Diagnostic::new(
@@ -97,10 +120,8 @@ impl Inventory {
                 Section::Vars => match line.split_once('=') {
                     Some((k, v)) => {
                         let g = self.groups.entry(group.clone()).or_default();
-                        g.vars.insert(
-                            k.trim().to_string(),
-                            Arc::new(ini_value(v.trim(), &loc, false)),
-                        );
+                        g.vars
+                            .insert(k.trim().to_string(), Arc::new(ini_value(v.trim(), &loc)));
                     }
                     None => diags.push(
                         Diagnostic::new(&loc, line, "expected key=value in a :vars section")
@@ -108,6 +129,7 @@ impl Inventory {
                     ),
                 },
                 Section::Children => {
+                    let line = strip_trailing_comment(line);
                     if let Err(d) = check_group_name(line, &loc) {
                         diags.push(d);
                         continue;
@@ -121,73 +143,105 @@ impl Inventory {
     }
 }
 
-fn strip_ini_comment(line: &str) -> &str {
-    let trimmed = line.trim_start();
-    if trimmed.starts_with('#') || trimmed.starts_with(';') {
-        return "";
+/// A section header or child group name with its trailing `# comment` removed.
+fn strip_trailing_comment(line: &str) -> &str {
+    match line.find('#') {
+        Some(i) => line[..i].trim_end(),
+        None => line,
     }
-    // An inline comment starts at " #" outside quotes.
-    let mut quote: Option<char> = None;
-    let mut prev_space = false;
-    for (i, c) in line.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '\'' || c == '"' => quote = Some(c),
-            None if c == '#' && prev_space => return &line[..i],
-            None => {}
-        }
-        prev_space = c.is_whitespace();
-    }
-    line
 }
 
-/// Splits a host line on whitespace, keeping quoted values (`k='a b'`) together.
-fn split_ini_words(line: &str) -> Vec<String> {
+/// `host:port` (or `[address]:port`) as Ansible's address parser splits it; a name with
+/// other colons (an IPv6 address) has no port.
+fn split_port(pattern: &str) -> (&str, Option<i64>) {
+    let Some((head, port)) = pattern.rsplit_once(':') else {
+        return (pattern, None);
+    };
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return (pattern, None);
+    }
+    if let Some(inner) = head.strip_prefix('[').and_then(|h| h.strip_suffix(']'))
+        && inner.contains(':')
+    {
+        return (inner, port.parse().ok());
+    }
+    // Colons inside a range (`web[1:3]`) are not the port's.
+    let mut depth = 0i32;
+    for c in head.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ':' if depth == 0 => return (pattern, None),
+            _ => {}
+        }
+    }
+    (head, port.parse().ok())
+}
+
+/// Splits a host line as Python's `shlex.split(line, comments=True)`: whitespace separates
+/// words, single quotes keep everything, double quotes keep all but `\"`, `\\` escapes, a
+/// backslash outside quotes escapes the next character, and `#` outside quotes ends the line.
+fn shlex_split(line: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    for c in line.chars() {
-        match quote {
-            Some(q) if c == q => {
-                quote = None;
-                cur.push(c);
-            }
-            Some(_) => cur.push(c),
-            None if c == '\'' || c == '"' => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            None if c.is_whitespace() => {
-                if !cur.is_empty() {
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => break,
+            c if c.is_whitespace() => {
+                if in_word {
                     words.push(std::mem::take(&mut cur));
+                    in_word = false;
                 }
             }
-            None => cur.push(c),
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(ch) => cur.push(ch),
+                        None => return Err("a single quote is not closed".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(e @ ('"' | '\\' | '$' | '`')) => cur.push(e),
+                            Some(e) => {
+                                cur.push('\\');
+                                cur.push(e);
+                            }
+                            None => return Err("a double quote is not closed".into()),
+                        },
+                        Some(ch) => cur.push(ch),
+                        None => return Err("a double quote is not closed".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(e) = chars.next() {
+                    cur.push(e);
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
         }
     }
-    if !cur.is_empty() {
+    if in_word {
         words.push(cur);
     }
-    words
+    Ok(words)
 }
 
-/// An INI value: quotes removed; on host lines, integers and booleans are typed, as Ansible does.
-fn ini_value(raw: &str, loc: &Loc, typed: bool) -> Node {
-    let unquoted = raw
-        .strip_prefix('\'')
-        .and_then(|s| s.strip_suffix('\''))
-        .or_else(|| raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')));
-    let value = match unquoted {
-        Some(s) => Value::Str(s.into()),
-        None if typed => match raw {
-            "True" | "true" => Value::Bool(true),
-            "False" | "false" => Value::Bool(false),
-            _ => raw
-                .parse::<i64>()
-                .map_or_else(|_| Value::Str(raw.into()), Value::Int),
-        },
-        None => Value::Str(raw.into()),
-    };
-    Node::new(value, *loc)
+/// An INI value, typed as Python's `literal_eval` reads it, else the text itself.
+fn ini_value(raw: &str, loc: &Loc) -> Node {
+    python_literal::literal(raw, loc).unwrap_or_else(|| Node::new(Value::Str(raw.into()), *loc))
 }

@@ -9,6 +9,7 @@
 mod files;
 mod host_pattern;
 mod ini;
+mod python_literal;
 mod yaml;
 
 use std::{
