@@ -14,7 +14,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::input::vault::VaultId;
+use std::sync::Arc;
+
+use crate::{
+    input::vault::VaultId,
+    source::{Loc, Node, Value, VarMap},
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct AnsibleCfg {
@@ -202,6 +207,45 @@ impl AnsibleCfg {
     pub fn ansible_managed(&self) -> String {
         self.get("", "defaults", "ansible_managed")
             .unwrap_or_else(|| "Ansible managed".into())
+    }
+}
+
+impl AnsibleCfg {
+    /// The connection settings as variables of the lowest precedence, under the names lbctl
+    /// reads (any inventory variable for them wins, as in Ansible): `remote_user`,
+    /// `remote_port`, `private_key_file`, `host_key_checking`, `become` and `ssh_args`.
+    pub fn connection_vars(&self) -> VarMap {
+        let origin: Arc<str> = Arc::from(
+            self.path
+                .as_ref()
+                .map_or("ansible.cfg".to_string(), |p| p.display().to_string()),
+        );
+        let loc = Loc::new(&origin, 0);
+        let text = |s: String| Arc::new(Node::new(Value::Str(Arc::from(s)), loc));
+        let flag = |b: bool| Arc::new(Node::new(Value::Bool(b), loc));
+        let mut vars = VarMap::new();
+        if let Some(v) = self.remote_user() {
+            vars.insert("ansible_user".into(), text(v));
+        }
+        if let Some(v) = self.get("ANSIBLE_REMOTE_PORT", "defaults", "remote_port") {
+            vars.insert("ansible_port".into(), text(v));
+        }
+        if let Some(v) = self.private_key_file() {
+            vars.insert(
+                "ansible_ssh_private_key_file".into(),
+                text(v.display().to_string()),
+            );
+        }
+        if let Some(v) = self.host_key_checking() {
+            vars.insert("ansible_host_key_checking".into(), flag(v));
+        }
+        if let Some(v) = self.become_root() {
+            vars.insert("ansible_become".into(), flag(v));
+        }
+        if let Some(v) = self.ssh_args() {
+            vars.insert("ansible_ssh_args".into(), text(v.replace('\n', " ")));
+        }
+        vars
     }
 }
 

@@ -18,6 +18,8 @@ pub const ROLE_DEFAULTS: &str = "roles/haproxy/defaults/main.yaml";
 /// The variable sources that are not part of the inventory, and the run's vault passwords.
 #[derive(Debug, Default)]
 pub struct Sources {
+    /// `ansible.cfg`'s connection settings, below everything else.
+    pub config: VarMap,
     pub defaults: VarMap,
     pub extra: VarMap,
     pub keyring: Arc<Keyring>,
@@ -243,7 +245,8 @@ pub fn resolve_vars(
 ) -> Result<VarMap, Vec<Diagnostic>> {
     let groups = inv.groups_of(host);
     let mut errors = Vec::new();
-    let mut vars = sources.defaults.clone();
+    let mut vars = sources.config.clone();
+    vars.extend(sources.defaults.clone());
     let layers = std::iter::once("all").chain(groups.iter().map(String::as_str));
     let mut add = |vars: &mut VarMap, files: &[VarsFile]| {
         for f in file_vars(files, &sources.keyring) {

@@ -36,6 +36,8 @@ pub struct Input<'a> {
     pub extra_vars: &'a [String],
     pub lb_group: &'a str,
     pub keyring: Arc<Keyring>,
+    /// `ansible.cfg`'s connection settings, as variables of the lowest precedence.
+    pub config: VarMap,
 }
 
 /// Variables under these prefixes are lbctl's to read: a vault among them is decrypted
@@ -47,7 +49,11 @@ impl Fleet {
     /// every value decrypted from a vault hidden.
     pub fn load(input: &Input) -> Result<(Inventory, Sources, Fleet), Vec<Diagnostic>> {
         let inv = Inventory::load(input.inventory);
-        let sources = Sources::load(input.project_dir, input.extra_vars, input.keyring.clone());
+        let sources = Sources::load(input.project_dir, input.extra_vars, input.keyring.clone())
+            .map(|mut s| {
+                s.config = input.config.clone();
+                s
+            });
         let (inv, sources) = match (inv, sources) {
             (Ok(i), Ok(s)) => (i, s),
             (i, s) => {

@@ -241,19 +241,30 @@ fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
 /// hosts `failover-test` reaches alike).
 pub fn parse_connection(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Connection> {
     let before = diags.len();
-    let get = |k: &str| vars.get(k);
-    let address = match get("ansible_host") {
-        Some(n) => field::address(n, "ansible_host", diags),
+    // Each setting under every name Ansible's ssh connection reads it from; when several are
+    // set, the last of the list wins, as in Ansible.
+    let get = |keys: &[&'static str]| {
+        keys.iter()
+            .rev()
+            .find_map(|k| vars.get(*k).map(|n| (*k, n)))
+    };
+    let address = match get(&["ansible_host", "ansible_ssh_host"]) {
+        Some((k, n)) => field::address(n, k, diags),
         None => Some(name.to_string()),
     };
-    let port = get("ansible_port").and_then(|n| field::port(n, "ansible_port", diags));
-    let user = get("ansible_user").and_then(|n| field::word(n, "ansible_user", diags));
-    let private_key = get("ansible_ssh_private_key_file")
-        .and_then(|n| field::string(n, "ansible_ssh_private_key_file", diags))
+    let port =
+        get(&["ansible_port", "ansible_ssh_port"]).and_then(|(k, n)| field::port(n, k, diags));
+    let user =
+        get(&["ansible_user", "ansible_ssh_user"]).and_then(|(k, n)| field::word(n, k, diags));
+    let private_key = get(&["ansible_private_key_file", "ansible_ssh_private_key_file"])
+        .and_then(|(k, n)| field::string(n, k, diags))
         .map(|p| expand_home(&p));
-    let become_root = get("ansible_become")
-        .and_then(|n| field::boolean(n, "ansible_become", diags))
+    let become_root = get(&["ansible_become"])
+        .and_then(|(k, n)| field::boolean(n, k, diags))
         .unwrap_or(false);
+    let host_key_checking = get(&["ansible_host_key_checking", "ansible_ssh_host_key_checking"])
+        .and_then(|(k, n)| field::boolean(n, k, diags))
+        .unwrap_or(true);
     let mut conn = Connection {
         name: name.to_string(),
         address: address.unwrap_or_default(),
@@ -263,17 +274,24 @@ pub fn parse_connection(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> O
         known_hosts: None,
         ssh_config: None,
         become_root,
-        strict_host_keys: HostKeyPolicy::Strict,
+        strict_host_keys: if host_key_checking {
+            HostKeyPolicy::Strict
+        } else {
+            HostKeyPolicy::AcceptNew
+        },
     };
-    if let Some(n) = get("ansible_ssh_common_args") {
-        apply_common_args(n, &mut conn, diags);
+    for key in ["ansible_ssh_args", "ansible_ssh_common_args"] {
+        if let Some(n) = vars.get(key) {
+            apply_common_args(n, key, &mut conn, diags);
+        }
     }
     (diags.len() == before).then_some(conn)
 }
 
-/// Takes the parts of `ansible_ssh_common_args` that change how lbctl connects.
-fn apply_common_args(node: &Node, conn: &mut Connection, diags: &mut Diagnostics) {
-    let key = "ansible_ssh_common_args";
+/// Takes the parts of `ansible_ssh_args` / `ansible_ssh_common_args` that change how lbctl
+/// connects. Compression and connection sharing (`-C`, `-o ControlMaster/ControlPersist/
+/// ControlPath`, Ansible's default `ssh_args`) are lbctl's own business and left out.
+fn apply_common_args(node: &Node, key: &str, conn: &mut Connection, diags: &mut Diagnostics) {
     let Some(text) = field::string(node, key, diags) else {
         return;
     };
@@ -284,6 +302,10 @@ fn apply_common_args(node: &Node, conn: &mut Connection, diags: &mut Diagnostics
     let mut i = 0;
     while i < words.len() {
         let word = &words[i];
+        if word == "-C" {
+            i += 1;
+            continue;
+        }
         let (flag, inline) = if word.len() > 2 && (word.starts_with("-o") || word.starts_with("-F"))
         {
             (&word[..2], Some(word[2..].to_string()))
@@ -308,6 +330,7 @@ fn apply_common_args(node: &Node, conn: &mut Connection, diags: &mut Diagnostics
                 let (opt, v) = value.split_once('=').unwrap_or((&value, ""));
                 match opt.to_ascii_lowercase().as_str() {
                     "userknownhostsfile" => conn.known_hosts = Some(expand_home(v)),
+                    "controlmaster" | "controlpersist" | "controlpath" => {}
                     "stricthostkeychecking" => {
                         conn.strict_host_keys = match v.to_ascii_lowercase().as_str() {
                             "yes" => HostKeyPolicy::Strict,

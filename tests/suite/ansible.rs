@@ -405,3 +405,84 @@ fn lbctl_resolves_inventories_as_ansible_does() {
         names.len()
     );
 }
+
+/// The SSH connection lbctl makes to each load balancer is the one Ansible makes: Ansible runs
+/// a stand-in `ssh` (`ansible_ssh_executable`) that records its arguments and fails, so no
+/// packet leaves the machine, and its address, port, user, key and host-key checking are
+/// compared with what `lbctl validate --json` reports.
+#[test]
+fn connections_are_the_ones_ansible_makes() {
+    let case = repo_root().join("tests/inputs/ansible/connections-and-ansible-cfg");
+    let work = scratch("ansible-connections");
+    let log = work.join("argv.log");
+    let fake = work.join("fake-ssh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexit 255\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
+    let out = ansible_command("ansible", &case)
+        .args(["-i", "hosts", "haproxy_servers", "-m", "ping", "-f", "1"])
+        .arg("-e")
+        .arg(format!("ansible_ssh_executable={}", fake.display()))
+        .output()
+        .unwrap();
+    let argv = std::fs::read_to_string(&log).unwrap_or_else(|_| {
+        panic!(
+            "Ansible never ran ssh:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    // (address, port, user, key, strict host keys) as Ansible's ssh would use them.
+    let mut theirs: Vec<(String, String, String, String, bool)> = argv
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let opt = |name: &str| {
+                words
+                    .iter()
+                    .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string()
+            };
+            let host = words[words.iter().position(|w| *w == "/bin/sh").unwrap() - 1];
+            (
+                host.to_string(),
+                opt("Port"),
+                opt("User"),
+                opt("IdentityFile"),
+                opt("StrictHostKeyChecking") != "no",
+            )
+        })
+        .collect();
+    theirs.sort();
+    let run = Lbctl::new()
+        .current_dir(&case)
+        .args(["-i", "hosts", "validate", "--json"])
+        .run();
+    let mut ours: Vec<(String, String, String, String, bool)> = run.json()["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap().to_string(),
+                c["port"].to_string(),
+                c["user"].as_str().unwrap_or_default().to_string(),
+                c["private_key"].as_str().unwrap_or_default().to_string(),
+                c["strict_host_keys"] == "strict",
+            )
+        })
+        .collect();
+    ours.sort();
+    assert_eq!(
+        ours, theirs,
+        "lbctl's connections (left) and Ansible's (right)"
+    );
+}

@@ -81,6 +81,7 @@ impl Global {
             extra_vars: &self.extra_vars,
             lb_group: &self.lb_group,
             keyring: Arc::new(Keyring::new(ids)),
+            config: cfg.connection_vars(),
         };
         let (inventory, sources, fleet) = Fleet::load(&input)?;
         crate::cli::output::warnings(&inventory.warnings);

@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 use super::Global;
-use crate::error::Error;
+use crate::{error::Error, spec::Connection};
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -10,6 +10,9 @@ pub struct Summary {
     pub tcp_backends: usize,
     pub udp_backends: usize,
     pub http_backends: usize,
+    /// How lbctl reaches each load balancer (address, port, user, key, become, host keys),
+    /// after `ansible.cfg` and every alias Ansible honours.
+    pub connections: Vec<Connection>,
 }
 
 /// Validates the inventory and vars, and renders every template in memory so that template
@@ -24,5 +27,11 @@ pub fn run(global: &Global) -> Result<Summary, Error> {
         tcp_backends: first.map_or(0, |h| h.tcp_backends.len()),
         udp_backends: first.map_or(0, |h| h.udp_backends.len()),
         http_backends: first.map_or(0, |h| h.http_backends.len()),
+        connections: loaded
+            .fleet
+            .hosts
+            .iter()
+            .map(|h| h.connection.clone())
+            .collect(),
     })
 }
