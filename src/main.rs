@@ -54,6 +54,10 @@ struct GlobalArgs {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// Work only on the load balancers this Ansible host pattern selects: `lb1`, `lb[1:2]`,
+    /// a group, `all:!lb3`, `lb1,lb2`, `haproxy_servers:&eu`, `~regex`, `@FILE`.
+    #[arg(short = 'l', long, global = true, value_name = "PATTERN")]
+    limit: Option<String>,
     /// How many SSH connections to open at once (commands over open connections are not
     /// limited).
     #[arg(long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
@@ -162,6 +166,7 @@ fn main() -> ExitCode {
         project_dir: g.project_dir,
         templates: g.templates,
         json: g.json,
+        limit: g.limit,
         ssh: SshOptions {
             forks: usize::from(g.forks),
             connect_timeout: Duration::from_secs(g.connect_timeout),

@@ -11,6 +11,7 @@ mod plan;
 mod report;
 mod reporter;
 mod rollout;
+mod standby;
 mod status;
 mod survey;
 
@@ -19,6 +20,7 @@ pub use plan::{Action, FilePlan, HostPlan, REDACTED, redact};
 pub use report::{HostError, HostReport, Outcome, Report, Summary, Timing};
 pub use reporter::Reporter;
 pub use rollout::{Target, rollout, rollout_order};
+pub use standby::ready_to_take_the_vip;
 pub use status::{
     BackendStatus, HostStatus, ServerStatus, TierStatus, gather_status, read_lb_state,
 };

@@ -7,10 +7,12 @@
 
 mod ansible_cfg;
 mod inventory;
+mod limit;
 mod vars;
 mod vault;
 
 pub use ansible_cfg::AnsibleCfg;
 pub use inventory::{Group, Host, Inventory, VarsFile};
+pub use limit::{Limit, LimitError, Selection};
 pub use vars::{Sources, has_vault, resolve_vars, reveal};
 pub use vault::{Keyring, PasswordSource, VaultError, VaultId};

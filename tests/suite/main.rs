@@ -15,6 +15,7 @@ mod failover;
 mod golden;
 mod l7;
 mod lab;
+mod limit;
 mod manual;
 mod status;
 mod transport;

@@ -5,6 +5,7 @@ use crate::{
     cli::progress::Progress,
     deploy::{self, HostReport, Report, Target},
     error::Error,
+    spec::HostSpec,
     ssh,
 };
 
@@ -64,6 +65,24 @@ pub fn run(
                 }
             }
         }
+        if !unreachable && !loaded.outside.is_empty() {
+            let others: Vec<_> = loaded
+                .outside
+                .iter()
+                .chain(
+                    loaded
+                        .fleet
+                        .hosts
+                        .iter()
+                        .filter(|h| !targets.iter().any(|t| t.spec.name == h.name)),
+                )
+                .cloned()
+                .collect();
+            if let Err(e) = partial_apply_keeps_a_standby(&targets, &others, global).await {
+                ssh::close_all(targets.into_iter().map(|t| t.session).chain(sessions)).await;
+                return Err(e);
+            }
+        }
         let proceed = !unreachable && !targets.is_empty() && {
             let plan = Report::new(
                 "plan",
@@ -109,5 +128,46 @@ pub fn run(
             )));
         }
         Ok(report)
+    })
+}
+
+/// A partial apply (`--limit`) that changes a VIP holder needs a host to take the VIP while
+/// the holder reloads: one it changes first (which has keepalived, and is verified before the
+/// holder goes), or one it leaves alone that is ready now. Without one, nothing is changed.
+async fn partial_apply_keeps_a_standby(
+    targets: &[Target],
+    others: &[HostSpec],
+    global: &Global,
+) -> Result<(), Error> {
+    let holders: Vec<&str> = targets
+        .iter()
+        .filter(|t| t.plan.holds_vip)
+        .map(|t| t.spec.name.as_str())
+        .collect();
+    let changed_first = targets
+        .iter()
+        .any(|t| !t.plan.holds_vip && t.spec.keepalived.is_some());
+    if holders.is_empty() || changed_first {
+        return Ok(());
+    }
+    let answers = deploy::ready_to_take_the_vip(others, &global.ssh).await;
+    if answers.iter().any(|(_, ready)| ready.is_ok()) {
+        return Ok(());
+    }
+    let why: Vec<String> = answers
+        .iter()
+        .map(|(host, ready)| format!("{host}: {}", ready.as_ref().err().map_or("", |e| e)))
+        .collect();
+    Err(Error::Usage {
+        message: format!(
+            "refusing to change {}, which holds the VIP, without a load balancer able to take it over ({}); nothing was changed",
+            holders.join(", "),
+            if why.is_empty() {
+                "--limit leaves no other".to_string()
+            } else {
+                why.join("; ")
+            }
+        ),
+        hint: "widen --limit so that another load balancer is changed first, or bring keepalived and HAProxy up on one the limit leaves out".into(),
     })
 }

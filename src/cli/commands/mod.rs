@@ -26,8 +26,9 @@ use crate::{
     input::Inventory,
     input::Keyring,
     input::Sources,
+    input::{Limit, LimitError},
     render::{RenderedHost, Templates, override_dirs},
-    spec::{Fleet, Input},
+    spec::{Fleet, HostSpec, Input},
 };
 
 /// The options every command shares, after parsing.
@@ -42,6 +43,8 @@ pub struct Global {
     pub templates: Option<PathBuf>,
     pub json: bool,
     pub ssh: SshOptions,
+    /// `--limit`: the load balancers to work on, as an Ansible host pattern.
+    pub limit: Option<String>,
 }
 
 /// Where vault passwords come from, as given on the command line.
@@ -57,7 +60,10 @@ pub struct VaultOptions {
 pub struct Loaded {
     pub inventory: Inventory,
     pub sources: Sources,
+    /// The load balancers to work on: all of them, or those `--limit` selects.
     pub fleet: Fleet,
+    /// The load balancers `--limit` left out, validated like the others.
+    pub outside: Vec<HostSpec>,
     pub cfg: AnsibleCfg,
 }
 
@@ -83,15 +89,61 @@ impl Global {
             keyring: Arc::new(Keyring::new(ids)),
             config: cfg.connection_vars(),
         };
-        let (inventory, sources, fleet) = Fleet::load(&input)?;
+        let (inventory, sources, mut fleet) = Fleet::load(&input)?;
         crate::cli::output::warnings(&inventory.warnings);
+        let outside = match &self.limit {
+            Some(pattern) => limit_fleet(&mut fleet, &inventory, pattern, &self.lb_group)?,
+            None => Vec::new(),
+        };
         Ok(Loaded {
             inventory,
             sources,
             fleet,
+            outside,
             cfg,
         })
     }
+}
+
+/// Keeps in `fleet` the load balancers `--limit pattern` selects; returns the others.
+fn limit_fleet(
+    fleet: &mut Fleet,
+    inventory: &Inventory,
+    pattern: &str,
+    lb_group: &str,
+) -> Result<Vec<HostSpec>, Error> {
+    let usage = |e: LimitError| Error::Usage {
+        message: e.to_string(),
+        hint: e.hint(),
+    };
+    let selection = Limit::parse(pattern)
+        .and_then(|limit| limit.select(inventory))
+        .map_err(usage)?;
+    for term in &selection.unmatched {
+        eprintln!("warning: --limit: could not match supplied host pattern, ignoring: {term}");
+    }
+    let all: Vec<String> = fleet.hosts.iter().map(|h| h.name.clone()).collect();
+    let (kept, left): (Vec<HostSpec>, Vec<HostSpec>) = std::mem::take(&mut fleet.hosts)
+        .into_iter()
+        .partition(|h| selection.hosts.contains(&h.name));
+    if kept.is_empty() {
+        return Err(Error::Usage {
+            message: format!(
+                "--limit {pattern} selects none of the load balancers ({})",
+                all.join(", ")
+            ),
+            hint: format!(
+                "the load balancers are the hosts of the group `{lb_group}`; the pattern matched: {}",
+                if selection.hosts.is_empty() {
+                    "no host".to_string()
+                } else {
+                    selection.hosts.join(", ")
+                }
+            ),
+        });
+    }
+    fleet.hosts = kept;
+    Ok(left)
 }
 
 impl Loaded {

@@ -12,6 +12,8 @@ mod ini;
 mod python_literal;
 mod yaml;
 
+pub(super) use host_pattern::expand_host_pattern;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},

@@ -1,0 +1,472 @@
+//! `--limit PATTERN`: the inventory hosts a command works on, chosen with Ansible's host
+//! patterns, evaluated as ansible-core evaluates `--limit`:
+//!
+//! - a pattern is split into terms on `,` (or, without a comma, on `:` outside brackets,
+//!   unless the whole pattern is one address such as `lb[1:3]` or `10.0.0.1`);
+//! - a term is a host name, a group (its hosts and its children's), a glob (`lb*`, `web?`,
+//!   `db[12]`) or, after `~`, a regular expression matched from the start of the name; a
+//!   group may be subscripted (`haproxy_servers[0]`, `[-1]`, `[1:2]`, `[1:]`);
+//! - plain terms add hosts, `&term` keeps only hosts also in it, `!term` removes hosts; they
+//!   apply in that order (plain, then `&`, then `!`), and with no plain term `all` is the
+//!   start, so `!lb1` alone means every host but lb1;
+//! - `@FILE` reads terms from a file, one a line;
+//! - a term that matches nothing is a warning, not an error.
+//!
+//! One addition: Ansible reads `lb[1:2]` as a subscript of a group or host `lb`, and when
+//! there is none it matches nothing. lbctl then reads it as an inventory host range, as in
+//! the inventory file itself (`lb1`, `lb2`), keeping the hosts that exist.
+
+use std::collections::BTreeSet;
+
+use regex::Regex;
+
+use super::inventory::{Inventory, expand_host_pattern};
+
+/// A parsed `--limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// As the user wrote it.
+    pub text: String,
+    terms: Vec<String>,
+}
+
+/// What a limit selects in an inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The hosts, in the order Ansible lists them.
+    pub hosts: Vec<String>,
+    /// Terms that matched no host (Ansible warns about them and goes on).
+    pub unmatched: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    #[error("--limit {pattern}: {message}")]
+    Invalid { pattern: String, message: String },
+    #[error("--limit @{path}: {message}")]
+    File { path: String, message: String },
+    #[error("--limit {pattern}: no host matched the subscripted pattern `{term}`")]
+    Subscript { pattern: String, term: String },
+}
+
+impl LimitError {
+    pub fn hint(&self) -> String {
+        match self {
+            LimitError::Invalid { .. } => "patterns are host names, groups, globs (lb*), ~regex, group[0] or group[1:2], combined with `,` or `:`, `&` (and) and `!` (not)".into(),
+            LimitError::File { .. } => "@FILE names a file holding one host pattern a line".into(),
+            LimitError::Subscript { .. } => "subscripts count a group's hosts from 0 (in name order); [-1] is the last".into(),
+        }
+    }
+}
+
+impl Limit {
+    /// Parses a pattern; `@FILE` terms are read from the file (relative to the current
+    /// directory).
+    pub fn parse(text: &str) -> Result<Limit, LimitError> {
+        let mut terms = Vec::new();
+        for term in split(text) {
+            if let Some(path) = term.strip_prefix('@') {
+                let content = std::fs::read_to_string(path).map_err(|e| LimitError::File {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                })?;
+                terms.extend(
+                    content
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from),
+                );
+            } else {
+                terms.push(term);
+            }
+        }
+        let invalid = |message: String| LimitError::Invalid {
+            pattern: text.to_string(),
+            message,
+        };
+        if terms.is_empty() {
+            return Err(invalid("the pattern is empty".into()));
+        }
+        for term in &terms {
+            let bare = term.trim_start_matches(['&', '!']);
+            if bare.is_empty() {
+                return Err(invalid(format!("`{term}` names nothing")));
+            }
+            if let Some(re) = bare.strip_prefix('~') {
+                Regex::new(re).map_err(|e| invalid(format!("`{term}`: {e}")))?;
+            }
+        }
+        Ok(Limit {
+            text: text.to_string(),
+            terms,
+        })
+    }
+
+    /// The hosts of `inventory` the limit selects.
+    pub fn select(&self, inventory: &Inventory) -> Result<Selection, LimitError> {
+        let mut ordered: Vec<&str> = self
+            .terms
+            .iter()
+            .filter(|t| !t.starts_with(['&', '!']))
+            .map(String::as_str)
+            .collect();
+        if ordered.is_empty() {
+            ordered.push("all");
+        }
+        ordered.extend(
+            self.terms
+                .iter()
+                .filter(|t| t.starts_with('&'))
+                .map(String::as_str),
+        );
+        ordered.extend(
+            self.terms
+                .iter()
+                .filter(|t| t.starts_with('!'))
+                .map(String::as_str),
+        );
+
+        let mut selection = Selection::default();
+        for term in ordered {
+            if inventory.hosts.contains_key(term) {
+                if !selection.hosts.iter().any(|h| h == term) {
+                    selection.hosts.push(term.to_string());
+                }
+                continue;
+            }
+            let (matched, unmatched) = self.match_term(inventory, term)?;
+            if let Some(name) = unmatched {
+                selection.unmatched.push(name);
+            }
+            match term.as_bytes()[0] {
+                b'!' => selection.hosts.retain(|h| !matched.contains(h)),
+                b'&' => selection.hosts.retain(|h| matched.contains(h)),
+                _ => {
+                    for host in matched {
+                        if !selection.hosts.contains(&host) {
+                            selection.hosts.push(host);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(selection)
+    }
+
+    /// The hosts one term (with its `&`/`!`) matches, and the name to warn about when none.
+    fn match_term(
+        &self,
+        inventory: &Inventory,
+        term: &str,
+    ) -> Result<(Vec<String>, Option<String>), LimitError> {
+        let bare = term.trim_start_matches(['&', '!']);
+        let bare = if term.len() - bare.len() > 1 {
+            // Ansible strips one `&` or `!`; the rest is part of the name.
+            &term[1..]
+        } else {
+            bare
+        };
+        if let Some(re) = bare.strip_prefix('~') {
+            let re = Regex::new(&format!("^(?:{re})")).map_err(|e| LimitError::Invalid {
+                pattern: self.text.clone(),
+                message: e.to_string(),
+            })?;
+            let hosts = enumerate(inventory, |name| re.is_match(name), true);
+            let unmatched = hosts.is_empty().then(|| bare.to_string());
+            return Ok((hosts, unmatched));
+        }
+        let (expr, subscript) = split_subscript(bare);
+        let glob = glob_regex(expr);
+        let special = expr.contains(['.', '?', '*', '[']);
+        let hosts = enumerate(inventory, |name| glob.is_match(name), special);
+        if hosts.is_empty() {
+            if let Some(Subscript::Range(_, Some(_))) = subscript
+                && let Ok(names) = expand_host_pattern(bare)
+            {
+                let known: Vec<String> = names
+                    .into_iter()
+                    .filter(|n| inventory.hosts.contains_key(n))
+                    .collect();
+                if !known.is_empty() {
+                    return Ok((known, None));
+                }
+            }
+            return Ok((Vec::new(), Some(expr.to_string())));
+        }
+        match subscript {
+            None => Ok((hosts, None)),
+            Some(s) => s
+                .apply(&hosts)
+                .map(|h| (h, None))
+                .ok_or_else(|| LimitError::Subscript {
+                    pattern: self.text.clone(),
+                    term: bare.to_string(),
+                }),
+        }
+    }
+}
+
+/// Hosts of the groups whose names match, then (when no group matched, or the pattern is a
+/// glob or regex) the hosts whose names match, each once.
+fn enumerate(inventory: &Inventory, matches: impl Fn(&str) -> bool, special: bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let groups: Vec<&String> = inventory.groups.keys().filter(|g| matches(g)).collect();
+    for group in &groups {
+        for host in inventory.hosts_of(group) {
+            if seen.insert(host.clone()) {
+                out.push(host);
+            }
+        }
+    }
+    if groups.is_empty() || special {
+        for host in inventory.hosts.keys().filter(|h| matches(h)) {
+            if seen.insert(host.clone()) {
+                out.push(host.clone());
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subscript {
+    Index(i64),
+    /// `[start:end]`, both ends included; `[start:]` to the last.
+    Range(usize, Option<usize>),
+}
+
+impl Subscript {
+    fn apply(self, hosts: &[String]) -> Option<Vec<String>> {
+        match self {
+            Subscript::Index(i) => {
+                let index = if i < 0 {
+                    hosts.len().checked_sub(i.unsigned_abs() as usize)?
+                } else {
+                    i as usize
+                };
+                hosts.get(index).map(|h| vec![h.clone()])
+            }
+            // As ansible-core: an end of 0 selects only the start, which must exist.
+            Subscript::Range(start, Some(0)) => hosts.get(start).map(|h| vec![h.clone()]),
+            Subscript::Range(start, end) => {
+                let end = end.map_or(hosts.len(), |e| (e + 1).min(hosts.len()));
+                Some(
+                    hosts
+                        .get(start..end)
+                        .map(<[String]>::to_vec)
+                        .unwrap_or_default(),
+                )
+            }
+        }
+    }
+}
+
+/// `group[0]`, `group[-1]`, `group[1:2]`, `group[1:]` as ansible-core reads them.
+fn split_subscript(term: &str) -> (&str, Option<Subscript>) {
+    let Some(inner) = term.strip_suffix(']') else {
+        return (term, None);
+    };
+    let Some(open) = inner.rfind('[') else {
+        return (term, None);
+    };
+    let (expr, sub) = (&inner[..open], &inner[open + 1..]);
+    if expr.is_empty() {
+        return (term, None);
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(n) = sub
+        .strip_prefix('-')
+        .filter(|n| digits(n))
+        .or(digits(sub).then_some(sub))
+    {
+        let value: i64 = n.parse().unwrap_or(i64::MAX);
+        let value = if sub.starts_with('-') { -value } else { value };
+        return (expr, Some(Subscript::Index(value)));
+    }
+    if let Some((start, end)) = sub.split_once([':', '-'])
+        && digits(start)
+        && (end.is_empty() || digits(end))
+    {
+        let start = start.parse().unwrap_or(usize::MAX);
+        let end = (!end.is_empty()).then(|| end.parse().unwrap_or(usize::MAX));
+        return (expr, Some(Subscript::Range(start, end)));
+    }
+    (term, None)
+}
+
+/// Python's `fnmatch.translate`: `*`, `?`, `[seq]` and `[!seq]`, the whole name.
+fn glob_regex(glob: &str) -> Regex {
+    let mut re = String::from("^(?:");
+    let chars: Vec<char> = glob.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            '[' => {
+                let mut j = i + 1;
+                if chars.get(j) == Some(&'!') {
+                    j += 1;
+                }
+                if chars.get(j) == Some(&']') {
+                    j += 1;
+                }
+                while j < chars.len() && chars[j] != ']' {
+                    j += 1;
+                }
+                if j >= chars.len() {
+                    re.push_str("\\[");
+                } else {
+                    let mut set: String = chars[i + 1..j].iter().collect();
+                    if let Some(rest) = set.strip_prefix('!') {
+                        set = format!("^{rest}");
+                    }
+                    let set = set.replace('\\', "\\\\").replace('[', "\\[");
+                    re.push('[');
+                    re.push_str(&set);
+                    re.push(']');
+                    i = j;
+                }
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+        i += 1;
+    }
+    re.push_str(")$");
+    // Every piece is escaped or a valid class, so this compiles; a class it cannot read
+    // (such as a reversed range) matches nothing.
+    Regex::new(&re).unwrap_or_else(|_| Regex::new("[^\\s\\S]").expect("static"))
+}
+
+/// The terms of a pattern, as ansible-core's `split_host_pattern`.
+fn split(pattern: &str) -> Vec<String> {
+    let parts: Vec<String> = if pattern.contains(',') {
+        pattern.split(',').map(String::from).collect()
+    } else if is_one_address(pattern.trim()) {
+        vec![pattern.to_string()]
+    } else {
+        let mut parts = Vec::new();
+        let mut current = String::new();
+        let mut depth = 0;
+        for c in pattern.chars() {
+            match c {
+                '[' => depth += 1,
+                ']' => depth = (depth - 1).max(0),
+                ':' if depth == 0 => {
+                    parts.push(std::mem::take(&mut current));
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(c);
+        }
+        parts.push(current);
+        parts
+    };
+    parts
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Whether a pattern without commas is one host address (a name or IPv4 address with
+/// optional `[a:b]` ranges and `:port`, an IPv6 address, or `[address]:port`), whose colons
+/// separate nothing.
+fn is_one_address(pattern: &str) -> bool {
+    static FORMS: std::sync::OnceLock<[Regex; 3]> = std::sync::OnceLock::new();
+    let forms = FORMS.get_or_init(|| {
+        [
+            Regex::new(
+                r"^(?:[A-Za-z0-9_.-]|\[[A-Za-z0-9_-]*:[A-Za-z0-9_-]*(?::[0-9]+)?\])+(?::[0-9]+)?$",
+            )
+            .expect("static"),
+            Regex::new(r"^[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*$").expect("static"),
+            Regex::new(r"^\[[^\]]+\](?::[0-9]+)?$").expect("static"),
+        ]
+    });
+    forms.iter().any(|f| f.is_match(pattern))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory() -> Inventory {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("lbctl-limit-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hosts");
+        std::fs::write(
+            &file,
+            "[haproxy_servers]\nlb1\nlb2\nlb3\n[workers]\nw1\nw2\n[k8s:children]\nworkers\n",
+        )
+        .unwrap();
+        Inventory::load(&file).unwrap()
+    }
+
+    fn hosts(pattern: &str) -> Vec<String> {
+        Limit::parse(pattern)
+            .unwrap()
+            .select(&inventory())
+            .unwrap()
+            .hosts
+    }
+
+    #[test]
+    fn terms_split_as_ansible_splits_them() {
+        assert_eq!(split("lb1,lb2"), ["lb1", "lb2"]);
+        assert_eq!(split(" lb1 , lb2 "), ["lb1", "lb2"]);
+        assert_eq!(split("all:!lb3"), ["all", "!lb3"]);
+        assert_eq!(split("lb[1:2]"), ["lb[1:2]"]);
+        assert_eq!(split("g[1:2]:&k8s"), ["g[1:2]", "&k8s"]);
+        assert_eq!(split("a:b,c"), ["a:b", "c"]);
+        assert_eq!(split("fe80::1"), ["fe80::1"]);
+    }
+
+    #[test]
+    fn hosts_groups_globs_and_operators() {
+        assert_eq!(hosts("lb3"), ["lb3"]);
+        assert_eq!(hosts("all:!lb1"), ["lb2", "lb3", "w1", "w2"]);
+        assert_eq!(hosts("!lb1:!k8s"), ["lb2", "lb3"]);
+        assert_eq!(hosts("lb1,lb2"), ["lb1", "lb2"]);
+        assert_eq!(hosts("haproxy_servers:&~lb[23]"), ["lb2", "lb3"]);
+        assert_eq!(hosts("haproxy_servers:&lb[23]"), Vec::<String>::new());
+        assert_eq!(hosts("lb*:&k8s"), Vec::<String>::new());
+        assert_eq!(hosts("w?"), ["w1", "w2"]);
+        assert_eq!(hosts("~lb[13]"), ["lb1", "lb3"]);
+        assert_eq!(hosts("k8s"), ["w1", "w2"]);
+    }
+
+    #[test]
+    fn subscripts_count_a_groups_hosts_and_a_bare_range_is_a_host_range() {
+        assert_eq!(hosts("haproxy_servers[0]"), ["lb1"]);
+        assert_eq!(hosts("haproxy_servers[-1]"), ["lb3"]);
+        assert_eq!(hosts("haproxy_servers[1:2]"), ["lb2", "lb3"]);
+        assert_eq!(hosts("haproxy_servers[1:]"), ["lb2", "lb3"]);
+        assert_eq!(hosts("haproxy_servers[0:0]"), ["lb1"]);
+        assert_eq!(hosts("lb[1:2]"), ["lb1", "lb2"]);
+        assert!(matches!(
+            Limit::parse("haproxy_servers[7]")
+                .unwrap()
+                .select(&inventory()),
+            Err(LimitError::Subscript { .. })
+        ));
+    }
+
+    #[test]
+    fn a_term_matching_nothing_is_reported_and_ignored() {
+        let s = Limit::parse("lb1,lb9")
+            .unwrap()
+            .select(&inventory())
+            .unwrap();
+        assert_eq!(s.hosts, ["lb1"]);
+        assert_eq!(s.unmatched, ["lb9"]);
+        assert!(Limit::parse(" , ").is_err());
+        assert!(Limit::parse("~(").is_err());
+        assert!(Limit::parse("!").is_err());
+    }
+}
