@@ -405,7 +405,7 @@ mod tests {
             "[haproxy_servers]\nlb1\nlb2\nlb3\n[workers]\nw1\nw2\n[k8s:children]\nworkers\n",
         )
         .unwrap();
-        Inventory::load(&file).unwrap()
+        Inventory::load(&[file]).unwrap()
     }
 
     fn hosts(pattern: &str) -> Vec<String> {
