@@ -19,6 +19,7 @@ use crate::{
     spec::backend::ListCache,
     spec::connection::Connection,
     spec::host::{self, HostSpec},
+    spec::peers::{self, Peer, Peers},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,7 +110,9 @@ impl Fleet {
             }
         }
         if diags.is_empty() {
+            check_vrrp_agreement(&hosts, &mut diags);
             assign_vrrp(&mut hosts, &mut diags);
+            assign_peers(&mut hosts);
         }
         let mut seen = BTreeSet::new();
         let unique: Vec<Diagnostic> = diags
@@ -167,8 +170,112 @@ fn redacted(diags: Vec<Diagnostic>, keyring: &Keyring) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// Distinct priorities (explicit ones kept, the rest counted down from 150), the MASTER state
-/// for the highest, and unicast peers from the other hosts' addresses.
+/// The priority lbctl gives the first host; the next get 10 less each ([`PRIORITY_STEP`]).
+///
+/// Near 255 on purpose: when a holder's HAProxy dies it sends a priority-0 advert, and a
+/// backup takes over after its skew time, (256 − priority) / 256 × advert_int: 47 ms for 244
+/// with 1 s adverts, where 140 waited 453 ms. 255 is reserved for the address's owner (a host
+/// whose own address is the VIP).
+pub const TOP_PRIORITY: u8 = 254;
+/// Backups 10 apart have skew times 39 ms apart (1 s adverts): the first to take over is heard
+/// by the next before its own timer ends, even on a busy host. One apart (4 ms) was not enough
+/// on the lab: two backups took the VIP at once for an advert's time.
+pub const PRIORITY_STEP: u8 = 10;
+
+/// Every member of a VRRP instance must speak the same version at the same advert interval
+/// with the same password for the same VIPs: keepalived drops adverts that differ (VRRPv2
+/// rejects another interval), and each side then thinks itself alone: two VIP holders.
+fn check_vrrp_agreement(hosts: &[HostSpec], diags: &mut Diagnostics) {
+    let mut members = hosts
+        .iter()
+        .filter_map(|h| Some((h, h.keepalived.as_ref()?)));
+    let Some((first, f)) = members.next() else {
+        return;
+    };
+    for (h, k) in members {
+        let mut differ = |key: &str, loc: Option<Loc>, what: String| {
+            diags.push(
+                Diagnostic::new(
+                    &loc.unwrap_or(k.vip_loc),
+                    key,
+                    format!(
+                        "load balancers `{}` and `{}` differ in {key} ({what}); the members of a VRRP instance must agree",
+                        first.name, h.name
+                    ),
+                )
+                .hint("set it once for the whole group (group_vars), not per host: keepalived ignores adverts that disagree, and each host would hold the VIP"),
+            );
+        };
+        if k.vrrp_version != f.vrrp_version {
+            differ(
+                "keepalived_vrrp_version",
+                k.locs.vrrp_version.or(f.locs.vrrp_version),
+                format!("{} and {}", f.vrrp_version, k.vrrp_version),
+            );
+        }
+        if k.advert_int_cs != f.advert_int_cs {
+            differ(
+                "keepalived_advert_int",
+                k.locs.advert_int.or(f.locs.advert_int),
+                format!("{} s and {} s", f.advert_int, k.advert_int),
+            );
+        }
+        if k.virtual_router_id != f.virtual_router_id {
+            differ(
+                "keepalived_virtual_router_id",
+                k.locs.virtual_router_id.or(f.locs.virtual_router_id),
+                format!("{} and {}", f.virtual_router_id, k.virtual_router_id),
+            );
+        }
+        if k.auth_pass != f.auth_pass {
+            // never the passwords themselves: they are secrets
+            differ(
+                "keepalived_auth_pass",
+                k.locs.auth_pass.or(f.locs.auth_pass),
+                "the passwords differ".to_string(),
+            );
+        }
+        if k.vips != f.vips {
+            differ(
+                "keepalived_vips",
+                Some(k.vip_loc),
+                format!("{} and {}", f.vips.join(" "), k.vips.join(" ")),
+            );
+        }
+        if k.unicast != f.unicast {
+            differ(
+                "keepalived_unicast",
+                None,
+                format!("{} and {}", f.unicast, k.unicast),
+            );
+        }
+    }
+}
+
+/// Every host with a stick table shares it with the whole group: one `peers` section listing
+/// every load balancer at its `ansible_host` and its own `haproxy_peers_port`.
+fn assign_peers(hosts: &mut [HostSpec]) {
+    let members: Vec<Peer> = hosts
+        .iter()
+        .map(|h| Peer {
+            name: h.name.clone(),
+            address: h.connection.address.clone(),
+            port: h.haproxy.peers_port,
+        })
+        .collect();
+    for h in hosts.iter_mut() {
+        if h.has_stick_tables() {
+            h.peers = Some(Peers {
+                section: peers::SECTION,
+                local: h.name.clone(),
+                members: members.clone(),
+            });
+        }
+    }
+}
+
+/// Distinct priorities (explicit ones kept, the rest counted down from [`TOP_PRIORITY`]), the
+/// MASTER state for the highest, and unicast peers from the other hosts' addresses.
 fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
     let mut taken: Vec<(u8, String, Option<Loc>)> = Vec::new();
     for h in hosts.iter() {
@@ -195,7 +302,10 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
         }
         taken.push((k.priority, h.name.clone(), k.priority_loc));
     }
-    let mut next: u8 = 150;
+    // a large group steps closer, so that every host fits in 1..=254
+    let members = hosts.iter().filter(|h| h.keepalived.is_some()).count();
+    let step = (253 / members.saturating_sub(1).max(1)).clamp(1, usize::from(PRIORITY_STEP)) as u8;
+    let mut next: u8 = TOP_PRIORITY;
     for h in hosts.iter_mut() {
         let Some(k) = &mut h.keepalived else { continue };
         if k.priority == 0 {
@@ -204,6 +314,7 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
             }
             k.priority = next;
             taken.push((next, h.name.clone(), None));
+            next = next.saturating_sub(step).max(1);
         }
     }
     let top = hosts

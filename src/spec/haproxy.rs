@@ -33,8 +33,12 @@ pub struct Haproxy {
     pub group: String,
     pub config_path: String,
     pub reload: Reload,
+    /// Where this host's HAProxy meets the others' to share stick tables (`peers`).
+    pub peers_port: u16,
     #[serde(skip)]
     pub stats_port_loc: Option<Loc>,
+    #[serde(skip)]
+    pub peers_port_loc: Option<Loc>,
 }
 
 pub const KEYS: &[&str] = &[
@@ -45,6 +49,7 @@ pub const KEYS: &[&str] = &[
     "haproxy_bind_address",
     "haproxy_stats_bind",
     "haproxy_stats_port",
+    "haproxy_peers_port",
     "haproxy_stats_user",
     "haproxy_stats_password",
     "haproxy_maxconn",
@@ -147,7 +152,12 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
         group: text("haproxy_group", "haproxy", diags)?,
         config_path: path("haproxy_config_path", "/etc/haproxy/haproxy.cfg", diags)?,
         reload: reload?,
+        peers_port: match vars.get("haproxy_peers_port") {
+            Some(n) => field::port(n, "haproxy_peers_port", diags)?,
+            None => crate::spec::peers::DEFAULT_PORT,
+        },
         stats_port_loc: vars.get("haproxy_stats_port").map(|n| n.loc),
+        peers_port_loc: vars.get("haproxy_peers_port").map(|n| n.loc),
     };
     (diags.len() == before).then_some(settings)
 }

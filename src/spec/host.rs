@@ -11,13 +11,14 @@ use crate::{
     source::field,
     source::{Diagnostic, Diagnostics},
     source::{Loc, Node},
-    spec::backend::{Backend, ListCache},
+    spec::backend::{Backend, ListCache, Sticky},
     spec::connection::{Connection, HostKeyPolicy},
     spec::daemon_control::{self, DaemonControl},
     spec::haproxy::{self, Haproxy},
     spec::http_backend::{self, HttpBackend},
     spec::http_frontend::{self, HttpFrontend},
     spec::keepalived::{self, Keepalived},
+    spec::peers::Peers,
     spec::protocol::Protocol,
     spec::sni::{self, SniFrontend},
     spec::udp_engine::{self, UdpEngine},
@@ -36,6 +37,8 @@ pub struct HostSpec {
     pub http_backends: Vec<HttpBackend>,
     pub udp_engine: UdpEngine,
     pub keepalived: Option<Keepalived>,
+    /// Set by the fleet when this host has a stick table to share.
+    pub peers: Option<Peers>,
     /// How `failover-test --lb` stops and starts this host's daemons.
     pub daemons: DaemonControl,
     /// The host's raw variables, for users' own templates written against Ansible's names.
@@ -62,6 +65,19 @@ impl HostSpec {
                 .filter(|s| s.chars().count() >= 4),
         );
         out
+    }
+
+    /// Whether HAProxy keeps a stick table here (sticky source, a rate limit): the tables the
+    /// load balancers share through `peers`.
+    pub fn has_stick_tables(&self) -> bool {
+        self.tcp_backends
+            .iter()
+            .any(|b| b.sticky == Some(Sticky::Source))
+            || self
+                .http_backends
+                .iter()
+                .any(|b| b.sticky == Some(Sticky::Source))
+            || self.http_frontends.iter().any(|f| f.rate_limit.is_some())
     }
 
     /// The TLS certificates HAProxy loads on this host, each with the key and the place that
@@ -205,6 +221,7 @@ pub fn parse(
         http_backends,
         udp_engine: udp_engine?,
         keepalived,
+        peers: None,
         daemons: daemons?,
         vars: vars.clone(),
         keyring: Arc::default(),
@@ -384,6 +401,22 @@ fn check_listeners(spec: &HostSpec, diags: &mut Diagnostics) {
         diag_loc: spec.haproxy.stats_port_loc,
         sni: false,
     }];
+    // before the frontends, so a frontend on its port is the one reported, at its own line
+    if spec.has_stick_tables() {
+        listeners.push(Listener {
+            what: "the stick tables' peers (haproxy_peers_port)".into(),
+            protocol: Protocol::Tcp,
+            bind: &spec.connection.address,
+            port: spec.haproxy.peers_port,
+            loc: spec
+                .haproxy
+                .peers_port_loc
+                .as_ref()
+                .map_or("lbctl's default".into(), ToString::to_string),
+            diag_loc: spec.haproxy.peers_port_loc,
+            sni: false,
+        });
+    }
     for b in spec.tcp_backends.iter().chain(spec.udp_backends.iter()) {
         listeners.push(Listener {
             what: format!("backend `{}`", b.name),

@@ -24,18 +24,57 @@ pub struct Keepalived {
     pub state: String,
     /// A secret: redacted in plans and logs.
     pub auth_pass: Option<String>,
-    pub advert_int: u32,
+    /// 2 or 3: VRRPv3 counts its advert interval in centiseconds and has no authentication.
+    pub vrrp_version: u8,
+    /// Seconds between adverts, in centiseconds (VRRPv3's unit; VRRPv2's are whole seconds).
+    pub advert_int_cs: u32,
+    /// `advert_int` as keepalived reads it: `1`, `0.2`, `0.25`.
+    pub advert_int: String,
     pub unicast: bool,
     pub unicast_src_ip: Option<String>,
     pub unicast_peers: Vec<String>,
-    pub check_script: String,
+    /// How keepalived learns that HAProxy died.
+    pub haproxy_check: HaproxyCheck,
     pub config_path: String,
     pub reload: Reload,
     #[serde(skip)]
     pub priority_loc: Option<Loc>,
     #[serde(skip)]
     pub vip_loc: Loc,
+    /// Where each setting the load balancers must agree on came from (lbctl's default: none).
+    #[serde(skip)]
+    pub locs: SharedLocs,
 }
+
+/// How keepalived tracks HAProxy; either way a host whose HAProxy is dead enters FAULT, gives
+/// the VIP up at once and tells the others with a priority-0 advert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum HaproxyCheck {
+    /// `vrrp_track_process`: the kernel's process events (netlink), no polling.
+    Process {
+        /// The process name (`/proc/PID/comm`) of HAProxy's master and workers.
+        name: String,
+        /// `delay`, in seconds as written: how long a count of zero may last before it counts.
+        delay: Option<String>,
+    },
+    /// `vrrp_script`, run every second.
+    Script { script: String },
+}
+
+/// The locations of the settings every member of a VRRP instance must share.
+#[derive(Debug, Clone, Default)]
+pub struct SharedLocs {
+    pub vrrp_version: Option<Loc>,
+    pub advert_int: Option<Loc>,
+    pub auth_pass: Option<Loc>,
+    pub virtual_router_id: Option<Loc>,
+}
+
+/// VRRPv3's advert interval field: 12 bits of centiseconds.
+pub const V3_ADVERT_MAX_CS: u32 = 4095;
+/// The longest process name the kernel keeps (`comm`, 15 bytes).
+pub const PROCESS_NAME_MAX: usize = 15;
 
 pub const KEYS: &[&str] = &[
     "keepalived_vip",
@@ -44,9 +83,13 @@ pub const KEYS: &[&str] = &[
     "keepalived_virtual_router_id",
     "keepalived_priority",
     "keepalived_auth_pass",
+    "keepalived_vrrp_version",
     "keepalived_advert_int",
     "keepalived_unicast",
     "keepalived_unicast_src_ip",
+    "keepalived_haproxy_check",
+    "keepalived_haproxy_process",
+    "keepalived_haproxy_process_delay",
     "keepalived_check_script",
     "keepalived_config_path",
     "keepalived_reload_method",
@@ -102,10 +145,25 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         }
         Some(pass)
     });
-    let advert_int = match vars.get("keepalived_advert_int") {
-        Some(n) => field::int(n, "keepalived_advert_int", 1, 255, diags).map(|v| v as u32),
-        None => Some(1),
+    let vrrp_version = match vars.get("keepalived_vrrp_version") {
+        Some(n) => field::int(n, "keepalived_vrrp_version", 2, 3, diags).map(|v| v as u8),
+        None => Some(2),
     };
+    let advert_int_cs = match (vars.get("keepalived_advert_int"), vrrp_version) {
+        (Some(n), Some(version)) => advert_int(n, version, diags),
+        (Some(_), None) => None,
+        (None, _) => Some(100),
+    };
+    if let (Some(n), Some(3)) = (vars.get("keepalived_auth_pass"), vrrp_version) {
+        diags.push(
+            Diagnostic::new(
+                &n.loc,
+                "keepalived_auth_pass",
+                "PASS authentication exists in VRRPv2 only; VRRPv3 (keepalived_vrrp_version: 3) has none",
+            )
+            .hint("remove keepalived_auth_pass (unicast peers already limit who is heard), or use keepalived_vrrp_version: 2"),
+        );
+    }
     let unicast = match vars.get("keepalived_unicast") {
         Some(n) => field::boolean(n, "keepalived_unicast", diags),
         None => Some(true),
@@ -125,27 +183,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         }
         Some(ip)
     });
-    let check_script = match vars.get("keepalived_check_script") {
-        Some(n) => {
-            crate::spec::reload::command(n, "keepalived_check_script", diags).and_then(|s| {
-                if s.contains('"') {
-                    diags.push(
-                    Diagnostic::new(
-                        &n.loc,
-                        "keepalived_check_script",
-                        "the check script cannot contain `\"`",
-                    )
-                    .hint(
-                        "keepalived quotes the script with double quotes; use single quotes inside",
-                    ),
-                );
-                    return None;
-                }
-                Some(s)
-            })
-        }
-        None => Some(format!("/bin/sh -c 'kill -0 $(cat {haproxy_pid_file})'")),
-    };
+    let haproxy_check = haproxy_check(vars, haproxy_pid_file, diags);
     let config_path = match vars.get("keepalived_config_path") {
         Some(n) => field::abs_path(n, "keepalived_config_path", diags),
         None => Some("/etc/keepalived/keepalived.conf".to_string()),
@@ -154,6 +192,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
     if diags.len() > before {
         return None;
     }
+    let advert_int_cs = advert_int_cs?;
     Some(Keepalived {
         vips,
         interface: interface?,
@@ -161,16 +200,205 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         priority: priority.unwrap_or(0),
         state: "BACKUP".to_string(),
         auth_pass,
-        advert_int: advert_int?,
+        vrrp_version: vrrp_version?,
+        advert_int_cs,
+        advert_int: seconds_text(advert_int_cs),
         unicast: unicast?,
         unicast_src_ip,
         unicast_peers: Vec::new(),
-        check_script: check_script?,
+        haproxy_check: haproxy_check?,
         config_path: config_path?,
         reload: reload?,
         priority_loc: priority.and(vars.get("keepalived_priority").map(|n| n.loc)),
         vip_loc: vip_node.loc,
+        locs: SharedLocs {
+            vrrp_version: vars.get("keepalived_vrrp_version").map(|n| n.loc),
+            advert_int: vars.get("keepalived_advert_int").map(|n| n.loc),
+            auth_pass: vars.get("keepalived_auth_pass").map(|n| n.loc),
+            virtual_router_id: vars.get("keepalived_virtual_router_id").map(|n| n.loc),
+        },
     })
+}
+
+/// `keepalived_advert_int`: whole seconds (1–255) for VRRPv2; for VRRPv3 seconds in steps of
+/// 0.01 from 0.01 to 40.95, its 12-bit field of centiseconds. Returns centiseconds.
+fn advert_int(node: &Node, version: u8, diags: &mut Diagnostics) -> Option<u32> {
+    const KEY: &str = "keepalived_advert_int";
+    let text = node.as_text().unwrap_or_default();
+    let Some(cs) = centiseconds(&text) else {
+        diags.push(
+            Diagnostic::new(
+                &node.loc,
+                KEY,
+                format!("{} is not a number of seconds", field::quote(&text)),
+            )
+            .hint(if version == 3 {
+                "write seconds with at most two decimals, e.g. 1 or 0.2"
+            } else {
+                "write whole seconds, e.g. 1"
+            }),
+        );
+        return None;
+    };
+    let problem = match version {
+        2 if cs % 100 != 0 => Some((
+            format!("VRRPv2 adverts come in whole seconds; {text} is not one"),
+            "set keepalived_vrrp_version: 3 for sub-second adverts (every load balancer's keepalived must run version 3), or use whole seconds",
+        )),
+        2 if !(100..=25_500).contains(&cs) => Some((
+            format!("{text} s is out of VRRPv2's range"),
+            "use 1 to 255 seconds",
+        )),
+        3 if !(1..=V3_ADVERT_MAX_CS).contains(&cs) => Some((
+            format!("{text} s is out of VRRPv3's range"),
+            "use 0.01 to 40.95 seconds (VRRPv3 counts centiseconds in 12 bits)",
+        )),
+        _ => None,
+    };
+    match problem {
+        Some((message, hint)) => {
+            diags.push(Diagnostic::new(&node.loc, KEY, message).hint(hint));
+            None
+        }
+        None => Some(cs),
+    }
+}
+
+/// `12`, `0.2`, `1.25` → centiseconds; more than two decimals (VRRPv3's resolution) → None.
+fn centiseconds(text: &str) -> Option<u32> {
+    let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    if whole.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let all_digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if !all_digits(whole) || !all_digits(frac) || whole.len() > 6 {
+        return None;
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 2 {
+        return None;
+    }
+    let whole: u32 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let frac: u32 = format!("{frac:0<2}").parse().ok()?;
+    Some(whole * 100 + frac)
+}
+
+/// Centiseconds as keepalived reads seconds: `100` → `1`, `20` → `0.2`, `125` → `1.25`.
+pub fn seconds_text(cs: u32) -> String {
+    let (s, rest) = (cs / 100, cs % 100);
+    match rest {
+        0 => s.to_string(),
+        r if r % 10 == 0 => format!("{s}.{}", r / 10),
+        r => format!("{s}.{r:02}"),
+    }
+}
+
+/// `keepalived_haproxy_check` (`process`, the default, or `script`) and what it needs.
+fn haproxy_check(
+    vars: &VarMap,
+    haproxy_pid_file: &str,
+    diags: &mut Diagnostics,
+) -> Option<HaproxyCheck> {
+    let script_node = vars.get("keepalived_check_script");
+    let kind = match vars.get("keepalived_haproxy_check") {
+        Some(n) => field::one_of(
+            n,
+            "keepalived_haproxy_check",
+            &["process", "script"],
+            "HAProxy check",
+            diags,
+        )?,
+        // a site that wrote its own script meant it to be used
+        None if script_node.is_some() => "script".to_string(),
+        None => "process".to_string(),
+    };
+    if kind == "script" {
+        for key in [
+            "keepalived_haproxy_process",
+            "keepalived_haproxy_process_delay",
+        ] {
+            if let Some(n) = vars.get(key) {
+                diags.push(
+                    Diagnostic::new(
+                        &n.loc,
+                        key,
+                        format!("`{key}` only applies to keepalived_haproxy_check: process"),
+                    )
+                    .hint("remove it, or track HAProxy's process instead of running a script"),
+                );
+            }
+        }
+        let script = match script_node {
+            Some(n) => reload::command(n, "keepalived_check_script", diags).and_then(|s| {
+                if s.contains('"') {
+                    diags.push(
+                        Diagnostic::new(&n.loc, "keepalived_check_script", "the check script cannot contain `\"`")
+                            .hint("keepalived quotes the script with double quotes; use single quotes inside"),
+                    );
+                    return None;
+                }
+                Some(s)
+            }),
+            None => Some(default_script(haproxy_pid_file)),
+        }?;
+        return Some(HaproxyCheck::Script { script });
+    }
+    if let Some(n) = script_node {
+        diags.push(
+            Diagnostic::new(
+                &n.loc,
+                "keepalived_check_script",
+                "a check script is set, but keepalived_haproxy_check is `process`",
+            )
+            .hint("set keepalived_haproxy_check: script to run it, or remove it"),
+        );
+        return None;
+    }
+    let name = match vars.get("keepalived_haproxy_process") {
+        Some(n) => {
+            let name = field::identifier(n, "keepalived_haproxy_process", diags)?;
+            if name.len() > PROCESS_NAME_MAX {
+                diags.push(
+                    Diagnostic::new(&n.loc, "keepalived_haproxy_process", format!("`{name}` is longer than the {PROCESS_NAME_MAX} characters the kernel keeps of a process name"))
+                        .hint(format!("use the name `ps -o comm` shows for HAProxy (its first {PROCESS_NAME_MAX} characters)")),
+                );
+                return None;
+            }
+            name
+        }
+        None => "haproxy".to_string(),
+    };
+    let delay = match vars.get("keepalived_haproxy_process_delay") {
+        Some(n) => {
+            let text = n.as_text().unwrap_or_default();
+            match centiseconds(&text) {
+                Some(0) => None,
+                Some(cs) if cs <= 1000 => Some(seconds_text(cs)),
+                _ => {
+                    diags.push(
+                        Diagnostic::new(&n.loc, "keepalived_haproxy_process_delay", format!("{} is not a delay keepalived_haproxy_process_delay takes", field::quote(&text)))
+                            .hint("seconds from 0 to 10 with at most two decimals, e.g. 0.1; 0 (the default) gives the VIP up the moment HAProxy's last process exits"),
+                    );
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    Some(HaproxyCheck::Process { name, delay })
+}
+
+/// The default script check: wait up to 0.9 s on HAProxy's master pid, answering the moment
+/// it dies (`tail --pid` looks every 20 ms) rather than at keepalived's next one-second run.
+/// `timeout` ending the wait (exit 124) means HAProxy lived through it.
+fn default_script(haproxy_pid_file: &str) -> String {
+    format!(
+        "/bin/sh -c 'read -r p <{haproxy_pid_file} && timeout 0.9 tail -s 0.02 --pid=$p -f /dev/null; [ $? -eq 124 ]'"
+    )
 }
 
 fn vip_list(node: &Node, diags: &mut Diagnostics) -> Vec<String> {
@@ -190,6 +418,30 @@ fn vip_list(node: &Node, diags: &mut Diagnostics) -> Vec<String> {
                 .hint("write e.g. `keepalived_vips: [192.168.1.100/24]`"),
             );
             Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advert_intervals_are_read_in_centiseconds_and_written_back_as_seconds() {
+        for (text, cs, back) in [
+            ("1", 100, "1"),
+            ("0.2", 20, "0.2"),
+            (".5", 50, "0.5"),
+            ("1.25", 125, "1.25"),
+            ("0.20", 20, "0.2"),
+            ("40.95", 4095, "40.95"),
+            ("0.05", 5, "0.05"),
+        ] {
+            assert_eq!(centiseconds(text), Some(cs), "{text}");
+            assert_eq!(seconds_text(cs), back, "{cs}");
+        }
+        for bad in ["", ".", "0.205", "1e3", "-1", "1,5", "abc", "1234567"] {
+            assert_eq!(centiseconds(bad), None, "{bad}");
         }
     }
 }

@@ -90,14 +90,15 @@ lb_ip() { # lb_ip INDEX
 }
 
 build_hosts() { # build_hosts N
-    local n=$1 i step=10 name
-    ((n <= 15)) || step=4
+    local n=$1 i name step=10
+    # priorities as lbctl's defaults: from 254 down, 10 apart (closer when many)
+    ((n <= 1 || 253 / (n - 1) >= 10)) || step=$((253 / (n - 1)))
     LBS=$n
     for ((i = 1; i <= n; i++)); do
         name=lb$i
         HOSTS+=("$name")
         NS[$name]=lab-lb$i IP[$name]=$(lb_ip "$i") ROLE[$name]=lb VETH[$name]=lbctl-lb$i
-        PRIO[$name]=$((150 - (i - 1) * step))
+        PRIO[$name]=$((254 - (i - 1) * step))
     done
     for i in 1 2 3; do
         name=k8s-worker-$i

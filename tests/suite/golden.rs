@@ -40,6 +40,16 @@ const CASES: &[(&str, &[&str])] = &[
     ("seed000", &["-i", "inventory/seed000"]),
     ("seed003", &["-i", "inventory/seed003"]),
     ("l7-edges", &["-i", "tests/inputs/l7-edges"]),
+    ("vrrp3", &["-i", "tests/inputs/vrrp3"]),
+    (
+        "process-delay",
+        &[
+            "-i",
+            "inventory/example",
+            "-e",
+            "keepalived_haproxy_process=hapee-lb keepalived_haproxy_process_delay=0.05",
+        ],
+    ),
 ];
 
 /// `tests/golden/`, held by a test that reads it: `LBCTL_BLESS=1` rewrites it, and the tests

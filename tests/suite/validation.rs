@@ -674,6 +674,101 @@ fn cases() -> Vec<Case> {
                 "backends share a port only when all of them are routed by TLS server name",
             )
         },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_advert_int: 0.2\n",
+            )],
+            ..case(
+                "sub-second adverts with VRRPv2",
+                Edit::None,
+                LBV,
+                3,
+                "keepalived_advert_int",
+                "set keepalived_vrrp_version: 3 for sub-second adverts",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_vrrp_version: 3\nkeepalived_advert_int: 0.205\n",
+            )],
+            ..case(
+                "VRRPv3 advert finer than a centisecond",
+                Edit::None,
+                LBV,
+                4,
+                "keepalived_advert_int",
+                "at most two decimals",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_vrrp_version: 3\nkeepalived_auth_pass: secret\n",
+            )],
+            ..case(
+                "PASS authentication with VRRPv3",
+                Edit::None,
+                LBV,
+                4,
+                "keepalived_auth_pass",
+                "exists in VRRPv2 only",
+            )
+        },
+        Case {
+            extra: &[("host_vars/lb2.yml", "keepalived_advert_int: 2\n")],
+            ..case(
+                "load balancers disagree on the advert interval",
+                Edit::None,
+                "host_vars/lb2.yml",
+                1,
+                "keepalived_advert_int",
+                "`lb1` and `lb2` differ in keepalived_advert_int (1 s and 2 s)",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_check_script: /usr/bin/pgrep -x haproxy\nkeepalived_haproxy_check: process\n",
+            )],
+            ..case(
+                "check script with the process check",
+                Edit::None,
+                LBV,
+                3,
+                "keepalived_check_script",
+                "set keepalived_haproxy_check: script to run it",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_haproxy_process: haproxy-enterprise\n",
+            )],
+            ..case(
+                "tracked process name longer than the kernel keeps",
+                Edit::None,
+                LBV,
+                3,
+                "keepalived_haproxy_process",
+                "longer than the 15 characters",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_tcp_backends:\n  - name: rdp\n    port: 10000\n    sticky: source\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 33389}\n",
+            )],
+            ..case(
+                "frontend on the stick tables' peers port",
+                Edit::None,
+                LBV,
+                5,
+                "port",
+                "already taken by the stick tables' peers (haproxy_peers_port)",
+            )
+        },
     ]
 }
 

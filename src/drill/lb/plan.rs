@@ -51,7 +51,7 @@ pub fn plan(fleet: &Fleet, test: &LbTest) -> Result<Plan, Error> {
             hint: "add a second host to the load-balancer group".into(),
         });
     }
-    let advert_ms = u64::from(k.advert_int) * 1000;
+    let advert_ms = u64::from(k.advert_int_cs) * 10;
     let move_budget = Duration::from_millis(match test.method {
         Break::StopKeepalived => 3 * advert_ms,
         Break::StopHaproxy => CHECK_INTERVAL_MS * CHECK_FALL + 3 * advert_ms,
