@@ -6,9 +6,10 @@
 //! file's path and content. `templates.rs` loads and runs the templates, `view.rs` is the
 //! typed spec as templates see it (`lb`).
 
+mod ansible;
 mod rendered;
 mod templates;
 mod view;
 
 pub use rendered::{RenderedFile, RenderedHost};
-pub use templates::{Templates, override_dirs};
+pub use templates::{RunContext, Templates, override_dirs};

@@ -9,7 +9,7 @@ use std::{
 
 use super::{RenderedFile, RenderedHost, view::HostView};
 use crate::{
-    input::{Keyring, has_vault, reveal},
+    input::{Inventory, Keyring, Sources, has_vault, resolve_vars, reveal},
     source::{Diagnostic, Loc, VarMap, read_text},
     spec::{HostSpec, Service, UdpEngine},
 };
@@ -53,6 +53,7 @@ impl Templates {
             .expect("the default delimiters are valid");
         env.set_syntax(syntax);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        super::ansible::register(&mut env);
         env.add_filter("hostport", hostport);
         env.add_filter("address_only", |s: String| {
             s.split('/').next().unwrap_or_default().to_string()
@@ -89,17 +90,22 @@ impl Templates {
 
     /// Renders every file `spec` needs: HAProxy always, keepalived when a VIP is set, nginx
     /// when UDP backends use the nginx engine.
-    pub fn render(
-        &self,
-        spec: &HostSpec,
-        groups: &BTreeMap<String, Vec<String>>,
-    ) -> Result<RenderedHost, Diagnostic> {
+    pub fn render(&self, spec: &HostSpec, run: &RunContext) -> Result<RenderedHost, Diagnostic> {
+        let group_names: Vec<&String> = run
+            .groups
+            .iter()
+            .filter(|(g, hosts)| *g != "all" && hosts.contains(&spec.name))
+            .map(|(g, _)| g)
+            .collect();
         let context = Arc::new(HostContext {
             vars: spec.vars.clone(),
             keyring: Arc::clone(&spec.keyring),
             vault_error: Mutex::new(None),
             inventory_hostname: Value::from(spec.name.clone()),
-            groups: Value::from(Serde(groups)),
+            groups: run.groups_value.clone(),
+            group_names: Value::from(Serde(group_names)),
+            hostvars: run.hostvars.clone(),
+            ansible_managed: run.ansible_managed.clone(),
             lb: Value::from_object(HostView::new(spec)),
         });
         let ctx = Value::from_dyn_object(Arc::clone(&context));
@@ -174,7 +180,83 @@ struct HostContext {
     vault_error: Mutex<Option<Diagnostic>>,
     inventory_hostname: Value,
     groups: Value,
+    group_names: Value,
+    hostvars: Value,
+    ansible_managed: Value,
     lb: Value,
+}
+
+/// What every host's templates share in one run: the inventory's `groups`, `hostvars` (each
+/// host's variables, resolved only when a template reads them) and `ansible_managed`.
+pub struct RunContext {
+    groups: BTreeMap<String, Vec<String>>,
+    groups_value: Value,
+    hostvars: Value,
+    ansible_managed: Value,
+}
+
+impl RunContext {
+    pub fn new(inventory: Arc<Inventory>, sources: Arc<Sources>, ansible_managed: &str) -> Self {
+        let groups: BTreeMap<String, Vec<String>> = inventory
+            .groups
+            .keys()
+            .map(|g| (g.clone(), inventory.hosts_of(g)))
+            .collect();
+        RunContext {
+            groups_value: Value::from(Serde(&groups)),
+            groups,
+            hostvars: Value::from_object(HostVars { inventory, sources }),
+            ansible_managed: Value::from(ansible_managed),
+        }
+    }
+}
+
+/// `hostvars`: any inventory host's variables, resolved when a template asks for them.
+#[derive(Debug)]
+struct HostVars {
+    inventory: Arc<Inventory>,
+    sources: Arc<Sources>,
+}
+
+impl Object for HostVars {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let host = key.as_str()?;
+        self.inventory.hosts.get(host)?;
+        let vars = resolve_vars(&self.inventory, host, &self.sources).ok()?;
+        Some(Value::from_object(HostVarsOf {
+            vars,
+            keyring: Arc::clone(&self.sources.keyring),
+            name: Value::from(host),
+        }))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.inventory.hosts.keys().map(Value::from).collect())
+    }
+}
+
+/// One host's variables in `hostvars`.
+#[derive(Debug)]
+struct HostVarsOf {
+    vars: VarMap,
+    keyring: Arc<Keyring>,
+    name: Value,
+}
+
+impl Object for HostVarsOf {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        if name == "inventory_hostname" {
+            return Some(self.name.clone());
+        }
+        let node = self.vars.get(name)?;
+        let node = reveal(node, name, &self.keyring).ok()?;
+        Some(Value::from(Serde(node.to_json())))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.vars.keys().map(|k| Value::from(k.as_str())).collect())
+    }
 }
 
 impl Object for HostContext {
@@ -183,6 +265,13 @@ impl Object for HostContext {
             "lb" => Some(self.lb.clone()),
             "inventory_hostname" => Some(self.inventory_hostname.clone()),
             "groups" => Some(self.groups.clone()),
+            "group_names" => Some(self.group_names.clone()),
+            "hostvars" => Some(self.hostvars.clone()),
+            "ansible_managed" => Some(self.ansible_managed.clone()),
+            "inventory_hostname_short" => self
+                .inventory_hostname
+                .as_str()
+                .map(|h| Value::from(h.split('.').next().unwrap_or(h))),
             name => {
                 let node = self.vars.get(name)?;
                 if !has_vault(node) {
@@ -203,9 +292,17 @@ impl Object for HostContext {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut keys: Vec<Value> = ["lb", "inventory_hostname", "groups"]
-            .map(Value::from)
-            .to_vec();
+        let mut keys: Vec<Value> = [
+            "lb",
+            "inventory_hostname",
+            "inventory_hostname_short",
+            "groups",
+            "group_names",
+            "hostvars",
+            "ansible_managed",
+        ]
+        .map(Value::from)
+        .to_vec();
         keys.extend(self.vars.keys().map(|k| Value::from(k.clone())));
         Enumerator::Values(keys)
     }

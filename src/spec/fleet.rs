@@ -13,9 +13,9 @@ use crate::{
     error::Error,
     input::Keyring,
     input::{Inventory, Sources, has_vault, resolve_vars, reveal},
-    source::Loc,
     source::VarMap,
     source::{Diagnostic, Diagnostics},
+    source::{Loc, field},
     spec::backend::ListCache,
     spec::connection::Connection,
     spec::host::{self, HostSpec},
@@ -39,6 +39,31 @@ pub struct Input<'a> {
     pub keyring: Arc<Keyring>,
     /// `ansible.cfg`'s connection settings, as variables of the lowest precedence.
     pub config: VarMap,
+    /// `--templates`: the user's own templates, whose keys validation allows.
+    pub templates: Option<&'a Path>,
+}
+
+/// The files a user may replace, in a `--templates` directory or `templates/` next to the
+/// inventory.
+const TEMPLATE_FILES: &[&str] = &[
+    "haproxy.cfg.j2",
+    "keepalived.conf.j2",
+    "nginx-stream.conf.j2",
+];
+
+/// Every name the user's own templates mention (none when lbctl's built-in ones are used).
+fn template_keys(flag: Option<&Path>, inventory_dir: &Path) -> BTreeSet<String> {
+    let dirs: Vec<PathBuf> = flag
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(std::iter::once(inventory_dir.join("templates")))
+        .collect();
+    TEMPLATE_FILES
+        .iter()
+        .filter_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|text| field::template_names(&text))
+        .collect()
 }
 
 /// Variables under these prefixes are lbctl's to read: a vault among them is decrypted
@@ -63,7 +88,8 @@ impl Fleet {
                 return Err(redacted(all, &input.keyring));
             }
         };
-        match Fleet::build(&inv, &sources, input.lb_group) {
+        let keys = template_keys(input.templates, &inv.dir);
+        match field::with_template_keys(keys, || Fleet::build(&inv, &sources, input.lb_group)) {
             Ok(fleet) => Ok((inv, sources, fleet)),
             Err(e) => Err(redacted(e, &input.keyring)),
         }

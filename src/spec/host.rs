@@ -239,7 +239,10 @@ fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
         .copied()
         .collect();
     for (key, node) in vars {
-        if !OWNED_PREFIXES.iter().any(|p| key.starts_with(p)) || known.contains(&key.as_str()) {
+        if !OWNED_PREFIXES.iter().any(|p| key.starts_with(p))
+            || known.contains(&key.as_str())
+            || field::template_reads(key)
+        {
             continue;
         }
         let d = Diagnostic::new(&node.loc, key, format!("unknown variable `{key}`"));

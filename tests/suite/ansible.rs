@@ -106,7 +106,7 @@ struct Resolved {
 
 /// The play that dumps every host's variables, each templated in the host's full context
 /// (`query('vars', ...)`, so `hostvars`, `groups` and Vault work as in a real task).
-fn dump_play(defaults: Option<&Path>) -> String {
+fn dump_play(defaults: Option<&Path>, template: Option<(&Path, &Path, &str)>) -> String {
     let magic: Vec<String> = MAGIC.iter().map(|m| format!("'{m}'")).collect();
     let (roles, default_names) = match defaults {
         Some(file) => (
@@ -118,8 +118,21 @@ fn dump_play(defaults: Option<&Path>) -> String {
         ),
         None => (String::new(), String::new()),
     };
+    // A template override is also rendered by Ansible's own template module, for each load
+    // balancer, to be compared with lbctl's rendering of it. It runs first: the tree callback
+    // keeps each host's last result, which must be the dump.
+    let template_task = template
+        .map(|(src, dest, group)| {
+            format!(
+                "    - ansible.builtin.template:\n        src: {}\n        dest: \"{}/{{{{ inventory_hostname }}}}\"\n      when: inventory_hostname in groups['{group}']\n      vars:\n        ansible_python_interpreter: {}\n",
+                src.display(),
+                dest.display(),
+                ansible_bin().join("python3").display()
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "- hosts: all\n  gather_facts: false\n  connection: local\n{roles}  tasks:\n    - ansible.builtin.debug:\n        msg:\n          vars: \"{{{{ dict(names | zip(query('vars', *names))) }}}}\"\n          group_names: \"{{{{ group_names }}}}\"\n      vars:\n        names: \"{{{{ ((hostvars[inventory_hostname].keys() | list){default_names}) | unique | reject('in', [{}]) | list }}}}\"\n",
+        "- hosts: all\n  gather_facts: false\n  connection: local\n{roles}  tasks:\n{template_task}    - ansible.builtin.debug:\n        msg:\n          vars: \"{{{{ dict(names | zip(query('vars', *names))) }}}}\"\n          group_names: \"{{{{ group_names }}}}\"\n      vars:\n        names: \"{{{{ ((hostvars[inventory_hostname].keys() | list){default_names}) | unique | reject('in', [{}]) | list }}}}\"\n",
         magic.join(", ")
     )
 }
@@ -136,14 +149,27 @@ fn lines_of(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Runs the dump play for a case and reads each host's result.
-fn resolve_with_ansible(case: &Path, args: &[String], work: &Path) -> BTreeMap<String, Resolved> {
+/// Runs the dump play for a case and reads each host's result; with a `haproxy.cfg.j2`
+/// override, Ansible's template module renders it into `work/ansible-template/HOST`.
+fn resolve_with_ansible(
+    case: &Path,
+    args: &[String],
+    work: &Path,
+    lb_group: &str,
+) -> BTreeMap<String, Resolved> {
     let defaults = ["main.yml", "main.yaml"]
         .iter()
         .map(|f| case.join("roles/haproxy/defaults").join(f))
         .find(|p| p.is_file());
     let play = work.join("dump.yml");
-    std::fs::write(&play, dump_play(defaults.as_deref())).unwrap();
+    let override_template = templates_of(case).map(|t| t.join("haproxy.cfg.j2"));
+    let rendered = work.join("ansible-template");
+    std::fs::create_dir_all(&rendered).unwrap();
+    let template = override_template
+        .as_deref()
+        .filter(|t| t.is_file())
+        .map(|t| (t, rendered.as_path(), lb_group));
+    std::fs::write(&play, dump_play(defaults.as_deref(), template)).unwrap();
     let tree = work.join("tree");
     let out = ansible_command("ansible-playbook", case)
         .args(args)
@@ -293,7 +319,7 @@ fn differential(name: &str) -> usize {
         .and_then(|i| lbctl_args.get(i + 1).cloned())
         .unwrap_or_else(|| "haproxy_servers".into());
     let work = scratch(&format!("ansible-diff-{name}"));
-    let resolved = resolve_with_ansible(&case, &args, &work);
+    let resolved = resolve_with_ansible(&case, &args, &work, &lb_group);
     let lbs: BTreeSet<String> = resolved
         .iter()
         .filter(|(_, r)| r.group_names.contains(&lb_group))
@@ -349,6 +375,20 @@ fn differential(name: &str) -> usize {
             panic!(
                 "{name}: {} differs between Ansible's values (-) and lbctl's own (+):\n{diff}",
                 rel.display()
+            );
+        }
+    }
+    // Ansible's template module on the user's own haproxy.cfg.j2 wrote the same file.
+    let by_ansible = work.join("ansible-template");
+    for host in &lbs {
+        let theirs = by_ansible.join(host);
+        if theirs.exists() {
+            let ours = &mine[&PathBuf::from(host).join("haproxy.cfg")];
+            let theirs = std::fs::read_to_string(theirs).unwrap();
+            assert!(
+                *ours == theirs,
+                "{name}: {host}'s haproxy.cfg differs from Ansible's template module's (-) and lbctl's (+):\n{}",
+                similar_lines(&theirs, ours)
             );
         }
     }
@@ -485,4 +525,36 @@ fn connections_are_the_ones_ansible_makes() {
         ours, theirs,
         "lbctl's connections (left) and Ansible's (right)"
     );
+}
+
+/// With a template of the user's own, the keys it reads are theirs (`maxconn` on a server is
+/// no "unknown key"), but a typo of one of lbctl's keys is still caught.
+#[test]
+fn a_template_override_allows_its_keys_and_still_catches_typos() {
+    let case = repo_root().join("tests/inputs/ansible/user-template-keys/inventory");
+    let dir = scratch("ansible-template-keys");
+    for rel in ["hosts", "templates/haproxy.cfg.j2"] {
+        crate::support::write(&dir, rel, &std::fs::read_to_string(case.join(rel)).unwrap());
+    }
+    let vars = std::fs::read_to_string(case.join("group_vars/haproxy_servers.yml")).unwrap();
+    crate::support::write(
+        &dir,
+        "group_vars/haproxy_servers.yml",
+        &vars.replace("check: no}", "chek: no}"),
+    );
+    Lbctl::new()
+        .current_dir(&dir)
+        .args(["-i", "hosts", "validate"])
+        .stderr_has("unknown key `chek`")
+        .stderr_has("did you mean `check`?")
+        .exit(1)
+        .run();
+    std::fs::remove_file(dir.join("templates/haproxy.cfg.j2")).unwrap();
+    crate::support::write(&dir, "group_vars/haproxy_servers.yml", &vars);
+    Lbctl::new()
+        .current_dir(&dir)
+        .args(["-i", "hosts", "validate"])
+        .stderr_has("unknown key `maxconn`")
+        .exit(1)
+        .run();
 }

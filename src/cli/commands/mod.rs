@@ -10,7 +10,6 @@ pub(super) mod status;
 pub(super) mod validate;
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     sync::{
         Arc,
@@ -27,7 +26,7 @@ use crate::{
     input::Keyring,
     input::Sources,
     input::{Limit, LimitError},
-    render::{RenderedHost, Templates, override_dirs},
+    render::{RenderedHost, RunContext, Templates, override_dirs},
     spec::{Fleet, HostSpec, Input},
 };
 
@@ -58,8 +57,8 @@ pub struct VaultOptions {
 /// The validated inputs: the inventory, the other variable sources, the fleet built from
 /// them, and the `ansible.cfg` in force.
 pub struct Loaded {
-    pub inventory: Inventory,
-    pub sources: Sources,
+    pub inventory: Arc<Inventory>,
+    pub sources: Arc<Sources>,
     /// The load balancers to work on: all of them, or those `--limit` selects.
     pub fleet: Fleet,
     /// The load balancers `--limit` left out, validated like the others.
@@ -88,6 +87,7 @@ impl Global {
             lb_group: &self.lb_group,
             keyring: Arc::new(Keyring::new(ids)),
             config: cfg.connection_vars(),
+            templates: self.templates.as_deref(),
         };
         let (inventory, sources, mut fleet) = Fleet::load(&input)?;
         crate::cli::output::warnings(&inventory.warnings);
@@ -96,8 +96,8 @@ impl Global {
             None => Vec::new(),
         };
         Ok(Loaded {
-            inventory,
-            sources,
+            inventory: Arc::new(inventory),
+            sources: Arc::new(sources),
             fleet,
             outside,
             cfg,
@@ -171,12 +171,11 @@ impl Loaded {
     ) -> Result<(), Error> {
         let dirs = override_dirs(global.templates.as_deref(), &self.inventory.dir);
         let templates = Templates::load(&dirs)?;
-        let groups: BTreeMap<String, Vec<String>> = self
-            .inventory
-            .groups
-            .keys()
-            .map(|g| (g.clone(), self.inventory.hosts_of(g)))
-            .collect();
+        let run = RunContext::new(
+            Arc::clone(&self.inventory),
+            Arc::clone(&self.sources),
+            &self.cfg.ansible_managed(),
+        );
         let hosts = &self.fleet.hosts;
         // Hosts render independently and take about as long as each other. Twice as many
         // threads as cores keep every core busy to the end when the hosts do not divide evenly
@@ -190,12 +189,12 @@ impl Loaded {
         std::thread::scope(|scope| {
             let (send, receive) = mpsc::channel();
             for _ in 0..threads {
-                let (templates, groups, next, send) = (&templates, &groups, &next, send.clone());
+                let (templates, run, next, send) = (&templates, &run, &next, send.clone());
                 scope.spawn(move || {
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         let Some(host) = hosts.get(index) else { break };
-                        if send.send((index, templates.render(host, groups))).is_err() {
+                        if send.send((index, templates.render(host, run))).is_err() {
                             break;
                         }
                     }
