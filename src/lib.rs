@@ -27,5 +27,3 @@ pub mod drill;
 
 /// The command line: one function per subcommand.
 pub mod cli;
-
-mod error;

@@ -6,6 +6,8 @@
 //! `progress.rs` shows each host as it goes.
 
 mod commands;
+mod error;
+mod exit_status;
 mod output;
 mod progress;
 
@@ -17,10 +19,11 @@ pub use commands::{
     failover_test::{FailoverOptions, MethodArg, Victim},
 };
 
-use crate::error::Error;
+pub use error::Error;
+pub use exit_status::ExitStatus;
 
 /// `lbctl validate`.
-pub fn validate(global: &Global) -> u8 {
+pub fn validate(global: &Global) -> ExitStatus {
     finish(
         global,
         commands::validate::run(global).map(|s| output::validated(global, &s)),
@@ -28,7 +31,7 @@ pub fn validate(global: &Global) -> u8 {
 }
 
 /// `lbctl render`.
-pub fn render(global: &Global, out: &Path) -> u8 {
+pub fn render(global: &Global, out: &Path) -> ExitStatus {
     finish(
         global,
         commands::render::run(global, out).map(|w| output::rendered(global, &w)),
@@ -36,7 +39,7 @@ pub fn render(global: &Global, out: &Path) -> u8 {
 }
 
 /// `lbctl plan`.
-pub fn plan(global: &Global, detailed_exitcode: bool) -> u8 {
+pub fn plan(global: &Global, detailed_exitcode: bool) -> ExitStatus {
     finish(
         global,
         commands::plan::run(global).map(|r| output::planned(global, &r, detailed_exitcode)),
@@ -44,7 +47,7 @@ pub fn plan(global: &Global, detailed_exitcode: bool) -> u8 {
 }
 
 /// `lbctl apply`: the plan is shown, and confirmed unless `--yes`, before any host changes.
-pub fn apply(global: &Global, options: &ApplyOptions) -> u8 {
+pub fn apply(global: &Global, options: &ApplyOptions) -> ExitStatus {
     let confirm = |plan: &crate::deploy::Report| {
         if !global.json {
             output::plan_text(plan);
@@ -58,7 +61,7 @@ pub fn apply(global: &Global, options: &ApplyOptions) -> u8 {
 }
 
 /// `lbctl status`.
-pub fn status(global: &Global) -> u8 {
+pub fn status(global: &Global) -> ExitStatus {
     finish(
         global,
         commands::status::run(global).map(|s| output::status::print(global, &s)),
@@ -66,7 +69,7 @@ pub fn status(global: &Global) -> u8 {
 }
 
 /// `lbctl failover-test`.
-pub fn failover_test(global: &Global, options: &FailoverOptions) -> u8 {
+pub fn failover_test(global: &Global, options: &FailoverOptions) -> ExitStatus {
     finish(
         global,
         commands::failover_test::run(global, options).map(|r| output::failover::print(global, &r)),
@@ -74,25 +77,30 @@ pub fn failover_test(global: &Global, options: &FailoverOptions) -> u8 {
 }
 
 /// `lbctl man`: `lbctl` is the clap definition the page describes.
-pub fn man_page(global: &Global, lbctl: &clap::Command) -> u8 {
+pub fn man_page(global: &Global, lbctl: &clap::Command) -> ExitStatus {
     finish(
         global,
-        commands::manual::man_page(lbctl, &mut std::io::stdout()).map(|()| 0),
+        commands::manual::man_page(lbctl, &mut std::io::stdout()).map(|()| ExitStatus::Success),
     )
 }
 
 /// `lbctl completions SHELL`.
-pub fn completions(global: &Global, lbctl: &mut clap::Command, shell: clap_complete::Shell) -> u8 {
+pub fn completions(
+    global: &Global,
+    lbctl: &mut clap::Command,
+    shell: clap_complete::Shell,
+) -> ExitStatus {
     finish(
         global,
-        commands::manual::completions(lbctl, shell, &mut std::io::stdout()).map(|()| 0),
+        commands::manual::completions(lbctl, shell, &mut std::io::stdout())
+            .map(|()| ExitStatus::Success),
     )
 }
 
 /// The exit status of a command, its error printed.
-fn finish(global: &Global, result: Result<u8, Error>) -> u8 {
+fn finish(global: &Global, result: Result<ExitStatus, Error>) -> ExitStatus {
     result.unwrap_or_else(|e| {
         output::error(global, &e);
-        1
+        ExitStatus::Failed
     })
 }

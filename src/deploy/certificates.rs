@@ -8,21 +8,22 @@
 use std::{collections::BTreeMap, fmt::Write};
 
 use crate::{
-    deploy::survey::Surveyed, error::Error, remote, render::RenderedHost, source::Diagnostic,
-    source::Loc, spec::HostSpec, ssh,
+    deploy::survey::Surveyed, remote, render::RenderedHost, source::Diagnostic, source::Loc,
+    spec::HostSpec, ssh,
 };
 
 /// The survey, when every surveyed host holds every certificate it is configured with;
-/// otherwise the sessions are closed and every missing certificate is the run's error.
+/// otherwise the sessions are closed and every missing certificate is a diagnostic.
 pub async fn check_certificates(
     surveyed: Vec<Surveyed>,
     hosts: &[(HostSpec, RenderedHost)],
-) -> Result<Vec<Surveyed>, Error> {
+) -> Result<Vec<Surveyed>, Vec<Diagnostic>> {
     let problems = check(&surveyed, hosts).await;
     if problems.is_empty() {
         Ok(surveyed)
     } else {
-        Err(refuse(surveyed, problems).await)
+        ssh::close_all(surveyed.into_iter().filter_map(|s| s.session)).await;
+        Err(problems)
     }
 }
 
@@ -107,10 +108,4 @@ fn host_error(spec: &HostSpec, certs: &[(&str, &str, &Loc)], message: &str) -> D
             message.trim()
         ),
     )
-}
-
-/// Closes the survey's sessions and turns certificate problems into the run's error.
-async fn refuse(surveyed: Vec<Surveyed>, problems: Vec<Diagnostic>) -> Error {
-    ssh::close_all(surveyed.into_iter().filter_map(|s| s.session)).await;
-    Error::Invalid(problems)
 }

@@ -7,6 +7,7 @@
 
 mod certificates;
 mod deployment;
+mod error;
 mod plan;
 mod report;
 mod reporter;
@@ -16,6 +17,7 @@ mod status;
 mod survey;
 
 pub use certificates::check_certificates;
+pub use error::DeployError;
 pub use plan::{Action, FilePlan, HostPlan, REDACTED, redact};
 pub use report::{HostError, HostReport, Outcome, Report, Summary, Timing};
 pub use reporter::Reporter;

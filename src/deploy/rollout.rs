@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use crate::{
+    deploy::DeployError,
     deploy::deployment,
     deploy::plan::HostPlan,
     deploy::report::{HostError, HostReport, Outcome, Timing},
@@ -177,36 +178,35 @@ enum Held<'s> {
     Ended(RemoteOutput),
 }
 
-async fn hold<'s>(session: &'s Session, script: &str) -> Result<Held<'s>, String> {
-    let mut running = session.start(script).await.map_err(|e| e.to_string())?;
-    if running.read_until(READY).await.map_err(|e| e.to_string())? {
+async fn hold<'s>(session: &'s Session, script: &str) -> Result<Held<'s>, DeployError> {
+    let mut running = session.start(script).await?;
+    if running.read_until(READY).await? {
         Ok(Held::Ready(Box::new(running)))
     } else {
-        running
-            .finish()
-            .await
-            .map(Held::Ended)
-            .map_err(|e| e.to_string())
+        Ok(running.finish().await.map(Held::Ended)?)
     }
 }
 
-async fn go(mut running: Running<'_>) -> Result<RemoteOutput, String> {
-    running.answer(GO).await.map_err(|e| e.to_string())?;
-    running.finish().await.map_err(|e| {
-        format!("{e}; the host rolls back by itself when the connection drops mid-apply")
-    })
+async fn go(mut running: Running<'_>) -> Result<RemoteOutput, DeployError> {
+    running.answer(GO).await?;
+    running
+        .finish()
+        .await
+        .map_err(DeployError::ApplyInterrupted)
 }
 
 /// Records how a host's script ended: its steps, failure and rollback, or the error that
 /// kept lbctl from knowing.
-fn settle(report: &mut HostReport, finished: Result<RemoteOutput, String>, started: Instant) {
+fn settle(report: &mut HostReport, finished: Result<RemoteOutput, DeployError>, started: Instant) {
     // The host's own time: its check and its apply, not its wait for earlier waves.
     report.seconds = Some(match (report.timing.check, report.timing.apply) {
         (Some(check), Some(apply)) => check + apply,
         _ => started.elapsed().as_secs_f64(),
     });
-    let parsed = finished
-        .and_then(|out| remote::parse_apply(&out.stdout).map_err(|e| format!("{e}; {out}")));
+    let parsed = finished.and_then(|out| {
+        remote::parse_apply(&out.stdout)
+            .map_err(|error| DeployError::Unreadable { error, output: out })
+    });
     match parsed {
         Ok(ApplyReport {
             steps,
@@ -223,12 +223,12 @@ fn settle(report: &mut HostReport, finished: Result<RemoteOutput, String>, start
             report.failure = failure;
             report.rolled_back = rolled_back;
         }
-        Err(message) => {
+        Err(e) => {
             report.outcome = Outcome::Failed;
             report.error = Some(HostError {
                 host: report.host.clone(),
                 step: "apply".into(),
-                message,
+                message: e.to_string(),
             });
         }
     }

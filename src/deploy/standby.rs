@@ -5,6 +5,7 @@
 //! tracks HAProxy, so a host without it gives the VIP away).
 
 use crate::{
+    deploy::DeployError,
     deploy::status::gather_status,
     deploy::survey::SshOptions,
     spec::{Fleet, HostSpec},
@@ -14,7 +15,7 @@ use crate::{
 pub async fn ready_to_take_the_vip(
     hosts: &[HostSpec],
     ssh: &SshOptions,
-) -> Vec<(String, Result<(), String>)> {
+) -> Vec<(String, Result<(), DeployError>)> {
     let fleet = Fleet {
         lb_group: String::new(),
         hosts: hosts.to_vec(),
@@ -26,16 +27,13 @@ pub async fn ready_to_take_the_vip(
         .map(|(host, spec)| {
             let running = |daemon: &str| host.daemons.get(daemon).is_some_and(|d| d.running);
             let verdict = if let Some(e) = host.error {
-                Err(format!("unreachable: {e}"))
+                Err(DeployError::StandbyUnreachable(e))
             } else if spec.keepalived.as_ref().is_none_or(|k| k.vips.is_empty()) {
-                Err("no VIP is configured for it".to_string())
+                Err(DeployError::StandbyWithoutVip)
             } else if !running("keepalived") {
-                Err("keepalived is not running".to_string())
+                Err(DeployError::StandbyWithoutKeepalived)
             } else if !running("haproxy") {
-                Err(
-                    "HAProxy is not running, so keepalived's tracked check gives the VIP away"
-                        .to_string(),
-                )
+                Err(DeployError::StandbyWithoutHaproxy)
             } else {
                 Ok(())
             };

@@ -7,12 +7,13 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde::Serialize;
 
 use crate::{
+    deploy::DeployError,
     remote::{Daemon, LbState, Query, parse_lb_state},
     remote::{RowKind, StatRow},
     spec::Fleet,
     spec::HostSpec,
     ssh,
-    ssh::{ConnectOptions, Session},
+    ssh::{ConnectOptions, Session, TransportError},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,12 +71,9 @@ pub struct ServerStatus {
 }
 
 /// Asks one host and reads its answer.
-pub async fn read_lb_state(session: &Session, query: &Query) -> Result<LbState, String> {
-    let out = session
-        .run(&query.script())
-        .await
-        .map_err(|e| e.to_string())?;
-    parse_lb_state(&out.stdout).map_err(|e| format!("{e} ({out})"))
+pub async fn read_lb_state(session: &Session, query: &Query) -> Result<LbState, DeployError> {
+    let out = session.run(&query.script()).await?;
+    Ok(parse_lb_state(&out.stdout).map_err(|e| e.with_output(out))?)
 }
 
 /// Connects to every load balancer and asks each, all at once.
@@ -95,9 +93,12 @@ pub async fn gather_status(fleet: &Fleet, options: ConnectOptions, forks: usize)
         .collect();
     let mut hosts = Vec::with_capacity(tasks.len());
     for (task, spec) in tasks.into_iter().zip(&fleet.hosts) {
-        let state = task
-            .await
-            .unwrap_or_else(|e| Err(format!("the status task failed: {e}")));
+        let state = task.await.unwrap_or_else(|e| {
+            Err(DeployError::Transport(TransportError::Task {
+                what: "status",
+                message: e.to_string(),
+            }))
+        });
         hosts.push(view(spec, state));
     }
     let vip_holders = hosts
@@ -109,7 +110,7 @@ pub async fn gather_status(fleet: &Fleet, options: ConnectOptions, forks: usize)
 }
 
 /// What the user sees of one host's answer.
-fn view(spec: &HostSpec, state: Result<LbState, String>) -> HostStatus {
+fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
     let mut status = HostStatus {
         host: spec.name.clone(),
         error: None,
@@ -123,7 +124,7 @@ fn view(spec: &HostSpec, state: Result<LbState, String>) -> HostStatus {
     let state = match state {
         Ok(state) => state,
         Err(e) => {
-            status.error = Some(e);
+            status.error = Some(e.to_string());
             return status;
         }
     };
@@ -133,7 +134,7 @@ fn view(spec: &HostSpec, state: Result<LbState, String>) -> HostStatus {
     let rows = match state.stat {
         Some(Ok(rows)) => rows,
         Some(Err(e)) => {
-            status.runtime_api_error = Some(e);
+            status.runtime_api_error = Some(e.to_string());
             return status;
         }
         None => return status,

@@ -9,6 +9,7 @@ use std::{
 use tokio::sync::Semaphore;
 
 use crate::{
+    deploy::DeployError,
     deploy::plan::{self, HostPlan},
     deploy::report::{HostError, Timing},
     remote::{self, FetchOptions, Fetched},
@@ -118,8 +119,10 @@ async fn survey_host(
         .collect();
     let started = Instant::now();
     let fetched = match session.run(&script).await {
-        Ok(out) => remote::parse_fetch_knowing(&out.stdout, &known)
-            .map_err(|e| fail("fetch", format!("{e}; {out}"))),
+        Ok(out) => remote::parse_fetch_knowing(&out.stdout, &known).map_err(|error| {
+            let e = DeployError::Unreadable { error, output: out };
+            fail("fetch", e.to_string())
+        }),
         Err(e) => Err(fail("fetch", e.to_string())),
     };
     timing.fetch = started.elapsed().as_secs_f64();

@@ -10,6 +10,7 @@
 
 mod clock;
 mod dead_mans_switch;
+mod error;
 mod interrupt;
 pub mod lb;
 mod narrator;
@@ -19,5 +20,6 @@ mod run_id;
 mod watch;
 pub mod worker;
 
+pub use error::DrillError;
 pub use narrator::Narrator;
 pub use probe::Tally;

@@ -21,8 +21,8 @@ use serde::Serialize;
 use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch, task::JoinSet};
 
 use crate::{
+    drill::DrillError,
     drill::{interrupt::interrupted, narrator::Narrator},
-    error::Error,
     remote::{self, ReportError},
     spec::Connection,
     ssh::Session,
@@ -129,7 +129,7 @@ pub struct Running {
     pub started: Instant,
     targets: Vec<Target>,
     stop: Stop,
-    task: tokio::task::JoinHandle<Result<Vec<Attempt>, String>>,
+    task: tokio::task::JoinHandle<Result<Vec<Attempt>, DrillError>>,
 }
 
 enum Stop {
@@ -142,7 +142,7 @@ enum Stop {
 
 impl Running {
     /// Ends the probe and waits (bounded by one attempt's timeout) for what is in flight.
-    pub async fn stop(self) -> Result<Recorded, String> {
+    pub async fn stop(self) -> Result<Recorded, DrillError> {
         match &self.stop {
             Stop::Local(tx) => {
                 let _ = tx.send(true);
@@ -151,13 +151,13 @@ impl Running {
                 session
                     .run(&format!(": >{}\n", remote::quote(stop_file)))
                     .await
-                    .map_err(|e| format!("cannot stop the remote probe: {e}"))?;
+                    .map_err(DrillError::ProbeNotStopped)?;
             }
         }
         let attempts = self
             .task
             .await
-            .map_err(|e| format!("the probe task failed: {e}"))??;
+            .map_err(|e| DrillError::ProbeTask(e.to_string()))??;
         Ok(Recorded {
             started: self.started,
             targets: self.targets,
@@ -213,7 +213,7 @@ pub async fn start_probe(
     from: Option<(&Connection, &Arc<Session>)>,
     run_id: &str,
     say: &dyn Narrator,
-) -> Result<Probing, Error> {
+) -> Result<Probing, DrillError> {
     let limit = BASELINE + window + TAIL + PROBE_MARGIN;
     let settings = Settings {
         targets,
@@ -232,7 +232,10 @@ pub async fn start_probe(
         why = interrupted() => Some(why),
     } {
         let _ = probe.stop().await;
-        return Err(Error::Failed(format!("{why} before anything was changed")));
+        return Err(DrillError::Interrupted {
+            why,
+            when: "before anything was changed".into(),
+        });
     }
     Ok(Probing {
         probe,
@@ -259,7 +262,7 @@ async fn run_local(
     settings: Settings,
     started: Instant,
     mut stop: watch::Receiver<bool>,
-) -> Result<Vec<Attempt>, String> {
+) -> Result<Vec<Attempt>, DrillError> {
     let mut tick = tokio::time::interval(settings.period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let deadline = tokio::time::Instant::from_std(started + settings.max_duration);
@@ -280,7 +283,7 @@ async fn run_local(
             let begun = Instant::now();
             let error = match tokio::time::timeout(timeout, connect_and_read(&target)).await {
                 Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
+                Ok(Err(e)) => Some(e.to_string()),
                 Err(_) => Some(format!("no first byte within {timeout:?}")),
             };
             Attempt {
@@ -292,25 +295,36 @@ async fn run_local(
         });
         sent += 1;
         while let Some(done) = in_flight.try_join_next() {
-            attempts.push(done.map_err(|e| format!("a probe attempt failed: {e}"))?);
+            attempts.push(done.map_err(|e| DrillError::ProbeAttempt(e.to_string()))?);
         }
     }
     while let Some(done) = in_flight.join_next().await {
-        attempts.push(done.map_err(|e| format!("a probe attempt failed: {e}"))?);
+        attempts.push(done.map_err(|e| DrillError::ProbeAttempt(e.to_string()))?);
     }
     attempts.sort_by_key(|a| a.at);
     Ok(attempts)
 }
 
-async fn connect_and_read(target: &Target) -> Result<(), String> {
+/// Why one attempt failed, as the probe's tally counts it.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("closed before the first byte")]
+    Closed,
+    #[error("read: {0}")]
+    Read(std::io::Error),
+}
+
+async fn connect_and_read(target: &Target) -> Result<(), AttemptError> {
     let mut stream = TcpStream::connect((target.host.as_str(), target.port))
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(AttemptError::Connect)?;
     let mut first = [0u8; 1];
     match stream.read(&mut first).await {
-        Ok(0) => Err("closed before the first byte".to_string()),
+        Ok(0) => Err(AttemptError::Closed),
         Ok(_) => Ok(()),
-        Err(e) => Err(format!("read: {e}")),
+        Err(e) => Err(AttemptError::Read(e)),
     }
 }
 
@@ -327,9 +341,11 @@ pub fn start_remote(session: Arc<Session>, settings: Settings, run_id: &str) -> 
             let out = session
                 .run(&script)
                 .await
-                .map_err(|e| format!("the remote probe: {e}"))?;
-            parse_remote(&out.stdout, settings.timeout)
-                .map_err(|e| format!("the remote probe on {}: {e} ({out})", session.host()))
+                .map_err(DrillError::RemoteProbe)?;
+            parse_remote(&out.stdout, settings.timeout).map_err(|e| DrillError::RemoteProbeReport {
+                host: session.host().to_string(),
+                error: e.with_output(out),
+            })
         })
     };
     Running {

@@ -7,7 +7,7 @@ use std::{
 };
 
 use crate::{
-    deploy::read_lb_state,
+    deploy::{DeployError, read_lb_state},
     drill::clock::Clock,
     remote::{LbState, Query},
     ssh::Session,
@@ -35,7 +35,7 @@ struct Poll<T> {
 struct Shared<T> {
     polls: Vec<Vec<Poll<T>>>,
     /// A host that stopped answering, and why.
-    lost: Option<(String, String)>,
+    lost: Option<(String, DeployError)>,
 }
 
 /// When each poll's host looked, on this machine's clock; without the host's clock, when its
@@ -136,7 +136,7 @@ impl<T: Clone + Send + 'static> Watch<T> {
     }
 
     /// The first host that stopped answering, and its error.
-    pub fn lost(&self) -> Option<(String, String)> {
+    pub fn lost(&self) -> Option<(String, DeployError)> {
         self.shared.lock().expect("watch lock").lost.clone()
     }
 

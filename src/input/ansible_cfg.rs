@@ -17,6 +17,7 @@ use std::{
 use std::sync::Arc;
 
 use crate::{
+    input::InputError,
     input::vault::VaultId,
     source::{Loc, Node, Value, VarMap},
 };
@@ -30,11 +31,13 @@ pub struct AnsibleCfg {
 
 impl AnsibleCfg {
     /// The configuration Ansible would use from the current directory.
-    pub fn load() -> Result<AnsibleCfg, String> {
+    pub fn load() -> Result<AnsibleCfg, InputError> {
         match find() {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(source) => return Err(InputError::ReadConfig { path, source }),
+                };
                 Ok(AnsibleCfg::parse(&text, Some(path)))
             }
             None => Ok(AnsibleCfg::default()),

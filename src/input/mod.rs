@@ -6,12 +6,14 @@
 //! the variables mean.
 
 mod ansible_cfg;
+mod error;
 mod inventory;
 mod limit;
 mod vars;
 mod vault;
 
 pub use ansible_cfg::AnsibleCfg;
+pub use error::InputError;
 pub use inventory::{Group, Host, Inventory, VarsFile};
 pub use limit::{Limit, LimitError, Selection};
 pub use vars::{Sources, has_vault, resolve_vars, reveal};

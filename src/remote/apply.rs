@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 use super::{
-    frame::{Frame, ReportError, detail, frames},
+    error::ReportError,
+    frame::{Frame, detail, frames},
     script::{finish_script_with, quote},
 };
 use crate::{source::base64, spec::Service};

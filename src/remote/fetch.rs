@@ -7,7 +7,8 @@ use crate::source::base64;
 
 use super::{
     apply::APPLY_LOCK,
-    frame::{ReportError, frames},
+    error::ReportError,
+    frame::frames,
     script::{address_of, finish_script, quote},
 };
 

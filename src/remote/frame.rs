@@ -21,33 +21,8 @@
 //! @@lbctl end apply ok | failed
 //! ```
 
+use super::ReportError;
 use crate::source::base64;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReportError {
-    #[error(
-        "the host printed no lbctl {script} report: the script did not run (is `sh` there, and does `sudo -n` work?)"
-    )]
-    Missing { script: &'static str },
-    #[error(
-        "the {script} report ended early{}: the connection or the script died, so what happened on the host is unknown",
-        after.as_ref().map(|after| format!(" after {after}")).unwrap_or_default()
-    )]
-    Truncated {
-        script: &'static str,
-        after: Option<String>,
-    },
-    #[error("line {line} of the {script} report is malformed: {reason}")]
-    Malformed {
-        script: &'static str,
-        line: usize,
-        reason: String,
-    },
-    #[error("cannot read {path} on the host: {message}")]
-    Unreadable { path: String, message: String },
-    #[error("{0}")]
-    Host(String),
-}
 
 /// `text` as one frame field (base64, or `-` when empty).
 pub(super) fn detail(text: &str) -> String {

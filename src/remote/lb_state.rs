@@ -112,15 +112,14 @@ fn vips(spec: &HostSpec) -> Vec<String> {
 }
 
 /// One host's answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LbState {
     /// Every VIP asked about, and whether this host holds it.
     pub vips: BTreeMap<String, bool>,
     pub daemons: BTreeMap<String, Daemon>,
     /// `show stat`'s rows, or why the runtime API did not answer; `None` when not asked.
-    pub stat: Option<Result<Vec<StatRow>, String>>,
+    pub stat: Option<Result<Vec<StatRow>, ReportError>>,
     /// The host's clock (ms since the epoch) right after it looked; `None` without GNU date.
-    #[serde(skip)]
     pub clock_ms: Option<u64>,
 }
 
@@ -180,9 +179,11 @@ pub fn parse_lb_state(stdout: &[u8]) -> Result<LbState, ReportError> {
             }
             ["stat", csv] => {
                 let csv = frame.text(csv)?;
-                state.stat = Some(parse_show_stat(&csv).map_err(|e| e.to_string()));
+                state.stat = Some(parse_show_stat(&csv));
             }
-            ["stat-error", message] => state.stat = Some(Err(frame.text(message)?)),
+            ["stat-error", message] => {
+                state.stat = Some(Err(ReportError::Host(frame.text(message)?)));
+            }
             ["clock", ms] => {
                 state.clock_ms = Some(ms.parse().map_err(|_| frame.malformed("invalid clock"))?);
             }
@@ -254,7 +255,7 @@ mod tests {
         );
         assert!(!state.daemons["keepalived"].running);
         let error = state.stat.unwrap().unwrap_err();
-        assert!(error.contains("is not a socket"), "{error}");
+        assert!(error.to_string().contains("is not a socket"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

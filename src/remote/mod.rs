@@ -11,6 +11,7 @@
 //! `common.sh`; `frame.rs` reads the `@@lbctl` frames they print.
 
 mod apply;
+mod error;
 mod fetch;
 mod frame;
 mod lb_state;
@@ -22,13 +23,11 @@ pub use apply::{
     APPLY_LOCK, ApplyReport, Deployment, Failure, GO, ManagedFile, READY, ServiceControl, Step,
     StepResult, Verify, apply_script, apply_script_with_lock, held_apply_script, parse_apply,
 };
+pub use error::ReportError;
 pub use fetch::{
     FetchOptions, Fetched, LockState, fetch_script, parse_fetch, parse_fetch_knowing, sha256_hex,
 };
-pub use frame::ReportError;
 pub(crate) use frame::frames;
 pub use lb_state::{Daemon, LbState, Query, parse_lb_state};
 pub(crate) use script::{address_of, finish_script, quote};
-pub use show_stat::{
-    RowKind, RowState, RowStatus, StatError, StatRow, Transition, parse_show_stat,
-};
+pub use show_stat::{RowKind, RowState, RowStatus, StatRow, Transition, parse_show_stat};

@@ -8,6 +8,8 @@
 
 use serde::Serialize;
 
+use super::ReportError;
+
 /// One row of `show stat`: a frontend, a backend, a server or a listener.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatRow {
@@ -130,19 +132,9 @@ impl RowStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StatError {
-    #[error("the runtime API printed no `show stat` header line (is this HAProxy's admin socket?)")]
-    NoHeader,
-    #[error("the `show stat` header has no `{0}` column")]
-    MissingColumn(&'static str),
-    #[error("line {line} of `show stat` is malformed: {reason}")]
-    Malformed { line: usize, reason: String },
-}
-
 /// Reads `show stat` output. Blank lines and lines HAProxy did not format as rows (a
 /// truncated last line, say) are errors, so a half-read answer is never taken for a state.
-pub fn parse_show_stat(text: &str) -> Result<Vec<StatRow>, StatError> {
+pub fn parse_show_stat(text: &str) -> Result<Vec<StatRow>, ReportError> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -151,28 +143,18 @@ pub fn parse_show_stat(text: &str) -> Result<Vec<StatRow>, StatError> {
         Some((_, line)) if line.starts_with('#') => line,
         // `show stat` answers with its header first; anything before it is not CSV.
         Some((n, line)) => {
-            return Err(StatError::Malformed {
+            return Err(ReportError::MalformedStat {
                 line: n + 1,
                 reason: format!("expected the header line, found `{}`", clip(line)),
             });
         }
-        None => return Err(StatError::NoHeader),
+        None => return Err(ReportError::NoStatHeader),
     };
     let columns = Columns::from_header(header.trim_start_matches('#').trim())?;
     let mut rows = Vec::new();
     for (n, line) in lines {
-        let fields = split_csv(line).map_err(|reason| StatError::Malformed {
-            line: n + 1,
-            reason,
-        })?;
-        rows.push(
-            columns
-                .row(&fields)
-                .map_err(|reason| StatError::Malformed {
-                    line: n + 1,
-                    reason,
-                })?,
-        );
+        let fields = split_csv(n + 1, line)?;
+        rows.push(columns.row(n + 1, &fields)?);
     }
     Ok(rows)
 }
@@ -192,10 +174,10 @@ struct Columns {
 }
 
 impl Columns {
-    fn from_header(header: &str) -> Result<Columns, StatError> {
+    fn from_header(header: &str) -> Result<Columns, ReportError> {
         let names: Vec<&str> = header.split(',').map(str::trim).collect();
         let find = |name: &str| names.iter().position(|n| *n == name);
-        let need = |name: &'static str| find(name).ok_or(StatError::MissingColumn(name));
+        let need = |name: &'static str| find(name).ok_or(ReportError::MissingStatColumn(name));
         Ok(Columns {
             pxname: need("pxname")?,
             svname: need("svname")?,
@@ -210,27 +192,28 @@ impl Columns {
         })
     }
 
-    fn row(&self, fields: &[String]) -> Result<StatRow, String> {
+    fn row(&self, line: usize, fields: &[String]) -> Result<StatRow, ReportError> {
+        let malformed = |reason: String| ReportError::MalformedStat { line, reason };
         let get = |i: usize| fields.get(i).map(String::as_str).unwrap_or("");
         let opt = |i: Option<usize>| i.map(get).filter(|v| !v.is_empty()).map(str::to_string);
         if fields.len() <= self.status.max(self.kind).max(self.scur) {
-            return Err(format!(
+            return Err(malformed(format!(
                 "{} fields, fewer than the header names",
                 fields.len()
-            ));
+            )));
         }
         let kind = match get(self.kind) {
             "0" => RowKind::Frontend,
             "1" => RowKind::Backend,
             "2" => RowKind::Server,
             "3" => RowKind::Listener,
-            other => return Err(format!("unknown row type `{other}`")),
+            other => return Err(malformed(format!("unknown row type `{other}`"))),
         };
         let sessions = match get(self.scur) {
             "" => 0,
             n => n
                 .parse()
-                .map_err(|_| format!("`scur` is not a number: `{n}`"))?,
+                .map_err(|_| malformed(format!("`scur` is not a number: `{n}`")))?,
         };
         let (check_status, check_running) = match opt(self.check_status) {
             Some(s) => match s.strip_prefix("* ") {
@@ -257,7 +240,7 @@ impl Columns {
 
 /// One CSV line: comma-separated, a field in double quotes when it holds a comma or a
 /// quote, a quote inside doubled.
-fn split_csv(line: &str) -> Result<Vec<String>, String> {
+fn split_csv(number: usize, line: &str) -> Result<Vec<String>, ReportError> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut chars = line.chars().peekable();
@@ -275,7 +258,10 @@ fn split_csv(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err(format!("unterminated quote in `{}`", clip(line)));
+        return Err(ReportError::MalformedStat {
+            line: number,
+            reason: format!("unterminated quote in `{}`", clip(line)),
+        });
     }
     fields.push(field);
     Ok(fields)
@@ -410,14 +396,14 @@ mod tests {
 
     #[test]
     fn not_csv_is_an_error() {
-        assert_eq!(parse_show_stat(""), Err(StatError::NoHeader));
+        assert_eq!(parse_show_stat(""), Err(ReportError::NoStatHeader));
         assert!(matches!(
             parse_show_stat("Unknown command.\n"),
-            Err(StatError::Malformed { line: 1, .. })
+            Err(ReportError::MalformedStat { line: 1, .. })
         ));
         assert_eq!(
             parse_show_stat("# pxname,svname\n"),
-            Err(StatError::MissingColumn("scur"))
+            Err(ReportError::MissingStatColumn("scur"))
         );
         assert!(parse_show_stat("# pxname,svname,scur,status,type\nbe,s,\"x\n").is_err());
     }

@@ -58,6 +58,8 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+impl std::error::Error for Diagnostic {}
+
 /// `text` with every control character (C0, DEL, C1) and every invisible character that
 /// reorders or hides text (bidirectional overrides, zero-width marks) written as an escape:
 /// `\n`, `\t`, `\r`, or `\u{..}`.

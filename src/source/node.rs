@@ -430,8 +430,8 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
                     None => None,
                     Some(tag) => match tagged_scalar(tag, &text) {
                         Ok(v) => v,
-                        Err(message) => {
-                            let d = Diagnostic::new(&loc, self.path(), message)
+                        Err(e) => {
+                            let d = Diagnostic::new(&loc, self.path(), e.to_string())
                                 .hint("remove the tag, or give it a value of its type");
                             self.fail(d);
                             None
@@ -687,9 +687,20 @@ fn yaml11_float(text: &str) -> Option<f64> {
     plain.parse::<f64>().ok().map(|x| sign * x)
 }
 
+/// Why a tagged scalar does not read as its tag says.
+#[derive(Debug, thiserror::Error)]
+enum TagError {
+    #[error("`{text}` is not a valid !!{tag}")]
+    Invalid { text: String, tag: String },
+    #[error("this !!binary value is not valid base64")]
+    Base64,
+    #[error("this !!binary value is not UTF-8 text, which lbctl can use")]
+    NotUtf8,
+}
+
 /// A scalar with an explicit tag: YAML's own (`!!str`, `!!int`, `!!binary`, ...) and
 /// Ansible's `!vault` and `!unsafe`. `Ok(None)` keeps it as a string.
-fn tagged_scalar(tag: &saphyr_parser::Tag, text: &str) -> Result<Option<Value>, String> {
+fn tagged_scalar(tag: &saphyr_parser::Tag, text: &str) -> Result<Option<Value>, TagError> {
     if tag.is_yaml_core_schema() {
         return match tag.suffix.as_str() {
             "str" => Ok(None),
@@ -708,16 +719,16 @@ fn tagged_scalar(tag: &saphyr_parser::Tag, text: &str) -> Result<Option<Value>, 
                     v => v,
                 })
                 .map(Some)
-                .ok_or_else(|| format!("`{text}` is not a valid !!{}", tag.suffix)),
+                .ok_or_else(|| TagError::Invalid {
+                    text: text.to_string(),
+                    tag: tag.suffix.clone(),
+                }),
             "binary" => {
                 let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-                let bytes = crate::source::base64::decode(&compact)
-                    .ok_or_else(|| "this !!binary value is not valid base64".to_string())?;
+                let bytes = crate::source::base64::decode(&compact).ok_or(TagError::Base64)?;
                 String::from_utf8(bytes)
                     .map(|s| Some(Value::Str(Arc::from(s))))
-                    .map_err(|_| {
-                        "this !!binary value is not UTF-8 text, which lbctl can use".into()
-                    })
+                    .map_err(|_| TagError::NotUtf8)
             }
             _ => Ok(None),
         };

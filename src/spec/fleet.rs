@@ -10,7 +10,6 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    error::Error,
     input::Keyring,
     input::{Inventory, Sources, has_vault, resolve_vars, reveal},
     source::VarMap,
@@ -18,6 +17,7 @@ use crate::{
     source::{Loc, field},
     spec::backend::ListCache,
     spec::connection::Connection,
+    spec::error::SpecError,
     spec::host::{self, HostSpec},
     spec::peers::{self, Peer, Peers},
 };
@@ -398,23 +398,23 @@ pub fn host_connection(
     inventory: &Inventory,
     sources: &Sources,
     name: &str,
-    what: &str,
-) -> Result<Connection, Error> {
+    what: &'static str,
+) -> Result<Connection, SpecError> {
     if !inventory.hosts.contains_key(name) {
-        let known: Vec<&str> = inventory.hosts.keys().map(String::as_str).collect();
-        return Err(Error::Usage {
-            message: format!("the inventory has no host `{name}` (the {what})"),
-            hint: format!("hosts in the inventory: {}", known.join(", ")),
+        return Err(SpecError::UnknownHost {
+            name: name.to_string(),
+            what,
+            known: inventory.hosts.keys().cloned().collect(),
         });
     }
     let mut diags = Diagnostics::default();
-    let vars = resolve_vars(inventory, name, sources).map_err(Error::Invalid)?;
+    let vars = resolve_vars(inventory, name, sources).map_err(SpecError::Invalid)?;
     let vars = reveal_read(vars, &sources.keyring, &mut diags);
     if !diags.is_empty() {
-        return Err(Error::Invalid(diags.into_vec()));
+        return Err(SpecError::Invalid(diags.into_vec()));
     }
     match host::parse_connection(name, &vars, &mut diags) {
         Some(conn) => Ok(conn),
-        None => Err(Error::Invalid(diags.into_vec())),
+        None => Err(SpecError::Invalid(diags.into_vec())),
     }
 }

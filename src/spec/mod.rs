@@ -7,6 +7,7 @@
 mod backend;
 mod connection;
 mod daemon_control;
+mod error;
 mod fleet;
 mod haproxy;
 mod health_check;
@@ -25,6 +26,7 @@ mod udp_engine;
 pub use backend::{Backend, Sticky};
 pub use connection::{Connection, HostKeyPolicy};
 pub use daemon_control::DaemonControl;
+pub use error::SpecError;
 pub use fleet::{Fleet, Input, host_connection};
 pub use haproxy::Haproxy;
 pub use health_check::HealthCheck;

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
+/// The SSH layer's error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     #[error("{host} ({target}): host key verification failed: {message}")]
     HostKey {
@@ -36,4 +37,15 @@ pub enum TransportError {
         target: String,
         message: String,
     },
+    /// A task that connected or ran a script panicked or was cancelled.
+    #[error("the {what} task failed: {message}")]
+    Task { what: &'static str, message: String },
+    /// Some of the hosts a drill needs cannot be reached.
+    #[error("pre-flight: cannot reach {}", join(.hosts))]
+    Unreachable { hosts: Vec<TransportError> },
+}
+
+fn join(errors: &[TransportError]) -> String {
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    errors.join("; ")
 }

@@ -9,15 +9,14 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::Semaphore;
 
 use crate::{
-    error::Error,
     spec::Connection,
-    ssh::{ConnectOptions, RemoteOutput, Session},
+    ssh::{ConnectOptions, RemoteOutput, Session, TransportError},
 };
 
 /// One host's connection attempt: its inventory name and the session, or why there is none.
 pub struct Connected {
     pub host: String,
-    pub session: Result<Arc<Session>, String>,
+    pub session: Result<Arc<Session>, TransportError>,
 }
 
 /// A fresh session to every host (drills do not reuse masters), in the order given, or the pre-flight error naming every host that
@@ -26,7 +25,7 @@ pub async fn connect_every(
     connections: &[Connection],
     connect_timeout: Duration,
     forks: usize,
-) -> Result<Vec<Arc<Session>>, Error> {
+) -> Result<Vec<Arc<Session>>, TransportError> {
     let mut all = Vec::new();
     let mut unreachable = Vec::new();
     let options = ConnectOptions {
@@ -42,10 +41,7 @@ pub async fn connect_every(
     if unreachable.is_empty() {
         Ok(all)
     } else {
-        Err(Error::Failed(format!(
-            "pre-flight: cannot reach {}",
-            unreachable.join("; ")
-        )))
+        Err(TransportError::Unreachable { hosts: unreachable })
     }
 }
 
@@ -63,10 +59,7 @@ pub async fn connect_all(
             let (conn, limit, options) = (conn.clone(), Arc::clone(&limit), Arc::clone(&options));
             tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                Session::connect(&conn, &options)
-                    .await
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                Session::connect(&conn, &options).await.map(Arc::new)
             })
         })
         .collect();
@@ -74,7 +67,7 @@ pub async fn connect_all(
     for (task, conn) in tasks.into_iter().zip(connections) {
         let session = task
             .await
-            .unwrap_or_else(|e| Err(format!("the connect task failed: {e}")));
+            .unwrap_or_else(|e| Err(task_failed("connect", &e)));
         out.push(Connected {
             host: conn.name.clone(),
             session,
@@ -87,21 +80,28 @@ pub async fn connect_all(
 pub async fn run_all(
     sessions: &[Arc<Session>],
     scripts: Vec<String>,
-) -> Vec<Result<RemoteOutput, String>> {
+) -> Vec<Result<RemoteOutput, TransportError>> {
     let tasks: Vec<_> = sessions
         .iter()
         .zip(scripts)
         .map(|(session, script)| {
             let session = Arc::clone(session);
-            tokio::spawn(async move { session.run(&script).await.map_err(|e| e.to_string()) })
+            tokio::spawn(async move { session.run(&script).await })
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
     for task in tasks {
         out.push(
             task.await
-                .unwrap_or_else(|e| Err(format!("the remote task failed: {e}"))),
+                .unwrap_or_else(|e| Err(task_failed("remote", &e))),
         );
     }
     out
+}
+
+fn task_failed(what: &'static str, error: &tokio::task::JoinError) -> TransportError {
+    TransportError::Task {
+        what,
+        message: error.to_string(),
+    }
 }

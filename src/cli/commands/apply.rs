@@ -2,9 +2,9 @@ use std::io::IsTerminal;
 
 use super::Global;
 use crate::{
+    cli::Error,
     cli::progress::Progress,
     deploy::{self, HostReport, Report, Target},
-    error::Error,
     spec::HostSpec,
     ssh,
 };
@@ -24,10 +24,7 @@ pub fn run(
     confirm: impl FnOnce(&Report) -> bool,
 ) -> Result<Report, Error> {
     if !opts.yes && !std::io::stdin().is_terminal() {
-        return Err(Error::Usage {
-            message: "refusing to apply without confirmation: there is no terminal to ask on".into(),
-            hint: "pass --yes to apply non-interactively (as in CI), or run `lbctl plan` to see the changes".into(),
-        });
+        return Err(Error::NoTerminal);
     }
     let started = std::time::Instant::now();
     let loaded = global.load()?;
@@ -114,18 +111,10 @@ pub fn run(
         let mut report = Report::new("apply", reports);
         report.prepare_seconds = prepare_seconds;
         if unreachable {
-            return Err(Error::Failed(format!(
-                "{} of {} hosts could not be surveyed; nothing was changed\n{}",
-                report.summary.unreachable,
-                report.hosts.len(),
-                report
-                    .hosts
-                    .iter()
-                    .filter_map(|h| h.error.as_ref())
-                    .map(|e| format!("  {e}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )));
+            return Err(Error::Unsurveyed {
+                hosts: report.hosts.len(),
+                errors: report.hosts.into_iter().filter_map(|h| h.error).collect(),
+            });
         }
         Ok(report)
     })
@@ -156,18 +145,13 @@ async fn partial_apply_keeps_a_standby(
     }
     let why: Vec<String> = answers
         .iter()
-        .map(|(host, ready)| format!("{host}: {}", ready.as_ref().err().map_or("", |e| e)))
+        .map(|(host, ready)| {
+            let reason = ready.as_ref().err().map(ToString::to_string);
+            format!("{host}: {}", reason.unwrap_or_default())
+        })
         .collect();
-    Err(Error::Usage {
-        message: format!(
-            "refusing to change {}, which holds the VIP, without a load balancer able to take it over ({}); nothing was changed",
-            holders.join(", "),
-            if why.is_empty() {
-                "--limit leaves no other".to_string()
-            } else {
-                why.join("; ")
-            }
-        ),
-        hint: "widen --limit so that another load balancer is changed first, or bring keepalived and HAProxy up on one the limit leaves out".into(),
+    Err(Error::NoStandby {
+        holders: holders.iter().map(ToString::to_string).collect(),
+        why,
     })
 }

@@ -3,10 +3,10 @@ use std::{sync::Arc, time::Duration};
 use super::Global;
 use crate::cli::progress::Narration;
 use crate::{
+    cli::Error,
     drill::Narrator,
     drill::lb::{self, Break, LbReport, LbTest},
     drill::worker::{self, Method, WorkerReport, WorkerTest},
-    error::Error,
     spec::host_connection,
 };
 
@@ -99,8 +99,9 @@ pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
                 forks: global.ssh.forks,
                 narrator,
             };
-            rt.block_on(worker::run(&plan, &test, &setup))
-                .map(Report::Worker)
+            Ok(Report::Worker(
+                rt.block_on(worker::run(&plan, &test, &setup))?,
+            ))
         }
         Victim::Lb(name) => {
             let method = match opts.method {
@@ -130,18 +131,19 @@ pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
                 forks: global.ssh.forks,
                 narrator,
             };
-            rt.block_on(lb::run(&plan, &test, &setup)).map(Report::Lb)
+            Ok(Report::Lb(rt.block_on(lb::run(&plan, &test, &setup))?))
         }
     }
 }
 
-fn wrong_method(method: MethodArg, victim: &str, valid: &str) -> Error {
+fn wrong_method(method: MethodArg, victim: &'static str, valid: &'static str) -> Error {
     use clap::ValueEnum;
-    let name = method
+    let method = method
         .to_possible_value()
         .map_or_else(String::new, |v| v.get_name().to_string());
-    Error::Usage {
-        message: format!("--method {name} does not apply to {victim}"),
-        hint: format!("with {victim}, use --method {valid}"),
+    Error::WrongMethod {
+        method,
+        victim,
+        valid,
     }
 }

@@ -8,21 +8,16 @@ use clap_mangen::{
     roff::{Roff, bold, roman},
 };
 
-use crate::error::Error;
-
-/// The exit statuses, as the README's table gives them.
-const EXIT_STATUS: &[(&str, &str)] = &[
-    ("0", "success; for plan, nothing to change"),
-    ("1", "error or invalid input (nothing was changed)"),
-    ("2", "plan --detailed-exitcode found changes"),
-    ("3", "failover-test ran but the tier missed its budget"),
-];
+use crate::cli::{Error, ExitStatus};
 
 /// One roff page for the whole tool: lbctl's name, synopsis, description and global options,
 /// the list of subcommands, then a section per subcommand with its synopsis and its own
 /// options, and the exit statuses.
 pub fn man_page(lbctl: &clap::Command, out: &mut dyn Write) -> Result<(), Error> {
-    let failed = |e: std::io::Error| Error::Failed(format!("cannot write the manual page: {e}"));
+    let failed = |source| Error::Print {
+        what: "manual page",
+        source,
+    };
     let page = Man::new(lbctl.clone());
     let subcommands: Vec<&clap::Command> = lbctl
         .get_subcommands()
@@ -79,10 +74,10 @@ pub fn man_page(lbctl: &clap::Command, out: &mut dyn Write) -> Result<(), Error>
 
     let mut exit = Roff::default();
     exit.control("SH", ["EXIT STATUS"]);
-    for (code, meaning) in EXIT_STATUS {
+    for status in ExitStatus::ALL {
         exit.control("TP", []);
-        exit.text([bold(*code)]);
-        exit.text([roman(*meaning)]);
+        exit.text([bold(status.code().to_string())]);
+        exit.text([roman(status.meaning())]);
     }
     exit.to_writer(&mut buf).map_err(failed)?;
     page.render_version_section(&mut buf).map_err(failed)?;
@@ -99,6 +94,8 @@ pub fn completions(
 ) -> Result<(), Error> {
     let name = lbctl.get_name().to_string();
     clap_complete::generate(shell, lbctl, name, out);
-    out.flush()
-        .map_err(|e| Error::Failed(format!("cannot write the completions: {e}")))
+    out.flush().map_err(|source| Error::Print {
+        what: "completions",
+        source,
+    })
 }

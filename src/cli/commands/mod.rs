@@ -19,13 +19,13 @@ use std::{
 };
 
 use crate::{
+    cli::Error,
     deploy::SshOptions,
-    error::Error,
     input::AnsibleCfg,
     input::Inventory,
     input::Keyring,
+    input::Limit,
     input::Sources,
-    input::{Limit, LimitError},
     render::{RenderedHost, RunContext, Templates, override_dirs},
     spec::{Fleet, HostSpec, Input},
 };
@@ -68,7 +68,7 @@ pub struct Loaded {
 
 impl Global {
     pub fn load(&self) -> Result<Loaded, Error> {
-        let cfg = AnsibleCfg::load().map_err(Error::Failed)?;
+        let cfg = AnsibleCfg::load()?;
         let inventory = if !self.inventory.is_empty() {
             self.inventory.clone()
         } else {
@@ -112,13 +112,7 @@ fn limit_fleet(
     pattern: &str,
     lb_group: &str,
 ) -> Result<Vec<HostSpec>, Error> {
-    let usage = |e: LimitError| Error::Usage {
-        message: e.to_string(),
-        hint: e.hint(),
-    };
-    let selection = Limit::parse(pattern)
-        .and_then(|limit| limit.select(inventory))
-        .map_err(usage)?;
+    let selection = Limit::parse(pattern).and_then(|limit| limit.select(inventory))?;
     for term in &selection.unmatched {
         eprintln!("warning: --limit: could not match supplied host pattern, ignoring: {term}");
     }
@@ -127,19 +121,11 @@ fn limit_fleet(
         .into_iter()
         .partition(|h| selection.hosts.contains(&h.name));
     if kept.is_empty() {
-        return Err(Error::Usage {
-            message: format!(
-                "--limit {pattern} selects none of the load balancers ({})",
-                all.join(", ")
-            ),
-            hint: format!(
-                "the load balancers are the hosts of the group `{lb_group}`; the pattern matched: {}",
-                if selection.hosts.is_empty() {
-                    "no host".to_string()
-                } else {
-                    selection.hosts.join(", ")
-                }
-            ),
+        return Err(Error::LimitSelectsNone {
+            pattern: pattern.to_string(),
+            all,
+            lb_group: lb_group.to_string(),
+            matched: selection.hosts,
         });
     }
     fleet.hosts = kept;
@@ -228,5 +214,5 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))
+        .map_err(Error::Runtime)
 }

@@ -1,7 +1,7 @@
 use super::Global;
 use crate::{
+    cli::Error,
     deploy::{self, HostReport, Report},
-    error::Error,
     ssh,
 };
 

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::Global;
-use crate::{error::Error, render::RenderedHost};
+use crate::{cli::Error, render::RenderedHost};
 
 #[derive(Debug, Serialize)]
 pub struct Written {

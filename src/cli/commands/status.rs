@@ -1,5 +1,5 @@
 use super::Global;
-use crate::{deploy::TierStatus, error::Error};
+use crate::{cli::Error, deploy::TierStatus};
 
 /// Every load balancer's VIP, daemons and servers as its HAProxy sees them right now.
 pub fn run(global: &Global) -> Result<TierStatus, Error> {

@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 use super::Global;
-use crate::{error::Error, spec::Connection};
+use crate::{cli::Error, spec::Connection};
 
 #[derive(Debug, Serialize)]
 pub struct Summary {

@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 
 use super::json;
 use crate::{
+    cli::ExitStatus,
     cli::commands::{Global, failover_test::Report},
     drill::Tally,
     drill::lb::LbReport,
     drill::worker::WorkerReport,
 };
 
-pub fn print(global: &Global, report: &Report) -> u8 {
+pub fn print(global: &Global, report: &Report) -> ExitStatus {
     if global.json {
         match report {
             Report::Worker(r) => json(&serde_json::json!({ "test": "worker", "report": r })),
@@ -26,7 +27,11 @@ pub fn print(global: &Global, report: &Report) -> u8 {
             }
         );
     }
-    if report.passed() { 0 } else { 3 }
+    if report.passed() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::MissedBudget
+    }
 }
 
 fn seconds(ms: u64) -> String {

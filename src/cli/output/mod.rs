@@ -8,10 +8,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use serde::Serialize;
 
 use crate::{
+    cli::Error,
+    cli::ExitStatus,
     cli::commands::{Global, render::Written, validate::Summary},
     deploy::Action,
     deploy::{Outcome, Report},
-    error::Error,
     source::Diagnostic,
 };
 
@@ -21,7 +22,7 @@ fn json<T: Serialize>(value: &T) {
     let _ = writeln!(out);
 }
 
-pub fn validated(global: &Global, s: &Summary) -> u8 {
+pub fn validated(global: &Global, s: &Summary) -> ExitStatus {
     if global.json {
         json(s);
     } else {
@@ -39,10 +40,10 @@ pub fn validated(global: &Global, s: &Summary) -> u8 {
             plural(s.udp_backends)
         );
     }
-    0
+    ExitStatus::Success
 }
 
-pub fn rendered(global: &Global, written: &[Written]) -> u8 {
+pub fn rendered(global: &Global, written: &[Written]) -> ExitStatus {
     if global.json {
         json(&serde_json::json!({ "hosts": written }));
     } else {
@@ -57,16 +58,13 @@ pub fn rendered(global: &Global, written: &[Written]) -> u8 {
             }
         }
     }
-    0
+    ExitStatus::Success
 }
 
 /// Prints an error: every diagnostic with its hint, then a summary line.
 pub fn error(global: &Global, e: &Error) {
     if global.json {
-        let diagnostics = match e {
-            Error::Invalid(d) => d.clone(),
-            _ => Vec::new(),
-        };
+        let diagnostics = e.diagnostics();
         json(&serde_json::json!({
             "error": e.to_string(),
             "hint": e.hint(),
@@ -75,10 +73,8 @@ pub fn error(global: &Global, e: &Error) {
         return;
     }
     let mut err = std::io::stderr().lock();
-    if let Error::Invalid(diags) = e {
-        for d in diags {
-            let _ = writeln!(err, "error: {d}");
-        }
+    for d in e.diagnostics() {
+        let _ = writeln!(err, "error: {d}");
     }
     let _ = writeln!(err, "error: {e}");
     if let Some(h) = e.hint() {
@@ -164,7 +160,7 @@ fn paint(line: &str, color: bool) -> String {
 }
 
 /// `plan`: 0 no changes, 2 changes with `--detailed-exitcode`, 1 when a host could not be read.
-pub fn planned(global: &Global, report: &Report, detailed_exitcode: bool) -> u8 {
+pub fn planned(global: &Global, report: &Report, detailed_exitcode: bool) -> ExitStatus {
     if global.json {
         json(report);
     } else {
@@ -178,19 +174,19 @@ pub fn planned(global: &Global, report: &Report, detailed_exitcode: bool) -> u8 
                 plural(report.summary.unreachable)
             );
         }
-        1
+        ExitStatus::Failed
     } else if detailed_exitcode && report.summary.changed > 0 {
-        2
+        ExitStatus::Changes
     } else {
-        0
+        ExitStatus::Success
     }
 }
 
 /// `apply`: what happened on each host; 1 when any host failed.
-pub fn applied(global: &Global, report: &Report) -> u8 {
+pub fn applied(global: &Global, report: &Report) -> ExitStatus {
     if global.json {
         json(report);
-        return u8::from(report.has_errors());
+        return ExitStatus::failed_if(report.has_errors());
     }
     if report.summary.changed == 0 && !report.has_errors() {
         println!(
@@ -198,7 +194,7 @@ pub fn applied(global: &Global, report: &Report) -> u8 {
             report.summary.unchanged,
             plural(report.summary.unchanged)
         );
-        return 0;
+        return ExitStatus::Success;
     }
     for h in &report.hosts {
         let files: Vec<&str> = h
@@ -241,7 +237,7 @@ pub fn applied(global: &Global, report: &Report) -> u8 {
         "Apply: {} changed, {} unchanged, {} failed.",
         s.changed, s.unchanged, s.failed
     );
-    u8::from(report.has_errors())
+    ExitStatus::failed_if(report.has_errors())
 }
 
 /// Asks on the terminal before `apply` changes `hosts` hosts; only `yes` proceeds.

@@ -3,16 +3,16 @@
 use std::fmt::Write as _;
 
 use super::{json, plural};
-use crate::{cli::commands::Global, deploy::TierStatus};
+use crate::{cli::ExitStatus, cli::commands::Global, deploy::TierStatus};
 
 /// Prints the tier's status; exit status 1 when a host could not be asked.
-pub fn print(global: &Global, status: &TierStatus) -> u8 {
+pub fn print(global: &Global, status: &TierStatus) -> ExitStatus {
     if global.json {
         json(status);
     } else {
         print!("{}", text(status));
     }
-    if status.complete() { 0 } else { 1 }
+    ExitStatus::failed_if(!status.complete())
 }
 
 fn text(status: &TierStatus) -> String {

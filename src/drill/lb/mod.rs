@@ -34,11 +34,11 @@ pub use plan::{Plan, plan};
 pub use report::{LbReport, ProbeReport};
 
 use crate::{
+    drill::DrillError,
     drill::narrator::Narrator,
     drill::observers::Observers,
     drill::watch::Watch,
     drill::{probe, run_id::run_id},
-    error::Error,
     spec::Connection,
     spec::HostSpec,
 };
@@ -92,7 +92,7 @@ pub struct Setup {
 
 /// Runs the drill. Errors before the stop leave everything untouched; errors after it start
 /// the daemon again first.
-pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, Error> {
+pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, DrillError> {
     let cx = Context { plan, test, setup };
     let run_id = run_id();
     let hosts = phases::connect(plan, setup).await?;

@@ -12,12 +12,12 @@ use super::{
     observe::{Seen, moved_at, query},
 };
 use crate::{
+    drill::DrillError,
     drill::clock::{self, Clock, millis},
     drill::dead_mans_switch::{Armed, DeadMansSwitch},
     drill::interrupt::interrupted,
     drill::narrator::Narrator,
     drill::watch::Watch,
-    error::Error,
     remote::parse_lb_state,
     ssh,
     ssh::Session,
@@ -43,7 +43,7 @@ pub(super) struct Hosts {
 }
 
 /// Opens every load balancer's and the probe host's session.
-pub(super) async fn connect(plan: &Plan, setup: &Setup) -> Result<Hosts, Error> {
+pub(super) async fn connect(plan: &Plan, setup: &Setup) -> Result<Hosts, DrillError> {
     let mut connections: Vec<_> = setup.lbs.iter().map(|h| h.connection.clone()).collect();
     connections.extend(setup.probe_from.clone());
     let mut all = ssh::connect_every(&connections, setup.connect_timeout, setup.forks).await?;
@@ -66,14 +66,17 @@ pub(super) async fn connect(plan: &Plan, setup: &Setup) -> Result<Hosts, Error> 
 
 /// Phase 1: exactly one load balancer holds the VIP, every daemon runs everywhere, and the
 /// broken one is the holder (unless forced). Returns the holder.
-pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<String, Error> {
+pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<String, DrillError> {
     let Context { plan, test, setup } = cx;
     let scripts = setup.lbs.iter().map(|h| query(h).script()).collect();
     let outputs = ssh::run_all(&hosts.lbs, scripts).await;
     let mut problems = Vec::new();
     let mut holders = Vec::new();
     for (spec, out) in setup.lbs.iter().zip(outputs) {
-        match out.and_then(|o| parse_lb_state(&o.stdout).map_err(|e| format!("{e} ({o})"))) {
+        let state = out.map_err(DrillError::from).and_then(|o| {
+            parse_lb_state(&o.stdout).map_err(|e| DrillError::Report(e.with_output(o)))
+        });
+        match state {
             Err(e) => problems.push(format!("{}: {e}", spec.name)),
             Ok(state) => {
                 for (name, d) in &state.daemons {
@@ -94,22 +97,13 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<String, 
         });
     }
     if !problems.is_empty() {
-        return Err(Error::Failed(format!(
-            "pre-flight failed, nothing was changed:\n  {}",
-            problems.join("\n  ")
-        )));
+        return Err(DrillError::Preflight { problems });
     }
     let holder_before = holders.remove(0);
     if holder_before != plan.lb && !test.force {
-        return Err(Error::Usage {
-            message: format!(
-                "`{}` does not hold the VIP (`{holder_before}` does): breaking it moves nothing",
-                plan.lb
-            ),
-            hint: format!(
-                "run `failover-test --lb {holder_before}`, or pass --force to break `{}` anyway",
-                plan.lb
-            ),
+        return Err(DrillError::NotTheHolder {
+            lb: plan.lb.clone(),
+            holder: holder_before,
         });
     }
     setup.narrator.say(&format!(
@@ -144,7 +138,7 @@ impl Daemon {
 /// How the stop went: `outcome` (when the VIP moved, and to whom) is an error when the daemon
 /// could not be stopped or the stop was cut short; the rest is known either way.
 pub(super) struct Stopped {
-    pub outcome: Result<(Option<Instant>, Option<String>), String>,
+    pub outcome: Result<(Option<Instant>, Option<String>), DrillError>,
     pub armed: Option<Armed>,
     /// When the stop command began, by the host's clock (else the send).
     pub stopped_at: Option<Instant>,
@@ -169,18 +163,20 @@ pub(super) async fn stop(
     let clock = clock::sync_clock(target).await;
     let mut armed = None;
     let mut stopped_at = None;
-    let outcome: Result<(Option<Instant>, Option<String>), String> = tokio::select! {
+    let outcome: Result<(Option<Instant>, Option<String>), DrillError> = tokio::select! {
         r = async {
             let sent = Instant::now();
             let out = target
                 .run(&daemon_script("stop", &daemon.switch, None, &plan.stop, &daemon.pidfile))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let answered = Instant::now();
-            let report = daemon::parse(&out.stdout).map_err(|e| format!("{e} ({out})"))?;
+            let report = match daemon::parse(&out.stdout) {
+                Ok(report) => report,
+                Err(e) => return Err(e.with_output(out).into()),
+            };
             armed = report.armed.clone();
-            if let Some(e) = report.error {
-                return Err(format!("{}: {e}", plan.lb));
+            if let Some(message) = report.error {
+                return Err(DrillError::NotStopped { host: plan.lb.clone(), message });
             }
             // The host's clock says when the stop command began; without it, the send (the
             // VIP may start moving before the command returns).
@@ -203,7 +199,10 @@ pub(super) async fn stop(
             let moved = wait_for_move(plan, watch, t0, test.hold, longest, say).await?;
             Ok(moved)
         } => r,
-        why = interrupted() => Err(format!("{why} while {} was stopped", plan.daemon)),
+        why = interrupted() => Err(DrillError::Interrupted {
+            why,
+            when: format!("while {} was stopped", plan.daemon),
+        }),
     };
     Stopped {
         outcome,
@@ -228,7 +227,7 @@ pub(super) async fn restart(
     target: &Session,
     daemon: &Daemon,
     stopped: Stopped,
-) -> Result<Restarted, Error> {
+) -> Result<Restarted, DrillError> {
     let Context { plan, setup, .. } = cx;
     let Stopped {
         outcome,
@@ -248,16 +247,13 @@ pub(super) async fn restart(
     }
     let (moved, new_holder) = match (outcome, restarted) {
         (Ok(moved), Ok(_)) => moved,
-        (outcome, restarted) => {
-            let mut errors: Vec<String> = Vec::new();
-            errors.extend(outcome.err());
-            if let Err(e) = restarted {
-                errors.push(format!(
-                    "{e}; the dead man's switch starts it by itself within {} s of the stop",
-                    daemon.switch.fires_after.as_secs()
-                ));
-            }
-            return Err(Error::Failed(errors.join("; then ")));
+        (Err(stop), Ok(_)) => return Err(stop),
+        (stop, Err(e)) => {
+            return Err(DrillError::NotRestarted {
+                stop: stop.err().map(Box::new),
+                error: Box::new(e),
+                switch_s: daemon.switch.fires_after.as_secs(),
+            });
         }
     };
     Ok(Restarted {
@@ -291,14 +287,15 @@ async fn wait_for_move(
     hold: Duration,
     longest: Duration,
     say: &dyn Narrator,
-) -> Result<(Option<Instant>, Option<String>), String> {
+) -> Result<(Option<Instant>, Option<String>), DrillError> {
     let mut moved: Option<(Instant, String)> = None;
     loop {
-        if let Some((host, e)) = watch.lost() {
-            return Err(format!(
-                "lost {host} while {} was stopped: {e}",
-                plan.daemon
-            ));
+        if let Some((host, error)) = watch.lost() {
+            return Err(DrillError::Lost {
+                error: Box::new(error),
+                host,
+                when: format!(" while {} was stopped", plan.daemon),
+            });
         }
         if moved.is_none() {
             moved = moved_at(plan, &watch.samples(), t0);
@@ -322,10 +319,14 @@ async fn wait_for_move(
 }
 
 /// Keeps a load balancer without the VIP broken for `hold`, watching that the rest answer.
-async fn wait_for_hold(watch: &Watch<Seen>, t0: Instant, hold: Duration) -> Result<(), String> {
+async fn wait_for_hold(watch: &Watch<Seen>, t0: Instant, hold: Duration) -> Result<(), DrillError> {
     while t0.elapsed() < hold {
-        if let Some((host, e)) = watch.lost() {
-            return Err(format!("lost {host}: {e}"));
+        if let Some((host, error)) = watch.lost() {
+            return Err(DrillError::Lost {
+                error: Box::new(error),
+                host,
+                when: String::new(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -375,7 +376,11 @@ async fn start_again(
     armed: Option<&Armed>,
     plan: &Plan,
     clock: Option<Clock>,
-) -> Result<Instant, String> {
+) -> Result<Instant, DrillError> {
+    let not_started = |cause: DrillError| DrillError::NotStarted {
+        daemon: plan.daemon,
+        cause: Box::new(cause),
+    };
     let sent = Instant::now();
     let out = target
         .run(&daemon_script(
@@ -386,11 +391,13 @@ async fn start_again(
             &daemon.pidfile,
         ))
         .await
-        .map_err(|e| format!("cannot start {} again: {e}", plan.daemon))?;
-    let report = daemon::parse(&out.stdout)
-        .map_err(|e| format!("cannot start {} again: {e} ({out})", plan.daemon))?;
+        .map_err(|e| not_started(e.into()))?;
+    let report = match daemon::parse(&out.stdout) {
+        Ok(report) => report,
+        Err(e) => return Err(not_started(e.with_output(out).into())),
+    };
     match report.error {
-        Some(e) => Err(format!("cannot start {} again: {e}", plan.daemon)),
+        Some(message) => Err(not_started(DrillError::Remote { message })),
         None => Ok(match (clock, report.clock_ms) {
             (Some(clock), Some(ms)) => clock.local(ms, sent, Instant::now()),
             _ => sent,

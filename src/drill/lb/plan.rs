@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Break, LbTest};
-use crate::{drill::probe, error::Error, spec::Fleet};
+use crate::{drill::DrillError, drill::probe, spec::Fleet};
 
 /// The tracked check in lbctl's keepalived.conf template: `interval 1`, `fall 2`.
 const CHECK_INTERVAL_MS: u64 = 1000;
@@ -31,25 +31,21 @@ impl Plan {
     }
 }
 
-pub fn plan(fleet: &Fleet, test: &LbTest) -> Result<Plan, Error> {
+pub fn plan(fleet: &Fleet, test: &LbTest) -> Result<Plan, DrillError> {
     let Some(host) = fleet.host(&test.lb) else {
-        let names: Vec<&str> = fleet.hosts.iter().map(|h| h.name.as_str()).collect();
-        return Err(Error::Usage {
-            message: format!("`{}` is not a load balancer", test.lb),
-            hint: format!("load balancers ({}): {}", fleet.lb_group, names.join(", ")),
+        return Err(DrillError::NotALoadBalancer {
+            name: test.lb.clone(),
+            group: fleet.lb_group.clone(),
+            names: fleet.hosts.iter().map(|h| h.name.clone()).collect(),
         });
     };
     let Some(k) = &host.keepalived else {
-        return Err(Error::Usage {
-            message: format!("`{}` holds no VIP (no keepalived_vip)", test.lb),
-            hint: "a load-balancer failover test moves the VIP; configure keepalived first".into(),
+        return Err(DrillError::NoVip {
+            name: test.lb.clone(),
         });
     };
     if fleet.hosts.len() < 2 {
-        return Err(Error::Usage {
-            message: "there is only one load balancer: nothing can take the VIP over".into(),
-            hint: "add a second host to the load-balancer group".into(),
-        });
+        return Err(DrillError::OneLoadBalancer);
     }
     let advert_ms = u64::from(k.advert_int_cs) * 10;
     let move_budget = Duration::from_millis(match test.method {
@@ -84,10 +80,7 @@ pub fn plan(fleet: &Fleet, test: &LbTest) -> Result<Plan, Error> {
         }
     }
     if probe_targets.is_empty() {
-        return Err(Error::Usage {
-            message: "no TCP frontend listens on the VIP to probe".into(),
-            hint: "name TCP backends bound to `*` with --backend, or none for all of them".into(),
-        });
+        return Err(DrillError::NoVipFrontend);
     }
     let probe_timeout = Duration::from_millis(
         host.haproxy.timeout_connect.ms * (u64::from(host.haproxy.retries) + 1) + 1000,

@@ -34,10 +34,10 @@ pub use plan::{Plan, Target, detect_budget, plan, recover_budget};
 pub use report::{ProbeReport, TargetResult, WorkerReport};
 
 use crate::{
+    drill::DrillError,
     drill::narrator::Narrator,
     drill::observers::Observers,
     drill::{probe, run_id::run_id},
-    error::Error,
     spec::Connection,
     spec::HostSpec,
 };
@@ -76,7 +76,11 @@ pub struct Setup {
 
 /// Runs the drill. Errors before the fault leave everything untouched; errors after it
 /// restore the worker first.
-pub async fn run(plan: &Plan, test: &WorkerTest, setup: &Setup) -> Result<WorkerReport, Error> {
+pub async fn run(
+    plan: &Plan,
+    test: &WorkerTest,
+    setup: &Setup,
+) -> Result<WorkerReport, DrillError> {
     let cx = Context { plan, test, setup };
     let run_id = run_id();
     let hosts = phases::connect(setup).await?;

@@ -12,12 +12,12 @@ use super::{
     observe::{Observed, first_at, is_down, is_up, positions},
 };
 use crate::{
+    drill::DrillError,
     drill::clock::{self, Clock, millis},
     drill::dead_mans_switch::{Armed, DeadMansSwitch},
     drill::interrupt::interrupted,
     drill::narrator::Narrator,
     drill::watch::Watch,
-    error::Error,
     remote::{Query, parse_lb_state},
     ssh,
     ssh::{ConnectOptions, Session},
@@ -41,7 +41,7 @@ pub(super) struct Hosts {
 }
 
 /// Opens every load balancer's, the worker's and the probe host's session.
-pub(super) async fn connect(setup: &Setup) -> Result<Hosts, Error> {
+pub(super) async fn connect(setup: &Setup) -> Result<Hosts, DrillError> {
     let mut connections: Vec<_> = setup.lbs.iter().map(|h| h.connection.clone()).collect();
     connections.push(setup.worker.clone());
     connections.extend(setup.probe_from.clone());
@@ -61,7 +61,7 @@ pub(super) async fn connect(setup: &Setup) -> Result<Hosts, Error> {
 /// Phase 1: every load balancer answers, the worker's servers are steadily UP everywhere,
 /// none is the last UP server of its backend (unless forced), and the worker has no lbctl
 /// rule yet. Then the worker's clock is read, to time the fault by.
-pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<Clock>, Error> {
+pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<Clock>, DrillError> {
     let Context { plan, test, setup } = cx;
     let (lbs, worker) = (&hosts.lbs, &hosts.worker);
     let scripts = setup
@@ -74,8 +74,9 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
     let mut problems = Vec::new();
     let mut last_up = Vec::new();
     for (spec, out) in setup.lbs.iter().zip(outputs) {
-        let state =
-            out.and_then(|out| parse_lb_state(&out.stdout).map_err(|e| format!("{e} ({out})")));
+        let state = out.map_err(DrillError::from).and_then(|out| {
+            parse_lb_state(&out.stdout).map_err(|e| DrillError::Report(e.with_output(out)))
+        });
         let state = match state {
             Ok(s) => s,
             Err(e) => {
@@ -119,7 +120,7 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
     match inspected {
         Err(e) => problems.push(e.to_string()),
         Ok(out) => match fault::parse(&out.stdout) {
-            Err(e) => problems.push(format!("{}: {e} ({out})", plan.worker)),
+            Err(e) => problems.push(format!("{}: {}", plan.worker, e.with_output(out))),
             Ok(r) if !r.rules_left.is_empty() => problems.push(format!(
                 "{} already carries lbctl failover rules (another test is running, or a killed one's dead man's switch has not fired yet): {}",
                 plan.worker,
@@ -129,19 +130,12 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
         },
     }
     if !problems.is_empty() {
-        return Err(Error::Failed(format!(
-            "pre-flight failed, nothing was changed:\n  {}",
-            problems.join("\n  ")
-        )));
+        return Err(DrillError::Preflight { problems });
     }
     if !last_up.is_empty() && !test.force {
-        return Err(Error::Usage {
-            message: format!(
-                "refusing to break {}: it is the last UP server of {}",
-                plan.worker,
-                last_up.join(", ")
-            ),
-            hint: "bring another server of the backend UP first, or pass --force to take the service down for the test".into(),
+        return Err(DrillError::LastUpServer {
+            worker: plan.worker.clone(),
+            servers: last_up,
         });
     }
     let clock = clock::sync_clock(worker).await;
@@ -158,7 +152,7 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
 /// How the fault went: `outcome` is an error when it could not be put on or was cut short;
 /// `armed` and `fault_on` are what is known either way, for the restore and the report.
 pub(super) struct Broken {
-    pub outcome: Result<(), String>,
+    pub outcome: Result<(), DrillError>,
     pub armed: Option<Armed>,
     /// When the rules were in, by the worker's clock (else the send).
     pub fault_on: Option<Instant>,
@@ -186,22 +180,24 @@ pub(super) async fn break_worker(
         .join(", ");
     let mut armed = None;
     let mut fault_on: Option<Instant> = None;
-    let outcome: Result<(), String> = tokio::select! {
+    let outcome: Result<(), DrillError> = tokio::select! {
         r = async {
             let sent = Instant::now();
-            let out = worker.run(&fault.inject_script(switch)).await.map_err(|e| e.to_string())?;
+            let out = worker.run(&fault.inject_script(switch)).await?;
             let answered = Instant::now();
-            let report = fault::parse(&out.stdout).map_err(|e| format!("{e} ({out})"))?;
+            let report = match fault::parse(&out.stdout) {
+                Ok(report) => report,
+                Err(e) => return Err(e.with_output(out).into()),
+            };
             armed = report.armed.clone();
-            if let Some(e) = report.switch_error {
-                return Err(format!("cannot arm the dead man's switch on {}: {e}", plan.worker));
+            if let Some(message) = report.switch_error {
+                return Err(DrillError::SwitchNotArmed { host: plan.worker.clone(), message });
             }
             if !report.inserted {
-                return Err(format!(
-                    "cannot insert the iptables rules on {}: {}",
-                    plan.worker,
-                    report.insert_error.unwrap_or_else(|| out.to_string())
-                ));
+                return Err(DrillError::RulesNotInserted {
+                    host: plan.worker.clone(),
+                    message: report.insert_error.unwrap_or_else(|| out.to_string()),
+                });
             }
             // The worker's clock says when the rules were in; without it, the send (which never
             // makes a detection look faster than it was).
@@ -219,7 +215,7 @@ pub(super) async fn break_worker(
             ));
             wait_for_detection(plan, test.hold, longest_fault, watch, t0, say).await
         } => r,
-        why = interrupted() => Err(format!("{why} during the fault")),
+        why = interrupted() => Err(DrillError::Interrupted { why, when: "during the fault".into() }),
     };
     Broken {
         outcome,
@@ -237,12 +233,16 @@ async fn wait_for_detection(
     watch: &Watch<Observed>,
     t0: Instant,
     say: &dyn Narrator,
-) -> Result<(), String> {
+) -> Result<(), DrillError> {
     let positions = positions(plan);
     let mut told = vec![false; plan.targets.len()];
     loop {
-        if let Some((host, e)) = watch.lost() {
-            return Err(format!("lost {host} during the fault: {e}"));
+        if let Some((host, error)) = watch.lost() {
+            return Err(DrillError::Lost {
+                error: Box::new(error),
+                host,
+                when: " during the fault".into(),
+            });
         }
         let samples = watch.samples();
         let mut all = true;
@@ -289,7 +289,7 @@ pub(super) async fn restore(
     switch: &DeadMansSwitch,
     broken: Broken,
     clock: Option<Clock>,
-) -> Result<Restored, Error> {
+) -> Result<Restored, DrillError> {
     let Context { plan, setup, .. } = cx;
     let Broken {
         outcome,
@@ -300,29 +300,22 @@ pub(super) async fn restore(
     let (rules_left, fault_off) = match restored {
         Ok(restored) => restored,
         Err(e) => {
-            return Err(Error::Failed(format!(
-                "{}{e}; its dead man's switch removes them by itself within {} s of arming",
-                outcome
-                    .err()
-                    .map(|o| format!("{o}; then "))
-                    .unwrap_or_default(),
-                switch.fires_after.as_secs()
-            )));
+            return Err(DrillError::NotRestored {
+                fault: outcome.err().map(Box::new),
+                error: Box::new(e),
+                switch_s: switch.fires_after.as_secs(),
+            });
         }
     };
     setup
         .narrator
         .say(&format!("{}: rules removed, switch disarmed", plan.worker));
     if let Err(e) = outcome {
-        let state = if rules_left.is_empty() {
-            "its rules are removed and the switch disarmed".to_string()
-        } else {
-            format!("lbctl rules still on it: {}", rules_left.join("; "))
-        };
-        return Err(Error::Failed(format!(
-            "{e}; {} restored: {state}",
-            plan.worker
-        )));
+        return Err(DrillError::FaultFailed {
+            fault: Box::new(e),
+            worker: plan.worker.clone(),
+            rules_left,
+        });
     }
     Ok(Restored {
         rules_left,
@@ -338,15 +331,17 @@ pub(super) async fn recover(
     watch: &Watch<Observed>,
     fault_off: Instant,
     deadline: Duration,
-) -> Result<Option<Instant>, Error> {
+) -> Result<Option<Instant>, DrillError> {
     let recovered_all = tokio::select! {
         r = wait_for_recovery(cx.plan, watch, fault_off, deadline, &*cx.setup.narrator) => r,
         _ = interrupted() => None,
     };
-    if let Some((host, e)) = watch.lost() {
-        return Err(Error::Failed(format!(
-            "lost {host} while waiting for recovery: {e}"
-        )));
+    if let Some((host, error)) = watch.lost() {
+        return Err(DrillError::Lost {
+            error: Box::new(error),
+            host,
+            when: " while waiting for recovery".into(),
+        });
     }
     Ok(recovered_all)
 }
@@ -408,12 +403,12 @@ async fn remove_rules(
     armed: Option<&Armed>,
     setup: &Setup,
     clock: Option<Clock>,
-) -> Result<(Vec<String>, Instant), String> {
+) -> Result<(Vec<String>, Instant), DrillError> {
     let script = fault.restore_script(switch, armed);
     let sent = Instant::now();
     let first = match worker.run(&script).await {
-        Ok(out) => fault::parse(&out.stdout).map_err(|e| format!("{e} ({out})")),
-        Err(e) => Err(e.to_string()),
+        Ok(out) => fault::parse(&out.stdout).map_err(|e| DrillError::Report(e.with_output(out))),
+        Err(e) => Err(e.into()),
     };
     let report = match first {
         Ok(r) => r,
@@ -423,17 +418,14 @@ async fn remove_rules(
                 persist: None,
             };
             let again = async {
-                let session = Session::connect(&setup.worker, &options)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let out = session.run(&script).await.map_err(|e| e.to_string())?;
-                fault::parse(&out.stdout).map_err(|e| format!("{e} ({out})"))
+                let session = Session::connect(&setup.worker, &options).await?;
+                let out = session.run(&script).await?;
+                fault::parse(&out.stdout).map_err(|e| DrillError::Report(e.with_output(out)))
             };
-            again.await.map_err(|again| {
-                format!(
-                    "cannot remove the rules from {}: {first}; then, over a new connection: {again}",
-                    setup.worker.name
-                )
+            again.await.map_err(|again| DrillError::RulesNotRemoved {
+                worker: setup.worker.name.clone(),
+                first: Box::new(first),
+                again: Box::new(again),
             })?
         }
     };

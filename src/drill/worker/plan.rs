@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use serde::Serialize;
 
 use super::WorkerTest;
-use crate::{drill::probe, error::Error, spec::Connection, spec::Fleet};
+use crate::{drill::DrillError, drill::probe, spec::Connection, spec::Fleet};
 
 /// One server the test breaks, on one load balancer, with its budgets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -81,14 +81,10 @@ pub fn recover_budget(inter_ms: u64, rise: u32) -> u64 {
 
 /// Decides what breaks and what it may cost, from the validated fleet and the worker's
 /// connection (whose address is what servers are matched against, besides its name).
-pub fn plan(fleet: &Fleet, worker: &Connection, test: &WorkerTest) -> Result<Plan, Error> {
+pub fn plan(fleet: &Fleet, worker: &Connection, test: &WorkerTest) -> Result<Plan, DrillError> {
     if fleet.host(&worker.name).is_some() {
-        return Err(Error::Usage {
-            message: format!("`{}` is a load balancer, not a worker", worker.name),
-            hint: format!(
-                "break a load balancer with `failover-test --lb {}`",
-                worker.name
-            ),
+        return Err(DrillError::NotAWorker {
+            name: worker.name.clone(),
         });
     }
     let on_worker = |address: &str| address == worker.address || address == worker.name;
@@ -107,12 +103,9 @@ pub fn plan(fleet: &Fleet, worker: &Connection, test: &WorkerTest) -> Result<Pla
             }
         }
         if names.is_empty() {
-            return Err(Error::Usage {
-                message: format!(
-                    "no TCP backend has a server on `{}` ({})",
-                    worker.name, worker.address
-                ),
-                hint: "a server is on the worker when its `address` is the worker's ansible_host or inventory name".into(),
+            return Err(DrillError::NothingOnWorker {
+                worker: worker.name.clone(),
+                address: worker.address.clone(),
             });
         }
         names.into_iter().collect()
@@ -126,21 +119,11 @@ pub fn plan(fleet: &Fleet, worker: &Connection, test: &WorkerTest) -> Result<Pla
                 .iter()
                 .any(|h| h.udp_backends.iter().any(|b| &b.name == name));
             return Err(if udp {
-                Error::Usage {
-                    message: format!(
-                        "`{name}` is a UDP backend: its health is passive, there is no check to time"
-                    ),
-                    hint:
-                        "failover-test measures HAProxy's active health checks; pick TCP backends"
-                            .into(),
-                }
+                DrillError::UdpBackend { name: name.clone() }
             } else {
-                Error::Usage {
-                    message: format!("there is no TCP backend `{name}`"),
-                    hint: format!(
-                        "TCP backends: {}",
-                        tcp_names.iter().copied().collect::<Vec<_>>().join(", ")
-                    ),
+                DrillError::NoSuchBackend {
+                    name: name.clone(),
+                    known: tcp_names.iter().map(ToString::to_string).collect(),
                 }
             });
         }
@@ -158,29 +141,25 @@ pub fn plan(fleet: &Fleet, worker: &Connection, test: &WorkerTest) -> Result<Pla
         ));
         for name in &backends {
             let Some(b) = h.tcp_backends.iter().find(|b| &b.name == name) else {
-                return Err(Error::Usage {
-                    message: format!("load balancer `{}` has no backend `{name}`", h.name),
-                    hint: "the backends to break must exist on every load balancer".into(),
+                return Err(DrillError::BackendMissing {
+                    lb: h.name.clone(),
+                    backend: name.clone(),
                 });
             };
             let servers: Vec<_> = b.servers.iter().filter(|s| on_worker(&s.address)).collect();
             if servers.is_empty() {
-                return Err(Error::Usage {
-                    message: format!(
-                        "backend `{name}` has no server on `{}` ({}) on load balancer `{}`",
-                        worker.name, worker.address, h.name
-                    ),
-                    hint: "a server is on the worker when its `address` is the worker's ansible_host or inventory name".into(),
+                return Err(DrillError::BackendNotOnWorker {
+                    backend: name.clone(),
+                    worker: worker.name.clone(),
+                    address: worker.address.clone(),
+                    lb: h.name.clone(),
                 });
             }
             for s in servers {
                 if !s.check {
-                    return Err(Error::Usage {
-                        message: format!(
-                            "server `{}` of backend `{name}` has no health check: HAProxy would never mark it DOWN",
-                            s.name
-                        ),
-                        hint: "set `check: true` on it (the default)".into(),
+                    return Err(DrillError::NoHealthCheck {
+                        server: s.name.clone(),
+                        backend: name.clone(),
                     });
                 }
                 let inter = s.check_interval.ms;
@@ -218,7 +197,7 @@ pub fn plan(fleet: &Fleet, worker: &Connection, test: &WorkerTest) -> Result<Pla
 
 /// Where clients connect for `backends`: the VIP (each backend listening on every address),
 /// a backend's own bind address, or without a VIP every load balancer in turn.
-fn probe_targets(fleet: &Fleet, backends: &[String]) -> Result<Vec<probe::Target>, Error> {
+fn probe_targets(fleet: &Fleet, backends: &[String]) -> Result<Vec<probe::Target>, DrillError> {
     let vips: Vec<String> = fleet
         .hosts
         .iter()
@@ -256,7 +235,7 @@ fn probe_targets(fleet: &Fleet, backends: &[String]) -> Result<Vec<probe::Target
         }
     }
     if targets.is_empty() {
-        return Err(Error::Failed("nothing to probe".into()));
+        return Err(DrillError::NothingToProbe);
     }
     Ok(targets)
 }

@@ -1,14 +1,19 @@
 //! Host patterns: `worker[1:3]`, `db[01:10:2]`, `node-[a:c].lan`, as Ansible expands them.
 
+use crate::input::InputError;
+
 /// Expands `worker[1:3]`, `db[01:10:2]`, `node-[a:c].lan` into host names.
-pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> {
+pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, InputError> {
     let Some(open) = pattern.find('[') else {
         return check_host_name(pattern).map(|()| vec![pattern.to_string()]);
     };
-    let close = pattern[open..]
-        .find(']')
-        .map(|i| open + i)
-        .ok_or_else(|| format!("range in `{pattern}` is not closed"))?;
+    let close =
+        pattern[open..]
+            .find(']')
+            .map(|i| open + i)
+            .ok_or_else(|| InputError::NotClosed {
+                pattern: pattern.to_string(),
+            })?;
     let (head, range, tail) = (
         &pattern[..open],
         &pattern[open + 1..close],
@@ -19,23 +24,29 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> {
         [a, b] => (*a, *b, "1"),
         [a, b, s] => (*a, *b, *s),
         _ => {
-            return Err(format!(
-                "range `[{range}]` must be [start:end] or [start:end:step]"
-            ));
+            return Err(InputError::Shape {
+                range: range.to_string(),
+            });
         }
     };
     let step: usize = step
         .parse()
         .ok()
         .filter(|s| *s > 0)
-        .ok_or_else(|| format!("range step `{step}` must be a positive integer"))?;
+        .ok_or_else(|| InputError::Step {
+            step: step.to_string(),
+        })?;
     let mut items = Vec::new();
     if let (Ok(a), Ok(b)) = (start.parse::<u64>(), end.parse::<u64>()) {
         if a > b {
-            return Err(format!("range `[{range}]` ends before it starts"));
+            return Err(InputError::Backwards {
+                range: range.to_string(),
+            });
         }
         if b - a > 100_000 {
-            return Err(format!("range `[{range}]` is too large"));
+            return Err(InputError::TooLarge {
+                range: range.to_string(),
+            });
         }
         let width = if start.len() > 1 && start.starts_with('0') {
             start.len()
@@ -49,15 +60,15 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> {
         }
     } else if let ([a], [b]) = (start.as_bytes(), end.as_bytes()) {
         if !a.is_ascii_alphabetic() || !b.is_ascii_alphabetic() || a > b {
-            return Err(format!(
-                "range `[{range}]` must go from a letter to a later letter"
-            ));
+            return Err(InputError::Letters {
+                range: range.to_string(),
+            });
         }
         items.extend((*a..=*b).step_by(step).map(|c| (c as char).to_string()));
     } else {
-        return Err(format!(
-            "range `[{range}]` must use numbers or single letters"
-        ));
+        return Err(InputError::Kind {
+            range: range.to_string(),
+        });
     }
     let mut out = Vec::new();
     for item in items {
@@ -72,7 +83,7 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn check_host_name(name: &str) -> Result<(), String> {
+fn check_host_name(name: &str) -> Result<(), InputError> {
     let ok = !name.is_empty()
         && name
             .chars()
@@ -80,9 +91,9 @@ fn check_host_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` is not a valid host name (letters, digits, `.`, `-`, `_` only)"
-        ))
+        Err(InputError::HostName {
+            name: name.to_string(),
+        })
     }
 }
 

@@ -77,9 +77,9 @@ impl Inventory {
                     let (pattern, port) = split_port(&pattern);
                     let names = match expand_host_pattern(pattern) {
                         Ok(n) => n,
-                        Err(msg) => {
+                        Err(e) => {
                             diags.push(
-                                Diagnostic::new(&loc, pattern, msg)
+                                Diagnostic::new(&loc, pattern, e.to_string())
                                     .hint("ranges look like web[1:3] or db[01:10]"),
                             );
                             continue;
@@ -181,7 +181,7 @@ fn split_port(pattern: &str) -> (&str, Option<i64>) {
 /// Splits a host line as Python's `shlex.split(line, comments=True)`: whitespace separates
 /// words, single quotes keep everything, double quotes keep all but `\"`, `\\` escapes, a
 /// backslash outside quotes escapes the next character, and `#` outside quotes ends the line.
-fn shlex_split(line: &str) -> Result<Vec<String>, String> {
+fn shlex_split(line: &str) -> Result<Vec<String>, &'static str> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -201,7 +201,7 @@ fn shlex_split(line: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(ch) => cur.push(ch),
-                        None => return Err("a single quote is not closed".into()),
+                        None => return Err("a single quote is not closed"),
                     }
                 }
             }
@@ -216,10 +216,10 @@ fn shlex_split(line: &str) -> Result<Vec<String>, String> {
                                 cur.push('\\');
                                 cur.push(e);
                             }
-                            None => return Err("a double quote is not closed".into()),
+                            None => return Err("a double quote is not closed"),
                         },
                         Some(ch) => cur.push(ch),
-                        None => return Err("a double quote is not closed".into()),
+                        None => return Err("a double quote is not closed"),
                     }
                 }
             }

@@ -58,8 +58,8 @@ impl Inventory {
                     for (pattern, hloc, hvars) in hosts {
                         let names = match expand_host_pattern(pattern) {
                             Ok(n) => n,
-                            Err(msg) => {
-                                diags.push(Diagnostic::new(hloc, &**pattern, msg));
+                            Err(e) => {
+                                diags.push(Diagnostic::new(hloc, &**pattern, e.to_string()));
                                 continue;
                             }
                         };

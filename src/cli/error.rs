@@ -1,0 +1,130 @@
+//! The error every command returns: the CLI's own, or a lower layer's; its `Display` is
+//! what the user reads, and `hint` says what to do about it.
+
+use std::path::PathBuf;
+
+use crate::{
+    deploy::HostError,
+    drill::DrillError,
+    input::{InputError, LimitError},
+    source::Diagnostic,
+    spec::SpecError,
+};
+
+/// The CLI layer's error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{} problem{} found in the input; nothing was changed", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Invalid(Vec<Diagnostic>),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    #[error(transparent)]
+    Spec(SpecError),
+    #[error(transparent)]
+    Drill(#[from] DrillError),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the {what}: {source}")]
+    Print {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("refusing to apply without confirmation: there is no terminal to ask on")]
+    NoTerminal,
+    #[error("--method {method} does not apply to {victim}")]
+    WrongMethod {
+        method: String,
+        victim: &'static str,
+        valid: &'static str,
+    },
+    #[error("--limit {pattern} selects none of the load balancers ({})", .all.join(", "))]
+    LimitSelectsNone {
+        pattern: String,
+        all: Vec<String>,
+        lb_group: String,
+        matched: Vec<String>,
+    },
+    /// A partial apply would change the VIP holder with no load balancer to take the VIP;
+    /// `why` says, per load balancer left out, why it cannot.
+    #[error(
+        "refusing to change {}, which holds the VIP, without a load balancer able to take it over ({}); nothing was changed",
+        .holders.join(", "),
+        if .why.is_empty() { "--limit leaves no other".to_string() } else { .why.join("; ") }
+    )]
+    NoStandby {
+        holders: Vec<String>,
+        why: Vec<String>,
+    },
+    /// `apply` stops before changing anything when a host could not be surveyed.
+    #[error(
+        "{} of {hosts} hosts could not be surveyed; nothing was changed\n{}",
+        .errors.len(),
+        lines(.errors)
+    )]
+    Unsurveyed {
+        hosts: usize,
+        errors: Vec<HostError>,
+    },
+}
+
+impl Error {
+    /// What to do about it, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::NoTerminal => Some("pass --yes to apply non-interactively (as in CI), or run `lbctl plan` to see the changes".into()),
+            Error::WrongMethod { victim, valid, .. } => {
+                Some(format!("with {victim}, use --method {valid}"))
+            }
+            Error::Limit(e) => Some(e.hint()),
+            Error::LimitSelectsNone {
+                lb_group, matched, ..
+            } => Some(format!(
+                "the load balancers are the hosts of the group `{lb_group}`; the pattern matched: {}",
+                if matched.is_empty() {
+                    "no host".to_string()
+                } else {
+                    matched.join(", ")
+                }
+            )),
+            Error::NoStandby { .. } => Some("widen --limit so that another load balancer is changed first, or bring keepalived and HAProxy up on one the limit leaves out".into()),
+            Error::Spec(e) => e.hint(),
+            Error::Drill(e) => e.hint(),
+            _ => None,
+        }
+    }
+
+    /// The located problems with the input, each printed before the summary.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            Error::Invalid(d) | Error::Spec(SpecError::Invalid(d)) => d,
+            _ => &[],
+        }
+    }
+}
+
+impl From<Vec<Diagnostic>> for Error {
+    fn from(d: Vec<Diagnostic>) -> Self {
+        Error::Invalid(d)
+    }
+}
+
+impl From<SpecError> for Error {
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::Invalid(d) => Error::Invalid(d),
+            other => Error::Spec(other),
+        }
+    }
+}
+
+fn lines(errors: &[HostError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+    lines.join("\n")
+}
