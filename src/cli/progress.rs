@@ -1,12 +1,15 @@
-//! What lbctl shows while it works, on stderr: per-host progress during an apply (live
-//! spinners on a terminal, plain lines otherwise, as in CI logs) and a drill's narration;
-//! nothing with `--json` (stdout then holds only the report).
+//! What lbctl shows while it works, on stderr: warnings about the input, per-host progress
+//! during an apply (live spinners on a terminal, plain lines otherwise, as in CI logs) and a
+//! drill's narration (neither with `--json`: stdout then holds only the report).
 
-use std::{io::IsTerminal, time::Duration};
+use std::{
+    io::{IsTerminal, Write},
+    time::Duration,
+};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::{deploy::Reporter, drill::Narrator};
+use crate::{deploy::Reporter, drill::Narrator, source::Diagnostic};
 
 pub enum Progress {
     Live(MultiProgress),
@@ -83,5 +86,13 @@ impl Narrator for Narration {
         if !self.quiet {
             eprintln!("lbctl: {line}");
         }
+    }
+}
+
+/// Problems that do not stop the run (inventory files Ansible would skip too), on stderr.
+pub fn warnings(diags: &[Diagnostic]) {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = writeln!(err, "warning: {d}");
     }
 }

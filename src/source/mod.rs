@@ -5,17 +5,21 @@
 //! stopping. Reading is bounded (`limits`): file size, nesting depth, values and alias copies.
 
 pub mod base64;
+mod builder;
 mod diagnostic;
 pub(crate) mod field;
 mod limits;
 mod loc;
 mod node;
+mod parse;
 mod plain_yaml;
+mod scalar;
 mod var_map;
 
 pub use diagnostic::{Diagnostic, Diagnostics, escape_control};
 pub use field::parse_duration;
 pub use limits::{MAX_DEPTH, MAX_FILE_BYTES, read_text};
 pub use loc::Loc;
-pub use node::{Entry, Node, Value, load_file, parse_str};
+pub use node::{Entry, Node, Value};
+pub use parse::{load_file, parse_str};
 pub use var_map::{VarMap, map_entries};

@@ -215,13 +215,13 @@ fn plain_value(text: &str) -> Option<&str> {
 mod tests {
     use std::sync::Arc;
 
-    use crate::source::node;
+    use crate::source::parse;
 
     /// Every text the reader takes must give the tree saphyr-parser gives (values and lines).
     fn same_as_saphyr(text: &str) -> bool {
         let file: Arc<str> = Arc::from("v.yml");
-        let fast = node::parse_plain(text, &file);
-        let full = node::parse_full(text, &file);
+        let fast = parse::parse_plain(text, &file);
+        let full = parse::parse_full(text, &file);
         if let Some(fast) = &fast {
             assert_eq!(
                 fast.as_ref().map_err(ToString::to_string),

@@ -90,7 +90,7 @@ impl Global {
             templates: self.templates.as_deref(),
         };
         let (inventory, sources, mut fleet) = Fleet::load(&input)?;
-        crate::cli::output::warnings(&inventory.warnings);
+        crate::cli::progress::warnings(&inventory.warnings);
         let outside = match &self.limit {
             Some(pattern) => limit_fleet(&mut fleet, &inventory, pattern, &self.lb_group)?,
             None => Vec::new(),

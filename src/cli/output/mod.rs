@@ -13,7 +13,6 @@ use crate::{
     cli::commands::{Global, render::Written, validate::Summary},
     deploy::Action,
     deploy::{Outcome, Report},
-    source::Diagnostic,
 };
 
 fn json<T: Serialize>(value: &T) {
@@ -79,14 +78,6 @@ pub fn error(global: &Global, e: &Error) {
     let _ = writeln!(err, "error: {e}");
     if let Some(h) = e.hint() {
         let _ = writeln!(err, "  hint: {h}");
-    }
-}
-
-/// Problems that do not stop the run (inventory files Ansible would skip too), on stderr.
-pub fn warnings(diags: &[Diagnostic]) {
-    let mut err = std::io::stderr().lock();
-    for d in diags {
-        let _ = writeln!(err, "warning: {d}");
     }
 }
 

@@ -1,0 +1,184 @@
+//! Values written as text: `to_json`, `to_nice_json`, `to_yaml`, `to_nice_yaml` (as Python's
+//! `json` and PyYAML write them), and `b64decode`.
+
+use std::fmt::Write as _;
+
+use minijinja::{
+    Error, ErrorKind, Value,
+    value::{Kwargs, ValueKind},
+};
+
+use crate::source::base64;
+
+/// JSON as Python's `json.dumps` writes it: `", "` and `": "` between items (or one item a
+/// line, indented, with `nice`), keys sorted with `nice`, non-ASCII escaped.
+pub(super) fn json(value: &Value, indent: Option<usize>, nice: bool) -> String {
+    let mut out = String::new();
+    write_json(value, indent, nice, &mut out);
+    out
+}
+
+pub(super) fn write_json(value: &Value, indent: Option<usize>, nice: bool, out: &mut String) {
+    let newline = |out: &mut String, level: usize| {
+        out.push('\n');
+        out.push_str(&" ".repeat(4 * level));
+    };
+    match value.kind() {
+        ValueKind::None | ValueKind::Undefined => out.push_str("null"),
+        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Number => out.push_str(&value.to_string()),
+        ValueKind::String => {
+            out.push('"');
+            for c in value.as_str().unwrap_or_default().chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 || !c.is_ascii() => {
+                        let mut buf = [0u16; 2];
+                        for unit in c.encode_utf16(&mut buf) {
+                            let _ = write!(out, "\\u{unit:04x}");
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        ValueKind::Map => {
+            let mut keys: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
+            if nice {
+                keys.sort_by_key(|k| k.to_string());
+            }
+            if keys.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(if indent.is_some() { "," } else { ", " });
+                }
+                if let Some(level) = indent {
+                    newline(out, level + 1);
+                }
+                write_json(&Value::from(k.to_string()), None, nice, out);
+                out.push_str(": ");
+                let v = value.get_item(k).unwrap_or_default();
+                write_json(&v, indent.map(|l| l + 1), nice, out);
+            }
+            if let Some(level) = indent {
+                newline(out, level);
+            }
+            out.push('}');
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(if indent.is_some() { "," } else { ", " });
+                }
+                if let Some(level) = indent {
+                    newline(out, level + 1);
+                }
+                write_json(v, indent.map(|l| l + 1), nice, out);
+            }
+            if let Some(level) = indent {
+                newline(out, level);
+            }
+            out.push(']');
+        }
+        _ => write_json(&Value::from(value.to_string()), indent, nice, out),
+    }
+}
+
+/// YAML in block style, for `to_yaml` / `to_nice_yaml` (scalars as JSON, which YAML reads).
+pub(super) fn to_yaml(value: Value, kw: Kwargs) -> Result<String, Error> {
+    let indent: usize = kw.get::<Option<usize>>("indent")?.unwrap_or(4);
+    let _: Option<Value> = kw.get("default_flow_style")?;
+    let _: Option<Value> = kw.get("width")?;
+    let _: Option<Value> = kw.get("sort_keys")?;
+    kw.assert_all_used()?;
+    let mut out = String::new();
+    write_yaml(&value, 0, indent, &mut out);
+    Ok(out)
+}
+
+pub(super) fn write_yaml(value: &Value, level: usize, step: usize, out: &mut String) {
+    let pad = " ".repeat(level);
+    match value.kind() {
+        ValueKind::Map => {
+            let keys: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
+            if keys.is_empty() {
+                out.push_str("{}\n");
+            }
+            for k in keys {
+                let v = value.get_item(&k).unwrap_or_default();
+                let _ = write!(out, "{pad}{}:", yaml_scalar(&Value::from(k.to_string())));
+                yaml_child(&v, level, step, out);
+            }
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
+            if items.is_empty() {
+                out.push_str("[]\n");
+            }
+            for v in items {
+                let _ = write!(out, "{pad}-");
+                yaml_child(&v, level, step, out);
+            }
+        }
+        _ => {
+            out.push_str(&yaml_scalar(value));
+            out.push('\n');
+        }
+    }
+}
+
+pub(super) fn yaml_child(v: &Value, level: usize, step: usize, out: &mut String) {
+    let nested = matches!(
+        v.kind(),
+        ValueKind::Map | ValueKind::Seq | ValueKind::Iterable
+    ) && v.len().unwrap_or(0) > 0;
+    if nested {
+        out.push('\n');
+        write_yaml(v, level + step, step, out);
+    } else {
+        out.push(' ');
+        write_yaml(v, level, step, out);
+    }
+}
+
+pub(super) fn yaml_scalar(value: &Value) -> String {
+    match value.kind() {
+        ValueKind::String => {
+            let s = value.as_str().unwrap_or_default();
+            let plain = !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+                && !s.starts_with(['-', '.'])
+                && crate::source::parse_str(s, &std::sync::Arc::from(""))
+                    .is_ok_and(|n| matches!(n.value, crate::source::Value::Str(_)));
+            if plain {
+                s.to_string()
+            } else {
+                json(value, None, false)
+            }
+        }
+        _ => json(value, None, false),
+    }
+}
+
+pub(super) fn b64decode(text: String) -> Result<String, Error> {
+    let bytes = base64::decode(text.trim())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "b64decode: not valid base64"))?;
+    String::from_utf8(bytes)
+        .map_err(|_| Error::new(ErrorKind::InvalidOperation, "b64decode: not UTF-8 text"))
+}

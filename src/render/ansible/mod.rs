@@ -1,0 +1,190 @@
+//! What Ansible adds to Jinja2, for templates written for Ansible's template module: values
+//! printed as Python prints them (`None` as nothing, `True`, `['a', 'b']`), and the filters and
+//! tests roles use most (`bool`, `int`, `string`, `ternary`, `mandatory`, `combine`,
+//! `dict2items`, `items2dict`, `to_json`, `to_nice_json`, `to_yaml`, `to_nice_yaml`,
+//! `regex_replace`, `regex_search`, `regex_findall`, `b64encode`, `b64decode`, `ipaddr`,
+//! `ipv4`, `ipv6`, and the tests `match`, `search`, `regex`), also under their
+//! `ansible.builtin.` / `ansible.utils.` names.
+
+mod dicts;
+mod encode;
+mod ipaddr;
+mod patterns;
+mod python;
+
+use minijinja::{
+    Environment, Error, ErrorKind, Value,
+    value::{Kwargs, ValueKind},
+};
+
+use crate::source::base64;
+
+use dicts::{combine, dict2items, items2dict};
+use encode::{b64decode, json, to_yaml};
+use ipaddr::ipaddr;
+use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
+use python::{mandatory, python_str, ternary, to_bool, to_int};
+
+/// Adds one filter under the name given.
+type AddFilter = fn(&mut Environment<'static>, String);
+
+pub fn register(env: &mut Environment<'static>) {
+    env.set_formatter(|out, _state, value| {
+        let text = match value.kind() {
+            ValueKind::None => return Ok(()),
+            ValueKind::String => return write_str(out, value.as_str().unwrap_or_default()),
+            _ => python_str(value),
+        };
+        write_str(out, &text)
+    });
+    let core: &[(&str, AddFilter)] = &[
+        ("bool", |e, n| e.add_filter(n, to_bool)),
+        ("int", |e, n| e.add_filter(n, to_int)),
+        ("string", |e, n| e.add_filter(n, |v: Value| python_str(&v))),
+        ("ternary", |e, n| e.add_filter(n, ternary)),
+        ("mandatory", |e, n| e.add_filter(n, mandatory)),
+        ("combine", |e, n| e.add_filter(n, combine)),
+        ("dict2items", |e, n| e.add_filter(n, dict2items)),
+        ("items2dict", |e, n| e.add_filter(n, items2dict)),
+        ("to_json", |e, n| {
+            e.add_filter(n, |v: Value| json(&v, None, false))
+        }),
+        ("to_nice_json", |e, n| {
+            e.add_filter(n, |v: Value| json(&v, Some(0), true))
+        }),
+        ("to_yaml", |e, n| e.add_filter(n, to_yaml)),
+        ("to_nice_yaml", |e, n| e.add_filter(n, to_yaml)),
+        ("regex_replace", |e, n| e.add_filter(n, regex_replace)),
+        ("regex_search", |e, n| e.add_filter(n, regex_search)),
+        ("regex_findall", |e, n| e.add_filter(n, regex_findall)),
+        ("b64encode", |e, n| {
+            e.add_filter(n, |s: String| base64::encode(s.as_bytes()))
+        }),
+        ("b64decode", |e, n| e.add_filter(n, b64decode)),
+    ];
+    for (name, add) in core {
+        add(env, name.to_string());
+        add(env, format!("ansible.builtin.{name}"));
+    }
+    for name in ["ipaddr", "ansible.utils.ipaddr", "ansible.netcommon.ipaddr"] {
+        env.add_filter(name, |v: Value, q: Option<String>| {
+            ipaddr(&v, q.as_deref(), None)
+        });
+    }
+    for (name, family) in [("ipv4", 4), ("ipv6", 6)] {
+        for full in [name.to_string(), format!("ansible.utils.{name}")] {
+            env.add_filter(full, move |v: Value, q: Option<String>| {
+                ipaddr(&v, q.as_deref(), Some(family))
+            });
+        }
+    }
+    for (name, how) in [("match", Find::Start), ("search", Find::Anywhere)] {
+        for full in [name.to_string(), format!("ansible.builtin.{name}")] {
+            env.add_test(full, move |v: String, p: String, kw: Kwargs| {
+                regex_test(&v, &p, &kw, how)
+            });
+        }
+    }
+    for full in ["regex", "ansible.builtin.regex"] {
+        env.add_test(full, |v: String, p: String, kw: Kwargs| {
+            let how = match kw.get::<Option<String>>("match_type")?.as_deref() {
+                Some("match") => Find::Start,
+                _ => Find::Anywhere,
+            };
+            regex_test(&v, &p, &kw, how)
+        });
+    }
+}
+
+fn write_str(out: &mut minijinja::Output, s: &str) -> Result<(), Error> {
+    out.write_str(s)
+        .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(template: &str, ctx: Value) -> String {
+        let mut env = Environment::new();
+        register(&mut env);
+        env.render_str(template, ctx).unwrap()
+    }
+
+    #[test]
+    fn values_print_as_python_prints_them() {
+        let ctx = minijinja::context! { n => (), t => true, l => vec!["a", "b"], s => "x" };
+        assert_eq!(
+            render("[{{ n }}] {{ t }} {{ l }} {{ s }} {{ {'k': 1} }}", ctx),
+            "[] True ['a', 'b'] x {'k': 1}"
+        );
+    }
+
+    #[test]
+    fn ansible_filters() {
+        let ctx = minijinja::context! {
+            vip => "10.0.0.100/24",
+            d => minijinja::context! { a => 1, b => minijinja::context! { x => 1 } },
+        };
+        let cases = [
+            (
+                "{{ 'no' | bool }} {{ 'Yes' | bool }} {{ 1 | bool }}",
+                "False True True",
+            ),
+            (
+                "{{ '3306' | int + 1 }} {{ 'x' | int(7) }} {{ '2.9' | int }}",
+                "3307 7 2",
+            ),
+            (
+                "{{ vip | ipaddr('address') }} {{ vip | ansible.utils.ipaddr('prefix') }}",
+                "10.0.0.100 24",
+            ),
+            (
+                "{{ vip | ipaddr('network') }} {{ vip | ipaddr('netmask') }} {{ 'x' | ipaddr }}",
+                "10.0.0.0 255.255.255.0 False",
+            ),
+            (
+                "{{ vip | ipv6 }} {{ vip | ipaddr('net') }}",
+                "False 10.0.0.0/24",
+            ),
+            ("{{ d | to_json }}", "{\"a\": 1, \"b\": {\"x\": 1}}"),
+            (
+                "{{ d | combine({'b': {'y': 2}}, recursive=true) | to_json }}",
+                "{\"a\": 1, \"b\": {\"x\": 1, \"y\": 2}}",
+            ),
+            (
+                "{{ d | combine({'b': 2}) | dict2items | map(attribute='key') | join(',') }}",
+                "a,b",
+            ),
+            (
+                "{{ [{'key': 'k', 'value': 'v'}] | items2dict | to_json }}",
+                "{\"k\": \"v\"}",
+            ),
+            (
+                "{{ 'web-01.lan' | regex_replace('^web-(\\\\d+).*$', 'w\\\\1') }}",
+                "w01",
+            ),
+            (
+                "{{ 'abc123' | regex_search('[0-9]+') }} {{ 'abc' | regex_search('z') }}",
+                "123 ",
+            ),
+            ("{{ 'hi' | b64encode }} {{ 'aGk=' | b64decode }}", "aGk= hi"),
+            (
+                "{{ 'lb1' is match('lb') }} {{ 'xlb' is match('lb') }} {{ 'xlb' is search('lb') }}",
+                "True False True",
+            ),
+            (
+                "{{ none | ternary('a', 'b', 'n') }} {{ 0 | ternary('a', 'b') }}",
+                "n b",
+            ),
+            (
+                "{{ d | to_nice_json }}",
+                "{\n    \"a\": 1,\n    \"b\": {\n        \"x\": 1\n    }\n}",
+            ),
+            ("{{ d | to_nice_yaml }}", "a: 1\nb:\n    x: 1\n"),
+        ];
+        for (template, want) in cases {
+            assert_eq!(render(template, ctx.clone()), want, "{template}");
+        }
+    }
+}
