@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    deploy::plan::HostPlan,
+    deploy::{declared, plan::HostPlan},
     remote::{Deployment, ManagedFile, ServiceControl, Verify},
     spec::HostSpec,
     spec::Service,
@@ -42,7 +42,6 @@ pub fn build(spec: &HostSpec, plan: &HostPlan) -> Deployment {
             },
         );
     }
-    let mut udp_ports = Vec::new();
     if let UdpEngine::Nginx { reload, .. } = &spec.udp_engine {
         controls.insert(
             Service::Nginx,
@@ -51,20 +50,25 @@ pub fn build(spec: &HostSpec, plan: &HostPlan) -> Deployment {
                 reload: reload.shell(),
             },
         );
-        udp_ports = spec.udp_backends.iter().map(|b| b.port).collect();
     }
-    let mut tcp_ports: Vec<u16> = std::iter::once(spec.haproxy.stats_port)
-        .chain(spec.tcp_backends.iter().map(|b| b.port))
-        .collect();
-    tcp_ports.sort_unstable();
-    tcp_ports.dedup();
+    // What the rendered files declare (the plan holds every file, changed or not).
+    let content = |service: Service| {
+        plan.files
+            .iter()
+            .find(|f| f.service == service)
+            .map(|f| f.content.as_str())
+    };
+    let declared = declared::declared(
+        content(Service::Haproxy).unwrap_or_default(),
+        content(Service::Nginx),
+    );
     Deployment {
         files,
         controls,
         verify: Verify {
-            haproxy_runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
-            tcp_ports,
-            udp_ports,
+            haproxy_runtime_socket: declared.socket,
+            tcp_ports: declared.tcp,
+            udp_ports: declared.udp,
         },
     }
 }

@@ -6,6 +6,7 @@
 //! `deployment.rs` says what an apply hands a host, `rollout.rs` changes the hosts in waves.
 
 mod certificates;
+mod declared;
 mod deployment;
 mod error;
 mod plan;

@@ -558,3 +558,107 @@ fn a_template_override_allows_its_keys_and_still_catches_typos() {
         .exit(1)
         .run();
 }
+
+/// A repository migrated from the seed role as it is: the lab's inventory with its secrets in
+/// an encrypted `group_vars/all/vault.yml` and an inline `!vault` value (made by the real
+/// ansible-vault), the seed role's defaults, and its `haproxy.cfg.j2` as the template. `plan`
+/// and `apply` work with `--vault-password-file`, apply verifies what the seed template
+/// declares and does not roll back, and no secret shows in the plan.
+#[test]
+fn the_seed_role_with_vault_secrets_applies_on_the_lab() {
+    let lab = crate::support::lab::Lab::up();
+    let dir = scratch("ansible-seed-on-lab");
+    let lab_inv = repo_root().join("inventory/lab");
+    let copy = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(lab_inv.join(from)).unwrap();
+        crate::support::write(&dir, to, &text);
+        text
+    };
+    copy("hosts.ini", "inventory/hosts.ini");
+    copy("group_vars/all.yml", "inventory/group_vars/all/main.yml");
+    for lb in ["lb1", "lb2", "lb3"] {
+        copy(
+            &format!("host_vars/{lb}.yml"),
+            &format!("inventory/host_vars/{lb}.yml"),
+        );
+    }
+    let lbs = std::fs::read_to_string(lab_inv.join("group_vars/haproxy_servers.yml")).unwrap();
+    assert!(lbs.contains("keepalived_auth_pass: lab-vrrp\n"), "{lbs}");
+    assert!(
+        lbs.contains("haproxy_stats_password: lab-stats-secret\n"),
+        "{lbs}"
+    );
+    let pass = dir.join("vault-pass");
+    std::fs::write(&pass, "lab vault password\n").unwrap();
+    let vault = |args: &[&str]| {
+        let out = Command::new(ansible_bin().join("ansible-vault"))
+            .args(args)
+            .arg("--vault-password-file")
+            .arg(&pass)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let inline = vault(&[
+        "encrypt_string",
+        "lab-vrrp",
+        "--name",
+        "keepalived_auth_pass",
+    ]);
+    crate::support::write(
+        &dir,
+        "inventory/group_vars/haproxy_servers.yml",
+        &lbs.replace("keepalived_auth_pass: lab-vrrp\n", &inline)
+            .replace("haproxy_stats_password: lab-stats-secret\n", ""),
+    );
+    let vault_file = dir.join("inventory/group_vars/all/vault.yml");
+    std::fs::write(&vault_file, "haproxy_stats_password: lab-stats-secret\n").unwrap();
+    vault(&["encrypt", vault_file.to_str().unwrap()]);
+    let seed = repo_root().join("tests/inputs/ansible/seed-role-template");
+    for rel in [
+        "roles/haproxy/defaults/main.yml",
+        "inventory/templates/haproxy.cfg.j2",
+    ] {
+        crate::support::write(&dir, rel, &std::fs::read_to_string(seed.join(rel)).unwrap());
+    }
+    let lbctl = |cmd: &[&str]| {
+        Lbctl::new()
+            .current_dir(&dir)
+            .args(["-i", "inventory", "--vault-password-file", "vault-pass"])
+            .args(cmd)
+    };
+    let plan = lbctl(&["plan"]).stdout_has("# Ansible managed").run();
+    for secret in ["lab-vrrp", "lab-stats-secret"] {
+        assert!(
+            !plan.stdout.contains(secret),
+            "{secret} in the plan:\n{}",
+            plan.stdout
+        );
+    }
+    let apply = lbctl(&["apply", "--yes", "--json"]).run();
+    let report = apply.json();
+    for host in report["hosts"].as_array().unwrap() {
+        assert_eq!(host["outcome"], "applied", "{host}");
+        assert_eq!(host["rolled_back"], false, "{host}");
+        let verify = host["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == "verify")
+            .unwrap_or_else(|| panic!("no verify step: {host}"));
+        assert_eq!(verify["ok"], true, "{host}");
+    }
+    assert!(!apply.stdout.contains("lab-vrrp"), "{}", apply.stdout);
+    let live = lab.exec("lb1", &["cat", "/etc/haproxy/haproxy.cfg"]);
+    assert!(
+        String::from_utf8_lossy(&live.stdout).starts_with("# Ansible managed\n"),
+        "{}",
+        String::from_utf8_lossy(&live.stdout)
+    );
+    lbctl(&["plan", "--detailed-exitcode"]).run();
+}
