@@ -14,7 +14,7 @@ use crate::{
     input::{Inventory, Sources, has_vault, resolve_vars, reveal},
     source::VarMap,
     source::{Diagnostic, Diagnostics},
-    source::{Loc, field},
+    source::{Loc, Node, Value, field},
     spec::backend::ListCache,
     spec::connection::Connection,
     spec::error::SpecError,
@@ -161,17 +161,45 @@ impl Fleet {
     }
 }
 
-/// The host's variables with every vault among those lbctl reads decrypted.
+/// The host's variables with every vault among those lbctl reads decrypted. A Jinja2
+/// template among them is reported as such: lbctl does not evaluate them, and the error a
+/// field would give (`expected a whole number`) would not say why.
 fn reveal_read(mut vars: VarMap, keyring: &Keyring, diags: &mut Diagnostics) -> VarMap {
     for (name, node) in vars.iter_mut() {
-        if READ_PREFIXES.iter().any(|p| name.starts_with(p)) && has_vault(node) {
+        if !READ_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        if has_vault(node) {
             match reveal(node, name, keyring) {
                 Ok(plain) => *node = Arc::new(plain),
                 Err(d) => diags.push(d),
             }
         }
+        if let Some(template) = find_template(node) {
+            diags.push(
+                Diagnostic::new(
+                    &template.loc,
+                    name.as_str(),
+                    format!(
+                        "{} is a Jinja2 template, which lbctl does not evaluate in variables",
+                        field::quote(template.as_text().as_deref().unwrap_or_default())
+                    ),
+                )
+                .hint("write the value itself here (templates in your own template files are evaluated)"),
+            );
+        }
     }
     vars
+}
+
+/// The first string in a value that holds Jinja2 (`{{ }}` or `{% %}`).
+fn find_template(node: &Node) -> Option<&Node> {
+    match &node.value {
+        Value::Str(s) if s.contains("{{") || s.contains("{%") => Some(node),
+        Value::Seq(items) => items.iter().find_map(find_template),
+        Value::Map(entries) => entries.iter().find_map(|(_, _, n)| find_template(n)),
+        _ => None,
+    }
 }
 
 /// Problems with every decrypted secret replaced, so an error never shows one.
