@@ -18,7 +18,11 @@ pub enum InputError {
     Letters { range: String },
     #[error("range `[{range}]` must use numbers or single letters")]
     Kind { range: String },
-    #[error("`{name}` is not a valid host name (letters, digits, `.`, `-`, `_` only)")]
+    #[error("`{pattern}` expands to more than {max} host names")]
+    TooMany { pattern: String, max: usize },
+    #[error(
+        "{name:?} is not a valid host name: use letters, digits, `.`, `-`, `_` and `:`, starting with a letter, a digit, `_` or `:`, at most 253 characters"
+    )]
     HostName { name: String },
     #[error("cannot read {}: {source}", path.display())]
     ReadConfig {

@@ -94,7 +94,7 @@ impl Templates {
         let group_names: Vec<&String> = run
             .groups
             .iter()
-            .filter(|(g, hosts)| *g != "all" && hosts.contains(&spec.name))
+            .filter(|(g, hosts)| *g != "all" && hosts.binary_search(&spec.name).is_ok())
             .map(|(g, _)| g)
             .collect();
         let context = Arc::new(HostContext {
@@ -197,11 +197,9 @@ pub struct RunContext {
 
 impl RunContext {
     pub fn new(inventory: Arc<Inventory>, sources: Arc<Sources>, ansible_managed: &str) -> Self {
-        let groups: BTreeMap<String, Vec<String>> = inventory
-            .groups
-            .keys()
-            .map(|g| (g.clone(), inventory.hosts_of(g)))
-            .collect();
+        // Every group's hosts in one pass (and sorted, so each host finds its groups by
+        // binary search): asking for each group's hosts walks every group below it again.
+        let groups = inventory.group_hosts();
         RunContext {
             groups_value: Value::from(Serde(&groups)),
             groups,

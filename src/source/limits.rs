@@ -46,7 +46,7 @@ pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
             "a real inventory or vars file is far smaller; check that this is the file you meant",
         )
     };
-    match file.metadata() {
+    let size = match file.metadata() {
         Ok(m) if m.is_dir() => {
             return Err(at_file(
                 "is a directory, not a file".into(),
@@ -54,9 +54,11 @@ pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
             ));
         }
         Ok(m) if m.len() > MAX_FILE_BYTES => return Err(too_big()),
-        _ => {}
-    }
-    let mut bytes = Vec::new();
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    };
+    // Sized up front: reading then ends with one call that finds the end of the file.
+    let mut bytes = Vec::with_capacity(size as usize + 1);
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| {

@@ -1,6 +1,7 @@
 //! Where a value was written, compactly: every node of the input carries one.
 
 use std::{
+    collections::HashMap,
     fmt,
     sync::{Arc, Mutex, PoisonError},
 };
@@ -38,29 +39,39 @@ impl fmt::Display for Loc {
     }
 }
 
-/// The name of a file values came from, stored once for the whole run (a run reads a few
-/// dozen files at most).
+/// The name of a file values came from, stored once for the whole run. A run may read tens of
+/// thousands of files (a `host_vars/` file per load balancer), so names are found by hash.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FileName(u32);
 
-static FILE_NAMES: Mutex<Vec<Arc<str>>> = Mutex::new(Vec::new());
+struct FileNames {
+    list: Vec<Arc<str>>,
+    index: Option<HashMap<Arc<str>, u32>>,
+}
+
+static FILE_NAMES: Mutex<FileNames> = Mutex::new(FileNames {
+    list: Vec::new(),
+    index: None,
+});
 
 impl FileName {
     pub fn intern(name: &str) -> FileName {
         let mut names = FILE_NAMES.lock().unwrap_or_else(PoisonError::into_inner);
-        let index = match names.iter().position(|n| **n == *name) {
-            Some(i) => i,
-            None => {
-                names.push(Arc::from(name));
-                names.len() - 1
-            }
-        };
-        FileName(u32::try_from(index).expect("fewer than 4 billion input files"))
+        let FileNames { list, index } = &mut *names;
+        let index = index.get_or_insert_with(HashMap::new);
+        if let Some(&i) = index.get(name) {
+            return FileName(i);
+        }
+        let i = u32::try_from(list.len()).expect("fewer than 4 billion input files");
+        let name: Arc<str> = Arc::from(name);
+        list.push(Arc::clone(&name));
+        index.insert(name, i);
+        FileName(i)
     }
 
     pub fn name(self) -> Arc<str> {
         let names = FILE_NAMES.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(&names[self.0 as usize])
+        Arc::clone(&names.list[self.0 as usize])
     }
 }
 

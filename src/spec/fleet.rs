@@ -74,24 +74,33 @@ impl Fleet {
     /// Loads and validates everything; on failure returns every problem, each once, with
     /// every value decrypted from a vault hidden.
     pub fn load(input: &Input) -> Result<(Inventory, Sources, Fleet), Vec<Diagnostic>> {
-        let inv = Inventory::load(input.inventory);
+        // The inventory's problems and the variables' are reported together: the hosts that
+        // were read are checked even when another line of the inventory is in error.
+        let (inv, mut problems) = Inventory::load_partial(input.inventory);
         let sources = Sources::load(input.project_dir, input.extra_vars, input.keyring.clone())
             .map(|mut s| {
                 s.config = input.config.clone();
                 s
             });
-        let (inv, sources) = match (inv, sources) {
-            (Ok(i), Ok(s)) => (i, s),
-            (i, s) => {
-                let mut all = i.err().unwrap_or_default();
-                all.extend(s.err().unwrap_or_default());
-                return Err(redacted(all, &input.keyring));
+        let sources = match sources {
+            Ok(sources) => sources,
+            Err(errors) => {
+                problems.extend(errors);
+                return Err(redacted(problems, &input.keyring));
             }
         };
+        // A group left empty by lines in error says nothing more than those errors do.
+        if !problems.is_empty() && inv.hosts_of(input.lb_group).is_empty() {
+            return Err(redacted(problems, &input.keyring));
+        }
         let keys = template_keys(input.templates, &inv.dir);
         match field::with_template_keys(keys, || Fleet::build(&inv, &sources, input.lb_group)) {
-            Ok(fleet) => Ok((inv, sources, fleet)),
-            Err(e) => Err(redacted(e, &input.keyring)),
+            Ok(fleet) if problems.is_empty() => Ok((inv, sources, fleet)),
+            Ok(_) => Err(redacted(problems, &input.keyring)),
+            Err(errors) => {
+                problems.extend(errors);
+                Err(redacted(problems, &input.keyring))
+            }
         }
     }
 

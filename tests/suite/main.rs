@@ -13,6 +13,7 @@ mod ansible;
 mod apply;
 mod failover;
 mod golden;
+mod hostile;
 mod l7;
 mod lab;
 mod limit;

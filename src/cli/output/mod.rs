@@ -29,11 +29,16 @@ pub fn validated(global: &Global, s: &Summary) -> ExitStatus {
             0 => String::new(),
             n => format!(", {n} HTTP"),
         };
+        // A fleet of thousands is summed up, not listed.
+        const LISTED: usize = 10;
+        let mut names = s.hosts[..s.hosts.len().min(LISTED)].join(", ");
+        if s.hosts.len() > LISTED {
+            names.push_str(&format!(" and {} more", s.hosts.len() - LISTED));
+        }
         println!(
-            "valid: {} load balancer{} ({}), {} TCP{http} and {} UDP backend{}",
+            "valid: {} load balancer{} ({names}), {} TCP{http} and {} UDP backend{}",
             s.hosts.len(),
             plural(s.hosts.len()),
-            s.hosts.join(", "),
             s.tcp_backends,
             s.udp_backends,
             plural(s.udp_backends)

@@ -9,6 +9,7 @@
 //! inside a directory (as Ansible does), and is an error when given by itself.
 
 use std::{
+    collections::HashSet,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -98,7 +99,14 @@ impl Inventory {
         // Neither plugin read it: the errors of the one the file looks made for.
         let errors = match (yaml_error, ext) {
             (Some(y), Some(e)) if YAML_EXTENSIONS.contains(&e) => y,
-            _ => found,
+            _ => {
+                // The run fails on these errors; the lines that were read are kept, so that
+                // the variables of their hosts are checked in the same run.
+                if !in_directory {
+                    self.merge(part);
+                }
+                found
+            }
         };
         if in_directory {
             for d in errors.into_vec() {
@@ -126,8 +134,9 @@ impl Inventory {
             }
             mine.vars.extend(host.vars);
         }
+        let known: HashSet<String> = self.order.iter().cloned().collect();
         for name in other.order {
-            if !self.order.contains(&name) {
+            if !known.contains(&name) {
                 self.order.push(name);
             }
         }
@@ -152,15 +161,18 @@ impl Inventory {
             }
         }
         for base in &bases {
-            let group_names: Vec<String> = self.groups.keys().cloned().collect();
-            for name in group_names {
-                let files = vars_files(&base.join("group_vars"), &name, diags);
-                self.groups.entry(name).or_default().file_vars.extend(files);
+            let dir = base.join("group_vars");
+            let present = entry_names(&dir);
+            for (name, group) in self.groups.iter_mut() {
+                group
+                    .file_vars
+                    .extend(vars_files(&dir, &present, name, diags));
             }
-            let host_names: Vec<String> = self.hosts.keys().cloned().collect();
-            for name in host_names {
-                let files = vars_files(&base.join("host_vars"), &name, diags);
-                self.hosts.entry(name).or_default().file_vars.extend(files);
+            let dir = base.join("host_vars");
+            let present = entry_names(&dir);
+            for (name, host) in self.hosts.iter_mut() {
+                host.file_vars
+                    .extend(vars_files(&dir, &present, name, diags));
             }
         }
     }
@@ -215,16 +227,23 @@ pub(super) fn file_error(path: &Path, message: String) -> Diagnostic {
 /// first of `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json` that exists; when it is a
 /// directory, every file in it and its sub-directories (in name order; dot files, names
 /// ending in `~`, other extensions and sub-directories with an extension are skipped).
-fn vars_files(dir: &Path, name: &str, diags: &mut Diagnostics) -> Vec<VarsFile> {
+fn vars_files(
+    dir: &Path,
+    present: &HashSet<String>,
+    name: &str,
+    diags: &mut Diagnostics,
+) -> Vec<VarsFile> {
     let found = ["", ".yml", ".yaml", ".json"]
         .iter()
-        .map(|ext| dir.join(format!("{name}{ext}")))
-        .find(|p| p.exists());
-    let Some(found) = found else {
+        .map(|ext| format!("{name}{ext}"))
+        .filter(|entry| present.contains(entry))
+        .map(|entry| dir.join(entry))
+        .find_map(|p| std::fs::metadata(&p).ok().map(|m| (p, m.is_dir())));
+    let Some((found, is_dir)) = found else {
         return Vec::new();
     };
     let mut files = Vec::new();
-    if found.is_dir() {
+    if is_dir {
         dir_vars_files(&found, &mut files);
     } else {
         files.push(found);
@@ -239,6 +258,19 @@ fn vars_files(dir: &Path, name: &str, diags: &mut Diagnostics) -> Vec<VarsFile> 
             }
         })
         .collect()
+}
+
+/// The names in `dir` (none when it does not exist), listed once: looking each host's files
+/// up by name costs four `stat`s per host, most of them for files that are not there.
+fn entry_names(dir: &Path) -> HashSet<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn dir_vars_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -2,23 +2,50 @@
 
 use crate::input::InputError;
 
-/// Expands `worker[1:3]`, `db[01:10:2]`, `node-[a:c].lan` into host names.
+/// Most host names one pattern may expand to: each range may hold up to this many, and so
+/// may their product (`lb[1:1000][1:1000]` would be a million).
+const MAX_EXPANDED: usize = 100_000;
+
+/// Expands `worker[1:3]`, `db[01:10:2]`, `node-[a:c].lan` into host names; several ranges
+/// multiply, the first varying slowest, as Ansible expands them.
 pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, InputError> {
-    let Some(open) = pattern.find('[') else {
-        return check_host_name(pattern).map(|()| vec![pattern.to_string()]);
-    };
-    let close =
-        pattern[open..]
-            .find(']')
-            .map(|i| open + i)
-            .ok_or_else(|| InputError::NotClosed {
+    let mut names = vec![String::new()];
+    let mut rest = pattern;
+    while let Some(open) = rest.find('[') {
+        let close =
+            rest[open..]
+                .find(']')
+                .map(|i| open + i)
+                .ok_or_else(|| InputError::NotClosed {
+                    pattern: pattern.to_string(),
+                })?;
+        let (literal, range) = (&rest[..open], &rest[open + 1..close]);
+        let items = range_items(range)?;
+        if names.len().saturating_mul(items.len()) > MAX_EXPANDED {
+            return Err(InputError::TooMany {
                 pattern: pattern.to_string(),
-            })?;
-    let (head, range, tail) = (
-        &pattern[..open],
-        &pattern[open + 1..close],
-        &pattern[close + 1..],
-    );
+                max: MAX_EXPANDED,
+            });
+        }
+        names = names
+            .iter()
+            .flat_map(|name| {
+                items
+                    .iter()
+                    .map(move |item| format!("{name}{literal}{item}"))
+            })
+            .collect();
+        rest = &rest[close + 1..];
+    }
+    for name in &mut names {
+        name.push_str(rest);
+        check_host_name(name)?;
+    }
+    Ok(names)
+}
+
+/// The items of one range: `1:3`, `08:10`, `1:5:2`, `a:c`.
+fn range_items(range: &str) -> Result<Vec<String>, InputError> {
     let parts: Vec<&str> = range.split(':').collect();
     let (start, end, step) = match parts.as_slice() {
         [a, b] => (*a, *b, "1"),
@@ -29,7 +56,7 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, InputError> {
             });
         }
     };
-    let step: usize = step
+    let step: u64 = step
         .parse()
         .ok()
         .filter(|s| *s > 0)
@@ -43,7 +70,7 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, InputError> {
                 range: range.to_string(),
             });
         }
-        if b - a > 100_000 {
+        if b - a >= MAX_EXPANDED as u64 {
             return Err(InputError::TooLarge {
                 range: range.to_string(),
             });
@@ -53,10 +80,10 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, InputError> {
         } else {
             0
         };
-        let mut i = a;
-        while i <= b {
-            items.push(format!("{i:0width$}"));
-            i += step as u64;
+        let mut i = Some(a);
+        while let Some(n) = i.filter(|n| *n <= b) {
+            items.push(format!("{n:0width$}"));
+            i = n.checked_add(step);
         }
     } else if let ([a], [b]) = (start.as_bytes(), end.as_bytes()) {
         if !a.is_ascii_alphabetic() || !b.is_ascii_alphabetic() || a > b {
@@ -64,31 +91,29 @@ pub fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, InputError> {
                 range: range.to_string(),
             });
         }
+        let step = usize::try_from(step).unwrap_or(usize::MAX);
         items.extend((*a..=*b).step_by(step).map(|c| (c as char).to_string()));
     } else {
         return Err(InputError::Kind {
             range: range.to_string(),
         });
     }
-    let mut out = Vec::new();
-    for item in items {
-        // The tail may hold another range.
-        for rest in expand_host_pattern(&format!("{item}{tail}"))? {
-            out.push(format!("{head}{rest}"));
-        }
-    }
-    for name in &out {
-        check_host_name(name)?;
-    }
-    Ok(out)
+    Ok(items)
 }
 
-fn check_host_name(name: &str) -> Result<(), InputError> {
-    let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
-    if ok {
+/// A host name lbctl can use everywhere it goes: as a directory name (`render -o OUT/<host>`),
+/// in keepalived's `router_id`, in messages. Letters, digits and `.-_:` (`:` for IPv6
+/// addresses used as names), starting with a letter, a digit, `_` or `:`, so that `.`, `..`
+/// and names read as options (`-x`) are refused.
+pub fn check_host_name(name: &str) -> Result<(), InputError> {
+    let chars_ok = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    let start_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':'));
+    if chars_ok && start_ok && name.len() <= 253 {
         Ok(())
     } else {
         Err(InputError::HostName {
@@ -118,5 +143,20 @@ mod tests {
         assert_eq!(expand_host_pattern("x[1:5:2]").unwrap(), ["x1", "x3", "x5"]);
         assert!(expand_host_pattern("x[3:1]").is_err());
         assert!(expand_host_pattern("x[1:3").is_err());
+        assert_eq!(
+            expand_host_pattern("r[1:2]-[a:b]").unwrap(),
+            ["r1-a", "r1-b", "r2-a", "r2-b"]
+        );
+    }
+
+    #[test]
+    fn names_that_would_escape_a_directory_or_explode_are_refused() {
+        for name in [".", "..", "-rf", ".hidden", "a/b", "a b", "lb1\nx"] {
+            assert!(expand_host_pattern(name).is_err(), "{name:?}");
+        }
+        assert!(expand_host_pattern("fe80::1").is_ok());
+        assert!(expand_host_pattern(&"x[1:2]".repeat(40)).is_err());
+        let edge = expand_host_pattern("x[18446744073709551610:18446744073709551615:4]").unwrap();
+        assert_eq!(edge.len(), 2);
     }
 }

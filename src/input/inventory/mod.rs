@@ -15,9 +15,9 @@ mod yaml;
 pub(super) use host_pattern::expand_host_pattern;
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 
 use crate::{
@@ -70,12 +70,27 @@ pub struct Inventory {
     pub order: Vec<String>,
     /// Files skipped because no inventory format reads them, as Ansible skips them.
     pub warnings: Vec<Diagnostic>,
+    /// The group hierarchy indexed for [`Inventory::groups_of`], built on first use (the
+    /// inventory no longer changes then).
+    graph: OnceLock<Graph>,
 }
 
 impl Inventory {
     /// Loads inventory sources (files or directories, as several `-i` give them), reporting
     /// every problem found.
     pub fn load(sources: &[PathBuf]) -> Result<Inventory, Vec<Diagnostic>> {
+        let (inv, errors) = Inventory::load_partial(sources);
+        if errors.is_empty() {
+            Ok(inv)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Loads what can be read of the inventory sources, and every problem found: a line or
+    /// file in error is left out, the rest is kept, so that the variables of the hosts that
+    /// were read can be checked in the same run.
+    pub fn load_partial(sources: &[PathBuf]) -> (Inventory, Vec<Diagnostic>) {
         let mut inv = Inventory::default();
         let mut diags = Diagnostics::default();
         let first = sources.first().cloned().unwrap_or_default();
@@ -87,84 +102,132 @@ impl Inventory {
         for source in sources {
             inv.add_source(source, &mut diags);
         }
-        if !diags.is_empty() {
-            return Err(diags.into_vec());
-        }
         if inv.hosts.is_empty() && inv.groups.is_empty() {
-            let place = sources
-                .first()
-                .map(|p| p.as_path())
-                .unwrap_or(Path::new("."));
-            let mut found = vec![
-                files::file_error(place, "no inventory in these sources".into())
-                    .hint("add a `hosts` (INI) or `hosts.yml` file listing the load balancers"),
-            ];
-            found.extend(std::mem::take(&mut inv.warnings));
-            return Err(found);
+            if diags.is_empty() {
+                let place = sources
+                    .first()
+                    .map(|p| p.as_path())
+                    .unwrap_or(Path::new("."));
+                diags.push(
+                    files::file_error(place, "no inventory in these sources".into())
+                        .hint("add a `hosts` (INI) or `hosts.yml` file listing the load balancers"),
+                );
+                for warning in std::mem::take(&mut inv.warnings) {
+                    diags.push(warning);
+                }
+            }
+            return (inv, diags.into_vec());
         }
         inv.groups.entry("all".into()).or_default();
         inv.groups.entry("ungrouped".into()).or_default();
         inv.check_children(&mut diags);
         inv.load_var_dirs(sources, &mut diags);
-        if diags.is_empty() {
-            Ok(inv)
-        } else {
-            Err(diags.into_vec())
-        }
+        (inv, diags.into_vec())
     }
 
     /// Every host of `group`, its children included, sorted by inventory name.
     pub fn hosts_of(&self, group: &str) -> Vec<String> {
+        if group == "all" {
+            return self.hosts.keys().cloned().collect();
+        }
         let mut out = BTreeSet::new();
         let mut seen = BTreeSet::new();
-        self.collect_hosts(group, &mut out, &mut seen);
+        let mut stack = vec![group];
+        while let Some(name) = stack.pop() {
+            if !seen.insert(name) {
+                continue;
+            }
+            if let Some(g) = self.groups.get(name) {
+                out.extend(g.hosts.iter().cloned());
+                stack.extend(g.children.iter().map(String::as_str));
+            }
+        }
         out.into_iter().collect()
     }
 
-    fn collect_hosts(&self, group: &str, out: &mut BTreeSet<String>, seen: &mut BTreeSet<String>) {
-        if !seen.insert(group.to_string()) {
-            return;
-        }
-        if group == "all" {
-            out.extend(self.hosts.keys().cloned());
-            return;
-        }
-        if let Some(g) = self.groups.get(group) {
-            out.extend(g.hosts.iter().cloned());
-            for child in &g.children {
-                self.collect_hosts(child, out, seen);
+    /// Every group with its hosts, children included (Ansible's `groups`), worked out in one
+    /// pass from the innermost groups outwards: asking [`Inventory::hosts_of`] for each
+    /// group walks every group below it again, quadratic in a deep hierarchy.
+    pub fn group_hosts(&self) -> BTreeMap<String, Vec<String>> {
+        let graph = self.graph.get_or_init(|| Graph::new(self));
+        let mut waiting: HashMap<&str, usize> = self
+            .groups
+            .iter()
+            .map(|(name, g)| {
+                let known = g.children.iter().filter(|c| self.groups.contains_key(*c));
+                (name.as_str(), known.count())
+            })
+            .collect();
+        let mut ready: Vec<&str> = waiting
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(g, _)| *g)
+            .collect();
+        let mut found: HashMap<&str, BTreeSet<&str>> = HashMap::with_capacity(self.groups.len());
+        while let Some(name) = ready.pop() {
+            let group = &self.groups[name];
+            let mut hosts: BTreeSet<&str> = group.hosts.iter().map(String::as_str).collect();
+            for child in &group.children {
+                if let Some(below) = found.get(child.as_str()) {
+                    hosts.extend(below.iter().copied());
+                }
+            }
+            found.insert(name, hosts);
+            for parent in graph.parents.get(name).into_iter().flatten() {
+                if let Some(n) = waiting.get_mut(parent.as_str()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        ready.push(parent);
+                    }
+                }
             }
         }
+        self.groups
+            .keys()
+            .map(|name| {
+                let hosts = match found.get(name.as_str()) {
+                    _ if name == "all" => self.hosts.keys().cloned().collect(),
+                    Some(hosts) => hosts.iter().map(|h| h.to_string()).collect(),
+                    // On a cycle of `children`, which the inventory reports as an error.
+                    None => self.hosts_of(name),
+                };
+                (name.clone(), hosts)
+            })
+            .collect()
     }
 
     /// Groups a host belongs to (directly or through children), ordered as Ansible applies
     /// their variables: parents before children, then by `ansible_group_priority`, then by
-    /// name.
+    /// name. Linear in the host's groups: the parents and depths of every group are worked
+    /// out once, on first use.
     pub fn groups_of(&self, host: &str) -> Vec<String> {
+        let graph = self.graph.get_or_init(|| Graph::new(self));
         let mut found = BTreeSet::new();
-        let mut stack: Vec<String> = self
-            .groups
-            .iter()
-            .filter(|(n, g)| *n != "all" && g.hosts.contains(host))
-            .map(|(n, _)| n.clone())
-            .collect();
+        let mut stack: Vec<&str> = graph
+            .memberships
+            .get(host)
+            .map(|groups| groups.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         while let Some(group) = stack.pop() {
-            if group == "all" || !found.insert(group.clone()) {
+            if group == "all" || !found.insert(group) {
                 continue;
             }
-            stack.extend(
-                self.groups
-                    .iter()
-                    .filter(|(_, p)| p.children.contains(&group))
-                    .map(|(n, _)| n.clone()),
-            );
+            if let Some(parents) = graph.parents.get(group) {
+                stack.extend(parents.iter().map(String::as_str));
+            }
         }
-        let mut ordered: Vec<(usize, i64, String)> = found
+        let mut ordered: Vec<(usize, i64, &str)> = found
             .into_iter()
-            .map(|g| (self.depth(&g, &mut BTreeSet::new()), self.priority(&g), g))
+            .map(|g| {
+                (
+                    graph.depth.get(g).copied().unwrap_or(1),
+                    self.priority(g),
+                    g,
+                )
+            })
             .collect();
         ordered.sort();
-        ordered.into_iter().map(|(_, _, g)| g).collect()
+        ordered.into_iter().map(|(_, _, g)| g.to_string()).collect()
     }
 
     /// `ansible_group_priority` as the inventory source sets it (Ansible ignores it in
@@ -178,23 +241,6 @@ impl Inventory {
             .unwrap_or(1)
     }
 
-    fn depth(&self, group: &str, seen: &mut BTreeSet<String>) -> usize {
-        if !seen.insert(group.to_string()) {
-            return 1;
-        }
-        let parents: Vec<&String> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.children.contains(group))
-            .map(|(n, _)| n)
-            .collect();
-        1 + parents
-            .into_iter()
-            .map(|p| self.depth(p, seen))
-            .max()
-            .unwrap_or(0)
-    }
-
     fn host_mut(&mut self, name: &str, loc: &Loc) -> &mut Host {
         if !self.hosts.contains_key(name) {
             self.order.push(name.to_string());
@@ -204,29 +250,163 @@ impl Inventory {
         host
     }
 
+    /// Every group that is its own descendant through `children`, reported once each.
     fn check_children(&self, diags: &mut Diagnostics) {
-        for name in self.groups.keys() {
-            if self.has_cycle(name, &mut BTreeSet::new()) {
-                diags.push(Diagnostic::new(
+        for name in cyclic_groups(self) {
+            diags.push(
+                Diagnostic::new(
                     &Loc::new(&Arc::from("inventory"), 0),
                     name,
                     format!("group `{name}` is its own descendant through `children`"),
-                ));
+                )
+                .hint("remove one of the `children` entries that lead back to this group"),
+            );
+        }
+    }
+}
+
+/// The group hierarchy seen from below: each group's parents and depth, each host's own
+/// groups.
+#[derive(Debug, Default)]
+struct Graph {
+    parents: HashMap<String, Vec<String>>,
+    /// 1 for a group without parents, else one more than its deepest parent (Ansible applies
+    /// shallower groups' variables first).
+    depth: HashMap<String, usize>,
+    memberships: HashMap<String, Vec<String>>,
+}
+
+impl Graph {
+    fn new(inv: &Inventory) -> Graph {
+        let mut graph = Graph::default();
+        for (name, group) in &inv.groups {
+            for child in &group.children {
+                graph
+                    .parents
+                    .entry(child.clone())
+                    .or_default()
+                    .push(name.clone());
+            }
+            if name != "all" {
+                for host in &group.hosts {
+                    graph
+                        .memberships
+                        .entry(host.clone())
+                        .or_default()
+                        .push(name.clone());
+                }
+            }
+        }
+        // Depths in topological order (Kahn): a group is placed once all its parents are.
+        // Groups on a cycle never are; the inventory reports them as errors.
+        let mut waiting: HashMap<&str, usize> = inv
+            .groups
+            .keys()
+            .map(|g| (g.as_str(), graph.parents.get(g).map_or(0, Vec::len)))
+            .collect();
+        let mut ready: Vec<&str> = waiting
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(g, _)| *g)
+            .collect();
+        while let Some(group) = ready.pop() {
+            let depth = 1 + graph
+                .parents
+                .get(group)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| graph.depth.get(p))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            graph.depth.insert(group.to_string(), depth);
+            for child in inv.groups.get(group).into_iter().flat_map(|g| &g.children) {
+                if let Some(n) = waiting.get_mut(child.as_str()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        ready.push(child);
+                    }
+                }
+            }
+        }
+        graph
+    }
+}
+
+/// The groups that lie on a cycle of `children`, found without recursion (Tarjan's strongly
+/// connected components with an explicit stack), in name order.
+fn cyclic_groups(inv: &Inventory) -> Vec<&str> {
+    let names: Vec<&str> = inv.groups.keys().map(String::as_str).collect();
+    let index_of: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let children: Vec<Vec<usize>> = names
+        .iter()
+        .map(|n| {
+            inv.groups[*n]
+                .children
+                .iter()
+                .filter_map(|c| index_of.get(c.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    const UNSEEN: usize = usize::MAX;
+    let mut index = vec![UNSEEN; names.len()];
+    let mut low = vec![0; names.len()];
+    let mut on_stack = vec![false; names.len()];
+    let mut stack = Vec::new();
+    let mut cyclic = vec![false; names.len()];
+    let mut next = 0;
+    for root in 0..names.len() {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        // (node, position in its children)
+        let mut work = vec![(root, 0)];
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (node, ref mut pos)) = work.last_mut() {
+            if let Some(&child) = children[node].get(*pos) {
+                *pos += 1;
+                if index[child] == UNSEEN {
+                    index[child] = next;
+                    low[child] = next;
+                    next += 1;
+                    stack.push(child);
+                    on_stack[child] = true;
+                    work.push((child, 0));
+                } else if on_stack[child] {
+                    low[node] = low[node].min(index[child]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[node]);
+            }
+            if low[node] == index[node] {
+                let mut component = Vec::new();
+                while let Some(member) = stack.pop() {
+                    on_stack[member] = false;
+                    component.push(member);
+                    if member == node {
+                        break;
+                    }
+                }
+                let looped = component.len() > 1 || children[node].contains(&node);
+                for member in component {
+                    cyclic[member] = looped;
+                }
             }
         }
     }
-
-    fn has_cycle(&self, group: &str, path: &mut BTreeSet<String>) -> bool {
-        if !path.insert(group.to_string()) {
-            return true;
-        }
-        let cyclic = self
-            .groups
-            .get(group)
-            .is_some_and(|g| g.children.iter().any(|c| self.has_cycle(c, path)));
-        path.remove(group);
-        cyclic
-    }
+    names
+        .into_iter()
+        .zip(cyclic)
+        .filter(|(_, c)| *c)
+        .map(|(n, _)| n)
+        .collect()
 }
 
 fn check_group_name(name: &str, loc: &Loc) -> Result<(), Diagnostic> {
@@ -312,5 +492,55 @@ mod tests {
         let errs = Inventory::load(&[d.join("hosts")]).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:?}");
         assert_eq!(errs[1].line, 2);
+    }
+
+    #[test]
+    fn deep_and_cyclic_group_hierarchies_are_walked_without_recursion() {
+        let d = tempdir("deep");
+        let mut text = String::from("[lbs]\nlb1\n");
+        for i in 0..20_000 {
+            text.push_str(&format!("[g{i}:children]\ng{}\n", i + 1));
+        }
+        text.push_str("[g20000]\nlb1\n[lbs:children]\ng0\n");
+        write(&d, "hosts", &text);
+        let inv = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let inv = Inventory::load(std::slice::from_ref(&d)).unwrap();
+                assert_eq!(inv.hosts_of("g0"), ["lb1"]);
+                assert_eq!(inv.groups_of("lb1").len(), 20_002);
+                inv.groups_of("lb1").first().cloned()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(inv.as_deref(), Some("lbs"), "parents first");
+
+        let d = tempdir("cycle");
+        write(
+            &d,
+            "hosts",
+            "[a:children]\nb\n[b:children]\na\n[top:children]\nleft\nright\n[left:children]\nbottom\n[right:children]\nbottom\n[bottom]\nh1\n",
+        );
+        let errs = Inventory::load(std::slice::from_ref(&d)).unwrap_err();
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b"], "{errs:?}");
+        assert!(errs.iter().all(|e| e.hint.is_some()));
+    }
+
+    #[test]
+    fn group_hosts_match_hosts_of_every_group() {
+        let d = tempdir("groups");
+        write(
+            &d,
+            "hosts",
+            "[lbs]\nlb[1:3]\n[web]\nw1\n[k8s:children]\nweb\nlbs\n[all:children]\nk8s\n",
+        );
+        let inv = Inventory::load(std::slice::from_ref(&d)).unwrap();
+        let groups = inv.group_hosts();
+        for name in inv.groups.keys() {
+            assert_eq!(groups[name], inv.hosts_of(name), "{name}");
+        }
+        assert_eq!(groups["k8s"], ["lb1", "lb2", "lb3", "w1"]);
     }
 }

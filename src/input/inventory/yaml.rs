@@ -59,7 +59,9 @@ impl Inventory {
                         let names = match expand_host_pattern(pattern) {
                             Ok(n) => n,
                             Err(e) => {
-                                diags.push(Diagnostic::new(hloc, &**pattern, e.to_string()));
+                                diags.push(Diagnostic::new(hloc, &**pattern, e.to_string()).hint(
+                                    "name hosts as Ansible does, e.g. `lb1` or `lb[1:3]` for lb1 to lb3",
+                                ));
                                 continue;
                             }
                         };
