@@ -89,6 +89,10 @@ enum Command {
         /// Exit 2 when there are changes (0: none, 1: error), as terraform does.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Also save the plan to FILE (mode 0600: it holds the rendered files and their
+        /// secrets), for `lbctl apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Deploy: per host stage, check on the host, swap, reload, verify, roll back on failure.
     Apply {
@@ -99,6 +103,10 @@ enum Command {
         /// new files are checked on it before any host changes.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         serial: u16,
+        /// A plan saved by `lbctl plan --out`: apply exactly that, without reading the
+        /// inventory or asking; refused, changing nothing, if any host changed since.
+        #[arg(value_name = "PLAN")]
+        plan: Option<PathBuf>,
     },
     /// Every load balancer: does it hold the VIP, and its servers as HAProxy sees them.
     Status,
@@ -183,8 +191,16 @@ fn main() -> ExitCode {
         Command::Man => cli::man_page(&global, &Cli::command()),
         Command::Validate => cli::validate(&global),
         Command::Render { out } => cli::render(&global, &out),
-        Command::Plan { detailed_exitcode } => cli::plan(&global, detailed_exitcode),
-        Command::Apply { yes, serial } => {
+        Command::Plan {
+            detailed_exitcode,
+            out,
+        } => cli::plan(&global, detailed_exitcode, out.as_deref()),
+        Command::Apply {
+            serial,
+            plan: Some(plan),
+            ..
+        } => cli::apply_saved(&global, &plan, usize::from(serial)),
+        Command::Apply { yes, serial, .. } => {
             let options = ApplyOptions {
                 yes,
                 serial: usize::from(serial),

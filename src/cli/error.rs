@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::{
-    deploy::HostError,
+    deploy::{HostError, SavedPlanError},
     drill::DrillError,
     input::{InputError, LimitError},
     source::Diagnostic,
@@ -62,6 +62,22 @@ pub enum Error {
         holders: Vec<String>,
         why: Vec<String>,
     },
+    #[error(transparent)]
+    SavedPlan(#[from] SavedPlanError),
+    /// `apply FILE` found hosts that are no longer as the plan was made on.
+    #[error(
+        "the saved plan {} no longer matches {} of its {hosts} hosts; nothing was changed on any host\n  {}",
+        .file.display(),
+        .problems.len(),
+        .problems.join("\n  ")
+    )]
+    StalePlan {
+        file: PathBuf,
+        hosts: usize,
+        problems: Vec<String>,
+    },
+    #[error("a saved plan is applied exactly as planned: --limit and -e do not apply to it")]
+    PlanFileWithInputs,
     /// `apply` stops before changing anything when a host could not be surveyed.
     #[error(
         "{} of {hosts} hosts could not be surveyed; nothing was changed\n{}",
@@ -94,6 +110,9 @@ impl Error {
                 }
             )),
             Error::NoStandby { .. } => Some("widen --limit so that another load balancer is changed first, or bring keepalived and HAProxy up on one the limit leaves out".into()),
+            Error::SavedPlan(_) => Some("save a plan with `lbctl plan --out FILE`, then apply it with `lbctl apply FILE`".into()),
+            Error::StalePlan { .. } => Some("make a new plan (`lbctl plan --out FILE`), review it, and apply that one".into()),
+            Error::PlanFileWithInputs => Some("give them to `lbctl plan --out FILE` instead".into()),
             Error::Spec(e) => e.hint(),
             Error::Drill(e) => e.hint(),
             _ => None,

@@ -39,10 +39,21 @@ pub fn render(global: &Global, out: &Path) -> ExitStatus {
 }
 
 /// `lbctl plan`.
-pub fn plan(global: &Global, detailed_exitcode: bool) -> ExitStatus {
+pub fn plan(global: &Global, detailed_exitcode: bool, out: Option<&Path>) -> ExitStatus {
     finish(
         global,
-        commands::plan::run(global).map(|r| output::planned(global, &r, detailed_exitcode)),
+        commands::plan::run(global, out).map(|r| output::planned(global, &r, detailed_exitcode)),
+    )
+}
+
+/// `lbctl apply FILE`: a saved plan, exactly, without asking.
+pub fn apply_saved(global: &Global, file: &Path, serial: usize) -> ExitStatus {
+    if global.limit.is_some() || !global.extra_vars.is_empty() {
+        return finish(global, Err(Error::PlanFileWithInputs));
+    }
+    finish(
+        global,
+        commands::apply::run_saved(global, file, serial).map(|r| output::applied(global, &r)),
     )
 }
 

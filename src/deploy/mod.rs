@@ -13,16 +13,21 @@ mod plan;
 mod report;
 mod reporter;
 mod rollout;
+mod saved_plan;
 mod standby;
 mod status;
 mod survey;
 
 pub use certificates::check_certificates;
+pub use deployment::build as deployment;
 pub use error::DeployError;
 pub use plan::{Action, FilePlan, HostPlan, REDACTED, redact};
 pub use report::{HostError, HostReport, Outcome, Report, Summary, Timing};
 pub use reporter::Reporter;
 pub use rollout::{Target, rollout, rollout_order};
+pub use saved_plan::{
+    Checked, Moved, PlannedFile, PlannedHost, SavedPlan, SavedPlanError, check as check_saved_plan,
+};
 pub use standby::ready_to_take_the_vip;
 pub use status::{
     BackendStatus, HostStatus, ServerStatus, TierStatus, gather_status, read_lb_state,

@@ -110,6 +110,9 @@ pub struct Report {
     /// Seconds lbctl spent before talking to any host: loading the inventory and vars,
     /// and rendering.
     pub prepare_seconds: f64,
+    /// The plan file this plan was saved to (`plan --out`), or applied from (`apply FILE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -137,6 +140,7 @@ impl Report {
             hosts,
             summary,
             prepare_seconds: 0.0,
+            plan_file: None,
         }
     }
 

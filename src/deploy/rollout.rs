@@ -12,19 +12,18 @@ use std::time::Instant;
 
 use crate::{
     deploy::DeployError,
-    deploy::deployment,
     deploy::plan::HostPlan,
     deploy::report::{HostError, HostReport, Outcome, Timing},
     deploy::reporter::Reporter,
-    remote::{self, APPLY_LOCK, ApplyReport, GO, READY},
-    spec::HostSpec,
+    remote::{self, APPLY_LOCK, ApplyReport, Deployment, GO, READY},
     ssh::{RemoteOutput, Running, Session},
 };
 use futures_util::future::join_all;
 
-/// A host ready to be changed: its spec, plan and open session.
+/// A host ready to be changed: what it is handed, its plan and open session.
 pub struct Target {
-    pub spec: HostSpec,
+    /// What the host is handed: its changed files, checks, reloads and what to verify.
+    pub deployment: Deployment,
     pub plan: HostPlan,
     pub session: Session,
     /// The survey's part of its timing (connect, fetch).
@@ -71,7 +70,7 @@ pub async fn rollout<R: Reporter>(
 ) -> (Vec<HostReport>, Vec<Session>) {
     let scripts: Vec<String> = targets
         .iter()
-        .map(|t| remote::held_apply_script(&deployment::build(&t.spec, &t.plan), APPLY_LOCK))
+        .map(|t| remote::held_apply_script(&t.deployment, APPLY_LOCK))
         .collect();
     let holds_vip: Vec<bool> = targets.iter().map(|t| t.plan.holds_vip).collect();
     let mut plans = Vec::with_capacity(targets.len());

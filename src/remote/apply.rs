@@ -26,7 +26,7 @@ pub struct ManagedFile {
     pub content: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceControl {
     /// Shell command validating a file; `{path}` stands for the file to check and is
     /// replaced by the staged file's path, already shell-quoted (so write `-f {path}`,
@@ -45,7 +45,7 @@ pub struct Deployment {
 }
 
 /// What must be true after the reloads, polled for about three seconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Verify {
     /// HAProxy's admin socket, which must answer `show info` (asked with `socat`).
     pub haproxy_runtime_socket: Option<String>,

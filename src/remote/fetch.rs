@@ -111,8 +111,66 @@ pub fn parse_fetch_knowing(
     stdout: &[u8],
     known: &BTreeMap<&str, &[u8]>,
 ) -> Result<Fetched, ReportError> {
+    let (answers, vips, lock) = parse_with(stdout)?;
+    let mut files = BTreeMap::new();
+    for (path, answer) in answers {
+        let content = match answer {
+            Answer::Absent => None,
+            Answer::Present(bytes) => Some(bytes),
+            Answer::Matches(digest, unknown) => Some(
+                known
+                    .get(path.as_str())
+                    .filter(|content| sha256_hex(content) == digest)
+                    .map(|content| content.to_vec())
+                    .ok_or(*unknown)?,
+            ),
+        };
+        files.insert(path, content);
+    }
+    Ok(Fetched { files, vips, lock })
+}
+
+/// What a host holds, by digest: [`parse_fetch`] where each file is its SHA-256 (lowercase
+/// hex), whether the host sent the file or, for a digest it was given, only said that it
+/// matches.
+pub fn parse_fetch_digests(stdout: &[u8]) -> Result<FetchedDigests, ReportError> {
+    let (answers, vips, lock) = parse_with(stdout)?;
+    let files = answers
+        .into_iter()
+        .map(|(path, answer)| {
+            let digest = match answer {
+                Answer::Absent => None,
+                Answer::Present(bytes) => Some(sha256_hex(&bytes)),
+                Answer::Matches(digest, _) => Some(digest),
+            };
+            (path, digest)
+        })
+        .collect();
+    Ok(FetchedDigests { files, vips, lock })
+}
+
+/// [`Fetched`] with each file as its SHA-256.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchedDigests {
+    pub files: BTreeMap<String, Option<String>>,
+    pub vips: BTreeMap<String, bool>,
+    pub lock: LockState,
+}
+
+/// What a fetch said of one file.
+enum Answer {
+    Absent,
+    Present(Vec<u8>),
+    /// Its digest is the one lbctl sent; the error is for a digest lbctl did not send.
+    Matches(String, Box<ReportError>),
+}
+
+type Parsed = (BTreeMap<String, Answer>, BTreeMap<String, bool>, LockState);
+
+fn parse_with(stdout: &[u8]) -> Result<Parsed, ReportError> {
     const SCRIPT: &str = "fetch";
     let mut fetched = Fetched::default();
+    let mut answers = BTreeMap::new();
     let mut ended = false;
     for frame in frames(SCRIPT, stdout)? {
         let frame = frame?;
@@ -122,17 +180,17 @@ pub fn parse_fetch_knowing(
                 let path = frame.text(path)?;
                 match rest {
                     ["present", content] => {
-                        fetched.files.insert(path, Some(frame.bytes(content)?));
+                        answers.insert(path, Answer::Present(frame.bytes(content)?));
                     }
                     ["absent"] => {
-                        fetched.files.insert(path, None);
+                        answers.insert(path, Answer::Absent);
                     }
                     ["matches", digest] => {
-                        let content = known
-                            .get(path.as_str())
-                            .filter(|content| sha256_hex(content) == *digest)
-                            .ok_or_else(|| malformed("a match with a digest lbctl did not send"))?;
-                        fetched.files.insert(path, Some(content.to_vec()));
+                        let unknown = malformed("a match with a digest lbctl did not send");
+                        answers.insert(
+                            path,
+                            Answer::Matches((*digest).to_string(), Box::new(unknown)),
+                        );
                     }
                     ["unreadable", message] => {
                         let message = frame.text(message)?;
@@ -169,7 +227,7 @@ pub fn parse_fetch_knowing(
             after: None,
         });
     }
-    Ok(fetched)
+    Ok((answers, fetched.vips, fetched.lock))
 }
 
 /// The SHA-256 of `content` in lowercase hex, as `sha256sum` prints it.

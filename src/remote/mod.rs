@@ -25,7 +25,8 @@ pub use apply::{
 };
 pub use error::ReportError;
 pub use fetch::{
-    FetchOptions, Fetched, LockState, fetch_script, parse_fetch, parse_fetch_knowing, sha256_hex,
+    FetchOptions, Fetched, FetchedDigests, LockState, fetch_script, parse_fetch,
+    parse_fetch_digests, parse_fetch_knowing, sha256_hex,
 };
 pub(crate) use frame::frames;
 pub use lb_state::{Daemon, LbState, Query, parse_lb_state};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Built from `ansible_host`, `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
 /// `ansible_become` and the `-F` / `-o UserKnownHostsFile=` / `-o StrictHostKeyChecking=` parts
 /// of `ansible_ssh_common_args`, so an inventory that works with Ansible works here unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Connection {
     /// Inventory name of the host, used in every message about it.
     pub name: String,
@@ -25,7 +25,7 @@ pub struct Connection {
     pub strict_host_keys: HostKeyPolicy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKeyPolicy {
     /// Unknown or changed host keys are refused (the default).

@@ -18,6 +18,7 @@ mod l7;
 mod lab;
 mod limit;
 mod manual;
+mod saved_plan;
 mod status;
 mod transport;
 mod validation;

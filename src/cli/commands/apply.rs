@@ -5,7 +5,7 @@ use crate::{
     cli::Error,
     cli::progress::Progress,
     deploy::{self, HostReport, Report, Target},
-    spec::HostSpec,
+    spec::{HostSpec, Service},
     ssh,
 };
 
@@ -42,7 +42,7 @@ pub fn run(
             let timing = s.timing;
             match (s.result, s.session) {
                 (Ok(plan), Some(session)) if plan.changed() => targets.push(Target {
-                    spec: spec.clone(),
+                    deployment: deploy::deployment(spec, &plan),
                     plan,
                     session,
                     timing,
@@ -71,7 +71,7 @@ pub fn run(
                         .fleet
                         .hosts
                         .iter()
-                        .filter(|h| !targets.iter().any(|t| t.spec.name == h.name)),
+                        .filter(|h| !targets.iter().any(|t| t.plan.host == h.name)),
                 )
                 .cloned()
                 .collect();
@@ -131,11 +131,11 @@ async fn partial_apply_keeps_a_standby(
     let holders: Vec<&str> = targets
         .iter()
         .filter(|t| t.plan.holds_vip)
-        .map(|t| t.spec.name.as_str())
+        .map(|t| t.plan.host.as_str())
         .collect();
     let changed_first = targets
         .iter()
-        .any(|t| !t.plan.holds_vip && t.spec.keepalived.is_some());
+        .any(|t| !t.plan.holds_vip && t.deployment.controls.contains_key(&Service::Keepalived));
     if holders.is_empty() || changed_first {
         return Ok(());
     }
@@ -154,4 +154,81 @@ async fn partial_apply_keeps_a_standby(
         holders: holders.iter().map(ToString::to_string).collect(),
         why,
     })
+}
+
+/// `apply FILE`: applies a saved plan exactly, without the inventory and without asking. Every
+/// host is first asked for its files; if any no longer holds what the plan was made on (or
+/// cannot be asked), nothing changes anywhere and every such host is named.
+pub fn run_saved(global: &Global, file: &std::path::Path, serial: usize) -> Result<Report, Error> {
+    let plan = deploy::SavedPlan::read(file)?;
+    super::runtime()?.block_on(async {
+        let checked = deploy::check_saved_plan(&plan, &global.ssh).await;
+        let mut problems = Vec::new();
+        let mut targets = Vec::new();
+        let mut reports = Vec::new();
+        let mut sessions = Vec::new();
+        for (c, host) in checked.into_iter().zip(&plan.hosts) {
+            match (c.result, c.session) {
+                (Err(e), session) => {
+                    problems.push(format!("{}: cannot be checked: {e}", host.host));
+                    sessions.extend(session);
+                }
+                (Ok(moved), session) if !moved.files.is_empty() => {
+                    let files: Vec<String> = moved
+                        .files
+                        .iter()
+                        .map(|(path, was, now)| {
+                            format!("{path} (planned on {}, now {})", short(was), short(now))
+                        })
+                        .collect();
+                    problems.push(format!(
+                        "{}: changed since the plan: {}",
+                        host.host,
+                        files.join(", ")
+                    ));
+                    sessions.extend(session);
+                }
+                (Ok(moved), Some(session)) => {
+                    let host_plan = host.host_plan(moved.holds_vip);
+                    if host_plan.changed() {
+                        targets.push(Target {
+                            deployment: host.deployment(),
+                            plan: host_plan,
+                            session,
+                            timing: c.timing,
+                        });
+                    } else {
+                        let mut report = HostReport::planned(host_plan);
+                        report.timing = c.timing;
+                        reports.push(report);
+                        sessions.push(session);
+                    }
+                }
+                (Ok(_), None) => problems.push(format!("{}: no session", host.host)),
+            }
+        }
+        if !problems.is_empty() {
+            ssh::close_all(targets.into_iter().map(|t| t.session).chain(sessions)).await;
+            return Err(Error::StalePlan {
+                file: file.to_path_buf(),
+                hosts: plan.hosts.len(),
+                problems,
+            });
+        }
+        let order = deploy::rollout_order(&targets.iter().map(|t| &t.plan).collect::<Vec<_>>());
+        let mut slots: Vec<Option<Target>> = targets.into_iter().map(Some).collect();
+        let ordered = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        let (applied, used) = deploy::rollout(ordered, serial, &Progress::new(global.json)).await;
+        reports.splice(0..0, applied);
+        sessions.extend(used);
+        ssh::close_all(sessions).await;
+        let mut report = Report::new("apply", reports);
+        report.plan_file = Some(file.display().to_string());
+        Ok(report)
+    })
+}
+
+/// A digest's first 12 characters, or `absent`.
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
 }

@@ -6,7 +6,8 @@ use crate::{
 };
 
 /// What would change on every load balancer, against what is really deployed there.
-pub fn run(global: &Global) -> Result<Report, Error> {
+/// With `out`, the plan is also saved there (when every host could be surveyed).
+pub fn run(global: &Global, out: Option<&std::path::Path>) -> Result<Report, Error> {
     let started = std::time::Instant::now();
     let loaded = global.load()?;
     let rendered = loaded.render_all(global)?;
@@ -15,6 +16,10 @@ pub fn run(global: &Global) -> Result<Report, Error> {
     super::runtime()?.block_on(async {
         let surveyed = deploy::survey(&hosts, &global.ssh).await;
         let surveyed = deploy::check_certificates(surveyed, &hosts).await?;
+        let saved = out.and_then(|path| {
+            let plan = deploy::SavedPlan::from_survey(&hosts, &surveyed, global.limit.as_deref())?;
+            Some(plan.write(path).map(|()| path.display().to_string()))
+        });
         let mut reports = Vec::with_capacity(surveyed.len());
         let mut sessions = Vec::with_capacity(surveyed.len());
         for s in surveyed {
@@ -29,6 +34,9 @@ pub fn run(global: &Global) -> Result<Report, Error> {
         ssh::close_all(sessions).await;
         let mut report = Report::new("plan", reports);
         report.prepare_seconds = prepare_seconds;
+        if let Some(saved) = saved {
+            report.plan_file = Some(saved?);
+        }
         Ok(report)
     })
 }

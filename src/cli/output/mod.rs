@@ -162,6 +162,13 @@ pub fn planned(global: &Global, report: &Report, detailed_exitcode: bool) -> Exi
     } else {
         plan_text(report);
     }
+    if let Some(file) = &report.plan_file
+        && !global.json
+    {
+        println!(
+            "Saved this plan to {file} (mode 0600: it holds the rendered files, secrets included). Apply exactly this plan with `lbctl apply {file}`."
+        );
+    }
     if report.has_errors() {
         if !global.json {
             eprintln!(

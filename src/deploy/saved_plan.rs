@@ -1,0 +1,417 @@
+//! Saved plans (`plan --out FILE`, `apply FILE`): everything an apply needs, fixed at plan
+//! time, so that what a reviewer approved is exactly what is applied. Per host: how to reach
+//! it, every rendered file with the SHA-256 of what the host held when planned, how each
+//! service is checked and reloaded, and what is verified after. Applying one re-reads no
+//! inventory; it first asks every host for its files and refuses, changing nothing, when any
+//! host no longer holds what was planned.
+//!
+//! The file is JSON with a format name and a version; it holds rendered configurations and so
+//! their secrets, and is written with mode 0600.
+
+use std::{
+    collections::BTreeMap, io::Write as _, os::unix::fs::OpenOptionsExt, path::Path, sync::Arc,
+    time::Instant,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::{
+    deploy::plan::{Action, FilePlan, HostPlan},
+    deploy::report::{HostError, Timing},
+    deploy::survey::{SshOptions, Surveyed},
+    remote::{self, Deployment, FetchOptions, ManagedFile, ServiceControl, Verify},
+    render::RenderedHost,
+    spec::{Connection, HostSpec, Service},
+    ssh::Session,
+};
+
+/// What the file says it is.
+pub const FORMAT: &str = "lbctl-plan";
+/// The version this lbctl writes and reads.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format: String,
+    pub version: u32,
+    /// The lbctl that wrote it.
+    pub lbctl: String,
+    /// Seconds since the epoch when it was written.
+    pub created: u64,
+    /// The `--limit` it was made with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    pub hosts: Vec<PlannedHost>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedHost {
+    pub host: String,
+    pub connection: Connection,
+    /// Whether it held the VIP when planned (the rollout order uses who holds it when applied).
+    pub held_vip: bool,
+    /// The VIPs, as `ip` lists them: who holds one goes last.
+    pub vips: Vec<String>,
+    pub files: Vec<PlannedFile>,
+    pub controls: BTreeMap<Service, ServiceControl>,
+    pub verify: Verify,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedFile {
+    pub service: Service,
+    pub path: String,
+    pub action: Action,
+    /// SHA-256 of the file on the host when planned; `None`: it did not exist.
+    pub planned_on: Option<String>,
+    /// SHA-256 of `content`.
+    pub sha256: String,
+    /// What lbctl writes (secrets included).
+    pub content: String,
+    /// The redacted diff the plan showed.
+    pub diff: String,
+}
+
+/// Why a saved plan cannot be read or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error("cannot read the plan file {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{path} is not an lbctl plan file: {message}")]
+    Format { path: String, message: String },
+    #[error("{path} is an lbctl plan file of version {found}; this lbctl reads version {VERSION}")]
+    Version { path: String, found: u32 },
+    #[error("cannot write the plan file {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+impl SavedPlan {
+    /// The plan of every surveyed host, or `None` when some host could not be surveyed (a
+    /// plan file must cover every host it names, as planned).
+    pub fn from_survey(
+        hosts: &[(HostSpec, RenderedHost)],
+        surveyed: &[Surveyed],
+        limit: Option<&str>,
+    ) -> Option<SavedPlan> {
+        let mut planned = Vec::with_capacity(hosts.len());
+        for ((spec, rendered), s) in hosts.iter().zip(surveyed) {
+            let (Ok(plan), Some(fetched)) = (&s.result, &s.fetched) else {
+                return None;
+            };
+            let files = plan
+                .files
+                .iter()
+                .zip(&rendered.files)
+                .map(|(file, content)| PlannedFile {
+                    service: file.service,
+                    path: file.path.clone(),
+                    action: file.action,
+                    planned_on: fetched
+                        .files
+                        .get(&file.path)
+                        .and_then(|c| c.as_deref())
+                        .map(remote::sha256_hex),
+                    sha256: remote::sha256_hex(content.content.as_bytes()),
+                    content: content.content.clone(),
+                    diff: file.diff.clone(),
+                })
+                .collect();
+            let deployment = crate::deploy::deployment::build(spec, plan);
+            planned.push(PlannedHost {
+                host: spec.name.clone(),
+                connection: spec.connection.clone(),
+                held_vip: plan.holds_vip,
+                vips: crate::deploy::survey::vip_addresses(spec),
+                files,
+                controls: deployment.controls,
+                verify: deployment.verify,
+            });
+        }
+        Some(SavedPlan {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            lbctl: env!("CARGO_PKG_VERSION").to_string(),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            limit: limit.map(String::from),
+            hosts: planned,
+        })
+    }
+
+    /// Writes the plan to `path`, created afresh with mode 0600 (it holds secrets): the
+    /// content goes to a new file beside it, which then replaces `path` (a symlink there is
+    /// replaced, never followed).
+    pub fn write(&self, path: &Path) -> Result<(), SavedPlanError> {
+        let failed = |message: String| SavedPlanError::Write {
+            path: path.display().to_string(),
+            message,
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| failed("it names no file".into()))?;
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".lbctl-{}", std::process::id()));
+        let temp = path.with_file_name(temp_name);
+        let text = serde_json::to_vec_pretty(self).map_err(|e| failed(e.to_string()))?;
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)
+            .and_then(|mut f| {
+                f.write_all(&text)?;
+                f.write_all(b"\n")?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&temp, path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(failed(e.to_string()));
+        }
+        Ok(())
+    }
+
+    pub fn read(path: &Path) -> Result<SavedPlan, SavedPlanError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read(path).map_err(|e| SavedPlanError::Read {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| SavedPlanError::Format {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(SavedPlanError::Format {
+                path: shown,
+                message: format!("it has no \"format\": \"{FORMAT}\""),
+            });
+        }
+        let found = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if found != u64::from(VERSION) {
+            return Err(SavedPlanError::Version {
+                path: shown,
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| SavedPlanError::Format {
+            path: shown,
+            message: e.to_string(),
+        })
+    }
+}
+
+impl PlannedHost {
+    /// The plan as `plan` showed it, with who holds the VIP now.
+    pub fn host_plan(&self, holds_vip: bool) -> HostPlan {
+        HostPlan {
+            host: self.host.clone(),
+            holds_vip,
+            files: self
+                .files
+                .iter()
+                .map(|f| FilePlan {
+                    service: f.service,
+                    path: f.path.clone(),
+                    action: f.action,
+                    diff: f.diff.clone(),
+                    content: f.content.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What the host is handed: the files the plan changes, and its services' commands.
+    pub fn deployment(&self) -> Deployment {
+        Deployment {
+            files: self
+                .files
+                .iter()
+                .filter(|f| f.action != Action::Unchanged)
+                .map(|f| ManagedFile {
+                    service: f.service,
+                    path: f.path.clone(),
+                    content: f.content.clone(),
+                })
+                .collect(),
+            controls: self.controls.clone(),
+            verify: self.verify.clone(),
+        }
+    }
+}
+
+/// One host checked against its plan: its session, whether it holds the VIP now, and every
+/// file that no longer holds what was planned on.
+pub struct Checked {
+    pub host: String,
+    pub session: Option<Session>,
+    pub result: Result<Moved, HostError>,
+    pub timing: Timing,
+}
+
+/// What changed on a host since the plan (empty: nothing), and who holds the VIP now.
+pub struct Moved {
+    pub holds_vip: bool,
+    /// `(path, what the plan was made on, what is there now)`, digests or `absent`.
+    pub files: Vec<(String, String, String)>,
+}
+
+/// Connects to every planned host (at most `forks` connecting at once) and asks each, in one
+/// round trip, whether its files are still what the plan was made on.
+pub async fn check(plan: &SavedPlan, ssh: &SshOptions) -> Vec<Checked> {
+    let limit = Arc::new(Semaphore::new(ssh.forks.max(1)));
+    let options = Arc::new(ssh.connect());
+    let tasks: Vec<_> = plan
+        .hosts
+        .iter()
+        .map(|host| {
+            let (host, limit, options) = (host.clone(), Arc::clone(&limit), Arc::clone(&options));
+            tokio::spawn(async move {
+                let mut timing = Timing::default();
+                let fail = |step: &str, message: String| HostError {
+                    host: host.host.clone(),
+                    step: step.into(),
+                    message,
+                };
+                let permit = limit.acquire().await;
+                let started = Instant::now();
+                let connected = Session::connect(&host.connection, &options).await;
+                drop(permit);
+                let session = match connected {
+                    Ok(s) => s,
+                    Err(e) => {
+                        return Checked {
+                            host: host.host.clone(),
+                            session: None,
+                            result: Err(fail("connect", e.to_string())),
+                            timing,
+                        };
+                    }
+                };
+                timing.connect = started.elapsed().as_secs_f64();
+                timing.reused_connection = session.resumed();
+                let started = Instant::now();
+                let result = check_host(&host, &session)
+                    .await
+                    .map_err(|e| fail("fetch", e));
+                timing.fetch = started.elapsed().as_secs_f64();
+                Checked {
+                    host: host.host.clone(),
+                    session: Some(session),
+                    result,
+                    timing,
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for (task, host) in tasks.into_iter().zip(&plan.hosts) {
+        out.push(task.await.unwrap_or_else(|e| Checked {
+            host: host.host.clone(),
+            session: None,
+            result: Err(HostError {
+                host: host.host.clone(),
+                step: "fetch".into(),
+                message: e.to_string(),
+            }),
+            timing: Timing::default(),
+        }));
+    }
+    out
+}
+
+async fn check_host(host: &PlannedHost, session: &Session) -> Result<Moved, String> {
+    let paths: Vec<String> = host.files.iter().map(|f| f.path.clone()).collect();
+    // A file still as planned on answers with its digest alone.
+    let options = FetchOptions {
+        expected: host
+            .files
+            .iter()
+            .filter_map(|f| Some((f.path.clone(), f.planned_on.clone()?)))
+            .collect(),
+        ..FetchOptions::default()
+    };
+    let script = remote::fetch_script(&paths, &host.vips, &options);
+    let out = session.run(&script).await.map_err(|e| e.to_string())?;
+    let fetched = remote::parse_fetch_digests(&out.stdout).map_err(|e| format!("{e}; {out}"))?;
+    let mut files = Vec::new();
+    for f in &host.files {
+        let now = fetched.files.get(&f.path).cloned().flatten();
+        if now != f.planned_on {
+            let shown = |d: &Option<String>| d.clone().unwrap_or_else(|| "absent".into());
+            files.push((f.path.clone(), shown(&f.planned_on), shown(&now)));
+        }
+    }
+    Ok(Moved {
+        holds_vip: fetched.vips.values().any(|&held| held),
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn plan() -> SavedPlan {
+        SavedPlan {
+            format: FORMAT.into(),
+            version: VERSION,
+            lbctl: "test".into(),
+            created: 0,
+            limit: None,
+            hosts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_file_is_private_and_replaces_what_was_there() {
+        let dir = std::env::temp_dir().join(format!("lbctl-saved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // a symlink at the path is replaced, its target left alone
+        let target = dir.join("target");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for p in [&path, &link] {
+            plan().write(p).unwrap();
+            let meta = std::fs::symlink_metadata(p).unwrap();
+            assert!(meta.is_file());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            assert_eq!(SavedPlan::read(p).unwrap().version, VERSION);
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn another_version_or_format_is_refused() {
+        let dir = std::env::temp_dir().join(format!("lbctl-saved-v-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p");
+        std::fs::write(
+            &path,
+            r#"{"format": "lbctl-plan", "version": 2, "hosts": []}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            SavedPlan::read(&path),
+            Err(SavedPlanError::Version { found: 2, .. })
+        ));
+        std::fs::write(&path, r#"{"hosts": []}"#).unwrap();
+        assert!(matches!(
+            SavedPlan::read(&path),
+            Err(SavedPlanError::Format { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
