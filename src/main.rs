@@ -142,6 +142,10 @@ enum Command {
         /// Break the last UP server of a backend, or a load balancer without the VIP.
         #[arg(long)]
         force: bool,
+        /// Also draw the drill as one self-contained HTML page (timeline of every probe
+        /// connection, the fault, each load balancer's marks against their budgets).
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
     /// Print a shell completion script (install it as the README says).
     Completions {
@@ -218,6 +222,7 @@ fn main() -> ExitCode {
             probe_rate,
             max_failed,
             force,
+            report,
         } => {
             let victim = match (worker, lb) {
                 (Some(w), _) => Victim::Worker(w),
@@ -232,6 +237,7 @@ fn main() -> ExitCode {
                 probe_rate,
                 max_failed,
                 force,
+                report,
             };
             cli::failover_test(&global, &options)
         }

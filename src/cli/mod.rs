@@ -83,7 +83,19 @@ pub fn status(global: &Global) -> ExitStatus {
 pub fn failover_test(global: &Global, options: &FailoverOptions) -> ExitStatus {
     finish(
         global,
-        commands::failover_test::run(global, options).map(|r| output::failover::print(global, &r)),
+        commands::failover_test::run(global, options).and_then(|r| {
+            if let Some(path) = &options.report {
+                let html = output::report_html::render(r.timeline());
+                std::fs::write(path, html).map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+                if !global.json {
+                    eprintln!("lbctl: wrote the drill's timeline to {}", path.display());
+                }
+            }
+            Ok(output::failover::print(global, &r))
+        }),
     )
 }
 

@@ -17,9 +17,11 @@ mod narrator;
 mod observers;
 mod probe;
 mod run_id;
+mod timeline;
 mod watch;
 pub mod worker;
 
 pub use error::DrillError;
 pub use narrator::Narrator;
 pub use probe::Tally;
+pub use timeline::{Lane, Mark, ProbePoint, Span, SpanKind, Timeline, Window};

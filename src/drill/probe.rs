@@ -105,6 +105,24 @@ pub struct Tally {
 }
 
 impl Recorded {
+    /// Milliseconds from the probe's start to `at` (0 before it).
+    pub fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    /// Every attempt, for a timeline.
+    pub fn points(&self) -> Vec<crate::drill::ProbePoint> {
+        self.attempts
+            .iter()
+            .map(|a| crate::drill::ProbePoint {
+                at_ms: a.at.as_millis() as u64,
+                took_ms: a.took.as_millis() as u64,
+                target: a.target,
+                error: a.error.clone(),
+            })
+            .collect()
+    }
+
     /// The attempts that started in `[from, to)` (`to`: `None` for the end).
     pub fn tally(&self, from: Instant, to: Option<Instant>) -> Tally {
         let mut tally = Tally::default();

@@ -40,6 +40,8 @@ pub struct FailoverOptions {
     pub probe_rate: u32,
     pub max_failed: u64,
     pub force: bool,
+    /// `--report FILE.html`: the drill's timeline, drawn.
+    pub report: Option<std::path::PathBuf>,
 }
 
 pub enum Report {
@@ -48,6 +50,13 @@ pub enum Report {
 }
 
 impl Report {
+    pub fn timeline(&self) -> &crate::drill::Timeline {
+        match self {
+            Report::Worker(r) => &r.timeline,
+            Report::Lb(r) => &r.timeline,
+        }
+    }
+
     pub fn passed(&self) -> bool {
         match self {
             Report::Worker(r) => r.passed,

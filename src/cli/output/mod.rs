@@ -1,6 +1,7 @@
 //! What users read: plain text on a terminal or in CI logs, or JSON with `--json`.
 
 pub(super) mod failover;
+pub(super) mod report_html;
 pub(super) mod status;
 
 use std::io::{BufRead, IsTerminal, Write};

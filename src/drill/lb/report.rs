@@ -9,6 +9,7 @@ use super::{Break, LbTest, Plan, SETTLE, observe::Seen, phases::Restarted};
 use crate::{
     drill::clock::millis,
     drill::probe::{Recorded, Tally},
+    drill::timeline::{Lane, Mark, Span, SpanKind, Timeline, Window},
     drill::watch::Sample,
 };
 
@@ -34,6 +35,9 @@ pub struct LbReport {
     pub switch_fires_after_ms: u64,
     pub passed: bool,
     pub failures: Vec<String>,
+    /// The drill on one time axis, for `--report` (not in `--json`).
+    #[serde(skip)]
+    pub timeline: Timeline,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -143,7 +147,70 @@ pub(super) fn build(plan: &Plan, test: &LbTest, measured: Measured) -> LbReport 
             }
         ));
     }
+    let stopped = format!("{} stopped on {}", plan.daemon, plan.lb);
+    let mut lanes: Vec<Lane> = plan
+        .lbs
+        .iter()
+        .zip(&samples)
+        .map(|(name, samples)| Lane {
+            name: format!("{name} VIP"),
+            spans: holding(samples, &recorded),
+            marks: Vec::new(),
+        })
+        .collect();
+    if moves
+        && let Some(lane) = new_holder
+            .as_ref()
+            .and_then(|h| lanes.iter_mut().find(|l| l.name == format!("{h} VIP")))
+    {
+        lane.marks.push(Mark {
+            label: "VIP moved".into(),
+            from_ms: recorded.ms(stopped_at),
+            at_ms: moved_at.map(|m| recorded.ms(m)),
+            budget_ms: Some(plan.move_budget.as_millis() as u64),
+        });
+    } else if moves && let Some(lane) = lanes.first_mut() {
+        lane.marks.push(Mark {
+            label: "VIP moved".into(),
+            from_ms: recorded.ms(stopped_at),
+            at_ms: None,
+            budget_ms: Some(plan.move_budget.as_millis() as u64),
+        });
+    }
+    let mut verdict = vec![format!(
+        "{}: {} of {} client connections failed",
+        if failures.is_empty() {
+            "PASSED"
+        } else {
+            "FAILED"
+        },
+        probe_report.total.failed,
+        probe_report.total.attempts
+    )];
+    verdict.extend(failures.iter().cloned());
+    let mut timeline = Timeline {
+        title: format!("failover-test --lb {}: {stopped}", plan.lb),
+        subtitle: format!(
+            "VIP holder before: {holder_before}; move budget {:.1} s; probe {}/s to {}",
+            plan.move_budget.as_secs_f64(),
+            test.probe_rate,
+            probe_report.targets.join(", ")
+        ),
+        end_ms: 0,
+        passed: failures.is_empty(),
+        verdict,
+        probe_targets: probe_report.targets.clone(),
+        probes: recorded.points(),
+        windows: vec![Window {
+            label: stopped,
+            from_ms: recorded.ms(stopped_at),
+            to_ms: recorded.ms(started_at),
+        }],
+        lanes,
+    };
+    timeline.fit_end();
     LbReport {
+        timeline,
         run_id,
         lb: plan.lb.clone(),
         method: test.method,
@@ -159,4 +226,32 @@ pub(super) fn build(plan: &Plan, test: &LbTest, measured: Measured) -> LbReport 
         passed: failures.is_empty(),
         failures,
     }
+}
+
+/// The periods a load balancer was seen holding the VIP, on the probe's axis.
+fn holding(samples: &[Sample<Seen>], recorded: &Recorded) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut from = None;
+    for s in samples {
+        match (s.value.holds_vip, from) {
+            (true, None) => from = Some(recorded.ms(s.at)),
+            (false, Some(start)) => {
+                spans.push(Span {
+                    kind: SpanKind::HoldsVip,
+                    from_ms: start,
+                    to_ms: recorded.ms(s.at),
+                });
+                from = None;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(start), Some(last)) = (from, samples.last()) {
+        spans.push(Span {
+            kind: SpanKind::HoldsVip,
+            from_ms: start,
+            to_ms: recorded.ms(last.at),
+        });
+    }
+    spans
 }

@@ -13,6 +13,7 @@ use super::{
 use crate::{
     drill::clock::millis,
     drill::probe::{Recorded, Tally},
+    drill::timeline::{Lane, Mark, Span, SpanKind, Timeline, Window},
     drill::watch::Sample,
 };
 
@@ -35,6 +36,9 @@ pub struct WorkerReport {
     pub passed: bool,
     /// Why the test failed, one reason per line; empty when it passed.
     pub failures: Vec<String>,
+    /// The drill on one time axis, for `--report` (not in `--json`).
+    #[serde(skip)]
+    pub timeline: Timeline,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,7 +162,11 @@ pub(super) fn build(plan: &Plan, test: &WorkerTest, measured: Measured) -> Worke
     if rules_left.iter().any(|r| r.contains(&tag)) {
         failures.push(format!("rules of this run are still on {}", plan.worker));
     }
+    let timeline = timeline(
+        plan, test, &recorded, &results, fault_on, fault_off, &failures,
+    );
     WorkerReport {
+        timeline,
         run_id,
         worker: plan.worker.clone(),
         method: test.method,
@@ -198,4 +206,99 @@ fn results(
             }
         })
         .collect()
+}
+
+/// The drill on the probe's time axis: every probe, the fault, and per load balancer and
+/// server the time it spent DOWN with its DOWN and UP marks against their budgets.
+fn timeline(
+    plan: &Plan,
+    test: &WorkerTest,
+    recorded: &Recorded,
+    results: &[TargetResult],
+    fault_on: Instant,
+    fault_off: Instant,
+    failures: &[String],
+) -> Timeline {
+    let (on, off) = (recorded.ms(fault_on), recorded.ms(fault_off));
+    let method = match test.method {
+        Method::Drop => "drop",
+        Method::Reject => "reject",
+    };
+    let ports: Vec<String> = plan.ports.iter().map(|p| format!("{p}/tcp")).collect();
+    let lanes = results
+        .iter()
+        .map(|r| {
+            let t = &r.target;
+            let down_at = r.detected_ms.map(|ms| on + ms);
+            let up_at = r.recovered_ms.map(|ms| off + ms);
+            Lane {
+                name: format!("{} {}/{}", t.lb, t.backend, t.server),
+                spans: down_at
+                    .map(|from| Span {
+                        kind: SpanKind::Down,
+                        from_ms: from,
+                        to_ms: up_at.unwrap_or(off),
+                    })
+                    .into_iter()
+                    .collect(),
+                marks: vec![
+                    Mark {
+                        label: "DOWN".into(),
+                        from_ms: on,
+                        at_ms: down_at,
+                        budget_ms: Some(t.detect_budget_ms),
+                    },
+                    Mark {
+                        label: "UP".into(),
+                        from_ms: off,
+                        at_ms: up_at,
+                        budget_ms: Some(t.recover_budget_ms),
+                    },
+                ],
+            }
+        })
+        .collect();
+    let total = recorded.tally(recorded.started, None);
+    let mut verdict = vec![format!(
+        "{}: {} of {} client connections failed",
+        if failures.is_empty() {
+            "PASSED"
+        } else {
+            "FAILED"
+        },
+        total.failed,
+        total.attempts
+    )];
+    verdict.extend(failures.iter().cloned());
+    let mut timeline = Timeline {
+        title: format!(
+            "failover-test --worker {}: {method} {} ({})",
+            plan.worker,
+            ports.join(", "),
+            plan.backends.join(", ")
+        ),
+        subtitle: format!(
+            "fault held {:.1} s; probe {}/s to {}; budgets from each server's inter, rise and fall",
+            (off - on) as f64 / 1000.0,
+            test.probe_rate,
+            plan.probe_targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        end_ms: 0,
+        passed: failures.is_empty(),
+        verdict,
+        probe_targets: recorded.targets.iter().map(ToString::to_string).collect(),
+        probes: recorded.points(),
+        windows: vec![Window {
+            label: format!("{method} on {}", plan.worker),
+            from_ms: on,
+            to_ms: off,
+        }],
+        lanes,
+    };
+    timeline.fit_end();
+    timeline
 }
