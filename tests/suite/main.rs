@@ -11,6 +11,7 @@ mod support;
 
 mod ansible;
 mod apply;
+mod ci_examples;
 mod drill_report;
 mod failover;
 mod golden;
