@@ -182,6 +182,7 @@ const SERVER_FIELDS: &[&str] = &[
     "weight",
     "backup",
     "send_proxy",
+    "relay",
 ];
 
 impl Object for ServerView {
@@ -205,6 +206,7 @@ impl Object for ServerView {
             "send_proxy" => s
                 .send_proxy
                 .map_or(Value::from(()), |p| Value::from(p.name())),
+            "relay" => Value::from(s.relay.as_deref()),
             _ => return None,
         })
     }
@@ -279,6 +281,8 @@ mod tests {
             weight,
             backup: weight.is_none(),
             send_proxy,
+            relay: None,
+            address_loc: loc,
         };
         let backend = |name: &str, sticky, health_check, sni: Vec<String>| Backend {
             name: name.into(),

@@ -268,13 +268,24 @@ pub fn duration(
 ) -> Option<Duration> {
     let text = node.as_text().unwrap_or_default();
     match parse_duration(&text) {
+        Some(ms) if ms > MAX_TIME_MS => {
+            diags.push(
+                Diagnostic::new(
+                    &node.loc,
+                    path.to_string(),
+                    format!("{} is longer than HAProxy's longest time value, {MAX_TIME_MS} ms (about 24.8 days)", quote(&text)),
+                )
+                .hint("use at most 24d (HAProxy keeps its timers in 31 bits of milliseconds)"),
+            );
+            None
+        }
         Some(ms) => Some(Duration { text, ms }),
         None => {
             diags.push(
                 Diagnostic::new(
                     &node.loc,
                     path.to_string(),
-                    format!("`{text}` is not an HAProxy time value"),
+                    format!("{} is not an HAProxy time value", quote(&text)),
                 )
                 .hint("use a number with a unit: 500ms, 2s, 1m, 1h (us, ms, s, m, h, d)"),
             );
@@ -283,6 +294,31 @@ pub fn duration(
     }
 }
 
+/// A [`duration`] that must not be zero, such as a health check's interval (HAProxy refuses
+/// `inter 0`: the check would never run).
+pub fn positive_duration(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<Duration> {
+    let d = duration(node, path, diags)?;
+    if d.ms == 0 {
+        diags.push(
+            Diagnostic::new(
+                &node.loc,
+                path.to_string(),
+                format!("{} is zero: the check would never run", quote(&d.text)),
+            )
+            .hint("use a positive interval, e.g. 2s or 500ms"),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+/// HAProxy's longest time value: timers are signed 32-bit counts of milliseconds.
+pub const MAX_TIME_MS: u64 = i32::MAX as u64;
+
 /// A time value as written (rendered verbatim) and its length in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Duration {
@@ -290,6 +326,8 @@ pub struct Duration {
     pub ms: u64,
 }
 
+/// HAProxy's time value in milliseconds, microseconds rounded up as HAProxy rounds them (so
+/// `500us` is 1 ms, not 0).
 pub fn parse_duration(text: &str) -> Option<u64> {
     let digits = text.chars().take_while(char::is_ascii_digit).count();
     if digits == 0 || digits > 9 {
@@ -297,7 +335,7 @@ pub fn parse_duration(text: &str) -> Option<u64> {
     }
     let n: u64 = text[..digits].parse().ok()?;
     let ms = match &text[digits..] {
-        "us" => n / 1000,
+        "us" => n.div_ceil(1000),
         "" | "ms" => n,
         "s" => n * 1000,
         "m" => n * 60_000,
@@ -574,6 +612,8 @@ mod tests {
         assert_eq!(parse_duration("2 s"), None);
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("2sec"), None);
+        assert_eq!(parse_duration("500us"), Some(1));
+        assert_eq!(parse_duration("0us"), Some(0));
     }
 
     #[test]

@@ -148,13 +148,17 @@ pub fn parse_list(
                 .map(|b| Backend { index: i, ..b })
         })
         .collect();
+    let mut backends = backends;
+    if protocol == Protocol::Udp {
+        assign_relays(&mut backends);
+    }
     let mut first_by_name: HashMap<&str, &Loc> = HashMap::with_capacity(backends.len());
-    for (i, b) in backends.iter().enumerate() {
+    for b in &backends {
         if let Some(first) = first_by_name.insert(&b.name, &b.loc) {
             diags.push(
                 Diagnostic::new(
                     &b.loc,
-                    format!("{var}[{i}].name"),
+                    format!("{var}[{}].name", b.index),
                     format!("duplicate backend name `{}`", b.name),
                 )
                 .hint(format!(
@@ -165,6 +169,22 @@ pub fn parse_list(
         }
     }
     backends
+}
+
+/// Gives every UDP server named by DNS its own loopback address (127.77.0.1, 127.77.0.2, ...):
+/// nginx resolves the names in an `upstream` once, at start, and refuses the whole
+/// configuration when one does not resolve, so such a server is reached through a relay on
+/// that address that resolves the name for each session (see the nginx template).
+fn assign_relays(backends: &mut [Backend]) {
+    let mut n: u32 = 0;
+    for server in backends.iter_mut().flat_map(|b| b.servers.iter_mut()) {
+        if server.address.parse::<std::net::IpAddr>().is_ok() {
+            continue;
+        }
+        let (a, last) = (n / 254, n % 254 + 1);
+        server.relay = Some(format!("127.{}.{}.{last}", 77 + a / 256, a % 256));
+        n += 1;
+    }
 }
 
 fn parse_backend(

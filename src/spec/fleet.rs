@@ -367,17 +367,38 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
     }
     // a large group steps closer, so that every host fits in 1..=254
     let members = hosts.iter().filter(|h| h.keepalived.is_some()).count();
+    if members > MAX_VRRP_MEMBERS {
+        if let Some(k) = hosts.iter().find_map(|h| h.keepalived.as_ref()) {
+            diags.push(
+                Diagnostic::new(
+                    &k.vip_loc,
+                    "keepalived_vip",
+                    format!("{members} load balancers share this VIP, but VRRP priorities run from 1 to 254: each needs its own"),
+                )
+                .hint("give the VIP to at most 254 load balancers (set keepalived_vip on a group of them), or split the fleet into several groups with their own VIPs"),
+            );
+        }
+        return;
+    }
+    let mut used = [false; 256];
+    for (p, _, _) in &taken {
+        used[usize::from(*p)] = true;
+    }
     let step = (253 / members.saturating_sub(1).max(1)).clamp(1, usize::from(PRIORITY_STEP)) as u8;
     let mut next: u8 = TOP_PRIORITY;
     for h in hosts.iter_mut() {
         let Some(k) = &mut h.keepalived else { continue };
         if k.priority == 0 {
-            while taken.iter().any(|(p, _, _)| *p == next) && next > 1 {
-                next -= 1;
-            }
-            k.priority = next;
-            taken.push((next, h.name.clone(), None));
-            next = next.saturating_sub(step).max(1);
+            // The next free priority downwards, else any free one: with at most 254 members
+            // there always is one.
+            let free = (1..=next)
+                .rev()
+                .chain((next..=254).rev())
+                .find(|p| !used[usize::from(*p)])
+                .unwrap_or(1);
+            k.priority = free;
+            used[usize::from(free)] = true;
+            next = free.saturating_sub(step).max(1);
         }
     }
     let top = hosts
@@ -415,6 +436,7 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
         }
         sources.push(k.unicast_src_ip.clone());
     }
+    check_unicast_families(hosts, &sources, diags);
     for (i, h) in hosts.iter_mut().enumerate() {
         if let Some(k) = &mut h.keepalived
             && k.unicast
@@ -426,6 +448,49 @@ fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
                 .filter_map(|(_, s)| s.clone())
                 .collect();
         }
+    }
+}
+
+/// Most hosts one VRRP instance can rank: priorities run from 1 to 254.
+const MAX_VRRP_MEMBERS: usize = 254;
+
+/// Every unicast address of a VRRP instance (each host's source, hence every peer) is of its
+/// VIPs' address family: keepalived drops peers of the other family, and a source of the other
+/// family makes the instance that family, dropping the VIPs.
+fn check_unicast_families(hosts: &[HostSpec], sources: &[Option<String>], diags: &mut Diagnostics) {
+    for (h, source) in hosts.iter().zip(sources) {
+        let (Some(k), Some(source)) = (&h.keepalived, source) else {
+            continue;
+        };
+        let Some(vip) = k.vips.first() else { continue };
+        let source_v6 = source
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_ipv6());
+        if source_v6 == crate::spec::keepalived::is_ipv6(vip) {
+            continue;
+        }
+        let family = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+        let (key, loc) = ["keepalived_unicast_src_ip", "ansible_host"]
+            .into_iter()
+            .find_map(|key| h.vars.get(key).map(|n| (key, n.loc)))
+            .unwrap_or(("keepalived_vip", k.vip_loc));
+        diags.push(
+            Diagnostic::new(
+                &loc,
+                key,
+                format!(
+                    "host `{}` sends VRRP from {source} ({}), but the VIP {vip} is {}: keepalived keeps one address family per instance",
+                    h.name,
+                    family(source_v6),
+                    family(!source_v6)
+                ),
+            )
+            .hint(format!(
+                "set keepalived_unicast_src_ip to the host's {} address in host_vars/{}.yml, or keepalived_unicast: false",
+                family(!source_v6),
+                h.name
+            )),
+        );
     }
 }
 

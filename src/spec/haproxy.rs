@@ -7,7 +7,9 @@ use crate::{
     source::VarMap,
     source::field::{self, Duration},
     source::{Diagnostic, Diagnostics},
+    spec::managed_path,
     spec::reload::{self, Reload},
+    spec::service::Service,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,8 +104,11 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
     let stats_password = vars
         .get("haproxy_stats_password")
         .and_then(|n| field::word(n, "haproxy_stats_password", diags));
-    if stats_user.is_some() != stats_password.is_some() {
-        let (given, missing) = if stats_user.is_some() {
+    // Whether each is set, not whether it read cleanly: a password refused for its characters
+    // is set, and saying it is missing would be a second, false error.
+    let user_set = vars.contains_key("haproxy_stats_user");
+    if user_set != vars.contains_key("haproxy_stats_password") {
+        let (given, missing) = if user_set {
             ("haproxy_stats_user", "haproxy_stats_password")
         } else {
             ("haproxy_stats_password", "haproxy_stats_user")
@@ -150,7 +155,13 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
         pid_file: path("haproxy_pid_file", "/run/haproxy.pid", diags)?,
         user: text("haproxy_user", "haproxy", diags)?,
         group: text("haproxy_group", "haproxy", diags)?,
-        config_path: path("haproxy_config_path", "/etc/haproxy/haproxy.cfg", diags)?,
+        config_path: managed_path::parse(
+            vars,
+            "haproxy_config_path",
+            "/etc/haproxy/haproxy.cfg",
+            Service::Haproxy,
+            diags,
+        )?,
         reload: reload?,
         peers_port: match vars.get("haproxy_peers_port") {
             Some(n) => field::port(n, "haproxy_peers_port", diags)?,

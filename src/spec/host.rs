@@ -18,8 +18,10 @@ use crate::{
     spec::http_backend::{self, HttpBackend},
     spec::http_frontend::{self, HttpFrontend},
     spec::keepalived::{self, Keepalived},
+    spec::managed_path::{self, Managed},
     spec::peers::Peers,
     spec::protocol::Protocol,
+    spec::service::Service,
     spec::sni::{self, SniFrontend},
     spec::udp_engine::{self, UdpEngine},
 };
@@ -50,6 +52,37 @@ pub struct HostSpec {
 }
 
 impl HostSpec {
+    /// Every file lbctl writes on this host, with the variable that named it: all of them go
+    /// through [`managed_path`]'s rules.
+    pub fn managed_files(&self) -> Vec<Managed<'_>> {
+        let at = |key: &'static str| self.vars.get(key).map(|n| n.loc);
+        let mut files = vec![Managed {
+            service: Service::Haproxy,
+            key: "haproxy_config_path",
+            loc: at("haproxy_config_path"),
+            path: &self.haproxy.config_path,
+        }];
+        if let Some(k) = &self.keepalived {
+            files.push(Managed {
+                service: Service::Keepalived,
+                key: "keepalived_config_path",
+                loc: at("keepalived_config_path"),
+                path: &k.config_path,
+            });
+        }
+        if let UdpEngine::Nginx { config_path, .. } = &self.udp_engine
+            && !self.udp_backends.is_empty()
+        {
+            files.push(Managed {
+                service: Service::Nginx,
+                key: "nginx_stream_config_path",
+                loc: at("nginx_stream_config_path"),
+                path: config_path,
+            });
+        }
+        files
+    }
+
     /// Values that must never appear in a plan, a diff or a log: the passwords lbctl knows,
     /// and every value decrypted from a vault (at least 4 characters: shorter ones would hide
     /// ordinary words of the configuration).
@@ -104,6 +137,7 @@ pub fn parse(
 ) -> Option<HostSpec> {
     let before = diags.len();
     check_variable_names(vars, diags);
+    managed_path::check_confine_key(vars, diags);
     let connection = parse_connection(name, vars, diags);
     let haproxy = haproxy::parse(vars, diags);
     let bind = haproxy
@@ -153,6 +187,9 @@ pub fn parse(
             )
             .hint("set `keepalived_vip`, or use `lbctl_udp_engine: nginx`"),
         );
+    }
+    if let Some(engine) = &udp_engine {
+        check_udp_addresses(&udp_backends, engine, keepalived.as_ref(), diags);
     }
     let tcp_names: HashMap<&str, &Backend> =
         tcp_backends.iter().map(|b| (b.name.as_str(), b)).collect();
@@ -227,7 +264,77 @@ pub fn parse(
         keyring: Arc::default(),
     };
     check_listeners(&spec, diags);
+    managed_path::check_distinct(&spec.name, &spec.managed_files(), diags);
     (diags.len() == before).then_some(spec)
+}
+
+/// What each UDP engine can do with a server's address. LVS (kernel IPVS) forwards to an IP
+/// address of the VIP's family, never a name. nginx resolves the names of an `upstream` once,
+/// when it starts, and refuses its whole configuration if one does not resolve; lbctl reaches a
+/// server given by name through a relay that resolves it per session instead (as HAProxy's
+/// `init-addr` keeps TCP alive), and that relay needs to know which DNS server to ask.
+fn check_udp_addresses(
+    backends: &[Backend],
+    engine: &UdpEngine,
+    keepalived: Option<&Keepalived>,
+    diags: &mut Diagnostics,
+) {
+    let servers = backends.iter().flat_map(|b| {
+        b.servers
+            .iter()
+            .enumerate()
+            .map(move |(j, s)| (format!("{}.servers[{j}].address", b.path()), s))
+    });
+    match engine {
+        UdpEngine::Lvs => {
+            let Some(vip) = keepalived.and_then(|k| k.vips.first()) else {
+                return;
+            };
+            let v6 = keepalived::is_ipv6(vip);
+            for (key, s) in servers {
+                let problem = match s.address.parse::<std::net::IpAddr>() {
+                    Err(_) => format!(
+                        "`{}` is a DNS name, but LVS forwards to IP addresses only",
+                        s.address
+                    ),
+                    Ok(ip) if ip.is_ipv6() != v6 => format!(
+                        "{} is not of the VIP's address family ({vip}): LVS forwards within one family",
+                        s.address
+                    ),
+                    Ok(_) => continue,
+                };
+                diags.push(
+                    Diagnostic::new(&s.address_loc, key, problem)
+                        .hint("give the worker's IP address, of the VIP's family, or use `lbctl_udp_engine: nginx`"),
+                );
+            }
+        }
+        UdpEngine::Nginx { resolver, .. } if resolver.is_empty() => {
+            let mut named = servers.filter(|(_, s)| s.relay.is_some());
+            if let Some((key, s)) = named.next() {
+                let more = named.count();
+                let others = match more {
+                    0 => String::new(),
+                    n => format!(
+                        " (and {n} more UDP server{} given by name)",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                };
+                diags.push(
+                    Diagnostic::new(
+                        &s.address_loc,
+                        key,
+                        format!(
+                            "`{}` is a DNS name{others}: nginx would refuse its whole configuration whenever one name does not resolve, so lbctl has nginx resolve it for each session, which needs `nginx_resolver`",
+                            s.address
+                        ),
+                    )
+                    .hint("set `nginx_resolver` to the DNS server(s) the load balancers use, e.g. `nginx_resolver: [10.0.0.53]`, or give the worker's IP address"),
+                );
+            }
+        }
+        UdpEngine::Nginx { .. } => {}
+    }
 }
 
 fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {

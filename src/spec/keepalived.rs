@@ -1,5 +1,7 @@
 //! keepalived's VRRP instance for one host: who may hold the VIP, and how eagerly.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 
 use crate::{
@@ -7,7 +9,10 @@ use crate::{
     source::field,
     source::{Diagnostic, Diagnostics},
     source::{Loc, Node, Value},
+    spec::keepalived_text::{self, Place},
+    spec::managed_path,
     spec::reload::{self, Reload},
+    spec::service::Service,
 };
 
 /// keepalived truncates `auth_pass` beyond this many characters (PASS authentication).
@@ -117,7 +122,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         (None, Some(n)) => (n, vip_list(n, diags)),
     };
     let interface = match vars.get("keepalived_interface") {
-        Some(n) => field::identifier(n, "keepalived_interface", diags),
+        Some(n) => interface(n, diags),
         None => {
             diags.push(
                 Diagnostic::new(&vip_node.loc, "keepalived_interface", "a VIP needs `keepalived_interface`")
@@ -135,7 +140,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         .and_then(|n| field::int(n, "keepalived_priority", 1, 254, diags))
         .map(|p| p as u8);
     let auth_pass = vars.get("keepalived_auth_pass").and_then(|n| {
-        let pass = field::word(n, "keepalived_auth_pass", diags)?;
+        let pass = keepalived_text::read(n, "keepalived_auth_pass", Place::Word, diags)?;
         if pass.chars().count() > AUTH_PASS_MAX {
             diags.push(
                 Diagnostic::new(&n.loc, "keepalived_auth_pass", format!("the VRRP password is {} characters; keepalived uses at most {AUTH_PASS_MAX}", pass.chars().count()))
@@ -154,7 +159,17 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         (Some(_), None) => None,
         (None, _) => Some(100),
     };
-    if let (Some(n), Some(3)) = (vars.get("keepalived_auth_pass"), vrrp_version) {
+    let ipv6 = vips.first().is_some_and(|v| is_ipv6(v));
+    if let (Some(n), true) = (vars.get("keepalived_auth_pass"), ipv6) {
+        diags.push(
+            Diagnostic::new(
+                &n.loc,
+                "keepalived_auth_pass",
+                "an IPv6 VIP is carried by VRRPv3, which has no authentication: keepalived refuses auth_pass there",
+            )
+            .hint("remove keepalived_auth_pass (unicast peers already limit who is heard)"),
+        );
+    } else if let (Some(n), Some(3)) = (vars.get("keepalived_auth_pass"), vrrp_version) {
         diags.push(
             Diagnostic::new(
                 &n.loc,
@@ -170,7 +185,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
     };
     let unicast_src_ip = vars.get("keepalived_unicast_src_ip").and_then(|n| {
         let ip = field::address(n, "keepalived_unicast_src_ip", diags)?;
-        if ip.parse::<std::net::IpAddr>().is_err() {
+        if ip.parse::<IpAddr>().is_err() {
             diags.push(
                 Diagnostic::new(
                     &n.loc,
@@ -184,10 +199,13 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         Some(ip)
     });
     let haproxy_check = haproxy_check(vars, haproxy_pid_file, diags);
-    let config_path = match vars.get("keepalived_config_path") {
-        Some(n) => field::abs_path(n, "keepalived_config_path", diags),
-        None => Some("/etc/keepalived/keepalived.conf".to_string()),
-    };
+    let config_path = managed_path::parse(
+        vars,
+        "keepalived_config_path",
+        "/etc/keepalived/keepalived.conf",
+        Service::Keepalived,
+        diags,
+    );
     let reload = reload::parse(vars, "keepalived", None, diags);
     if diags.len() > before {
         return None;
@@ -333,16 +351,7 @@ fn haproxy_check(
             }
         }
         let script = match script_node {
-            Some(n) => reload::command(n, "keepalived_check_script", diags).and_then(|s| {
-                if s.contains('"') {
-                    diags.push(
-                        Diagnostic::new(&n.loc, "keepalived_check_script", "the check script cannot contain `\"`")
-                            .hint("keepalived quotes the script with double quotes; use single quotes inside"),
-                    );
-                    return None;
-                }
-                Some(s)
-            }),
+            Some(n) => keepalived_text::read(n, "keepalived_check_script", Place::Script, diags),
             None => Some(default_script(haproxy_pid_file)),
         }?;
         return Some(HaproxyCheck::Script { script });
@@ -401,13 +410,59 @@ fn default_script(haproxy_pid_file: &str) -> String {
     )
 }
 
+/// The longest interface name Linux accepts (`IFNAMSIZ` less the final NUL).
+pub const INTERFACE_NAME_MAX: usize = 15;
+
+/// `keepalived_interface`: a name Linux could give an interface (keepalived refuses one that
+/// does not exist, so longer names can never work), and one keepalived reads as written.
+fn interface(node: &Node, diags: &mut Diagnostics) -> Option<String> {
+    const KEY: &str = "keepalived_interface";
+    let name = field::identifier(node, KEY, diags)?;
+    if name.len() > INTERFACE_NAME_MAX {
+        diags.push(
+            Diagnostic::new(
+                &node.loc,
+                KEY,
+                format!("`{name}` is longer than the {INTERFACE_NAME_MAX} characters Linux allows an interface name"),
+            )
+            .hint("use the name `ip link` shows, e.g. eth0 or bond0.100"),
+        );
+        return None;
+    }
+    keepalived_text::read(node, KEY, Place::Word, diags)
+}
+
+/// Whether a VIP (`address/prefix`) is an IPv6 address.
+pub fn is_ipv6(vip: &str) -> bool {
+    vip.split('/')
+        .next()
+        .is_some_and(|a| a.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6()))
+}
+
 fn vip_list(node: &Node, diags: &mut Diagnostics) -> Vec<String> {
     match &node.value {
-        Value::Seq(items) if !items.is_empty() => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| field::cidr(n, &format!("keepalived_vips[{i}]"), diags))
-            .collect(),
+        Value::Seq(items) if !items.is_empty() => {
+            let mut vips: Vec<String> = Vec::new();
+            for (i, n) in items.iter().enumerate() {
+                let path = format!("keepalived_vips[{i}]");
+                let Some(vip) = field::cidr(n, &path, diags) else {
+                    continue;
+                };
+                if let Some(first) = vips.first().filter(|f| is_ipv6(f) != is_ipv6(&vip)) {
+                    diags.push(
+                        Diagnostic::new(
+                            &n.loc,
+                            path,
+                            format!("{vip} and {first} are of different address families: one VRRP instance carries IPv4 or IPv6 addresses, not both"),
+                        )
+                        .hint("list VIPs of one family; an IPv6 VIP next to an IPv4 one needs a second VRRP instance, which lbctl does not render"),
+                    );
+                    continue;
+                }
+                vips.push(vip);
+            }
+            vips
+        }
         _ => {
             diags.push(
                 Diagnostic::new(

@@ -15,6 +15,8 @@ mod host;
 mod http_backend;
 mod http_frontend;
 mod keepalived;
+mod keepalived_text;
+mod managed_path;
 mod peers;
 mod protocol;
 mod reload;

@@ -47,6 +47,12 @@ pub struct Server {
     pub weight: Option<u32>,
     pub backup: bool,
     pub send_proxy: Option<SendProxy>,
+    /// UDP through nginx: the loopback address of the relay that resolves this server's DNS
+    /// name per session (`None` for an IP address, and for TCP).
+    pub relay: Option<String>,
+    /// Where `address` was written: rules that depend on the UDP engine are checked later.
+    #[serde(skip)]
+    pub address_loc: Loc,
 }
 
 const SERVER_KEYS: &[&str] = &[
@@ -153,7 +159,7 @@ fn parse_server(
         .map(|n| field::boolean(n, &field::Key(path, "check"), diags).unwrap_or(false))
         .unwrap_or(protocol == Protocol::Tcp);
     let check_interval = match get("check_interval") {
-        Some(n) => field::duration(n, &field::Key(path, "check_interval"), diags),
+        Some(n) => field::positive_duration(n, &field::Key(path, "check_interval"), diags),
         None => Some(Duration {
             text: "2s".into(),
             ms: 2000,
@@ -198,6 +204,8 @@ fn parse_server(
         weight: weight?,
         backup,
         send_proxy: send_proxy?,
+        relay: None,
+        address_loc: get("address").map_or(node.loc, |n| n.loc),
     })
 }
 
