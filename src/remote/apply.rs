@@ -226,12 +226,13 @@ fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             script,
-            "\t\"$@\" {index} {} {} {} {} {} || return",
+            "\t\"$@\" {index} {} {} {} {} {} {} || return",
             quote(&file.path),
             file.service.file_umask(),
             quote(&check),
             quote(&base64::encode(file.content.as_bytes())),
             detail(&file.path),
+            super::fetch::sha256_hex(file.content.as_bytes()),
         );
     }
     script.push_str("}\nservices() {\n\t:\n");

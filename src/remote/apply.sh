@@ -10,23 +10,35 @@
 # to check every host before it changes any.
 #
 # Every process started costs milliseconds, so the happy path starts only those that do
-# the work (flock, base64, the checks, cp, mv, the reloads, socat, one ss): the details of its
-# frames come already encoded from lbctl, and the rest is shell builtins.
+# the work (flock, base64, dd, one sha256sum, the checks, ln, mv, the reloads, socat, one
+# ss): the details of its frames come already encoded from lbctl, and the rest is shell
+# builtins.
+#
+# Files are never reached through a symbolic link this script did not create, even where
+# the service's user may write into the directory: each file operation first enters the
+# file's directory one component at a time with `cd -P`, checking that the physical path is
+# the one asked for (a link anywhere on the way is refused), then works on bare names there,
+# so a directory renamed meanwhile cannot send it elsewhere. The staged file is created with
+# O_CREAT|O_EXCL (`dd conv=excl`), which fails on anything already there, a link included;
+# the previous file is kept as a hard link to the live one (`ln`, which never follows a link
+# at its target name either); swaps and restores are renames (`mv -T`), which replace a name
+# rather than write through it. A live file that is itself a symbolic link is refused.
 #
 # The generated header defines LOCK, SOCKET (empty when not verified), TCP_PORTS and
 # UDP_PORTS (space-separated, possibly empty), COMMAND_TIMEOUT (seconds), CHANGES (how
 # many files change), HOLD (empty or 1), the base64 details LOCK64, VERIFY64, NO_CHECK64
 # and WAS_ABSENT64, and two lists:
-# files() calls "$@" INDEX PATH UMASK CHECK CONTENT PATH64 once per changed file (UMASK
-# gives the new file its mode; CHECK is a shell command, empty when there is none; CONTENT
-# and PATH64 are base64), and services() calls "$@" NAME RELOAD NAME64 once per service
-# with a changed file.
+# files() calls "$@" INDEX PATH UMASK CHECK CONTENT PATH64 SHA256 once per changed file
+# (UMASK gives the new file its mode; CHECK is a shell command, empty when there is none;
+# CONTENT and PATH64 are base64; SHA256 is the content's digest), and services() calls "$@"
+# NAME RELOAD NAME64 once per service with a changed file.
 
 STEP=preflight
 PHASE=before-swap
 ABORTING=
 OUT=
 ROLLBACK_OK=1
+STAGED_SUMS=
 
 # fail STEP DETAIL64 COMMAND MESSAGE: the failure that stops this apply.
 fail() {
@@ -70,6 +82,8 @@ preflight() {
 $1 is not installed on the host; lbctl needs it $2"
 	}
 	need base64 "to receive files"
+	need dd "(coreutils) to create files without following links"
+	need sha256sum "(coreutils) to check what it received"
 	need flock "to keep two applies from running at once"
 	[ -n "$SOCKET" ] && need socat "to query the HAProxy runtime socket $SOCKET"
 	[ -n "$TCP_PORTS$UDP_PORTS" ] && need ss "(iproute2) to see which ports are listening"
@@ -111,44 +125,100 @@ parent() {
 	[ -n "$dir" ] || dir=/
 }
 
-# stage INDEX PATH UMASK CHECK CONTENT PATH64
+# at PATH [create]: enters PATH's directory and sets name to the file's name there. The
+# directory is entered from / one component at a time, each checked to be the directory
+# asked for and not a link to one elsewhere; with "create", missing directories are made
+# on the way and the first one made is recorded in made. Fails (with the reason in $OUT)
+# when a component is a link or not a directory.
+at() {
+	name=${1##*/}
+	parent "$1"
+	rest=${dir#/}
+	cd / || return 1
+	here=
+	while [ -n "$rest" ]; do
+		part=${rest%%/*}
+		case $rest in
+		*/*) rest=${rest#*/} ;;
+		*) rest= ;;
+		esac
+		here="$here/$part"
+		if [ -L "$part" ]; then
+			printf '%s is a symbolic link; lbctl does not write through links it did not create\n' "$here" >"$OUT"
+			return 1
+		fi
+		if [ "$2" = create ] && [ ! -e "$part" ]; then
+			mkdir -- "$part" 2>"$OUT" || return 1
+			[ -n "$made" ] || made=$here
+		fi
+		if ! cd -P -- "$part" 2>"$OUT"; then
+			return 1
+		fi
+		if [ "$PWD" != "$here" ]; then
+			printf '%s resolves to %s; lbctl does not write through links it did not create\n' "$here" "$PWD" >"$OUT"
+			return 1
+		fi
+	done
+}
+
+# home: back to where the script started, for the commands it runs.
+home() {
+	cd -- "$START" 2>/dev/null || cd /
+}
+
+# stage INDEX PATH UMASK CHECK CONTENT PATH64 SHA256
 stage() {
-	new="$2.lbctl-new"
-	if [ -e "$2" ] || [ -L "$2" ]; then
+	made=
+	if ! at "$2" create; then
+		[ -n "$made" ] && eval "MADE_$1=\$made"
+		fail stage "$6" "enter the directory of $2" "$(output)"
+		home
+		return 1
+	fi
+	[ -n "$made" ] && eval "MADE_$1=\$made"
+	if [ -L "$name" ]; then
+		fail stage "$6" "test -L $2" "$2 is a symbolic link lbctl did not create: replace it with the file itself, or point the path setting at the real file"
+		home
+		return 1
+	fi
+	if [ -e "$name" ]; then
+		if [ ! -f "$name" ]; then
+			fail stage "$6" "test -f $2" "$2 exists and is not a regular file"
+			home
+			return 1
+		fi
 		eval "EXISTED_$1=1"
 	else
 		eval "EXISTED_$1=0"
 	fi
-	parent "$2"
-	made=
-	while [ ! -d "$dir" ]; do
-		made=$dir
-		parent "$dir"
-	done
-	if [ -n "$made" ]; then
-		parent "$2"
-		if ! mkdir -p "$dir" 2>"$OUT"; then
-			fail stage "$6" "mkdir -p $dir" "$(output)"
-			return 1
-		fi
-		eval "MADE_$1=\$made"
-	fi
-	if [ -e "$new" ] || [ -L "$new" ]; then
-		rm -f "$new"
+	# A leftover (or planted) staging name is removed, never written through.
+	if [ -e "$name.lbctl-new" ] || [ -L "$name.lbctl-new" ]; then
+		rm -f -- "$name.lbctl-new"
 	fi
 	eval "STAGED_$1=1"
-	# The new file takes its mode from the umask, so it is never readable by more.
+	# The new file takes its mode from the umask, so it is never readable by more; dd
+	# creates it exclusively: if anything took the name meanwhile, nothing is written.
 	umask "$3"
-	base64 -d >"$new" 2>"$OUT" <<LBCTL_CONTENT
+	base64 -d <<LBCTL_CONTENT | dd of="$name.lbctl-new" conv=excl status=none 2>"$OUT"
 $5
 LBCTL_CONTENT
 	status=$?
 	umask 077
+	home
 	if [ "$status" -ne 0 ]; then
-		fail stage "$6" "write $new" "$(output)"
+		fail stage "$6" "write $2.lbctl-new" "$(output)"
 		return 1
 	fi
+	STAGED_SUMS="$STAGED_SUMS$7  $2.lbctl-new$NL"
 	ok stage "$6"
+}
+
+# check_staged: every staged file holds exactly what lbctl sent (one sha256sum for all).
+check_staged() {
+	if ! printf '%s' "$STAGED_SUMS" | sha256sum -c --quiet >"$OUT" 2>&1; then
+		fail stage "" "sha256sum -c" "a staged file is not what lbctl sent: $(output)"
+		return 1
+	fi
 }
 
 # validate INDEX PATH UMASK CHECK CONTENT PATH64
@@ -174,29 +244,40 @@ hold() {
 	return 1
 }
 
-# backup INDEX PATH ...: the live file as it is now, for rollback and for the user.
+# backup INDEX PATH ...: the live file as it is now, for rollback and for the user: a
+# second name for it (a hard link), made where nothing is, never through a link.
 backup() {
 	eval "existed=\$EXISTED_$1"
+	if ! at "$2"; then
+		fail backup "$6" "enter the directory of $2" "$(output)"
+		home
+		return 1
+	fi
+	if [ -e "$name.lbctl-prev" ] || [ -L "$name.lbctl-prev" ]; then
+		rm -f -- "$name.lbctl-prev"
+	fi
 	# shellcheck disable=SC2154 # assigned by the eval
 	if [ "$existed" = 1 ]; then
-		if ! cp -pP "$2" "$2.lbctl-prev" 2>"$OUT"; then
-			fail backup "$6" "cp -pP $2 $2.lbctl-prev" "$(output)"
+		if ! ln -P -T -- "$name" "$name.lbctl-prev" 2>"$OUT"; then
+			home
+			fail backup "$6" "ln -P -T $2 $2.lbctl-prev" "$(output)"
 			return 1
 		fi
+		home
 		ok backup "$6"
 	else
-		if [ -e "$2.lbctl-prev" ] || [ -L "$2.lbctl-prev" ]; then
-			rm -f "$2.lbctl-prev"
-		fi
+		home
 		ok backup "$6" "$WAS_ABSENT64"
 	fi
 }
 
 swap() {
-	if ! mv -f "$2.lbctl-new" "$2" 2>"$OUT"; then
-		fail swap "$6" "mv -f $2.lbctl-new $2" "$(output)"
+	if ! at "$2" || ! mv -f -T -- "$name.lbctl-new" "$name" 2>"$OUT"; then
+		home
+		fail swap "$6" "mv -f -T $2.lbctl-new $2" "$(output)"
 		return 1
 	fi
+	home
 	eval "SWAPPED_$1=1"
 	ok swap "$6"
 }
@@ -270,22 +351,36 @@ verify() {
 # staged or swapped is touched: another apply's staged files are not ours to remove.
 restore() {
 	eval "staged=\${STAGED_$1:-}"
-	# shellcheck disable=SC2154 # assigned by the eval
-	[ "$staged" = 1 ] && rm -f "$2.lbctl-new"
 	eval "swapped=\${SWAPPED_$1:-}"
 	eval "existed=\${EXISTED_$1:-}"
 	# shellcheck disable=SC2154 # assigned by the eval
-	[ "$swapped" = 1 ] || return 0
+	[ "$staged" = 1 ] || return 0
+	if ! at "$2"; then
+		home
+		ROLLBACK_OK=0
+		emit "step rollback failed $(enc "cannot enter the directory of $2: $(output)")"
+		return 0
+	fi
+	rm -f -- "$name.lbctl-new"
+	# shellcheck disable=SC2154 # assigned by the eval
+	if [ "$swapped" != 1 ]; then
+		home
+		return 0
+	fi
 	if [ "$existed" = 1 ]; then
-		if mv -f "$2.lbctl-prev" "$2" 2>"$OUT"; then
+		if mv -f -T -- "$name.lbctl-prev" "$name" 2>"$OUT"; then
+			home
 			ok rollback "$(enc "restored $2")"
 		else
+			home
 			ROLLBACK_OK=0
 			emit "step rollback failed $(enc "cannot restore $2: $(output)")"
 		fi
-	elif rm -f "$2" 2>"$OUT"; then
+	elif rm -f -- "$name" 2>"$OUT"; then
+		home
 		ok rollback "$(enc "removed $2, which did not exist before")"
 	else
+		home
 		ROLLBACK_OK=0
 		emit "step rollback failed $(enc "cannot remove $2: $(output)")"
 	fi
@@ -359,6 +454,7 @@ main() {
 	umask 077
 	NL='
 '
+	START=$PWD
 	emit "begin apply 1"
 	preflight || abort
 	STEP=lock
@@ -367,6 +463,7 @@ main() {
 	[ "$CHANGES" -eq 0 ] && finish ok
 	STEP=stage
 	files stage || abort
+	check_staged || abort
 	STEP=validate
 	files validate || abort
 	STEP=hold

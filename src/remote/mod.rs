@@ -25,7 +25,7 @@ pub use apply::{
 };
 pub use error::ReportError;
 pub use fetch::{
-    FetchOptions, Fetched, FetchedDigests, LockState, fetch_script, parse_fetch,
+    FetchOptions, Fetched, FetchedDigests, LockState, MAX_FETCH_BYTES, fetch_script, parse_fetch,
     parse_fetch_digests, parse_fetch_knowing, sha256_hex,
 };
 pub(crate) use frame::frames;

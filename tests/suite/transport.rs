@@ -420,6 +420,139 @@ async fn fetch_reports_a_directory_as_unreadable() {
     assert!(error.to_string().contains("is a directory"), "{error}");
 }
 
+/// Why fetch refuses to read `path`; it is asked for the file's digest too, which must not
+/// read it either (a FIFO would block `sha256sum`).
+async fn fetch_refusal(path: &str) -> String {
+    let options = FetchOptions {
+        expected: BTreeMap::from([(path.to_owned(), sha256_hex(b"new"))]),
+        ..FetchOptions::default()
+    };
+    let script = fetch_script(&[path.to_owned()], &[], &options);
+    let output = run_locally(&script).await;
+    parse_fetch(&output.stdout)
+        .map(|f| panic!("{path} was read: {f:?}"))
+        .unwrap_err()
+        .to_string()
+}
+
+/// `plan` shows the current content of exactly the managed file: never what a link there (or
+/// on the way to it) points at, never a FIFO or a device, never a file too large to send.
+#[tokio::test]
+async fn fetch_reads_no_link_no_special_file_and_no_huge_file() {
+    let host = Scratch::new("fetch-refusals");
+    let secret = path(&host, "secret");
+    fs::write(&secret, "root-only secret\n").unwrap();
+    let link = path(&host, "haproxy.cfg");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let error = fetch_refusal(&link).await;
+    assert!(error.contains("is a symbolic link"), "{error}");
+    assert!(!error.contains("root-only"), "{error}");
+
+    fs::create_dir(host.join("real")).unwrap();
+    fs::write(host.join("real/haproxy.cfg"), "behind a link\n").unwrap();
+    std::os::unix::fs::symlink(host.join("real"), host.join("linked")).unwrap();
+    let error = fetch_refusal(&path(&host, "linked/haproxy.cfg")).await;
+    assert!(error.contains("through a symbolic link"), "{error}");
+
+    let fifo = path(&host, "fifo.cfg");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let error = fetch_refusal(&fifo).await;
+    assert!(error.contains("not a regular file"), "{error}");
+
+    let huge = path(&host, "huge.cfg");
+    fs::File::create(&huge)
+        .unwrap()
+        .set_len(lbctl::remote::MAX_FETCH_BYTES + 1)
+        .unwrap();
+    let error = fetch_refusal(&huge).await;
+    assert!(error.contains("more than lbctl reads"), "{error}");
+}
+
+/// Links planted at the names apply stages and keeps files under (by anyone who may write into
+/// the directory, such as the service's own user) are removed and replaced, never written
+/// through: what they point at keeps its content.
+#[tokio::test]
+async fn apply_never_writes_through_a_link_it_did_not_create() {
+    let host = Scratch::new("apply-planted-links");
+    fs::set_permissions(host.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+    fs::write(&live, &old).unwrap();
+    let victims = [path(&host, "victim-prev"), path(&host, "victim-new")];
+    for victim in &victims {
+        fs::write(victim, "precious\n").unwrap();
+    }
+    std::os::unix::fs::symlink(&victims[0], format!("{live}.lbctl-prev")).unwrap();
+    std::os::unix::fs::symlink(&victims[1], format!("{live}.lbctl-new")).unwrap();
+
+    let (report, output) = apply_locally(&haproxy_deployment(&live, &new, "true"), &host).await;
+
+    assert!(report.succeeded(), "{report:?}\n{output:?}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    for victim in &victims {
+        assert_eq!(
+            fs::read_to_string(victim).unwrap(),
+            "precious\n",
+            "{victim}"
+        );
+    }
+    let prev = format!("{live}.lbctl-prev");
+    assert!(
+        !fs::symlink_metadata(&prev)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read_to_string(&prev).unwrap(), old);
+
+    // A rollback puts the previous file back by rename, through no link either.
+    let newer = haproxy_cfg(&host, free_port(), &[]);
+    fs::remove_file(&prev).unwrap();
+    std::os::unix::fs::symlink(&victims[0], &prev).unwrap();
+    let (report, _) = apply_locally(&haproxy_deployment(&live, &newer, "false"), &host).await;
+    assert!(report.rolled_back, "{report:?}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    assert_eq!(fs::read_to_string(&victims[0]).unwrap(), "precious\n");
+}
+
+/// A live file that is itself a link, or a directory on the way that is one, is refused
+/// before anything changes: apply does not write through links it did not create.
+#[tokio::test]
+async fn apply_refuses_a_live_file_or_directory_that_is_a_link() {
+    let host = Scratch::new("apply-linked-live");
+    let victim = path(&host, "victim.cfg");
+    fs::write(&victim, "precious\n").unwrap();
+    let live = path(&host, "haproxy.cfg");
+    std::os::unix::fs::symlink(&victim, &live).unwrap();
+    let new = haproxy_cfg(&host, free_port(), &[]);
+    let (report, _) = apply_locally(&haproxy_deployment(&live, &new, "true"), &host).await;
+    let failure = report.failure.expect("refused");
+    assert_eq!(failure.step, Step::Stage);
+    assert!(failure.stderr.contains("symbolic link"), "{failure}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(
+        fs::symlink_metadata(&live)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    fs::create_dir(host.join("real")).unwrap();
+    std::os::unix::fs::symlink(host.join("real"), host.join("linked")).unwrap();
+    let behind = path(&host, "linked/haproxy.cfg");
+    let (report, _) = apply_locally(&haproxy_deployment(&behind, &new, "true"), &host).await;
+    let failure = report.failure.expect("refused");
+    assert!(failure.stderr.contains("symbolic link"), "{failure}");
+    assert_eq!(fs::read_dir(host.join("real")).unwrap().count(), 0);
+}
+
 #[tokio::test]
 async fn a_held_apply_checks_then_waits_and_changes_nothing_without_the_go_ahead() {
     let SshChange {
