@@ -594,8 +594,12 @@ teardown() { # remove every namespace, veth, bridge and process of the lab, and 
     done
     [ ! -e "/sys/class/net/$BRIDGE" ] || ip link del "$BRIDGE"
     # SSH master connections kept open for reuse (lbctl's --ssh-persist) that log in with
-    # the lab's key: their hosts are gone
-    pkill -TERM -f -- "^ssh .*-i $STATE/ssh/id_ed25519 " 2>/dev/null || true
+    # the lab's key: their hosts are gone. Only those in this mount namespace: a lab run in a
+    # private one (bench/run's BENCH_PRIVATE_LAB) must not close the shared lab's, nor the
+    # shared lab a private one's, though both use the same key path.
+    for pid in $(pgrep -f -- "^ssh .*-i $STATE/ssh/id_ed25519 " || true); do
+        [ "/proc/$pid/ns/mnt" -ef /proc/self/ns/mnt ] && kill -TERM "$pid" 2>/dev/null || true
+    done
     rm -rf "$STATE"
 }
 
