@@ -2,8 +2,9 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
 use lbctl::{
-    cli::{self, ApplyOptions, FailoverOptions, Global, MethodArg, Victim},
+    cli::{self, AdminOptions, ApplyOptions, FailoverOptions, Global, MethodArg, Victim},
     deploy::SshOptions,
+    remote::{AdminState, Setting},
     ssh::Persist,
 };
 
@@ -110,6 +111,51 @@ enum Command {
     },
     /// Every load balancer: does it hold the VIP, and its servers as HAProxy sees them.
     Status,
+    /// Take a worker out of new traffic on every load balancer, keeping its connections
+    /// (HAProxy `drain`, no reload; UDP through nginx: marked `down`, nginx reloaded).
+    Drain {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Take the last server taking traffic of a backend out all the same.
+        #[arg(long)]
+        force: bool,
+        /// Then wait until no load balancer has a session to the worker: exit 0 when none
+        /// is left, 3 when --timeout passes first.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits (e.g. 10m, 90s).
+        #[arg(long, default_value = "10m", value_parser = duration, requires = "wait")]
+        timeout: Duration,
+    },
+    /// Take a worker out entirely on every load balancer: no traffic, no health checks
+    /// (HAProxy `maint`; UDP through nginx: `down`).
+    Maint {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Take the last server taking traffic of a backend out all the same.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put a drained or maintained worker back into service on every load balancer.
+    Ready {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Set a worker's weight on every load balancer, without a reload for HAProxy.
+    #[command(group(ArgGroup::new("how").required(true).args(["weight", "reset"])))]
+    Weight {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The weight, 0-256 (0: no new traffic, as a drain).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=256))]
+        weight: Option<u32>,
+        /// Back to the weight in the configuration.
+        #[arg(long)]
+        reset: bool,
+        /// Set a weight of 0 on the last server taking traffic of a backend all the same.
+        #[arg(long)]
+        force: bool,
+    },
     /// Break a worker's NodePorts (or stop the VIP holder) on purpose, measure how the tier
     /// copes, and put it back; exit 3 when it missed its budget.
     #[command(group(ArgGroup::new("victim").required(true).args(["worker", "lb"])))]
@@ -157,6 +203,33 @@ enum Command {
     Man,
 }
 
+/// The worker a day-2 command acts on.
+#[derive(Debug, Args)]
+struct AdminTarget {
+    /// Inventory host whose servers change: those whose address is its ansible_host or name.
+    #[arg(long)]
+    worker: String,
+    /// Only this backend (TCP, HTTP or UDP); repeatable (default: every one it is in).
+    #[arg(long = "backend")]
+    backends: Vec<String>,
+    /// Why, kept in lbctl's record on each load balancer and shown by status and plan.
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+impl AdminTarget {
+    fn options(self, setting: Setting, force: bool, wait: Option<Duration>) -> AdminOptions {
+        AdminOptions {
+            worker: self.worker,
+            backends: self.backends,
+            setting,
+            force,
+            reason: self.reason,
+            wait,
+        }
+    }
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     lbctl::source::parse_duration(text)
         .map(Duration::from_millis)
@@ -164,7 +237,15 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Invalid arguments exit 1 like any invalid input (clap's own default is 2, which lbctl
+    // keeps for `plan --detailed-exitcode`); help and version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::from(e.use_stderr()));
+        }
+    };
     let g = cli.global;
     let global = Global {
         inventory: g.inventory,
@@ -212,6 +293,36 @@ fn main() -> ExitCode {
             cli::apply(&global, &options)
         }
         Command::Status => cli::status(&global),
+        Command::Drain {
+            target,
+            force,
+            wait,
+            timeout,
+        } => cli::admin(
+            &global,
+            &target.options(
+                Setting::State(AdminState::Drain),
+                force,
+                wait.then_some(timeout),
+            ),
+        ),
+        Command::Maint { target, force } => cli::admin(
+            &global,
+            &target.options(Setting::State(AdminState::Maint), force, None),
+        ),
+        Command::Ready { target } => cli::admin(
+            &global,
+            &target.options(Setting::State(AdminState::Ready), false, None),
+        ),
+        Command::Weight {
+            target,
+            weight,
+            reset,
+            force,
+        } => {
+            let setting = Setting::Weight(if reset { None } else { weight });
+            cli::admin(&global, &target.options(setting, force, None))
+        }
         Command::FailoverTest {
             worker,
             lb,

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use crate::{
-    deploy::{HostError, SavedPlanError},
+    deploy::{AdminError, HostError, SavedPlanError},
     drill::DrillError,
     input::{InputError, LimitError},
     source::Diagnostic,
-    spec::SpecError,
+    spec::{SpecError, WorkerError},
 };
 
 /// The CLI layer's error.
@@ -24,6 +24,10 @@ pub enum Error {
     Spec(SpecError),
     #[error(transparent)]
     Drill(#[from] DrillError),
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -115,6 +119,8 @@ impl Error {
             Error::PlanFileWithInputs => Some("give them to `lbctl plan --out FILE` instead".into()),
             Error::Spec(e) => e.hint(),
             Error::Drill(e) => e.hint(),
+            Error::Worker(e) => Some(e.hint()),
+            Error::Admin(e) => e.hint(),
             _ => None,
         }
     }

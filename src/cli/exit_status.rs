@@ -11,7 +11,8 @@ pub enum ExitStatus {
     Failed = 1,
     /// `plan --detailed-exitcode` found changes.
     Changes = 2,
-    /// `failover-test` ran, but the tier missed its budget.
+    /// `failover-test` ran, but the tier missed its budget; or `drain --wait` ran out of time
+    /// with sessions left.
     MissedBudget = 3,
 }
 
@@ -34,7 +35,9 @@ impl ExitStatus {
             ExitStatus::Success => "success; for plan, nothing to change",
             ExitStatus::Failed => "error or invalid input (nothing was changed)",
             ExitStatus::Changes => "plan --detailed-exitcode found changes",
-            ExitStatus::MissedBudget => "failover-test ran but the tier missed its budget",
+            ExitStatus::MissedBudget => {
+                "failover-test ran but the tier missed its budget; drain --wait timed out with sessions left"
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use std::path::Path;
 
 pub use commands::{
     Global, VaultOptions,
+    admin::AdminOptions,
     apply::ApplyOptions,
     failover_test::{FailoverOptions, MethodArg, Victim},
 };
@@ -63,7 +64,7 @@ pub fn apply(global: &Global, options: &ApplyOptions) -> ExitStatus {
         if !global.json {
             output::plan_text(plan);
         }
-        options.yes || output::confirm(plan.summary.changed)
+        options.yes || output::confirm(plan.summary.changed + plan.runtime.drift.len())
     };
     finish(
         global,
@@ -77,6 +78,18 @@ pub fn status(global: &Global) -> ExitStatus {
         global,
         commands::status::run(global).map(|s| output::status::print(global, &s)),
     )
+}
+
+/// `lbctl drain|maint|ready|weight`: exit 1 when a load balancer was not changed as asked,
+/// 3 when `drain --wait` ran out of time.
+pub fn admin(global: &Global, options: &AdminOptions) -> ExitStatus {
+    let waiting = match options.wait {
+        Some(_) => output::admin::Waiting::new(global, &options.worker),
+        None => output::admin::Waiting::Quiet,
+    };
+    let outcome = commands::admin::run(global, options, &waiting);
+    waiting.finish();
+    finish(global, outcome.map(|o| output::admin::print(global, &o)))
 }
 
 /// `lbctl failover-test`.

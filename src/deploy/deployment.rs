@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use crate::{
     deploy::{declared, plan::HostPlan},
-    remote::{Deployment, ManagedFile, ServiceControl, Verify},
+    remote::{
+        Deployment, Keep, ManagedFile, Record, ServiceControl, Verify, mark_nginx_servers,
+        nginx_marks_of,
+    },
     spec::HostSpec,
     spec::Service,
     spec::UdpEngine,
@@ -13,15 +16,32 @@ use crate::{
 
 /// `nginx -t` on a stream file alone: a throwaway main config that loads the stream module
 /// (Debian's modules-enabled) and includes the file, as the README tells users to.
-const NGINX_CHECK: &str = "f=$(mktemp) && printf 'include /etc/nginx/modules-enabled/*.conf;\\nerror_log stderr;\\npid %s.pid;\\nevents {}\\ninclude %s;\\n' \"$f\" {path} >\"$f\" && nginx -t -q -c \"$f\"; rc=$?; rm -f \"$f\" \"$f.pid\"; exit $rc";
+pub(crate) const NGINX_CHECK: &str = "f=$(mktemp) && printf 'include /etc/nginx/modules-enabled/*.conf;\\nerror_log stderr;\\npid %s.pid;\\nevents {}\\ninclude %s;\\n' \"$f\" {path} >\"$f\" && nginx -t -q -c \"$f\"; rc=$?; rm -f \"$f\" \"$f.pid\"; exit $rc";
 
-pub fn build(spec: &HostSpec, plan: &HostPlan) -> Deployment {
+/// The admin state an apply carries to a host: what lbctl's record there holds afterwards
+/// (the tier's record for its servers), and the runtime API commands that put it back in
+/// HAProxy after the reload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admin {
+    pub record: Record,
+    pub commands: Vec<String>,
+}
+
+/// What an apply hands `spec`'s host for `plan`. A changed nginx stream file goes with the
+/// marks (`down`, `weight=N`) the tier's record in `admin` asks for, so that a drained UDP
+/// server stays out of rotation across the apply.
+pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deployment {
+    let marks = admin.map(|a| nginx_marks_of(&a.record)).unwrap_or_default();
     let files = plan
         .changed_files()
         .map(|f| ManagedFile {
             service: f.service,
             path: f.path.clone(),
-            content: f.content.clone(),
+            content: if f.service == Service::Nginx && !marks.is_empty() {
+                mark_nginx_servers(&f.content, &marks)
+            } else {
+                f.content.clone()
+            },
         })
         .collect();
     let mut controls = BTreeMap::new();
@@ -69,6 +89,13 @@ pub fn build(spec: &HostSpec, plan: &HostPlan) -> Deployment {
             haproxy_runtime_socket: declared.socket,
             tcp_ports: declared.tcp,
             udp_ports: declared.udp,
+        },
+        keep: Keep {
+            state_file: Some(spec.haproxy.server_state_file.clone()),
+            haproxy_config: spec.haproxy.config_path.clone(),
+            record_path: spec.admin_record.clone(),
+            record: admin.map(|a| a.record.text()),
+            commands: admin.map(|a| a.commands.clone()).unwrap_or_default(),
         },
     }
 }

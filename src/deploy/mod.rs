@@ -5,6 +5,7 @@
 //! `TierStatus` (`status`). `survey.rs` fetches what hosts hold, `plan.rs` diffs it,
 //! `deployment.rs` says what an apply hands a host, `rollout.rs` changes the hosts in waves.
 
+mod admin;
 mod certificates;
 mod declared;
 mod deployment;
@@ -13,11 +14,17 @@ mod plan;
 mod report;
 mod reporter;
 mod rollout;
+mod runtime_state;
 mod saved_plan;
 mod standby;
 mod status;
 mod survey;
 
+pub use admin::{
+    AdminError, AdminReport, Convergence, Drift, HostReport as AdminHostReport, Left, Request,
+    ServerChange, Stamp, Why, change as change_admin, close as close_admin, converge_all,
+    count_sessions, setting_words,
+};
 pub use certificates::check_certificates;
 pub use deployment::build as deployment;
 pub use error::DeployError;
@@ -25,6 +32,7 @@ pub use plan::{Action, FilePlan, HostPlan, REDACTED, redact};
 pub use report::{HostError, HostReport, Outcome, Report, Summary, Timing};
 pub use reporter::Reporter;
 pub use rollout::{Target, rollout, rollout_order};
+pub use runtime_state::{Converged, HostDrift, RuntimeState, Standing, for_apply, from_survey};
 pub use saved_plan::{
     Checked, Moved, PlannedFile, PlannedHost, SavedPlan, SavedPlanError, check as check_saved_plan,
 };

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::{
     deploy::plan::{FilePlan, HostPlan},
+    deploy::runtime_state::RuntimeState,
     remote::{Failure, StepResult},
 };
 
@@ -113,6 +114,8 @@ pub struct Report {
     /// The plan file this plan was saved to (`plan --out`), or applied from (`apply FILE`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_file: Option<String>,
+    /// The admin state lbctl set (drains, maintenance, weights), next to the files.
+    pub runtime: RuntimeState,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -141,6 +144,7 @@ impl Report {
             summary,
             prepare_seconds: 0.0,
             plan_file: None,
+            runtime: RuntimeState::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::{
     deploy::plan::{Action, FilePlan, HostPlan},
     deploy::report::{HostError, Timing},
     deploy::survey::{SshOptions, Surveyed},
-    remote::{self, Deployment, FetchOptions, ManagedFile, ServiceControl, Verify},
+    remote::{self, Deployment, FetchOptions, Keep, ManagedFile, ServiceControl, Verify},
     render::RenderedHost,
     spec::{Connection, HostSpec, Service},
     ssh::Session,
@@ -56,6 +56,10 @@ pub struct PlannedHost {
     pub files: Vec<PlannedFile>,
     pub controls: BTreeMap<Service, ServiceControl>,
     pub verify: Verify,
+    /// What carries the servers' state across the apply: HAProxy's state file, and nginx's
+    /// marks as lbctl's record on the host asks for them when the plan is applied.
+    #[serde(default)]
+    pub keep: Keep,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,21 +107,31 @@ impl SavedPlan {
                 .files
                 .iter()
                 .zip(&rendered.files)
-                .map(|(file, content)| PlannedFile {
-                    service: file.service,
-                    path: file.path.clone(),
-                    action: file.action,
-                    planned_on: fetched
-                        .files
-                        .get(&file.path)
-                        .and_then(|c| c.as_deref())
-                        .map(remote::sha256_hex),
-                    sha256: remote::sha256_hex(content.content.as_bytes()),
-                    content: content.content.clone(),
-                    diff: file.diff.clone(),
+                .map(|(file, rendered)| {
+                    // A nginx stream file keeps the marks the live one has (drained UDP
+                    // servers): the plan refuses to apply if those change meanwhile.
+                    let content = match &s.nginx_marks {
+                        Some(marks) if file.service == Service::Nginx && !marks.is_empty() => {
+                            remote::mark_nginx_servers(&rendered.content, marks)
+                        }
+                        _ => rendered.content.clone(),
+                    };
+                    PlannedFile {
+                        service: file.service,
+                        path: file.path.clone(),
+                        action: file.action,
+                        planned_on: fetched
+                            .files
+                            .get(&file.path)
+                            .and_then(|c| c.as_deref())
+                            .map(remote::sha256_hex),
+                        sha256: remote::sha256_hex(content.as_bytes()),
+                        content,
+                        diff: file.diff.clone(),
+                    }
                 })
                 .collect();
-            let deployment = crate::deploy::deployment::build(spec, plan);
+            let deployment = crate::deploy::deployment::build(spec, plan, None);
             planned.push(PlannedHost {
                 host: spec.name.clone(),
                 connection: spec.connection.clone(),
@@ -126,6 +140,7 @@ impl SavedPlan {
                 files,
                 controls: deployment.controls,
                 verify: deployment.verify,
+                keep: deployment.keep,
             });
         }
         Some(SavedPlan {
@@ -241,6 +256,7 @@ impl PlannedHost {
                 .collect(),
             controls: self.controls.clone(),
             verify: self.verify.clone(),
+            keep: self.keep.clone(),
         }
     }
 }

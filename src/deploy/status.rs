@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     deploy::DeployError,
-    remote::{Daemon, LbState, Query, parse_lb_state},
+    remote::{Daemon, Engine, Entry, LbState, Query, Record, Setting, parse_lb_state},
     remote::{RowKind, StatRow},
     spec::Fleet,
     spec::HostSpec,
@@ -45,6 +45,11 @@ pub struct HostStatus {
     /// TCP backends lbctl's inventory defines that the running HAProxy does not have (the
     /// configuration there is not lbctl's, or not the current one).
     pub missing_backends: Vec<String>,
+    /// What lbctl's record on this host says it set (drains, maintenance, weights): who,
+    /// when, for which worker; UDP servers (nginx) included.
+    pub admin: Vec<Entry>,
+    /// Why lbctl's record could not be read, when it could not.
+    pub admin_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +73,12 @@ pub struct ServerStatus {
     pub check_desc: Option<String>,
     pub sessions: u64,
     pub backup: bool,
+    /// The weight in use.
+    pub weight: Option<u64>,
+    /// The weight in the configuration.
+    pub configured_weight: u64,
+    /// What lbctl set for this server, as its record says (`drain`, `maint`, `weight 5`).
+    pub set_by_lbctl: Vec<String>,
 }
 
 /// Asks one host and reads its answer.
@@ -120,6 +131,8 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
         runtime_api_error: None,
         backends: Vec::new(),
         missing_backends: Vec::new(),
+        admin: Vec::new(),
+        admin_error: None,
     };
     let state = match state {
         Ok(state) => state,
@@ -128,6 +141,15 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
             return status;
         }
     };
+    let record = match &state.admin_record {
+        Some(Ok(record)) => record.clone(),
+        Some(Err(e)) => {
+            status.admin_error = Some(format!("{}: {e}", spec.admin_record));
+            Record::default()
+        }
+        None => Record::default(),
+    };
+    status.admin = record.active().cloned().collect();
     status.holds_vip = state.holds_vip();
     status.vips = state.vips;
     status.daemons = state.daemons;
@@ -147,7 +169,7 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
                 servers: rows
                     .iter()
                     .filter(|r| r.kind == RowKind::Server && r.proxy == row.proxy)
-                    .map(server)
+                    .map(|r| server(spec, &record, r))
                     .collect(),
             });
         }
@@ -161,8 +183,34 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
     status
 }
 
-fn server(row: &StatRow) -> ServerStatus {
+fn server(spec: &HostSpec, record: &Record, row: &StatRow) -> ServerStatus {
+    let configured = spec
+        .tcp_backends
+        .iter()
+        .map(|b| (&b.name, &b.servers))
+        .chain(spec.http_backends.iter().map(|b| (&b.name, &b.servers)))
+        .filter(|(name, _)| **name == row.proxy)
+        .flat_map(|(_, servers)| servers.iter())
+        .find(|s| s.name == row.name)
+        .and_then(|s| s.weight)
+        .unwrap_or(1);
+    let set_by_lbctl = [
+        record.state_of(Engine::Haproxy, &row.proxy, &row.name),
+        record.weight_of(Engine::Haproxy, &row.proxy, &row.name),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|e| e.setting.active())
+    .map(|e| match e.setting {
+        Setting::State(state) => state.name().to_string(),
+        Setting::Weight(Some(w)) => format!("weight {w}"),
+        Setting::Weight(None) => String::new(),
+    })
+    .collect();
     ServerStatus {
+        weight: row.weight,
+        configured_weight: u64::from(configured),
+        set_by_lbctl,
         name: row.name.clone(),
         address: row.address.clone(),
         status: row.status.text.clone(),

@@ -2,6 +2,7 @@
 //! all hosts in parallel (at most `forks` at a time). Plan shows it; apply acts on it.
 
 use std::{
+    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -12,9 +13,9 @@ use crate::{
     deploy::DeployError,
     deploy::plan::{self, HostPlan},
     deploy::report::{HostError, Timing},
-    remote::{self, FetchOptions, Fetched},
+    remote::{self, FetchOptions, Fetched, nginx_marks_in, strip_nginx_marks},
     render::RenderedHost,
-    spec::HostSpec,
+    spec::{HostSpec, Service},
     ssh::{ConnectOptions, Persist, Session},
 };
 
@@ -40,6 +41,9 @@ pub struct Surveyed {
     pub host: String,
     pub session: Option<Session>,
     pub fetched: Option<Fetched>,
+    /// The marks on nginx's upstream servers (drained or re-weighted UDP servers), taken
+    /// off the fetched stream file before it is compared; `None` without one.
+    pub nginx_marks: Option<BTreeMap<String, String>>,
     pub result: Result<HostPlan, HostError>,
     /// The connect and the fetch.
     pub timing: Timing,
@@ -65,6 +69,7 @@ pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec
             host: spec.name.clone(),
             session: None,
             fetched: None,
+            nginx_marks: None,
             result: Err(HostError {
                 host: spec.name.clone(),
                 step: "survey".into(),
@@ -100,6 +105,7 @@ async fn survey_host(
                 host: host.clone(),
                 session: None,
                 fetched: None,
+                nginx_marks: None,
                 result: Err(fail("connect", e.to_string())),
                 timing,
             };
@@ -107,11 +113,12 @@ async fn survey_host(
     };
     timing.connect = started.elapsed().as_secs_f64();
     timing.reused_connection = session.resumed();
-    let script = remote::fetch_script(
-        &managed_paths(rendered),
-        &vip_addresses(spec),
-        &fetch_options(rendered),
-    );
+    let options = FetchOptions {
+        admin_record: Some(spec.admin_record.clone()),
+        runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
+        ..fetch_options(rendered)
+    };
+    let script = remote::fetch_script(&managed_paths(rendered), &vip_addresses(spec), &options);
     let known = rendered
         .files
         .iter()
@@ -128,13 +135,15 @@ async fn survey_host(
     timing.fetch = started.elapsed().as_secs_f64();
     match fetched {
         Ok(fetched) => {
+            let (nginx_marks, unmarked) = unmark_nginx(rendered, &fetched);
             let secrets = spec.secrets();
             let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-            let plan = plan::host_plan(rendered, &fetched, &secrets);
+            let plan = plan::host_plan(rendered, unmarked.as_ref().unwrap_or(&fetched), &secrets);
             Surveyed {
                 host,
                 session: Some(session),
                 fetched: Some(fetched),
+                nginx_marks,
                 result: Ok(plan),
                 timing,
             }
@@ -143,10 +152,38 @@ async fn survey_host(
             host,
             session: Some(session),
             fetched: None,
+            nginx_marks: None,
             result: Err(e),
             timing,
         },
     }
+}
+
+/// The marks (`down`, `weight=N` of drained or re-weighted UDP servers) on the fetched nginx
+/// stream file, and when there are any, what was fetched with the file as rendered, for the
+/// plan to compare: the marks are runtime state, shown as such, not a change to the file.
+/// What was fetched stays as the host holds it (a saved plan records its digests).
+fn unmark_nginx(
+    rendered: &RenderedHost,
+    fetched: &Fetched,
+) -> (Option<BTreeMap<String, String>>, Option<Fetched>) {
+    let Some(file) = rendered.files.iter().find(|f| f.service == Service::Nginx) else {
+        return (None, None);
+    };
+    let Some(Some(content)) = fetched.files.get(&file.path) else {
+        return (Some(BTreeMap::new()), None);
+    };
+    let text = String::from_utf8_lossy(content);
+    let marks = nginx_marks_in(&text);
+    if marks.is_empty() {
+        return (Some(marks), None);
+    }
+    let mut unmarked = fetched.clone();
+    unmarked.files.insert(
+        file.path.clone(),
+        Some(strip_nginx_marks(&text).into_bytes()),
+    );
+    (Some(marks), Some(unmarked))
 }
 
 fn managed_paths(rendered: &RenderedHost) -> Vec<String> {

@@ -24,4 +24,5 @@ pub mod worker;
 pub use error::DrillError;
 pub use narrator::Narrator;
 pub use probe::Tally;
+pub use run_id::run_id;
 pub use timeline::{Lane, Mark, ProbePoint, Span, SpanKind, Timeline, Window};

@@ -7,6 +7,7 @@ use super::{
     error::ReportError,
     frame::{Frame, detail, frames},
     script::{finish_script_with, quote},
+    server_state,
 };
 use crate::{source::base64, spec::Service};
 
@@ -42,6 +43,22 @@ pub struct Deployment {
     pub files: Vec<ManagedFile>,
     pub controls: BTreeMap<Service, ServiceControl>,
     pub verify: Verify,
+    pub keep: Keep,
+}
+
+/// What carries the servers' state (DOWN, drain, maintenance, weights) across the apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Keep {
+    /// HAProxy's `server-state-file`, saved right before every HAProxy reload.
+    pub state_file: Option<String>,
+    /// HAProxy's configuration file, which the saved state is filtered against.
+    pub haproxy_config: String,
+    /// lbctl's record on the host.
+    pub record_path: String,
+    /// What lbctl's record holds after the apply; `None`: left as it is.
+    pub record: Option<String>,
+    /// Runtime API commands that put the admin state back after the verify.
+    pub commands: Vec<String>,
 }
 
 /// What must be true after the reloads, polled for about three seconds.
@@ -83,6 +100,8 @@ pub enum Step {
     Swap,
     Reload,
     Verify,
+    /// lbctl's record written and the admin state put back (after the verify).
+    Admin,
     Rollback,
 }
 
@@ -98,6 +117,7 @@ impl Step {
             Step::Swap => "swap",
             Step::Reload => "reload",
             Step::Verify => "verify",
+            Step::Admin => "admin",
             Step::Rollback => "rollback",
         }
     }
@@ -113,6 +133,7 @@ impl Step {
             Step::Swap,
             Step::Reload,
             Step::Verify,
+            Step::Admin,
             Step::Rollback,
         ]
         .into_iter()
@@ -215,6 +236,20 @@ fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
     let _ = writeln!(script, "UDP_PORTS={}", quote(&ports(&verify.udp_ports)));
     let _ = writeln!(script, "COMMAND_TIMEOUT={COMMAND_TIMEOUT_SECONDS}");
     let _ = writeln!(script, "CHANGES={}", deployment.files.len());
+    let keep = &deployment.keep;
+    let _ = writeln!(
+        script,
+        "STATE_FILE={}",
+        quote(keep.state_file.as_deref().unwrap_or(""))
+    );
+    let _ = writeln!(script, "HAPROXY_CONFIG={}", quote(&keep.haproxy_config));
+    let _ = writeln!(script, "RECORD={}", quote(&keep.record_path));
+    let _ = writeln!(
+        script,
+        "RECORD64={}",
+        detail(keep.record.as_deref().unwrap_or(""))
+    );
+    let _ = writeln!(script, "ADMIN64={}", detail(&keep.commands.join(";")));
 
     script.push_str("files() {\n\t:\n");
     for (index, file) in deployment.files.iter().enumerate() {
@@ -254,7 +289,8 @@ fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
     }
     script.push_str("}\n");
     // Nothing may follow main: a held script reads its go-ahead from the same stdin (fd 3).
-    finish_script_with(script, APPLY, "main 3<&0 </dev/null\n")
+    let body = format!("{}{APPLY}", server_state::SCRIPT);
+    finish_script_with(script, &body, "main 3<&0 </dev/null\n")
 }
 
 /// Reads an apply script's stdout.

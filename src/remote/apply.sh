@@ -32,8 +32,18 @@
 # (UMASK gives the new file its mode; CHECK is a shell command, empty when there is none;
 # CONTENT and PATH64 are base64; SHA256 is the content's digest), and services() calls "$@"
 # NAME RELOAD NAME64 once per service with a changed file.
+#
+# The admin state (drain, maint, weights) lasts across the apply. The header also defines
+# STATE_FILE and HAPROXY_CONFIG: HAProxy's state is saved into its server-state-file right
+# before every HAProxy reload (the rollback's too), for the new process to start from;
+# RECORD (lbctl's record on the host), RECORD64 (what it holds after the apply, or -: left
+# alone) and ADMIN64 (";"-separated runtime API commands, or -): after the verify, the record
+# is written and the commands put HAProxy's admin state back where a reload could not carry
+# it (a server whose address or port changed). A nginx stream file comes with its servers
+# already marked as lbctl's record asks (`down`, `weight=N`: see nginx_marks.sh).
 
 STEP=preflight
+OLD_PID=
 PHASE=before-swap
 ABORTING=
 OUT=
@@ -87,6 +97,7 @@ $1 is not installed on the host; lbctl needs it $2"
 	need flock "to keep two applies from running at once"
 	[ -n "$SOCKET" ] && need socat "to query the HAProxy runtime socket $SOCKET"
 	[ -n "$TCP_PORTS$UDP_PORTS" ] && need ss "(iproute2) to see which ports are listening"
+	need awk "to keep servers' state across the reload"
 	if [ -n "$missing" ]; then
 		fail preflight "" "command -v" "${missing#?}"
 		return 1
@@ -282,8 +293,24 @@ swap() {
 	ok swap "$6"
 }
 
+# save_state NAME: before HAProxy reloads, its servers' state, for the new process.
+save_state() {
+	[ "$1" = haproxy ] && [ -n "$STATE_FILE" ] && [ -n "$SOCKET" ] || return 0
+	save_server_state "$SOCKET" "$STATE_FILE" "$HAPROXY_CONFIG" || :
+}
+
+# haproxy_pid: the pid of the HAProxy process answering on the admin socket, if any.
+haproxy_pid() {
+	printf 'show info\n' | socat -t 2 - "UNIX-CONNECT:$SOCKET" 2>/dev/null | sed -n 's/^Pid: //p'
+}
+
 # reload NAME RELOAD NAME64
 reload() {
+	save_state "$1"
+	# keep_admin must talk to the new process: note the one answering now
+	if [ "$1" = haproxy ] && [ "$ADMIN64" != - ] && [ -n "$SOCKET" ]; then
+		OLD_PID=$(haproxy_pid)
+	fi
 	if run_cmd "$2"; then
 		ok reload "$3"
 	else
@@ -399,12 +426,58 @@ forget_dirs() {
 }
 
 rollback_reload() {
+	save_state "$1"
 	if run_cmd "$2"; then
 		ok rollback "$(enc "reloaded $1")"
 	else
 		emit "step rollback failed $(enc "reloading $1 failed: $2: $(output)")"
 	fi
 	return 0
+}
+
+# keep_admin: lbctl's record written, and the admin state it holds put back where the
+# reload could not carry it. The configuration is in place by now: a problem here is
+# reported, not rolled back.
+keep_admin() {
+	[ "$RECORD64" != - ] || [ "$ADMIN64" != - ] || return 0
+	problems=
+	case $RECORD in
+	*/*) dir=${RECORD%/*} ;;
+	*) dir=. ;;
+	esac
+	[ "$RECORD64" = - ] || [ -d "${dir:-/}" ] || mkdir -p "$dir" 2>"$OUT" ||
+		problems="cannot create $dir: $(output)"
+	if [ -z "$problems" ] && [ "$RECORD64" != - ]; then
+		rm -f "$RECORD.lbctl-new"
+		if printf '%s\n' "$RECORD64" | base64 -d | dd of="$RECORD.lbctl-new" conv=excl status=none 2>"$OUT" &&
+			[ -s "$RECORD.lbctl-new" ] && mv -f -T "$RECORD.lbctl-new" "$RECORD" 2>"$OUT"; then
+			:
+		else
+			rm -f "$RECORD.lbctl-new"
+			problems="cannot write $RECORD: $(output)"
+		fi
+	fi
+	if [ "$ADMIN64" != - ] && [ -n "$SOCKET" ]; then
+		# The old process may still answer on the socket for a moment after the reload: the
+		# commands are for the new one (waited for up to 3 s).
+		tries=0
+		while [ -n "$OLD_PID" ] && [ "$(haproxy_pid)" = "$OLD_PID" ] && [ "$tries" -lt 30 ]; do
+			sleep 0.1
+			tries=$((tries + 1))
+		done
+		answer=$({
+			printf '%s\n' "$ADMIN64" | base64 -d
+			echo
+		} | socat -t 5 - "UNIX-CONNECT:$SOCKET" 2>&1)
+		answer=$(printf '%s\n' "$answer" | grep -v '^[[:space:]]*$')
+		[ -z "$answer" ] || problems="${problems:+$problems; }HAProxy refused: $answer"
+		save_state haproxy
+	fi
+	if [ -n "$problems" ]; then
+		emit "step admin failed $(enc "$problems")"
+	else
+		emit "step admin ok $(enc "$RECORD")"
+	fi
 }
 
 finish() {
@@ -477,5 +550,6 @@ main() {
 	services reload || abort
 	STEP=verify
 	verify || abort
+	keep_admin
 	finish ok
 }

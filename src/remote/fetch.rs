@@ -6,10 +6,12 @@ use std::fmt::Write as _;
 use crate::source::base64;
 
 use super::{
+    admin_record::Record,
     apply::APPLY_LOCK,
     error::ReportError,
     frame::frames,
     script::{address_of, finish_script, quote},
+    show_stat::{ServerState, parse_servers_state},
 };
 
 const FETCH: &str = include_str!("fetch.sh");
@@ -26,6 +28,11 @@ pub struct FetchOptions {
     /// SHA-256 digests (lowercase hex) of what lbctl would write, by path: a file that
     /// already holds exactly that is reported as matching, without its content.
     pub expected: BTreeMap<String, String>,
+    /// lbctl's admin record, read when given; when it sets anything (a drain, a
+    /// maintenance, a weight), HAProxy is asked `show servers state` on `runtime_socket` too,
+    /// so that a state HAProxy lost shows.
+    pub admin_record: Option<String>,
+    pub runtime_socket: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -33,6 +40,8 @@ impl Default for FetchOptions {
         Self {
             lock: APPLY_LOCK.to_owned(),
             expected: BTreeMap::new(),
+            admin_record: None,
+            runtime_socket: None,
         }
     }
 }
@@ -45,6 +54,11 @@ pub struct Fetched {
     /// Every requested VIP, as given, and whether the host holds it now.
     pub vips: BTreeMap<String, bool>,
     pub lock: LockState,
+    /// lbctl's admin record (empty when there is none), or why it cannot be read; `None`
+    /// when not asked.
+    pub admin_record: Option<Result<Record, String>>,
+    /// HAProxy's servers, asked when the record sets anything.
+    pub servers: Option<Result<Vec<ServerState>, String>>,
 }
 
 impl Fetched {
@@ -68,6 +82,16 @@ pub fn fetch_script(paths: &[String], vips: &[String], options: &FetchOptions) -
     let mut script = String::new();
     let _ = writeln!(script, "LOCK={}", quote(&options.lock));
     let _ = writeln!(script, "MAX_BYTES={MAX_FETCH_BYTES}");
+    let _ = writeln!(
+        script,
+        "RECORD={}",
+        quote(options.admin_record.as_deref().unwrap_or(""))
+    );
+    let _ = writeln!(
+        script,
+        "SOCKET={}",
+        quote(options.runtime_socket.as_deref().unwrap_or(""))
+    );
     let _ = writeln!(
         script,
         "WANT_VIPS={}",
@@ -108,7 +132,7 @@ pub fn parse_fetch_knowing(
     stdout: &[u8],
     known: &BTreeMap<&str, &[u8]>,
 ) -> Result<Fetched, ReportError> {
-    let (answers, vips, lock) = parse_with(stdout)?;
+    let (answers, mut fetched) = parse_with(stdout)?;
     let mut files = BTreeMap::new();
     for (path, answer) in answers {
         let content = match answer {
@@ -124,14 +148,15 @@ pub fn parse_fetch_knowing(
         };
         files.insert(path, content);
     }
-    Ok(Fetched { files, vips, lock })
+    fetched.files = files;
+    Ok(fetched)
 }
 
 /// What a host holds, by digest: [`parse_fetch`] where each file is its SHA-256 (lowercase
 /// hex), whether the host sent the file or, for a digest it was given, only said that it
 /// matches.
 pub fn parse_fetch_digests(stdout: &[u8]) -> Result<FetchedDigests, ReportError> {
-    let (answers, vips, lock) = parse_with(stdout)?;
+    let (answers, fetched) = parse_with(stdout)?;
     let files = answers
         .into_iter()
         .map(|(path, answer)| {
@@ -143,7 +168,11 @@ pub fn parse_fetch_digests(stdout: &[u8]) -> Result<FetchedDigests, ReportError>
             (path, digest)
         })
         .collect();
-    Ok(FetchedDigests { files, vips, lock })
+    Ok(FetchedDigests {
+        files,
+        vips: fetched.vips,
+        lock: fetched.lock,
+    })
 }
 
 /// [`Fetched`] with each file as its SHA-256.
@@ -162,7 +191,8 @@ enum Answer {
     Matches(String, Box<ReportError>),
 }
 
-type Parsed = (BTreeMap<String, Answer>, BTreeMap<String, bool>, LockState);
+/// Every file's answer, and the rest of what the host said (files left empty).
+type Parsed = (BTreeMap<String, Answer>, Fetched);
 
 fn parse_with(stdout: &[u8]) -> Result<Parsed, ReportError> {
     const SCRIPT: &str = "fetch";
@@ -210,6 +240,15 @@ fn parse_with(stdout: &[u8]) -> Result<Parsed, ReportError> {
                     pid: pid.parse().ok(),
                 }
             }
+            ["record", content] => {
+                fetched.admin_record =
+                    Some(Record::parse(&frame.text(content)?).map_err(|e| e.to_string()));
+            }
+            ["servers", state] => {
+                fetched.servers =
+                    Some(parse_servers_state(&frame.text(state)?).map_err(|e| e.to_string()));
+            }
+            ["servers-error", message] => fetched.servers = Some(Err(frame.text(message)?)),
             ["error", message] => return Err(ReportError::Host(frame.text(message)?)),
             ["end", "fetch"] => {
                 ended = true;
@@ -224,7 +263,7 @@ fn parse_with(stdout: &[u8]) -> Result<Parsed, ReportError> {
             after: None,
         });
     }
-    Ok((answers, fetched.vips, fetched.lock))
+    Ok((answers, fetched))
 }
 
 /// The SHA-256 of `content` in lowercase hex, as `sha256sum` prints it.

@@ -1,6 +1,7 @@
 # lbctl fetch: what a load balancer holds right now, read in one round trip and changing
 # nothing on the host, with as few processes as it can (each costs milliseconds). The
-# generated header defines LOCK, MAX_BYTES, WANT_VIPS (empty when there are none) and the
+# generated header defines LOCK, MAX_BYTES, RECORD and SOCKET (lbctl's admin record and
+# HAProxy's admin socket, empty when not asked), WANT_VIPS (empty when there are none) and the
 # lists paths() and vips(), which call fetch_file and fetch_vip once per item.
 
 connection_lost() {
@@ -124,6 +125,30 @@ probe_lock() {
 	fi
 }
 
+# admin_state: lbctl's admin record and, when it sets anything, HAProxy's servers' state
+# (two more processes only then).
+admin_state() {
+	[ -n "$RECORD" ] || return 0
+	active=
+	if [ -e "$RECORD" ]; then
+		content=$(base64 -w0 <"$RECORD" 2>/dev/null)
+		emit "record ${content:--}"
+		while read -r _ _ _ attribute value _; do
+			case "$attribute $value" in
+			'state drain' | 'state maint' | weight\ [0-9]*) active=1 ;;
+			esac
+		done <"$RECORD"
+	else
+		emit "record -"
+	fi
+	[ -n "$active" ] && [ -n "$SOCKET" ] || return 0
+	if out=$(printf 'show servers state\n' | socat -t 2 - "UNIX-CONNECT:$SOCKET" 2>&1); then
+		emit "servers $(enc "$out")"
+	else
+		emit "servers-error $(enc "$out")"
+	fi
+}
+
 main() {
 	trap connection_lost PIPE
 	emit "begin fetch 1"
@@ -155,5 +180,6 @@ main() {
 		fi
 	fi
 	probe_lock
+	admin_state
 	emit "end fetch"
 }

@@ -10,6 +10,8 @@
 //! @@lbctl vip <vip> held | free
 //! @@lbctl daemon <name> running <pid> | stopped <pid or ->
 //! @@lbctl stat <show stat output> | stat-error <message>
+//! @@lbctl udp <address:port> <nginx's UDP sessions to it>
+//! @@lbctl record <lbctl's admin record> | -
 //! @@lbctl clock <ms since the epoch, right after the last observation>
 //! @@lbctl error <message>
 //! @@lbctl end lb-state
@@ -21,6 +23,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::{
+    remote::admin_record::Record,
     remote::show_stat::{RowKind, StatRow, parse_show_stat},
     remote::{self, ReportError},
     spec::HostSpec,
@@ -38,6 +41,11 @@ pub struct Query {
     pub daemons: Vec<(String, String)>,
     /// HAProxy's admin socket, asked `show stat` for backends and servers; `None`: not asked.
     pub runtime_socket: Option<String>,
+    /// UDP servers (`address:port`) whose sessions are counted: the connected UDP sockets
+    /// to them (nginx opens one per client flow).
+    pub udp_peers: Vec<String>,
+    /// lbctl's admin record, read when given.
+    pub admin_record: Option<String>,
 }
 
 impl Query {
@@ -54,6 +62,8 @@ impl Query {
             vips: vips(spec),
             daemons,
             runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
+            udp_peers: Vec::new(),
+            admin_record: Some(spec.admin_record.clone()),
         }
     }
 
@@ -81,6 +91,8 @@ impl Query {
         let _ = writeln!(script, "STAT_COMMAND='show stat -1 6 -1'");
         let want = if self.vips.is_empty() { "" } else { "1" };
         let _ = writeln!(script, "WANT_VIPS={want}\nADDRESSES=");
+        let record = self.admin_record.as_deref().unwrap_or("");
+        let _ = writeln!(script, "RECORD={}", remote::quote(record));
         script.push_str("vips() {\n\t:\n");
         for vip in &self.vips {
             let _ = writeln!(
@@ -98,6 +110,10 @@ impl Query {
                 remote::quote(name),
                 remote::quote(pidfile)
             );
+        }
+        script.push_str("}\nudp_peers() {\n\t:\n");
+        for peer in &self.udp_peers {
+            let _ = writeln!(script, "\tstate_udp {}", remote::quote(peer));
         }
         script.push_str("}\n");
         remote::finish_script(script, SCRIPT)
@@ -119,6 +135,11 @@ pub struct LbState {
     pub daemons: BTreeMap<String, Daemon>,
     /// `show stat`'s rows, or why the runtime API did not answer; `None` when not asked.
     pub stat: Option<Result<Vec<StatRow>, ReportError>>,
+    /// nginx's UDP sessions to each peer asked about.
+    pub udp_sessions: BTreeMap<String, u64>,
+    /// lbctl's admin record (empty when there is none), or why it cannot be read; `None`
+    /// when not asked.
+    pub admin_record: Option<Result<Record, String>>,
     /// The host's clock (ms since the epoch) right after it looked; `None` without GNU date.
     pub clock_ms: Option<u64>,
 }
@@ -184,6 +205,16 @@ pub fn parse_lb_state(stdout: &[u8]) -> Result<LbState, ReportError> {
             ["stat-error", message] => {
                 state.stat = Some(Err(ReportError::Host(frame.text(message)?)));
             }
+            ["udp", peer, count] => {
+                let count = count
+                    .parse()
+                    .map_err(|_| frame.malformed("invalid count"))?;
+                state.udp_sessions.insert(frame.text(peer)?, count);
+            }
+            ["record", content] => {
+                state.admin_record =
+                    Some(Record::parse(&frame.text(content)?).map_err(|e| e.to_string()));
+            }
             ["clock", ms] => {
                 state.clock_ms = Some(ms.parse().map_err(|_| frame.malformed("invalid clock"))?);
             }
@@ -241,6 +272,8 @@ mod tests {
                 ),
             ],
             runtime_socket: Some(dir.join("no.sock").display().to_string()),
+            udp_peers: vec!["192.0.2.9:31820".into()],
+            admin_record: Some(dir.join("admin-state").display().to_string()),
         };
         let state = parse_lb_state(&run_locally(&query.script())).unwrap();
         assert!(state.vips["127.0.0.1/8"]);
@@ -254,6 +287,8 @@ mod tests {
             }
         );
         assert!(!state.daemons["keepalived"].running);
+        assert_eq!(state.udp_sessions["192.0.2.9:31820"], 0);
+        assert_eq!(state.admin_record, Some(Ok(Record::default())));
         let error = state.stat.unwrap().unwrap_err();
         assert!(error.to_string().contains("is not a socket"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -3,7 +3,8 @@
 # servers, and the host's clock right after looking (so that lbctl can time a change by when
 # the host saw it, not by when the answer crossed the network). The generated header defines SOCKET and STAT_COMMAND (SOCKET empty when not
 # asked), WANT_VIPS (empty when there are none) and the lists vips() and daemons(), which
-# call state_vip NAME ADDRESS and state_daemon NAME PIDFILE once per item.
+# call state_vip NAME ADDRESS and state_daemon NAME PIDFILE once per item, RECORD (lbctl's
+# admin record, empty when not asked) and udp_peers(), which calls state_udp PEER.
 
 connection_lost() {
 	exit 1
@@ -45,6 +46,22 @@ state_stat() {
 	fi
 }
 
+# state_udp ADDRESS:PORT: how many connected UDP sockets have that peer (nginx opens one per
+# client flow it proxies there).
+state_udp() {
+	count=$(ss -Hun dst "$1" 2>/dev/null | grep -c .)
+	emit "udp $(enc "$1") ${count:-0}"
+}
+
+state_record() {
+	if [ -e "$RECORD" ]; then
+		content=$(base64 -w0 <"$RECORD" 2>/dev/null)
+		emit "record ${content:--}"
+	else
+		emit "record -"
+	fi
+}
+
 main() {
 	trap connection_lost PIPE
 	CLOCK=-
@@ -60,6 +77,8 @@ main() {
 	fi
 	daemons
 	[ -z "$SOCKET" ] || state_stat
+	udp_peers
+	[ -z "$RECORD" ] || state_record
 	[ "$CLOCK" = - ] || emit "clock $CLOCK"
 	emit "end lb-state"
 }

@@ -7,21 +7,36 @@
 //!
 //! Each script sits beside the Rust that writes its header and reads its report: `fetch.sh`
 //! by `fetch.rs`, `apply.sh` by `apply.rs`, `lb_state.sh` by `lb_state.rs` (which reads
-//! HAProxy's `show stat` through `show_stat.rs`). `script.rs` assembles them with
-//! `common.sh`; `frame.rs` reads the `@@lbctl` frames they print.
+//! HAProxy's `show stat` and `show servers state` through `show_stat.rs`), `admin.sh` (drain,
+//! maint, ready, weight on one host) by `admin.rs`; the shell functions they share beside
+//! theirs: `server_state.sh` (HAProxy's state saved before a reload) and `nginx_marks.sh`
+//! (UDP servers marked `down` in nginx's stream file). `admin_record.rs` is lbctl's record of
+//! the admin state it set on a host. `script.rs` assembles them with `common.sh`; `frame.rs`
+//! reads the `@@lbctl` frames they print.
 
+mod admin;
+mod admin_record;
 mod apply;
 mod error;
 mod fetch;
 mod frame;
 mod lb_state;
+mod nginx_marks;
 mod script;
+mod server_state;
 mod show_stat;
 
 pub use crate::spec::Service;
+pub use admin::{
+    AdminHost, AdminNginx, AdminScriptReport, Changed, Looked, NginxOutcome, admin_answer,
+    admin_script, parse_admin,
+};
+pub use admin_record::{
+    AdminState, Attribute, Engine, Entry, MAX_WEIGHT, Record, RecordError, Setting,
+};
 pub use apply::{
-    APPLY_LOCK, ApplyReport, Deployment, Failure, GO, ManagedFile, READY, ServiceControl, Step,
-    StepResult, Verify, apply_script, apply_script_with_lock, held_apply_script, parse_apply,
+    APPLY_LOCK, ApplyReport, Deployment, Failure, GO, Keep, ManagedFile, READY, ServiceControl,
+    Step, StepResult, Verify, apply_script, apply_script_with_lock, held_apply_script, parse_apply,
 };
 pub use error::ReportError;
 pub use fetch::{
@@ -30,5 +45,12 @@ pub use fetch::{
 };
 pub(crate) use frame::frames;
 pub use lb_state::{Daemon, LbState, Query, parse_lb_state};
-pub(crate) use script::{address_of, finish_script, quote};
-pub use show_stat::{RowKind, RowState, RowStatus, StatRow, Transition, parse_show_stat};
+pub use nginx_marks::{
+    mark as mark_nginx_servers, marks_in as nginx_marks_in, marks_of as nginx_marks_of,
+    strip as strip_nginx_marks,
+};
+pub(crate) use script::{address_of, finish_script, finish_script_with, quote};
+pub use show_stat::{
+    ADMIN_ANY_DRAIN, ADMIN_ANY_MAINT, ADMIN_FORCED_DRAIN, ADMIN_FORCED_MAINT, OpState, RowKind,
+    RowState, RowStatus, ServerState, StatRow, Transition, parse_servers_state, parse_show_stat,
+};

@@ -11,7 +11,7 @@ pub(crate) fn finish_script(header: String, body: &str) -> String {
     finish_script_with(header, body, "main </dev/null\n")
 }
 
-pub(super) fn finish_script_with(header: String, body: &str, call: &str) -> String {
+pub(crate) fn finish_script_with(header: String, body: &str, call: &str) -> String {
     let mut script = header;
     script.push_str(COMMON);
     script.push_str(body);

@@ -33,6 +33,8 @@ pub struct StatRow {
     pub backup: bool,
     /// Seconds since the last UP/DOWN transition (`lastchg`).
     pub last_change_s: Option<u64>,
+    /// A server's weight as set (`uweight`, else `weight`).
+    pub weight: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -171,6 +173,7 @@ struct Columns {
     addr: Option<usize>,
     bck: Option<usize>,
     lastchg: Option<usize>,
+    weight: Option<usize>,
 }
 
 impl Columns {
@@ -189,6 +192,7 @@ impl Columns {
             addr: find("addr"),
             bck: find("bck"),
             lastchg: find("lastchg"),
+            weight: find("uweight").or_else(|| find("weight")),
         })
     }
 
@@ -234,8 +238,120 @@ impl Columns {
             address: opt(self.addr),
             backup: kind == RowKind::Server && self.bck.is_some_and(|i| get(i) == "1"),
             last_change_s: opt(self.lastchg).and_then(|v| v.parse().ok()),
+            weight: opt(self.weight).and_then(|v| v.parse().ok()),
         })
     }
+}
+
+/// One server in `show servers state` (version 1): what HAProxy saves across reloads, and
+/// the admin state and weights lbctl sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerState {
+    pub backend: String,
+    pub server: String,
+    pub address: String,
+    pub port: u16,
+    pub op: OpState,
+    /// HAProxy's admin flags (`srv_admin_state`): 0x01 forced maintenance, 0x04 maintenance
+    /// from the configuration, 0x08 forced drain, 0x20 maintenance after a failed resolution.
+    pub admin_flags: u32,
+    /// The weight in use, as set by the configuration or `set server ... weight` (`srv_uweight`).
+    pub weight: u32,
+    /// The weight in the configuration (`srv_iweight`).
+    pub configured_weight: u32,
+}
+
+/// A server's operational state, as health checks decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpState {
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+}
+
+/// Forced into maintenance (`set server ... state maint`).
+pub const ADMIN_FORCED_MAINT: u32 = 0x01;
+/// In maintenance for any reason (forced, inherited, configured, or a failed resolution).
+pub const ADMIN_ANY_MAINT: u32 = 0x27;
+/// Forced to drain (`set server ... state drain`).
+pub const ADMIN_FORCED_DRAIN: u32 = 0x08;
+/// Draining, forced or inherited.
+pub const ADMIN_ANY_DRAIN: u32 = 0x18;
+
+impl ServerState {
+    /// Takes new traffic: running (or starting to fail), in no maintenance, not draining,
+    /// with a weight.
+    pub fn takes_traffic(&self) -> bool {
+        matches!(self.op, OpState::Running | OpState::Stopping)
+            && self.admin_flags & (ADMIN_ANY_MAINT | ADMIN_ANY_DRAIN) == 0
+            && self.weight > 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServersStateError {
+    #[error("the runtime API did not answer `show servers state` with its version line: {0}")]
+    NoVersion(String),
+    #[error("`show servers state` version {0}: this lbctl reads version 1")]
+    Version(String),
+    #[error("line {line} of `show servers state` is malformed: {reason}")]
+    Malformed { line: usize, reason: String },
+}
+
+/// Reads `show servers state`: a version line (`1`), a `#` header, then one line per server
+/// of space-separated fields in a fixed order.
+pub fn parse_servers_state(text: &str) -> Result<Vec<ServerState>, ServersStateError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    match lines.next() {
+        Some((_, "1")) => {}
+        Some((_, v)) if v.trim().chars().all(|c| c.is_ascii_digit()) => {
+            return Err(ServersStateError::Version(v.trim().to_string()));
+        }
+        other => {
+            return Err(ServersStateError::NoVersion(
+                other.map(|(_, l)| clip(l)).unwrap_or_default(),
+            ));
+        }
+    }
+    let mut servers = Vec::new();
+    for (n, line) in lines {
+        if line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let malformed = |reason: &str| ServersStateError::Malformed {
+            line: n + 1,
+            reason: format!("{reason}: `{}`", clip(line)),
+        };
+        if fields.len() < 19 {
+            return Err(malformed("fewer than 19 fields"));
+        }
+        let number = |i: usize| -> Result<u32, ServersStateError> {
+            fields[i].parse().map_err(|_| malformed("not a number"))
+        };
+        servers.push(ServerState {
+            backend: fields[1].to_string(),
+            server: fields[3].to_string(),
+            address: fields[4].to_string(),
+            port: fields[18].parse().map_err(|_| malformed("invalid port"))?,
+            op: match fields[5] {
+                "0" => OpState::Stopped,
+                "1" => OpState::Starting,
+                "2" => OpState::Running,
+                "3" => OpState::Stopping,
+                _ => return Err(malformed("unknown srv_op_state")),
+            },
+            admin_flags: number(6)?,
+            weight: number(7)?,
+            configured_weight: number(8)?,
+        });
+    }
+    Ok(servers)
 }
 
 /// One CSV line: comma-separated, a field in double quotes when it holds a comma or a
@@ -392,6 +508,31 @@ mod tests {
             rows[0].check_desc.as_deref(),
             Some("said \"hi\", then left")
         );
+    }
+
+    #[test]
+    fn servers_state_as_haproxy_2_6_prints_it() {
+        // b1/s1 drained and DOWN, b1/s2 re-weighted, b2/s1 in maintenance
+        let text = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n\
+2 b1 1 s1 127.0.0.1 0 8 1 1 0 8 2 0 6 0 0 0 - 39001 - 0 0 - - 0\n\
+2 b1 2 s2 127.0.0.1 2 0 7 3 0 1 0 2 0 0 0 0 - 39002 - 0 0 - - 0\n\
+3 b2 1 s1 127.0.0.1 0 1 1 1 0 1 0 0 0 0 0 0 - 39003 - 0 0 - - 0\n";
+        let servers = parse_servers_state(text).unwrap();
+        assert_eq!(servers.len(), 3);
+        assert_eq!(servers[0].admin_flags, ADMIN_FORCED_DRAIN);
+        assert_eq!(servers[0].op, OpState::Stopped);
+        assert_eq!((servers[1].weight, servers[1].configured_weight), (7, 3));
+        assert!(servers[1].takes_traffic());
+        assert_eq!(
+            servers[2].admin_flags & ADMIN_FORCED_MAINT,
+            ADMIN_FORCED_MAINT
+        );
+        assert_eq!(servers[2].port, 39003);
+        assert!(parse_servers_state("Unknown command\n").is_err());
+        assert!(matches!(
+            parse_servers_state("2\n"),
+            Err(ServersStateError::Version(_))
+        ));
     }
 
     #[test]

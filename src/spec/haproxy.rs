@@ -34,6 +34,9 @@ pub struct Haproxy {
     pub user: String,
     pub group: String,
     pub config_path: String,
+    /// HAProxy's `server-state-file`: servers' state saved before every reload, for the
+    /// next process to start from.
+    pub server_state_file: String,
     pub reload: Reload,
     /// Where this host's HAProxy meets the others' to share stick tables (`peers`).
     pub peers_port: u16,
@@ -67,6 +70,7 @@ pub const KEYS: &[&str] = &[
     "haproxy_user",
     "haproxy_group",
     "haproxy_config_path",
+    "haproxy_server_state_file",
     "haproxy_reload_method",
     "haproxy_reload_command",
 ];
@@ -160,6 +164,11 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
             "haproxy_config_path",
             "/etc/haproxy/haproxy.cfg",
             Service::Haproxy,
+            diags,
+        )?,
+        server_state_file: path(
+            "haproxy_server_state_file",
+            "/var/lib/haproxy/server-state",
             diags,
         )?,
         reload: reload?,

@@ -11,6 +11,7 @@ use crate::{
     source::field,
     source::{Diagnostic, Diagnostics},
     source::{Loc, Node},
+    spec::admin_record,
     spec::backend::{Backend, ListCache, Sticky},
     spec::connection::{Connection, HostKeyPolicy},
     spec::daemon_control::{self, DaemonControl},
@@ -43,6 +44,8 @@ pub struct HostSpec {
     pub peers: Option<Peers>,
     /// How `failover-test --lb` stops and starts this host's daemons.
     pub daemons: DaemonControl,
+    /// lbctl's record of the admin state (drain, maint, weights) it set on this host.
+    pub admin_record: String,
     /// The host's raw variables, for users' own templates written against Ansible's names.
     #[serde(skip)]
     pub vars: VarMap,
@@ -174,6 +177,7 @@ pub fn parse(
         .map_or("/run/haproxy.pid", |h| h.pid_file.as_str());
     let keepalived = keepalived::parse(vars, pid_file, diags);
     let daemons = daemon_control::parse(vars, diags);
+    let admin_record = admin_record::parse(vars, diags);
     if matches!(udp_engine, Some(UdpEngine::Lvs))
         && keepalived.is_none()
         && !udp_backends.is_empty()
@@ -260,6 +264,7 @@ pub fn parse(
         keepalived,
         peers: None,
         daemons: daemons?,
+        admin_record: admin_record?,
         vars: vars.clone(),
         keyring: Arc::default(),
     };
@@ -343,6 +348,7 @@ fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
         .chain(keepalived::KEYS)
         .chain(udp_engine::KEYS)
         .chain(daemon_control::KEYS)
+        .chain(admin_record::KEYS)
         .copied()
         .collect();
     for (key, node) in vars {

@@ -4,6 +4,7 @@
 //! routing, HAProxy, keepalived, the UDP engine, reloads, connections) or every located
 //! problem at once.
 
+mod admin_record;
 mod backend;
 mod connection;
 mod daemon_control;
@@ -24,6 +25,7 @@ mod server;
 mod service;
 mod sni;
 mod udp_engine;
+mod worker;
 
 pub use backend::{Backend, Sticky};
 pub use connection::{Connection, HostKeyPolicy};
@@ -43,3 +45,4 @@ pub use server::{SendProxy, Server};
 pub use service::Service;
 pub use sni::{SniFrontend, SniRoute};
 pub use udp_engine::UdpEngine;
+pub use worker::{Kind, Placement, Worker, WorkerError};

@@ -40,6 +40,11 @@ impl Running<'_> {
         }
     }
 
+    /// Everything the script printed on stdout so far.
+    pub fn output(&self) -> &[u8] {
+        &self.seen
+    }
+
     /// Writes `text` to the script's stdin and closes it.
     pub async fn answer(&mut self, text: &str) -> Result<(), TransportError> {
         self.write(text.as_bytes()).await?;

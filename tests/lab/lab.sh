@@ -17,9 +17,9 @@
 #
 # Every host runs in its own mount, UTS and PID namespaces (with its own /proc), under a small
 # init (pid 1 of the host) that starts its sshd and reaps orphans: its /etc/haproxy,
-# /etc/keepalived, /etc/nginx, /var/lib/haproxy, /var/log, /run and /tmp are its own, pid files,
-# kill, ps and pgrep see only its processes, and SSH sessions land in that view. State, keys and
-# per-host logs live in /var/lib/lbctl-lab. The lab finds a host by its init's pid (recorded as
+# /etc/keepalived, /etc/nginx, /var/lib/haproxy, /var/lib/lbctl, /var/log, /run and /tmp are
+# its own, pid files, kill, ps and pgrep see only its processes, and SSH sessions land in that
+# view. State, keys and per-host logs live in /var/lib/lbctl-lab. The lab finds a host by its init's pid (recorded as
 # the machine sees it, checked against the network namespace), never by a process name. up and
 # down take an exclusive flock on /run/lbctl-lab.lock, status a shared one.
 # shellcheck disable=SC2015,SC2016  # "a && b || true" is meant; single quotes are for bash -c
@@ -380,7 +380,7 @@ EOF
 prepare_host() { # files of one host: its private /etc dirs, configs, host key
     local h=$1 d
     d=$(hdir "$h")
-    mkdir -p "$d"/{etc,var-lib-haproxy,log/nginx,pids,ssh}
+    mkdir -p "$d"/{etc,var-lib-haproxy,var-lib-lbctl,log/nginx,pids,ssh}
     chmod 755 "$d" "$d/ssh"
     # the login records sshd keeps in the host's own /var/log
     touch "$d/log/lastlog" "$d/log/wtmp" "$d/log/btmp"
@@ -436,6 +436,12 @@ host_init() { # host_init HOST IP
     mount --bind "$d/etc/keepalived" /etc/keepalived
     mount --bind "$d/etc/nginx" /etc/nginx
     mount --bind "$d/var-lib-haproxy" /var/lib/haproxy
+    # lbctl's own state on a load balancer (its admin record); the mount point is created on
+    # the machine, marked so that teardown removes it again
+    if [ ! -d /var/lib/lbctl ]; then
+        mkdir /var/lib/lbctl && touch "$STATE/made-var-lib-lbctl"
+    fi
+    mount --bind "$d/var-lib-lbctl" /var/lib/lbctl
     mount --bind "$d/log" /var/log
     [ ! -f "$d/shadow" ] || mount --bind "$d/shadow" /etc/shadow
     mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run
@@ -600,6 +606,7 @@ teardown() { # remove every namespace, veth, bridge and process of the lab, and 
     for pid in $(pgrep -f -- "^ssh .*-i $STATE/ssh/id_ed25519 " || true); do
         [ "/proc/$pid/ns/mnt" -ef /proc/self/ns/mnt ] && kill -TERM "$pid" 2>/dev/null || true
     done
+    [ ! -e "$STATE/made-var-lib-lbctl" ] || rmdir /var/lib/lbctl 2>/dev/null || true
     rm -rf "$STATE"
 }
 

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod admin;
 mod ansible;
 mod apply;
 mod ci_examples;

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lbctl::remote::{
-    ApplyReport, Deployment, FetchOptions, GO, LockState, ManagedFile, READY, Service,
+    ApplyReport, Deployment, FetchOptions, GO, Keep, LockState, ManagedFile, READY, Service,
     ServiceControl, Step, Verify, apply_script_with_lock, fetch_script, held_apply_script,
     parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
 };
@@ -65,37 +65,31 @@ async fn served_by(session: &Session) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-/// Ends the masters a test keeps in a directory, even when it fails.
-struct Masters(PathBuf);
-
-impl Drop for Masters {
-    fn drop(&mut self) {
-        for record in fs::read_dir(&self.0).into_iter().flatten().flatten() {
-            let _ = Command::new("ssh")
-                .arg("-S")
-                .arg(record.path())
-                .args(["-O", "exit", "lb-test"])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-fn persisting_in(directory: &Path) -> ConnectOptions {
-    ConnectOptions {
-        connect_timeout: Duration::from_secs(5),
-        persist: Some(Persist {
-            idle: Duration::from_secs(30),
-            directory: directory.to_path_buf(),
-        }),
-    }
-}
-
 #[tokio::test]
 async fn a_persisting_master_is_reused_by_the_next_run_and_replaced_once_it_has_exited() {
     let sshd = Sshd::start();
     let directory = sshd.dir.join("masters");
-    let options = persisting_in(&directory);
+    let options = ConnectOptions {
+        connect_timeout: Duration::from_secs(5),
+        persist: Some(Persist {
+            idle: Duration::from_secs(30),
+            directory: directory.clone(),
+        }),
+    };
+    // Ends the masters this test leaves open, even when it fails.
+    struct Masters(PathBuf);
+    impl Drop for Masters {
+        fn drop(&mut self) {
+            for record in fs::read_dir(&self.0).into_iter().flatten().flatten() {
+                let _ = Command::new("ssh")
+                    .arg("-S")
+                    .arg(record.path())
+                    .args(["-O", "exit", "lb-test"])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
     let _masters = Masters(directory.clone());
 
     let first = Session::connect(&sshd.connection(), &options)
@@ -139,57 +133,6 @@ async fn a_persisting_master_is_reused_by_the_next_run_and_replaced_once_it_has_
     assert!(!fourth.resumed());
     assert_ne!(served_by(&fourth).await, server);
     fourth.close().await.unwrap();
-}
-
-/// A kept master serves the runs of the network namespace it was opened in only: in another
-/// one the same address may be another machine (here: nothing, the namespace has no up
-/// interface), so lbctl connects there afresh, and fails.
-#[tokio::test]
-async fn a_kept_master_is_not_resumed_from_another_network_namespace() {
-    let sshd = Sshd::start();
-    let directory = sshd.dir.join("masters");
-    let options = persisting_in(&directory);
-    let _masters = Masters(directory.clone());
-    let first = Session::connect(&sshd.connection(), &options)
-        .await
-        .unwrap();
-    first.close().await.unwrap();
-    let again = Session::connect(&sshd.connection(), &options)
-        .await
-        .unwrap();
-    assert!(again.resumed());
-    again.close().await.unwrap();
-
-    let connection = sshd.connection();
-    let elsewhere = std::thread::spawn(move || {
-        // SAFETY: unshare has no memory-safety preconditions; CLONE_NEWNET moves this thread
-        // alone (and the processes it starts) to a new network namespace.
-        let moved = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            moved,
-            0,
-            "unshare(CLONE_NEWNET) (needs root): {}",
-            std::io::Error::last_os_error()
-        );
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let session = Session::connect(&connection, &options).await?;
-                let resumed = session.resumed();
-                session.close().await?;
-                Ok::<_, TransportError>(resumed)
-            })
-    })
-    .join()
-    .unwrap();
-    match elsewhere {
-        Err(TransportError::Connect { message, .. }) => {
-            assert!(message.contains("unreachable"), "{message}");
-        }
-        other => panic!("from another network namespace: {other:?}"),
-    }
 }
 
 /// Waits up to ten seconds for `done`.
@@ -776,6 +719,7 @@ async fn apply_with_nothing_to_change_reloads_and_verifies_nothing() {
             tcp_ports: vec![free_port()],
             udp_ports: Vec::new(),
         },
+        keep: Keep::default(),
     };
 
     let (report, output) = apply_locally(&deployment, &host).await;
@@ -968,6 +912,92 @@ async fn apply_verifies_the_runtime_socket_and_ports_after_a_real_haproxy_reload
     assert_ne!(after.1, before.1);
 }
 
+/// A runtime API command on HAProxy's admin socket in `host`, and its answer.
+fn runtime(host: &Scratch, command: &str) -> String {
+    let mut cli = std::os::unix::net::UnixStream::connect(host.join("admin.sock")).unwrap();
+    cli.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    cli.write_all(format!("{command}\n").as_bytes()).unwrap();
+    cli.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut output = String::new();
+    cli.read_to_string(&mut output).unwrap();
+    output
+}
+
+/// `(admin flags, port)` of each server of backend `be`, from `show servers state`.
+fn servers_state(host: &Scratch) -> BTreeMap<String, (u32, u16)> {
+    lbctl::remote::parse_servers_state(&runtime(host, "show servers state"))
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.backend == "be")
+        .map(|s| (s.server, (s.admin_flags, s.port)))
+        .collect()
+}
+
+/// The state-keeping configuration: HAProxy starts every process from `server-state`.
+fn stateful_cfg(host: &Scratch, port: u16, moved_port: u16) -> String {
+    format!(
+        "global\n    stats socket {} mode 600 level admin\n    server-state-file {}\n\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         \x20   load-server-state-from-file global\n\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\n\
+         backend be\n    server s1 127.0.0.1:9\n    server s2 127.0.0.1:{moved_port}\n    server s3 127.0.0.1:{}\n",
+        path(host, "admin.sock"),
+        path(host, "server-state"),
+        moved_port + 3,
+    )
+}
+
+#[tokio::test]
+async fn apply_keeps_servers_state_across_a_real_reload_but_not_a_moved_servers() {
+    let host = Scratch::new("apply-keeps-state");
+    let live = path(&host, "haproxy.cfg");
+    let port = free_port();
+    fs::write(&live, stateful_cfg(&host, port, 10)).unwrap();
+    let haproxy = HaproxyDaemon::start(&host);
+    let before = haproxy.processes(&host);
+    runtime(&host, "set server be/s1 state drain");
+    runtime(&host, "set server be/s2 state maint");
+    runtime(&host, "set server be/s3 state maint");
+
+    // s2 and s3 move to other ports; the record asks for s3 in maintenance after the reload
+    let reload = format!("kill -USR2 \"$(cat '{}')\"", path(&host, "haproxy.pid"));
+    let mut deployment = haproxy_deployment(&live, &stateful_cfg(&host, port, 11), &reload);
+    deployment.verify.haproxy_runtime_socket = Some(path(&host, "admin.sock"));
+    deployment.keep = Keep {
+        state_file: Some(path(&host, "server-state")),
+        haproxy_config: live.clone(),
+        record_path: path(&host, "lbctl/admin-state"),
+        record: Some("# lbctl admin state 1\n".into()),
+        commands: vec!["set server be/s3 state maint".into()],
+    };
+    let (report, output) = apply_locally(&deployment, &host).await;
+
+    assert!(report.succeeded(), "{report:?} {output:?}");
+    let admin = report.steps.last().unwrap();
+    assert_eq!((admin.step, admin.ok), (Step::Admin, true), "{report:?}");
+    assert_ne!(haproxy.processes(&host).1, before.1, "reloaded");
+    let state = servers_state(&host);
+    assert_eq!(
+        state["s1"],
+        (0x08, 9),
+        "s1 still drained after the reload: {state:?}"
+    );
+    assert_eq!(
+        state["s2"],
+        (0, 11),
+        "s2 moved: from its configuration: {state:?}"
+    );
+    assert_eq!(
+        state["s3"].0 & 0x01,
+        0x01,
+        "s3 moved, then put in maintenance: {state:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(path(&host, "lbctl/admin-state")).unwrap(),
+        "# lbctl admin state 1\n"
+    );
+}
+
 #[tokio::test]
 async fn apply_rolls_back_when_verification_fails() {
     let host = Scratch::new("apply-verify-fails");
@@ -1157,6 +1187,7 @@ fn haproxy_deployment(live: &str, content: &str, reload: &str) -> Deployment {
             },
         )]),
         verify: Verify::default(),
+        keep: Keep::default(),
     }
 }
 

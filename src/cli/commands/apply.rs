@@ -34,19 +34,33 @@ pub fn run(
     super::runtime()?.block_on(async {
         let surveyed = deploy::survey(&hosts, &global.ssh).await;
         let surveyed = deploy::check_certificates(surveyed, &hosts).await?;
+        let admin = deploy::from_survey(&loaded.fleet.hosts, &surveyed);
         let mut targets = Vec::new();
         let mut reports = Vec::new();
         let mut sessions = Vec::new();
+        let mut converging = Vec::new();
         let mut unreachable = false;
-        for (s, (spec, _)) in surveyed.into_iter().zip(&hosts) {
+        for ((s, (spec, _)), convergence) in
+            surveyed.into_iter().zip(&hosts).zip(&admin.convergences)
+        {
             let timing = s.timing;
             match (s.result, s.session) {
                 (Ok(plan), Some(session)) if plan.changed() => targets.push(Target {
-                    deployment: deploy::deployment(spec, &plan),
+                    deployment: deploy::deployment(
+                        spec,
+                        &plan,
+                        deploy::for_apply(spec, &admin.tier, convergence.as_ref()).as_ref(),
+                    ),
                     plan,
                     session,
                     timing,
                 }),
+                (Ok(plan), Some(session)) if convergence.as_ref().is_some_and(|c| c.needed()) => {
+                    let mut report = HostReport::planned(plan);
+                    report.timing = timing;
+                    reports.push(report);
+                    converging.push((spec, session, convergence.clone().unwrap_or_default()));
+                }
                 (Ok(plan), session) => {
                     let mut report = HostReport::planned(plan);
                     report.timing = timing;
@@ -80,8 +94,9 @@ pub fn run(
                 return Err(e);
             }
         }
-        let proceed = !unreachable && !targets.is_empty() && {
-            let plan = Report::new(
+        let anything = !targets.is_empty() || !converging.is_empty();
+        let proceed = !unreachable && anything && {
+            let mut plan = Report::new(
                 "plan",
                 targets
                     .iter()
@@ -89,8 +104,10 @@ pub fn run(
                     .chain(reports.iter().cloned())
                     .collect(),
             );
+            plan.runtime = admin.state.clone();
             confirm(&plan)
         };
+        let mut converged = Vec::new();
         if proceed {
             let order = deploy::rollout_order(&targets.iter().map(|t| &t.plan).collect::<Vec<_>>());
             let mut slots: Vec<Option<Target>> = targets.into_iter().map(Some).collect();
@@ -99,6 +116,7 @@ pub fn run(
                 deploy::rollout(ordered, opts.serial, &Progress::new(global.json)).await;
             reports.splice(0..0, applied);
             sessions.extend(used);
+            converged = deploy::converge_all(&converging).await;
         } else {
             for t in targets {
                 let mut report = HostReport::planned(t.plan);
@@ -107,9 +125,12 @@ pub fn run(
                 sessions.push(t.session);
             }
         }
+        sessions.extend(converging.into_iter().map(|(_, session, _)| session));
         ssh::close_all(sessions).await;
         let mut report = Report::new("apply", reports);
         report.prepare_seconds = prepare_seconds;
+        report.runtime = admin.state;
+        report.runtime.converged = converged;
         if unreachable {
             return Err(Error::Unsurveyed {
                 hosts: report.hosts.len(),

@@ -1,6 +1,7 @@
 //! One function per subcommand. Each takes validated settings and returns plain data or an
 //! `Error`; printing and exit codes are decided by the caller (`cli`'s own functions).
 
+pub(super) mod admin;
 pub(super) mod apply;
 pub(super) mod failover_test;
 pub(super) mod manual;

@@ -16,6 +16,7 @@ pub fn run(global: &Global, out: Option<&std::path::Path>) -> Result<Report, Err
     super::runtime()?.block_on(async {
         let surveyed = deploy::survey(&hosts, &global.ssh).await;
         let surveyed = deploy::check_certificates(surveyed, &hosts).await?;
+        let admin = deploy::from_survey(&loaded.fleet.hosts, &surveyed);
         let saved = out.and_then(|path| {
             let plan = deploy::SavedPlan::from_survey(&hosts, &surveyed, global.limit.as_deref())?;
             Some(plan.write(path).map(|()| path.display().to_string()))
@@ -37,6 +38,7 @@ pub fn run(global: &Global, out: Option<&std::path::Path>) -> Result<Report, Err
         if let Some(saved) = saved {
             report.plan_file = Some(saved?);
         }
+        report.runtime = admin.state;
         Ok(report)
     })
 }

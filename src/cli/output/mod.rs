@@ -1,5 +1,6 @@
 //! What users read: plain text on a terminal or in CI logs, or JSON with `--json`.
 
+pub(super) mod admin;
 pub(super) mod failover;
 pub(super) mod report_html;
 pub(super) mod status;
@@ -14,6 +15,7 @@ use crate::{
     cli::commands::{Global, render::Written, validate::Summary},
     deploy::Action,
     deploy::{Outcome, Report},
+    deploy::{RuntimeState, Why, setting_words},
 };
 
 fn json<T: Serialize>(value: &T) {
@@ -87,6 +89,36 @@ pub fn error(global: &Global, e: &Error) {
     }
 }
 
+/// A time (seconds since the epoch) as people read it here: `14:02` today, else
+/// `2026-10-17 14:02`, in the local time zone.
+pub fn local_time(secs: u64) -> String {
+    let parts = |secs: u64| -> Option<(i32, u32, u32, u32, u32)> {
+        let t = libc::time_t::try_from(secs).ok()?;
+        // SAFETY: localtime_r only writes the tm it is given, and reads the time zone.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+        ok.then(|| {
+            (
+                tm.tm_year + 1900,
+                (tm.tm_mon + 1) as u32,
+                tm.tm_mday as u32,
+                tm.tm_hour as u32,
+                tm.tm_min as u32,
+            )
+        })
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match (parts(secs), parts(now)) {
+        (Some((y, m, d, hh, mm)), Some((ny, nm, nd, _, _))) if (y, m, d) == (ny, nm, nd) => {
+            format!("{hh:02}:{mm:02}")
+        }
+        (Some((y, m, d, hh, mm)), _) => format!("{y}-{m:02}-{d:02} {hh:02}:{mm:02}"),
+        (None, _) => format!("@{secs}"),
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -124,18 +156,81 @@ pub fn plan_text(report: &Report) {
             }
         }
     }
+    for line in runtime_lines(&report.runtime) {
+        let _ = writeln!(out, "{line}");
+    }
     let s = &report.summary;
+    let drift = report.runtime.drift.len();
     let _ = writeln!(
         out,
-        "Plan: {} to change, {} unchanged{}.",
+        "Plan: {} to change, {} unchanged{}{}.",
         s.changed,
         s.unchanged,
         if s.unreachable > 0 {
             format!(", {} unreachable", s.unreachable)
         } else {
             String::new()
+        },
+        if drift > 0 {
+            format!(
+                "; {drift} load balancer{} to bring in line with lbctl's admin state",
+                plural(drift)
+            )
+        } else {
+            String::new()
         }
     );
+}
+
+/// The admin state lbctl set, as a plan shows it next to the files.
+fn runtime_lines(runtime: &RuntimeState) -> Vec<String> {
+    if runtime.is_empty() {
+        return Vec::new();
+    }
+    let mut lines =
+        vec!["Set by lbctl drain|maint|weight (runtime state, not in the files):".to_string()];
+    for s in &runtime.settings {
+        let mut line = format!(
+            "  {} {} on {} since {} by {} (run {}): {}",
+            s.worker,
+            admin::done_words(s.setting),
+            if s.hosts.is_empty() {
+                "no load balancer".to_string()
+            } else {
+                s.hosts.join(", ")
+            },
+            local_time(s.since),
+            if s.who.is_empty() { "?" } else { &s.who },
+            s.run,
+            s.servers.join(", ")
+        );
+        if !s.reason.is_empty() {
+            line.push_str(&format!(" - {}", s.reason));
+        }
+        lines.push(line);
+    }
+    for d in &runtime.drift {
+        let items: Vec<String> = d
+            .items
+            .iter()
+            .map(|i| {
+                let why = match i.why {
+                    Why::Missed => "its record lacks it (unreachable when it was set)",
+                    Why::Lost => {
+                        "HAProxy lost it (restarted without its state, or changed by hand)"
+                    }
+                    Why::NginxMarks => "nginx's stream file is not marked so",
+                };
+                format!("{}: {why}", setting_words(&i.entry))
+            })
+            .collect();
+        lines.push(format!(
+            "  {}: out of line, apply brings it in line: {}",
+            d.host,
+            items.join("; ")
+        ));
+    }
+    lines
 }
 
 fn paint(line: &str, color: bool) -> String {
@@ -179,7 +274,8 @@ pub fn planned(global: &Global, report: &Report, detailed_exitcode: bool) -> Exi
             );
         }
         ExitStatus::Failed
-    } else if detailed_exitcode && report.summary.changed > 0 {
+    } else if detailed_exitcode && (report.summary.changed > 0 || !report.runtime.drift.is_empty())
+    {
         ExitStatus::Changes
     } else {
         ExitStatus::Success
@@ -190,13 +286,35 @@ pub fn planned(global: &Global, report: &Report, detailed_exitcode: bool) -> Exi
 pub fn applied(global: &Global, report: &Report) -> ExitStatus {
     if global.json {
         json(report);
-        return ExitStatus::failed_if(report.has_errors());
+        let converge_failed = report.runtime.converged.iter().any(|c| c.error.is_some());
+        return ExitStatus::failed_if(report.has_errors() || converge_failed);
+    }
+    let converge_failed = report.runtime.converged.iter().any(|c| c.error.is_some());
+    for c in &report.runtime.converged {
+        match &c.error {
+            None => println!(
+                "{}: brought in line with lbctl's admin state (no reload)",
+                c.host
+            ),
+            Some(e) => eprintln!(
+                "error: {}: bringing it in line with lbctl's admin state: {e}",
+                c.host
+            ),
+        }
+    }
+    if converge_failed {
+        return ExitStatus::Failed;
     }
     if report.summary.changed == 0 && !report.has_errors() {
         println!(
-            "No changes: {} host{} up to date; nothing was written or reloaded.",
+            "No changes: {} host{} up to date; {}.",
             report.summary.unchanged,
-            plural(report.summary.unchanged)
+            plural(report.summary.unchanged),
+            if report.runtime.converged.is_empty() {
+                "nothing was written or reloaded"
+            } else {
+                "no file was written, nothing was reloaded"
+            }
         );
         return ExitStatus::Success;
     }

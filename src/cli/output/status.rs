@@ -54,12 +54,16 @@ fn text(status: &TierStatus) -> String {
                 if s.backup {
                     name.push_str(" (backup)");
                 }
+                let mut status = s.status.clone();
+                if let Some(w) = s.weight.filter(|w| *w != s.configured_weight) {
+                    status.push_str(&format!(", weight {w}"));
+                }
                 rows.push([
                     b.name.clone(),
                     name,
-                    s.status.clone(),
+                    status,
                     match (&s.check, &s.check_desc) {
-                        (Some(c), Some(d)) if !s.up => format!("{c} ({d})"),
+                        (Some(c), Some(d)) if !s.up && !c.ends_with("OK") => format!("{c} ({d})"),
                         (Some(c), _) => c.clone(),
                         (None, _) => "-".to_string(),
                     },
@@ -69,6 +73,12 @@ fn text(status: &TierStatus) -> String {
         }
         if rows.len() > 1 {
             table(&mut out, &rows);
+        }
+        if let Some(e) = &host.admin_error {
+            let _ = writeln!(out, "  lbctl's record: error: {e}");
+        }
+        for line in super::admin::record_lines(&host.admin) {
+            let _ = writeln!(out, "  {line}");
         }
         for b in &host.missing_backends {
             let _ = writeln!(

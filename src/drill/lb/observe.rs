@@ -28,6 +28,7 @@ pub(super) fn seen(state: &LbState) -> Seen {
 pub(super) fn query(spec: &HostSpec) -> Query {
     Query {
         runtime_socket: None,
+        admin_record: None,
         ..Query::full(spec)
     }
 }

@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use serde::Serialize;
 
 use super::WorkerTest;
-use crate::{drill::DrillError, drill::probe, spec::Connection, spec::Fleet};
+use crate::{drill::DrillError, drill::probe, spec::Connection, spec::Fleet, spec::Worker};
 
 /// One server the test breaks, on one load balancer, with its budgets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,7 +87,7 @@ pub fn plan(fleet: &Fleet, worker: &Connection, test: &WorkerTest) -> Result<Pla
             name: worker.name.clone(),
         });
     }
-    let on_worker = |address: &str| address == worker.address || address == worker.name;
+    let on_worker = |address: &str| Worker::of(worker).serves(address);
     let tcp_names: BTreeSet<&str> = fleet
         .hosts
         .iter()

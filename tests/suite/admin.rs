@@ -1,0 +1,578 @@
+//! `lbctl drain|maint|ready|weight` on the lab (issue 13's acceptance): a worker out of every
+//! load balancer at once without a reload, for TCP and UDP through the VIP; `drain --wait`
+//! with a long-lived connection; the state kept across applies and reloads (a DOWN server
+//! stays DOWN); `plan` naming the drained worker; a load balancer unreachable during a drain
+//! named and brought in line by the next apply; `maint --backend` touching one backend; bad
+//! input changing nothing.
+//!
+//!     sudo -E cargo test --test suite -- admin:: --nocapture
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use crate::support::lab::{self, CLIENT_NS, LBS, Lab, VIP, describe, wait_for};
+use crate::support::{self, Lbctl};
+use serde_json::Value;
+
+const WORKER: &str = "k8s-worker-2";
+const TCP_PORTS: [u16; 3] = [3306, 5432, 6379];
+const UDP_PORT: u16 = 51820;
+
+/// lbctl's configuration on every load balancer, every server UP (bounded wait).
+fn applied(lab: &Lab, extra: &[&str]) {
+    Lbctl::on_lab()
+        .args(["apply", "--yes"])
+        .args(extra)
+        .timeout(300)
+        .run();
+    lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
+}
+
+fn status() -> Value {
+    Lbctl::on_lab()
+        .args(["status", "--json"])
+        .timeout(60)
+        .run()
+        .json()
+}
+
+/// `(lb, backend) -> status` of the worker's TCP servers, from `status --json`.
+fn worker_states(status: &Value, worker: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for h in status["hosts"].as_array().unwrap() {
+        for b in h["backends"].as_array().unwrap() {
+            for s in b["servers"].as_array().unwrap() {
+                if s["name"] == worker {
+                    out.push((
+                        h["host"].as_str().unwrap().to_string(),
+                        b["name"].as_str().unwrap().to_string(),
+                        s["status"].as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn wait_all_up() {
+    wait_for(
+        Duration::from_secs(30),
+        "every server UP on every LB",
+        || {
+            let run = Lbctl::on_lab()
+                .args(["status", "--json"])
+                .timeout(30)
+                .output();
+            if run.code != 0 {
+                return None;
+            }
+            let status = run.json();
+            let servers: Vec<&Value> = status["hosts"]
+                .as_array()?
+                .iter()
+                .flat_map(|h| h["backends"].as_array().into_iter().flatten())
+                .flat_map(|b| b["servers"].as_array().into_iter().flatten())
+                .collect();
+            (servers.len() == 27 && servers.iter().all(|s| s["up"] == true)).then_some(())
+        },
+    );
+}
+
+/// What a runtime API command answers on a load balancer.
+fn runtime_api(lab: &Lab, lb: &str, command: &str) -> String {
+    let out = lab.exec(
+        lb,
+        &[
+            "sh",
+            "-c",
+            &format!("echo '{command}' | socat - UNIX-CONNECT:/run/haproxy/admin.sock"),
+        ],
+    );
+    assert!(out.status.success(), "{}", describe(command, &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The pid of HAProxy's worker process (the one serving; a reload replaces it).
+fn haproxy_worker_pid(lab: &Lab, lb: &str) -> String {
+    runtime_api(lab, lb, "show info")
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no Pid in {lb}'s show info"))
+}
+
+/// Who answers `n` new TCP connections to `port` through the VIP, from the client.
+fn tcp_answers(lab: &Lab, port: u16, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let out = lab.netns(
+                CLIENT_NS,
+                10,
+                &["socat", "-T2", "-", &format!("TCP:{VIP}:{port}")],
+                b"",
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .collect()
+}
+
+/// Who answers `n` datagrams to the UDP port through the VIP, each from a new source port
+/// (a new flow for nginx).
+fn udp_answers(lab: &Lab, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let out = lab.netns(
+                CLIENT_NS,
+                10,
+                &["socat", "-T1", "-", &format!("UDP:{VIP}:{UDP_PORT}")],
+                b"hello\n",
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .collect()
+}
+
+/// How many probes a worker answered.
+fn answered(answers: &[String]) -> usize {
+    answers
+        .iter()
+        .filter(|a| a.starts_with("k8s-worker-"))
+        .count()
+}
+
+/// lbctl's record on every load balancer, as the files hold it.
+fn records(lab: &Lab) -> Vec<String> {
+    LBS.iter()
+        .map(|lb| {
+            let out = lab.exec(
+                lb.name,
+                &["sh", "-c", "cat /var/lib/lbctl/admin-state 2>/dev/null"],
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect()
+}
+
+fn nginx_stream(lab: &Lab, lb: &str) -> String {
+    let out = lab.exec(lb, &["cat", "/etc/nginx/lbctl-stream.conf"]);
+    assert!(out.status.success(), "{}", describe("cat", &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 13's acceptance for drain, plan, apply, ready, maint and bad input.
+#[test]
+fn drain_takes_a_worker_out_everywhere_without_a_reload_and_it_lasts() {
+    let lab = Lab::up();
+    applied(&lab, &[]);
+    wait_all_up();
+    let pids: Vec<String> = LBS
+        .iter()
+        .map(|lb| haproxy_worker_pid(&lab, lb.name))
+        .collect();
+
+    // drain: every LB, every backend; no reload
+    let started = Instant::now();
+    let run = Lbctl::on_lab()
+        .args([
+            "drain",
+            "--worker",
+            WORKER,
+            "--reason",
+            "kernel upgrade",
+            "--json",
+        ])
+        .timeout(60)
+        .run();
+    eprintln!("drain took {:?}", started.elapsed());
+    let report = run.json();
+    assert_eq!(
+        report["setting"],
+        serde_json::json!({"state": "drain"}),
+        "{report}"
+    );
+    for h in report["hosts"].as_array().unwrap() {
+        assert_eq!(h["error"], Value::Null, "{h}");
+        let servers = h["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 4, "three TCP backends and wireguard: {h}");
+        for s in servers {
+            let want = if s["engine"] == "nginx" {
+                "down"
+            } else {
+                "DRAIN"
+            };
+            assert_eq!(s["after"], want, "{s}");
+        }
+    }
+    let now = status();
+    let states = worker_states(&now, WORKER);
+    assert_eq!(states.len(), 9, "{states:?}");
+    assert!(states.iter().all(|(_, _, s)| s == "DRAIN"), "{states:?}");
+    for h in now["hosts"].as_array().unwrap() {
+        let admin = h["admin"].as_array().unwrap();
+        assert_eq!(admin.len(), 4, "{h}");
+        assert!(
+            admin
+                .iter()
+                .all(|e| e["worker"] == WORKER && e["reason"] == "kernel upgrade")
+        );
+    }
+    for (lb, pid) in LBS.iter().zip(&pids) {
+        assert_eq!(
+            &haproxy_worker_pid(&lab, lb.name),
+            pid,
+            "{}: HAProxy reloaded",
+            lb.name
+        );
+        assert!(
+            nginx_stream(&lab, lb.name).contains("down; # lbctl:wireguard/k8s-worker-2 down"),
+            "{}",
+            lb.name
+        );
+    }
+    // Whatever answers is another worker (a probe that times out on a busy machine proves
+    // nothing either way, so most must answer).
+    for port in TCP_PORTS {
+        let answers = tcp_answers(&lab, port, 9);
+        assert!(answered(&answers) >= 6, "{port}: {answers:?}");
+        assert!(!answers.iter().any(|a| a == WORKER), "{port}: {answers:?}");
+    }
+    let answers = udp_answers(&lab, 9);
+    assert!(answered(&answers) >= 6, "{answers:?}");
+    assert!(!answers.iter().any(|a| a == WORKER), "udp: {answers:?}");
+
+    // plan names it; an apply of a changed configuration (every HAProxy reloads) keeps it
+    Lbctl::on_lab()
+        .arg("plan")
+        .timeout(60)
+        .stdout_has("k8s-worker-2 drained on lb1, lb2, lb3 since")
+        .stdout_has("kernel upgrade")
+        .stdout_has("Plan: 0 to change, 3 unchanged.")
+        .run();
+    let plan = Lbctl::on_lab()
+        .args(["plan", "--json"])
+        .timeout(60)
+        .run()
+        .json();
+    assert_eq!(plan["runtime"]["settings"][0]["worker"], WORKER, "{plan}");
+    assert_eq!(plan["runtime"]["drift"], serde_json::json!([]), "{plan}");
+    applied(&lab, &["-e", "haproxy_maxconn=4001"]);
+    let states = worker_states(&status(), WORKER);
+    assert!(
+        states.iter().all(|(_, _, s)| s == "DRAIN"),
+        "after apply: {states:?}"
+    );
+    for (lb, pid) in LBS.iter().zip(&pids) {
+        assert_ne!(
+            &haproxy_worker_pid(&lab, lb.name),
+            pid,
+            "{}: not reloaded",
+            lb.name
+        );
+    }
+    let answers = udp_answers(&lab, 6);
+    assert!(
+        !answers.iter().any(|a| a == WORKER),
+        "udp after apply: {answers:?}"
+    );
+    applied(&lab, &[]);
+    let states = worker_states(&status(), WORKER);
+    assert!(
+        states.iter().all(|(_, _, s)| s == "DRAIN"),
+        "after apply: {states:?}"
+    );
+
+    // bad input: exit 1, nothing changed
+    let before = records(&lab);
+    for (args, says) in [
+        (
+            vec!["drain", "--worker", "k8s-worker-9"],
+            "the inventory has no host",
+        ),
+        (
+            vec!["ready", "--worker", WORKER, "--backend", "nope"],
+            "there is no backend `nope`",
+        ),
+        (
+            vec!["weight", "--worker", WORKER, "--weight", "300"],
+            "300 is not in 0..=256",
+        ),
+        (
+            vec!["maint", "--worker", "lb1"],
+            "is a load balancer, not a worker",
+        ),
+    ] {
+        Lbctl::on_lab()
+            .args(&args)
+            .timeout(60)
+            .exit(1)
+            .stderr_has(says)
+            .run();
+    }
+    assert_eq!(records(&lab), before, "bad input changed a record");
+    let states = worker_states(&status(), WORKER);
+    assert!(states.iter().all(|(_, _, s)| s == "DRAIN"), "{states:?}");
+
+    // ready: back everywhere and through the VIP
+    Lbctl::on_lab()
+        .args(["ready", "--worker", WORKER])
+        .timeout(60)
+        .stdout_has("k8s-worker-2 ready on lb1, lb2, lb3")
+        .run();
+    let states = worker_states(&status(), WORKER);
+    assert!(states.iter().all(|(_, _, s)| s == "UP"), "{states:?}");
+    for port in TCP_PORTS {
+        let answers = tcp_answers(&lab, port, 9);
+        assert!(answers.iter().any(|a| a == WORKER), "{port}: {answers:?}");
+    }
+    assert!(udp_answers(&lab, 9).iter().any(|a| a == WORKER), "udp");
+    for lb in LBS {
+        assert!(
+            !nginx_stream(&lab, lb.name).contains(" down;"),
+            "{}",
+            lb.name
+        );
+    }
+
+    // maint --backend redis touches redis only
+    Lbctl::on_lab()
+        .args(["maint", "--worker", WORKER, "--backend", "redis"])
+        .timeout(60)
+        .run();
+    for (lb, backend, state) in worker_states(&status(), WORKER) {
+        let want = if backend == "redis" { "MAINT" } else { "UP" };
+        assert_eq!(state, want, "{lb} {backend}");
+    }
+    for lb in LBS {
+        assert!(
+            !nginx_stream(&lab, lb.name).contains(" down;"),
+            "{}",
+            lb.name
+        );
+    }
+    let answers = tcp_answers(&lab, 6379, 9);
+    assert!(!answers.iter().any(|a| a == WORKER), "redis: {answers:?}");
+    Lbctl::on_lab()
+        .args(["ready", "--worker", WORKER, "--backend", "redis"])
+        .timeout(60)
+        .run();
+
+    // an LB unreachable during a drain is named; the next apply brings it in line
+    let dir = support::scratch("admin-unreachable");
+    for entry in ["group_vars", "host_vars"] {
+        let out = lab::run(
+            10,
+            "cp",
+            &[
+                "-r",
+                lab::inventory().join(entry).to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", describe("cp", &out));
+    }
+    let hosts = std::fs::read_to_string(lab::inventory().join("hosts.ini")).unwrap();
+    // 10.77.77.99 is on the lab's bridge, but no host has it
+    support::write(
+        &dir,
+        "hosts.ini",
+        &hosts.replace(
+            "lb3 ansible_host=10.77.77.13",
+            "lb3 ansible_host=10.77.77.99",
+        ),
+    );
+    Lbctl::new()
+        .args(["-i", dir.to_str().unwrap(), "--connect-timeout", "2"])
+        .args(["drain", "--worker", WORKER, "--backend", "mysql"])
+        .timeout(60)
+        .exit(1)
+        .stdout_has("lb3: not changed: unreachable")
+        .stdout_has("k8s-worker-2 drained on lb1, lb2")
+        .run();
+    let mysql: Vec<(String, String)> = worker_states(&status(), WORKER)
+        .into_iter()
+        .filter(|(_, b, _)| b == "mysql")
+        .map(|(lb, _, s)| (lb, s))
+        .collect();
+    assert_eq!(
+        mysql,
+        [("lb1", "DRAIN"), ("lb2", "DRAIN"), ("lb3", "UP")].map(|(a, b)| (a.into(), b.into())),
+    );
+    Lbctl::on_lab()
+        .arg("plan")
+        .timeout(60)
+        .stdout_has("lb3: out of line")
+        .stdout_has("1 load balancer to bring in line")
+        .run();
+    Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .timeout(60)
+        .exit(2)
+        .run();
+    Lbctl::on_lab()
+        .args(["apply", "--yes"])
+        .timeout(120)
+        .stdout_has("lb3: brought in line")
+        .run();
+    let states = worker_states(&status(), WORKER);
+    assert!(
+        states
+            .iter()
+            .all(|(_, b, s)| (b == "mysql") == (s == "DRAIN")),
+        "{states:?}"
+    );
+    Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .timeout(60)
+        .run();
+    Lbctl::on_lab()
+        .args(["ready", "--worker", WORKER])
+        .timeout(60)
+        .run();
+}
+
+/// A client connection through the VIP that landed on `worker`, held open until killed.
+fn hold_connection(worker: &str) -> Child {
+    let script = format!(
+        "import socket, sys, time\n\
+         for _ in range(60):\n\
+         \x20   s = socket.create_connection(('{VIP}', 3306), timeout=3)\n\
+         \x20   if s.recv(64).decode().strip() == '{worker}':\n\
+         \x20       print('holding', flush=True)\n\
+         \x20       time.sleep(120)\n\
+         \x20       sys.exit(0)\n\
+         \x20   s.close()\n\
+         print('missed', flush=True)\n"
+    );
+    // `ip netns exec` runs python in its own place: killing the child closes the connection
+    // (python's own sleep bounds it otherwise)
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", CLIENT_NS, "python3", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 in the client's namespace");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "holding", "no connection landed on {worker}");
+    child
+}
+
+/// `drain --wait` with a long-lived connection, and a DOWN server kept DOWN by an apply that
+/// reloads every load balancer.
+#[test]
+fn drain_wait_counts_sessions_and_a_reload_keeps_a_down_server_down() {
+    let lab = Lab::up();
+    applied(&lab, &[]);
+    wait_all_up();
+
+    let mut client = hold_connection(WORKER);
+    let run = Lbctl::on_lab()
+        .args(["drain", "--worker", WORKER, "--wait", "--timeout", "2s"])
+        .timeout(60)
+        .exit(3)
+        .stderr_has("sessions left after")
+        .stderr_has("still has sessions after 2 s")
+        .run();
+    assert!(
+        LBS.iter()
+            .any(|lb| run.stderr.contains(&format!("{} 1", lb.name))),
+        "the count: {}",
+        run.stderr
+    );
+    let waiting = Command::new(env!("CARGO_BIN_EXE_lbctl"))
+        .current_dir(support::repo_root())
+        .args(["-i", "inventory/lab", "drain", "--worker", WORKER, "--wait"])
+        .args(["--timeout", "60s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lbctl");
+    sleep(Duration::from_secs(2));
+    let _ = client.kill();
+    let _ = client.wait();
+    let started = Instant::now();
+    let out = waiting.wait_with_output().expect("lbctl drain --wait");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        describe("drain --wait", &out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("k8s-worker-2: no session left on lb1, lb2, lb3"),
+        "{}",
+        describe("drain --wait", &out)
+    );
+    Lbctl::on_lab()
+        .args(["ready", "--worker", WORKER])
+        .timeout(60)
+        .run();
+
+    // The worker's MySQL NodePort dropped: DOWN everywhere, and still DOWN right after an
+    // apply that reloads every load balancer (no UP while checks catch up).
+    let rule = [
+        "iptables",
+        "-w",
+        "5",
+        "-t",
+        "raw",
+        "PREROUTING",
+        "-p",
+        "tcp",
+        "--dport",
+        "30306",
+        "-j",
+        "DROP",
+        "-m",
+        "comment",
+        "--comment",
+        "lbctl-test-admin",
+    ];
+    let with = |op: &str| {
+        let mut cmd: Vec<&str> = rule[..5].to_vec();
+        cmd.push(op);
+        cmd.extend_from_slice(&rule[5..]);
+        let out = lab.exec(WORKER, &cmd);
+        assert!(out.status.success(), "{}", describe("iptables", &out));
+    };
+    with("-I");
+    let mysql_down = |status: &Value| {
+        worker_states(status, WORKER)
+            .into_iter()
+            .filter(|(_, b, _)| b == "mysql")
+            .all(|(_, _, s)| s.starts_with("DOWN"))
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "mysql/k8s-worker-2 DOWN everywhere",
+        || mysql_down(&status()).then_some(()),
+    );
+    let pids: Vec<String> = LBS
+        .iter()
+        .map(|lb| haproxy_worker_pid(&lab, lb.name))
+        .collect();
+    applied(&lab, &["-e", "haproxy_maxconn=4002"]);
+    let after = status();
+    with("-D");
+    assert!(mysql_down(&after), "{:?}", worker_states(&after, WORKER));
+    for (lb, pid) in LBS.iter().zip(&pids) {
+        assert_ne!(
+            &haproxy_worker_pid(&lab, lb.name),
+            pid,
+            "{}: not reloaded",
+            lb.name
+        );
+    }
+    applied(&lab, &[]);
+    wait_all_up();
+}
