@@ -327,23 +327,23 @@ pub struct Duration {
 }
 
 /// HAProxy's time value in milliseconds, microseconds rounded up as HAProxy rounds them (so
-/// `500us` is 1 ms, not 0).
+/// `500us` is 1 ms, not 0); a value too large to count is `u64::MAX`, past every limit.
 pub fn parse_duration(text: &str) -> Option<u64> {
     let digits = text.chars().take_while(char::is_ascii_digit).count();
-    if digits == 0 || digits > 9 {
+    if digits == 0 || digits > 18 {
         return None;
     }
     let n: u64 = text[..digits].parse().ok()?;
     let ms = match &text[digits..] {
-        "us" => n.div_ceil(1000),
-        "" | "ms" => n,
-        "s" => n * 1000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        "d" => n * 86_400_000,
+        "us" => Some(n.div_ceil(1000)),
+        "" | "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
         _ => return None,
     };
-    Some(ms)
+    Some(ms.unwrap_or(u64::MAX))
 }
 
 /// A name that ends up in a config file: it must not be able to carry a directive with it.
@@ -614,6 +614,8 @@ mod tests {
         assert_eq!(parse_duration("2sec"), None);
         assert_eq!(parse_duration("500us"), Some(1));
         assert_eq!(parse_duration("0us"), Some(0));
+        assert_eq!(parse_duration("2147483647"), Some(2_147_483_647));
+        assert_eq!(parse_duration("999999999999999999d"), Some(u64::MAX));
     }
 
     #[test]

@@ -141,19 +141,29 @@ impl Fleet {
             };
             if let Some(mut spec) = host::parse(name, &vars, &mut cache, &mut diags) {
                 spec.keyring = Arc::clone(&sources.keyring);
+                spec.declared = inv.hosts.get(name).and_then(|h| h.loc);
                 hosts.push(spec);
             }
         }
         if diags.is_empty() {
             check_vrrp_agreement(&hosts, &mut diags);
             assign_vrrp(&mut hosts, &mut diags);
-            assign_peers(&mut hosts);
+            assign_peers(&mut hosts, &mut diags);
         }
+        // One error per written value: a setting in group_vars is checked once per host that
+        // inherits it, and a problem with it is one problem however many hosts share it.
         let mut seen = BTreeSet::new();
         let unique: Vec<Diagnostic> = diags
             .into_vec()
             .into_iter()
-            .filter(|d| seen.insert(d.to_string()))
+            .filter(|d| {
+                let place = if d.line > 0 {
+                    (d.file.clone(), d.line, d.key.clone(), String::new())
+                } else {
+                    (d.file.clone(), 0, d.key.clone(), d.to_string())
+                };
+                seen.insert(place)
+            })
             .collect();
         if unique.is_empty() {
             Ok(Fleet {
@@ -317,7 +327,36 @@ fn check_vrrp_agreement(hosts: &[HostSpec], diags: &mut Diagnostics) {
 
 /// Every host with a stick table shares it with the whole group: one `peers` section listing
 /// every load balancer at its `ansible_host` and its own `haproxy_peers_port`.
-fn assign_peers(hosts: &mut [HostSpec]) {
+/// HAProxy does not resolve a peer's name: every member needs an IP address.
+fn assign_peers(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
+    if let Some(sharing) = hosts.iter().find(|h| h.has_stick_tables()) {
+        for h in hosts.iter() {
+            if h.connection.address.parse::<std::net::IpAddr>().is_ok() {
+                continue;
+            }
+            let Some((key, loc)) = ["ansible_host", "ansible_ssh_host"]
+                .into_iter()
+                .find_map(|k| h.vars.get(k).map(|n| (k, n.loc)))
+                .or_else(|| h.declared.map(|loc| (h.name.as_str(), loc)))
+            else {
+                continue;
+            };
+            diags.push(
+                Diagnostic::new(
+                    &loc,
+                    key,
+                    format!(
+                        "host `{}` is reached by name (`{}`), but the stick tables `{}` shares go to every load balancer by IP address: HAProxy does not resolve a peer's name",
+                        h.name, h.connection.address, sharing.name
+                    ),
+                )
+                .hint(format!(
+                    "give `ansible_host` as an IP address (host_vars/{}.yml or the inventory line), or drop `sticky: source` and `rate_limit`",
+                    h.name
+                )),
+            );
+        }
+    }
     let members: Vec<Peer> = hosts
         .iter()
         .map(|h| Peer {

@@ -52,6 +52,9 @@ pub struct HostSpec {
     /// The run's vault passwords: a template reading an inline vault decrypts it with them.
     #[serde(skip)]
     pub keyring: Arc<Keyring>,
+    /// Where the inventory declares the host, for problems with the host as a whole.
+    #[serde(skip)]
+    pub declared: Option<Loc>,
 }
 
 impl HostSpec {
@@ -267,9 +270,10 @@ pub fn parse(
         admin_record: admin_record?,
         vars: vars.clone(),
         keyring: Arc::default(),
+        declared: None,
     };
     check_listeners(&spec, diags);
-    managed_path::check_distinct(&spec.name, &spec.managed_files(), diags);
+    managed_path::check_distinct(&spec.managed_files(), diags);
     (diags.len() == before).then_some(spec)
 }
 
@@ -296,6 +300,32 @@ fn check_udp_addresses(
                 return;
             };
             let v6 = keepalived::is_ipv6(vip);
+            // keepalived refuses a virtual server that lists one real server twice.
+            for b in backends {
+                if b.servers.iter().all(|s| s.weight == Some(0)) {
+                    diags.push(
+                        Diagnostic::new(
+                            &b.loc,
+                            format!("{}.servers", b.path()),
+                            format!("every server of `{}` has weight 0: keepalived refuses an LVS service that can take no connection", b.name),
+                        )
+                        .hint("give at least one server a weight from 1 to 256"),
+                    );
+                }
+                let mut seen = std::collections::HashSet::new();
+                for (j, s) in b.servers.iter().enumerate() {
+                    if !seen.insert((s.address.as_str(), s.port)) {
+                        diags.push(
+                            Diagnostic::new(
+                                &s.address_loc,
+                                format!("{}.servers[{j}].address", b.path()),
+                                format!("{}:{} is already a server of this backend: LVS keeps one real server per address and port", s.address, s.port),
+                            )
+                            .hint("list each worker's address and port once per UDP backend"),
+                        );
+                    }
+                }
+            }
             for (key, s) in servers {
                 let problem = match s.address.parse::<std::net::IpAddr>() {
                     Err(_) => format!(

@@ -146,27 +146,27 @@ pub struct Managed<'a> {
     pub path: &'a str,
 }
 
-/// No two managed files of `host` may be one file, and none may sit inside another: apply
+/// No two managed files of a host may be one file, and none may sit inside another: apply
 /// would write one service's configuration over another's.
-pub fn check_distinct(host: &str, files: &[Managed], diags: &mut Diagnostics) {
+pub fn check_distinct(files: &[Managed], diags: &mut Diagnostics) {
     for (i, file) in files.iter().enumerate() {
         for other in &files[..i] {
             let inside = |a: &Managed, b: &Managed| a.path.starts_with(&format!("{}/", b.path));
             let message = if file.path == other.path {
                 format!(
-                    "`{}` and `{}` both name {} on host `{host}`: apply would write {}'s configuration over {}'s",
+                    "`{}` and `{}` both name {}: apply would write {}'s and {}'s configurations to one file",
                     other.key,
                     file.key,
                     file.path,
-                    file.service.name(),
-                    other.service.name()
+                    other.service.name(),
+                    file.service.name()
                 )
             } else if let Some((inner, outer)) = [(file, other), (other, file)]
                 .into_iter()
                 .find(|(a, b)| inside(a, b))
             {
                 format!(
-                    "`{}` ({}) is inside {}, which `{}` names as a file on host `{host}`",
+                    "`{}` ({}) is inside {}, which `{}` names as a file",
                     inner.key, inner.path, outer.path, outer.key
                 )
             } else {
@@ -242,14 +242,14 @@ mod tests {
             },
         ];
         let mut diags = Diagnostics::default();
-        check_distinct("lb1", &files, &mut diags);
+        check_distinct(&files, &mut diags);
         let diags = diags.into_vec();
         assert_eq!(diags.len(), 3, "{diags:?}");
         assert_eq!(diags[0].key, "nginx_stream_config_path");
         assert!(
             diags[0]
                 .message
-                .contains("nginx's configuration over haproxy's"),
+                .contains("haproxy's and nginx's configurations to one file"),
             "{}",
             diags[0]
         );

@@ -1,8 +1,522 @@
-//! Input written by a hostile or careless user: every crafted file either gets located errors
-//! (file, line, key and a hint, exit 1) within bounded time and memory, or renders files the
-//! daemons accept. No panic, no stack overflow, no runaway allocation.
+//! Input written by a hostile or careless user: every crafted case either gets located errors
+//! (file, line, key and a hint, exit 1) or renders files the daemons accept; none panics, and
+//! each runs under a virtual-memory limit (`ulimit -v`) and is measured by `/usr/bin/time`:
+//! at most 200 MiB resident and 1 s of CPU.
 
-use crate::support::{Lbctl, scratch, write};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::support::{Lbctl, require_root_and, scratch, write};
+
+const HOSTS: &str = "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\nlb2 ansible_host=10.0.0.2\n";
+const ALL: &str = "group_vars/all.yml";
+const TCP: &str = "haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30306}\n";
+const VIP: &str = "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\n";
+
+/// The limits every crafted case runs under.
+const MAX_RSS_KIB: u64 = 200 * 1024;
+const MAX_CPU_SECONDS: f64 = 1.0;
+const VIRTUAL_MEMORY_KIB: u64 = 1024 * 1024;
+
+/// What a case must give.
+enum Expect {
+    /// Exit 1 with a diagnostic at this file (relative to the case) and line, whose key
+    /// contains `key` and whose message or hint contains `text`; every diagnostic with a hint.
+    Refused {
+        file: &'static str,
+        line: usize,
+        key: &'static str,
+        text: &'static str,
+    },
+    /// Exit 0; every rendered file passes the real program's check.
+    Renders,
+}
+
+struct Case {
+    name: &'static str,
+    /// Files of the inventory directory (written as given, or made by `make`).
+    files: Vec<(&'static str, String)>,
+    /// Extra arguments before `validate`/`render`.
+    args: Vec<String>,
+    expect: Expect,
+    /// How many diagnostics at most (one located error per real problem).
+    max_errors: usize,
+}
+
+fn case(name: &'static str, files: Vec<(&'static str, String)>, expect: Expect) -> Case {
+    Case {
+        name,
+        files,
+        args: Vec::new(),
+        expect,
+        max_errors: 1,
+    }
+}
+
+fn refused(file: &'static str, line: usize, key: &'static str, text: &'static str) -> Expect {
+    Expect::Refused {
+        file,
+        line,
+        key,
+        text,
+    }
+}
+
+fn hosts_and(vars: &str) -> Vec<(&'static str, String)> {
+    vec![("hosts", HOSTS.to_string()), (ALL, vars.to_string())]
+}
+
+fn cases() -> Vec<Case> {
+    let deep_list = format!("haproxy_tcp_backends:\n{}x\n", "- ".repeat(20_000));
+    let deep_flow = format!(
+        "haproxy_tcp_backends: {}{}\n",
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let row = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{row}]\n"));
+    }
+    let mut chain = String::from("[haproxy_servers]\nlb1 ansible_host=10.0.0.1\n");
+    for i in 0..3_000 {
+        chain.push_str(&format!("[g{i}:children]\ng{}\n", i + 1));
+    }
+    chain.push_str("[g3000]\nlb1\n");
+    vec![
+        case(
+            "a 40 KB list nested 20,000 deep",
+            hosts_and(&deep_list),
+            refused(
+                ALL,
+                2,
+                "haproxy_tcp_backends[0]",
+                "nested more than 64 levels",
+            ),
+        ),
+        case(
+            "a flow list nested 20,000 deep",
+            hosts_and(&deep_flow),
+            refused(ALL, 1, "haproxy_tcp_backends", "invalid YAML"),
+        ),
+        case(
+            "an alias bomb, 9 levels of 9",
+            hosts_and(&bomb),
+            refused(ALL, 7, "a6[0]", "would copy more than"),
+        ),
+        case(
+            "a mapping of 20,000 keys, one repeated",
+            hosts_and(&format!(
+                "a: {{{}k0: 2}}\n",
+                (0..20_000)
+                    .map(|i| format!("k{i}: 1, "))
+                    .collect::<String>()
+            )),
+            refused(ALL, 1, "a.k0", "appears twice"),
+        ),
+        case(
+            "a group chain 3,000 deep",
+            vec![("hosts", chain), (ALL, TCP.to_string())],
+            Expect::Renders,
+        ),
+        case(
+            "a host range that multiplies",
+            vec![(
+                "hosts",
+                format!("[haproxy_servers]\nlb{}\n", "[1:9]".repeat(12)),
+            )],
+            refused("hosts", 2, "lb[1:9]", "more than 100000 host names"),
+        ),
+        case(
+            "a host named ..",
+            vec![(
+                "hosts",
+                "[haproxy_servers]\n.. ansible_host=10.0.0.1\n".into(),
+            )],
+            refused("hosts", 2, "..", "not a valid host name"),
+        ),
+        case(
+            "a host named like an option",
+            vec![(
+                "hosts",
+                "[haproxy_servers]\n-rf ansible_host=10.0.0.1\n".into(),
+            )],
+            refused("hosts", 2, "-rf", "not a valid host name"),
+        ),
+        case(
+            "HAProxy's config over keepalived's",
+            hosts_and(&format!(
+                "{TCP}{VIP}haproxy_config_path: /etc/keepalived/keepalived.conf\n"
+            )),
+            refused(
+                ALL,
+                8,
+                "haproxy_config_path",
+                "outside haproxy's usual directories",
+            ),
+        ),
+        case(
+            "HAProxy's config over keepalived's, unconfined",
+            hosts_and(&format!(
+                "{TCP}{VIP}lbctl_confine_paths: false\nhaproxy_config_path: /etc/keepalived/keepalived.conf\n"
+            )),
+            refused(
+                ALL,
+                9,
+                "haproxy_config_path",
+                "both name /etc/keepalived/keepalived.conf",
+            ),
+        ),
+        case(
+            "nginx's stream file over HAProxy's config",
+            hosts_and(&format!(
+                "{TCP}lbctl_confine_paths: false\nnginx_stream_config_path: /etc/haproxy/haproxy.cfg\nhaproxy_udp_backends:\n  - name: wg\n    port: 51820\n    servers:\n      - {{name: w1, address: 10.0.1.1, port: 31820}}\n"
+            )),
+            refused(
+                ALL,
+                7,
+                "nginx_stream_config_path",
+                "both name /etc/haproxy/haproxy.cfg",
+            ),
+        ),
+        case(
+            "a managed path with ..",
+            hosts_and(&format!(
+                "{TCP}haproxy_config_path: /etc/haproxy/../../tmp/x.cfg\n"
+            )),
+            refused(ALL, 6, "haproxy_config_path", "`.` and `..`"),
+        ),
+        case(
+            "a managed path named like lbctl's backup",
+            hosts_and(&format!(
+                "{TCP}haproxy_config_path: /etc/haproxy/haproxy.cfg.lbctl-prev\n"
+            )),
+            refused(ALL, 6, "haproxy_config_path", ".lbctl-prev"),
+        ),
+        case(
+            "check_interval: 0",
+            hosts_and(
+                "haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers:\n      - name: w1\n        address: 10.0.1.1\n        port: 30306\n        check_interval: 0\n",
+            ),
+            refused(
+                ALL,
+                8,
+                "haproxy_tcp_backends[0].servers[0].check_interval",
+                "the check would never run",
+            ),
+        ),
+        case(
+            "a timer past HAProxy's 24.8 days",
+            hosts_and(&format!("{TCP}haproxy_timeout_client: 25d\n")),
+            refused(
+                ALL,
+                6,
+                "haproxy_timeout_client",
+                "longer than HAProxy's longest time value",
+            ),
+        ),
+        Case {
+            // each host's own address is a problem of its own
+            max_errors: 2,
+            ..case(
+                "an IPv6 VIP with IPv4 unicast peers",
+                hosts_and(&format!(
+                    "{TCP}keepalived_vip: fd00::100/64\nkeepalived_interface: eth0\n"
+                )),
+                refused(
+                    "hosts",
+                    2,
+                    "ansible_host",
+                    "keepalived keeps one address family per instance",
+                ),
+            )
+        },
+        case(
+            "IPv4 and IPv6 VIPs in one instance",
+            hosts_and(&format!(
+                "{TCP}keepalived_vips: [10.0.0.100/24, fd00::100/64]\nkeepalived_interface: eth0\n"
+            )),
+            refused(ALL, 6, "keepalived_vips[1]", "different address families"),
+        ),
+        case(
+            "LVS with a worker given by name",
+            hosts_and(&format!(
+                "{VIP}lbctl_udp_engine: lvs\nhaproxy_udp_backends:\n  - name: wg\n    port: 51820\n    servers:\n      - {{name: w1, address: worker-1.example.invalid, port: 31820}}\n"
+            )),
+            refused(
+                ALL,
+                8,
+                "haproxy_udp_backends[0].servers[0].address",
+                "LVS forwards to IP addresses only",
+            ),
+        ),
+        case(
+            "a UDP worker given by name, without a resolver",
+            hosts_and(
+                "haproxy_udp_backends:\n  - name: wg\n    port: 51820\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 31820}\n      - {name: w2, address: worker-2.example.invalid, port: 31820}\n",
+            ),
+            refused(
+                ALL,
+                6,
+                "haproxy_udp_backends[0].servers[1].address",
+                "nginx_resolver",
+            ),
+        ),
+        case(
+            "an unresolvable UDP worker, with a resolver",
+            hosts_and(
+                "nginx_resolver: 10.0.0.53\nhaproxy_udp_backends:\n  - name: wg\n    port: 51820\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 31820, weight: 0}\n      - {name: w2, address: worker-2.example.invalid, port: 31820}\n",
+            ),
+            Expect::Renders,
+        ),
+        case(
+            "a check script ending in a backslash",
+            hosts_and(&format!(
+                "{TCP}{VIP}keepalived_haproxy_check: script\nkeepalived_check_script: '/usr/local/bin/check \\'\n"
+            )),
+            refused(ALL, 9, "keepalived_check_script", "joins the next line"),
+        ),
+        case(
+            "the README's old password, s3cr3t!",
+            hosts_and(&format!("{TCP}{VIP}keepalived_auth_pass: s3cr3t!\n")),
+            refused(ALL, 8, "keepalived_auth_pass", "would read \"s3cr3t\""),
+        ),
+        case(
+            "a password starting with !",
+            hosts_and(&format!("{TCP}{VIP}keepalived_auth_pass: '!abc'\n")),
+            refused(ALL, 8, "keepalived_auth_pass", "starts a comment"),
+        ),
+        case(
+            "a password holding $",
+            hosts_and(&format!("{TCP}{VIP}keepalived_auth_pass: ab$x\n")),
+            refused(ALL, 8, "keepalived_auth_pass", "definitions"),
+        ),
+        case(
+            "an interface keepalived could never find",
+            hosts_and(&format!(
+                "{TCP}keepalived_vip: 10.0.0.100/24\nkeepalived_interface: a-sixteen-chars!\n"
+            )),
+            refused(ALL, 7, "keepalived_interface", "not a safe name"),
+        ),
+        case(
+            "a refused stats password, and nothing else",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: admin\nhaproxy_stats_password: two words\n"
+            )),
+            refused(ALL, 7, "haproxy_stats_password", "cannot be written safely"),
+        ),
+        case(
+            "a key holding a terminal escape",
+            hosts_and(&format!("{TCP}\"lbctl_x\\e[2Jy\": 1\n")),
+            refused(ALL, 6, "lbctl_x\u{1b}[2Jy", "unknown variable"),
+        ),
+    ]
+}
+
+/// Runs lbctl under the limits; returns its exit code, stdout, stderr, and (resident KiB,
+/// CPU seconds) from `/usr/bin/time`.
+fn limited(args: &[String]) -> (i32, String, String, u64, f64) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {VIRTUAL_MEMORY_KIB} && exec /usr/bin/time -f 'lbctl-resources %M %U %S' \"$0\" \"$@\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_lbctl"))
+        .args(args)
+        .current_dir(crate::support::repo_root())
+        .output()
+        .expect("run lbctl under /usr/bin/time");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (mut rss, mut cpu) = (u64::MAX, f64::MAX);
+    if let Some(line) = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("lbctl-resources "))
+    {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        rss = f[1].parse().unwrap_or(u64::MAX);
+        cpu = f[2].parse::<f64>().unwrap_or(f64::MAX) + f[3].parse::<f64>().unwrap_or(f64::MAX);
+    }
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+        rss,
+        cpu,
+    )
+}
+
+/// `nginx -t`, `haproxy -c` and `keepalived -t` on what a case rendered.
+fn daemons_refuse(out: &Path) -> Option<String> {
+    let ns = format!("lbctl-hostile-{}", std::process::id());
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    run(&["ip", "link", "set", "lo", "up"]);
+    run(&["ip", "link", "add", "eth0", "type", "bridge"]);
+    let mut problems = Vec::new();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for host in std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()) {
+        files.extend(std::fs::read_dir(host).unwrap().map(|e| e.unwrap().path()));
+    }
+    for f in files {
+        let f_str = f.to_str().unwrap();
+        let output = match f.file_name().unwrap().to_str().unwrap() {
+            "haproxy.cfg" => run(&["haproxy", "-c", "-f", f_str]),
+            "keepalived.conf" => run(&["keepalived", "-t", "-f", f_str]),
+            "nginx-stream.conf" => {
+                let wrapper = f.with_extension("main");
+                std::fs::write(
+                    &wrapper,
+                    format!("include /etc/nginx/modules-enabled/*.conf;\nevents {{}}\npid {}.pid;\nerror_log stderr;\ninclude {f_str};\n", f_str),
+                )
+                .unwrap();
+                run(&["nginx", "-t", "-q", "-c", wrapper.to_str().unwrap()])
+            }
+            _ => continue,
+        };
+        if !output.status.success() {
+            problems.push(format!(
+                "{f_str}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    (!problems.is_empty()).then(|| problems.join("\n"))
+}
+
+#[test]
+fn crafted_inputs_are_refused_where_they_are_wrong_within_bounded_resources() {
+    require_root_and(&["haproxy", "keepalived", "nginx", "ip"]);
+    assert!(
+        Path::new("/usr/bin/time").exists(),
+        "/usr/bin/time is missing: apt-get install time"
+    );
+    let cases = cases();
+    let mut failures = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let dir = scratch(&format!("hostile-{i}"));
+        for (name, text) in &c.files {
+            write(&dir, name, text);
+        }
+        let out = dir.join("out");
+        let mut args: Vec<String> = vec![
+            "-i".into(),
+            dir.display().to_string(),
+            "--project-dir".into(),
+            dir.display().to_string(),
+        ];
+        args.extend(c.args.iter().cloned());
+        let render = matches!(c.expect, Expect::Renders);
+        if render {
+            args.extend(["render".into(), "-o".into(), out.display().to_string()]);
+        } else {
+            args.extend(["--json".into(), "validate".into()]);
+        }
+        let (code, stdout, stderr, rss, cpu) = limited(&args);
+        eprintln!(
+            "{:<52} exit {code}  {:>4} MiB  {cpu:.2} s CPU",
+            c.name,
+            rss / 1024
+        );
+        let mut problems = Vec::new();
+        if stderr.contains("panicked") || stderr.contains("overflow") || !(0..=3).contains(&code) {
+            problems.push(format!("crashed (exit {code})"));
+        }
+        if rss > MAX_RSS_KIB {
+            problems.push(format!("used {} MiB", rss / 1024));
+        }
+        if cpu > MAX_CPU_SECONDS {
+            problems.push(format!("used {cpu:.2} s of CPU"));
+        }
+        match &c.expect {
+            Expect::Renders => {
+                if code != 0 {
+                    problems.push(format!("exit {code}, expected a render"));
+                } else if let Some(refusal) = daemons_refuse(&out) {
+                    problems.push(format!("a daemon refused what lbctl rendered:\n{refusal}"));
+                }
+            }
+            Expect::Refused {
+                file,
+                line,
+                key,
+                text,
+            } => {
+                let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
+                let diags = report["diagnostics"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let wanted = dir.join(file).display().to_string();
+                let hit = diags.iter().any(|d| {
+                    d["file"].as_str() == Some(wanted.as_str())
+                        && d["line"].as_u64() == Some(*line as u64)
+                        && d["key"].as_str().is_some_and(|k| k.contains(key))
+                        && (d["message"].as_str().is_some_and(|m| m.contains(text))
+                            || d["hint"].as_str().is_some_and(|h| h.contains(text)))
+                });
+                if code != 1 || !hit {
+                    problems.push(format!(
+                        "expected exit 1 and {file}:{line} `{key}` ~ {text:?}"
+                    ));
+                }
+                if diags
+                    .iter()
+                    .any(|d| d["hint"].as_str().is_none_or(str::is_empty))
+                {
+                    problems.push("an error without a hint".into());
+                }
+                if diags.len() > c.max_errors {
+                    problems.push(format!("{} errors for one problem", diags.len()));
+                }
+                // What a user reads: the input's control characters shown escaped.
+                let (_, _, text_stderr, _, _) = limited(
+                    &args[..args.len() - 2]
+                        .iter()
+                        .cloned()
+                        .chain(["validate".to_string()])
+                        .collect::<Vec<_>>(),
+                );
+                if text_stderr.chars().any(|c| c.is_control() && c != '\n') {
+                    problems.push("raw control characters in the message".into());
+                }
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}: {}\n--- stdout\n{}\n--- stderr\n{}",
+                c.name,
+                problems.join("; "),
+                stdout.chars().take(3000).collect::<String>(),
+                stderr.chars().take(2000).collect::<String>()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} crafted cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
 
 #[test]
 fn inventory_and_variable_errors_are_reported_together() {

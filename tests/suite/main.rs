@@ -21,6 +21,7 @@ mod l7;
 mod lab;
 mod limit;
 mod manual;
+mod property;
 mod saved_plan;
 mod status;
 mod transport;

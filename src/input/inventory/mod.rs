@@ -104,15 +104,21 @@ impl Inventory {
         }
         if inv.hosts.is_empty() && inv.groups.is_empty() {
             if diags.is_empty() {
-                let place = sources
-                    .first()
-                    .map(|p| p.as_path())
-                    .unwrap_or(Path::new("."));
-                diags.push(
-                    files::file_error(place, "no inventory in these sources".into())
-                        .hint("add a `hosts` (INI) or `hosts.yml` file listing the load balancers"),
-                );
-                for warning in std::mem::take(&mut inv.warnings) {
+                // Files skipped for their errors are the whole story: saying that no inventory
+                // is left as well would be a second error for the same problem.
+                let skipped = std::mem::take(&mut inv.warnings);
+                if skipped.is_empty() {
+                    let place = sources
+                        .first()
+                        .map(|p| p.as_path())
+                        .unwrap_or(Path::new("."));
+                    diags.push(
+                        files::file_error(place, "no inventory in these sources".into()).hint(
+                            "add a `hosts` (INI) or `hosts.yml` file listing the load balancers",
+                        ),
+                    );
+                }
+                for warning in skipped {
                     diags.push(warning);
                 }
             }
