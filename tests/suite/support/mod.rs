@@ -267,15 +267,15 @@ mod builder {
             .arg("nosuch")
             .stderr_has("unrecognized subcommand 'nosuch'")
             .stdout_lacks("Usage")
-            .exit(2)
+            .exit(1)
             .run();
-        assert_eq!(run.code, 2);
+        assert_eq!(run.code, 1);
         assert!(run.stderr.contains("Usage: lbctl"), "{}", run.stderr);
     }
 
     #[test]
     #[should_panic(
-        expected = "`lbctl nosuch`:\n  exit 2 (expected 0)\n  stderr lacks \"absent\"\n"
+        expected = "`lbctl nosuch`:\n  exit 1 (expected 0)\n  stderr lacks \"absent\"\n"
     )]
     fn unmet_expectations_fail_the_test_all_at_once() {
         let _ = Lbctl::new().arg("nosuch").stderr_has("absent").run();
