@@ -7,6 +7,11 @@
 //! lbctl logs in, points at the socket. A record whose master has exited is ignored and
 //! replaced. A resumed master is the connection that was authenticated, host key verified,
 //! when it was opened.
+//!
+//! The network namespace lbctl runs in is part of that digest: a master reaches its host
+//! through the network it was opened in, and in another namespace (a VRF entered with
+//! `ip netns exec`, a container sharing the home directory) the same address may be another
+//! machine, which a socket path, reachable from every namespace, would not tell.
 
 use std::{
     fs,
@@ -130,13 +135,24 @@ impl Directory {
     }
 
     fn record(&self, conn: &Connection) -> PathBuf {
-        self.path.join(key(conn))
+        self.path.join(key(conn, &network_namespace()))
     }
 }
 
-/// A digest of everything that decides which host lbctl reaches and how it logs in, so
-/// that a changed inventory never reuses a master opened under other settings.
-fn key(conn: &Connection) -> String {
+/// The network namespace this thread runs in (the one the `ssh` it starts will use), as the
+/// kernel names it (`net:[4026531840]`); empty where `/proc` does not say.
+fn network_namespace() -> String {
+    ["/proc/thread-self/ns/net", "/proc/self/ns/net"]
+        .iter()
+        .find_map(|link| fs::read_link(link).ok())
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A digest of everything that decides which host lbctl reaches and how it logs in (the
+/// network it goes through included), so that a changed inventory never reuses a master
+/// opened under other settings.
+fn key(conn: &Connection, network: &str) -> String {
     let mut digest = Sha256::new();
     let mut field = |value: &[u8]| {
         digest.update((value.len() as u64).to_le_bytes());
@@ -159,6 +175,7 @@ fn key(conn: &Connection) -> String {
     field(&path(&conn.known_hosts));
     field(&path(&conn.ssh_config));
     field(format!("{:?}", conn.strict_host_keys).as_bytes());
+    field(network.as_bytes());
     let sum = digest.finalize();
     sum.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
@@ -184,6 +201,8 @@ mod tests {
 
     #[test]
     fn the_key_changes_with_anything_that_decides_the_login() {
+        const NET: &str = "net:[4026531840]";
+        let key = |conn: &Connection| key(conn, NET);
         let base = conn("10.0.0.1");
         assert_eq!(key(&base), key(&conn("10.0.0.1")));
         assert_eq!(key(&base).len(), 32);
@@ -199,10 +218,21 @@ mod tests {
         let mut other = base.clone();
         other.strict_host_keys = HostKeyPolicy::AcceptNew;
         assert_ne!(key(&base), key(&other));
+        // The same login from another network namespace may reach another machine.
+        assert_ne!(key(&base), super::key(&base, "net:[4026532999]"));
         // The inventory name is only a label: the same login under another name is the same
         // connection.
         let mut other = base.clone();
         other.name = "renamed".into();
         assert_eq!(key(&base), key(&other));
+    }
+
+    #[test]
+    fn the_network_namespace_is_read_from_proc() {
+        assert!(
+            network_namespace().starts_with("net:["),
+            "{}",
+            network_namespace()
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::lab::{self, CLIENT_NS, LBS, Lab, VIP};
+use crate::support::lab::{self, CLIENT_NS, Host, LBS, Lab, VIP};
 use crate::support::{self, Lbctl, scratch, write};
 
 /// Python run in the lab client: `count` connections to `addr:port`, one after another, each
@@ -82,6 +82,95 @@ fn without_worker3_in_mysql() -> String {
             .find("  - name: postgresql")
             .expect("next backend");
     format!("{}{}", &all[..start], &all[end..])
+}
+
+/// What a test cuts in the middle of an apply.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// lbctl is killed; the SSH master it kept (`--ssh-persist`) lives on.
+    Lbctl,
+    /// The SSH master connection lbctl uses for the host is killed, lbctl left alone.
+    Connection,
+}
+
+/// A reload slow enough to be caught mid-way (the rollback reloads with it too).
+const SLOW_RELOAD: &str = "sleep 3";
+
+/// Starts an apply of `extra_vars` whose reload is slow, cuts `cut` while `host` reloads
+/// its new configuration, and checks that the host restores `previous` on its own, then
+/// waits until it is done (its apply lock free again).
+fn cut_mid_reload(lab: &Lab, host: Host, previous: &str, extra_vars: &str, cut: Cut) {
+    let mut slow = Lbctl::on_lab()
+        .args(["-e", extra_vars, "-e"])
+        .arg(format!(
+            "haproxy_reload_method=command haproxy_reload_command='{SLOW_RELOAD}'"
+        ))
+        .args(["apply", "--yes"])
+        .spawn();
+    // anchored: no other command line (pgrep's own, its parents') starts with it
+    let reloading = || {
+        lab.exec(host.name, &["pgrep", "-f", &format!("^{SLOW_RELOAD}$")])
+            .status
+            .success()
+    };
+    lab::wait_for(Duration::from_secs(20), "the slow reload to start", || {
+        if let Ok(Some(status)) = slow.try_wait() {
+            panic!("lbctl ended ({status}) before {} reloaded", host.name);
+        }
+        reloading().then_some(())
+    });
+    assert_ne!(
+        file_on(lab, host.name, "/etc/haproxy/haproxy.cfg"),
+        previous,
+        "{} reloads, yet its configuration is the previous one",
+        host.name
+    );
+    let masters = lab.ssh_masters();
+    let master = match masters
+        .iter()
+        .filter(|m| m.address == host.ip)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [one] => (*one).clone(),
+        _ => panic!("not one SSH master for {}: {masters:?}", host.ip),
+    };
+    match cut {
+        Cut::Lbctl => {
+            let _ = slow.kill();
+            let _ = slow.wait();
+        }
+        Cut::Connection => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &master.pid.to_string()])
+                .status();
+            let status = lab::wait_for(Duration::from_secs(30), "lbctl to end", || {
+                slow.try_wait().unwrap()
+            });
+            assert!(!status.success(), "lbctl lost {} yet {status}", host.name);
+        }
+    }
+    lab::wait_for(
+        Duration::from_secs(20),
+        &format!("{} to roll back after lbctl's {cut:?} was cut", host.name),
+        || (file_on(lab, host.name, "/etc/haproxy/haproxy.cfg") == previous).then_some(()),
+    );
+    if let Cut::Lbctl = cut {
+        assert!(
+            lab.ssh_masters().contains(&master),
+            "the kept master {master:?} ended with lbctl: the case is not the one tested"
+        );
+    }
+    lab::wait_for(
+        Duration::from_secs(20),
+        "the rolled-back apply to end",
+        || {
+            lab.exec(host.name, &["flock", "-n", "/run/lbctl.apply.lock", "true"])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
 }
 
 fn changed_diff_lines(plan: &str) -> Vec<String> {
@@ -267,31 +356,18 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
         "{first_host} stopped serving after a rollback"
     );
 
-    // Killing the SSH connection mid-apply (during a slow reload) rolls the host back too.
-    let mut slow = Lbctl::on_lab()
-        .args(["-e", &no_w3, "-e"])
-        .arg("haproxy_reload_method=command haproxy_reload_command='sleep 30'")
-        .args(["apply", "--yes"])
-        .spawn();
-    lab::wait_for(Duration::from_secs(20), "the slow reload to start", || {
-        let ps = lab.exec(first_host, &["sh", "-c", "pgrep -f 'sleep 30' || true"]);
-        (!String::from_utf8_lossy(&ps.stdout).trim().is_empty()).then_some(())
-    });
-    let _ = Command::new("pkill")
-        .args(["-KILL", "-P", &slow.id().to_string()])
-        .status();
-    let _ = slow.kill();
-    let _ = slow.wait();
+    // A connection lost mid-apply (during a slow reload) rolls the host back too: when
+    // lbctl dies while the master connection it kept lives on (an operator's lbctl killed),
+    // and when that connection itself is cut.
+    let host = *LBS.iter().find(|h| h.name == first_host).unwrap();
     let previous = &configs[LBS.iter().position(|h| h.name == first_host).unwrap()];
-    lab::wait_for(
-        Duration::from_secs(20),
-        "the host to roll back after losing its connection",
-        || (&file_on(&lab, first_host, "/etc/haproxy/haproxy.cfg") == previous).then_some(()),
-    );
-    assert!(
-        tcp_name(&lab, first_ip, 3306).is_some(),
-        "{first_host} stopped serving after a dropped connection"
-    );
+    for cut in [Cut::Lbctl, Cut::Connection] {
+        cut_mid_reload(&lab, host, previous, &no_w3, cut);
+        assert!(
+            tcp_name(&lab, first_ip, 3306).is_some(),
+            "{first_host} stopped serving after {cut:?} was cut"
+        );
+    }
 
     // Hitless: 200 connections to the VIP while every host is changed and reloaded.
     let probe = Command::new("ip")

@@ -65,31 +65,37 @@ async fn served_by(session: &Session) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
+/// Ends the masters a test keeps in a directory, even when it fails.
+struct Masters(PathBuf);
+
+impl Drop for Masters {
+    fn drop(&mut self) {
+        for record in fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            let _ = Command::new("ssh")
+                .arg("-S")
+                .arg(record.path())
+                .args(["-O", "exit", "lb-test"])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn persisting_in(directory: &Path) -> ConnectOptions {
+    ConnectOptions {
+        connect_timeout: Duration::from_secs(5),
+        persist: Some(Persist {
+            idle: Duration::from_secs(30),
+            directory: directory.to_path_buf(),
+        }),
+    }
+}
+
 #[tokio::test]
 async fn a_persisting_master_is_reused_by_the_next_run_and_replaced_once_it_has_exited() {
     let sshd = Sshd::start();
     let directory = sshd.dir.join("masters");
-    let options = ConnectOptions {
-        connect_timeout: Duration::from_secs(5),
-        persist: Some(Persist {
-            idle: Duration::from_secs(30),
-            directory: directory.clone(),
-        }),
-    };
-    // Ends the masters this test leaves open, even when it fails.
-    struct Masters(PathBuf);
-    impl Drop for Masters {
-        fn drop(&mut self) {
-            for record in fs::read_dir(&self.0).into_iter().flatten().flatten() {
-                let _ = Command::new("ssh")
-                    .arg("-S")
-                    .arg(record.path())
-                    .args(["-O", "exit", "lb-test"])
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-    }
+    let options = persisting_in(&directory);
     let _masters = Masters(directory.clone());
 
     let first = Session::connect(&sshd.connection(), &options)
@@ -133,6 +139,57 @@ async fn a_persisting_master_is_reused_by_the_next_run_and_replaced_once_it_has_
     assert!(!fourth.resumed());
     assert_ne!(served_by(&fourth).await, server);
     fourth.close().await.unwrap();
+}
+
+/// A kept master serves the runs of the network namespace it was opened in only: in another
+/// one the same address may be another machine (here: nothing, the namespace has no up
+/// interface), so lbctl connects there afresh, and fails.
+#[tokio::test]
+async fn a_kept_master_is_not_resumed_from_another_network_namespace() {
+    let sshd = Sshd::start();
+    let directory = sshd.dir.join("masters");
+    let options = persisting_in(&directory);
+    let _masters = Masters(directory.clone());
+    let first = Session::connect(&sshd.connection(), &options)
+        .await
+        .unwrap();
+    first.close().await.unwrap();
+    let again = Session::connect(&sshd.connection(), &options)
+        .await
+        .unwrap();
+    assert!(again.resumed());
+    again.close().await.unwrap();
+
+    let connection = sshd.connection();
+    let elsewhere = std::thread::spawn(move || {
+        // SAFETY: unshare has no memory-safety preconditions; CLONE_NEWNET moves this thread
+        // alone (and the processes it starts) to a new network namespace.
+        let moved = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            moved,
+            0,
+            "unshare(CLONE_NEWNET) (needs root): {}",
+            std::io::Error::last_os_error()
+        );
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let session = Session::connect(&connection, &options).await?;
+                let resumed = session.resumed();
+                session.close().await?;
+                Ok::<_, TransportError>(resumed)
+            })
+    })
+    .join()
+    .unwrap();
+    match elsewhere {
+        Err(TransportError::Connect { message, .. }) => {
+            assert!(message.contains("unreachable"), "{message}");
+        }
+        other => panic!("from another network namespace: {other:?}"),
+    }
 }
 
 /// Waits up to ten seconds for `done`.

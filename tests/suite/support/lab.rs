@@ -13,11 +13,19 @@
 //! a crashed test never wedges the next one. `lab.sh` itself also serializes its `up`/`down`
 //! on `/run/lbctl-lab.lock`, for people running it by hand.
 //!
+//! SSH masters: the guard owns a fresh private directory for the master connections lbctl
+//! keeps between runs ([`ssh_control_dir`], which [`crate::support::Lbctl::on_lab`] passes
+//! on), and closes them and removes it when dropped. Masters are found again by the login
+//! settings, the same for every lab test; a directory per guard keeps a test from resuming
+//! one that an earlier test (or another process: the default directory is per user) opened.
+//!
 //! Every command here runs under `timeout`, so no step can hang a test run.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -186,12 +194,92 @@ pub struct Lab {
     lock: Child,
     lock_stdin: Option<ChildStdin>,
     keep: bool,
+    /// Where lbctl keeps its SSH masters for this test, and only for it.
+    control_dir: PathBuf,
     /// This process's lab tests, one at a time; released after `drop` has run.
     _in_process: MutexGuard<'static, ()>,
 }
 
 /// Held by the lab test of this process that has the lab.
 static IN_PROCESS: Mutex<()> = Mutex::new(());
+
+/// The SSH masters' directory of the lab this process holds, if it holds one.
+static CONTROL_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The directory where lbctl keeps SSH masters for the lab test under way in this process:
+/// `None` when no test holds the lab.
+pub fn ssh_control_dir() -> Option<PathBuf> {
+    CONTROL_DIR
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+/// An SSH master connection (`ssh -M`) that lbctl started and OpenSSH put in the background.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Master {
+    pub pid: u32,
+    /// The address it is connected to (its last argument).
+    pub address: String,
+    /// Its control socket, through which lbctl runs commands on the host.
+    pub socket: PathBuf,
+}
+
+/// The running SSH masters whose control socket is in `dir`, read from `/proc`.
+pub fn ssh_masters_in(dir: &Path) -> Vec<Master> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut masters: Vec<Master> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if args.first()? != "ssh" || !args.iter().any(|a| a == "-M") {
+                return None;
+            }
+            let socket = PathBuf::from(&args[args.iter().position(|a| a == "-S")? + 1]);
+            socket.starts_with(dir).then(|| Master {
+                pid,
+                address: args.last().cloned().unwrap_or_default(),
+                socket,
+            })
+        })
+        .collect();
+    masters.sort_by_key(|m| m.pid);
+    masters
+}
+
+/// A fresh, empty directory for SSH masters, private to this user (lbctl insists), with a
+/// path short enough for the sockets in it (a socket's path has at most 107 bytes).
+fn fresh_control_dir() -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "lbctl-test-ssh.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// Ends the masters kept in `dir` (SIGTERM: OpenSSH closes the connection and removes its
+/// socket), then the directory.
+fn close_masters(dir: &Path) {
+    for master in ssh_masters_in(dir) {
+        let _ = run(5, "kill", &["-TERM", &master.pid.to_string()]);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
 
 impl Lab {
     /// Takes the lab lock and brings the lab up (idempotent), failing the test with the
@@ -201,14 +289,22 @@ impl Lab {
         // a lab test that failed left the lab down (its guard's drop ran): carry on
         let in_process = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
         let (lock, lock_stdin) = take_lock();
+        let control_dir = fresh_control_dir();
+        *CONTROL_DIR.lock().unwrap_or_else(|e| e.into_inner()) = Some(control_dir.clone());
         let lab = Lab {
             lock,
             lock_stdin: Some(lock_stdin),
             keep: std::env::var("LBCTL_KEEP_LAB").is_ok_and(|v| v == "1"),
+            control_dir,
             _in_process: in_process,
         };
         lab.bring_up();
         lab
+    }
+
+    /// The SSH masters lbctl keeps for this test ([`crate::support::Lbctl::on_lab`]).
+    pub fn ssh_masters(&self) -> Vec<Master> {
+        ssh_masters_in(&self.control_dir)
     }
 
     /// Runs `lab.sh up` again (it repairs whatever is down) and fails the test if it fails.
@@ -339,6 +435,8 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        *CONTROL_DIR.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        close_masters(&self.control_dir);
         if self.keep {
             eprintln!(
                 "LBCTL_KEEP_LAB=1: leaving the lab up ({} status)",

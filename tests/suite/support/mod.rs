@@ -29,6 +29,13 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// with stdin closed, under `timeout` (five minutes unless [`Lbctl::timeout`] says), and
 /// expects exit 0 unless [`Lbctl::exit`] says. Every unmet expectation is reported at once,
 /// with the command and both streams.
+///
+/// SSH master connections: a run keeps none and reuses none (`LBCTL_SSH_PERSIST=0`), unless
+/// the test says where to keep them ([`Lbctl::keep_connections_in`]); [`Lbctl::on_lab`] keeps
+/// them, as lbctl does by default, in the held lab's own directory ([`lab::Lab`]). Masters
+/// are found again by the login settings alone, which every lab test shares: a master left by
+/// another test (or another process on the machine, or the user's own lbctl) must never stand
+/// in for this test's connection.
 #[must_use = "an Lbctl does nothing until run"]
 pub struct Lbctl {
     args: Vec<String>,
@@ -38,6 +45,8 @@ pub struct Lbctl {
     stdout_has: Vec<String>,
     stdout_lacks: Vec<String>,
     stderr_has: Vec<String>,
+    /// Where lbctl keeps its SSH masters between runs; `None`: it keeps none.
+    ssh_control_dir: Option<PathBuf>,
 }
 
 /// What a finished run printed, for the test's further checks.
@@ -58,12 +67,26 @@ impl Lbctl {
             stdout_has: Vec::new(),
             stdout_lacks: Vec::new(),
             stderr_has: Vec::new(),
+            ssh_control_dir: None,
         }
     }
 
     /// lbctl on the lab's inventory (`-i inventory/lab`): hold a [`lab::Lab`] while it runs.
+    /// Its SSH masters are kept between runs (lbctl's default) in that lab's own directory,
+    /// so the runs of one lab test reuse them as an operator's runs do, and no other test's.
     pub fn on_lab() -> Self {
-        Lbctl::new().args(["-i", "inventory/lab"])
+        let lbctl = Lbctl::new().args(["-i", "inventory/lab"]);
+        match lab::ssh_control_dir() {
+            Some(dir) => lbctl.keep_connections_in(dir),
+            None => lbctl,
+        }
+    }
+
+    /// Keeps SSH master connections between runs (`--ssh-persist`'s default) in `dir`, and
+    /// reuses those found there.
+    pub fn keep_connections_in(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.ssh_control_dir = Some(dir.into());
+        self
     }
 
     pub fn arg(mut self, a: impl AsRef<str>) -> Self {
@@ -165,9 +188,10 @@ impl Lbctl {
     }
 
     /// Starts lbctl itself (no `timeout` in between, so the child is lbctl: a test may kill
-    /// it or its SSH connections) with every stream closed, and checks nothing.
+    /// it) with every stream closed, and checks nothing. Its SSH masters are not its children
+    /// (OpenSSH puts a master in the background): [`lab::Lab::ssh_masters`] finds them.
     pub fn spawn(self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_lbctl"))
+        self.command(env!("CARGO_BIN_EXE_lbctl"))
             .args(&self.args)
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
@@ -178,7 +202,8 @@ impl Lbctl {
     }
 
     fn execute(&self) -> Run {
-        let out = Command::new("timeout")
+        let out = self
+            .command("timeout")
             .args(["-k", "5", &self.timeout.as_secs().to_string()])
             .arg(env!("CARGO_BIN_EXE_lbctl"))
             .args(&self.args)
@@ -191,6 +216,20 @@ impl Lbctl {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// `program` with lbctl's SSH settings in its environment.
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        match &self.ssh_control_dir {
+            Some(dir) => command
+                .env_remove("LBCTL_SSH_PERSIST")
+                .env("LBCTL_SSH_CONTROL_DIR", dir),
+            None => command
+                .env("LBCTL_SSH_PERSIST", "0")
+                .env_remove("LBCTL_SSH_CONTROL_DIR"),
+        };
+        command
     }
 
     fn command_line(&self) -> String {
