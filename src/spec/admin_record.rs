@@ -2,7 +2,11 @@
 //! (`drain`, `maint`, `ready`, `weight`): a file of its own, outside every daemon's
 //! configuration, so no apply overwrites it.
 
-use crate::{source::Diagnostics, source::VarMap, source::field};
+use crate::{
+    source::Diagnostics,
+    source::VarMap,
+    spec::managed_path::{self, Owner},
+};
 
 pub const KEYS: &[&str] = &["lbctl_admin_state_file"];
 
@@ -11,8 +15,11 @@ pub const DEFAULT_PATH: &str = "/var/lib/lbctl/admin-state";
 
 /// Reads `lbctl_admin_state_file`.
 pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<String> {
-    match vars.get("lbctl_admin_state_file") {
-        Some(n) => field::abs_path(n, "lbctl_admin_state_file", diags),
-        None => Some(DEFAULT_PATH.to_string()),
-    }
+    managed_path::parse(
+        vars,
+        "lbctl_admin_state_file",
+        DEFAULT_PATH,
+        Owner::Lbctl,
+        diags,
+    )
 }

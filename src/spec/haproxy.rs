@@ -166,9 +166,11 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
             Service::Haproxy,
             diags,
         )?,
-        server_state_file: path(
+        server_state_file: managed_path::parse(
+            vars,
             "haproxy_server_state_file",
             "/var/lib/haproxy/server-state",
+            Service::Haproxy,
             diags,
         )?,
         reload: reload?,

@@ -19,7 +19,7 @@ use crate::{
     spec::http_backend::{self, HttpBackend},
     spec::http_frontend::{self, HttpFrontend},
     spec::keepalived::{self, Keepalived},
-    spec::managed_path::{self, Managed},
+    spec::managed_path::{self, Managed, Owner},
     spec::peers::Peers,
     spec::protocol::Protocol,
     spec::service::Service,
@@ -62,15 +62,29 @@ impl HostSpec {
     /// through [`managed_path`]'s rules.
     pub fn managed_files(&self) -> Vec<Managed<'_>> {
         let at = |key: &'static str| self.vars.get(key).map(|n| n.loc);
-        let mut files = vec![Managed {
-            service: Service::Haproxy,
-            key: "haproxy_config_path",
-            loc: at("haproxy_config_path"),
-            path: &self.haproxy.config_path,
-        }];
+        let mut files = vec![
+            Managed {
+                owner: Service::Haproxy.into(),
+                key: "haproxy_config_path",
+                loc: at("haproxy_config_path"),
+                path: &self.haproxy.config_path,
+            },
+            Managed {
+                owner: Service::Haproxy.into(),
+                key: "haproxy_server_state_file",
+                loc: at("haproxy_server_state_file"),
+                path: &self.haproxy.server_state_file,
+            },
+            Managed {
+                owner: Owner::Lbctl,
+                key: "lbctl_admin_state_file",
+                loc: at("lbctl_admin_state_file"),
+                path: &self.admin_record,
+            },
+        ];
         if let Some(k) = &self.keepalived {
             files.push(Managed {
-                service: Service::Keepalived,
+                owner: Service::Keepalived.into(),
                 key: "keepalived_config_path",
                 loc: at("keepalived_config_path"),
                 path: &k.config_path,
@@ -80,7 +94,7 @@ impl HostSpec {
             && !self.udp_backends.is_empty()
         {
             files.push(Managed {
-                service: Service::Nginx,
+                owner: Service::Nginx.into(),
                 key: "nginx_stream_config_path",
                 loc: at("nginx_stream_config_path"),
                 path: config_path,

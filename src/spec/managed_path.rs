@@ -1,8 +1,9 @@
 //! The files lbctl writes on a load balancer. Every one of them, whichever service it belongs
-//! to, goes through [`parse`] and then [`check_distinct`]: an absolute, normalised path (no
-//! `..`, no `//`), not one of lbctl's own staging names, under its service's usual directory
-//! unless the user opts out, and no two services sharing a file on one host. A new managed
-//! file (a state file, another daemon's configuration) gets the same rules by calling them.
+//! to (or lbctl itself, for its record), goes through [`parse`] and then [`check_distinct`]: an
+//! absolute, normalised path (no `..`, no `//`), not one of lbctl's own staging names, under its
+//! owner's usual directory unless the user opts out, and no two files sharing a path (or one
+//! inside another) on one host. A new managed file (a state file, another daemon's
+//! configuration) gets the same rules by calling them.
 
 use crate::{
     source::field,
@@ -16,12 +17,43 @@ pub const CONFINE_KEY: &str = "lbctl_confine_paths";
 /// The suffixes apply gives the staged and the previous file next to the live one.
 pub const STAGING_SUFFIXES: &[&str] = &[".lbctl-new", ".lbctl-prev"];
 
-/// Where each service's files are expected, unless `lbctl_confine_paths: false`.
-pub fn usual_dirs(service: Service) -> &'static [&'static str] {
-    match service {
-        Service::Haproxy => &["/etc/haproxy/", "/var/lib/haproxy/"],
-        Service::Keepalived => &["/etc/keepalived/"],
-        Service::Nginx => &["/etc/nginx/"],
+/// Who a managed file belongs to: a service, or lbctl itself (its records on the host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Service(Service),
+    Lbctl,
+}
+
+impl Owner {
+    pub fn name(self) -> &'static str {
+        match self {
+            Owner::Service(s) => s.name(),
+            Owner::Lbctl => "lbctl",
+        }
+    }
+
+    /// Where the owner's files are expected, unless `lbctl_confine_paths: false`.
+    pub fn usual_dirs(self) -> &'static [&'static str] {
+        match self {
+            Owner::Service(Service::Haproxy) => &["/etc/haproxy/", "/var/lib/haproxy/"],
+            Owner::Service(Service::Keepalived) => &["/etc/keepalived/"],
+            Owner::Service(Service::Nginx) => &["/etc/nginx/"],
+            Owner::Lbctl => &["/var/lib/lbctl/"],
+        }
+    }
+
+    fn example(self) -> String {
+        let file = match self {
+            Owner::Service(s) => s.file_name(),
+            Owner::Lbctl => "admin-state",
+        };
+        format!("{}{file}", self.usual_dirs()[0])
+    }
+}
+
+impl From<Service> for Owner {
+    fn from(service: Service) -> Owner {
+        Owner::Service(service)
     }
 }
 
@@ -40,16 +72,17 @@ pub fn check_confine_key(vars: &VarMap, diags: &mut Diagnostics) {
     }
 }
 
-/// The path in `key` (or `default`) of a file lbctl writes for `service`.
+/// The path in `key` (or `default`) of a file lbctl writes for `owner` (a [`Service`], or
+/// [`Owner::Lbctl`]).
 pub fn parse(
     vars: &VarMap,
     key: &str,
     default: &str,
-    service: Service,
+    owner: impl Into<Owner>,
     diags: &mut Diagnostics,
 ) -> Option<String> {
     match vars.get(key) {
-        Some(node) => read(node, key, service, confined(vars), diags),
+        Some(node) => read(node, key, owner.into(), confined(vars), diags),
         None => Some(default.to_string()),
     }
 }
@@ -57,12 +90,12 @@ pub fn parse(
 fn read(
     node: &Node,
     key: &str,
-    service: Service,
+    owner: Owner,
     confined: bool,
     diags: &mut Diagnostics,
 ) -> Option<String> {
     let text = field::string(node, key, diags)?;
-    let problem = problem(&text, service, confined);
+    let problem = problem(&text, owner, confined);
     match problem {
         None => Some(text),
         Some((message, hint)) => {
@@ -79,10 +112,10 @@ fn read(
     }
 }
 
-/// What is wrong with `path` as a file of `service`, and how to fix it.
-fn problem(path: &str, service: Service, confined: bool) -> Option<(String, String)> {
-    let dirs = usual_dirs(service);
-    let example = format!("{}{}", dirs[0], service.file_name());
+/// What is wrong with `path` as a file of `owner`, and how to fix it.
+fn problem(path: &str, owner: Owner, confined: bool) -> Option<(String, String)> {
+    let dirs = owner.usual_dirs();
+    let example = owner.example();
     if !path.starts_with('/') {
         return Some((
             "is not an absolute path".into(),
@@ -124,12 +157,12 @@ fn problem(path: &str, service: Service, confined: bool) -> Option<(String, Stri
         return Some((
             format!(
                 "is outside {}'s usual directories ({})",
-                service.name(),
+                owner.name(),
                 dirs.join(", ")
             ),
             format!(
                 "keep {}'s files under {} (e.g. {example}), or set `{CONFINE_KEY}: false` to write elsewhere",
-                service.name(),
+                owner.name(),
                 dirs.join(" or ")
             ),
         ));
@@ -137,29 +170,29 @@ fn problem(path: &str, service: Service, confined: bool) -> Option<(String, Stri
     None
 }
 
-/// One managed file of a host: its service, the variable that named it and where (none for
+/// One managed file of a host: its owner, the variable that named it and where (none for
 /// lbctl's default), and its path.
 pub struct Managed<'a> {
-    pub service: Service,
+    pub owner: Owner,
     pub key: &'a str,
     pub loc: Option<Loc>,
     pub path: &'a str,
 }
 
-/// No two managed files of a host may be one file, and none may sit inside another: apply
-/// would write one service's configuration over another's.
+/// No two managed files of a host may be one file, and none may sit inside another: lbctl
+/// would write one service's file (or its own record) over another's.
 pub fn check_distinct(files: &[Managed], diags: &mut Diagnostics) {
     for (i, file) in files.iter().enumerate() {
         for other in &files[..i] {
             let inside = |a: &Managed, b: &Managed| a.path.starts_with(&format!("{}/", b.path));
             let message = if file.path == other.path {
                 format!(
-                    "`{}` and `{}` both name {}: apply would write {}'s and {}'s configurations to one file",
+                    "`{}` and `{}` both name {}: lbctl would write {}'s and {}'s files over each other",
                     other.key,
                     file.key,
                     file.path,
-                    other.service.name(),
-                    file.service.name()
+                    other.owner.name(),
+                    file.owner.name()
                 )
             } else if let Some((inner, outer)) = [(file, other), (other, file)]
                 .into_iter()
@@ -181,7 +214,7 @@ pub fn check_distinct(files: &[Managed], diags: &mut Diagnostics) {
             };
             diags.push(
                 Diagnostic::new(&loc, key, message)
-                    .hint("give every service its own file, e.g. the defaults under /etc/haproxy/, /etc/keepalived/ and /etc/nginx/"),
+                    .hint("give every file its own path, e.g. the defaults under /etc/haproxy/, /etc/keepalived/, /etc/nginx/, /var/lib/haproxy/ and /var/lib/lbctl/"),
             );
         }
     }
@@ -193,7 +226,8 @@ mod tests {
 
     #[test]
     fn paths_must_be_absolute_normalised_and_confined() {
-        let ok = |p: &str, confined| problem(p, Service::Haproxy, confined).is_none();
+        let ok =
+            |p: &str, confined| problem(p, Owner::Service(Service::Haproxy), confined).is_none();
         assert!(ok("/etc/haproxy/haproxy.cfg", true));
         assert!(ok("/etc/haproxy/conf.d/lbctl.cfg", true));
         assert!(ok("/var/lib/haproxy/server-state", true));
@@ -223,19 +257,19 @@ mod tests {
         let loc = Loc::new(&std::sync::Arc::from("v.yml"), 3);
         let files = [
             Managed {
-                service: Service::Haproxy,
+                owner: Owner::Service(Service::Haproxy),
                 key: "haproxy_config_path",
                 loc: None,
                 path: "/etc/haproxy/haproxy.cfg",
             },
             Managed {
-                service: Service::Nginx,
+                owner: Owner::Service(Service::Nginx),
                 key: "nginx_stream_config_path",
                 loc: Some(loc),
                 path: "/etc/haproxy/haproxy.cfg",
             },
             Managed {
-                service: Service::Keepalived,
+                owner: Owner::Service(Service::Keepalived),
                 key: "keepalived_config_path",
                 loc: Some(loc),
                 path: "/etc/haproxy/haproxy.cfg/x",
@@ -249,7 +283,7 @@ mod tests {
         assert!(
             diags[0]
                 .message
-                .contains("haproxy's and nginx's configurations to one file"),
+                .contains("haproxy's and nginx's files over each other"),
             "{}",
             diags[0]
         );

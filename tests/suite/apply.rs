@@ -286,6 +286,22 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
     assert_eq!(report["summary"]["changed"], 3);
     assert_eq!(report["hosts"][0]["files"][0]["action"], "update");
 
+    // A link planted where apply keeps the previous file (by anyone who may write into
+    // /etc/haproxy) is replaced, never written through, by every apply below.
+    const VICTIM: &str = "/etc/haproxy/lbctl-test-victim";
+    const PREV: &str = "/etc/haproxy/haproxy.cfg.lbctl-prev";
+    for h in LBS {
+        let out = lab.exec(
+            h.name,
+            &[
+                "sh",
+                "-c",
+                &format!("echo precious >{VICTIM} && rm -f {PREV} && ln -s {VICTIM} {PREV}"),
+            ],
+        );
+        assert!(out.status.success(), "{}", lab::describe("planting", &out));
+    }
+
     // A broken template override fails every host's check, which all run before any host
     // changes: nothing moves anywhere.
     let first_host = order[0];
@@ -400,6 +416,17 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
     Lbctl::on_lab()
         .args(["-e", &no_w3, "plan", "--detailed-exitcode"])
         .run();
+    for (h, before) in LBS.iter().zip(&configs) {
+        assert_eq!(file_on(&lab, h.name, VICTIM), "precious\n", "{}", h.name);
+        let kind = lab.exec(h.name, &["stat", "-c", "%F", PREV]);
+        assert_eq!(
+            String::from_utf8_lossy(&kind.stdout).trim(),
+            "regular file",
+            "{}: {PREV} after apply",
+            h.name
+        );
+        assert_eq!(&file_on(&lab, h.name, PREV), before, "{}", h.name);
+    }
 }
 
 #[test]

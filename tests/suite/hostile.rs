@@ -182,6 +182,30 @@ fn cases() -> Vec<Case> {
             ),
         ),
         case(
+            "HAProxy's server state over lbctl's record",
+            hosts_and(&format!(
+                "{TCP}lbctl_confine_paths: false\nhaproxy_server_state_file: /var/lib/lbctl/admin-state\n"
+            )),
+            refused(
+                ALL,
+                7,
+                "haproxy_server_state_file",
+                "both name /var/lib/lbctl/admin-state",
+            ),
+        ),
+        case(
+            "lbctl's record over HAProxy's config",
+            hosts_and(&format!(
+                "{TCP}lbctl_admin_state_file: /etc/haproxy/haproxy.cfg\n"
+            )),
+            refused(
+                ALL,
+                6,
+                "lbctl_admin_state_file",
+                "outside lbctl's usual directories",
+            ),
+        ),
+        case(
             "a managed path with ..",
             hosts_and(&format!(
                 "{TCP}haproxy_config_path: /etc/haproxy/../../tmp/x.cfg\n"
@@ -351,7 +375,10 @@ fn limited(args: &[String]) -> (i32, String, String, u64, f64) {
 /// `nginx -t`, `haproxy -c` and `keepalived -t` on what a case rendered.
 fn daemons_refuse(out: &Path) -> Option<String> {
     let ns = format!("lbctl-hostile-{}", std::process::id());
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    let _ = Command::new("ip")
+        .args(["netns", "del", &ns])
+        .stderr(std::process::Stdio::null())
+        .status();
     assert!(
         Command::new("ip")
             .args(["netns", "add", &ns])
@@ -397,7 +424,10 @@ fn daemons_refuse(out: &Path) -> Option<String> {
             ));
         }
     }
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    let _ = Command::new("ip")
+        .args(["netns", "del", &ns])
+        .stderr(std::process::Stdio::null())
+        .status();
     (!problems.is_empty()).then(|| problems.join("\n"))
 }
 

@@ -871,6 +871,28 @@ fn generate(data: &[u32], valid: bool) -> Case {
         );
         all.push(("nginx_stream_config_path".into(), path));
     }
+    if g.sometimes(8) {
+        let path = g.field(
+            &strs(&["/var/lib/haproxy/server-state", "/etc/haproxy/state"]),
+            &strs(&[
+                "/var/lib/lbctl/admin-state",
+                "/etc/haproxy/haproxy.cfg",
+                "/var/lib/haproxy/../x",
+            ]),
+        );
+        all.push(("haproxy_server_state_file".into(), path));
+    }
+    if g.sometimes(8) {
+        let path = g.field(
+            &strs(&["/var/lib/lbctl/admin-state", "/var/lib/lbctl/lb/record"]),
+            &strs(&[
+                "/var/lib/haproxy/server-state",
+                "/etc/keepalived/keepalived.conf",
+                "/var/lib/lbctl/",
+            ]),
+        );
+        all.push(("lbctl_admin_state_file".into(), path));
+    }
     if g.sometimes(10) {
         all.push((
             "lbctl_confine_paths".into(),
