@@ -2,6 +2,12 @@
 
 use std::path::PathBuf;
 
+use crate::{
+    source::VarMap,
+    source::field,
+    source::{Diagnostic, Diagnostics, Node},
+};
+
 /// Everything the SSH layer needs to open a session to one host.
 ///
 /// Built from `ansible_host`, `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
@@ -32,4 +38,126 @@ pub enum HostKeyPolicy {
     Strict,
     /// Unknown keys are added to known_hosts; changed keys are still refused.
     AcceptNew,
+}
+
+/// A host's SSH connection from its `ansible_*` variables (load balancers and the other
+/// hosts `failover-test` reaches alike).
+pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Connection> {
+    let before = diags.len();
+    // Each setting under every name Ansible's ssh connection reads it from; when several are
+    // set, the last of the list wins, as in Ansible.
+    let get = |keys: &[&'static str]| {
+        keys.iter()
+            .rev()
+            .find_map(|k| vars.get(*k).map(|n| (*k, n)))
+    };
+    let address = match get(&["ansible_host", "ansible_ssh_host"]) {
+        Some((k, n)) => field::address(n, k, diags),
+        None => Some(name.to_string()),
+    };
+    let port =
+        get(&["ansible_port", "ansible_ssh_port"]).and_then(|(k, n)| field::port(n, k, diags));
+    let user =
+        get(&["ansible_user", "ansible_ssh_user"]).and_then(|(k, n)| field::word(n, k, diags));
+    let private_key = get(&["ansible_private_key_file", "ansible_ssh_private_key_file"])
+        .and_then(|(k, n)| field::string(n, k, diags))
+        .map(|p| expand_home(&p));
+    let become_root = get(&["ansible_become"])
+        .and_then(|(k, n)| field::boolean(n, k, diags))
+        .unwrap_or(false);
+    let host_key_checking = get(&["ansible_host_key_checking", "ansible_ssh_host_key_checking"])
+        .and_then(|(k, n)| field::boolean(n, k, diags))
+        .unwrap_or(true);
+    let mut conn = Connection {
+        name: name.to_string(),
+        address: address.unwrap_or_default(),
+        port,
+        user,
+        private_key,
+        known_hosts: None,
+        ssh_config: None,
+        become_root,
+        strict_host_keys: if host_key_checking {
+            HostKeyPolicy::Strict
+        } else {
+            HostKeyPolicy::AcceptNew
+        },
+    };
+    for key in ["ansible_ssh_args", "ansible_ssh_common_args"] {
+        if let Some(n) = vars.get(key) {
+            apply_common_args(n, key, &mut conn, diags);
+        }
+    }
+    (diags.len() == before).then_some(conn)
+}
+
+/// Takes the parts of `ansible_ssh_args` / `ansible_ssh_common_args` that change how lbctl
+/// connects. Compression and connection sharing (`-C`, `-o ControlMaster/ControlPersist/
+/// ControlPath`, Ansible's default `ssh_args`) are lbctl's own business and left out.
+fn apply_common_args(node: &Node, key: &str, conn: &mut Connection, diags: &mut Diagnostics) {
+    let Some(text) = field::string(node, key, diags) else {
+        return;
+    };
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
+        .collect();
+    let mut i = 0;
+    while i < words.len() {
+        let word = &words[i];
+        if word == "-C" {
+            i += 1;
+            continue;
+        }
+        let (flag, inline) = if word.len() > 2 && (word.starts_with("-o") || word.starts_with("-F"))
+        {
+            (&word[..2], Some(word[2..].to_string()))
+        } else {
+            (word.as_str(), None)
+        };
+        let value = inline.or_else(|| {
+            i += 1;
+            words.get(i).cloned()
+        });
+        let Some(value) = value else {
+            diags.push(Diagnostic::new(
+                &node.loc,
+                key,
+                format!("`{flag}` needs a value"),
+            ));
+            return;
+        };
+        match flag {
+            "-F" => conn.ssh_config = Some(expand_home(&value)),
+            "-o" => {
+                let (opt, v) = value.split_once('=').unwrap_or((&value, ""));
+                match opt.to_ascii_lowercase().as_str() {
+                    "userknownhostsfile" => conn.known_hosts = Some(expand_home(v)),
+                    "controlmaster" | "controlpersist" | "controlpath" => {}
+                    "stricthostkeychecking" => {
+                        conn.strict_host_keys = match v.to_ascii_lowercase().as_str() {
+                            "yes" => HostKeyPolicy::Strict,
+                            _ => HostKeyPolicy::AcceptNew,
+                        }
+                    }
+                    _ => diags.push(
+                        Diagnostic::new(&node.loc, key, format!("lbctl does not pass `-o {opt}` through"))
+                            .hint("put this option in ~/.ssh/config (or a file given with -F), which lbctl's OpenSSH reads"),
+                    ),
+                }
+            }
+            other => diags.push(
+                Diagnostic::new(&node.loc, key, format!("lbctl does not pass `{other}` through"))
+                    .hint("lbctl understands -F and -o UserKnownHostsFile=/-o StrictHostKeyChecking=; put the rest in ~/.ssh/config"),
+            ),
+        }
+        i += 1;
+    }
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
 }

@@ -16,7 +16,7 @@ use crate::{
     source::{Diagnostic, Diagnostics},
     source::{Loc, Node, Value, field},
     spec::backend::ListCache,
-    spec::connection::Connection,
+    spec::connection::{self, Connection},
     spec::error::SpecError,
     spec::host::{self, HostSpec},
     spec::peers::{self, Peer, Peers},
@@ -554,7 +554,7 @@ pub fn host_connection(
     if !diags.is_empty() {
         return Err(SpecError::Invalid(diags.into_vec()));
     }
-    match host::parse_connection(name, &vars, &mut diags) {
+    match connection::parse(name, &vars, &mut diags) {
         Some(conn) => Ok(conn),
         None => Err(SpecError::Invalid(diags.into_vec())),
     }

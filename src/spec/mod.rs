@@ -17,6 +17,7 @@ mod http_backend;
 mod http_frontend;
 mod keepalived;
 mod keepalived_text;
+mod listeners;
 mod managed_path;
 mod peers;
 mod protocol;

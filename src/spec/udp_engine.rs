@@ -9,6 +9,8 @@ use crate::{
     source::VarMap,
     source::field,
     source::{Diagnostic, Diagnostics, Node},
+    spec::backend::Backend,
+    spec::keepalived::{self, Keepalived},
     spec::managed_path,
     spec::reload::{self, Reload},
     spec::service::Service,
@@ -89,4 +91,122 @@ fn resolver(node: &Node, diags: &mut Diagnostics) -> Option<Vec<String>> {
         }
     }
     (diags.len() == before).then_some(out)
+}
+
+/// Whether the UDP backends can be carried by `engine` on this host: LVS needs a keepalived
+/// VIP, and each engine takes only some of the servers' addresses.
+pub fn check(
+    vars: &VarMap,
+    engine: &UdpEngine,
+    backends: &[Backend],
+    keepalived: Option<&Keepalived>,
+    diags: &mut Diagnostics,
+) {
+    if matches!(engine, UdpEngine::Lvs) && keepalived.is_none() && !backends.is_empty() {
+        let n = &vars["lbctl_udp_engine"];
+        diags.push(
+            Diagnostic::new(
+                &n.loc,
+                "lbctl_udp_engine",
+                "the LVS UDP engine needs a keepalived VIP",
+            )
+            .hint("set `keepalived_vip`, or use `lbctl_udp_engine: nginx`"),
+        );
+    }
+    check_addresses(backends, engine, keepalived, diags);
+}
+
+/// What each UDP engine can do with a server's address. LVS (kernel IPVS) forwards to an IP
+/// address of the VIP's family, never a name. nginx resolves the names of an `upstream` once,
+/// when it starts, and refuses its whole configuration if one does not resolve; lbctl reaches a
+/// server given by name through a relay that resolves it per session instead (as HAProxy's
+/// `init-addr` keeps TCP alive), and that relay needs to know which DNS server to ask.
+fn check_addresses(
+    backends: &[Backend],
+    engine: &UdpEngine,
+    keepalived: Option<&Keepalived>,
+    diags: &mut Diagnostics,
+) {
+    let servers = backends.iter().flat_map(|b| {
+        b.servers
+            .iter()
+            .enumerate()
+            .map(move |(j, s)| (format!("{}.servers[{j}].address", b.path()), s))
+    });
+    match engine {
+        UdpEngine::Lvs => {
+            let Some(vip) = keepalived.and_then(|k| k.vips.first()) else {
+                return;
+            };
+            let v6 = keepalived::is_ipv6(vip);
+            // keepalived refuses a virtual server that lists one real server twice.
+            for b in backends {
+                if b.servers.iter().all(|s| s.weight == Some(0)) {
+                    diags.push(
+                        Diagnostic::new(
+                            &b.loc,
+                            format!("{}.servers", b.path()),
+                            format!("every server of `{}` has weight 0: keepalived refuses an LVS service that can take no connection", b.name),
+                        )
+                        .hint("give at least one server a weight from 1 to 256"),
+                    );
+                }
+                let mut seen = std::collections::HashSet::new();
+                for (j, s) in b.servers.iter().enumerate() {
+                    if !seen.insert((s.address.as_str(), s.port)) {
+                        diags.push(
+                            Diagnostic::new(
+                                &s.address_loc,
+                                format!("{}.servers[{j}].address", b.path()),
+                                format!("{}:{} is already a server of this backend: LVS keeps one real server per address and port", s.address, s.port),
+                            )
+                            .hint("list each worker's address and port once per UDP backend"),
+                        );
+                    }
+                }
+            }
+            for (key, s) in servers {
+                let problem = match s.address.parse::<std::net::IpAddr>() {
+                    Err(_) => format!(
+                        "`{}` is a DNS name, but LVS forwards to IP addresses only",
+                        s.address
+                    ),
+                    Ok(ip) if ip.is_ipv6() != v6 => format!(
+                        "{} is not of the VIP's address family ({vip}): LVS forwards within one family",
+                        s.address
+                    ),
+                    Ok(_) => continue,
+                };
+                diags.push(
+                    Diagnostic::new(&s.address_loc, key, problem)
+                        .hint("give the worker's IP address, of the VIP's family, or use `lbctl_udp_engine: nginx`"),
+                );
+            }
+        }
+        UdpEngine::Nginx { resolver, .. } if resolver.is_empty() => {
+            let mut named = servers.filter(|(_, s)| s.relay.is_some());
+            if let Some((key, s)) = named.next() {
+                let more = named.count();
+                let others = match more {
+                    0 => String::new(),
+                    n => format!(
+                        " (and {n} more UDP server{} given by name)",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                };
+                diags.push(
+                    Diagnostic::new(
+                        &s.address_loc,
+                        key,
+                        format!(
+                            "`{}` is a DNS name{others}: nginx would refuse its whole configuration whenever one name does not resolve, so lbctl has nginx resolve it for each session, which needs `nginx_resolver`",
+                            s.address
+                        ),
+                    )
+                    .hint("set `nginx_resolver` to the DNS server(s) the load balancers use, e.g. `nginx_resolver: [10.0.0.53]`, or give the worker's IP address"),
+                );
+            }
+        }
+        UdpEngine::Nginx { .. } => {}
+    }
 }

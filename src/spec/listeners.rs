@@ -1,0 +1,113 @@
+//! The ports a load balancer listens on: two services may not take the same address, port and
+//! protocol (TLS passthrough routed by server name excepted).
+
+use std::collections::HashMap;
+
+use crate::{
+    source::{Diagnostic, Diagnostics, Loc},
+    spec::host::HostSpec,
+    spec::protocol::Protocol,
+};
+
+/// Two services may not listen on the same address, port and protocol of one host.
+pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
+    struct Listener<'a> {
+        what: String,
+        protocol: Protocol,
+        bind: &'a str,
+        port: u16,
+        loc: String,
+        diag_loc: Option<Loc>,
+        /// TLS passthrough routed by server name: may share its address and port with others.
+        sni: bool,
+    }
+    let mut listeners = vec![Listener {
+        what: "the stats page (haproxy_stats_port)".into(),
+        protocol: Protocol::Tcp,
+        bind: &spec.haproxy.stats_bind,
+        port: spec.haproxy.stats_port,
+        loc: spec
+            .haproxy
+            .stats_port_loc
+            .as_ref()
+            .map_or("lbctl's default".into(), ToString::to_string),
+        diag_loc: spec.haproxy.stats_port_loc,
+        sni: false,
+    }];
+    // before the frontends, so a frontend on its port is the one reported, at its own line
+    if spec.has_stick_tables() {
+        listeners.push(Listener {
+            what: "the stick tables' peers (haproxy_peers_port)".into(),
+            protocol: Protocol::Tcp,
+            bind: &spec.connection.address,
+            port: spec.haproxy.peers_port,
+            loc: spec
+                .haproxy
+                .peers_port_loc
+                .as_ref()
+                .map_or("lbctl's default".into(), ToString::to_string),
+            diag_loc: spec.haproxy.peers_port_loc,
+            sni: false,
+        });
+    }
+    for b in spec.tcp_backends.iter().chain(spec.udp_backends.iter()) {
+        listeners.push(Listener {
+            what: format!("backend `{}`", b.name),
+            protocol: b.protocol,
+            bind: &b.bind,
+            port: b.port,
+            loc: b.port_loc.to_string(),
+            diag_loc: Some(b.port_loc),
+            sni: b.sni_routed(),
+        });
+    }
+    for f in &spec.http_frontends {
+        for (port, loc) in [(f.port, &f.port_loc), (f.tls_port, &f.tls_port_loc)] {
+            if let (Some(port), Some(loc)) = (port, loc) {
+                listeners.push(Listener {
+                    what: format!("HTTP frontend `{}`", f.name),
+                    protocol: Protocol::Tcp,
+                    bind: &f.bind,
+                    port,
+                    loc: loc.to_string(),
+                    diag_loc: Some(*loc),
+                    sni: false,
+                });
+            }
+        }
+    }
+    let mut by_port: HashMap<(Protocol, u16), Vec<usize>> = HashMap::with_capacity(listeners.len());
+    for (i, l) in listeners.iter().enumerate() {
+        let same_port = by_port.entry((l.protocol, l.port)).or_default();
+        let clash = same_port.iter().map(|&j| &listeners[j]).find(|o| {
+            (o.bind == l.bind || o.bind == "*" || l.bind == "*")
+                && !(o.sni && l.sni && o.bind == l.bind)
+        });
+        same_port.push(i);
+        if let (Some(first), Some(loc)) = (clash, &l.diag_loc) {
+            diags.push(
+                Diagnostic::new(
+                    loc,
+                    "port",
+                    format!(
+                        "{} listens on {}/{} on host `{}`, already taken by {} ({})",
+                        l.what,
+                        l.port,
+                        match l.protocol {
+                            Protocol::Tcp => "tcp",
+                            Protocol::Udp => "udp",
+                        },
+                        spec.name,
+                        first.what,
+                        first.loc
+                    ),
+                )
+                .hint(if l.sni || first.sni {
+                    "backends share a port only when all of them are routed by TLS server name: give each `sni:` names, or another port"
+                } else {
+                    "give one of them another port, or bind them to different addresses"
+                }),
+            );
+        }
+    }
+}
