@@ -19,6 +19,12 @@ pub enum DeployError {
         error: ReportError,
         output: RemoteOutput,
     },
+    /// A script ended before it reported what it saw, without saying why.
+    #[error("the {script} script ended early ({output})")]
+    ScriptEnded {
+        script: &'static str,
+        output: RemoteOutput,
+    },
     /// The connection dropped after the go-ahead.
     #[error("{0}; the host rolls back by itself when the connection drops mid-apply")]
     ApplyInterrupted(TransportError),

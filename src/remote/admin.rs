@@ -119,7 +119,7 @@ pub struct Looked {
     /// lbctl's record on the host (empty when there is none), or why it cannot be read.
     pub record: Option<Result<Record, RecordError>>,
     /// HAProxy's servers, or why the runtime API did not answer; `None`: not asked.
-    pub servers: Option<Result<Vec<ServerState>, String>>,
+    pub servers: Option<Result<Vec<ServerState>, ReportError>>,
     /// The marks on nginx's tagged upstream servers; `None`: no nginx, or no file.
     pub nginx_marks: Option<BTreeMap<String, String>>,
 }
@@ -139,12 +139,12 @@ pub struct Changed {
     /// HAProxy's answer to a command that did not work.
     pub command_error: Option<String>,
     /// `Some(Ok)`: the record was written; `None`: it was left as it was.
-    pub record: Option<Result<(), String>>,
+    pub record: Option<Result<(), ReportError>>,
     pub nginx: Option<NginxOutcome>,
     /// `Some(Err)`: HAProxy did not answer, the state file is as it was.
-    pub state_saved: Option<Result<(), String>>,
+    pub state_saved: Option<Result<(), ReportError>>,
     /// HAProxy's servers after the change.
-    pub after: Option<Result<Vec<ServerState>, String>>,
+    pub after: Option<Result<Vec<ServerState>, ReportError>>,
 }
 
 /// A whole report: what the script saw, and what it did if lbctl went ahead.
@@ -173,8 +173,11 @@ pub fn parse_admin(stdout: &[u8], until_ready: bool) -> Result<AdminScriptReport
     let mut ended = false;
     for frame in remote::frames(NAME, stdout)? {
         let frame = frame?;
-        let servers = |field: &str| -> Result<Result<Vec<ServerState>, String>, ReportError> {
-            Ok(parse_servers_state(&frame.text(field)?).map_err(|e| e.to_string()))
+        let servers = |field: &str| -> Result<Result<Vec<ServerState>, ReportError>, ReportError> {
+            Ok(parse_servers_state(&frame.text(field)?).map_err(ReportError::from))
+        };
+        let host = |field: &str| -> Result<ReportError, ReportError> {
+            Ok(ReportError::Host(frame.text(field)?))
         };
         match frame.words.as_slice() {
             ["record", content] => {
@@ -182,7 +185,7 @@ pub fn parse_admin(stdout: &[u8], until_ready: bool) -> Result<AdminScriptReport
             }
             ["servers", state] => report.looked.servers = Some(servers(state)?),
             ["servers-error", message] => {
-                report.looked.servers = Some(Err(frame.text(message)?));
+                report.looked.servers = Some(Err(host(message)?));
             }
             ["nginx-marks", marks] => {
                 let marks = frame.text(marks)?;
@@ -203,7 +206,7 @@ pub fn parse_admin(stdout: &[u8], until_ready: bool) -> Result<AdminScriptReport
             }
             ["command-error", answer] => report.changed.command_error = Some(frame.text(answer)?),
             ["record-written"] => report.changed.record = Some(Ok(())),
-            ["record-error", message] => report.changed.record = Some(Err(frame.text(message)?)),
+            ["record-error", message] => report.changed.record = Some(Err(host(message)?)),
             ["nginx", "unchanged"] => report.changed.nginx = Some(NginxOutcome::Unchanged),
             ["nginx", "reloaded"] => report.changed.nginx = Some(NginxOutcome::Reloaded),
             ["nginx", "failed", message] => {
@@ -211,7 +214,7 @@ pub fn parse_admin(stdout: &[u8], until_ready: bool) -> Result<AdminScriptReport
             }
             ["state-saved"] => report.changed.state_saved = Some(Ok(())),
             ["state-error", message] => {
-                report.changed.state_saved = Some(Err(frame.text(message)?));
+                report.changed.state_saved = Some(Err(host(message)?));
             }
             ["after", state] => report.changed.after = Some(servers(state)?),
             ["error", message] => report.error = Some(frame.text(message)?),

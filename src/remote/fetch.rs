@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::source::base64;
 
 use super::{
-    admin_record::Record,
+    admin_record::{Record, RecordError},
     apply::APPLY_LOCK,
     error::ReportError,
     frame::frames,
@@ -56,9 +56,10 @@ pub struct Fetched {
     pub lock: LockState,
     /// lbctl's admin record (empty when there is none), or why it cannot be read; `None`
     /// when not asked.
-    pub admin_record: Option<Result<Record, String>>,
-    /// HAProxy's servers, asked when the record sets anything.
-    pub servers: Option<Result<Vec<ServerState>, String>>,
+    pub admin_record: Option<Result<Record, RecordError>>,
+    /// HAProxy's servers, asked when the record sets anything, or why the runtime API did
+    /// not answer.
+    pub servers: Option<Result<Vec<ServerState>, ReportError>>,
 }
 
 impl Fetched {
@@ -241,14 +242,15 @@ fn parse_with(stdout: &[u8]) -> Result<Parsed, ReportError> {
                 }
             }
             ["record", content] => {
-                fetched.admin_record =
-                    Some(Record::parse(&frame.text(content)?).map_err(|e| e.to_string()));
+                fetched.admin_record = Some(Record::parse(&frame.text(content)?));
             }
             ["servers", state] => {
                 fetched.servers =
-                    Some(parse_servers_state(&frame.text(state)?).map_err(|e| e.to_string()));
+                    Some(parse_servers_state(&frame.text(state)?).map_err(ReportError::from));
             }
-            ["servers-error", message] => fetched.servers = Some(Err(frame.text(message)?)),
+            ["servers-error", message] => {
+                fetched.servers = Some(Err(ReportError::Host(frame.text(message)?)));
+            }
             ["error", message] => return Err(ReportError::Host(frame.text(message)?)),
             ["end", "fetch"] => {
                 ended = true;

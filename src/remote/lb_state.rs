@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::{
-    remote::admin_record::Record,
+    remote::admin_record::{Record, RecordError},
     remote::show_stat::{RowKind, StatRow, parse_show_stat},
     remote::{self, ReportError},
     spec::HostSpec,
@@ -139,7 +139,7 @@ pub struct LbState {
     pub udp_sessions: BTreeMap<String, u64>,
     /// lbctl's admin record (empty when there is none), or why it cannot be read; `None`
     /// when not asked.
-    pub admin_record: Option<Result<Record, String>>,
+    pub admin_record: Option<Result<Record, RecordError>>,
     /// The host's clock (ms since the epoch) right after it looked; `None` without GNU date.
     pub clock_ms: Option<u64>,
 }
@@ -212,8 +212,7 @@ pub fn parse_lb_state(stdout: &[u8]) -> Result<LbState, ReportError> {
                 state.udp_sessions.insert(frame.text(peer)?, count);
             }
             ["record", content] => {
-                state.admin_record =
-                    Some(Record::parse(&frame.text(content)?).map_err(|e| e.to_string()));
+                state.admin_record = Some(Record::parse(&frame.text(content)?));
             }
             ["clock", ms] => {
                 state.clock_ms = Some(ms.parse().map_err(|_| frame.malformed("invalid clock"))?);
