@@ -38,6 +38,7 @@ pub use saved_plan::{
 };
 pub use standby::ready_to_take_the_vip;
 pub use status::{
-    BackendStatus, HostStatus, ServerStatus, TierStatus, gather_status, read_lb_state,
+    BackendStatus, HostStatus, ServerStatus, TierStatus, gather_status, holders_by_vip,
+    read_lb_state, vip_problems,
 };
 pub use survey::{SshOptions, Surveyed, survey};

@@ -21,12 +21,61 @@ pub struct TierStatus {
     pub hosts: Vec<HostStatus>,
     /// The load balancers holding a VIP right now; exactly one in a healthy tier.
     pub vip_holders: Vec<String>,
+    /// Each configured VIP and the hosts that answered holding it.
+    pub vips: BTreeMap<String, Vec<String>>,
+    /// What is wrong with who holds the VIPs: split brain (two holders) or none.
+    pub vip_problems: Vec<String>,
 }
 
 impl TierStatus {
     /// Every host answered.
     pub fn complete(&self) -> bool {
         self.hosts.iter().all(|h| h.error.is_none())
+    }
+
+    /// Every host answered and every VIP has exactly one holder.
+    pub fn healthy(&self) -> bool {
+        self.complete() && self.vip_problems.is_empty()
+    }
+}
+
+/// Who holds each VIP, from each host's answer (host name, VIP → held).
+pub fn holders_by_vip<'a>(
+    answers: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, bool>)>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (host, vips) in answers {
+        for (vip, held) in vips {
+            let holders = out.entry(vip.clone()).or_default();
+            if *held {
+                holders.push(host.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A healthy tier has exactly one holder per VIP: more is split brain (the hosts no longer
+/// hear each other's adverts, and clients reach whichever answered ARP last), none is an outage.
+pub fn vip_problems(holders: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    holders
+        .iter()
+        .filter_map(|(vip, hosts)| match hosts.as_slice() {
+            [_] => None,
+            [] => Some(format!("no load balancer holds VIP {vip}")),
+            many => Some(format!(
+                "split brain: VIP {vip} is held by {} at once",
+                and_list(many)
+            )),
+        })
+        .collect()
+}
+
+fn and_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 
@@ -117,7 +166,14 @@ pub async fn gather_status(fleet: &Fleet, options: ConnectOptions, forks: usize)
         .filter(|h| h.holds_vip)
         .map(|h| h.host.clone())
         .collect();
-    TierStatus { hosts, vip_holders }
+    let vips = holders_by_vip(hosts.iter().map(|h| (h.host.as_str(), &h.vips)));
+    let vip_problems = vip_problems(&vips);
+    TierStatus {
+        hosts,
+        vip_holders,
+        vips,
+        vip_problems,
+    }
 }
 
 /// What the user sees of one host's answer.
@@ -219,5 +275,28 @@ fn server(spec: &HostSpec, record: &Record, row: &StatRow) -> ServerStatus {
         check_desc: row.check_desc.clone(),
         sessions: row.sessions,
         backup: row.backup,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_holders_of_a_vip_are_split_brain_and_none_an_outage() {
+        let held = |h: bool| BTreeMap::from([("10.0.0.100/24".to_string(), h)]);
+        let (a, b, c) = (held(true), held(true), held(false));
+        let holders = holders_by_vip([("lb1", &a), ("lb2", &b), ("lb3", &c)]);
+        assert_eq!(
+            vip_problems(&holders),
+            ["split brain: VIP 10.0.0.100/24 is held by lb1 and lb2 at once"]
+        );
+        let holders = holders_by_vip([("lb1", &c), ("lb3", &c)]);
+        assert_eq!(
+            vip_problems(&holders),
+            ["no load balancer holds VIP 10.0.0.100/24"]
+        );
+        let holders = holders_by_vip([("lb1", &a), ("lb3", &c)]);
+        assert!(vip_problems(&holders).is_empty());
     }
 }

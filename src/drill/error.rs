@@ -101,14 +101,16 @@ pub enum DrillError {
         worker: String,
         rules_left: Vec<String>,
     },
-    #[error("cannot start {daemon} again: {cause}")]
-    NotStarted {
-        daemon: &'static str,
+    /// The broken load balancer could not be repaired: `what` says how it was to be
+    /// (`cannot start haproxy again`, `cannot put lb1 back on the network`).
+    #[error("{what}: {cause}")]
+    NotRepaired {
+        what: String,
         cause: Box<DrillError>,
     },
-    /// The daemon could not be started again; the switch will.
+    /// The load balancer could not be repaired; the switch will.
     #[error(
-        "{}{error}; the dead man's switch starts it by itself within {switch_s} s of the stop",
+        "{}{error}; the dead man's switch repairs it by itself within {switch_s} s of the break",
         then(.stop)
     )]
     NotRestarted {

@@ -6,7 +6,7 @@
 //! two drills are `worker` and `lb`, each a `plan` (plain data) and a `run` (over SSH); what
 //! they share is named for what it is: `probe` (the client's view), `watch` (polling every
 //! load balancer), `clock` (a host's clock on ours), `dead_mans_switch`, `observers`,
-//! `interrupt` and `run_id`.
+//! `interrupt`, `run_id` and `split_brain` (one VIP holder before and after).
 
 mod clock;
 mod dead_mans_switch;
@@ -17,6 +17,7 @@ mod narrator;
 mod observers;
 mod probe;
 mod run_id;
+mod split_brain;
 mod timeline;
 mod watch;
 pub mod worker;

@@ -3,6 +3,10 @@
 
 use std::time::SystemTime;
 
+/// What every drill leaves on a host is named `lbctl-failover-<run id>`: the dead man's switch,
+/// the rules' comment, an ARP chain.
+pub const TAG_PREFIX: &str = "lbctl-failover-";
+
 /// Eight hex digits from the clock and lbctl's pid.
 pub fn run_id() -> String {
     let nanos = SystemTime::now()

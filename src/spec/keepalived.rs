@@ -64,7 +64,12 @@ pub enum HaproxyCheck {
         delay: Option<String>,
     },
     /// `vrrp_script`, run every second.
-    Script { script: String },
+    Script {
+        script: String,
+        /// The site's own `keepalived_check_script`, not lbctl's (which answers within ~20 ms
+        /// of HAProxy's death): it may take until its next run.
+        custom: bool,
+    },
 }
 
 /// The locations of the settings every member of a VRRP instance must share.
@@ -139,7 +144,11 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         .get("keepalived_priority")
         .and_then(|n| field::int(n, "keepalived_priority", 1, 254, diags))
         .map(|p| p as u8);
-    let auth_pass = vars.get("keepalived_auth_pass").and_then(|n| {
+    // empty or null: no authentication, as a template's `{% if keepalived_auth_pass %}` reads it
+    let auth_node = vars
+        .get("keepalived_auth_pass")
+        .filter(|n| !matches!(&n.value, Value::Null) && n.as_text().is_some_and(|t| !t.is_empty()));
+    let auth_pass = auth_node.and_then(|n| {
         let pass = keepalived_text::read(n, "keepalived_auth_pass", Place::Word, diags)?;
         if pass.chars().count() > AUTH_PASS_MAX {
             diags.push(
@@ -160,7 +169,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         (None, _) => Some(100),
     };
     let ipv6 = vips.first().is_some_and(|v| is_ipv6(v));
-    if let (Some(n), true) = (vars.get("keepalived_auth_pass"), ipv6) {
+    if let (Some(n), true) = (auth_node, ipv6) {
         diags.push(
             Diagnostic::new(
                 &n.loc,
@@ -169,7 +178,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
             )
             .hint("remove keepalived_auth_pass (unicast peers already limit who is heard)"),
         );
-    } else if let (Some(n), Some(3)) = (vars.get("keepalived_auth_pass"), vrrp_version) {
+    } else if let (Some(n), Some(3)) = (auth_node, vrrp_version) {
         diags.push(
             Diagnostic::new(
                 &n.loc,
@@ -350,11 +359,12 @@ fn haproxy_check(
                 );
             }
         }
+        let custom = script_node.is_some();
         let script = match script_node {
             Some(n) => keepalived_text::read(n, "keepalived_check_script", Place::Script, diags),
             None => Some(default_script(haproxy_pid_file)),
         }?;
-        return Some(HaproxyCheck::Script { script });
+        return Some(HaproxyCheck::Script { script, custom });
     }
     if let Some(n) = script_node {
         diags.push(

@@ -21,8 +21,10 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// The remote command when root is wanted: `sudo -n` only when the login user is not
 /// already root, decided on the host because the user may come from `~/.ssh/config`.
+/// `SSH_CONNECTION` goes along as the script's `$1` (sudo drops it from the environment): a
+/// drill that cuts the host off keeps lbctl's own connection open.
 const BECOME_ROOT: &str =
-    r#"if [ "$(id -u)" -eq 0 ]; then exec sh -s; else exec sudo -n sh -s; fi"#;
+    r#"if [ "$(id -u)" -eq 0 ]; then exec sh -s; else exec sudo -n sh -s "$SSH_CONNECTION"; fi"#;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectOptions {

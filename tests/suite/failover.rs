@@ -260,9 +260,10 @@ fn the_vip_moves_when_its_holder_loses_keepalived() {
     assert_eq!(doc["test"], "lb");
     assert_eq!(report["holder_before"], holder.name);
     assert_eq!(report["method"], "stop-keepalived");
-    assert_eq!(report["move_budget_ms"], 3000, "3 adverts of 1 s");
+    // a clean stop sends a priority-0 advert: lb2's skew (256 - 244) / 256 s = 46 ms, + 0.5 s
+    assert_eq!(report["move_budget_ms"], 546);
     let moved = report["vip_moved_ms"].as_u64().expect("the VIP moved");
-    assert!(moved <= 3000, "{report}");
+    assert!(moved <= 546, "{report}");
     assert_ne!(report["new_holder"], holder.name);
     let probe = &report["probe"];
     assert!(

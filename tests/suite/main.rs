@@ -13,6 +13,7 @@ mod admin;
 mod ansible;
 mod apply;
 mod ci_examples;
+mod crash;
 mod drill_report;
 mod failover;
 mod golden;

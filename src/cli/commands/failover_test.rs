@@ -28,6 +28,13 @@ pub enum MethodArg {
     StopKeepalived,
     /// Load balancer: stop HAProxy; keepalived's tracked check gives the VIP away.
     StopHaproxy,
+    /// Load balancer: SIGKILL every keepalived process (a crash: the others wait 3 adverts).
+    KillKeepalived,
+    /// Load balancer: SIGKILL HAProxy's master and every worker (a crash).
+    KillHaproxy,
+    /// Load balancer: cut it off the network with tagged iptables and arptables rules (a
+    /// partition, or a power loss as the others see it).
+    Isolate,
 }
 
 #[derive(Debug, Clone)]
@@ -116,11 +123,14 @@ pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
             let method = match opts.method {
                 None | Some(MethodArg::StopKeepalived) => Break::StopKeepalived,
                 Some(MethodArg::StopHaproxy) => Break::StopHaproxy,
+                Some(MethodArg::KillKeepalived) => Break::KillKeepalived,
+                Some(MethodArg::KillHaproxy) => Break::KillHaproxy,
+                Some(MethodArg::Isolate) => Break::Isolate,
                 Some(other) => {
                     return Err(wrong_method(
                         other,
                         "--lb",
-                        "stop-keepalived or stop-haproxy",
+                        "stop-keepalived, stop-haproxy, kill-keepalived, kill-haproxy or isolate",
                     ));
                 }
             };

@@ -35,7 +35,11 @@ pub fn print(global: &Global, report: &Report) -> ExitStatus {
 }
 
 fn seconds(ms: u64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
+    if ms < 10_000 {
+        format!("{:.2} s", ms as f64 / 1000.0)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
 }
 
 fn within(measured: Option<u64>, budget: u64) -> String {
@@ -118,14 +122,19 @@ fn worker_text(r: &WorkerReport) -> String {
 
 fn lb_text(r: &LbReport) -> String {
     let mut out = String::new();
-    let method = match r.method {
-        crate::drill::lb::Break::StopKeepalived => "keepalived",
-        crate::drill::lb::Break::StopHaproxy => "haproxy",
+    use crate::drill::lb::Break;
+    let what = match r.method {
+        Break::StopKeepalived => "keepalived stopped",
+        Break::StopHaproxy => "haproxy stopped",
+        Break::KillKeepalived => "keepalived killed (SIGKILL)",
+        Break::KillHaproxy => "haproxy killed (SIGKILL)",
+        Break::Isolate => "cut off the network",
     };
     let _ = writeln!(
         out,
-        "failover-test {}: {method} stopped for {} (run {}); VIP holder before: {}",
+        "failover-test {} ({}): {what} for {} (run {}); VIP holder before: {}",
         r.lb,
+        r.method.name(),
         seconds(r.stopped_ms),
         r.run_id,
         r.holder_before
@@ -142,7 +151,7 @@ fn lb_text(r: &LbReport) -> String {
     }
     let _ = writeln!(
         out,
-        "  tier whole again {} after the restart; VIP holder now: {}",
+        "  tier whole again {} after the repair; VIP holder now: {}",
         r.settled_ms.map_or("never".to_string(), seconds),
         if r.holder_after.is_empty() {
             "none".to_string()
@@ -153,7 +162,7 @@ fn lb_text(r: &LbReport) -> String {
     let p = &r.probe;
     let _ = writeln!(
         out,
-        "  probe from {} to {}, {}/s: before {}; during the move {}; while stopped {}; restore {}; after {}",
+        "  probe from {} to {}, {}/s: before {}; during the move {}; while broken {}; restore {}; after {}",
         p.from,
         p.targets.join(", "),
         p.rate,
@@ -164,6 +173,18 @@ fn lb_text(r: &LbReport) -> String {
         tally(&p.after)
     );
     errors(&mut out, &p.total);
+    if r.rules_left.is_empty() {
+        if r.method == Break::Isolate {
+            let _ = writeln!(out, "  {}: no lbctl rule left", r.lb);
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "  {}: lbctl rules left: {}",
+            r.lb,
+            r.rules_left.join("; ")
+        );
+    }
     verdict(&mut out, r.passed, &r.failures, || {
         format!(
             "the VIP moved within budget and the tier is whole; {} of {} client connections failed",

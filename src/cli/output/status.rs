@@ -5,14 +5,25 @@ use std::fmt::Write as _;
 use super::{json, plural};
 use crate::{cli::ExitStatus, cli::commands::Global, deploy::TierStatus};
 
-/// Prints the tier's status; exit status 1 when a host could not be asked.
+/// Prints the tier's status; exit status 1 when a host could not be asked, or when a VIP has
+/// no holder or more than one (split brain).
 pub fn print(global: &Global, status: &TierStatus) -> ExitStatus {
     if global.json {
         json(status);
     } else {
         print!("{}", text(status));
+        for problem in &status.vip_problems {
+            eprintln!("error: {problem}");
+        }
+        if !status.vip_problems.is_empty() {
+            eprintln!(
+                "  hint: the load balancers do not agree on who holds the VIP: check that they \
+                 hear each other's VRRP adverts (protocol 112, unicast peers, firewalls) and that \
+                 keepalived runs on each"
+            );
+        }
     }
-    ExitStatus::failed_if(!status.complete())
+    ExitStatus::failed_if(!status.healthy())
 }
 
 fn text(status: &TierStatus) -> String {
@@ -131,7 +142,7 @@ fn summary(status: &TierStatus) -> String {
         parts.push(match status.vip_holders.as_slice() {
             [] => "no load balancer holds the VIP".to_string(),
             [one] => format!("VIP held by {one}"),
-            many => format!("VIP held by {} at once (split brain)", many.join(", ")),
+            many => format!("SPLIT BRAIN: VIP held by {} at once", many.join(", ")),
         });
     }
     parts.push(format!("{up} of {total} server{} UP", plural(total)));

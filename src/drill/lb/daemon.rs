@@ -1,20 +1,25 @@
 //! Stopping and starting a daemon on the broken load balancer, the dead man's switch armed
 //! around it: the script's header (`daemon.sh` is its body), and its report.
 
+use super::host_report::{self, HostReport};
 use crate::{
-    drill::dead_mans_switch::{self, Armed, DeadMansSwitch},
+    drill::dead_mans_switch::{Armed, DeadMansSwitch},
     remote::{self, ReportError},
 };
 
-/// The switch's repair: run the start command unless the daemon runs already.
+/// The switch's repair: run the start command unless the daemon runs already. The command
+/// stands on a line of its own: one that ends in `&` (a daemon started in the background, as
+/// the lab's are) followed by `;` would be a syntax error, and the switch would repair nothing.
 pub(super) fn start_if_stopped(pidfile: &str, start: &str) -> String {
     format!(
-        "pid=$(head -n 1 {} 2>/dev/null); if [ -z \"$pid\" ] || ! kill -0 \"$pid\" 2>/dev/null; then {start}; fi",
+        "pid=$(head -n 1 {} 2>/dev/null); if [ -z \"$pid\" ] || ! kill -0 \"$pid\" 2>/dev/null; then\n{start}\nfi",
         remote::quote(pidfile)
     )
 }
 
 /// `stop`: arm the switch, run the stop command, wait (bounded) for the daemon's pid to go.
+/// `kill`: the same, but SIGKILL every process of the daemon (the pid file's and every
+/// descendant) at once instead of the stop command.
 /// `start`: run the start command (only if the daemon is not running), disarm the switch,
 /// wait (bounded) for a live pid.
 pub(super) fn daemon_script(
@@ -37,40 +42,26 @@ const DAEMON_SCRIPT: &str = concat!(
     include_str!("daemon.sh")
 );
 
-#[derive(Debug, Default)]
-pub(super) struct DaemonReport {
-    pub armed: Option<Armed>,
-    pub error: Option<String>,
-    /// The host's clock right before the stop or start command ran.
-    pub clock_ms: Option<u64>,
+pub(super) fn parse(stdout: &[u8]) -> Result<HostReport, ReportError> {
+    host_report::parse("daemon", stdout)
 }
 
-pub(super) fn parse(stdout: &[u8]) -> Result<DaemonReport, ReportError> {
-    const NAME: &str = "daemon";
-    let mut report = DaemonReport::default();
-    for frame in remote::frames(NAME, stdout)? {
-        let frame = frame?;
-        match frame.words.as_slice() {
-            ["switch", "armed", kind, id] => {
-                report.armed = Some(
-                    dead_mans_switch::parse_armed(kind, id)
-                        .ok_or_else(|| frame.malformed("unknown switch"))?,
-                );
-            }
-            ["switch-error", message] => {
-                report.error = Some(format!(
-                    "cannot arm the dead man's switch: {}",
-                    frame.text(message)?
-                ));
-            }
-            ["error", message] => report.error = Some(frame.text(message)?),
-            ["stopping" | "starting", clock] => report.clock_ms = clock.parse().ok(),
-            ["end", "daemon"] => return Ok(report),
-            _ => return Err(frame.malformed("unknown frame")),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repair_is_valid_shell_even_for_a_start_command_ending_in_ampersand() {
+        for start in [
+            "systemctl start haproxy",
+            "setsid haproxy -W </dev/null >/dev/null 2>&1 &",
+        ] {
+            let repair = start_if_stopped("/run/haproxy.pid", start);
+            let checked = std::process::Command::new("sh")
+                .args(["-n", "-c", &repair])
+                .status()
+                .expect("run sh -n");
+            assert!(checked.success(), "not valid sh: {repair}");
         }
     }
-    Err(ReportError::Truncated {
-        script: NAME,
-        after: None,
-    })
 }

@@ -1,26 +1,33 @@
-//! `lbctl failover-test --lb`: stop keepalived (or HAProxy) on the load balancer holding the
-//! VIP, measure how long until another one holds it and what clients saw meanwhile, then
-//! start it again and confirm the tier is whole.
+//! `lbctl failover-test --lb`: break the load balancer holding the VIP, measure how long until
+//! another one holds it and what clients saw meanwhile, then put it back and confirm the tier
+//! is whole.
 //!
-//! The stop and start commands are the host's `keepalived_stop_command` /
-//! `keepalived_start_command` (`haproxy_...` for `stop-haproxy`). Before stopping anything, a
-//! dead man's switch is armed on the host that starts the daemon again if lbctl does not
-//! come back; Ctrl-C, SIGTERM and every error start it at once.
+//! Methods: `stop-keepalived` / `stop-haproxy` run the host's `keepalived_stop_command` /
+//! `haproxy_stop_command` (a clean stop); `kill-keepalived` / `kill-haproxy` SIGKILL every
+//! process of the daemon at once (a crash); `isolate` cuts the host off the network with
+//! tagged iptables and arptables rules (a partition, a power loss as the others see it). The
+//! repair is the start command, or removing the rules. Before breaking anything, a dead man's
+//! switch is armed on the host that repairs it if lbctl does not come back; Ctrl-C, SIGTERM
+//! and every error repair it at once.
 //!
 //! [`plan`] is plain data in, plain data out (`plan.rs`); [`run`] does it over SSH, phase by
-//! phase (`phases.rs`, watching what `observe.rs` says; the stop and start script is
-//! `daemon.rs` and `daemon.sh`):
+//! phase (`phases.rs`, watching what `observe.rs` says; the scripts are `daemon.rs` and
+//! `daemon.sh`, `isolation.rs` and `isolation.sh`, reporting as `host_report.rs` reads):
 //!
-//! 1. pre-flight: exactly one load balancer holds the VIP, every daemon runs everywhere, and
-//!    the broken one is the holder (unless forced); then a client probe starts;
-//! 2. on the broken host, one round trip arms the dead man's switch and stops the daemon;
-//! 3. every load balancer is polled until another one holds the VIP, and the daemon stays
-//!    stopped at least `--hold`;
-//! 4. the daemon starts again and the switch is disarmed;
-//! 5. polling goes on until the tier is whole (every daemon running, one holder);
-//! 6. the report (`report.rs`): the VIP's move against its budget, probe failures per phase.
+//! 1. pre-flight: exactly one load balancer holds the VIP (split brain or none is refused),
+//!    every daemon runs everywhere, and the broken one is the holder (unless forced); then a
+//!    client probe starts;
+//! 2. on the broken host, one round trip arms the dead man's switch and breaks it;
+//! 3. every load balancer is polled until another one holds the VIP, and the host stays
+//!    broken at least `--hold`;
+//! 4. the repair, and the switch disarmed;
+//! 5. polling goes on until the tier is whole (every daemon running, exactly one holder);
+//! 6. the report (`report.rs`): the VIP's move against its budget and its new holder, probe
+//!    failures per phase, who holds the VIP after, and any lbctl rule left.
 
 mod daemon;
+mod host_report;
+mod isolation;
 mod observe;
 mod phases;
 mod plan;
@@ -30,7 +37,7 @@ use std::{sync::Arc, time::Duration};
 
 use serde::Serialize;
 
-pub use plan::{Plan, plan};
+pub use plan::{Action, Plan, move_budget, plan};
 pub use report::{LbReport, ProbeReport};
 
 use crate::{
@@ -42,7 +49,7 @@ use crate::{
     spec::Connection,
     spec::HostSpec,
 };
-use phases::{Context, Daemon};
+use phases::{Context, Fault};
 
 /// How often every load balancer is asked whether it holds the VIP.
 pub const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -58,13 +65,23 @@ pub enum Break {
     StopKeepalived,
     /// HAProxy stops: keepalived's tracked check fails and it gives the VIP away.
     StopHaproxy,
+    /// keepalived dies (SIGKILL): it says nothing, the others wait out 3 adverts.
+    KillKeepalived,
+    /// HAProxy dies (SIGKILL of the master and every worker): keepalived notices at once.
+    KillHaproxy,
+    /// The host is cut off the network: the others wait out 3 adverts.
+    Isolate,
 }
 
 impl Break {
-    fn daemon(self) -> &'static str {
+    /// As `--method` spells it.
+    pub fn name(self) -> &'static str {
         match self {
-            Break::StopKeepalived => "keepalived",
-            Break::StopHaproxy => "haproxy",
+            Break::StopKeepalived => "stop-keepalived",
+            Break::StopHaproxy => "stop-haproxy",
+            Break::KillKeepalived => "kill-keepalived",
+            Break::KillHaproxy => "kill-haproxy",
+            Break::Isolate => "isolate",
         }
     }
 }
@@ -73,7 +90,7 @@ impl Break {
 pub struct LbTest {
     pub lb: String,
     pub method: Break,
-    /// How long the daemon stays stopped (at least until the VIP moved or its deadline).
+    /// How long the host stays broken (at least until the VIP moved or its deadline).
     pub hold: Duration,
     /// Breaking a load balancer that does not hold the VIP tests nothing about the VIP.
     pub force: bool,
@@ -90,8 +107,8 @@ pub struct Setup {
     pub narrator: Arc<dyn Narrator>,
 }
 
-/// Runs the drill. Errors before the stop leave everything untouched; errors after it start
-/// the daemon again first.
+/// Runs the drill. Errors before the break leave everything untouched; errors after it
+/// repair the host first.
 pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, DrillError> {
     let cx = Context { plan, test, setup };
     let run_id = run_id();
@@ -124,12 +141,12 @@ pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, 
         probe: probing.probe,
     };
 
-    // 2–3. The stop: from here on, every way out starts the daemon again first.
-    let daemon = Daemon::new(cx, hosts.index, &run_id);
-    let stopped = phases::stop(cx, &hosts.target, &daemon, &observers.watch, moves).await;
+    // 2–3. The break: from here on, every way out repairs the host first.
+    let fault = Fault::new(cx, &run_id);
+    let stopped = phases::stop(cx, &hosts.target, &fault, &observers.watch, moves).await;
 
-    // 4–5. The start, then the tier whole again.
-    let restarted = match phases::restart(cx, &hosts.target, &daemon, stopped).await {
+    // 4–5. The repair, then the tier whole again.
+    let restarted = match phases::restart(cx, &hosts.target, &fault, stopped).await {
         Ok(restarted) => restarted,
         Err(e) => return Err(observers.abandon(e).await),
     };
@@ -147,7 +164,7 @@ pub async fn run(plan: &Plan, test: &LbTest, setup: &Setup) -> Result<LbReport, 
         moves,
         restarted,
         settled,
-        switch_fires_after: daemon.switch.fires_after,
+        switch_fires_after: fault.switch.fires_after,
     };
     Ok(report::build(plan, test, measured))
 }

@@ -33,8 +33,9 @@ pub(super) fn query(spec: &HostSpec) -> Query {
     }
 }
 
-/// The first moment at or after `t0` when, in the latest poll of every host, the broken
-/// host no longer held the VIP and another one did.
+/// The first moment at or after `t0` when, in the latest poll of every host, another host
+/// held the VIP and the broken one no longer did (or, when it may keep it, whatever it said:
+/// a killed keepalived leaves the address behind, a cut-off host does not know).
 pub(super) fn moved_at(
     plan: &Plan,
     samples: &[Vec<Sample<Seen>>],
@@ -56,7 +57,8 @@ pub(super) fn moved_at(
         .collect();
     times.sort();
     times.into_iter().find_map(|at| {
-        let broken_free = latest(broken, at).is_some_and(|s| !s.holds_vip);
+        let broken_free =
+            plan.holder_may_keep_vip || latest(broken, at).is_some_and(|s| !s.holds_vip);
         let holder = (0..samples.len())
             .find(|&i| i != broken && latest(i, at).is_some_and(|s| s.holds_vip))?;
         broken_free.then(|| (at, plan.lbs[holder].clone()))
@@ -82,15 +84,16 @@ mod tests {
     fn the_vip_has_moved_once_the_old_holder_let_go_and_another_took_it() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
-        let plan = Plan {
+        let mut plan = Plan {
             lb: "lb1".into(),
             lbs: vec!["lb1".into(), "lb2".into(), "lb3".into()],
-            stop: String::new(),
-            start: String::new(),
-            daemon: "keepalived",
+            what: "keepalived",
+            action: super::super::Action::Isolate,
             move_budget: Duration::from_secs(3),
+            holder_may_keep_vip: false,
             probe_targets: Vec::new(),
             probe_timeout: Duration::from_secs(9),
+            takeback: Duration::from_secs(8),
         };
         let samples = vec![
             vec![
@@ -119,5 +122,8 @@ mod tests {
             vec![sample(ms(120), false)],
         ];
         assert_eq!(moved_at(&plan, &split, t0), None);
+        // ...unless it may keep it (cut off, or its keepalived killed): another holds it
+        plan.holder_may_keep_vip = true;
+        assert_eq!(moved_at(&plan, &split, t0), Some((ms(110), "lb2".into())));
     }
 }

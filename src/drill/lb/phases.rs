@@ -1,5 +1,5 @@
-//! The phases of a load-balancer drill, in the order `run` calls them: pre-flight, stopping
-//! the daemon until the VIP moved, starting it again, and waiting for the tier to be whole.
+//! The phases of a load-balancer drill, in the order `run` calls them: pre-flight, breaking
+//! the host until the VIP moved, repairing it, and waiting for the tier to be whole.
 
 use std::{
     sync::Arc,
@@ -7,18 +7,22 @@ use std::{
 };
 
 use super::{
-    Break, LbTest, Plan, SETTLE, SWITCH_MARGIN, Setup,
+    Action, LbTest, Plan, SETTLE, SWITCH_MARGIN, Setup,
     daemon::{self, daemon_script, start_if_stopped},
+    host_report::HostReport,
+    isolation,
     observe::{Seen, moved_at, query},
 };
 use crate::{
+    deploy::{holders_by_vip, vip_problems},
     drill::DrillError,
     drill::clock::{self, Clock, millis},
     drill::dead_mans_switch::{Armed, DeadMansSwitch},
     drill::interrupt::interrupted,
     drill::narrator::Narrator,
+    drill::run_id::TAG_PREFIX,
     drill::watch::Watch,
-    remote::parse_lb_state,
+    remote::{ReportError, parse_lb_state},
     ssh,
     ssh::Session,
 };
@@ -37,9 +41,8 @@ pub(super) struct Hosts {
     pub lbs: Vec<Arc<Session>>,
     /// `--probe-from`'s host.
     pub probe: Option<Arc<Session>>,
-    /// The load balancer the drill breaks, and its place in the fleet.
+    /// The load balancer the drill breaks.
     pub target: Arc<Session>,
-    pub index: usize,
 }
 
 /// Opens every load balancer's and the probe host's session.
@@ -60,7 +63,6 @@ pub(super) async fn connect(plan: &Plan, setup: &Setup) -> Result<Hosts, DrillEr
         target: Arc::clone(&all[index]),
         lbs: all,
         probe,
-        index,
     })
 }
 
@@ -72,6 +74,7 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<String, 
     let outputs = ssh::run_all(&hosts.lbs, scripts).await;
     let mut problems = Vec::new();
     let mut holders = Vec::new();
+    let mut answers = Vec::new();
     for (spec, out) in setup.lbs.iter().zip(outputs) {
         let state = out.map_err(DrillError::from).and_then(|o| {
             parse_lb_state(&o.stdout).map_err(|e| DrillError::Report(e.with_output(o)))
@@ -87,14 +90,18 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<String, 
                 if state.holds_vip() {
                     holders.push(spec.name.clone());
                 }
+                answers.push((spec.name.as_str(), state.vips));
             }
         }
     }
-    if holders.len() != 1 {
-        problems.push(match holders.as_slice() {
-            [] => "no load balancer holds the VIP".to_string(),
-            many => format!("several load balancers hold the VIP: {}", many.join(", ")),
-        });
+    // split brain, or nobody holding a VIP, is no tier to drill
+    let by_vip = holders_by_vip(answers.iter().map(|(h, v)| (*h, v)));
+    problems.extend(vip_problems(&by_vip));
+    if holders.len() != 1 && problems.is_empty() {
+        problems.push(format!(
+            "the VIPs are held by different load balancers: {}",
+            holders.join(", ")
+        ));
     }
     if !problems.is_empty() {
         return Err(DrillError::Preflight { problems });
@@ -112,26 +119,95 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<String, 
     Ok(holder_before)
 }
 
-/// The daemon the drill stops, and the switch that starts it again if lbctl does not.
-pub(super) struct Daemon {
-    pub pidfile: String,
+/// What the drill breaks on the host, and the switch that repairs it if lbctl does not.
+pub(super) struct Fault {
+    pub action: Action,
+    /// `lbctl-failover-<run id>`: the switch's name, and the isolation rules' tag.
+    pub tag: String,
     pub switch: DeadMansSwitch,
 }
 
-impl Daemon {
-    /// The switch fires `SWITCH_MARGIN` after the longest the daemon may stay stopped.
-    pub fn new(cx: Context<'_>, index: usize, run_id: &str) -> Daemon {
-        let Context { plan, test, setup } = cx;
-        let pidfile = match test.method {
-            Break::StopKeepalived => setup.lbs[index].daemons.keepalived_pid_file.clone(),
-            Break::StopHaproxy => setup.lbs[index].haproxy.pid_file.clone(),
+impl Fault {
+    /// The switch fires `SWITCH_MARGIN` after the longest the host may stay broken.
+    pub fn new(cx: Context<'_>, run_id: &str) -> Fault {
+        let Context { plan, test, .. } = cx;
+        let tag = format!("{TAG_PREFIX}{run_id}");
+        let repair = match &plan.action {
+            Action::Daemon { start, pidfile, .. } => start_if_stopped(pidfile, start),
+            Action::Isolate => isolation::remove_commands(&tag),
         };
         let switch = DeadMansSwitch {
-            tag: format!("lbctl-failover-{run_id}"),
+            tag: tag.clone(),
             fires_after: plan.longest_stop(test.hold) + SWITCH_MARGIN,
-            action: start_if_stopped(&pidfile, &plan.start),
+            action: repair,
         };
-        Daemon { pidfile, switch }
+        Fault {
+            action: plan.action.clone(),
+            tag,
+            switch,
+        }
+    }
+
+    /// Arms the switch, then breaks the host.
+    fn break_script(&self) -> String {
+        match &self.action {
+            Action::Daemon {
+                kill,
+                stop,
+                pidfile,
+                ..
+            } => daemon_script(
+                if *kill { "kill" } else { "stop" },
+                &self.switch,
+                None,
+                stop,
+                pidfile,
+            ),
+            Action::Isolate => isolation::isolate_script(&self.tag, &self.switch),
+        }
+    }
+
+    /// Repairs the host (unless it is whole already) and disarms the switch.
+    fn repair_script(&self, armed: Option<&Armed>) -> String {
+        match &self.action {
+            Action::Daemon { start, pidfile, .. } => {
+                daemon_script("start", &self.switch, armed, start, pidfile)
+            }
+            Action::Isolate => isolation::restore_script(&self.tag, &self.switch, armed),
+        }
+    }
+
+    fn parse(&self, stdout: &[u8]) -> Result<HostReport, ReportError> {
+        match self.action {
+            Action::Daemon { .. } => daemon::parse(stdout),
+            Action::Isolate => isolation::parse(stdout),
+        }
+    }
+
+    /// What was done, for the narration.
+    fn broken(&self, plan: &Plan) -> String {
+        match &self.action {
+            Action::Daemon {
+                kill: true,
+                pidfile,
+                ..
+            } => format!(
+                "{} killed (SIGKILL to the process in {pidfile} and every descendant)",
+                plan.what
+            ),
+            Action::Daemon { stop, .. } => format!("{} stopped (`{stop}`)", plan.what),
+            Action::Isolate => format!(
+                "cut off the network (every packet and ARP dropped but lbctl's SSH, rules tagged {})",
+                self.tag
+            ),
+        }
+    }
+
+    fn repaired(&self, plan: &Plan) -> String {
+        match &self.action {
+            Action::Daemon { start, .. } => format!("{} started (`{start}`)", plan.what),
+            Action::Isolate => "back on the network (rules removed)".to_string(),
+        }
     }
 }
 
@@ -142,7 +218,7 @@ pub(super) struct Stopped {
     pub armed: Option<Armed>,
     /// When the stop command began, by the host's clock (else the send).
     pub stopped_at: Option<Instant>,
-    /// The broken host's clock, to time the start by too.
+    /// The broken host's clock, to time the repair by too.
     pub clock: Option<Clock>,
 }
 
@@ -153,7 +229,7 @@ pub(super) struct Stopped {
 pub(super) async fn stop(
     cx: Context<'_>,
     target: &Session,
-    daemon: &Daemon,
+    fault: &Fault,
     watch: &Watch<Seen>,
     moves: bool,
 ) -> Stopped {
@@ -166,11 +242,9 @@ pub(super) async fn stop(
     let outcome: Result<(Option<Instant>, Option<String>), DrillError> = tokio::select! {
         r = async {
             let sent = Instant::now();
-            let out = target
-                .run(&daemon_script("stop", &daemon.switch, None, &plan.stop, &daemon.pidfile))
-                .await?;
+            let out = target.run(&fault.break_script()).await?;
             let answered = Instant::now();
-            let report = match daemon::parse(&out.stdout) {
+            let report = match fault.parse(&out.stdout) {
                 Ok(report) => report,
                 Err(e) => return Err(e.with_output(out).into()),
             };
@@ -186,11 +260,10 @@ pub(super) async fn stop(
             };
             stopped_at = Some(t0);
             say.say(&format!(
-                "{}: {} stopped (`{}`); dead man's switch starts it in {} s if lbctl does not",
+                "{}: {}; dead man's switch repairs it in {} s if lbctl does not",
                 plan.lb,
-                plan.daemon,
-                plan.stop,
-                daemon.switch.fires_after.as_secs()
+                fault.broken(plan),
+                fault.switch.fires_after.as_secs()
             ));
             if !moves {
                 wait_for_hold(watch, t0, test.hold).await?;
@@ -201,7 +274,7 @@ pub(super) async fn stop(
         } => r,
         why = interrupted() => Err(DrillError::Interrupted {
             why,
-            when: format!("while {} was stopped", plan.daemon),
+            when: format!("while {} was broken", plan.lb),
         }),
     };
     Stopped {
@@ -212,20 +285,22 @@ pub(super) async fn stop(
     }
 }
 
-/// The stop and the start, as they happened.
+/// The break and the repair, as they happened.
 pub(super) struct Restarted {
     pub moved_at: Option<Instant>,
     pub new_holder: Option<String>,
     pub stopped_at: Instant,
     pub started_at: Instant,
+    /// Every lbctl failover rule the broken host still had after the repair.
+    pub rules_left: Vec<String>,
 }
 
-/// Phase 4: starts the daemon again (unless it runs) and disarms the switch, whatever
-/// happened while it was stopped; then fails if the stop did.
+/// Phase 4: repairs the host (starts the daemon unless it runs, removes the rules) and
+/// disarms the switch, whatever happened while it was broken; then fails if the break did.
 pub(super) async fn restart(
     cx: Context<'_>,
     target: &Session,
-    daemon: &Daemon,
+    fault: &Fault,
     stopped: Stopped,
 ) -> Result<Restarted, DrillError> {
     let Context { plan, setup, .. } = cx;
@@ -235,32 +310,31 @@ pub(super) async fn restart(
         stopped_at,
         clock,
     } = stopped;
-    let restarted = start_again(target, daemon, armed.as_ref(), plan, clock).await;
-    let started_at = *restarted.as_ref().unwrap_or(&Instant::now());
-    if let Err(e) = &restarted {
-        setup.narrator.say(&format!("{}: {e}", plan.lb));
-    } else {
-        setup.narrator.say(&format!(
-            "{}: {} started (`{}`)",
-            plan.lb, plan.daemon, plan.start
-        ));
+    let repaired = repair(target, fault, armed.as_ref(), plan, clock).await;
+    let started_at = repaired.as_ref().map_or_else(|_| Instant::now(), |r| r.0);
+    match &repaired {
+        Err(e) => setup.narrator.say(&format!("{}: {e}", plan.lb)),
+        Ok(_) => setup
+            .narrator
+            .say(&format!("{}: {}", plan.lb, fault.repaired(plan))),
     }
-    let (moved, new_holder) = match (outcome, restarted) {
-        (Ok(moved), Ok(_)) => moved,
+    let ((moved, new_holder), rules_left) = match (outcome, repaired) {
+        (Ok(moved), Ok((_, rules_left))) => (moved, rules_left),
         (Err(stop), Ok(_)) => return Err(stop),
         (stop, Err(e)) => {
             return Err(DrillError::NotRestarted {
                 stop: stop.err().map(Box::new),
                 error: Box::new(e),
-                switch_s: daemon.switch.fires_after.as_secs(),
+                switch_s: fault.switch.fires_after.as_secs(),
             });
         }
     };
     Ok(Restarted {
         moved_at: moved,
         new_holder,
-        stopped_at: stopped_at.expect("the daemon was stopped"),
+        stopped_at: stopped_at.expect("the host was broken"),
         started_at,
+        rules_left,
     })
 }
 
@@ -294,7 +368,7 @@ async fn wait_for_move(
             return Err(DrillError::Lost {
                 error: Box::new(error),
                 host,
-                when: format!(" while {} was stopped", plan.daemon),
+                when: format!(" while {} was broken", plan.lb),
             });
         }
         if moved.is_none() {
@@ -356,8 +430,9 @@ async fn wait_for_whole(
             let holders: Vec<usize> = (0..seen.len()).filter(|&i| seen[i].holds_vip).collect();
             let daemons = seen.iter().all(|s| s.daemons_running);
             let back = holders == [original];
-            // the original holder has priority: give it a few adverts to take the VIP back
-            if daemons && (back || (holders.len() == 1 && t1.elapsed() >= plan.move_budget * 2)) {
+            // the original holder has priority: give it time to take the VIP back (its check
+            // must rise, then a few adverts)
+            if daemons && (back || (holders.len() == 1 && t1.elapsed() >= plan.takeback)) {
                 return Some(Instant::now());
             }
         }
@@ -368,39 +443,40 @@ async fn wait_for_whole(
     }
 }
 
-/// Starts the daemon again (unless it runs) and disarms the switch; returns when the start
-/// command began, by the host's clock when there is one.
-async fn start_again(
+/// Repairs the host and disarms the switch; returns when the repair began (the start
+/// command) or ended (the rules removed), by the host's clock when there is one, and the
+/// lbctl rules left on it.
+async fn repair(
     target: &Session,
-    daemon: &Daemon,
+    fault: &Fault,
     armed: Option<&Armed>,
     plan: &Plan,
     clock: Option<Clock>,
-) -> Result<Instant, DrillError> {
-    let not_started = |cause: DrillError| DrillError::NotStarted {
-        daemon: plan.daemon,
+) -> Result<(Instant, Vec<String>), DrillError> {
+    let not_repaired = |cause: DrillError| DrillError::NotRepaired {
+        what: match fault.action {
+            Action::Daemon { .. } => format!("cannot start {} again", plan.what),
+            Action::Isolate => format!("cannot put {} back on the network", plan.lb),
+        },
         cause: Box::new(cause),
     };
     let sent = Instant::now();
     let out = target
-        .run(&daemon_script(
-            "start",
-            &daemon.switch,
-            armed,
-            &plan.start,
-            &daemon.pidfile,
-        ))
+        .run(&fault.repair_script(armed))
         .await
-        .map_err(|e| not_started(e.into()))?;
-    let report = match daemon::parse(&out.stdout) {
+        .map_err(|e| not_repaired(e.into()))?;
+    let report = match fault.parse(&out.stdout) {
         Ok(report) => report,
-        Err(e) => return Err(not_started(e.with_output(out).into())),
+        Err(e) => return Err(not_repaired(e.with_output(out).into())),
     };
     match report.error {
-        Some(message) => Err(not_started(DrillError::Remote { message })),
-        None => Ok(match (clock, report.clock_ms) {
-            (Some(clock), Some(ms)) => clock.local(ms, sent, Instant::now()),
-            _ => sent,
-        }),
+        Some(message) => Err(not_repaired(DrillError::Remote { message })),
+        None => Ok((
+            match (clock, report.clock_ms) {
+                (Some(clock), Some(ms)) => clock.local(ms, sent, Instant::now()),
+                _ => sent,
+            },
+            report.rules_left,
+        )),
     }
 }

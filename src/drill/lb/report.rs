@@ -21,16 +21,20 @@ pub struct LbReport {
     /// The VIP holder before the test; when it is not `lb` (`--force`), the VIP is not
     /// expected to move and `vip_moved_ms` stays empty.
     pub holder_before: String,
-    /// From sending the stop command until another load balancer held the VIP (and this one
-    /// no longer did), polled every [`POLL_EVERY`](super::POLL_EVERY); `None`: not within twice the budget.
+    /// From the break (the stop command, the kill, the first rule) until another load
+    /// balancer held the VIP (and this one no longer did, unless it may keep it: see
+    /// `Plan::holder_may_keep_vip`), polled every [`POLL_EVERY`](super::POLL_EVERY); `None`:
+    /// not within twice the budget.
     pub vip_moved_ms: Option<u64>,
     pub new_holder: Option<String>,
     pub move_budget_ms: u64,
-    /// How long the daemon was stopped.
+    /// How long the host was broken.
     pub stopped_ms: u64,
-    /// From the start command until the tier was whole again (daemons running, one holder).
+    /// From the repair until the tier was whole again (daemons running, one holder).
     pub settled_ms: Option<u64>,
     pub holder_after: Vec<String>,
+    /// lbctl failover rules left on the broken host after the repair (none, normally).
+    pub rules_left: Vec<String>,
     pub probe: ProbeReport,
     pub switch_fires_after_ms: u64,
     pub passed: bool,
@@ -47,11 +51,11 @@ pub struct ProbeReport {
     pub rate: u32,
     pub timeout_ms: u64,
     pub before: Tally,
-    /// From the stop command until another load balancer held the VIP.
+    /// From the break until another load balancer held the VIP.
     pub during_move: Tally,
-    /// While the daemon stayed stopped after the VIP moved.
+    /// While the host stayed broken after the VIP moved.
     pub while_stopped: Tally,
-    /// From the start command until the tier was whole again (the VIP may move back).
+    /// From the repair until the tier was whole again (the VIP may move back).
     pub restore: Tally,
     pub after: Tally,
     pub total: Tally,
@@ -89,6 +93,7 @@ pub(super) fn build(plan: &Plan, test: &LbTest, measured: Measured) -> LbReport 
                 new_holder,
                 stopped_at,
                 started_at,
+                rules_left,
             },
         settled,
         switch_fires_after,
@@ -137,9 +142,8 @@ pub(super) fn build(plan: &Plan, test: &LbTest, measured: Measured) -> LbReport 
     }
     if settled.is_none() {
         failures.push(format!(
-            "the tier was not whole again within {} s of starting {} (holders now: {})",
+            "the tier was not whole again within {} s of the repair (holders now: {})",
             SETTLE.as_secs(),
-            plan.daemon,
             if holder_after.is_empty() {
                 "none".to_string()
             } else {
@@ -147,7 +151,23 @@ pub(super) fn build(plan: &Plan, test: &LbTest, measured: Measured) -> LbReport 
             }
         ));
     }
-    let stopped = format!("{} stopped on {}", plan.daemon, plan.lb);
+    // checked before the drill too (pre-flight): exactly one holder
+    match holder_after.as_slice() {
+        [_] => {}
+        [] => failures.push("after the drill no load balancer holds the VIP".to_string()),
+        many => failures.push(format!(
+            "split brain after the drill: {} hold the VIP at once",
+            many.join(" and ")
+        )),
+    }
+    if !rules_left.is_empty() {
+        failures.push(format!(
+            "lbctl rules left on {}: {}",
+            plan.lb,
+            rules_left.join("; ")
+        ));
+    }
+    let stopped = format!("{} on {}", test.method.name(), plan.lb);
     let mut lanes: Vec<Lane> = plan
         .lbs
         .iter()
@@ -221,6 +241,7 @@ pub(super) fn build(plan: &Plan, test: &LbTest, measured: Measured) -> LbReport 
         stopped_ms: millis(stopped_at, started_at),
         settled_ms: settled.map(|s| millis(started_at, s)),
         holder_after,
+        rules_left,
         probe: probe_report,
         switch_fires_after_ms: switch_fires_after.as_millis() as u64,
         passed: failures.is_empty(),

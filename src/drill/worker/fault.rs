@@ -37,7 +37,7 @@ const SCRIPT: &str = concat!(
 );
 const NAME: &str = "fault";
 /// Every rule any lbctl run adds carries a comment starting with this.
-pub const TAG_PREFIX: &str = "lbctl-failover-";
+pub use crate::drill::run_id::TAG_PREFIX;
 /// How long one iptables call may wait for the xtables lock.
 const XTABLES_WAIT_SECONDS: u32 = 5;
 /// Copies of one rule removed at most (a rule inserted twice by hand, say).

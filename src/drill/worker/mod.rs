@@ -37,6 +37,7 @@ use crate::{
     drill::DrillError,
     drill::narrator::Narrator,
     drill::observers::Observers,
+    drill::split_brain,
     drill::{probe, run_id::run_id},
     spec::Connection,
     spec::HostSpec,
@@ -132,6 +133,8 @@ pub async fn run(
         Err(e) => return Err(observers.abandon(e).await),
     };
     let (samples, recorded) = observers.finish().await?;
+    // the VIP untouched by a worker's fault: still exactly one holder
+    let vip_after = split_brain::problems(&setup.lbs, &hosts.lbs).await;
 
     // 6. The report.
     let measured = report::Measured {
@@ -143,6 +146,7 @@ pub async fn run(
         fault_off: restored.fault_off,
         recovered,
         rules_left: restored.rules_left,
+        vip_after,
         tag: fault.tag,
         switch_fires_after: switch.fires_after,
     };

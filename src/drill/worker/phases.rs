@@ -17,6 +17,7 @@ use crate::{
     drill::dead_mans_switch::{Armed, DeadMansSwitch},
     drill::interrupt::interrupted,
     drill::narrator::Narrator,
+    drill::split_brain,
     drill::watch::Watch,
     remote::{Query, parse_lb_state},
     ssh,
@@ -70,8 +71,11 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
         .map(|h| Query::servers_only(h).script())
         .collect();
     let inspect = Fault::inspect_script();
-    let (outputs, inspected) = tokio::join!(ssh::run_all(lbs, scripts), worker.run(&inspect));
-    let mut problems = Vec::new();
+    let (outputs, inspected, mut problems) = tokio::join!(
+        ssh::run_all(lbs, scripts),
+        worker.run(&inspect),
+        split_brain::problems(&setup.lbs, lbs)
+    );
     let mut last_up = Vec::new();
     for (spec, out) in setup.lbs.iter().zip(outputs) {
         let state = out.map_err(DrillError::from).and_then(|out| {

@@ -32,6 +32,8 @@ pub struct WorkerReport {
     pub switch_fires_after_ms: u64,
     /// lbctl-failover rules on the worker after the restore (none, when all went well).
     pub rules_left: Vec<String>,
+    /// What was wrong with who held the VIP after the drill: split brain, or no holder.
+    pub vip_after: Vec<String>,
     pub max_failed: u64,
     pub passed: bool,
     /// Why the test failed, one reason per line; empty when it passed.
@@ -85,6 +87,8 @@ pub(super) struct Measured {
     /// When every load balancer showed every target UP again.
     pub recovered: Option<Instant>,
     pub rules_left: Vec<String>,
+    /// What was wrong with who held the VIP after the drill (split brain, none).
+    pub vip_after: Vec<String>,
     /// The tag on this run's rules.
     pub tag: String,
     pub switch_fires_after: Duration,
@@ -101,6 +105,7 @@ pub(super) fn build(plan: &Plan, test: &WorkerTest, measured: Measured) -> Worke
         fault_off,
         recovered: end,
         rules_left,
+        vip_after,
         tag,
         switch_fires_after,
     } = measured;
@@ -162,6 +167,7 @@ pub(super) fn build(plan: &Plan, test: &WorkerTest, measured: Measured) -> Worke
     if rules_left.iter().any(|r| r.contains(&tag)) {
         failures.push(format!("rules of this run are still on {}", plan.worker));
     }
+    failures.extend(vip_after.iter().map(|p| format!("after the drill: {p}")));
     let timeline = timeline(
         plan, test, &recorded, &results, fault_on, fault_off, &failures,
     );
@@ -177,6 +183,7 @@ pub(super) fn build(plan: &Plan, test: &WorkerTest, measured: Measured) -> Worke
         probe: probe_report,
         switch_fires_after_ms: switch_fires_after.as_millis() as u64,
         rules_left,
+        vip_after,
         max_failed: test.max_failed,
         passed: failures.is_empty(),
         failures,

@@ -1,0 +1,594 @@
+//! The tier survives crashes (issue 18's acceptance): HAProxy or keepalived killed with
+//! SIGKILL on the VIP holder, the holder cut off the network (with sub-second VRRPv3), lbctl
+//! itself killed mid-drill, a VRRP cut reported as split brain by `status`, a sticky client
+//! kept on its worker across a VIP move and a reload of every host, and keepalived's process
+//! tracking (`vrrp_track_process`, lbctl's default) in the machine's own namespaces, where
+//! the kernel's process events reach it.
+//!
+//!     sudo -E cargo test --test suite -- crash:: --nocapture
+
+use std::{
+    process::{Child, Command, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use crate::support::lab::{self, CLIENT_NS, Host, LBS, Lab, VIP, describe, run, wait_for};
+use crate::support::{Lbctl, repo_root, require_root_and, scratch, write};
+use serde_json::Value;
+
+/// Sub-second VRRP for the isolation drill: VRRPv3 has no PASS authentication.
+const VRRP3: &[&str] = &[
+    "-e",
+    "keepalived_vrrp_version=3 keepalived_advert_int=0.2",
+    "-e",
+    "keepalived_auth_pass=",
+];
+
+/// lbctl's configuration on every load balancer (with `extra` arguments), one VIP holder.
+fn applied(lab: &Lab, extra: &[&str]) -> Host {
+    Lbctl::on_lab()
+        .args(extra)
+        .args(["apply", "--yes"])
+        .timeout(300)
+        .run();
+    // a rollout that changes the VRRP version passes through a mixed tier: let it settle
+    let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(30));
+    sleep(Duration::from_secs(3));
+    lab.wait_single_vip_holder(&LBS, Duration::from_secs(30));
+    assert_eq!(holder.name, "lb1", "lb1 has the highest priority");
+    holder
+}
+
+/// Runs a load-balancer drill on `lb` and returns its JSON report; exit 0 (passed) expected.
+fn drill(method: &str, lb: &str, extra: &[&str]) -> Value {
+    let run = Lbctl::on_lab()
+        .args(extra)
+        .args(["failover-test", "--lb", lb, "--method", method])
+        .args(["--hold", "3s", "--probe-from", "client", "--json"])
+        .timeout(180)
+        .output();
+    eprintln!(
+        "{method} drill: exit {}\n{}{}",
+        run.code, run.stdout, run.stderr
+    );
+    assert!(run.code == 0 || run.code == 3, "{}", run.stderr);
+    let doc = run.json();
+    assert_eq!(doc["test"], "lb");
+    let report = doc["report"].clone();
+    assert_eq!(report["method"], method);
+    report
+}
+
+/// What every drill must leave: the holder back, one holder, every daemon up, no rule.
+fn tier_whole(lab: &Lab, holder: Host, report: &Value) {
+    assert_eq!(
+        report["holder_after"],
+        serde_json::json!([holder.name]),
+        "{report}"
+    );
+    assert_eq!(report["rules_left"], serde_json::json!([]), "{report}");
+    lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(10));
+    let out = lab.script(30, &["status"]);
+    assert!(out.status.success(), "{}", describe("lab.sh status", &out));
+    assert_eq!(failover_rules(lab, holder.name), Vec::<String>::new());
+}
+
+/// Every lbctl failover rule or ARP chain on a host (iptables, ip6tables, arptables).
+fn failover_rules(lab: &Lab, host: &str) -> Vec<String> {
+    let out = lab.exec(
+        host,
+        &[
+            "sh",
+            "-c",
+            "for t in iptables ip6tables arptables; do $t -S; done 2>/dev/null | grep -F lbctl-failover- || true",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn ms(report: &Value, key: &str) -> u64 {
+    report[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key}: {report}"))
+}
+
+#[test]
+fn kill_9_of_haproxy_on_the_holder_moves_the_vip_at_once() {
+    let lab = Lab::up();
+    let holder = applied(&lab, &[]);
+    let report = drill("kill-haproxy", holder.name, &[]);
+    let moved = ms(&report, "vip_moved_ms");
+    assert!(moved <= 500, "the VIP moved after {moved} ms: {report}");
+    assert_eq!(ms(&report, "move_budget_ms"), 500);
+    assert_ne!(report["new_holder"], holder.name, "{report}");
+    let probe = &report["probe"];
+    assert_eq!(probe["rate"], 20);
+    assert!(ms(&probe["total"], "attempts") >= 60, "{probe}");
+    let failed = probe["total"]["failed"].as_u64().unwrap();
+    assert!(failed <= 2, "{failed} client connections failed: {probe}");
+    assert_eq!(report["passed"], true, "{report}");
+    tier_whole(&lab, holder, &report);
+}
+
+#[test]
+fn kill_9_of_keepalived_on_the_holder_moves_the_vip_after_three_adverts() {
+    let lab = Lab::up();
+    let holder = applied(&lab, &[]);
+    let before = lab.daemon_pid(holder.name, "/run/keepalived.pid");
+    let report = drill("kill-keepalived", holder.name, &[]);
+    // 3 adverts of 1 s, lb2's skew (256 - 244) / 256 s = 46 ms, and 0.5 s
+    assert_eq!(ms(&report, "move_budget_ms"), 3546);
+    let moved = ms(&report, "vip_moved_ms");
+    assert!(moved <= 3546, "the VIP moved after {moved} ms: {report}");
+    // the backups wait 3 adverts from the last one they heard, up to 1 s before the kill
+    assert!(moved >= 1900, "3 adverts must go missing first: {moved} ms");
+    assert_eq!(report["new_holder"], "lb2", "{report}");
+    assert_eq!(report["passed"], true, "{report}");
+    tier_whole(&lab, holder, &report);
+    assert_ne!(
+        lab.daemon_pid(holder.name, "/run/keepalived.pid"),
+        before,
+        "a new keepalived runs"
+    );
+}
+
+#[test]
+fn isolating_the_holder_with_vrrp3_moves_the_vip_within_a_second_and_leaves_no_rule() {
+    let lab = Lab::up();
+    let holder = applied(&lab, VRRP3);
+    let report = drill("isolate", holder.name, VRRP3);
+    let moved = ms(&report, "vip_moved_ms");
+    assert!(moved <= 1000, "the VIP moved after {moved} ms: {report}");
+    // 3 adverts of 0.2 s, lb2's skew 12 / 256 x 0.2 s = 9 ms, and 0.5 s
+    assert_eq!(ms(&report, "move_budget_ms"), 1109);
+    assert_eq!(report["new_holder"], "lb2", "{report}");
+    assert_eq!(report["passed"], true, "{report}");
+    tier_whole(&lab, holder, &report);
+
+    // lbctl killed while the host is cut off: only the dead man's switch can put it back, at
+    // max(hold 5 s, 2 x 1.109 s) + 15 s = 20 s after the break
+    let mut child = Lbctl::on_lab()
+        .args(VRRP3)
+        .args(["failover-test", "--lb", holder.name, "--method", "isolate"])
+        .args(["--hold", "5s", "--json"])
+        .spawn();
+    let rules = wait_for(
+        Duration::from_secs(30),
+        "lbctl's isolation rules on the holder",
+        || {
+            let rules = failover_rules(&lab, holder.name);
+            (rules.len() >= 3).then_some(rules)
+        },
+    );
+    let cut = Instant::now();
+    assert!(
+        rules.iter().any(|r| r.contains("-j DROP")),
+        "every packet dropped: {rules:?}"
+    );
+    sleep(Duration::from_secs(2));
+    kill_lbctl(&mut child);
+    assert_eq!(
+        lab.vip_holders(&LBS).len(),
+        2,
+        "cut off, the holder keeps the VIP while another takes it"
+    );
+    let gone = wait_for(
+        Duration::from_secs(40),
+        "the dead man's switch to remove the rules",
+        || {
+            failover_rules(&lab, holder.name)
+                .is_empty()
+                .then(Instant::now)
+        },
+    );
+    eprintln!(
+        "the switch put {} back {:?} after the cut",
+        holder.name,
+        gone - cut
+    );
+    assert!(
+        gone - cut <= Duration::from_secs(20 + 3),
+        "{:?}",
+        gone - cut
+    );
+    lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(10));
+}
+
+#[test]
+fn lbctl_killed_during_a_kill_drill_the_host_gets_its_daemon_back() {
+    let lab = Lab::up();
+    let holder = applied(&lab, &[]);
+    // the switch starts HAProxy again max(hold 5 s, 2 x 0.5 s) + 15 s = 20 s after the kill
+    let before = lab.daemon_pid(holder.name, "/run/haproxy.pid");
+    let mut child = Lbctl::on_lab()
+        .args([
+            "failover-test",
+            "--lb",
+            holder.name,
+            "--method",
+            "kill-haproxy",
+        ])
+        .args(["--hold", "5s", "--json"])
+        .spawn();
+    wait_for(Duration::from_secs(30), "HAProxy killed", || {
+        let out = lab.exec(holder.name, &["sh", "-c", "pgrep -x haproxy || true"]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    let killed = Instant::now();
+    sleep(Duration::from_secs(1));
+    kill_lbctl(&mut child);
+    let back = wait_for(
+        Duration::from_secs(40),
+        "the dead man's switch to start HAProxy",
+        || {
+            let out = lab.exec(
+                holder.name,
+                &["sh", "-c", "kill -0 $(cat /run/haproxy.pid) && echo up"],
+            );
+            (String::from_utf8_lossy(&out.stdout).trim() == "up").then(Instant::now)
+        },
+    );
+    eprintln!("HAProxy back {:?} after the kill", back - killed);
+    assert!(
+        back - killed <= Duration::from_secs(20 + 3),
+        "{:?}",
+        back - killed
+    );
+    assert_ne!(lab.daemon_pid(holder.name, "/run/haproxy.pid"), before);
+    lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(15));
+}
+
+#[test]
+fn a_vrrp_cut_is_split_brain_and_status_names_both_holders() {
+    let lab = Lab::up();
+    let holder = applied(&lab, &[]);
+    Lbctl::on_lab()
+        .args(["status"])
+        .stdout_has("VIP held by lb1")
+        .run();
+
+    // VRRP (IP protocol 112) dropped in and out of the holder, nothing else
+    let rule = "-p 112 -m comment --comment lbctl-test-vrrp-cut -j DROP";
+    for chain in ["INPUT", "OUTPUT"] {
+        let out = lab.exec(
+            holder.name,
+            &["sh", "-c", &format!("iptables -w 5 -I {chain} {rule}")],
+        );
+        assert!(out.status.success(), "{}", describe("iptables", &out));
+    }
+    let both = wait_for(Duration::from_secs(10), "a second VIP holder", || {
+        let holders = lab.vip_holders(&LBS);
+        (holders.len() == 2).then_some(holders)
+    });
+    let run = Lbctl::on_lab().args(["status"]).timeout(60).output();
+    let json = Lbctl::on_lab()
+        .args(["status", "--json"])
+        .timeout(60)
+        .output();
+    for chain in ["INPUT", "OUTPUT"] {
+        lab.exec(
+            holder.name,
+            &["sh", "-c", &format!("iptables -w 5 -D {chain} {rule}")],
+        );
+    }
+    eprintln!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 1, "status exits 1 on split brain");
+    let names: Vec<&str> = both.iter().map(|h| h.name).collect();
+    assert!(
+        run.stderr.contains(&format!(
+            "error: split brain: VIP {VIP}/24 is held by {} and {} at once",
+            names[0], names[1]
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(json.code, 1);
+    let doc = json.json();
+    assert_eq!(doc["vips"][format!("{VIP}/24")], serde_json::json!(names));
+    assert_eq!(doc["vip_problems"].as_array().unwrap().len(), 1, "{doc}");
+
+    // healed: one holder again, and status says so with exit 0
+    lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(10));
+    Lbctl::on_lab()
+        .args(["status"])
+        .stdout_has("VIP held by lb1")
+        .run();
+}
+
+#[test]
+fn a_sticky_client_keeps_its_worker_across_a_vip_move_and_a_reload_of_every_host() {
+    let lab = Lab::up();
+    // mysql (roundrobin over 3 workers) made sticky by source address
+    let all =
+        std::fs::read_to_string(repo_root().join("inventory/lab/group_vars/all.yml")).unwrap();
+    let sticky = all.replacen(
+        "  - name: mysql\n    port: 3306\n    mode: tcp\n    balance: roundrobin\n",
+        "  - name: mysql\n    port: 3306\n    mode: tcp\n    balance: roundrobin\n    sticky: source\n",
+        1,
+    );
+    assert_ne!(sticky, all, "the lab's mysql backend changed shape");
+    let dir = scratch("crash-sticky");
+    write(&dir, "sticky.yml", &sticky);
+    let vars = format!("@{}", dir.join("sticky.yml").display());
+    let holder = applied(&lab, &["-e", &vars]);
+
+    let worker = answers(&lab, 6);
+    // the client's entry reached every load balancer's table (peers) before the VIP moves
+    for lb in LBS {
+        wait_for(Duration::from_secs(5), "the entry in every table", || {
+            let table = show_table(&lab, lb.name);
+            (table.contains("key=::ffff:10.77.77.5")
+                && table.contains(&format!("server_key={worker}")))
+            .then_some(())
+        });
+    }
+
+    // the VIP moves to lb2 (keepalived stopped on the holder); lb2's roundrobin would send
+    // the client elsewhere, its copy of the table does not
+    let pid = lab
+        .daemon_pid(holder.name, "/run/keepalived.pid")
+        .to_string();
+    lab.exec(holder.name, &["kill", "-TERM", &pid]);
+    lab.wait_vip_held_by(&LBS, LBS[1], Duration::from_secs(10));
+    assert_eq!(answers(&lab, 6), worker, "after the VIP moved to lb2");
+    wait_for(
+        Duration::from_secs(15),
+        "the stopped keepalived to exit",
+        || {
+            let alive = lab.exec(holder.name, &["kill", "-0", &pid]);
+            (!alive.status.success()).then_some(())
+        },
+    );
+    lab.bring_up();
+    lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(15));
+
+    // an apply that changes (and so reloads) every host: the new processes take the tables
+    let before: Vec<String> = LBS
+        .iter()
+        .map(|lb| haproxy_workers(&lab, lb.name))
+        .collect();
+    Lbctl::on_lab()
+        .args(["-e", &vars, "-e", "haproxy_maxconn=4000", "apply", "--yes"])
+        .timeout(300)
+        .stdout_has("Apply: 3 changed")
+        .run();
+    for (lb, old) in LBS.iter().zip(&before) {
+        assert_ne!(&haproxy_workers(&lab, lb.name), old, "{} reloaded", lb.name);
+        let table = show_table(&lab, lb.name);
+        assert!(
+            table.contains(&format!("server_key={worker}")),
+            "{}: {table}",
+            lb.name
+        );
+    }
+    assert_eq!(answers(&lab, 6), worker, "after every host reloaded");
+}
+
+/// `n` connections from the client to the VIP's mysql: the one worker that answered them all.
+fn answers(lab: &Lab, n: usize) -> String {
+    let mut names = Vec::new();
+    for _ in 0..n {
+        let out = lab.netns(
+            CLIENT_NS,
+            10,
+            // -u: read only, never closing the sending side: a client that half-closes before
+            // HAProxy has reached the server is a client abort to HAProxy
+            &[
+                "socat",
+                "-u",
+                "-T",
+                "3",
+                &format!("TCP:{VIP}:3306,connect-timeout=3"),
+                "-",
+            ],
+            b"",
+        );
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        names.push(if name.is_empty() {
+            format!("(failed: {})", String::from_utf8_lossy(&out.stderr).trim())
+        } else {
+            name
+        });
+    }
+    assert!(
+        names
+            .iter()
+            .all(|n| n == &names[0] && n.starts_with("k8s-worker-")),
+        "one worker for every connection: {names:?}"
+    );
+    names.remove(0)
+}
+
+fn show_table(lab: &Lab, lb: &str) -> String {
+    let out = lab.exec(
+        lb,
+        &[
+            "sh",
+            "-c",
+            "echo 'show table mysql' | socat /run/haproxy/admin.sock -",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// HAProxy's worker pids on a host: a reload replaces them.
+fn haproxy_workers(lab: &Lab, lb: &str) -> String {
+    let out = lab.exec(lb, &["sh", "-c", "pgrep -P $(cat /run/haproxy.pid) | sort"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn kill_lbctl(child: &mut Child) {
+    child.kill().expect("SIGKILL lbctl");
+    let _ = child.wait();
+}
+
+/// keepalived as lbctl renders it by default (`vrrp_track_process`), run where process events
+/// reach it: in the machine's own PID and network namespaces (started with `-s NETNS`, it
+/// opens the event socket before moving its VRRP into the scratch namespace). It tracks a copy
+/// of HAProxy under a name no other process has. Reloads through the master CLI leave the VIP
+/// alone; a SIGKILL of every HAProxy process drops it within 0.5 s.
+#[test]
+fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
+    require_root_and(&["haproxy", "keepalived", "ip", "socat"]);
+    let id = std::process::id();
+    let name = format!("hap-trk-{}", id % 100_000);
+    let dir = scratch("crash-track-process");
+    let ns = format!("lbctl-trk-{id}");
+    let _ = run(10, "ip", &["netns", "del", &ns]);
+    for args in [
+        vec!["netns", "add", &ns],
+        vec![
+            "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+        ],
+        vec!["-n", &ns, "link", "set", "eth0", "up"],
+        vec!["-n", &ns, "link", "set", "eth1", "up"],
+        vec!["-n", &ns, "addr", "add", "10.98.0.1/24", "dev", "eth0"],
+    ] {
+        let out = run(10, "ip", &args);
+        assert!(out.status.success(), "{}", describe("ip", &out));
+    }
+    let mut cleanup = Cleanup {
+        netns: ns.clone(),
+        children: Vec::new(),
+    };
+
+    // lbctl's keepalived.conf for one load balancer tracking the process `name`
+    write(
+        &dir,
+        "inv/hosts.ini",
+        "[haproxy_servers]\ntrk ansible_host=10.98.0.1\n",
+    );
+    write(
+        &dir,
+        "inv/group_vars/all.yml",
+        &format!(
+            "keepalived_vip: 10.98.0.100/24\nkeepalived_interface: eth0\nkeepalived_unicast: false\nkeepalived_haproxy_process: {name}\nhaproxy_tcp_backends: []\n"
+        ),
+    );
+    Lbctl::new()
+        .args(["-i", dir.join("inv").to_str().unwrap(), "render", "-o"])
+        .arg(dir.join("out").to_str().unwrap())
+        .run();
+    let conf = dir.join("out/trk/keepalived.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        text.contains(&format!(
+            "vrrp_track_process haproxy {{\n    process {name}\n"
+        )),
+        "{text}"
+    );
+
+    // a copy of HAProxy named `name`, in master-worker mode with a master CLI
+    let binary = dir.join(&name);
+    std::fs::copy("/usr/sbin/haproxy", &binary).unwrap();
+    let master = dir.join("master.sock");
+    write(
+        &dir,
+        "haproxy.cfg",
+        &format!(
+            "global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nlisten probe\n    bind {}\n    server s 127.0.0.1:9\n",
+            dir.join("probe.sock").display()
+        ),
+    );
+    let haproxy = Command::new(&binary)
+        .args(["-W", "-S"])
+        .arg(&master)
+        .arg("-f")
+        .arg(dir.join("haproxy.cfg"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    cleanup.children.push(haproxy);
+    let processes = || {
+        let out = Command::new("pgrep").args(["-x", &name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "HAProxy's master and worker",
+        || (processes().len() >= 2).then_some(()),
+    );
+    let keepalived = Command::new("keepalived")
+        .args(["-n", "-l", "-D", "-s", &ns, "-f"])
+        .arg(&conf)
+        .args(["-p", &format!("{}", dir.join("k.pid").display())])
+        .args(["-r", &format!("{}", dir.join("kv.pid").display())])
+        .args(["-c", &format!("{}", dir.join("kc.pid").display())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("keepalived.log")).unwrap())
+        .spawn()
+        .unwrap();
+    cleanup.children.push(keepalived);
+    let holds = || {
+        let out = run(
+            10,
+            "ip",
+            &["-n", &ns, "-o", "-4", "addr", "show", "dev", "eth0"],
+        );
+        String::from_utf8_lossy(&out.stdout).contains(" 10.98.0.100/")
+    };
+    let log = || std::fs::read_to_string(dir.join("keepalived.log")).unwrap_or_default();
+    wait_for(
+        Duration::from_secs(10),
+        "keepalived to take the VIP",
+        || holds().then_some(()),
+    );
+
+    let reload = format!("UNIX-CONNECT:{}", master.display());
+    for _ in 0..5 {
+        lab::run_with_input(10, "socat", &["-", &reload], b"reload\n");
+        sleep(Duration::from_millis(400));
+        assert!(holds(), "a reload gave the VIP up:\n{}", log());
+    }
+    assert!(!log().contains("FAULT"), "{}", log());
+
+    let pids = processes();
+    assert!(pids.len() >= 2, "master and worker: {pids:?}");
+    let killed = Instant::now();
+    let out = run(
+        10,
+        "kill",
+        &[
+            &["-KILL"][..],
+            &pids.iter().map(String::as_str).collect::<Vec<_>>(),
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", describe("kill", &out));
+    let gone = wait_for(Duration::from_secs(5), "the VIP dropped", || {
+        (!holds()).then(Instant::now)
+    });
+    let took = gone - killed;
+    eprintln!("VIP dropped {took:?} after SIGKILL of every HAProxy process");
+    assert!(took <= Duration::from_millis(500), "{took:?}\n{}", log());
+    assert!(log().contains("Entering FAULT STATE"), "{}", log());
+}
+
+/// Ends the test's processes and removes its network namespace however the test ends.
+struct Cleanup {
+    netns: String,
+    children: Vec<Child>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = run(10, "ip", &["netns", "del", &self.netns]);
+    }
+}
