@@ -564,6 +564,13 @@ fn drain_wait_counts_sessions_and_a_reload_keeps_a_down_server_down() {
     applied(&lab, &["-e", "haproxy_maxconn=4002"]);
     let after = status();
     with("-D");
+    eprintln!(
+        "mysql/k8s-worker-2 right after an apply that reloaded every load balancer: {:?}",
+        worker_states(&after, WORKER)
+            .into_iter()
+            .filter(|(_, b, _)| b == "mysql")
+            .collect::<Vec<_>>()
+    );
     assert!(mysql_down(&after), "{:?}", worker_states(&after, WORKER));
     for (lb, pid) in LBS.iter().zip(&pids) {
         assert_ne!(
@@ -575,4 +582,99 @@ fn drain_wait_counts_sessions_and_a_reload_keeps_a_down_server_down() {
     }
     applied(&lab, &[]);
     wait_all_up();
+}
+
+/// HAProxy on `lb` stopped (its master, as a crash or a stop would) and started again by the
+/// lab's repair; `forget` removes its state file first, as a fresh /var/lib would.
+fn restart_haproxy(lab: &Lab, lb: &str, forget: bool) {
+    let pid = lab.daemon_pid(lb, "/run/haproxy.pid");
+    let out = lab.exec(lb, &["kill", &pid.to_string()]);
+    assert!(out.status.success(), "{}", describe("kill haproxy", &out));
+    wait_for(Duration::from_secs(10), "HAProxy stopped", || {
+        let out = lab.exec(lb, &["kill", "-0", &pid.to_string()]);
+        (!out.status.success()).then_some(())
+    });
+    if forget {
+        let out = lab.exec(lb, &["rm", "-f", "/var/lib/haproxy/server-state"]);
+        assert!(out.status.success(), "{}", describe("rm", &out));
+    }
+    lab.bring_up();
+    assert_ne!(
+        lab.daemon_pid(lb, "/run/haproxy.pid"),
+        pid,
+        "{lb}: not restarted"
+    );
+}
+
+/// A drain lasts across HAProxy restarts: from its state file when it has one, and from
+/// lbctl's record (plan names the load balancer, apply sets it again, without a reload) when
+/// it does not.
+#[test]
+fn a_drain_lasts_across_restarts_and_the_record_brings_back_what_a_restart_lost() {
+    let lab = Lab::up();
+    applied(&lab, &[]);
+    wait_all_up();
+    Lbctl::on_lab()
+        .args(["drain", "--worker", WORKER, "--backend", "mysql"])
+        .timeout(60)
+        .stdout_has("k8s-worker-2 drained on lb1, lb2, lb3")
+        .run();
+    let mysql = |status: &Value| -> Vec<(String, String)> {
+        worker_states(status, WORKER)
+            .into_iter()
+            .filter(|(_, b, _)| b == "mysql")
+            .map(|(lb, _, s)| (lb, s))
+            .collect()
+    };
+    let expect = |pairs: [(&str, &str); 3]| -> Vec<(String, String)> {
+        pairs.map(|(a, b)| (a.into(), b.into())).into()
+    };
+
+    // with its state file: DRAIN from the moment it starts
+    restart_haproxy(&lab, "lb2", false);
+    let now = mysql(&status());
+    eprintln!("right after restarting lb2's HAProxy with its state file: {now:?}");
+    assert_eq!(
+        now,
+        expect([("lb1", "DRAIN"), ("lb2", "DRAIN"), ("lb3", "DRAIN")])
+    );
+
+    // without it: HAProxy forgot, lbctl's record did not
+    restart_haproxy(&lab, "lb3", true);
+    let now = mysql(&status());
+    eprintln!("right after restarting lb3's HAProxy without its state file: {now:?}");
+    assert_eq!(now[2].0, "lb3");
+    assert_ne!(now[2].1, "DRAIN", "{now:?}");
+    Lbctl::on_lab()
+        .arg("plan")
+        .timeout(60)
+        .stdout_has(
+            "lb3: out of line, apply brings it in line: mysql/k8s-worker-2 drain: HAProxy lost it",
+        )
+        .stdout_has("Plan: 0 to change, 3 unchanged; 1 load balancer to bring in line")
+        .run();
+    Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .timeout(60)
+        .exit(2)
+        .run();
+    let pid = haproxy_worker_pid(&lab, "lb3");
+    Lbctl::on_lab()
+        .args(["apply", "--yes"])
+        .timeout(120)
+        .stdout_has("lb3: brought in line")
+        .run();
+    assert_eq!(haproxy_worker_pid(&lab, "lb3"), pid, "lb3 reloaded");
+    assert_eq!(
+        mysql(&status()),
+        expect([("lb1", "DRAIN"), ("lb2", "DRAIN"), ("lb3", "DRAIN")])
+    );
+    Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .timeout(60)
+        .run();
+    Lbctl::on_lab()
+        .args(["ready", "--worker", WORKER])
+        .timeout(60)
+        .run();
 }
