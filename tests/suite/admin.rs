@@ -110,12 +110,7 @@ fn haproxy_worker_pid(lab: &Lab, lb: &str) -> String {
 fn tcp_answers(lab: &Lab, port: u16, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| {
-            let out = lab.netns(
-                CLIENT_NS,
-                10,
-                &["socat", "-T2", "-", &format!("TCP:{VIP}:{port}")],
-                b"",
-            );
+            let out = lab.tcp_greeting(CLIENT_NS, &format!("TCP:{VIP}:{port}"));
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         })
         .collect()
@@ -126,12 +121,7 @@ fn tcp_answers(lab: &Lab, port: u16, n: usize) -> Vec<String> {
 fn udp_answers(lab: &Lab, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| {
-            let out = lab.netns(
-                CLIENT_NS,
-                10,
-                &["socat", "-T1", "-", &format!("UDP:{VIP}:{UDP_PORT}")],
-                b"hello\n",
-            );
+            let out = lab.udp_reply(CLIENT_NS, VIP, UDP_PORT, "hello\n");
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         })
         .collect()

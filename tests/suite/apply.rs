@@ -199,25 +199,27 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
         .exit(1)
         .run();
 
-    // Fresh lab -> apply.
+    // Fresh lab -> apply. The VIP holder, as the apply finds it, goes last.
+    let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(10));
     let first = Lbctl::on_lab()
         .args(["apply", "--yes"])
         .stdout_has("Apply: 3 changed, 0 unchanged, 0 failed.")
+        .stdout_has(format!("{} (holds the VIP)", holder.name))
         .run();
-    // The VIP holder went last.
     let order: Vec<&str> = first
         .stdout
         .lines()
         .filter(|l| l.contains(": applied"))
         .map(|l| l.split(':').next().unwrap())
         .collect();
-    let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(10));
     assert_eq!(
         order.last(),
         Some(&holder.name),
         "VIP holder {} must be changed last: {order:?}",
         holder.name
     );
+    // lbctl's keepalived configuration keeps the priorities: the holder keeps the VIP.
+    lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(10));
 
     // Connections to the VIP are answered by the workers, round robin.
     let mut names = BTreeSet::new();
@@ -230,12 +232,7 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
         }
     }
     assert_eq!(names.len(), 3, "round robin over the VIP reached {names:?}");
-    let udp = lab.netns(
-        CLIENT_NS,
-        6,
-        &["socat", "-t3", "-T3", "-", &format!("UDP:{VIP}:51820")],
-        b"ping\n",
-    );
+    let udp = lab.udp_reply(CLIENT_NS, VIP, 51820, "ping\n");
     assert!(
         String::from_utf8_lossy(&udp.stdout).starts_with("k8s-worker-"),
         "{}",

@@ -291,12 +291,7 @@ fn host_path_tls_sni_sticky_and_rate_limit_on_the_lab() {
 
     restore.now();
     // The lab serves its seed-004 services again.
-    let mysql = lab.netns(
-        CLIENT_NS,
-        10,
-        &["socat", "-T2", "-", &format!("TCP:{VIP}:3306")],
-        b"",
-    );
+    let mysql = lab.tcp_greeting(CLIENT_NS, &format!("TCP:{VIP}:3306"));
     assert!(
         String::from_utf8_lossy(&mysql.stdout).starts_with("k8s-worker-"),
         "{}",

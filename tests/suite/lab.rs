@@ -86,20 +86,14 @@ fn ssh_like_ansible(vars: &BTreeMap<String, String>, address: &str, command: &st
 fn assert_workers_answer(lab: &Lab) {
     for worker in WORKERS {
         let tcp = format!("TCP:{}:30306,connect-timeout=3", worker.ip);
-        let out = lab.netns(CLIENT.netns, 10, &["socat", "-T", "3", "-", &tcp], b"");
+        let out = lab.tcp_greeting(CLIENT.netns, &tcp);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             worker.name,
             "{}",
             describe(&format!("TCP {}:30306 from the client", worker.ip), &out)
         );
-        let udp = format!("UDP:{}:31820", worker.ip);
-        let out = lab.netns(
-            CLIENT.netns,
-            10,
-            &["socat", "-T", "3", "-", &udp],
-            b"ping\n",
-        );
+        let out = lab.udp_reply(CLIENT.netns, worker.ip, 31820, "ping\n");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             worker.name,

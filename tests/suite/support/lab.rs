@@ -362,6 +362,29 @@ impl Lab {
         run_with_input(secs, "ip", &args, input)
     }
 
+    /// What a TCP service says first when sent nothing (a lab worker's NodePort: its name),
+    /// from namespace `ns`; `address` is socat's (`TCP:10.77.77.100:3306`). With its stdin
+    /// empty, socat shuts its sending half at once, then waits for the reply and the server's
+    /// close: up to 5 s here (`-t 5`), not its default 0.5 s, which a reply through a load
+    /// balancer on a busy machine can miss (the output is then empty). A prompt reply ends it
+    /// at once.
+    pub fn tcp_greeting(&self, ns: &str, address: &str) -> Output {
+        self.netns(ns, 10, &["socat", "-t", "5", "-T", "5", "-", address], b"")
+    }
+
+    /// The first datagram that comes back to one datagram `payload` sent to `host:port` from
+    /// namespace `ns`, from a new source port (a new flow for nginx), waited for up to 5 s;
+    /// stdout is the reply, trimmed, or empty (and a traceback on stderr) when none came.
+    pub fn udp_reply(&self, ns: &str, host: &str, port: u16, payload: &str) -> Output {
+        const SEND: &str = "import socket, sys\n\
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+            s.settimeout(5)\n\
+            s.sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))\n\
+            print(s.recv(65536).decode(errors='replace').strip())\n";
+        let port = port.to_string();
+        self.netns(ns, 10, &["python3", "-c", SEND, host, &port, payload], b"")
+    }
+
     /// Runs `command` as root on `ip` over SSH, verifying the host key.
     #[allow(dead_code)] // for tests that check a host over SSH as an operator would
     pub fn ssh(&self, ip: &str, command: &str) -> Output {
