@@ -253,13 +253,18 @@ fn advert_int(node: &Node, version: u8, diags: &mut Diagnostics) -> Option<u32> 
     const KEY: &str = "keepalived_advert_int";
     let text = node.as_text().unwrap_or_default();
     let Some(cs) = centiseconds(&text) else {
-        diags.push(
-            Diagnostic::new(
-                &node.loc,
-                KEY,
-                format!("{} is not a number of seconds", field::quote(&text)),
+        // a number, but finer than keepalived reads it: say so rather than "not a number"
+        let t = text.trim();
+        let decimal = t.chars().all(|c| c.is_ascii_digit() || c == '.') && t.parse::<f64>().is_ok();
+        let message = if decimal {
+            format!(
+                "{text} s is finer than keepalived's resolution of 0.01 s (VRRPv3 counts centiseconds)"
             )
-            .hint(if version == 3 {
+        } else {
+            format!("{} is not a number of seconds", field::quote(&text))
+        };
+        diags.push(
+            Diagnostic::new(&node.loc, KEY, message).hint(if version == 3 {
                 "write seconds with at most two decimals, e.g. 1 or 0.2"
             } else {
                 "write whole seconds, e.g. 1"

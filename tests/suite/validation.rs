@@ -699,7 +699,7 @@ fn cases() -> Vec<Case> {
                 LBV,
                 4,
                 "keepalived_advert_int",
-                "at most two decimals",
+                "0.205 s is finer than keepalived's resolution of 0.01 s",
             )
         },
         Case {
