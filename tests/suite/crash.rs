@@ -245,6 +245,84 @@ fn lbctl_killed_during_a_kill_drill_the_host_gets_its_daemon_back() {
     lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(15));
 }
 
+/// Ctrl-C (SIGINT) while the holder is cut off, and SIGTERM while its keepalived is killed:
+/// lbctl repairs the host before it exits (non-zero), long before the dead man's switch
+/// (hold 60 s + 15 s) would, and the holder takes the VIP back.
+#[test]
+fn ctrl_c_or_sigterm_mid_drill_repairs_the_host_before_lbctl_exits() {
+    let lab = Lab::up();
+    let holder = applied(&lab, &[]);
+    for (method, signal, broken) in [
+        (
+            "isolate",
+            libc::SIGINT,
+            "lbctl's isolation rules on the holder",
+        ),
+        (
+            "kill-keepalived",
+            libc::SIGTERM,
+            "keepalived killed on the holder",
+        ),
+    ] {
+        let keepalived = lab.daemon_pid(holder.name, "/run/keepalived.pid");
+        let mut child = Lbctl::on_lab()
+            .args(["failover-test", "--lb", holder.name, "--method", method])
+            .args(["--hold", "60s", "--json"])
+            .spawn();
+        wait_for(Duration::from_secs(30), broken, || {
+            let out = lab.exec(
+                holder.name,
+                &["sh", "-c", "pgrep -x keepalived >/dev/null && echo up"],
+            );
+            let up = String::from_utf8_lossy(&out.stdout).trim() == "up";
+            let cut = failover_rules(&lab, holder.name).len() >= 3;
+            (if method == "isolate" { cut } else { !up }).then_some(())
+        });
+        sleep(Duration::from_secs(1));
+        let sent = Instant::now();
+        // SAFETY: kill has no memory-safety preconditions; the pid is our running child's.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let status = wait_for(Duration::from_secs(40), "lbctl to exit", || {
+            child.try_wait().expect("wait for lbctl")
+        });
+        let took = sent.elapsed();
+        eprintln!("{method}: lbctl exited {status:?} {took:?} after the signal");
+        assert!(
+            status.code().is_some_and(|c| c != 0),
+            "an interrupted drill exits non-zero: {status:?}"
+        );
+        assert!(took <= Duration::from_secs(20), "{took:?}");
+        assert_eq!(
+            failover_rules(&lab, holder.name),
+            Vec::<String>::new(),
+            "{method}: no rule left when lbctl exited"
+        );
+        let out = lab.exec(
+            holder.name,
+            &[
+                "sh",
+                "-c",
+                "kill -0 $(cat /run/keepalived.pid) && kill -0 $(cat /run/haproxy.pid) && echo up",
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "up",
+            "{method}: every daemon runs when lbctl exited"
+        );
+        if method == "kill-keepalived" {
+            assert_ne!(
+                lab.daemon_pid(holder.name, "/run/keepalived.pid"),
+                keepalived,
+                "a new keepalived"
+            );
+        }
+        lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(15));
+        let out = lab.script(30, &["status"]);
+        assert!(out.status.success(), "{}", describe("lab.sh status", &out));
+    }
+}
+
 #[test]
 fn a_vrrp_cut_is_split_brain_and_status_names_both_holders() {
     let lab = Lab::up();
