@@ -46,8 +46,10 @@ pub struct Waited {
     pub left: Vec<Left>,
 }
 
-/// What `--wait` shows while it waits: the sessions left on each load balancer.
+/// What `--wait` shows: what the change did, as soon as it is done (the wait may be long),
+/// then the sessions left on each load balancer while it waits.
 pub trait WaitReporter {
+    fn changed(&self, report: &AdminReport);
     fn sessions_left(&self, left: &[Left], elapsed: Duration);
 }
 
@@ -82,6 +84,7 @@ pub fn run(
         let (report, sessions) = deploy::change_admin(&loaded.fleet, &request, &global.ssh).await?;
         let mut outcome = Outcome { report, wait: None };
         if let Some(limit) = opts.wait {
+            reporter.changed(&outcome.report);
             let started = Instant::now();
             let waited = loop {
                 let left =

@@ -15,7 +15,7 @@ use crate::{
             admin::{Outcome, WaitReporter},
         },
     },
-    deploy::Left,
+    deploy::{AdminReport, Left},
     remote::{AdminState, Engine, Entry, NginxOutcome, Setting},
 };
 
@@ -78,77 +78,15 @@ pub fn done_words(setting: Setting) -> String {
 }
 
 /// Prints what happened; exit 1 when a load balancer was not changed as asked, else 3 when
-/// `--wait` ran out of time, else 0.
+/// `--wait` ran out of time, else 0. With `--wait`, the change was printed before the wait.
 pub fn print(global: &Global, outcome: &Outcome) -> ExitStatus {
     let report = &outcome.report;
     if global.json {
         json(outcome);
     } else {
-        for h in &report.hosts {
-            let mut parts: Vec<String> = h
-                .servers
-                .iter()
-                .map(|s| {
-                    let udp = if s.engine == Engine::Nginx {
-                        " (udp)"
-                    } else {
-                        ""
-                    };
-                    format!(
-                        "{}/{}{udp} {} -> {}",
-                        s.backend, s.server, s.before, s.after
-                    )
-                })
-                .collect();
-            match &h.nginx {
-                Some(NginxOutcome::Reloaded) => parts.push("nginx reloaded".into()),
-                Some(NginxOutcome::Failed(_)) => parts.push("nginx failed".into()),
-                Some(NginxOutcome::Unchanged) | None => {}
-            }
-            if !h.converged.is_empty() {
-                parts.push(format!("brought in line: {}", h.converged.join(", ")));
-            }
-            match &h.error {
-                Some(e) if h.unreachable => println!(
-                    "{}: not changed: unreachable ({e}); the next apply or drain|maint|ready|weight brings it in line",
-                    h.host
-                ),
-                Some(e) => {
-                    if !parts.is_empty() {
-                        println!("{}: {}", h.host, parts.join("; "));
-                    }
-                    eprintln!("error: {}: {e}", h.host);
-                }
-                None => println!("{}: {} ({:.2} s)", h.host, parts.join("; "), h.seconds),
-            }
+        if outcome.wait.is_none() {
+            print_change(report);
         }
-        let done: Vec<&str> = report
-            .hosts
-            .iter()
-            .filter(|h| h.error.is_none())
-            .map(|h| h.host.as_str())
-            .collect();
-        let missed: Vec<&str> = report
-            .hosts
-            .iter()
-            .filter(|h| h.error.is_some())
-            .map(|h| h.host.as_str())
-            .collect();
-        let mut line = format!(
-            "{} {} on {} (run {})",
-            report.worker,
-            done_words(report.setting),
-            if done.is_empty() {
-                "no load balancer".to_string()
-            } else {
-                done.join(", ")
-            },
-            report.stamp.run
-        );
-        if !missed.is_empty() {
-            line.push_str(&format!("; not on {}", missed.join(", ")));
-        }
-        println!("{line}");
         if let Some(w) = &outcome.wait {
             if w.drained {
                 println!(
@@ -178,6 +116,75 @@ pub fn print(global: &Global, outcome: &Outcome) -> ExitStatus {
     } else {
         ExitStatus::Success
     }
+}
+
+/// The change: a line per load balancer, then one summary line.
+fn print_change(report: &AdminReport) {
+    for h in &report.hosts {
+        let mut parts: Vec<String> = h
+            .servers
+            .iter()
+            .map(|s| {
+                let udp = if s.engine == Engine::Nginx {
+                    " (udp)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{}/{}{udp} {} -> {}",
+                    s.backend, s.server, s.before, s.after
+                )
+            })
+            .collect();
+        match &h.nginx {
+            Some(NginxOutcome::Reloaded) => parts.push("nginx reloaded".into()),
+            Some(NginxOutcome::Failed(_)) => parts.push("nginx failed".into()),
+            Some(NginxOutcome::Unchanged) | None => {}
+        }
+        if !h.converged.is_empty() {
+            parts.push(format!("brought in line: {}", h.converged.join(", ")));
+        }
+        match &h.error {
+            Some(e) if h.unreachable => println!(
+                "{}: not changed: unreachable ({e}); the next apply or drain|maint|ready|weight brings it in line",
+                h.host
+            ),
+            Some(e) => {
+                if !parts.is_empty() {
+                    println!("{}: {}", h.host, parts.join("; "));
+                }
+                eprintln!("error: {}: {e}", h.host);
+            }
+            None => println!("{}: {} ({:.2} s)", h.host, parts.join("; "), h.seconds),
+        }
+    }
+    let done: Vec<&str> = report
+        .hosts
+        .iter()
+        .filter(|h| h.error.is_none())
+        .map(|h| h.host.as_str())
+        .collect();
+    let missed: Vec<&str> = report
+        .hosts
+        .iter()
+        .filter(|h| h.error.is_some())
+        .map(|h| h.host.as_str())
+        .collect();
+    let mut line = format!(
+        "{} {} on {} (run {})",
+        report.worker,
+        done_words(report.setting),
+        if done.is_empty() {
+            "no load balancer".to_string()
+        } else {
+            done.join(", ")
+        },
+        report.stamp.run
+    );
+    if !missed.is_empty() {
+        line.push_str(&format!("; not on {}", missed.join(", ")));
+    }
+    println!("{line}");
 }
 
 fn seconds_words(seconds: f64) -> String {
@@ -218,7 +225,7 @@ impl Waiting {
                     .expect("static template"),
             );
             bar.set_prefix(format!("{worker}: sessions left"));
-            bar.enable_steady_tick(Duration::from_millis(100));
+            // hidden until the change is done and printed
             Waiting::Live(bar)
         } else {
             Waiting::Lines(Mutex::new(String::new()))
@@ -233,6 +240,18 @@ impl Waiting {
 }
 
 impl WaitReporter for Waiting {
+    fn changed(&self, report: &AdminReport) {
+        match self {
+            Waiting::Live(bar) => {
+                bar.suspend(|| print_change(report));
+                bar.set_message("counting");
+                bar.enable_steady_tick(Duration::from_millis(100));
+            }
+            Waiting::Lines(_) => print_change(report),
+            Waiting::Quiet => {}
+        }
+    }
+
     fn sessions_left(&self, left: &[Left], elapsed: Duration) {
         let text = counts(left);
         match self {
