@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::{
-    deploy::{AdminError, HostError, SavedPlanError},
+    deploy::{self, AdminError, SavedPlanError},
     drill::DrillError,
     input::{InputError, LimitError},
     source::Diagnostic,
@@ -55,43 +55,12 @@ pub enum Error {
         lb_group: String,
         matched: Vec<String>,
     },
-    /// A partial apply would change the VIP holder with no load balancer to take the VIP;
-    /// `why` says, per load balancer left out, why it cannot.
-    #[error(
-        "refusing to change {}, which holds the VIP, without a load balancer able to take it over ({}); nothing was changed",
-        .holders.join(", "),
-        if .why.is_empty() { "--limit leaves no other".to_string() } else { .why.join("; ") }
-    )]
-    NoStandby {
-        holders: Vec<String>,
-        why: Vec<String>,
-    },
+    #[error(transparent)]
+    Apply(deploy::ApplyError),
     #[error(transparent)]
     SavedPlan(#[from] SavedPlanError),
-    /// `apply FILE` found hosts that are no longer as the plan was made on.
-    #[error(
-        "the saved plan {} no longer matches {} of its {hosts} hosts; nothing was changed on any host\n  {}",
-        .file.display(),
-        .problems.len(),
-        .problems.join("\n  ")
-    )]
-    StalePlan {
-        file: PathBuf,
-        hosts: usize,
-        problems: Vec<String>,
-    },
     #[error("a saved plan is applied exactly as planned: --limit and -e do not apply to it")]
     PlanFileWithInputs,
-    /// `apply` stops before changing anything when a host could not be surveyed.
-    #[error(
-        "{} of {hosts} hosts could not be surveyed; nothing was changed\n{}",
-        .errors.len(),
-        lines(.errors)
-    )]
-    Unsurveyed {
-        hosts: usize,
-        errors: Vec<HostError>,
-    },
 }
 
 impl Error {
@@ -113,9 +82,8 @@ impl Error {
                     matched.join(", ")
                 }
             )),
-            Error::NoStandby { .. } => Some("widen --limit so that another load balancer is changed first, or bring keepalived and HAProxy up on one the limit leaves out".into()),
+            Error::Apply(e) => e.hint(),
             Error::SavedPlan(_) => Some("save a plan with `lbctl plan --out FILE`, then apply it with `lbctl apply FILE`".into()),
-            Error::StalePlan { .. } => Some("make a new plan (`lbctl plan --out FILE`), review it, and apply that one".into()),
             Error::PlanFileWithInputs => Some("give them to `lbctl plan --out FILE` instead".into()),
             Error::Spec(e) => e.hint(),
             Error::Drill(e) => e.hint(),
@@ -140,6 +108,15 @@ impl From<Vec<Diagnostic>> for Error {
     }
 }
 
+impl From<deploy::ApplyError> for Error {
+    fn from(e: deploy::ApplyError) -> Self {
+        match e {
+            deploy::ApplyError::Invalid(d) => Error::Invalid(d),
+            other => Error::Apply(other),
+        }
+    }
+}
+
 impl From<SpecError> for Error {
     fn from(e: SpecError) -> Self {
         match e {
@@ -147,9 +124,4 @@ impl From<SpecError> for Error {
             other => Error::Spec(other),
         }
     }
-}
-
-fn lines(errors: &[HostError]) -> String {
-    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-    lines.join("\n")
 }

@@ -3,9 +3,11 @@
 //!
 //! Takes rendered hosts and SSH options; returns a per-host `Report` (`plan`, `apply`) or a
 //! `TierStatus` (`status`). `survey.rs` fetches what hosts hold, `plan.rs` diffs it,
-//! `deployment.rs` says what an apply hands a host, `rollout.rs` changes the hosts in waves.
+//! `deployment.rs` says what an apply hands a host, `rollout.rs` changes the hosts in waves,
+//! `apply.rs` runs an apply's phases in order.
 
 mod admin;
+mod apply;
 mod certificates;
 mod declared;
 mod deployment;
@@ -25,6 +27,7 @@ pub use admin::{
     ServerChange, Stamp, Why, change as change_admin, close as close_admin, converge_all,
     count_sessions, setting_words,
 };
+pub use apply::{ApplyError, apply, apply_saved};
 pub use certificates::check_certificates;
 pub use deployment::build as deployment;
 pub use error::DeployError;
@@ -36,7 +39,7 @@ pub use runtime_state::{Converged, HostDrift, RuntimeState, Standing, for_apply,
 pub use saved_plan::{
     Checked, Moved, PlannedFile, PlannedHost, SavedPlan, SavedPlanError, check as check_saved_plan,
 };
-pub use standby::ready_to_take_the_vip;
+pub use standby::{Standby, ready_to_take_the_vip};
 pub use status::{
     BackendStatus, HostStatus, ServerStatus, TierStatus, gather_status, holders_by_vip,
     read_lb_state, vip_problems,

@@ -17,8 +17,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::{
+    deploy::DeployError,
     deploy::plan::{Action, FilePlan, HostPlan},
     deploy::report::{HostError, Timing},
+    deploy::standby::Standby,
     deploy::survey::{SshOptions, Surveyed},
     remote::{self, Deployment, FetchOptions, Keep, ManagedFile, ServiceControl, Verify},
     render::RenderedHost,
@@ -43,6 +45,11 @@ pub struct SavedPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
     pub hosts: Vec<PlannedHost>,
+    /// When `--limit` left load balancers out: those the plan leaves alone (left out, or with
+    /// nothing to change), asked when it is applied whether one can take the VIP over while
+    /// its holder changes (see `standby.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standbys: Vec<Standby>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,8 +104,13 @@ impl SavedPlan {
         hosts: &[(HostSpec, RenderedHost)],
         surveyed: &[Surveyed],
         limit: Option<&str>,
+        outside: &[HostSpec],
     ) -> Option<SavedPlan> {
         let mut planned = Vec::with_capacity(hosts.len());
+        // A partial plan (some load balancer left out) may have to lean on the hosts it
+        // leaves alone to hold the VIP.
+        let partial = !outside.is_empty();
+        let mut standbys: Vec<Standby> = outside.iter().map(Standby::of).collect();
         for ((spec, rendered), s) in hosts.iter().zip(surveyed) {
             let (Ok(plan), Some(fetched)) = (&s.result, &s.fetched) else {
                 return None;
@@ -132,6 +144,9 @@ impl SavedPlan {
                 })
                 .collect();
             let deployment = crate::deploy::deployment::build(spec, plan, None);
+            if partial && !plan.changed() {
+                standbys.push(Standby::of(spec));
+            }
             planned.push(PlannedHost {
                 host: spec.name.clone(),
                 connection: spec.connection.clone(),
@@ -152,6 +167,7 @@ impl SavedPlan {
                 .map_or(0, |d| d.as_secs()),
             limit: limit.map(String::from),
             hosts: planned,
+            standbys,
         })
     }
 
@@ -314,7 +330,7 @@ pub async fn check(plan: &SavedPlan, ssh: &SshOptions) -> Vec<Checked> {
                 let started = Instant::now();
                 let result = check_host(&host, &session)
                     .await
-                    .map_err(|e| fail("fetch", e));
+                    .map_err(|e| fail("fetch", e.to_string()));
                 timing.fetch = started.elapsed().as_secs_f64();
                 Checked {
                     host: host.host.clone(),
@@ -341,7 +357,7 @@ pub async fn check(plan: &SavedPlan, ssh: &SshOptions) -> Vec<Checked> {
     out
 }
 
-async fn check_host(host: &PlannedHost, session: &Session) -> Result<Moved, String> {
+async fn check_host(host: &PlannedHost, session: &Session) -> Result<Moved, DeployError> {
     let paths: Vec<String> = host.files.iter().map(|f| f.path.clone()).collect();
     // A file still as planned on answers with its digest alone.
     let options = FetchOptions {
@@ -353,8 +369,11 @@ async fn check_host(host: &PlannedHost, session: &Session) -> Result<Moved, Stri
         ..FetchOptions::default()
     };
     let script = remote::fetch_script(&paths, &host.vips, &options);
-    let out = session.run(&script).await.map_err(|e| e.to_string())?;
-    let fetched = remote::parse_fetch_digests(&out.stdout).map_err(|e| format!("{e}; {out}"))?;
+    let out = session.run(&script).await?;
+    let fetched = match remote::parse_fetch_digests(&out.stdout) {
+        Ok(fetched) => fetched,
+        Err(error) => return Err(DeployError::Unreadable { error, output: out }),
+    };
     let mut files = Vec::new();
     for f in &host.files {
         let now = fetched.files.get(&f.path).cloned().flatten();
@@ -382,6 +401,7 @@ mod tests {
             created: 0,
             limit: None,
             hosts: Vec::new(),
+            standbys: Vec::new(),
         }
     }
 

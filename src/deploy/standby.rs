@@ -3,41 +3,143 @@
 //! with no other host changed first, and then some load balancer it leaves alone must be
 //! ready to take the VIP over: the VIP configured, keepalived and HAProxy running (keepalived
 //! tracks HAProxy, so a host without it gives the VIP away).
+//!
+//! A saved plan made with `--limit` records the load balancers it leaves alone as
+//! [`Standby`]s, so that applying it asks them the same question without the inventory.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::{
     deploy::DeployError,
-    deploy::status::gather_status,
+    deploy::rollout::Target,
+    deploy::status::read_lb_state,
     deploy::survey::SshOptions,
-    spec::{Fleet, HostSpec},
+    remote::Query,
+    spec::{Connection, HostSpec, Service},
+    ssh::{self, TransportError},
 };
 
-/// For each of `hosts`: ready to take the VIP, or why not.
+/// A load balancer an apply leaves alone, as far as taking the VIP over goes: how to reach
+/// it, its VIPs, and the pid files of the daemons that must run for it to take one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standby {
+    pub host: String,
+    pub connection: Connection,
+    /// The VIPs as keepalived takes them (`10.0.0.10/24`); none: it cannot take one.
+    pub vips: Vec<String>,
+    pub haproxy_pid_file: String,
+    /// `None`: the host runs no keepalived.
+    pub keepalived_pid_file: Option<String>,
+}
+
+impl Standby {
+    pub fn of(spec: &HostSpec) -> Standby {
+        Standby {
+            host: spec.name.clone(),
+            connection: spec.connection.clone(),
+            vips: spec
+                .keepalived
+                .as_ref()
+                .map(|k| k.vips.clone())
+                .unwrap_or_default(),
+            haproxy_pid_file: spec.haproxy.pid_file.clone(),
+            keepalived_pid_file: spec
+                .keepalived
+                .as_ref()
+                .map(|_| spec.daemons.keepalived_pid_file.clone()),
+        }
+    }
+
+    fn query(&self) -> Query {
+        let mut daemons = vec![("haproxy".to_string(), self.haproxy_pid_file.clone())];
+        if let Some(pid_file) = &self.keepalived_pid_file {
+            daemons.push(("keepalived".to_string(), pid_file.clone()));
+        }
+        Query {
+            vips: self.vips.clone(),
+            daemons,
+            ..Query::default()
+        }
+    }
+}
+
+/// The VIP holders among `targets` that need a standby: none when no target holds the VIP,
+/// or when a target without it, which runs keepalived, is changed (and verified) first.
+pub fn holders_needing_a_standby(targets: &[Target]) -> Vec<String> {
+    let changed_first = targets
+        .iter()
+        .any(|t| !t.plan.holds_vip && t.deployment.controls.contains_key(&Service::Keepalived));
+    if changed_first {
+        return Vec::new();
+    }
+    targets
+        .iter()
+        .filter(|t| t.plan.holds_vip)
+        .map(|t| t.plan.host.clone())
+        .collect()
+}
+
+/// Whether some of `standbys` can take the VIP over: `Ok` when one can, else why each
+/// cannot (`host: reason`), asking them all at once.
+pub async fn some_standby_ready(standbys: &[Standby], ssh: &SshOptions) -> Result<(), Vec<String>> {
+    let answers = ready_to_take_the_vip(standbys, ssh).await;
+    if answers.iter().any(|(_, ready)| ready.is_ok()) {
+        return Ok(());
+    }
+    Err(answers
+        .into_iter()
+        .map(|(host, ready)| {
+            let reason = ready.err().map(|e| e.to_string()).unwrap_or_default();
+            format!("{host}: {reason}")
+        })
+        .collect())
+}
+
+/// For each of `standbys`: ready to take the VIP, or why not.
 pub async fn ready_to_take_the_vip(
-    hosts: &[HostSpec],
+    standbys: &[Standby],
     ssh: &SshOptions,
 ) -> Vec<(String, Result<(), DeployError>)> {
-    let fleet = Fleet {
-        lb_group: String::new(),
-        hosts: hosts.to_vec(),
-    };
-    let tier = gather_status(&fleet, ssh.connect(), ssh.forks).await;
-    tier.hosts
+    let connections: Vec<_> = standbys.iter().map(|s| s.connection.clone()).collect();
+    let connected = ssh::connect_all(&connections, ssh.connect(), ssh.forks).await;
+    let tasks: Vec<_> = connected
         .into_iter()
-        .zip(hosts)
-        .map(|(host, spec)| {
-            let running = |daemon: &str| host.daemons.get(daemon).is_some_and(|d| d.running);
-            let verdict = if let Some(e) = host.error {
-                Err(DeployError::StandbyUnreachable(e))
-            } else if spec.keepalived.as_ref().is_none_or(|k| k.vips.is_empty()) {
-                Err(DeployError::StandbyWithoutVip)
-            } else if !running("keepalived") {
-                Err(DeployError::StandbyWithoutKeepalived)
-            } else if !running("haproxy") {
-                Err(DeployError::StandbyWithoutHaproxy)
-            } else {
-                Ok(())
-            };
-            (host.host, verdict)
+        .zip(standbys)
+        .map(|(c, standby)| {
+            let query = standby.query();
+            tokio::spawn(async move {
+                let session: Arc<ssh::Session> = c.session?;
+                let state = read_lb_state(&session, &query).await;
+                if let Ok(session) = Arc::try_unwrap(session) {
+                    let _ = session.close().await;
+                }
+                state
+            })
         })
-        .collect()
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for (task, standby) in tasks.into_iter().zip(standbys) {
+        let state = task.await.unwrap_or_else(|e| {
+            Err(DeployError::Transport(TransportError::Task {
+                what: "standby",
+                message: e.to_string(),
+            }))
+        });
+        let running = |daemon: &str| {
+            state
+                .as_ref()
+                .is_ok_and(|s| s.daemons.get(daemon).is_some_and(|d| d.running))
+        };
+        let verdict = match &state {
+            Err(e) => Err(DeployError::StandbyUnreachable(e.to_string())),
+            Ok(_) if standby.vips.is_empty() => Err(DeployError::StandbyWithoutVip),
+            Ok(_) if !running("keepalived") => Err(DeployError::StandbyWithoutKeepalived),
+            Ok(_) if !running("haproxy") => Err(DeployError::StandbyWithoutHaproxy),
+            Ok(_) => Ok(()),
+        };
+        out.push((standby.host.clone(), verdict));
+    }
+    out
 }

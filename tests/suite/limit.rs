@@ -257,12 +257,37 @@ fn limited_plan_and_apply_touch_only_the_selected_load_balancers() {
         .stderr_has("lb3: keepalived is not running")
         .exit(1)
         .run();
+    // The same limit saved as a plan: applying it asks the load balancers the plan leaves
+    // out, as the live apply did, and is refused the same way.
+    let dir = scratch("limit-saved-plan");
+    let saved = dir.join("lb1.plan");
+    let saved = saved.to_str().unwrap();
+    Lbctl::on_lab()
+        .args(["-e", CHANGE, "plan", "--limit", "lb1", "--out", saved])
+        .stdout_has("lb1 (holds the VIP): 1 file to change")
+        .run();
+    Lbctl::on_lab()
+        .args(["apply", saved])
+        .stderr_has("refusing to change lb1, which holds the VIP, without a load balancer able to take it over")
+        .stderr_has("lb2: keepalived is not running")
+        .stderr_has("lb3: keepalived is not running")
+        .exit(1)
+        .run();
     let after = lab.exec("lb1", &["sha256sum", "/etc/haproxy/haproxy.cfg"]);
     assert_eq!(before.stdout, after.stdout, "lb1 changed");
     lab.bring_up();
     // With lb2 ready to take the VIP again, the same apply goes through.
     Lbctl::on_lab()
         .args(["-e", CHANGE, "apply", "--yes", "--limit", "lb1"])
+        .stdout_has("lb1: applied")
+        .run();
+    // Back as planned on, the saved plan applies too.
+    Lbctl::on_lab()
+        .args(["apply", "--yes", "--limit", "lb1"])
+        .stdout_has("lb1: applied")
+        .run();
+    Lbctl::on_lab()
+        .args(["apply", saved])
         .stdout_has("lb1: applied")
         .run();
     Lbctl::on_lab().args(["apply", "--yes"]).run();

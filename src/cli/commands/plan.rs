@@ -18,7 +18,12 @@ pub fn run(global: &Global, out: Option<&std::path::Path>) -> Result<Report, Err
         let surveyed = deploy::check_certificates(surveyed, &hosts).await?;
         let admin = deploy::from_survey(&loaded.fleet.hosts, &surveyed);
         let saved = out.and_then(|path| {
-            let plan = deploy::SavedPlan::from_survey(&hosts, &surveyed, global.limit.as_deref())?;
+            let plan = deploy::SavedPlan::from_survey(
+                &hosts,
+                &surveyed,
+                global.limit.as_deref(),
+                &loaded.outside,
+            )?;
             Some(plan.write(path).map(|()| path.display().to_string()))
         });
         let mut reports = Vec::with_capacity(surveyed.len());
