@@ -1,0 +1,133 @@
+//! Scalar values: strings, whole numbers and ports, booleans as Ansible spells them, and one
+//! of a fixed set of words.
+
+use std::fmt;
+
+use super::shape::suggest;
+use crate::source::{Diagnostic, Diagnostics, Node, Value};
+
+pub fn string(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    match &node.value {
+        Value::Str(_) | Value::Int(_) | Value::Float(_) => node.as_text(),
+        _ => {
+            diags.push(Diagnostic::new(
+                &node.loc,
+                path.to_string(),
+                format!("expected a string, found {}", node.kind()),
+            ));
+            None
+        }
+    }
+}
+
+/// An integer in `min..=max`; numeric strings are accepted, as Ansible's `-e k=v` gives strings.
+pub fn int(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    min: i64,
+    max: i64,
+    diags: &mut Diagnostics,
+) -> Option<i64> {
+    let n = match &node.value {
+        Value::Int(i) => Some(*i),
+        Value::Str(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if (min..=max).contains(&n) => Some(n),
+        Some(n) => {
+            diags.push(
+                Diagnostic::new(&node.loc, path.to_string(), format!("{n} is out of range"))
+                    .hint(format!("use a whole number from {min} to {max}")),
+            );
+            None
+        }
+        None => {
+            diags.push(
+                Diagnostic::new(
+                    &node.loc,
+                    path.to_string(),
+                    format!("expected a whole number, found {}", describe(node)),
+                )
+                .hint(format!("use a whole number from {min} to {max}")),
+            );
+            None
+        }
+    }
+}
+
+pub fn port(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<u16> {
+    int(node, path, 1, 65535, diags).map(|p| p as u16)
+}
+
+/// A boolean, accepting the spellings Ansible accepts (`yes`, `on`, `True`, ...).
+pub fn boolean(
+    node: &Node,
+    path: &(impl fmt::Display + ?Sized),
+    diags: &mut Diagnostics,
+) -> Option<bool> {
+    let b = match &node.value {
+        Value::Bool(b) => Some(*b),
+        Value::Str(s) => match s.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "y" | "1" => Some(true),
+            "no" | "false" | "off" | "n" | "0" => Some(false),
+            _ => None,
+        },
+        Value::Int(1) => Some(true),
+        Value::Int(0) => Some(false),
+        _ => None,
+    };
+    if b.is_none() {
+        diags.push(
+            Diagnostic::new(
+                &node.loc,
+                path.to_string(),
+                format!("expected true or false, found {}", describe(node)),
+            )
+            .hint("write true or false"),
+        );
+    }
+    b
+}
+
+pub fn one_of(
+    node: &Node,
+    path: &str,
+    allowed: &[&str],
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    let text = node.as_text().unwrap_or_default();
+    if allowed.contains(&text.as_str()) {
+        return Some(text);
+    }
+    let d = Diagnostic::new(&node.loc, path, format!("unknown {what} {}", quote(&text)));
+    diags.push(match suggest(&text, allowed.iter().copied()) {
+        Some(s) => d.hint(format!(
+            "did you mean `{s}`? (one of: {})",
+            allowed.join(", ")
+        )),
+        None => d.hint(format!("use one of: {}", allowed.join(", "))),
+    });
+    None
+}
+
+fn describe(node: &Node) -> String {
+    match node.as_text() {
+        Some(t) => quote(&t),
+        None => node.kind().to_string(),
+    }
+}
+
+/// Shows a user's value with invisible characters escaped, so a stray newline is visible.
+pub fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
