@@ -350,6 +350,23 @@ fn a_vrrp_cut_is_split_brain_and_status_names_both_holders() {
         .args(["status", "--json"])
         .timeout(60)
         .output();
+    // no drill starts on a split tier, and nothing is broken
+    let haproxy = lab.daemon_pid(holder.name, "/run/haproxy.pid");
+    let drills: [&[&str]; 2] = [
+        &["--lb", holder.name, "--method", "kill-haproxy"],
+        &["--worker", "k8s-worker-2"],
+    ];
+    let refusals: Vec<_> = drills
+        .iter()
+        .map(|args| {
+            Lbctl::on_lab()
+                .arg("failover-test")
+                .args(*args)
+                .args(["--hold", "2s"])
+                .timeout(120)
+                .output()
+        })
+        .collect();
     for chain in ["INPUT", "OUTPUT"] {
         lab.exec(
             holder.name,
@@ -367,6 +384,21 @@ fn a_vrrp_cut_is_split_brain_and_status_names_both_holders() {
         "{}",
         run.stderr
     );
+    for (args, run) in drills.iter().zip(&refusals) {
+        eprintln!("failover-test {args:?}: exit {}\n{}", run.code, run.stderr);
+        assert_ne!(run.code, 0, "a drill on a split tier: {}", run.stderr);
+        assert!(
+            run.stderr.contains("split brain"),
+            "the refusal says why: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        lab.daemon_pid(holder.name, "/run/haproxy.pid"),
+        haproxy,
+        "the refused drill broke nothing"
+    );
+    assert_eq!(failover_rules(&lab, holder.name), Vec::<String>::new());
     assert_eq!(json.code, 1);
     let doc = json.json();
     assert_eq!(doc["vips"][format!("{VIP}/24")], serde_json::json!(names));
