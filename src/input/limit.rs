@@ -54,7 +54,7 @@ impl LimitError {
         match self {
             LimitError::Invalid { .. } => "patterns are host names, groups, globs (lb*), ~regex, group[0] or group[1:2], combined with `,` or `:`, `&` (and) and `!` (not)".into(),
             LimitError::File { .. } => "@FILE names a file holding one host pattern a line".into(),
-            LimitError::Subscript { .. } => "subscripts count a group's hosts from 0 (in name order); [-1] is the last".into(),
+            LimitError::Subscript { .. } => "subscripts count a group's hosts from 0 (in inventory order); [-1] is the last".into(),
         }
     }
 }
@@ -214,14 +214,14 @@ fn enumerate(inventory: &Inventory, matches: impl Fn(&str) -> bool, special: boo
     let mut seen = BTreeSet::new();
     let groups: Vec<&String> = inventory.groups.keys().filter(|g| matches(g)).collect();
     for group in &groups {
-        for host in inventory.hosts_of(group) {
+        for host in inventory.ordered_hosts(group) {
             if seen.insert(host.clone()) {
                 out.push(host);
             }
         }
     }
     if groups.is_empty() || special {
-        for host in inventory.hosts.keys().filter(|h| matches(h)) {
+        for host in inventory.order.iter().filter(|h| matches(h)) {
             if seen.insert(host.clone()) {
                 out.push(host.clone());
             }
@@ -402,7 +402,7 @@ mod tests {
         let file = dir.join("hosts");
         std::fs::write(
             &file,
-            "[haproxy_servers]\nlb1\nlb2\nlb3\n[workers]\nw1\nw2\n[k8s:children]\nworkers\n",
+            "[haproxy_servers]\nlb1\nlb2\nlb3\n[workers]\nw2\nw1\n[k8s:children]\nworkers\n",
         )
         .unwrap();
         Inventory::load(&[file]).unwrap()
@@ -430,15 +430,17 @@ mod tests {
     #[test]
     fn hosts_groups_globs_and_operators() {
         assert_eq!(hosts("lb3"), ["lb3"]);
-        assert_eq!(hosts("all:!lb1"), ["lb2", "lb3", "w1", "w2"]);
+        assert_eq!(hosts("all:!lb1"), ["lb2", "lb3", "w2", "w1"]);
         assert_eq!(hosts("!lb1:!k8s"), ["lb2", "lb3"]);
         assert_eq!(hosts("lb1,lb2"), ["lb1", "lb2"]);
         assert_eq!(hosts("haproxy_servers:&~lb[23]"), ["lb2", "lb3"]);
         assert_eq!(hosts("haproxy_servers:&lb[23]"), Vec::<String>::new());
         assert_eq!(hosts("lb*:&k8s"), Vec::<String>::new());
-        assert_eq!(hosts("w?"), ["w1", "w2"]);
+        assert_eq!(hosts("w?"), ["w2", "w1"]);
         assert_eq!(hosts("~lb[13]"), ["lb1", "lb3"]);
-        assert_eq!(hosts("k8s"), ["w1", "w2"]);
+        assert_eq!(hosts("k8s"), ["w2", "w1"]);
+        assert_eq!(hosts("k8s[0]"), ["w2"]);
+        assert_eq!(hosts("all[3:]"), ["w2", "w1"]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod ansible_cfg;
 mod error;
 mod inventory;
 mod limit;
+pub mod template;
 mod vars;
 mod vault;
 
@@ -16,5 +17,6 @@ pub use ansible_cfg::AnsibleCfg;
 pub use error::InputError;
 pub use inventory::{Group, Host, Inventory, VarsFile};
 pub use limit::{Limit, LimitError, Selection};
+pub use template::{HostScope, Templar, TemplateError};
 pub use vars::{Sources, has_vault, resolve_vars, reveal};
 pub use vault::{Keyring, PasswordSource, VaultError, VaultId};

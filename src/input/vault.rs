@@ -205,6 +205,14 @@ impl Keyring {
         }
     }
 
+    /// Whether `value` came out of a vault.
+    pub fn is_secret(&self, value: &str) -> bool {
+        self.revealed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(value)
+    }
+
     /// Every value decrypted so far.
     pub fn revealed(&self) -> Vec<String> {
         self.revealed

@@ -6,7 +6,6 @@
 //! file's path and content. `templates.rs` loads and runs the templates, `view.rs` is the
 //! typed spec as templates see it (`lb`).
 
-mod ansible;
 mod rendered;
 mod templates;
 mod view;

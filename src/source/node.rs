@@ -20,6 +20,8 @@ pub enum Value {
     Map(Box<[Entry]>),
     /// An inline Ansible Vault value (`!vault |`): the envelope, decrypted only when read.
     Vault(Arc<str>),
+    /// A string marked `!unsafe`: text as written, never evaluated as a Jinja2 template.
+    Unsafe(Arc<str>),
 }
 
 /// A value and where it was written. Trees are at most [`MAX_DEPTH`] deep: the parser
@@ -49,7 +51,7 @@ impl Node {
     /// A scalar as text, the way Ansible would interpolate it.
     pub fn as_text(&self) -> Option<String> {
         match &self.value {
-            Value::Str(s) => Some(s.to_string()),
+            Value::Str(s) | Value::Unsafe(s) => Some(s.to_string()),
             Value::Int(i) => Some(i.to_string()),
             Value::Float(x) => Some(x.to_string()),
             Value::Bool(b) => Some(b.to_string()),
@@ -63,7 +65,7 @@ impl Node {
             Value::Bool(_) => "a boolean",
             Value::Int(_) => "an integer",
             Value::Float(_) => "a number",
-            Value::Str(_) => "a string",
+            Value::Str(_) | Value::Unsafe(_) => "a string",
             Value::Seq(_) => "a list",
             Value::Map(_) => "a mapping",
             Value::Vault(_) => "a vault-encrypted value",
@@ -77,7 +79,7 @@ impl Node {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::Float(x) => serde_json::Number::from_f64(*x).map_or(J::Null, J::Number),
-            Value::Str(s) => J::String(s.to_string()),
+            Value::Str(s) | Value::Unsafe(s) => J::String(s.to_string()),
             // Never the ciphertext: a value is decrypted before anything shows it.
             Value::Vault(_) => J::Null,
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),

@@ -198,6 +198,7 @@ pub(super) fn tagged_scalar(
     }
     match (tag.handle.as_str(), tag.suffix.as_str()) {
         ("!", "vault" | "vault-encrypted") => Ok(Some(Value::Vault(Arc::from(text.trim())))),
+        ("!", "unsafe") => Ok(Some(Value::Unsafe(Arc::from(text)))),
         _ => Ok(None),
     }
 }

@@ -40,6 +40,24 @@ pub enum HostKeyPolicy {
     AcceptNew,
 }
 
+/// The connection variables lbctl reads ([`parse`]), under every name Ansible's ssh
+/// connection reads them from.
+pub const KEYS: &[&str] = &[
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_private_key_file",
+    "ansible_ssh_private_key_file",
+    "ansible_become",
+    "ansible_host_key_checking",
+    "ansible_ssh_host_key_checking",
+    "ansible_ssh_args",
+    "ansible_ssh_common_args",
+];
+
 /// A host's SSH connection from its `ansible_*` variables (load balancers and the other
 /// hosts `failover-test` reaches alike).
 pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Connection> {
@@ -47,6 +65,7 @@ pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Conne
     // Each setting under every name Ansible's ssh connection reads it from; when several are
     // set, the last of the list wins, as in Ansible.
     let get = |keys: &[&'static str]| {
+        debug_assert!(keys.iter().all(|k| KEYS.contains(k)));
         keys.iter()
             .rev()
             .find_map(|k| vars.get(*k).map(|n| (*k, n)))
@@ -83,7 +102,7 @@ pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Conne
             HostKeyPolicy::AcceptNew
         },
     };
-    for key in ["ansible_ssh_args", "ansible_ssh_common_args"] {
+    for key in KEYS[KEYS.len() - 2..].iter().copied() {
         if let Some(n) = vars.get(key) {
             apply_common_args(n, key, &mut conn, diags);
         }

@@ -10,11 +10,11 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    input::Keyring,
-    input::{Inventory, Sources, has_vault, resolve_vars, reveal},
+    input::{HostScope, Keyring, Templar},
+    input::{Inventory, Sources},
     source::VarMap,
     source::{Diagnostic, Diagnostics},
-    source::{Loc, Node, Value, field},
+    source::{Loc, field},
     spec::backend::ListCache,
     spec::connection::{self, Connection},
     spec::error::SpecError,
@@ -66,14 +66,11 @@ fn template_keys(flag: Option<&Path>, inventory_dir: &Path) -> BTreeSet<String> 
         .collect()
 }
 
-/// Variables under these prefixes are lbctl's to read: a vault among them is decrypted
-/// before validation. Others are decrypted only if a template reads them.
-const READ_PREFIXES: &[&str] = &["haproxy_", "keepalived_", "nginx_", "lbctl_", "ansible_"];
-
 impl Fleet {
     /// Loads and validates everything; on failure returns every problem, each once, with
-    /// every value decrypted from a vault hidden.
-    pub fn load(input: &Input) -> Result<(Inventory, Sources, Fleet), Vec<Diagnostic>> {
+    /// every value decrypted from a vault hidden. The templar gives the hosts' variables to
+    /// templates.
+    pub fn load(input: &Input) -> Result<(Arc<Templar>, Fleet), Vec<Diagnostic>> {
         // The inventory's problems and the variables' are reported together: the hosts that
         // were read are checked even when another line of the inventory is in error.
         let (inv, mut problems) = Inventory::load_partial(input.inventory);
@@ -94,8 +91,9 @@ impl Fleet {
             return Err(redacted(problems, &input.keyring));
         }
         let keys = template_keys(input.templates, &inv.dir);
-        match field::with_template_keys(keys, || Fleet::build(&inv, &sources, input.lb_group)) {
-            Ok(fleet) if problems.is_empty() => Ok((inv, sources, fleet)),
+        let templar = Templar::new(Arc::new(inv), Arc::new(sources));
+        match field::with_template_keys(keys, || Fleet::build(&templar, input.lb_group)) {
+            Ok(fleet) if problems.is_empty() => Ok((templar, fleet)),
             Ok(_) => Err(redacted(problems, &input.keyring)),
             Err(errors) => {
                 problems.extend(errors);
@@ -104,11 +102,8 @@ impl Fleet {
         }
     }
 
-    pub fn build(
-        inv: &Inventory,
-        sources: &Sources,
-        lb_group: &str,
-    ) -> Result<Fleet, Vec<Diagnostic>> {
+    pub fn build(templar: &Arc<Templar>, lb_group: &str) -> Result<Fleet, Vec<Diagnostic>> {
+        let inv = templar.inventory();
         let names = inv.hosts_of(lb_group);
         if names.is_empty() {
             let loc = Loc::new(&Arc::from(inv.dir.display().to_string()), 0);
@@ -132,15 +127,16 @@ impl Fleet {
         let mut hosts = Vec::new();
         let mut cache = ListCache::default();
         for name in &names {
-            let vars = match resolve_vars(inv, name, sources) {
-                Ok(vars) => reveal_read(vars, &sources.keyring, &mut diags),
+            let scope = match templar.scope(name) {
+                Ok(scope) => scope,
                 Err(errors) => {
                     errors.into_iter().for_each(|d| diags.push(d));
                     continue;
                 }
             };
-            if let Some(mut spec) = host::parse(name, &vars, &mut cache, &mut diags) {
-                spec.keyring = Arc::clone(&sources.keyring);
+            let vars = read_vars(&scope, &mut diags);
+            if let Some(mut spec) = host::parse(name, &vars, &scope, &mut cache, &mut diags) {
+                spec.keyring = Arc::clone(templar.keyring());
                 spec.declared = inv.hosts.get(name).and_then(|h| h.loc);
                 hosts.push(spec);
             }
@@ -180,45 +176,25 @@ impl Fleet {
     }
 }
 
-/// The host's variables with every vault among those lbctl reads decrypted. A Jinja2
-/// template among them is reported as such: lbctl does not evaluate them, and the error a
-/// field would give (`expected a whole number`) would not say why.
-fn reveal_read(mut vars: VarMap, keyring: &Keyring, diags: &mut Diagnostics) -> VarMap {
-    for (name, node) in vars.iter_mut() {
-        if !READ_PREFIXES.iter().any(|p| name.starts_with(p)) {
+/// The variables lbctl reads (its own, under `haproxy_`, `keepalived_`, `nginx_` and `lbctl_`,
+/// and the connection's `ansible_*` ones), evaluated in the host's scope: templates
+/// evaluated, vaults decrypted. The others are left to the templates that read them, as
+/// Ansible leaves a variable nobody reads unevaluated.
+fn read_vars(scope: &Arc<HostScope>, diags: &mut Diagnostics) -> VarMap {
+    let mut vars = VarMap::new();
+    for name in scope.vars().keys() {
+        if !host::reads(name) {
             continue;
         }
-        if has_vault(node) {
-            match reveal(node, name, keyring) {
-                Ok(plain) => *node = Arc::new(plain),
-                Err(d) => diags.push(d),
+        match scope.node(name) {
+            Some(Ok(node)) => {
+                vars.insert(name.clone(), node);
             }
-        }
-        if let Some(template) = find_template(node) {
-            diags.push(
-                Diagnostic::new(
-                    &template.loc,
-                    name.as_str(),
-                    format!(
-                        "{} is a Jinja2 template, which lbctl does not evaluate in variables",
-                        field::quote(template.as_text().as_deref().unwrap_or_default())
-                    ),
-                )
-                .hint("write the value itself here (templates in your own template files are evaluated)"),
-            );
+            Some(Err(e)) => diags.push(e.diagnostic()),
+            None => {}
         }
     }
     vars
-}
-
-/// The first string in a value that holds Jinja2 (`{{ }}` or `{% %}`).
-fn find_template(node: &Node) -> Option<&Node> {
-    match &node.value {
-        Value::Str(s) if s.contains("{{") || s.contains("{%") => Some(node),
-        Value::Seq(items) => items.iter().find_map(find_template),
-        Value::Map(entries) => entries.iter().find_map(|(_, _, n)| find_template(n)),
-        _ => None,
-    }
 }
 
 /// Problems with every decrypted secret replaced, so an error never shows one.
@@ -336,7 +312,7 @@ fn assign_peers(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
             }
             let Some((key, loc)) = ["ansible_host", "ansible_ssh_host"]
                 .into_iter()
-                .find_map(|k| h.vars.get(k).map(|n| (k, n.loc)))
+                .find_map(|k| h.scope.vars().get(k).map(|n| (k, n.loc)))
                 .or_else(|| h.declared.map(|loc| (h.name.as_str(), loc)))
             else {
                 continue;
@@ -511,7 +487,7 @@ fn check_unicast_families(hosts: &[HostSpec], sources: &[Option<String>], diags:
         let family = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
         let (key, loc) = ["keepalived_unicast_src_ip", "ansible_host"]
             .into_iter()
-            .find_map(|key| h.vars.get(key).map(|n| (key, n.loc)))
+            .find_map(|key| h.scope.vars().get(key).map(|n| (key, n.loc)))
             .unwrap_or(("keepalived_vip", k.vip_loc));
         diags.push(
             Diagnostic::new(
@@ -536,11 +512,11 @@ fn check_unicast_families(hosts: &[HostSpec], sources: &[Option<String>], diags:
 /// The SSH connection of an inventory host that is not a load balancer (a worker, a probe
 /// host), from its own `ansible_*` variables exactly as for the load balancers.
 pub fn host_connection(
-    inventory: &Inventory,
-    sources: &Sources,
+    templar: &Arc<Templar>,
     name: &str,
     what: &'static str,
 ) -> Result<Connection, SpecError> {
+    let inventory = templar.inventory();
     if !inventory.hosts.contains_key(name) {
         return Err(SpecError::UnknownHost {
             name: name.to_string(),
@@ -549,8 +525,8 @@ pub fn host_connection(
         });
     }
     let mut diags = Diagnostics::default();
-    let vars = resolve_vars(inventory, name, sources).map_err(SpecError::Invalid)?;
-    let vars = reveal_read(vars, &sources.keyring, &mut diags);
+    let scope = templar.scope(name).map_err(SpecError::Invalid)?;
+    let vars = read_vars(&scope, &mut diags);
     if !diags.is_empty() {
         return Err(SpecError::Invalid(diags.into_vec()));
     }

@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 use serde::Serialize;
 
 use crate::{
-    input::Keyring,
+    input::{HostScope, Keyring},
     source::Loc,
     source::VarMap,
     source::field,
@@ -47,9 +47,10 @@ pub struct HostSpec {
     pub daemons: DaemonControl,
     /// lbctl's record of the admin state (drain, maint, weights) it set on this host.
     pub admin_record: String,
-    /// The host's raw variables, for users' own templates written against Ansible's names.
+    /// The host's variables as Ansible's templates see them, for users' own templates
+    /// written against Ansible's names.
     #[serde(skip)]
-    pub vars: VarMap,
+    pub scope: Arc<HostScope>,
     /// The run's vault passwords: a template reading an inline vault decrypts it with them.
     #[serde(skip)]
     pub keyring: Arc<Keyring>,
@@ -62,7 +63,7 @@ impl HostSpec {
     /// Every file lbctl writes on this host, with the variable that named it: all of them go
     /// through [`managed_path`]'s rules.
     pub fn managed_files(&self) -> Vec<Managed<'_>> {
-        let at = |key: &'static str| self.vars.get(key).map(|n| n.loc);
+        let at = |key: &'static str| self.scope.vars().get(key).map(|n| n.loc);
         let mut files = vec![
             Managed {
                 owner: Service::Haproxy.into(),
@@ -150,9 +151,16 @@ impl HostSpec {
 /// Prefixes of variables lbctl owns: a misspelt one is reported instead of silently ignored.
 const OWNED_PREFIXES: &[&str] = &["haproxy_", "keepalived_", "nginx_", "lbctl_"];
 
+/// Whether lbctl reads the variable `name` (so it is evaluated before validation).
+pub fn reads(name: &str) -> bool {
+    OWNED_PREFIXES.iter().any(|p| name.starts_with(p)) || connection::KEYS.contains(&name)
+}
+
+/// A host's spec from the variables lbctl reads (evaluated: [`reads`]) and its scope.
 pub fn parse(
     name: &str,
     vars: &VarMap,
+    scope: &Arc<HostScope>,
     cache: &mut ListCache,
     diags: &mut Diagnostics,
 ) -> Option<HostSpec> {
@@ -217,7 +225,7 @@ pub fn parse(
         peers: None,
         daemons: daemons?,
         admin_record: admin_record?,
-        vars: vars.clone(),
+        scope: Arc::clone(scope),
         keyring: Arc::default(),
         declared: None,
     };

@@ -953,7 +953,7 @@ fn run_lbctl(case: &Case, dir: &Path) -> Outcome {
         config: Default::default(),
         templates: None,
     };
-    let (inventory, sources, fleet) = match Fleet::load(&input) {
+    let (templar, fleet) = match Fleet::load(&input) {
         Ok(loaded) => loaded,
         Err(diags) => {
             let problems = diags
@@ -964,7 +964,7 @@ fn run_lbctl(case: &Case, dir: &Path) -> Outcome {
         }
     };
     let templates = Templates::load(&[]).expect("the built-in templates load");
-    let run = RunContext::new(Arc::new(inventory), Arc::new(sources), "Ansible managed");
+    let run = RunContext::new(templar, "Ansible managed");
     let mut out = Vec::new();
     for host in &fleet.hosts {
         match templates.render(host, &run) {

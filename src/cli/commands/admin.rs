@@ -61,7 +61,7 @@ pub fn run(
     reporter: &dyn WaitReporter,
 ) -> Result<Outcome, Error> {
     let loaded = global.load()?;
-    let connection = host_connection(&loaded.inventory, &loaded.sources, &opts.worker, "worker")?;
+    let connection = host_connection(&loaded.templar, &opts.worker, "worker")?;
     let mut backends = opts.backends.clone();
     backends.sort();
     backends.dedup();

@@ -78,14 +78,8 @@ pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
     let narrator: Arc<dyn Narrator> = Arc::new(Narration { quiet: global.json });
     // The worker and the probe host are not load balancers: their connections come from
     // their own variables, resolved as for any inventory host.
-    let sources = &loaded.sources;
     let probe_from = match &opts.probe_from {
-        Some(name) => Some(host_connection(
-            &loaded.inventory,
-            sources,
-            name,
-            "--probe-from host",
-        )?),
+        Some(name) => Some(host_connection(&loaded.templar, name, "--probe-from host")?),
         None => None,
     };
     let rt = super::runtime()?;
@@ -96,7 +90,7 @@ pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
                 Some(MethodArg::Reject) => Method::Reject,
                 Some(other) => return Err(wrong_method(other, "--worker", "drop or reject")),
             };
-            let conn = host_connection(&loaded.inventory, sources, name, "worker")?;
+            let conn = host_connection(&loaded.templar, name, "worker")?;
             let test = WorkerTest {
                 worker: name.clone(),
                 backends: opts.backends.clone(),

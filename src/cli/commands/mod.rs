@@ -26,7 +26,7 @@ use crate::{
     input::Inventory,
     input::Keyring,
     input::Limit,
-    input::Sources,
+    input::Templar,
     render::{RenderedHost, RunContext, Templates, override_dirs},
     spec::{Fleet, HostSpec, Input},
 };
@@ -59,7 +59,8 @@ pub struct VaultOptions {
 /// them, and the `ansible.cfg` in force.
 pub struct Loaded {
     pub inventory: Arc<Inventory>,
-    pub sources: Arc<Sources>,
+    /// Every host's variables, evaluated when read (for templates and the other hosts).
+    pub templar: Arc<Templar>,
     /// The load balancers to work on: all of them, or those `--limit` selects.
     pub fleet: Fleet,
     /// The load balancers `--limit` left out, validated like the others.
@@ -90,15 +91,16 @@ impl Global {
             config: cfg.connection_vars(),
             templates: self.templates.as_deref(),
         };
-        let (inventory, sources, mut fleet) = Fleet::load(&input)?;
+        let (templar, mut fleet) = Fleet::load(&input)?;
+        let inventory = Arc::clone(templar.inventory());
         crate::cli::progress::warnings(&inventory.warnings);
         let outside = match &self.limit {
             Some(pattern) => limit_fleet(&mut fleet, &inventory, pattern, &self.lb_group)?,
             None => Vec::new(),
         };
         Ok(Loaded {
-            inventory: Arc::new(inventory),
-            sources: Arc::new(sources),
+            inventory,
+            templar,
             fleet,
             outside,
             cfg,
@@ -158,11 +160,7 @@ impl Loaded {
     ) -> Result<(), Error> {
         let dirs = override_dirs(global.templates.as_deref(), &self.inventory.dir);
         let templates = Templates::load(&dirs)?;
-        let run = RunContext::new(
-            Arc::clone(&self.inventory),
-            Arc::clone(&self.sources),
-            &self.cfg.ansible_managed(),
-        );
+        let run = RunContext::new(Arc::clone(&self.templar), &self.cfg.ansible_managed());
         let hosts = &self.fleet.hosts;
         // Hosts render independently and take about as long as each other. Twice as many
         // threads as cores keep every core busy to the end when the hosts do not divide evenly

@@ -202,7 +202,7 @@ pub(crate) mod tests {
             config: VarMap::default(),
             templates: None,
         };
-        Fleet::load(&input).expect("inventory/lab loads").2
+        Fleet::load(&input).expect("inventory/lab loads").1
     }
 
     pub(crate) fn server(backend: &str, name: &str, admin_flags: u32, weight: u32) -> ServerState {

@@ -121,10 +121,17 @@ impl Inventory {
 
     /// Adds another file's groups, hosts and variables; later files win, as in Ansible.
     fn merge(&mut self, other: Inventory) {
-        for (name, group) in other.groups {
-            let mine = self.groups.entry(name).or_default();
-            mine.hosts.extend(group.hosts);
-            mine.children.extend(group.children);
+        let mut groups = other.groups;
+        for name in other.group_order {
+            let Some(group) = groups.remove(&name) else {
+                continue;
+            };
+            let mine = self.group_mut(&name);
+            group.host_order.into_iter().for_each(|h| mine.add_host(h));
+            group
+                .child_order
+                .into_iter()
+                .for_each(|c| mine.add_child(c));
             mine.vars.extend(group.vars);
         }
         for (name, host) in other.hosts {

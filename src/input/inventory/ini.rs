@@ -55,7 +55,7 @@ impl Inventory {
                     continue;
                 }
                 group = name.to_string();
-                self.groups.entry(group.clone()).or_default();
+                self.group_mut(&group);
                 continue;
             }
             match section {
@@ -110,16 +110,12 @@ impl Inventory {
                     for name in names {
                         let host = self.host_mut(&name, &loc);
                         host.vars.extend(vars.clone());
-                        self.groups
-                            .entry(group.clone())
-                            .or_default()
-                            .hosts
-                            .insert(name);
+                        self.group_mut(&group).add_host(name);
                     }
                 }
                 Section::Vars => match line.split_once('=') {
                     Some((k, v)) => {
-                        let g = self.groups.entry(group.clone()).or_default();
+                        let g = self.group_mut(&group);
                         g.vars
                             .insert(k.trim().to_string(), Arc::new(ini_value(v.trim(), &loc)));
                     }
@@ -134,9 +130,8 @@ impl Inventory {
                         diags.push(d);
                         continue;
                     }
-                    self.groups.entry(line.to_string()).or_default();
-                    let g = self.groups.entry(group.clone()).or_default();
-                    g.children.insert(line.to_string());
+                    self.group_mut(line);
+                    self.group_mut(&group).add_child(line.to_string());
                 }
             }
         }

@@ -33,10 +33,27 @@ pub type VarMap = BTreeMap<String, Arc<Node>>;
 pub struct Group {
     pub hosts: BTreeSet<String>,
     pub children: BTreeSet<String>,
+    /// `hosts` and `children` in the order the inventory declares them: Ansible's order.
+    pub host_order: Vec<String>,
+    pub child_order: Vec<String>,
     /// Variables written in the inventory file itself (`[g:vars]`, `vars:`).
     pub vars: VarMap,
     /// The files of `group_vars/<name>`, in the order Ansible applies them.
     pub file_vars: Vec<VarsFile>,
+}
+
+impl Group {
+    pub(super) fn add_host(&mut self, name: String) {
+        if self.hosts.insert(name.clone()) {
+            self.host_order.push(name);
+        }
+    }
+
+    pub(super) fn add_child(&mut self, name: String) {
+        if self.children.insert(name.clone()) {
+            self.child_order.push(name);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +85,8 @@ pub struct Inventory {
     pub hosts: BTreeMap<String, Host>,
     /// Host names in the order the inventory declares them (Ansible's order for `groups`).
     pub order: Vec<String>,
+    /// Group names in the order the inventory declares them.
+    pub group_order: Vec<String>,
     /// Files skipped because no inventory format reads them, as Ansible skips them.
     pub warnings: Vec<Diagnostic>,
     /// The group hierarchy indexed for [`Inventory::groups_of`], built on first use (the
@@ -124,8 +143,8 @@ impl Inventory {
             }
             return (inv, diags.into_vec());
         }
-        inv.groups.entry("all".into()).or_default();
-        inv.groups.entry("ungrouped".into()).or_default();
+        inv.group_mut("all");
+        inv.group_mut("ungrouped");
         inv.check_children(&mut diags);
         inv.load_var_dirs(sources, &mut diags);
         (inv, diags.into_vec())
@@ -149,57 +168,6 @@ impl Inventory {
             }
         }
         out.into_iter().collect()
-    }
-
-    /// Every group with its hosts, children included (Ansible's `groups`), worked out in one
-    /// pass from the innermost groups outwards: asking [`Inventory::hosts_of`] for each
-    /// group walks every group below it again, quadratic in a deep hierarchy.
-    pub fn group_hosts(&self) -> BTreeMap<String, Vec<String>> {
-        let graph = self.graph.get_or_init(|| Graph::new(self));
-        let mut waiting: HashMap<&str, usize> = self
-            .groups
-            .iter()
-            .map(|(name, g)| {
-                let known = g.children.iter().filter(|c| self.groups.contains_key(*c));
-                (name.as_str(), known.count())
-            })
-            .collect();
-        let mut ready: Vec<&str> = waiting
-            .iter()
-            .filter(|(_, n)| **n == 0)
-            .map(|(g, _)| *g)
-            .collect();
-        let mut found: HashMap<&str, BTreeSet<&str>> = HashMap::with_capacity(self.groups.len());
-        while let Some(name) = ready.pop() {
-            let group = &self.groups[name];
-            let mut hosts: BTreeSet<&str> = group.hosts.iter().map(String::as_str).collect();
-            for child in &group.children {
-                if let Some(below) = found.get(child.as_str()) {
-                    hosts.extend(below.iter().copied());
-                }
-            }
-            found.insert(name, hosts);
-            for parent in graph.parents.get(name).into_iter().flatten() {
-                if let Some(n) = waiting.get_mut(parent.as_str()) {
-                    *n -= 1;
-                    if *n == 0 {
-                        ready.push(parent);
-                    }
-                }
-            }
-        }
-        self.groups
-            .keys()
-            .map(|name| {
-                let hosts = match found.get(name.as_str()) {
-                    _ if name == "all" => self.hosts.keys().cloned().collect(),
-                    Some(hosts) => hosts.iter().map(|h| h.to_string()).collect(),
-                    // On a cycle of `children`, which the inventory reports as an error.
-                    None => self.hosts_of(name),
-                };
-                (name.clone(), hosts)
-            })
-            .collect()
     }
 
     /// Groups a host belongs to (directly or through children), ordered as Ansible applies
@@ -245,6 +213,127 @@ impl Inventory {
             .and_then(|n| n.as_text())
             .and_then(|t| t.trim().parse().ok())
             .unwrap_or(1)
+    }
+
+    /// Every group with its hosts as Ansible's `groups` variable lists them: groups in the
+    /// order they were made (`all` and `ungrouped` first), each group's hosts as
+    /// [`Inventory::ordered_hosts`] lists them.
+    pub fn groups_dict(&self) -> Vec<(String, Vec<String>)> {
+        let mut names: Vec<&str> = vec!["all", "ungrouped"];
+        names.extend(
+            self.group_order
+                .iter()
+                .map(String::as_str)
+                .filter(|g| *g != "all" && *g != "ungrouped"),
+        );
+        names
+            .into_iter()
+            .map(|g| (g.to_string(), self.ordered_hosts(g)))
+            .collect()
+    }
+
+    /// A group's hosts as Ansible's `Group.get_hosts()` lists them: its own in declaration
+    /// order, then its children's, generation by generation (Ansible walks a generation below
+    /// the first in Python's set order, which it does not define: lbctl takes declaration
+    /// order there too). The order of `groups[name]` and of host patterns.
+    pub fn ordered_hosts(&self, group: &str) -> Vec<String> {
+        let graph = self.graph.get_or_init(|| Graph::new(self));
+        let mut walk = vec![group];
+        let mut seen_groups: BTreeSet<&str> = BTreeSet::from([group]);
+        let mut i = 0;
+        while i < walk.len() {
+            for child in self.ordered_children(walk[i], graph) {
+                if seen_groups.insert(child) {
+                    walk.push(child);
+                }
+            }
+            i += 1;
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for g in walk {
+            for host in self.own_hosts(g, graph) {
+                if seen.insert(host) {
+                    out.push(host.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// The direct children of a group in Ansible's order; `all` adopts `ungrouped` first, then
+    /// every group without another parent, in the order they were made.
+    fn ordered_children<'a>(&'a self, group: &str, graph: &Graph) -> Vec<&'a str> {
+        let Some(g) = self.groups.get(group) else {
+            return Vec::new();
+        };
+        if group != "all" {
+            return g.child_order.iter().map(String::as_str).collect();
+        }
+        let orphan = |name: &&String| {
+            graph
+                .parents
+                .get(name.as_str())
+                .is_none_or(|parents| parents.iter().all(|p| p == "all"))
+        };
+        let mut out = vec!["ungrouped"];
+        let mut listed = BTreeSet::from(["ungrouped", "all"]);
+        for name in g
+            .child_order
+            .iter()
+            .chain(self.group_order.iter().filter(orphan))
+        {
+            if listed.insert(name.as_str()) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// The hosts a group itself holds, in declaration order. `ungrouped` holds the hosts of no
+    /// other group (Ansible moves a host out of it once another group has it).
+    fn own_hosts<'a>(&'a self, group: &str, graph: &Graph) -> Vec<&'a str> {
+        let Some(g) = self.groups.get(group) else {
+            return Vec::new();
+        };
+        if group != "ungrouped" {
+            return g.host_order.iter().map(String::as_str).collect();
+        }
+        let alone = |h: &&String| {
+            graph
+                .memberships
+                .get(h.as_str())
+                .is_none_or(|groups| groups.iter().all(|g| g == "ungrouped"))
+        };
+        let listed = g.host_order.iter().filter(alone);
+        let rest = self
+            .order
+            .iter()
+            .filter(|h| !g.hosts.contains(*h))
+            .filter(alone);
+        listed.chain(rest).map(String::as_str).collect()
+    }
+
+    /// The groups `host` is in, sorted, as Ansible's `group_names`: without `all`, and
+    /// `ungrouped` only for a host in no other group.
+    pub fn group_names(&self, host: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .groups_of(host)
+            .into_iter()
+            .filter(|g| g != "ungrouped")
+            .collect();
+        if names.is_empty() && self.hosts.contains_key(host) {
+            names.push("ungrouped".into());
+        }
+        names.sort();
+        names
+    }
+
+    pub(super) fn group_mut(&mut self, name: &str) -> &mut Group {
+        if !self.groups.contains_key(name) {
+            self.group_order.push(name.to_string());
+        }
+        self.groups.entry(name.to_string()).or_default()
     }
 
     fn host_mut(&mut self, name: &str, loc: &Loc) -> &mut Host {
@@ -491,6 +580,34 @@ mod tests {
         assert!(inv.groups["all"].vars.contains_key("x"));
     }
 
+    /// The `groups` ansible-core 2.19 gives for the same INI file.
+    #[test]
+    fn groups_list_hosts_in_ansibles_order() {
+        let d = tempdir("order");
+        write(
+            &d,
+            "hosts",
+            "solo\n[lbs]\nlb2\nlb1\n[workers]\nw2\nw1\n[k8s:children]\nworkers\nmasters\n[masters]\nm1\n[k8s]\nk0\n",
+        );
+        let inv = Inventory::load(std::slice::from_ref(&d)).unwrap();
+        let groups: Vec<(String, Vec<String>)> = inv.groups_dict();
+        let want: &[(&str, &[&str])] = &[
+            ("all", &["solo", "lb2", "lb1", "k0", "w2", "w1", "m1"]),
+            ("ungrouped", &["solo"]),
+            ("lbs", &["lb2", "lb1"]),
+            ("workers", &["w2", "w1"]),
+            ("k8s", &["k0", "w2", "w1", "m1"]),
+            ("masters", &["m1"]),
+        ];
+        let want: Vec<(String, Vec<String>)> = want
+            .iter()
+            .map(|(g, h)| (g.to_string(), h.iter().map(|h| h.to_string()).collect()))
+            .collect();
+        assert_eq!(groups, want);
+        assert_eq!(inv.group_names("w1"), ["k8s", "workers"]);
+        assert_eq!(inv.group_names("solo"), ["ungrouped"]);
+    }
+
     #[test]
     fn bad_ini_lines_are_all_reported() {
         let d = tempdir("bad");
@@ -535,7 +652,7 @@ mod tests {
     }
 
     #[test]
-    fn group_hosts_match_hosts_of_every_group() {
+    fn ansibles_groups_hold_the_hosts_of_every_group() {
         let d = tempdir("groups");
         write(
             &d,
@@ -543,10 +660,12 @@ mod tests {
             "[lbs]\nlb[1:3]\n[web]\nw1\n[k8s:children]\nweb\nlbs\n[all:children]\nk8s\n",
         );
         let inv = Inventory::load(std::slice::from_ref(&d)).unwrap();
-        let groups = inv.group_hosts();
+        let groups: BTreeMap<String, Vec<String>> = inv.groups_dict().into_iter().collect();
         for name in inv.groups.keys() {
-            assert_eq!(groups[name], inv.hosts_of(name), "{name}");
+            let mut sorted = groups[name].clone();
+            sorted.sort();
+            assert_eq!(sorted, inv.hosts_of(name), "{name}");
         }
-        assert_eq!(groups["k8s"], ["lb1", "lb2", "lb3", "w1"]);
+        assert_eq!(groups["k8s"], ["w1", "lb1", "lb2", "lb3"]);
     }
 }

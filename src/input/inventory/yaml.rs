@@ -29,7 +29,7 @@ impl Inventory {
             diags.push(d);
             return;
         }
-        self.groups.entry(name.to_string()).or_default();
+        self.group_mut(name);
         let entries = match &body.value {
             Value::Null => return,
             Value::Map(entries) => entries,
@@ -75,21 +75,12 @@ impl Inventory {
                             };
                         for host in names {
                             self.host_mut(&host, hloc).vars.extend(vars.clone());
-                            self.groups
-                                .entry(name.to_string())
-                                .or_default()
-                                .hosts
-                                .insert(host);
+                            self.group_mut(name).add_host(host);
                         }
                     }
                 }
                 "vars" => match map_entries(value.clone(), &format!("{name}.vars")) {
-                    Ok(vars) => self
-                        .groups
-                        .entry(name.to_string())
-                        .or_default()
-                        .vars
-                        .extend(vars),
+                    Ok(vars) => self.group_mut(name).vars.extend(vars),
                     Err(d) => diags.push(d),
                 },
                 "children" => {
@@ -104,11 +95,7 @@ impl Inventory {
                         continue;
                     };
                     for (child, cloc, cbody) in children {
-                        self.groups
-                            .entry(name.to_string())
-                            .or_default()
-                            .children
-                            .insert(child.to_string());
+                        self.group_mut(name).add_child(child.to_string());
                         self.add_yaml_group(child, cloc, cbody, diags);
                     }
                 }

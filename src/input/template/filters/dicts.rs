@@ -39,7 +39,7 @@ pub(super) fn combine(
 }
 
 /// A mapping that keeps its keys in the order given, as Python's dicts do.
-pub(super) fn ordered_map(pairs: Vec<(Value, Value)>) -> Value {
+pub(crate) fn ordered_map(pairs: Vec<(Value, Value)>) -> Value {
     Value::from_object(OrderedMap(pairs))
 }
 

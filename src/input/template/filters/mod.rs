@@ -1,42 +1,35 @@
-//! What Ansible adds to Jinja2, for templates written for Ansible's template module: values
-//! printed as Python prints them (`None` as nothing, `True`, `['a', 'b']`), and the filters and
-//! tests roles use most (`bool`, `int`, `string`, `ternary`, `mandatory`, `combine`,
-//! `dict2items`, `items2dict`, `to_json`, `to_nice_json`, `to_yaml`, `to_nice_yaml`,
-//! `regex_replace`, `regex_search`, `regex_findall`, `b64encode`, `b64decode`, `ipaddr`,
-//! `ipv4`, `ipv6`, and the tests `match`, `search`, `regex`), also under their
-//! `ansible.builtin.` / `ansible.utils.` names.
+//! The filters and tests Ansible adds to Jinja2 that roles use most (`bool`, `int`, `string`,
+//! `ternary`, `mandatory`, `combine`, `dict2items`, `items2dict`, `to_json`, `to_nice_json`,
+//! `to_yaml`, `to_nice_yaml`, `regex_replace`, `regex_search`, `regex_findall`, `b64encode`,
+//! `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
+//! `symmetric_difference`, `ipaddr`, `ipv4`, `ipv6`, and the tests `match`, `search`, `regex`),
+//! also under their `ansible.builtin.` / `ansible.utils.` names.
 
 mod dicts;
 mod encode;
 mod ipaddr;
+mod lists;
 mod patterns;
 mod python;
 
-use minijinja::{
-    Environment, Error, ErrorKind, Value,
-    value::{Kwargs, ValueKind},
-};
+use minijinja::{Environment, Value, value::Kwargs};
 
 use crate::source::base64;
 
 use dicts::{combine, dict2items, items2dict};
 use encode::{b64decode, json, to_yaml};
 use ipaddr::ipaddr;
+use lists::{difference, extract, flatten, intersect, symmetric_difference, union};
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
-use python::{mandatory, python_str, ternary, to_bool, to_int};
+use python::{mandatory, ternary, to_bool, to_int};
+
+pub(super) use dicts::ordered_map;
+pub use python::python_str;
 
 /// Adds one filter under the name given.
 type AddFilter = fn(&mut Environment<'static>, String);
 
-pub fn register(env: &mut Environment<'static>) {
-    env.set_formatter(|out, _state, value| {
-        let text = match value.kind() {
-            ValueKind::None => return Ok(()),
-            ValueKind::String => return write_str(out, value.as_str().unwrap_or_default()),
-            _ => python_str(value),
-        };
-        write_str(out, &text)
-    });
+pub(super) fn register(env: &mut Environment<'static>) {
     let core: &[(&str, AddFilter)] = &[
         ("bool", |e, n| e.add_filter(n, to_bool)),
         ("int", |e, n| e.add_filter(n, to_int)),
@@ -61,6 +54,14 @@ pub fn register(env: &mut Environment<'static>) {
             e.add_filter(n, |s: String| base64::encode(s.as_bytes()))
         }),
         ("b64decode", |e, n| e.add_filter(n, b64decode)),
+        ("extract", |e, n| e.add_filter(n, extract)),
+        ("flatten", |e, n| e.add_filter(n, flatten)),
+        ("union", |e, n| e.add_filter(n, union)),
+        ("intersect", |e, n| e.add_filter(n, intersect)),
+        ("difference", |e, n| e.add_filter(n, difference)),
+        ("symmetric_difference", |e, n| {
+            e.add_filter(n, symmetric_difference)
+        }),
     ];
     for (name, add) in core {
         add(env, name.to_string());
@@ -96,19 +97,14 @@ pub fn register(env: &mut Environment<'static>) {
     }
 }
 
-fn write_str(out: &mut minijinja::Output, s: &str) -> Result<(), Error> {
-    out.write_str(s)
-        .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn render(template: &str, ctx: Value) -> String {
-        let mut env = Environment::new();
-        register(&mut env);
-        env.render_str(template, ctx).unwrap()
+        super::super::environment()
+            .render_str(template, ctx)
+            .unwrap()
     }
 
     #[test]
@@ -169,6 +165,22 @@ mod tests {
                 "123 ",
             ),
             ("{{ 'hi' | b64encode }} {{ 'aGk=' | b64decode }}", "aGk= hi"),
+            (
+                "{{ ['a', 'b'] | map('extract', {'a': {'ip': 1}, 'b': {'ip': 2}}, 'ip') | list }}",
+                "[1, 2]",
+            ),
+            (
+                "{{ [1, [2, [3, none]]] | flatten }} {{ [1, [2, [3]]] | flatten(1) }}",
+                "[1, 2, 3] [1, 2, [3]]",
+            ),
+            (
+                "{{ [3, 1, 2] | union([2, 4]) }} {{ [3, 1, 2] | intersect([2, 3]) }} {{ [3, 1, 2] | difference([1]) }} {{ [1, 2] | symmetric_difference([2, 3]) }}",
+                "[3, 1, 2, 4] [3, 2] [3, 2] [1, 3]",
+            ),
+            (
+                "{{ 'a,b'.split(',') }} {{ {'k': 1}.items() | list }} {{ 'lb1'.startswith('lb') }}",
+                "['a', 'b'] [['k', 1]] True",
+            ),
             (
                 "{{ 'lb1' is match('lb') }} {{ 'xlb' is match('lb') }} {{ 'xlb' is search('lb') }}",
                 "True False True",

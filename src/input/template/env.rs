@@ -1,0 +1,61 @@
+//! The Jinja2 environment, configured as Ansible configures its own.
+
+use std::sync::OnceLock;
+
+use minijinja::{
+    Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value, syntax::SyntaxConfig,
+};
+
+use super::{filters, native};
+
+/// A Jinja2 environment as Ansible sets one up: `trim_blocks`, undefined values an error
+/// that names them (in release builds too), `None` printed as nothing and other values as
+/// Python prints them (`True`, `['a', 'b']`), Ansible's filters and tests. lbctl's renderer
+/// adds its templates to one; variables are evaluated in another just like it.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+        .expect("the default delimiters are valid");
+    env.set_syntax(syntax);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_debug(true);
+    env.set_formatter(format);
+    // Python's methods on strings, lists and dicts (`'a,b'.split(',')`, `d.items()`), which
+    // Ansible's templates use.
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    filters::register(&mut env);
+    env
+}
+
+/// The environment variables are evaluated in, made once per run.
+pub(super) fn shared() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(environment)
+}
+
+/// Writes one `{{ }}` result. `None` writes nothing, as Ansible drops `None` nodes; while a
+/// variable is being evaluated, each result is also kept (`native`) so that a template that
+/// is one expression gives its value rather than its text.
+fn format(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
+    if value.is_none() || value.is_undefined() {
+        return Ok(());
+    }
+    let printed;
+    let text = match value.as_str() {
+        Some(s) => s,
+        None => {
+            printed = filters::python_str(value);
+            &printed
+        }
+    };
+    if state.name() == native::NAME {
+        state
+            .get_or_insert_extension(native::Nodes::default())
+            .push(value, text.len());
+    }
+    out.write_str(text)
+        .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
+}

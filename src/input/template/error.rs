@@ -1,0 +1,200 @@
+//! A variable that could not be evaluated, located at the template that failed, and how the
+//! failure of a variable read inside another template reaches the user.
+//!
+//! minijinja's objects cannot return errors when a template reads a variable, so a variable
+//! that fails while another template reads it is recorded here (per thread: an evaluation
+//! runs on one) and stands in the template as undefined (when it failed for want of a value,
+//! so that `default` and `is defined` work as in Ansible) or as an invalid value (which fails
+//! the reading template at once). When the reading template then fails, the recorded failure
+//! is the error shown: it names the variable that was undefined and where it is written.
+
+use std::cell::RefCell;
+
+use crate::source::{Diagnostic, Loc, escape_control};
+
+/// Why a variable has no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// Where the failing template (or vault) is written.
+    pub loc: Loc,
+    /// The host whose variables were being evaluated.
+    pub host: String,
+    /// The variable holding the failing template.
+    pub var: String,
+    /// Where in the variable: `haproxy_tcp_backends[0].servers[1].port` (the variable's name
+    /// when the whole value is the template).
+    pub key: String,
+    /// The template, for the message (none for a vault that cannot be decrypted).
+    pub template: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+    /// It failed for want of a value: reading templates see it as undefined.
+    pub undefined: bool,
+    /// The variables whose templates read this one, the first reader first: host, variable
+    /// and where its template is written.
+    pub via: Vec<(String, String, Loc)>,
+}
+
+impl TemplateError {
+    /// The error as the user sees it, at the failing template's line.
+    pub fn diagnostic(&self) -> Diagnostic {
+        let mut message = match &self.template {
+            Some(t) => format!("cannot evaluate {}: {}", shown(t), self.message),
+            None => self.message.clone(),
+        };
+        if let Some((first_host, _, _)) = self.via.first()
+            && *first_host != self.host
+        {
+            message.push_str(&format!(" (for host `{}`)", self.host));
+        }
+        let mut hint = self.hint.clone().unwrap_or_else(|| {
+            if self.undefined {
+                let name = self
+                    .message
+                    .strip_prefix('`')
+                    .and_then(|m| m.strip_suffix("` is undefined"))
+                    .filter(|n| n.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                    .unwrap_or("name");
+                format!("define `{name}` (group_vars/, host_vars/, the inventory or -e), or give it a default: `{{{{ {name} | default(...) }}}}`")
+            } else {
+                "fix the template: Jinja2 in variables is evaluated as Ansible evaluates it".into()
+            }
+        });
+        if !self.via.is_empty() {
+            let readers: Vec<String> = self
+                .via
+                .iter()
+                .rev()
+                .map(|(_, var, loc)| format!("`{var}` ({loc})"))
+                .collect();
+            hint.push_str(&format!("; read by {}", readers.join(", read by ")));
+        }
+        Diagnostic::new(&self.loc, &self.key, message).hint(hint)
+    }
+
+    /// This error as seen from the list or mapping holding the failing value: `segment`
+    /// (`[0]`, `.port`) is its place there.
+    pub(super) fn within(mut self: Box<Self>, segment: &str) -> Box<TemplateError> {
+        let key = match self.via.first_mut() {
+            Some((_, reader, _)) => reader,
+            None => &mut self.key,
+        };
+        let at = key.find(['[', '.']).unwrap_or(key.len());
+        key.insert_str(at, segment);
+        self
+    }
+
+    /// This error as seen from a template of `host`'s variable `var` (at `loc`) that read it.
+    fn read_by(mut self: Box<Self>, host: &str, var: &str, loc: Loc) -> Box<TemplateError> {
+        self.via.insert(0, (host.to_string(), var.to_string(), loc));
+        self
+    }
+}
+
+/// A template as quoted in a message: on one line, and not too long.
+fn shown(template: &str) -> String {
+    let one_line = escape_control(template.trim_end());
+    match one_line.char_indices().nth(80) {
+        Some((cut, _)) => format!("`{}...`", &one_line[..cut]),
+        None => format!("`{one_line}`"),
+    }
+}
+
+thread_local! {
+    static FAILED: RefCell<Vec<TemplateError>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Remembers a variable that failed while a template read it.
+pub(super) fn record(error: Box<TemplateError>) {
+    FAILED.with(|f| f.borrow_mut().push(*error));
+}
+
+/// How many failures are recorded now; the failures of one evaluation are those after it.
+pub(super) fn mark() -> usize {
+    FAILED.with(|f| f.borrow().len())
+}
+
+/// Forgets the failures recorded since `mark` (the template that read them succeeded: it did
+/// not need them, as with `default`), returning them.
+pub(super) fn take_since(mark: usize) -> Vec<TemplateError> {
+    FAILED.with(|f| {
+        let mut f = f.borrow_mut();
+        let from = mark.min(f.len());
+        f.split_off(from)
+    })
+}
+
+/// The recorded failure that made `error` happen, if one did: the latest failure of a
+/// variable the error names as undefined; else, for another error than an undefined value,
+/// the latest failure that was not for want of a value (it reached the template as an
+/// invalid value).
+pub(super) fn cause(
+    error: &minijinja::Error,
+    failed: Vec<TemplateError>,
+) -> Option<Box<TemplateError>> {
+    let detail = error.detail().unwrap_or_default();
+    let names: Vec<&str> = detail
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let named = failed
+        .iter()
+        .rposition(|f| f.undefined && names.contains(&f.var.as_str()));
+    let invalid = (error.kind() != minijinja::ErrorKind::UndefinedError)
+        .then(|| failed.iter().rposition(|f| !f.undefined))
+        .flatten();
+    let index = named.or(invalid)?;
+    failed.into_iter().nth(index).map(Box::new)
+}
+
+/// The error of a template that read variables: the failure of a variable it read when that
+/// is what made it fail, tagged with the reader.
+pub(super) fn reader_error(
+    error: minijinja::Error,
+    failed: Vec<TemplateError>,
+    reader: impl FnOnce(minijinja::Error) -> Box<TemplateError>,
+    reading: (&str, &str, Loc),
+) -> Box<TemplateError> {
+    match cause(&error, failed) {
+        Some(inner) => inner.read_by(reading.0, reading.1, reading.2),
+        None => reader(error),
+    }
+}
+
+/// Runs a template render (lbctl's own templates) and, when it fails because a variable it
+/// read could not be evaluated, gives that variable's error instead of the render's.
+pub fn explain<T>(
+    render: impl FnOnce() -> Result<T, minijinja::Error>,
+) -> Result<T, Box<Result<Box<TemplateError>, minijinja::Error>>> {
+    let start = mark();
+    let result = render();
+    let failed = take_since(start);
+    result.map_err(|e| Box::new(cause(&e, failed).ok_or(e)))
+}
+
+/// What a minijinja error says, for a message, and whether it is for want of a value: an
+/// undefined value is named as Ansible names it (`` `base` is undefined ``), whatever the
+/// operation that met it; another error says what it is and, when minijinja gives no detail,
+/// quotes the part of `source` that failed.
+pub(super) fn describe(error: &minijinja::Error, source: &str) -> (String, bool) {
+    let detail = error.detail().unwrap_or_default();
+    if let Some(end) = detail.find("` is undefined")
+        && let Some(start) = detail[..end].rfind('`')
+    {
+        return (format!("{} is undefined", &detail[start..=end]), true);
+    }
+    if error.kind() == minijinja::ErrorKind::UndefinedError {
+        return ("an undefined value".into(), true);
+    }
+    let text = error
+        .range()
+        .and_then(|r| source.get(r))
+        .filter(|t| !t.is_empty() && !detail.contains(*t));
+    let message = match (detail, text) {
+        ("", None) => error.kind().to_string(),
+        ("", Some(t)) => format!("{} (`{t}`)", error.kind()),
+        (d, None) => format!("{}: {d}", error.kind()),
+        (d, Some(t)) => format!("{}: {d} (`{t}`)", error.kind()),
+    };
+    (message, false)
+}

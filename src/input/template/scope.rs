@@ -1,0 +1,633 @@
+//! Each host's variables as Ansible's templates see them, evaluated when read.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, OnceLock, PoisonError, Weak},
+};
+
+use minijinja::{
+    Error, ErrorKind, Value,
+    value::{Enumerator, Object},
+};
+
+use super::{
+    error::{self, TemplateError, describe},
+    filters::ordered_map,
+    lazy::{self, Lazy},
+    native::{self, is_template},
+};
+use crate::{
+    input::{Inventory, Keyring, Sources, resolve_vars},
+    source::{Diagnostic, Loc, MAX_DEPTH, Node, Value as V, VarMap},
+};
+
+/// How many variable templates may be in evaluation at once, each reading the next: far more
+/// than real variables chain, few enough to stop well before the stack ends.
+const MAX_NESTING: usize = 100;
+
+/// What evaluation shares in one run: the inventory and other sources, `groups`, `hostvars`,
+/// and each host's scope once made (so a variable read through `hostvars` by every load
+/// balancer is evaluated once).
+pub struct Templar {
+    inventory: Arc<Inventory>,
+    sources: Arc<Sources>,
+    groups: OnceLock<Value>,
+    hostvars: Value,
+    scopes: Mutex<HashMap<String, Arc<HostScope>>>,
+    /// Whether a shared value holds anything to evaluate (a template, a vault, `!unsafe`
+    /// text), by address; the value is kept so that its address is not reused.
+    plain: Mutex<HashMap<usize, (Arc<Node>, bool)>>,
+}
+
+impl Templar {
+    pub fn new(inventory: Arc<Inventory>, sources: Arc<Sources>) -> Arc<Templar> {
+        Arc::new_cyclic(|me: &Weak<Templar>| Templar {
+            inventory,
+            sources,
+            groups: OnceLock::new(),
+            hostvars: Value::from_object(HostVars(me.clone())),
+            scopes: Mutex::default(),
+            plain: Mutex::default(),
+        })
+    }
+
+    pub fn inventory(&self) -> &Arc<Inventory> {
+        &self.inventory
+    }
+
+    pub fn sources(&self) -> &Arc<Sources> {
+        &self.sources
+    }
+
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.sources.keyring
+    }
+
+    /// The scope of an inventory host: its variables with Ansible's precedence (the vault
+    /// files among them decrypted) and its magic variables.
+    pub fn scope(self: &Arc<Self>, host: &str) -> Result<Arc<HostScope>, Vec<Diagnostic>> {
+        if let Some(scope) = self.lock_scopes().get(host) {
+            return Ok(Arc::clone(scope));
+        }
+        let vars = resolve_vars(&self.inventory, host, &self.sources)?;
+        let group_names = self.inventory.group_names(host);
+        let scope = Arc::new(HostScope {
+            templar: Arc::downgrade(self),
+            name: Value::from(host),
+            vars,
+            group_names: Value::from(group_names),
+            values: Mutex::default(),
+        });
+        Ok(Arc::clone(
+            self.lock_scopes().entry(host.to_string()).or_insert(scope),
+        ))
+    }
+
+    fn lock_scopes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<HostScope>>> {
+        self.scopes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `groups`: every group's hosts in Ansible's order, made when first read.
+    fn groups(&self) -> Value {
+        self.groups
+            .get_or_init(|| {
+                ordered_map(
+                    self.inventory
+                        .groups_dict()
+                        .into_iter()
+                        .map(|(g, hosts)| (Value::from(g), Value::from(hosts)))
+                        .collect(),
+                )
+            })
+            .clone()
+    }
+
+    /// Whether `node` is used as it is: nothing in it to evaluate or decrypt.
+    fn is_plain(&self, node: &Arc<Node>) -> bool {
+        let key = Arc::as_ptr(node) as usize;
+        let mut plain = self.plain.lock().unwrap_or_else(PoisonError::into_inner);
+        plain
+            .entry(key)
+            .or_insert_with(|| (Arc::clone(node), !needs_evaluation(node)))
+            .1
+    }
+}
+
+/// Whether a value holds a template, a vault or `!unsafe` text.
+fn needs_evaluation(node: &Node) -> bool {
+    match &node.value {
+        V::Str(s) => is_template(s),
+        V::Vault(_) | V::Unsafe(_) => true,
+        V::Seq(items) => items.iter().any(needs_evaluation),
+        V::Map(entries) => entries.iter().any(|(_, _, n)| needs_evaluation(n)),
+        V::Null | V::Bool(_) | V::Int(_) | V::Float(_) => false,
+    }
+}
+
+/// One host's variables, and its magic ones (`inventory_hostname`, `group_names`, `groups`,
+/// `hostvars`), as templates see them: the root of a variable template's context, and what
+/// `hostvars[host]` is.
+pub struct HostScope {
+    templar: Weak<Templar>,
+    name: Value,
+    vars: VarMap,
+    group_names: Value,
+    /// The variables read so far, each evaluated once.
+    values: Mutex<HashMap<String, Value>>,
+}
+
+impl fmt::Debug for HostScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostScope")
+            .field("host", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ansible's variables about the host itself, which no inventory sets.
+const MAGIC: &[&str] = &[
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "group_names",
+    "groups",
+    "hostvars",
+];
+
+/// One variable template in evaluation: the host's scope and the template's node, by address.
+type Frame = (usize, usize, String, String, Loc);
+
+thread_local! {
+    /// The templates being evaluated on this thread, outermost first.
+    static EVALUATING: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// Whether the evaluation on this thread read a value decrypted from a vault.
+    static READ_SECRET: Cell<bool> = const { Cell::new(false) };
+}
+
+impl HostScope {
+    pub fn name(&self) -> &str {
+        self.name.as_str().unwrap_or_default()
+    }
+
+    /// The variables as written (templates not evaluated, vaults not decrypted).
+    pub fn vars(&self) -> &VarMap {
+        &self.vars
+    }
+
+    fn keyring(&self) -> Option<Arc<Keyring>> {
+        self.templar.upgrade().map(|t| Arc::clone(t.keyring()))
+    }
+
+    /// A variable as lbctl reads it: templates evaluated (in this host's scope), vaults
+    /// decrypted, `!unsafe` text as written; each value keeps the line it was written on (a
+    /// template's result, the template's line). A value with nothing to evaluate is returned
+    /// as it is, shared.
+    pub fn node(self: &Arc<Self>, name: &str) -> Option<Result<Arc<Node>, Box<TemplateError>>> {
+        let raw = self.vars.get(name)?;
+        let templar = self.templar.upgrade()?;
+        if templar.is_plain(raw) {
+            return Some(Ok(Arc::clone(raw)));
+        }
+        let secret = READ_SECRET.with(|r| r.replace(false));
+        let result = self.evaluate_node(name, raw, 0).map(Arc::new);
+        if READ_SECRET.with(|r| r.replace(secret || r.get()))
+            && let Ok(node) = &result
+        {
+            remember_strings(node, templar.keyring());
+        }
+        Some(result)
+    }
+
+    /// `node` (part of variable `var`) with everything in it evaluated.
+    pub(super) fn evaluate_node(
+        self: &Arc<Self>,
+        var: &str,
+        node: &Node,
+        depth: usize,
+    ) -> Result<Node, Box<TemplateError>> {
+        let value = match &node.value {
+            V::Str(s) if is_template(s) => {
+                let value = self.evaluate(var, node, s)?;
+                return lazy::to_node(&value, node.loc, depth, &|message| {
+                    self.error(var, node.loc, Some(s), message, false)
+                });
+            }
+            V::Unsafe(s) => V::Str(Arc::clone(s)),
+            V::Vault(envelope) => V::Str(Arc::from(self.decrypt(var, node, envelope)?)),
+            V::Seq(items) => V::Seq(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        self.evaluate_node(var, n, depth + 1)
+                            .map_err(|e| e.within(&format!("[{i}]")))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            V::Map(entries) => V::Map(
+                entries
+                    .iter()
+                    .map(|(k, l, n)| {
+                        let value = self
+                            .evaluate_node(var, n, depth + 1)
+                            .map_err(|e| e.within(&format!(".{k}")))?;
+                        Ok((Arc::clone(k), *l, value))
+                    })
+                    .collect::<Result<_, Box<TemplateError>>>()?,
+            ),
+            other => other.clone(),
+        };
+        Ok(Node::new(value, node.loc))
+    }
+
+    /// A variable's value as templates see it (`None`: no such variable).
+    fn lookup(self: &Arc<Self>, name: &str) -> Result<Option<Value>, Box<TemplateError>> {
+        let templar = || self.templar.upgrade();
+        match name {
+            "inventory_hostname" => return Ok(Some(self.name.clone())),
+            "inventory_hostname_short" => {
+                let host = self.name();
+                return Ok(Some(Value::from(host.split('.').next().unwrap_or(host))));
+            }
+            "group_names" => return Ok(Some(self.group_names.clone())),
+            "groups" => return Ok(templar().map(|t| t.groups())),
+            "hostvars" => return Ok(templar().map(|t| t.hostvars.clone())),
+            _ => {}
+        }
+        if let Some(value) = self.lock_values().get(name) {
+            return Ok(Some(value.clone()));
+        }
+        let Some(raw) = self.vars.get(name) else {
+            return Ok(None);
+        };
+        let secret = READ_SECRET.with(|r| r.replace(false));
+        let value = self.value(name, raw, &[], raw);
+        let read_secret = READ_SECRET.with(|r| r.replace(secret || r.get()));
+        let value = value?;
+        if read_secret && let (Some(text), Some(keyring)) = (value.as_str(), self.keyring()) {
+            keyring.remember(text);
+        }
+        self.lock_values().insert(name.to_string(), value.clone());
+        Ok(Some(value))
+    }
+
+    fn lock_values(&self) -> std::sync::MutexGuard<'_, HashMap<String, Value>> {
+        self.values.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The template value of `node`, found at `path` in variable `var`'s value `root`:
+    /// scalars as they are (a template evaluated, a vault decrypted), containers read lazily.
+    pub(super) fn value(
+        self: &Arc<Self>,
+        var: &str,
+        root: &Arc<Node>,
+        path: &[u32],
+        node: &Node,
+    ) -> Result<Value, Box<TemplateError>> {
+        Ok(match &node.value {
+            V::Null => Value::from(()),
+            V::Bool(b) => Value::from(*b),
+            V::Int(i) => Value::from(*i),
+            V::Float(x) => Value::from(*x),
+            V::Str(s) if is_template(s) => self.evaluate(var, node, s)?,
+            V::Str(s) => {
+                self.note_secret(s);
+                Value::from(Arc::clone(s))
+            }
+            V::Unsafe(s) => Value::from(Arc::clone(s)),
+            V::Vault(envelope) => Value::from(self.decrypt(var, node, envelope)?),
+            V::Seq(_) | V::Map(_) => Value::from_object(Lazy::new(self, var, root, path)),
+        })
+    }
+
+    /// Notes that the evaluation read a secret, when `text` is one.
+    fn note_secret(&self, text: &str) {
+        if let Some(keyring) = self.keyring()
+            && !keyring.is_empty()
+            && keyring.is_secret(text)
+        {
+            READ_SECRET.with(|r| r.set(true));
+        }
+    }
+
+    fn decrypt(
+        &self,
+        var: &str,
+        node: &Node,
+        envelope: &str,
+    ) -> Result<String, Box<TemplateError>> {
+        let keyring = self.keyring().unwrap_or_default();
+        READ_SECRET.with(|r| r.set(true));
+        keyring.decrypt_text(envelope).map_err(|e| {
+            let mut error = self.error(var, node.loc, None, format!("cannot decrypt: {e}"), false);
+            error.hint = Some(e.hint().to_string());
+            error
+        })
+    }
+
+    /// Evaluates the template `source`, written at `node` in variable `var`, in this scope.
+    fn evaluate(
+        self: &Arc<Self>,
+        var: &str,
+        node: &Node,
+        source: &str,
+    ) -> Result<Value, Box<TemplateError>> {
+        let frame: Frame = (
+            Arc::as_ptr(self) as usize,
+            node as *const Node as usize,
+            self.name().to_string(),
+            var.to_string(),
+            node.loc,
+        );
+        let looped = EVALUATING.with(|e| {
+            let e = e.borrow();
+            if e.len() >= MAX_NESTING {
+                return Some(format!(
+                    "variables refer to each other more than {MAX_NESTING} deep"
+                ));
+            }
+            let first = e.iter().position(|f| f.0 == frame.0 && f.1 == frame.1)?;
+            let names: Vec<&str> = e[first..]
+                .iter()
+                .map(|f| f.3.as_str())
+                .chain(std::iter::once(var))
+                .collect();
+            Some(format!(
+                "recursive loop: the variable refers to itself ({})",
+                names.join(" -> ")
+            ))
+        });
+        if let Some(message) = looped {
+            return Err(self.error(var, node.loc, Some(source), message, false));
+        }
+        EVALUATING.with(|e| e.borrow_mut().push(frame));
+        let start = error::mark();
+        let result = native::render(source, Value::from_dyn_object(Arc::clone(self)));
+        EVALUATING.with(|e| e.borrow_mut().pop());
+        let failed = error::take_since(start);
+        result.map_err(|e| {
+            error::reader_error(
+                e,
+                failed,
+                |e| {
+                    let (message, undefined) = describe(&e, source);
+                    self.error(var, node.loc, Some(source), message, undefined)
+                },
+                (self.name(), var, node.loc),
+            )
+        })
+    }
+
+    fn error(
+        &self,
+        var: &str,
+        loc: Loc,
+        template: Option<&str>,
+        message: String,
+        undefined: bool,
+    ) -> Box<TemplateError> {
+        Box::new(TemplateError {
+            loc,
+            host: self.name().to_string(),
+            var: var.to_string(),
+            key: var.to_string(),
+            template: template.map(str::to_string),
+            message,
+            hint: None,
+            undefined,
+            via: Vec::new(),
+        })
+    }
+}
+
+/// A failed read, as the reading template sees it: undefined when the variable lacked a
+/// value (`default` applies), otherwise a value that fails the template where it is used.
+pub(super) fn failed_read(error: Box<TemplateError>) -> Option<Value> {
+    let undefined = error.undefined;
+    let message = error.message.clone();
+    error::record(error);
+    if undefined {
+        None
+    } else {
+        Some(Value::from(Error::new(
+            ErrorKind::InvalidOperation,
+            message,
+        )))
+    }
+}
+
+fn remember_strings(node: &Node, keyring: &Keyring) {
+    match &node.value {
+        V::Str(s) => keyring.remember(s),
+        V::Seq(items) => items.iter().for_each(|n| remember_strings(n, keyring)),
+        V::Map(entries) => entries
+            .iter()
+            .for_each(|(_, _, n)| remember_strings(n, keyring)),
+        _ => {}
+    }
+}
+
+impl Object for HostScope {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match self.lookup(key) {
+            Ok(value) => value,
+            Err(e) => failed_read(e),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = MAGIC.iter().map(|k| Value::from(*k)).collect();
+        keys.extend(self.vars.keys().map(|k| Value::from(k.as_str())));
+        Enumerator::Values(keys)
+    }
+}
+
+/// `hostvars`: every inventory host's scope, by name.
+struct HostVars(Weak<Templar>);
+
+impl fmt::Debug for HostVars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("hostvars")
+    }
+}
+
+impl Object for HostVars {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let templar = self.0.upgrade()?;
+        let host = key.as_str()?;
+        templar.inventory.hosts.get(host)?;
+        match templar.scope(host) {
+            Ok(scope) => Some(Value::from_dyn_object(scope)),
+            Err(diags) => {
+                let d = diags.into_iter().next()?;
+                failed_read(Box::new(TemplateError {
+                    loc: Loc::new(&Arc::from(d.file.as_str()), d.line),
+                    host: host.to_string(),
+                    key: d.key.clone(),
+                    var: d.key,
+                    template: None,
+                    message: d.message,
+                    hint: d.hint,
+                    undefined: false,
+                    via: Vec::new(),
+                }))
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.0.upgrade() {
+            Some(t) => Enumerator::Values(
+                t.inventory
+                    .order
+                    .iter()
+                    .map(|h| Value::from(h.as_str()))
+                    .collect(),
+            ),
+            None => Enumerator::Empty,
+        }
+    }
+}
+
+/// The deepest a template's result may nest, as the YAML it stands for.
+pub(super) const MAX_RESULT_DEPTH: usize = MAX_DEPTH;
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::input::Inventory;
+
+    fn templar(tag: &str, files: &[(&str, &str)]) -> Arc<Templar> {
+        let d = std::env::temp_dir().join(format!("lbctl-templar-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        for (rel, text) in files {
+            let p = d.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let inv = Inventory::load(&[PathBuf::from(&d)]).unwrap();
+        Templar::new(Arc::new(inv), Arc::new(Sources::default()))
+    }
+
+    const HOSTS: &str = "all:\n  children:\n    workers:\n      hosts:\n        w3: {ansible_host: 10.0.0.13}\n        w1: {ansible_host: 10.0.0.11, port: \"{{ base + 1 }}\"}\n    lbs:\n      hosts:\n        lb2: {prio: 2}\n        lb1: {prio: 1}\n";
+
+    fn json(node: &Node) -> String {
+        node.to_json().to_string()
+    }
+
+    fn eval(t: &Arc<Templar>, host: &str, var: &str) -> Result<String, Box<TemplateError>> {
+        t.scope(host).unwrap().node(var).unwrap().map(|n| json(&n))
+    }
+
+    #[test]
+    fn variables_are_evaluated_in_their_host_scope() {
+        let t = templar(
+            "scope",
+            &[
+                ("hosts.yml", HOSTS),
+                (
+                    "group_vars/lbs.yml",
+                    concat!(
+                        "vip: 10.0.0.100\n",
+                        "mysql_nodeport: 30306\n",
+                        "base: 8000\n",
+                        "a_vip: \"{{ vip }}/24\"\n",
+                        "a_port: \"{{ mysql_nodeport }}\"\n",
+                        "a_sum: \"{{ mysql_nodeport | int + 1 }}\"\n",
+                        "a_default: \"{{ nope | default('x') }}\"\n",
+                        "a_worker: \"{{ hostvars['w1'].ansible_host }}\"\n",
+                        "a_worker_port: \"{{ hostvars['w1'].port }}\"\n",
+                        "a_mine: \"{{ prio * 10 }}\"\n",
+                        "a_chain: \"{{ a_sum + 1 }}\"\n",
+                        "a_groups: \"{{ groups['workers'] }}\"\n",
+                        "a_names: \"{{ group_names }}\"\n",
+                        "a_join: \"{{ groups['workers'] | map('extract', hostvars, 'ansible_host') | join(',') }}\"\n",
+                        "a_servers:\n",
+                        "  - {address: \"{{ hostvars['w3'].ansible_host }}\", port: \"{{ mysql_nodeport }}\"}\n",
+                        "a_combine: \"{{ {'b': 1, 'a': 2} | combine({'c': mysql_nodeport}) }}\"\n",
+                        "a_unsafe: !unsafe \"{{ vip }}\"\n",
+                        "a_lazy: \"{{ d.a }}\"\n",
+                        "d: {a: 1, b: \"{{ undefined_q }}\"}\n",
+                    ),
+                ),
+            ],
+        );
+        let cases = [
+            ("a_vip", "\"10.0.0.100/24\""),
+            ("a_port", "30306"),
+            ("a_sum", "30307"),
+            ("a_default", "\"x\""),
+            ("a_worker", "\"10.0.0.11\""),
+            ("a_mine", "10"),
+            ("a_chain", "30308"),
+            ("a_groups", "[\"w3\",\"w1\"]"),
+            ("a_names", "[\"lbs\"]"),
+            ("a_join", "\"10.0.0.13,10.0.0.11\""),
+            ("a_servers", "[{\"address\":\"10.0.0.13\",\"port\":30306}]"),
+            ("a_unsafe", "\"{{ vip }}\""),
+            ("a_lazy", "1"),
+        ];
+        for (var, want) in cases {
+            assert_eq!(eval(&t, "lb1", var).unwrap(), want, "{var}");
+        }
+        assert_eq!(eval(&t, "lb2", "a_mine").unwrap(), "20");
+        // the worker's own variable is evaluated in the worker's scope, which has no `base`
+        let e = eval(&t, "lb1", "a_worker_port").unwrap_err();
+        assert_eq!(e.var, "port", "{e:?}");
+        assert_eq!(e.host, "w1");
+        assert_eq!(e.message, "`base` is undefined");
+        assert!(e.loc.to_string().ends_with("hosts.yml:6"), "{}", e.loc);
+        let shown = e.diagnostic().to_string();
+        assert!(shown.contains("(for host `w1`)"), "{shown}");
+        assert!(shown.contains("read by `a_worker_port`"), "{shown}");
+        // Python's dicts keep their order
+        let combined = t.scope("lb1").unwrap().node("a_combine").unwrap().unwrap();
+        let keys: Vec<&str> = match &combined.value {
+            V::Map(entries) => entries.iter().map(|(k, _, _)| &**k).collect(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(keys, ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn loops_and_undefined_names_are_reported_where_they_are_written() {
+        let t = templar(
+            "errors",
+            &[
+                ("hosts", "[lbs]\nlb1\n"),
+                (
+                    "group_vars/all.yml",
+                    "a: \"{{ b }}\"\nb: \"{{ a }}\"\nself: \"{{ self }}\"\nport: \"{{ mysql_nodeport }}\"\nuses_port: \"{{ port + 1 }}\"\nsafe: \"{{ a | default(1) }}\"\n",
+                ),
+            ],
+        );
+        let e = eval(&t, "lb1", "a").unwrap_err();
+        assert!(e.message.contains("recursive loop"), "{e:?}");
+        assert!(e.message.contains("a -> b -> a"), "{e:?}");
+        let e = eval(&t, "lb1", "self").unwrap_err();
+        assert!(e.message.contains("self -> self"), "{e:?}");
+        // a loop is an error even under `default`, as in Ansible
+        assert!(eval(&t, "lb1", "safe").is_err());
+        let e = eval(&t, "lb1", "uses_port").unwrap_err();
+        assert_eq!(
+            (e.var.as_str(), e.message.as_str()),
+            ("port", "`mysql_nodeport` is undefined")
+        );
+        assert_eq!(e.loc.line, 4);
+        let d = e.diagnostic();
+        assert_eq!(d.key, "port");
+        assert!(
+            d.message
+                .starts_with("cannot evaluate `{{ mysql_nodeport }}`"),
+            "{d}"
+        );
+        assert!(d.hint.unwrap().contains("read by `uses_port`"));
+    }
+}
