@@ -2,7 +2,7 @@
 //! `ternary`, `mandatory`, `combine`, `dict2items`, `items2dict`, `to_json`, `to_nice_json`,
 //! `to_yaml`, `to_nice_yaml`, `regex_replace`, `regex_search`, `regex_findall`, `b64encode`,
 //! `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
-//! `symmetric_difference`, `ipaddr`, `ipv4`, `ipv6`, and the tests `match`, `search`, `regex`),
+//! `symmetric_difference`, `ipaddr`, `ipv4`, `ipv6`, `ipwrap`, and the tests `match`, `search`, `regex`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
 
 mod dicts;
@@ -18,7 +18,7 @@ use crate::source::base64;
 
 use dicts::{combine, dict2items, items2dict};
 use encode::{b64decode, json, to_yaml};
-use ipaddr::ipaddr;
+use ipaddr::{ipaddr, ipwrap};
 use lists::{difference, extract, flatten, intersect, symmetric_difference, union};
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
 use python::{mandatory, ternary, to_bool, to_int};
@@ -71,6 +71,9 @@ pub(super) fn register(env: &mut Environment<'static>) {
         env.add_filter(name, |v: Value, q: Option<String>| {
             ipaddr(&v, q.as_deref(), None)
         });
+    }
+    for name in ["ipwrap", "ansible.utils.ipwrap", "ansible.netcommon.ipwrap"] {
+        env.add_filter(name, |v: Value, q: Option<String>| ipwrap(&v, q.as_deref()));
     }
     for (name, family) in [("ipv4", 4), ("ipv6", 6)] {
         for full in [name.to_string(), format!("ansible.utils.{name}")] {
@@ -140,8 +143,8 @@ mod tests {
                 "10.0.0.0 255.255.255.0 False",
             ),
             (
-                "{{ vip | ipv6 }} {{ vip | ipaddr('net') }}",
-                "False 10.0.0.0/24",
+                "{{ vip | ipv6 }} [{{ vip | ipaddr('net') }}] {{ vip | ipaddr('subnet') }}",
+                "False [] 10.0.0.0/24",
             ),
             ("{{ d | to_json }}", "{\"a\": 1, \"b\": {\"x\": 1}}"),
             (
