@@ -156,13 +156,33 @@ pub struct AdminScriptReport {
     pub changed: Changed,
     /// The host's own error (a tool missing, the lock held), which ended the script.
     pub error: Option<String>,
-    /// `ok`, `failed` or `stopped` (lbctl did not go ahead).
-    pub outcome: String,
+    /// How the script ended (`Failed` until it says).
+    pub outcome: ScriptOutcome,
 }
 
 impl AdminScriptReport {
     pub fn succeeded(&self) -> bool {
-        self.outcome == "ok"
+        self.outcome == ScriptOutcome::Ok
+    }
+}
+
+/// How the admin script ended: its `end admin` frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScriptOutcome {
+    Ok,
+    #[default]
+    Failed,
+    /// lbctl did not go ahead; nothing was changed.
+    Stopped,
+}
+
+impl std::fmt::Display for ScriptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScriptOutcome::Ok => "ok",
+            ScriptOutcome::Failed => "failed",
+            ScriptOutcome::Stopped => "stopped",
+        })
     }
 }
 
@@ -219,7 +239,11 @@ pub fn parse_admin(stdout: &[u8], until_ready: bool) -> Result<AdminScriptReport
             ["after", state] => report.changed.after = Some(servers(state)?),
             ["error", message] => report.error = Some(frame.text(message)?),
             ["end", "admin", outcome @ ("ok" | "failed" | "stopped")] => {
-                report.outcome = (*outcome).to_string();
+                report.outcome = match *outcome {
+                    "ok" => ScriptOutcome::Ok,
+                    "stopped" => ScriptOutcome::Stopped,
+                    _ => ScriptOutcome::Failed,
+                };
                 ended = true;
                 break;
             }
@@ -319,7 +343,7 @@ mod tests {
         let out = run_locally(&admin_script(&host(&dir)), "");
         let report = parse_admin(&out, false).unwrap();
         assert!(report.ready);
-        assert_eq!(report.outcome, "stopped");
+        assert_eq!(report.outcome, ScriptOutcome::Stopped);
         assert_eq!(report.looked.record, Some(Ok(Record::default())));
         assert_eq!(report.looked.nginx_marks, Some(BTreeMap::new()));
         assert!(!dir.join("state/admin-state").exists());
@@ -377,7 +401,7 @@ mod tests {
         h.nginx.as_mut().unwrap().check = "echo no such directive >&2; exit 1".into();
         let out = run_locally(&admin_script(&h), &admin_answer(&[], Some(&record()), true));
         let report = parse_admin(&out, false).unwrap();
-        assert_eq!(report.outcome, "failed");
+        assert_eq!(report.outcome, ScriptOutcome::Failed);
         match report.changed.nginx {
             Some(NginxOutcome::Failed(why)) => assert!(why.contains("no such directive"), "{why}"),
             other => panic!("{other:?}"),

@@ -28,8 +28,8 @@ mod show_stat;
 
 pub use crate::spec::Service;
 pub use admin::{
-    AdminHost, AdminNginx, AdminScriptReport, Changed, Looked, NginxOutcome, admin_answer,
-    admin_script, parse_admin,
+    AdminHost, AdminNginx, AdminScriptReport, Changed, Looked, NginxOutcome, ScriptOutcome,
+    admin_answer, admin_script, parse_admin,
 };
 pub use admin_record::{
     AdminState, Attribute, Engine, Entry, MAX_WEIGHT, Record, RecordError, Setting,

@@ -372,7 +372,7 @@ fn settle(
         });
     }
     if !report.succeeded() && problems.is_empty() {
-        problems.push(HostProblem::Ended(report.outcome.clone()));
+        problems.push(HostProblem::Ended(report.outcome));
     }
     Problems(problems)
 }

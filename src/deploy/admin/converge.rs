@@ -236,7 +236,7 @@ async fn converge_one(
     }
     let mut problems = script_problems(&report);
     if problems.is_empty() && !report.succeeded() {
-        problems.push(HostProblem::Ended(report.outcome.clone()));
+        problems.push(HostProblem::Ended(report.outcome));
     }
     if problems.is_empty() {
         Ok(())

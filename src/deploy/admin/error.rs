@@ -3,7 +3,7 @@
 
 use crate::{
     deploy::DeployError,
-    remote::{RecordError, ReportError},
+    remote::{RecordError, ReportError, ScriptOutcome},
 };
 
 /// Why a change went ahead nowhere.
@@ -97,7 +97,7 @@ pub enum HostProblem {
     Vanished { backend: String, server: String },
     /// The script ended `failed` or `stopped` without saying why.
     #[error("the admin script ended {0}")]
-    Ended(String),
+    Ended(ScriptOutcome),
     /// Connected, but the change's outcome there is unknown.
     #[error("{0}; what happened there is unknown: the next apply or drain brings it in line")]
     Unknown(Box<HostProblem>),
