@@ -20,6 +20,7 @@ mod golden;
 mod hostile;
 mod l7;
 mod lab;
+mod layout;
 mod limit;
 mod manual;
 mod property;
