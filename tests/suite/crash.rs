@@ -542,7 +542,7 @@ fn kill_lbctl(child: &mut Child) {
 /// keepalived as lbctl renders it by default (`vrrp_track_process`), run where process events
 /// reach it: in the machine's own PID and network namespaces (started with `-s NETNS`, it
 /// opens the event socket before moving its VRRP into the scratch namespace). It tracks a copy
-/// of HAProxy under a name no other process has. Reloads through the master CLI leave the VIP
+/// of HAProxy under a name no other process has. Reloads through the master CLI and by SIGUSR2 (systemd) leave the VIP
 /// alone; a SIGKILL of every HAProxy process drops it within 0.5 s.
 #[test]
 fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
@@ -657,11 +657,19 @@ fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
         || holds().then_some(()),
     );
 
+    // reloads as the master CLI (haproxy_reload_method: master-cli) and systemd's unit
+    // (ExecReload: SIGUSR2 to the master) make them, in turn
     let reload = format!("UNIX-CONNECT:{}", master.display());
-    for _ in 0..5 {
-        lab::run_with_input(10, "socat", &["-", &reload], b"reload\n");
+    let master_pid = cleanup.children[0].id().to_string();
+    for i in 0..8 {
+        if i % 2 == 0 {
+            lab::run_with_input(10, "socat", &["-", &reload], b"reload\n");
+        } else {
+            let out = run(10, "kill", &["-USR2", &master_pid]);
+            assert!(out.status.success(), "{}", describe("kill -USR2", &out));
+        }
         sleep(Duration::from_millis(400));
-        assert!(holds(), "a reload gave the VIP up:\n{}", log());
+        assert!(holds(), "reload {i} gave the VIP up:\n{}", log());
     }
     assert!(!log().contains("FAULT"), "{}", log());
 
