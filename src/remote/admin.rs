@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::remote::{
     self, ReportError,
-    admin_record::{Record, RecordError},
+    admin_record::{self, Record, RecordError},
     nginx_marks, server_state,
     show_stat::{ServerState, parse_servers_state},
 };
@@ -91,7 +91,12 @@ pub fn admin_script(host: &AdminHost) -> String {
         }
         None => s.push_str("NGINX_CONF=\nNGINX_CHECK=\nNGINX_RELOAD=\n"),
     }
-    let body = format!("{}{}{SCRIPT}", server_state::SCRIPT, nginx_marks::SCRIPT);
+    let body = format!(
+        "{}{}{}{SCRIPT}",
+        server_state::SCRIPT,
+        admin_record::SCRIPT,
+        nginx_marks::SCRIPT
+    );
     remote::finish_script_with(s, &body, "main 3<&0 </dev/null\n")
 }
 

@@ -123,27 +123,12 @@ change_runtime() {
 
 write_record() {
 	[ "$1" = - ] && return 0
-	case $RECORD in
-	*/*) dir=${RECORD%/*} ;;
-	*) dir=. ;;
-	esac
-	if [ ! -d "${dir:-/}" ] && ! out=$(mkdir -p "$dir" 2>&1); then
+	if out=$(install_record "$RECORD" "$1"); then
+		emit "record-written"
+	else
 		emit "record-error $(enc "$out")"
 		FAILED=1
-		return 0
 	fi
-	rm -f "$RECORD.lbctl-new"
-	out=
-	# A record always has its header line: an empty one is a failed decode.
-	if ! decode "$1" "$RECORD.lbctl-new" || [ ! -s "$RECORD.lbctl-new" ]; then
-		out="lbctl's record did not arrive whole"
-	elif out=$(mv -f -T "$RECORD.lbctl-new" "$RECORD" 2>&1); then
-		emit "record-written"
-		return 0
-	fi
-	rm -f "$RECORD.lbctl-new"
-	emit "record-error $(enc "cannot write $RECORD: $out")"
-	FAILED=1
 }
 
 # remark_nginx: nginx's stream file marked as the record says; reloaded only if that changed

@@ -24,6 +24,10 @@ use serde::Serialize;
 
 use crate::source::base64;
 
+/// The shell function that writes the record on a host (`install_record`), shared by the
+/// admin script and apply.
+pub(crate) const SCRIPT: &str = include_str!("admin_record.sh");
+
 /// The first line of a record.
 pub const HEADER: &str = "# lbctl admin state 1";
 
@@ -486,5 +490,62 @@ mod tests {
             Setting::Weight(None).command("redis", "w1"),
             "set server redis/w1 weight 100%"
         );
+    }
+
+    /// `install_record` run by `sh` in `dir`: its exit status and what it printed.
+    fn install(dir: &std::path::Path, record: &str, field: &str) -> (bool, String) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{SCRIPT}\ninstall_record \"$1\" \"$2\""))
+            .args(["sh", record, field])
+            .current_dir(dir)
+            .output()
+            .expect("sh");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    #[test]
+    fn the_record_is_installed_whole_and_never_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("lbctl-record-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut record = Record::default();
+        record.insert(entry("mysql", Setting::State(AdminState::Drain), 10, "r1"));
+        let field = base64::encode(record.text().as_bytes());
+
+        // into a directory it makes
+        assert_eq!(
+            install(&dir, "state/admin-state", &field),
+            (true, String::new())
+        );
+        let written = std::fs::read_to_string(dir.join("state/admin-state")).unwrap();
+        assert_eq!(Record::parse(&written).unwrap(), record);
+
+        // an empty field is not a record: the old one stays
+        let (ok, why) = install(&dir, "state/admin-state", "");
+        assert!(!ok && why.contains("did not arrive whole"), "{why}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("state/admin-state")).unwrap(),
+            written
+        );
+
+        // a link planted at the record's name is replaced, its target left alone
+        std::fs::write(dir.join("target"), "not lbctl's").unwrap();
+        std::os::unix::fs::symlink(dir.join("target"), dir.join("linked")).unwrap();
+        assert_eq!(install(&dir, "linked", &field), (true, String::new()));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("target")).unwrap(),
+            "not lbctl's"
+        );
+        assert!(
+            !std::fs::symlink_metadata(dir.join("linked"))
+                .unwrap()
+                .is_symlink()
+        );
+        assert!(!dir.join("linked.lbctl-new").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 use super::{
+    admin_record,
     error::ReportError,
     frame::{Frame, detail, frames},
     script::{finish_script_with, quote},
@@ -289,7 +290,7 @@ fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
     }
     script.push_str("}\n");
     // Nothing may follow main: a held script reads its go-ahead from the same stdin (fd 3).
-    let body = format!("{}{APPLY}", server_state::SCRIPT);
+    let body = format!("{}{}{APPLY}", server_state::SCRIPT, admin_record::SCRIPT);
     finish_script_with(script, &body, "main 3<&0 </dev/null\n")
 }
 

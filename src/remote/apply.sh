@@ -441,22 +441,7 @@ rollback_reload() {
 keep_admin() {
 	[ "$RECORD64" != - ] || [ "$ADMIN64" != - ] || return 0
 	problems=
-	case $RECORD in
-	*/*) dir=${RECORD%/*} ;;
-	*) dir=. ;;
-	esac
-	[ "$RECORD64" = - ] || [ -d "${dir:-/}" ] || mkdir -p "$dir" 2>"$OUT" ||
-		problems="cannot create $dir: $(output)"
-	if [ -z "$problems" ] && [ "$RECORD64" != - ]; then
-		rm -f "$RECORD.lbctl-new"
-		if printf '%s\n' "$RECORD64" | base64 -d | dd of="$RECORD.lbctl-new" conv=excl status=none 2>"$OUT" &&
-			[ -s "$RECORD.lbctl-new" ] && mv -f -T "$RECORD.lbctl-new" "$RECORD" 2>"$OUT"; then
-			:
-		else
-			rm -f "$RECORD.lbctl-new"
-			problems="cannot write $RECORD: $(output)"
-		fi
-	fi
+	[ "$RECORD64" = - ] || problems=$(install_record "$RECORD" "$RECORD64")
 	if [ "$ADMIN64" != - ] && [ -n "$SOCKET" ]; then
 		# The old process may still answer on the socket for a moment after the reload: the
 		# commands are for the new one (waited for up to 3 s).
