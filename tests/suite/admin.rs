@@ -154,6 +154,34 @@ fn nginx_stream(lab: &Lab, lb: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The lab's inventory in a scratch directory `name`, with lb3 at an address no host has
+/// (10.77.77.99, on the lab's bridge): lb3 cannot be reached.
+fn lb3_unreachable(name: &str) -> std::path::PathBuf {
+    let dir = support::scratch(name);
+    for entry in ["group_vars", "host_vars"] {
+        let out = lab::run(
+            10,
+            "cp",
+            &[
+                "-r",
+                lab::inventory().join(entry).to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", describe("cp", &out));
+    }
+    let hosts = std::fs::read_to_string(lab::inventory().join("hosts.ini")).unwrap();
+    support::write(
+        &dir,
+        "hosts.ini",
+        &hosts.replace(
+            "lb3 ansible_host=10.77.77.13",
+            "lb3 ansible_host=10.77.77.99",
+        ),
+    );
+    dir
+}
+
 /// Issue 13's acceptance for drain, plan, apply, ready, maint and bad input.
 #[test]
 fn drain_takes_a_worker_out_everywhere_without_a_reload_and_it_lasts() {
@@ -352,29 +380,7 @@ fn drain_takes_a_worker_out_everywhere_without_a_reload_and_it_lasts() {
         .run();
 
     // an LB unreachable during a drain is named; the next apply brings it in line
-    let dir = support::scratch("admin-unreachable");
-    for entry in ["group_vars", "host_vars"] {
-        let out = lab::run(
-            10,
-            "cp",
-            &[
-                "-r",
-                lab::inventory().join(entry).to_str().unwrap(),
-                dir.to_str().unwrap(),
-            ],
-        );
-        assert!(out.status.success(), "{}", describe("cp", &out));
-    }
-    let hosts = std::fs::read_to_string(lab::inventory().join("hosts.ini")).unwrap();
-    // 10.77.77.99 is on the lab's bridge, but no host has it
-    support::write(
-        &dir,
-        "hosts.ini",
-        &hosts.replace(
-            "lb3 ansible_host=10.77.77.13",
-            "lb3 ansible_host=10.77.77.99",
-        ),
-    );
+    let dir = lb3_unreachable("admin-unreachable");
     Lbctl::new()
         .args(["-i", dir.to_str().unwrap(), "--connect-timeout", "2"])
         .args(["drain", "--worker", WORKER, "--backend", "mysql"])
@@ -667,4 +673,52 @@ fn a_drain_lasts_across_restarts_and_the_record_brings_back_what_a_restart_lost(
         .args(["ready", "--worker", WORKER])
         .timeout(60)
         .run();
+}
+
+/// A load balancer unreachable during a drain is named, and the next drain (of anything)
+/// brings it in line on the way, without an apply.
+#[test]
+fn the_next_drain_brings_a_load_balancer_that_missed_one_in_line() {
+    let lab = Lab::up();
+    applied(&lab, &[]);
+    wait_all_up();
+    let dir = lb3_unreachable("admin-missed");
+    Lbctl::new()
+        .args(["-i", dir.to_str().unwrap(), "--connect-timeout", "2"])
+        .args(["drain", "--worker", WORKER, "--backend", "mysql"])
+        .timeout(60)
+        .exit(1)
+        .stdout_has("lb3: not changed: unreachable")
+        .stdout_has("k8s-worker-2 drained on lb1, lb2 (run ")
+        .stdout_has("; not on lb3")
+        .run();
+    Lbctl::on_lab()
+        .args([
+            "drain",
+            "--worker",
+            "k8s-worker-3",
+            "--backend",
+            "postgresql",
+        ])
+        .timeout(60)
+        .stdout_has("brought in line: mysql/k8s-worker-2 drain")
+        .stdout_has("k8s-worker-3 drained on lb1, lb2, lb3")
+        .run();
+    let states = worker_states(&status(), WORKER);
+    assert!(
+        states
+            .iter()
+            .all(|(_, b, s)| (b == "mysql") == (s == "DRAIN")),
+        "{states:?}"
+    );
+    Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .timeout(60)
+        .run();
+    for worker in [WORKER, "k8s-worker-3"] {
+        Lbctl::on_lab()
+            .args(["ready", "--worker", worker])
+            .timeout(60)
+            .run();
+    }
 }
