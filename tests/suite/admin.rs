@@ -641,6 +641,17 @@ fn a_drain_lasts_across_restarts_and_the_record_brings_back_what_a_restart_lost(
     eprintln!("right after restarting lb3's HAProxy without its state file: {now:?}");
     assert_eq!(now[2].0, "lb3");
     assert_ne!(now[2].1, "DRAIN", "{now:?}");
+    let shown = Lbctl::on_lab()
+        .arg("status")
+        .timeout(60)
+        .stdout_has("not in force here although lbctl set it: mysql/k8s-worker-2 drain")
+        .run();
+    assert_eq!(
+        shown.stdout.matches("not in force here").count(),
+        1,
+        "only lb3: {}",
+        shown.stdout
+    );
     Lbctl::on_lab()
         .arg("plan")
         .timeout(60)

@@ -3,7 +3,11 @@
 use std::fmt::Write as _;
 
 use super::{json, plural};
-use crate::{cli::ExitStatus, cli::commands::Global, deploy::TierStatus};
+use crate::{
+    cli::ExitStatus,
+    cli::commands::Global,
+    deploy::{HostStatus, TierStatus},
+};
 
 /// Prints the tier's status; exit status 1 when a host could not be asked, or when a VIP has
 /// no holder or more than one (split brain).
@@ -91,6 +95,14 @@ fn text(status: &TierStatus) -> String {
         for line in super::admin::record_lines(&host.admin) {
             let _ = writeln!(out, "  {line}");
         }
+        let lost = lost(host);
+        if !lost.is_empty() {
+            let _ = writeln!(
+                out,
+                "  not in force here although lbctl set it: {} (HAProxy restarted without its state, or changed by hand; apply or the next drain|maint|ready|weight puts it back)",
+                lost.join("; ")
+            );
+        }
         for b in &host.missing_backends {
             let _ = writeln!(
                 out,
@@ -100,6 +112,34 @@ fn text(status: &TierStatus) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "{}", summary(status));
+    out
+}
+
+/// What lbctl's record sets on this host that HAProxy does not show: `mysql/k8s-worker-2
+/// drain`. A drained server that is DOWN shows DOWN, so a drain counts as lost only on a
+/// server that is UP.
+fn lost(host: &HostStatus) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in &host.backends {
+        for s in &b.servers {
+            let missing: Vec<&str> = s
+                .set_by_lbctl
+                .iter()
+                .map(String::as_str)
+                .filter(|set| match *set {
+                    "drain" => s.status.starts_with("UP"),
+                    "maint" => !s.status.starts_with("MAINT"),
+                    set => set
+                        .strip_prefix("weight ")
+                        .and_then(|w| w.parse::<u64>().ok())
+                        .is_some_and(|w| s.weight != Some(w)),
+                })
+                .collect();
+            if !missing.is_empty() {
+                out.push(format!("{}/{} {}", b.name, s.name, missing.join(", ")));
+            }
+        }
+    }
     out
 }
 
