@@ -2,8 +2,9 @@
 
 usage: crash_summary.py LABEL REPORT.json...
 prints one table row: the label, runs passed, the VIP's move in ms (min / median / max) against
-its budget, the new holders, and the failed probe connections per phase (summed over the runs,
-then each run's total).
+its budget, the new holders, and the failed probe connections per phase (summed over the runs:
+during the move / while broken / while it moved back / after the tier was whole again), then
+each run's total (the phase before the break included).
 Exits 1 (with the reason on stderr) when a report lacks a field.
 """
 
@@ -15,7 +16,7 @@ import sys
 def main():
     label, paths = sys.argv[1], sys.argv[2:]
     moves, holders, totals, passed = [], [], [], 0
-    phases = {"during_move": 0, "while_stopped": 0, "restore": 0}
+    phases = {"during_move": 0, "while_stopped": 0, "restore": 0, "after": 0}
     attempts = 0
     budget = None
     for path in paths:
@@ -43,7 +44,7 @@ def main():
     print(
         f"{label:<22} {passed}/{len(paths):<6} {move:<18} {budget:<7} "
         f"{','.join(sorted(set(holders))):<10} "
-        f"{phases['during_move']}/{phases['while_stopped']}/{phases['restore']:<10} "
+        f"{'/'.join(str(n) for n in phases.values()):<14} "
         f"{','.join(map(str, totals))} of {attempts}"
     )
 
