@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::{
     deploy::{self, AdminError, SavedPlanError},
     drill::DrillError,
-    input::{InputError, LimitError},
+    input::InputError,
     source::Diagnostic,
     spec::{SpecError, WorkerError},
 };
@@ -18,8 +18,6 @@ pub enum Error {
     Invalid(Vec<Diagnostic>),
     #[error(transparent)]
     Input(#[from] InputError),
-    #[error(transparent)]
-    Limit(#[from] LimitError),
     #[error(transparent)]
     Spec(SpecError),
     #[error(transparent)]
@@ -71,7 +69,7 @@ impl Error {
             Error::WrongMethod { victim, valid, .. } => {
                 Some(format!("with {victim}, use --method {valid}"))
             }
-            Error::Limit(e) => Some(e.hint()),
+            Error::Input(e) => e.hint(),
             Error::LimitSelectsNone {
                 lb_group, matched, ..
             } => Some(format!(

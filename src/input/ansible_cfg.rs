@@ -36,7 +36,12 @@ impl AnsibleCfg {
             Some(path) => {
                 let text = match std::fs::read_to_string(&path) {
                     Ok(text) => text,
-                    Err(source) => return Err(InputError::ReadConfig { path, source }),
+                    Err(source) => {
+                        return Err(InputError::ReadConfig {
+                            path,
+                            source: source.into(),
+                        });
+                    }
                 };
                 Ok(AnsibleCfg::parse(&text, Some(path)))
             }

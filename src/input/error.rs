@@ -1,9 +1,14 @@
 //! What can go wrong reading the inputs besides located problems (which are diagnostics).
 
-/// The input layer's error: a host pattern that does not expand, or a configuration file
-/// that cannot be read; the message is the user's.
-#[derive(Debug, thiserror::Error)]
+use std::{path::PathBuf, sync::Arc};
+
+/// The input layer's error: a host pattern that does not expand, a configuration file that
+/// cannot be read, a `--limit` that selects nothing sensible, or a vault that cannot be
+/// opened. `Display` is the user's message (for a vault, the caller adds the file and key);
+/// [`InputError::hint`] says what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InputError {
+    // Host patterns (`web[01:20].example.com`).
     #[error("range in `{pattern}` is not closed")]
     NotClosed { pattern: String },
     #[error("range `[{range}]` must be [start:end] or [start:end:step]")]
@@ -24,9 +29,84 @@ pub enum InputError {
         "{name:?} is not a valid host name: use letters, digits, `.`, `-`, `_` and `:`, starting with a letter, a digit, `_` or `:`, at most 253 characters"
     )]
     HostName { name: String },
+
+    // ansible.cfg
     #[error("cannot read {}: {source}", path.display())]
     ReadConfig {
-        path: std::path::PathBuf,
-        source: std::io::Error,
+        path: PathBuf,
+        source: Arc<std::io::Error>,
     },
+
+    // --limit
+    #[error("--limit {pattern}: {message}")]
+    Limit { pattern: String, message: String },
+    #[error("--limit @{path}: {message}")]
+    LimitFile { path: String, message: String },
+    #[error("--limit {pattern}: no host matched the subscripted pattern `{term}`")]
+    LimitSubscript { pattern: String, term: String },
+
+    // Ansible Vault
+    #[error("this is an Ansible Vault, and no vault password was given")]
+    NoVaultPassword,
+    #[error("no vault password given decrypts this vault (tried {tried})")]
+    WrongVaultPassword { tried: String },
+    #[error("not a valid Ansible Vault: {why}")]
+    VaultFormat { why: String },
+    #[error("cannot ask for the vault password: {message}")]
+    VaultPrompt { message: String },
+    #[error("the vault password for {id} is empty")]
+    EmptyVaultPassword { id: String },
+    #[error("cannot read the vault password file {}: {message}", path.display())]
+    VaultPasswordFile { path: PathBuf, message: String },
+    #[error("the vault password file {} is a directory", path.display())]
+    VaultPasswordDirectory { path: PathBuf },
+    #[error(
+        "cannot run the vault password script {}: {message} (remove its executable bit if it is a plain password file)",
+        path.display()
+    )]
+    VaultScriptStart { path: PathBuf, message: String },
+    #[error("the vault password script {} failed ({status})", path.display())]
+    VaultScriptFailed { path: PathBuf, status: String },
+}
+
+impl InputError {
+    /// What to do about it, for the user's `hint:`, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        use InputError::*;
+        let hint = match self {
+            Limit { .. } => {
+                "patterns are host names, groups, globs (lb*), ~regex, group[0] or group[1:2], combined with `,` or `:`, `&` (and) and `!` (not)"
+            }
+            LimitFile { .. } => "@FILE names a file holding one host pattern a line",
+            LimitSubscript { .. } => {
+                "subscripts count a group's hosts from 0 (in inventory order); [-1] is the last"
+            }
+            NoVaultPassword => {
+                "pass --vault-password-file FILE, --vault-id LABEL@FILE or --ask-vault-pass, or set ANSIBLE_VAULT_PASSWORD_FILE"
+            }
+            WrongVaultPassword { .. } => {
+                "check the password (or the vault id) this vault was encrypted with: `ansible-vault view` with the same password shows it"
+            }
+            VaultFormat { .. } => {
+                "re-create it with `ansible-vault encrypt` or `ansible-vault encrypt_string`"
+            }
+            VaultPrompt { .. }
+            | EmptyVaultPassword { .. }
+            | VaultPasswordFile { .. }
+            | VaultPasswordDirectory { .. }
+            | VaultScriptStart { .. }
+            | VaultScriptFailed { .. } => "fix the vault password source",
+            NotClosed { .. }
+            | Shape { .. }
+            | Step { .. }
+            | Backwards { .. }
+            | TooLarge { .. }
+            | Letters { .. }
+            | Kind { .. }
+            | TooMany { .. }
+            | HostName { .. }
+            | ReadConfig { .. } => return None,
+        };
+        Some(hint.to_string())
+    }
 }

@@ -20,7 +20,10 @@ use std::collections::BTreeSet;
 
 use regex::Regex;
 
-use super::inventory::{Inventory, expand_host_pattern};
+use super::{
+    InputError,
+    inventory::{Inventory, expand_host_pattern},
+};
 
 /// A parsed `--limit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,34 +42,14 @@ pub struct Selection {
     pub unmatched: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LimitError {
-    #[error("--limit {pattern}: {message}")]
-    Invalid { pattern: String, message: String },
-    #[error("--limit @{path}: {message}")]
-    File { path: String, message: String },
-    #[error("--limit {pattern}: no host matched the subscripted pattern `{term}`")]
-    Subscript { pattern: String, term: String },
-}
-
-impl LimitError {
-    pub fn hint(&self) -> String {
-        match self {
-            LimitError::Invalid { .. } => "patterns are host names, groups, globs (lb*), ~regex, group[0] or group[1:2], combined with `,` or `:`, `&` (and) and `!` (not)".into(),
-            LimitError::File { .. } => "@FILE names a file holding one host pattern a line".into(),
-            LimitError::Subscript { .. } => "subscripts count a group's hosts from 0 (in inventory order); [-1] is the last".into(),
-        }
-    }
-}
-
 impl Limit {
     /// Parses a pattern; `@FILE` terms are read from the file (relative to the current
     /// directory).
-    pub fn parse(text: &str) -> Result<Limit, LimitError> {
+    pub fn parse(text: &str) -> Result<Limit, InputError> {
         let mut terms = Vec::new();
         for term in split(text) {
             if let Some(path) = term.strip_prefix('@') {
-                let content = std::fs::read_to_string(path).map_err(|e| LimitError::File {
+                let content = std::fs::read_to_string(path).map_err(|e| InputError::LimitFile {
                     path: path.to_string(),
                     message: e.to_string(),
                 })?;
@@ -81,7 +64,7 @@ impl Limit {
                 terms.push(term);
             }
         }
-        let invalid = |message: String| LimitError::Invalid {
+        let invalid = |message: String| InputError::Limit {
             pattern: text.to_string(),
             message,
         };
@@ -104,7 +87,7 @@ impl Limit {
     }
 
     /// The hosts of `inventory` the limit selects.
-    pub fn select(&self, inventory: &Inventory) -> Result<Selection, LimitError> {
+    pub fn select(&self, inventory: &Inventory) -> Result<Selection, InputError> {
         let mut ordered: Vec<&str> = self
             .terms
             .iter()
@@ -159,7 +142,7 @@ impl Limit {
         &self,
         inventory: &Inventory,
         term: &str,
-    ) -> Result<(Vec<String>, Option<String>), LimitError> {
+    ) -> Result<(Vec<String>, Option<String>), InputError> {
         let bare = term.trim_start_matches(['&', '!']);
         let bare = if term.len() - bare.len() > 1 {
             // Ansible strips one `&` or `!`; the rest is part of the name.
@@ -168,7 +151,7 @@ impl Limit {
             bare
         };
         if let Some(re) = bare.strip_prefix('~') {
-            let re = Regex::new(&format!("^(?:{re})")).map_err(|e| LimitError::Invalid {
+            let re = Regex::new(&format!("^(?:{re})")).map_err(|e| InputError::Limit {
                 pattern: self.text.clone(),
                 message: e.to_string(),
             })?;
@@ -196,13 +179,14 @@ impl Limit {
         }
         match subscript {
             None => Ok((hosts, None)),
-            Some(s) => s
-                .apply(&hosts)
-                .map(|h| (h, None))
-                .ok_or_else(|| LimitError::Subscript {
-                    pattern: self.text.clone(),
-                    term: bare.to_string(),
-                }),
+            Some(s) => {
+                s.apply(&hosts)
+                    .map(|h| (h, None))
+                    .ok_or_else(|| InputError::LimitSubscript {
+                        pattern: self.text.clone(),
+                        term: bare.to_string(),
+                    })
+            }
         }
     }
 }
@@ -455,7 +439,7 @@ mod tests {
             Limit::parse("haproxy_servers[7]")
                 .unwrap()
                 .select(&inventory()),
-            Err(LimitError::Subscript { .. })
+            Err(InputError::LimitSubscript { .. })
         ));
     }
 

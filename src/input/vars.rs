@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc};
 
 use crate::{
     input::inventory::{Inventory, VarsFile},
-    input::vault::{Keyring, VaultError},
+    input::{InputError, vault::Keyring},
     source::Diagnostic,
     source::{Loc, Node, Value, parse_str, read_text},
     source::{VarMap, map_entries},
@@ -138,8 +138,12 @@ pub fn reveal(node: &Node, key: &str, keyring: &Keyring) -> Result<Node, Diagnos
 }
 
 /// A vault that cannot be read, as a located error naming the file (and key).
-pub fn vault_error(loc: &Loc, key: &str, e: &VaultError) -> Diagnostic {
-    Diagnostic::new(loc, key, format!("cannot decrypt: {e}")).hint(e.hint())
+pub fn vault_error(loc: &Loc, key: &str, e: &InputError) -> Diagnostic {
+    let d = Diagnostic::new(loc, key, format!("cannot decrypt: {e}"));
+    match e.hint() {
+        Some(hint) => d.hint(hint),
+        None => d,
+    }
 }
 
 /// One `-e` argument: `@file.yaml`, an inline YAML/JSON mapping, or `key=value key2=value2`

@@ -23,6 +23,8 @@ use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
+use super::InputError;
+
 /// What every vault starts with.
 pub const HEADER: &str = "$ANSIBLE_VAULT";
 
@@ -81,37 +83,6 @@ impl VaultId {
     }
 }
 
-/// Why a vault could not be read. `Display` is the user's message; the caller adds the file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VaultError {
-    #[error("this is an Ansible Vault, and no vault password was given")]
-    NoPassword,
-    #[error("no vault password given decrypts this vault (tried {tried})")]
-    WrongPassword { tried: String },
-    #[error("not a valid Ansible Vault: {0}")]
-    Format(String),
-    #[error("{0}")]
-    Password(String),
-}
-
-impl VaultError {
-    /// What to do about it, for the user's `hint:`.
-    pub fn hint(&self) -> &'static str {
-        match self {
-            VaultError::NoPassword => {
-                "pass --vault-password-file FILE, --vault-id LABEL@FILE or --ask-vault-pass, or set ANSIBLE_VAULT_PASSWORD_FILE"
-            }
-            VaultError::WrongPassword { .. } => {
-                "check the password (or the vault id) this vault was encrypted with: `ansible-vault view` with the same password shows it"
-            }
-            VaultError::Format(_) => {
-                "re-create it with `ansible-vault encrypt` or `ansible-vault encrypt_string`"
-            }
-            VaultError::Password(_) => "fix the vault password source",
-        }
-    }
-}
-
 /// A password read from its source, with its label.
 type Password = (String, Vec<u8>);
 
@@ -120,7 +91,7 @@ type Password = (String, Vec<u8>);
 #[derive(Debug, Default)]
 pub struct Keyring {
     ids: Vec<VaultId>,
-    passwords: OnceLock<Result<Vec<Password>, VaultError>>,
+    passwords: OnceLock<Result<Vec<Password>, InputError>>,
     /// Plaintexts by envelope: a value shared by many hosts is decrypted once.
     decrypted: Mutex<HashMap<String, Arc<[u8]>>>,
     revealed: Mutex<BTreeSet<String>>,
@@ -141,7 +112,7 @@ impl Keyring {
 
     /// Decrypts a vault (a whole file's text, or an inline value's), trying the passwords
     /// whose label the vault names first, then the others, as Ansible does.
-    pub fn decrypt(&self, envelope: &str) -> Result<Arc<[u8]>, VaultError> {
+    pub fn decrypt(&self, envelope: &str) -> Result<Arc<[u8]>, InputError> {
         let envelope = envelope.trim();
         let cached = self
             .decrypted
@@ -154,7 +125,7 @@ impl Keyring {
         }
         let parsed = Envelope::parse(envelope)?;
         if self.ids.is_empty() {
-            return Err(VaultError::NoPassword);
+            return Err(InputError::NoVaultPassword);
         }
         let passwords = self
             .passwords
@@ -181,16 +152,17 @@ impl Keyring {
             }
         }
         let tried: Vec<String> = self.ids.iter().map(VaultId::describe).collect();
-        Err(VaultError::WrongPassword {
+        Err(InputError::WrongVaultPassword {
             tried: tried.join(", "),
         })
     }
 
     /// Decrypts an inline value to text and remembers it as a secret.
-    pub fn decrypt_text(&self, envelope: &str) -> Result<String, VaultError> {
+    pub fn decrypt_text(&self, envelope: &str) -> Result<String, InputError> {
         let plain = self.decrypt(envelope)?;
-        let text = String::from_utf8(plain.to_vec())
-            .map_err(|_| VaultError::Format("the decrypted value is not UTF-8 text".into()))?;
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| InputError::VaultFormat {
+            why: "the decrypted value is not UTF-8 text".into(),
+        })?;
         self.remember(&text);
         Ok(text)
     }
@@ -238,34 +210,35 @@ struct Envelope {
 }
 
 impl Envelope {
-    fn parse(text: &str) -> Result<Envelope, VaultError> {
+    fn parse(text: &str) -> Result<Envelope, InputError> {
         let mut lines = text.lines();
         let header = lines.next().unwrap_or_default().trim();
         let fields: Vec<&str> = header.split(';').map(str::trim).collect();
         if fields.first() != Some(&HEADER) || fields.len() < 3 {
-            return Err(VaultError::Format(format!(
-                "the header `{header}` is not `$ANSIBLE_VAULT;1.1;AES256`"
-            )));
+            return Err(InputError::VaultFormat {
+                why: format!("the header `{header}` is not `$ANSIBLE_VAULT;1.1;AES256`"),
+            });
         }
         if !matches!(fields[1], "1.1" | "1.2") {
-            return Err(VaultError::Format(format!(
-                "format version {} is not one Ansible writes (1.1, 1.2)",
-                fields[1]
-            )));
+            return Err(InputError::VaultFormat {
+                why: format!(
+                    "format version {} is not one Ansible writes (1.1, 1.2)",
+                    fields[1]
+                ),
+            });
         }
         if fields[2] != "AES256" {
-            return Err(VaultError::Format(format!(
-                "cipher {} is not supported (only AES256 is)",
-                fields[2]
-            )));
+            return Err(InputError::VaultFormat {
+                why: format!("cipher {} is not supported (only AES256 is)", fields[2]),
+            });
         }
         let label = fields
             .get(3)
             .filter(|l| !l.is_empty())
             .map(|l| l.to_string());
         let body: String = lines.map(str::trim).collect();
-        let payload = hex(body.as_bytes()).ok_or_else(|| {
-            VaultError::Format("the lines after the header are not hexadecimal".into())
+        let payload = hex(body.as_bytes()).ok_or_else(|| InputError::VaultFormat {
+            why: "the lines after the header are not hexadecimal".into(),
         })?;
         let mut parts = payload.splitn(3, |b| *b == b'\n');
         let mut next = |what: &str| {
@@ -273,7 +246,9 @@ impl Envelope {
                 .next()
                 .and_then(hex)
                 .filter(|p| !p.is_empty())
-                .ok_or_else(|| VaultError::Format(format!("its {what} is missing or damaged")))
+                .ok_or_else(|| InputError::VaultFormat {
+                    why: format!("its {what} is missing or damaged"),
+                })
         };
         Ok(Envelope {
             label,
@@ -284,7 +259,7 @@ impl Envelope {
     }
 
     /// The plaintext if `password` is the right one; `None` if it is not.
-    fn open(&self, password: &[u8]) -> Result<Option<Vec<u8>>, VaultError> {
+    fn open(&self, password: &[u8]) -> Result<Option<Vec<u8>>, InputError> {
         let mut derived = [0u8; 80];
         pbkdf2::pbkdf2_hmac::<Sha256>(password, &self.salt, ROUNDS, &mut derived);
         let (key, rest) = derived.split_at(32);
@@ -306,9 +281,9 @@ impl Envelope {
                 .iter()
                 .all(|b| usize::from(*b) == pad);
         if !padded {
-            return Err(VaultError::Format(
-                "the decrypted data has no valid padding".into(),
-            ));
+            return Err(InputError::VaultFormat {
+                why: "the decrypted data has no valid padding".into(),
+            });
         }
         data.truncate(data.len() - pad);
         Ok(Some(data))
@@ -337,7 +312,7 @@ fn hex(text: &[u8]) -> Option<Vec<u8>> {
 /// Reads one password from its source, as Ansible does: a file's content without surrounding
 /// whitespace; an executable's standard output without trailing line breaks (a script named
 /// `*-client` is asked for its label with `--vault-id LABEL`); a prompt on the terminal.
-fn read_password(id: &VaultId) -> Result<Password, VaultError> {
+fn read_password(id: &VaultId) -> Result<Password, InputError> {
     let password = match &id.source {
         PasswordSource::Prompt => {
             let prompt = if id.label == DEFAULT_LABEL {
@@ -346,34 +321,29 @@ fn read_password(id: &VaultId) -> Result<Password, VaultError> {
                 format!("Vault password ({}): ", id.label)
             };
             rpassword::prompt_password(prompt)
-                .map_err(|e| {
-                    VaultError::Password(format!("cannot ask for the vault password: {e}"))
+                .map_err(|e| InputError::VaultPrompt {
+                    message: e.to_string(),
                 })?
                 .into_bytes()
         }
         PasswordSource::File(path) => read_password_file(path, &id.label)?,
     };
     if password.is_empty() {
-        return Err(VaultError::Password(format!(
-            "the vault password for {} is empty",
-            id.describe()
-        )));
+        return Err(InputError::EmptyVaultPassword { id: id.describe() });
     }
     Ok((id.label.clone(), password))
 }
 
-fn read_password_file(path: &Path, label: &str) -> Result<Vec<u8>, VaultError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        VaultError::Password(format!(
-            "cannot read the vault password file {}: {e}",
-            path.display()
-        ))
-    })?;
+fn read_password_file(path: &Path, label: &str) -> Result<Vec<u8>, InputError> {
+    let unreadable = |e: std::io::Error| InputError::VaultPasswordFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
     if meta.is_dir() {
-        return Err(VaultError::Password(format!(
-            "the vault password file {} is a directory",
-            path.display()
-        )));
+        return Err(InputError::VaultPasswordDirectory {
+            path: path.to_path_buf(),
+        });
     }
     use std::os::unix::fs::PermissionsExt;
     if meta.permissions().mode() & 0o111 != 0 {
@@ -382,16 +352,11 @@ fn read_password_file(path: &Path, label: &str) -> Result<Vec<u8>, VaultError> {
     let mut text = Vec::new();
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut text))
-        .map_err(|e| {
-            VaultError::Password(format!(
-                "cannot read the vault password file {}: {e}",
-                path.display()
-            ))
-        })?;
+        .map_err(unreadable)?;
     Ok(text.trim_ascii().to_vec())
 }
 
-fn run_password_script(path: &Path, label: &str) -> Result<Vec<u8>, VaultError> {
+fn run_password_script(path: &Path, label: &str) -> Result<Vec<u8>, InputError> {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -405,18 +370,15 @@ fn run_password_script(path: &Path, label: &str) -> Result<Vec<u8>, VaultError> 
         .stdin(Stdio::inherit())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| {
-            VaultError::Password(format!(
-                "cannot run the vault password script {}: {e} (remove its executable bit if it is a plain password file)",
-                path.display()
-            ))
+        .map_err(|e| InputError::VaultScriptStart {
+            path: path.to_path_buf(),
+            message: e.to_string(),
         })?;
     if !out.status.success() {
-        return Err(VaultError::Password(format!(
-            "the vault password script {} failed ({})",
-            path.display(),
-            out.status
-        )));
+        return Err(InputError::VaultScriptFailed {
+            path: path.to_path_buf(),
+            status: out.status.to_string(),
+        });
     }
     let mut password = out.stdout;
     while password.last().is_some_and(|b| matches!(b, b'\r' | b'\n')) {
@@ -493,20 +455,20 @@ mod tests {
     fn a_wrong_or_missing_password_is_one_clear_error() {
         let wrong = keyring(&[("prod", "prod-password")]);
         match wrong.decrypt(&read("file-1.1.yml")) {
-            Err(VaultError::WrongPassword { tried }) => {
+            Err(InputError::WrongVaultPassword { tried }) => {
                 assert!(tried.contains("prod ("), "{tried}")
             }
             other => panic!("{other:?}"),
         }
         let none = Keyring::new(Vec::new());
-        assert_eq!(
+        assert!(matches!(
             none.decrypt(&read("file-1.1.yml")),
-            Err(VaultError::NoPassword)
-        );
+            Err(InputError::NoVaultPassword)
+        ));
         let missing = Keyring::new(vec![VaultId::parse("/nonexistent/pass")]);
         assert!(matches!(
             missing.decrypt(&read("file-1.1.yml")),
-            Err(VaultError::Password(m)) if m.contains("/nonexistent/pass")
+            Err(e @ InputError::VaultPasswordFile { .. }) if e.to_string().contains("/nonexistent/pass")
         ));
     }
 
@@ -515,15 +477,18 @@ mod tests {
         let keys = keyring(&[("default", "password")]);
         let text = read("file-1.1.yml");
         let cut = &text[..text.len() / 2];
-        assert!(matches!(keys.decrypt(cut), Err(VaultError::Format(_))));
+        assert!(matches!(
+            keys.decrypt(cut),
+            Err(InputError::VaultFormat { .. })
+        ));
         let other_cipher = text.replacen("AES256", "AES", 1);
         assert!(matches!(
             keys.decrypt(&other_cipher),
-            Err(VaultError::Format(m)) if m.contains("AES")
+            Err(InputError::VaultFormat { why }) if why.contains("AES")
         ));
         assert!(matches!(
             keys.decrypt("$ANSIBLE_VAULT;1.1;AES256\nzz\n"),
-            Err(VaultError::Format(_))
+            Err(InputError::VaultFormat { .. })
         ));
     }
 
@@ -551,7 +516,7 @@ mod tests {
         let keys = Keyring::new(vec![VaultId::file("default", failing)]);
         assert!(matches!(
             keys.decrypt(&read("file-1.1.yml")),
-            Err(VaultError::Password(m)) if m.contains("fail.sh")
+            Err(e @ InputError::VaultScriptFailed { .. }) if e.to_string().contains("fail.sh")
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }

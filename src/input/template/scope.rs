@@ -321,7 +321,7 @@ impl HostScope {
         READ_SECRET.with(|r| r.set(true));
         keyring.decrypt_text(envelope).map_err(|e| {
             let mut error = self.error(var, node.loc, None, format!("cannot decrypt: {e}"), false);
-            error.hint = Some(e.hint().to_string());
+            error.hint = e.hint();
             error
         })
     }
