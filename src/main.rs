@@ -147,8 +147,10 @@ enum Command {
         #[command(flatten)]
         target: AdminTarget,
         /// The weight, 0-256 (0: no new traffic, as a drain).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=256))]
-        weight: Option<u32>,
+        // i64, negative numbers allowed: `--weight -1` is refused as out of range, not taken
+        // for an unknown flag
+        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=256))]
+        weight: Option<i64>,
         /// Back to the weight in the configuration.
         #[arg(long)]
         reset: bool,
@@ -320,6 +322,7 @@ fn main() -> ExitCode {
             reset,
             force,
         } => {
+            let weight = weight.and_then(|w| u32::try_from(w).ok());
             let setting = Setting::Weight(if reset { None } else { weight });
             cli::admin(&global, &target.options(setting, force, None))
         }

@@ -320,6 +320,10 @@ fn drain_takes_a_worker_out_everywhere_without_a_reload_and_it_lasts() {
             "300 is not in 0..=256",
         ),
         (
+            vec!["weight", "--worker", WORKER, "--weight", "-1"],
+            "-1 is not in 0..=256",
+        ),
+        (
             vec!["maint", "--worker", "lb1"],
             "is a load balancer, not a worker",
         ),
