@@ -66,7 +66,9 @@ impl Templates {
                 },
                 None => (builtin.to_string(), format!("built-in {name}")),
             };
-            if let Err(e) = env.add_template_owned(name.clone(), source) {
+            if let Err(e) =
+                env.add_template_owned(name.clone(), template::prepare(&source).into_owned())
+            {
                 errors.push(template_error(&from, e.line().unwrap_or(0), describe(&e)));
             }
             origin.insert(name, from);

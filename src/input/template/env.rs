@@ -6,7 +6,7 @@ use minijinja::{
     Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value, syntax::SyntaxConfig,
 };
 
-use super::{filters, native};
+use super::{filters, mutable, native};
 
 /// A Jinja2 environment as Ansible sets one up: `trim_blocks`, undefined values an error
 /// that names them (in release builds too), `None` printed as nothing and other values as
@@ -27,6 +27,7 @@ pub fn environment() -> Environment<'static> {
     // Ansible's templates use.
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     filters::register(&mut env);
+    mutable::register(&mut env);
     env
 }
 

@@ -53,9 +53,15 @@ impl TemplateError {
                     .message
                     .strip_prefix('`')
                     .and_then(|m| m.strip_suffix("` is undefined"))
-                    .filter(|n| n.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                    .filter(|n| {
+                        n.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                            && !n.starts_with('.')
+                    })
                     .unwrap_or("name");
-                format!("define `{name}` (group_vars/, host_vars/, the inventory or -e), or give it a default: `{{{{ {name} | default(...) }}}}`")
+                match name.rsplit_once('.') {
+                    Some((mapping, key)) => format!("`{mapping}` has no key `{key}`: add it, or give a default: `{{{{ {name} | default(...) }}}}`"),
+                    None => format!("define `{name}` (group_vars/, host_vars/, the inventory or -e), or give it a default: `{{{{ {name} | default(...) }}}}`"),
+                }
             } else {
                 "fix the template: Jinja2 in variables is evaluated as Ansible evaluates it".into()
             }
@@ -137,9 +143,13 @@ pub(super) fn cause(
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
         .collect();
-    let named = failed
-        .iter()
-        .rposition(|f| f.undefined && names.contains(&f.var.as_str()));
+    // The name this template read: the variable that failed, or the variable whose own
+    // template failed reading it (`vip` when `vip: "{{ base }}.1"` lacks `base`).
+    let read = |f: &TemplateError| {
+        let reader = f.via.first().map(|(_, var, _)| var.as_str());
+        names.contains(&f.var.as_str()) || reader.is_some_and(|r| names.contains(&r))
+    };
+    let named = failed.iter().rposition(|f| f.undefined && read(f));
     let invalid = (error.kind() != minijinja::ErrorKind::UndefinedError)
         .then(|| failed.iter().rposition(|f| !f.undefined))
         .flatten();
@@ -190,11 +200,28 @@ pub(super) fn describe(error: &minijinja::Error, source: &str) -> (String, bool)
         .range()
         .and_then(|r| source.get(r))
         .filter(|t| !t.is_empty() && !detail.contains(*t));
-    let message = match (detail, text) {
+    let mut message = match (detail, text) {
         ("", None) => error.kind().to_string(),
         ("", Some(t)) => format!("{} (`{t}`)", error.kind()),
         (d, None) => format!("{}: {d}", error.kind()),
         (d, Some(t)) => format!("{}: {d} (`{t}`)", error.kind()),
     };
+    const CHANGING: &[&str] = &[
+        "append",
+        "extend",
+        "insert",
+        "remove",
+        "update",
+        "setdefault",
+    ];
+    if error.kind() == minijinja::ErrorKind::UnknownMethod
+        && CHANGING
+            .iter()
+            .any(|m| detail.ends_with(&format!("no method named {m}")))
+    {
+        message.push_str(
+            "; only a list or mapping written empty (`[]`, `{}`) in the same template can be changed in place: build this one with filters (`+`, `union`, `combine`)",
+        );
+    }
     (message, false)
 }

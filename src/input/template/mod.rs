@@ -15,11 +15,13 @@ mod env;
 mod error;
 mod filters;
 mod lazy;
+mod mutable;
 mod native;
 mod scope;
 
 pub use env::environment;
 pub use error::{TemplateError, explain};
 pub use filters::python_str;
+pub use mutable::prepare;
 pub use native::is_template;
 pub use scope::{HostScope, Templar};

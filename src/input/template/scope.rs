@@ -604,7 +604,7 @@ mod tests {
                 ("hosts", "[lbs]\nlb1\n"),
                 (
                     "group_vars/all.yml",
-                    "a: \"{{ b }}\"\nb: \"{{ a }}\"\nself: \"{{ self }}\"\nport: \"{{ mysql_nodeport }}\"\nuses_port: \"{{ port + 1 }}\"\nsafe: \"{{ a | default(1) }}\"\n",
+                    "a: \"{{ b }}\"\nb: \"{{ a }}\"\nself: \"{{ self }}\"\nport: \"{{ mysql_nodeport }}\"\nuses_port: \"{{ port + 1 }}\"\nsafe: \"{{ a | default(1) }}\"\nvip: \"{{ net }}.100/24\"\nnet: \"{{ site.net }}\"\nsite: {name: x}\nuses_vip: \"{{ vip }}\"\n",
                 ),
             ],
         );
@@ -629,5 +629,15 @@ mod tests {
             "{d}"
         );
         assert!(d.hint.unwrap().contains("read by `uses_port`"));
+        // two variables deep, the failure is still the one shown, with both readers
+        let e = eval(&t, "lb1", "uses_vip").unwrap_err();
+        assert_eq!((e.var.as_str(), e.loc.line), ("net", 8), "{e:?}");
+        assert!(e.message.contains("net"), "{e:?}");
+        let hint = e.diagnostic().hint.unwrap();
+        assert!(
+            hint.contains("read by `vip`") && hint.contains("read by `uses_vip`"),
+            "{hint}"
+        );
+        assert!(hint.starts_with("`site` has no key `net`"), "{hint}");
     }
 }

@@ -1,0 +1,461 @@
+//! Lists and mappings a template builds and changes in place, as Python's do:
+//! `{% set out = [] %}{% for h in groups.web %}{% set _ = out.append(h) %}{% endfor %}` and
+//! `{% set d = {} %}{% set _ = d.update({'k': 1}) %}`, idioms of Ansible repositories.
+//!
+//! minijinja's values are immutable, so every empty literal (`[]`, `{}`) in a template's
+//! expressions is read as a fresh list or mapping that has Python's mutating methods
+//! (`append`, `extend`, `insert`, `pop`, `remove`, `clear`; `update`, `setdefault`, `pop`,
+//! `clear`); everything else reads it as any list or mapping.
+
+use std::{
+    borrow::Cow,
+    fmt,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use minijinja::{
+    Environment, Error, ErrorKind, State, Value,
+    value::{Enumerator, Object, ObjectRepr},
+};
+
+/// The functions the rewritten literals call.
+const LIST: &str = "__lbctl_list";
+const DICT: &str = "__lbctl_dict";
+
+/// Bounds what a template can build by appending, like every other input.
+const MAX_ITEMS: usize = 1 << 20;
+
+pub(super) fn register(env: &mut Environment<'static>) {
+    env.add_function(LIST, || Value::from_object(List::default()));
+    env.add_function(DICT, || Value::from_object(Dict::default()));
+}
+
+/// `source` with each empty `[]` / `{}` literal inside `{{ }}` and `{% %}` read as a new
+/// changeable list or mapping; text, comments, string literals and `{% raw %}` untouched.
+pub fn prepare(source: &str) -> Cow<'_, str> {
+    if !(source.contains("{{") || source.contains("{%")) {
+        return Cow::Borrowed(source);
+    }
+    let bytes = source.as_bytes();
+    let mut out = String::with_capacity(source.len());
+    let mut copied = 0;
+    let mut i = 0;
+    let mut changed = false;
+    while i + 1 < bytes.len() {
+        if bytes[i] != b'{' {
+            i += 1;
+            continue;
+        }
+        match bytes[i + 1] {
+            b'#' => {
+                i = source[i..].find("#}").map_or(bytes.len(), |e| i + e + 2);
+            }
+            b'{' | b'%' => {
+                let statement = bytes[i + 1] == b'%';
+                let start = i + 2;
+                let end = block_end(bytes, start, statement);
+                let body = &source[start..end.body];
+                if statement && is_tag(body, "raw") {
+                    i = raw_end(source, end.after);
+                    continue;
+                }
+                if let Cow::Owned(body) = rewrite(body) {
+                    out.push_str(&source[copied..start]);
+                    out.push_str(&body);
+                    copied = end.body;
+                    changed = true;
+                }
+                i = end.after;
+            }
+            _ => i += 1,
+        }
+    }
+    if !changed {
+        return Cow::Borrowed(source);
+    }
+    out.push_str(&source[copied..]);
+    Cow::Owned(out)
+}
+
+struct End {
+    /// Where the block's expression ends (its closing delimiter starts).
+    body: usize,
+    /// After the closing delimiter.
+    after: usize,
+}
+
+/// The end of the `{{ }}` or `{% %}` block whose body starts at `from`: its closing delimiter
+/// outside string literals and brackets, as Jinja2's lexer finds it.
+fn block_end(bytes: &[u8], from: usize, statement: bool) -> End {
+    let close = if statement { b'%' } else { b'}' };
+    let mut depth = 0usize;
+    let mut i = from;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => i = string_end(bytes, i, q),
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' => depth = depth.saturating_sub(1),
+            b'}' if depth > 0 => depth -= 1,
+            b if b == close && depth == 0 && bytes.get(i + 1) == Some(&b'}') => {
+                // `-}}` / `+%}`: whitespace control belongs to the delimiter.
+                let body = if i > from && matches!(bytes[i - 1], b'-' | b'+') {
+                    i - 1
+                } else {
+                    i
+                };
+                return End { body, after: i + 2 };
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    End {
+        body: bytes.len(),
+        after: bytes.len(),
+    }
+}
+
+/// The index of the quote closing the string literal opened at `at`.
+fn string_end(bytes: &[u8], at: usize, quote: u8) -> usize {
+    let mut i = at + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b if b == quote => return i,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+fn is_tag(body: &str, tag: &str) -> bool {
+    body.trim_matches(|c: char| c == '-' || c == '+').trim() == tag
+}
+
+/// After the `{% endraw %}` closing a raw block whose opening tag ends at `from`.
+fn raw_end(source: &str, from: usize) -> usize {
+    let bytes = source.as_bytes();
+    let mut at = from;
+    while let Some(found) = source[at..].find("{%") {
+        let start = at + found + 2;
+        let end = block_end(bytes, start, true);
+        if is_tag(&source[start..end.body], "endraw") {
+            return end.after;
+        }
+        at = end.after;
+    }
+    bytes.len()
+}
+
+/// One block's expression with its empty literals replaced.
+fn rewrite(body: &str) -> Cow<'_, str> {
+    let bytes = body.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => i = string_end(bytes, i, q),
+            open @ (b'[' | b'{') => {
+                let close = if open == b'[' { b']' } else { b'}' };
+                let mut j = i + 1;
+                while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                // `x[]` is not Jinja2, so an empty pair of brackets is always a literal.
+                if bytes.get(j) == Some(&close) {
+                    out.push_str(&body[copied..i]);
+                    out.push_str(if open == b'[' { LIST } else { DICT });
+                    out.push_str("()");
+                    copied = j + 1;
+                    i = j;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(body);
+    }
+    out.push_str(&body[copied..]);
+    Cow::Owned(out)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn arity(method: &str, args: &[Value], min: usize, max: usize) -> Result<(), Error> {
+    if args.len() < min || args.len() > max {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "{method}() takes {min} to {max} arguments, {} given",
+                args.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn room(len: usize, more: usize) -> Result<(), Error> {
+    if len.saturating_add(more) > MAX_ITEMS {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("a list or mapping built by a template holds at most {MAX_ITEMS} items"),
+        ));
+    }
+    Ok(())
+}
+
+/// An index as Python reads it (negative from the end), if it is within `len`.
+fn index(value: &Value, len: usize) -> Option<usize> {
+    let i = value.as_i64()?;
+    let i = if i < 0 { i + len as i64 } else { i };
+    usize::try_from(i).ok().filter(|i| *i < len)
+}
+
+/// A Python list.
+#[derive(Default)]
+struct List(Mutex<Vec<Value>>);
+
+impl fmt::Debug for List {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(lock(&self.0).iter()).finish()
+    }
+}
+
+impl Object for List {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let items = lock(&self.0);
+        index(key, items.len()).map(|i| items[i].clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(lock(&self.0).clone())
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(lock(&self.0).len())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let mut items = lock(&self.0);
+        match method {
+            "append" => {
+                arity(method, args, 1, 1)?;
+                room(items.len(), 1)?;
+                items.push(args[0].clone());
+            }
+            "extend" => {
+                arity(method, args, 1, 1)?;
+                let more: Vec<Value> = args[0].try_iter()?.collect();
+                room(items.len(), more.len())?;
+                items.extend(more);
+            }
+            "insert" => {
+                arity(method, args, 2, 2)?;
+                room(items.len(), 1)?;
+                let len = items.len() as i64;
+                let at = args[0].as_i64().ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, "insert() needs a whole number")
+                })?;
+                let at = if at < 0 {
+                    (at + len).max(0)
+                } else {
+                    at.min(len)
+                };
+                items.insert(at as usize, args[1].clone());
+            }
+            "pop" => {
+                arity(method, args, 0, 1)?;
+                let len = items.len();
+                let at = match args.first() {
+                    Some(i) => index(i, len),
+                    None => len.checked_sub(1),
+                };
+                let at = at.ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, "pop index out of range")
+                })?;
+                return Ok(items.remove(at));
+            }
+            "remove" => {
+                arity(method, args, 1, 1)?;
+                let at = items.iter().position(|v| v == &args[0]).ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, "list.remove(x): x not in list")
+                })?;
+                items.remove(at);
+            }
+            "clear" => {
+                arity(method, args, 0, 0)?;
+                items.clear();
+            }
+            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+        Ok(Value::from(()))
+    }
+}
+
+/// A Python dict: keys in insertion order.
+#[derive(Default)]
+struct Dict(Mutex<Vec<(Value, Value)>>);
+
+impl fmt::Debug for Dict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(lock(&self.0).iter().map(|(k, v)| (k, v)))
+            .finish()
+    }
+}
+
+impl Dict {
+    fn set(entries: &mut Vec<(Value, Value)>, key: Value, value: Value) -> Result<(), Error> {
+        match entries.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = value,
+            None => {
+                room(entries.len(), 1)?;
+                entries.push((key, value));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Object for Dict {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let entries = lock(&self.0);
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let pairs = lock(&self.0).clone();
+        Enumerator::KeyValueIter(Box::new(pairs.into_iter()))
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(lock(&self.0).len())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let mut entries = lock(&self.0);
+        match method {
+            "update" => {
+                // update(mapping) and update(k=v): minijinja passes keyword arguments as a
+                // trailing mapping, so both read the same.
+                for arg in args {
+                    if arg.kind() != minijinja::value::ValueKind::Map {
+                        return Err(Error::new(
+                            ErrorKind::InvalidOperation,
+                            "update() takes a mapping",
+                        ));
+                    }
+                    for key in arg.try_iter()? {
+                        let value = arg.get_item(&key)?;
+                        Dict::set(&mut entries, key, value)?;
+                    }
+                }
+                Ok(Value::from(()))
+            }
+            "setdefault" => {
+                arity(method, args, 1, 2)?;
+                let default = args.get(1).cloned().unwrap_or(Value::from(()));
+                if let Some((_, v)) = entries.iter().find(|(k, _)| *k == args[0]) {
+                    return Ok(v.clone());
+                }
+                Dict::set(&mut entries, args[0].clone(), default.clone())?;
+                Ok(default)
+            }
+            "pop" => {
+                arity(method, args, 1, 2)?;
+                match entries.iter().position(|(k, _)| *k == args[0]) {
+                    Some(at) => Ok(entries.remove(at).1),
+                    None => args.get(1).cloned().ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::InvalidOperation,
+                            format!("pop(): no key {}", args[0]),
+                        )
+                    }),
+                }
+            }
+            "clear" => {
+                arity(method, args, 0, 0)?;
+                entries.clear();
+                Ok(Value::from(()))
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_empty_literals_in_blocks_are_rewritten() {
+        assert_eq!(prepare("a [] {} b"), "a [] {} b");
+        assert_eq!(
+            prepare("{% set x = [ ] %}{{ x | default({}) }}"),
+            "{% set x = __lbctl_list() %}{{ x | default(__lbctl_dict()) }}"
+        );
+        assert_eq!(prepare("{{ '[]' ~ \"{}\" }}[]"), "{{ '[]' ~ \"{}\" }}[]");
+        assert_eq!(prepare("{# [] #}{{ [1] }}"), "{# [] #}{{ [1] }}");
+        assert_eq!(
+            prepare("{% raw %}{{ [] }}{% endraw %}{{ {}}}"),
+            "{% raw %}{{ [] }}{% endraw %}{{ __lbctl_dict()}}"
+        );
+        assert_eq!(prepare("{{- [] -}}"), "{{- __lbctl_list() -}}");
+    }
+
+    fn render(template: &str) -> String {
+        super::super::environment()
+            .render_str(&prepare(template), ())
+            .unwrap_or_else(|e| format!("error: {e}"))
+    }
+
+    #[test]
+    fn lists_and_mappings_change_as_in_python() {
+        assert_eq!(
+            render(
+                "{% set out = [] %}{% for h in ['a', 'b'] %}{% set _ = out.append({'name': h}) %}{% endfor %}{{ out }} {{ out | length }} {{ out[-1].name }}"
+            ),
+            "[{'name': 'a'}, {'name': 'b'}] 2 b"
+        );
+        assert_eq!(
+            render(
+                "{% set l = [] %}{{ l.extend([2, 3]) }}{{ l.insert(0, 1) }}{{ l.pop() }} {{ l }} {{ l | to_json }} {{ l == [1, 2] }}"
+            ),
+            "3 [1, 2] [1, 2] True"
+        );
+        assert_eq!(
+            render(
+                "{% set d = {} %}{% set _ = d.update({'b': 1}) %}{% set _ = d.update(a=2) %}{{ d.setdefault('b', 9) }} {{ d }} {{ d | dict2items | map(attribute='key') | join(',') }}"
+            ),
+            "1 {'b': 1, 'a': 2} b,a"
+        );
+        assert!(render("{% set l = [] %}{{ l.pop() }}").starts_with("error:"));
+    }
+}
