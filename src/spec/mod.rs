@@ -26,6 +26,7 @@ mod server;
 mod service;
 mod sni;
 mod udp_engine;
+mod vrrp;
 mod worker;
 
 pub use backend::{Backend, Sticky};
