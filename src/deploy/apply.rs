@@ -2,23 +2,30 @@
 //! survey to the closed sessions. Nothing changes on any host unless every host answered,
 //! the plan was confirmed (or saved and still true), and the VIP keeps a host to go to.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use futures_util::future::join_all;
 
 use crate::{
+    deploy::DeployError,
     deploy::admin::{Convergence, converge_all},
     deploy::certificates::check_certificates,
     deploy::plan::HostPlan,
     deploy::report::{HostError, HostReport, Report, Timing},
     deploy::reporter::Reporter,
-    deploy::rollout::{Target, rollout, rollout_order},
+    deploy::rollout::{Host, Target, go_in_waves, rollout, rollout_order},
     deploy::runtime_state::{self, for_apply},
-    deploy::saved_plan::{self, SavedPlan},
+    deploy::saved_plan::{self, Moved, PlannedHost, SavedPlan},
     deploy::standby::{Standby, holders_needing_a_standby, some_standby_ready},
     deploy::survey::{SshOptions, Surveyed, survey},
+    remote::{self, APPLY_LOCK, Deployment, PART_END},
     render::RenderedHost,
     source::Diagnostic,
     spec::HostSpec,
-    ssh::{self, Session},
+    ssh::{self, RemoteOutput, Running, Session},
 };
 
 /// Why an apply changed nothing.
@@ -102,7 +109,12 @@ pub async fn apply<R: Reporter>(
             .chain(specs.iter().filter(|h| !sorted.targets(&h.name)))
             .map(Standby::of)
             .collect::<Vec<_>>();
-        if let Err(e) = keep_a_standby(&sorted.targets, &left_alone, ssh).await {
+        let changing: Vec<_> = sorted
+            .targets
+            .iter()
+            .map(|t| (t.plan.host.as_str(), t.plan.holds_vip, &t.deployment))
+            .collect();
+        if let Err(e) = keep_a_standby(&changing, &left_alone, ssh).await {
             sorted.close().await;
             return Err(e);
         }
@@ -142,11 +154,12 @@ pub async fn apply<R: Reporter>(
     Ok(report)
 }
 
-/// Applies a saved plan exactly, without the inventory. The phases: ask every host, in one
-/// round trip each, whether its files are still what the plan was made on (any that is not,
-/// or cannot be asked, stops everything); for a plan made with `--limit`, make sure a host
-/// able to take the VIP is left; roll the changes out, whoever holds the VIP now last; close
-/// the sessions.
+/// Applies a saved plan exactly, without the inventory. The phases: connect to every host;
+/// in one round trip each, ask whether its files are still what the plan was made on and,
+/// on a host the plan changes, stage and check its files at once, to wait for the go-ahead;
+/// if any host moved (or cannot be asked), stop every one, nothing changed; for a plan made
+/// with `--limit`, make sure a host able to take the VIP is left; then go ahead in waves,
+/// whoever holds the VIP now last; close the sessions.
 pub async fn apply_saved<R: Reporter>(
     plan: &SavedPlan,
     file: &Path,
@@ -154,16 +167,21 @@ pub async fn apply_saved<R: Reporter>(
     serial: usize,
     reporter: &R,
 ) -> Result<Report, ApplyError> {
-    let checked = saved_plan::check(plan, ssh).await;
-    let mut sorted = Sorted::default();
+    let connected = saved_plan::connect(plan, ssh).await;
+    let answers = join_all(
+        plan.hosts
+            .iter()
+            .zip(&connected)
+            .map(|(host, c)| check_and_stage(host, c)),
+    )
+    .await;
     let mut problems = Vec::new();
-    for (c, host) in checked.into_iter().zip(&plan.hosts) {
-        match (c.result, c.session) {
-            (Err(e), session) => {
-                problems.push(format!("{}: cannot be checked: {e}", host.host));
-                sorted.sessions.extend(session);
-            }
-            (Ok(moved), session) if !moved.files.is_empty() => {
+    let mut staged = Vec::new();
+    let mut reports = Vec::new();
+    for (answer, host) in answers.into_iter().zip(&plan.hosts) {
+        match answer {
+            Answer::Failed(e) => problems.push(format!("{}: cannot be checked: {e}", host.host)),
+            Answer::Moved(moved, running) => {
                 let files: Vec<String> = moved
                     .files
                     .iter()
@@ -176,45 +194,147 @@ pub async fn apply_saved<R: Reporter>(
                     host.host,
                     files.join(", ")
                 ));
-                sorted.sessions.extend(session);
+                stop(running.map(|r| *r)).await;
             }
-            (Ok(moved), Some(session)) => {
-                let host_plan = host.host_plan(moved.holds_vip);
-                if host_plan.changed() {
-                    sorted.targets.push(Target {
-                        deployment: host.deployment(),
-                        plan: host_plan,
-                        session,
-                        timing: c.timing,
-                    });
-                } else {
-                    sorted.leave(host_plan, session, c.timing);
-                }
-            }
-            (Ok(_), None) => problems.push(format!("{}: no session", host.host)),
+            Answer::Unchanged(report) => reports.push(*report),
+            Answer::Staged(s) => staged.push((*s, host.deployment())),
         }
     }
-    if !problems.is_empty() {
-        sorted.close().await;
-        return Err(ApplyError::StalePlan {
+    let refused = if !problems.is_empty() {
+        Some(ApplyError::StalePlan {
             file: file.to_path_buf(),
             hosts: plan.hosts.len(),
             problems,
-        });
-    }
-    if !plan.standbys.is_empty()
-        && let Err(e) = keep_a_standby(&sorted.targets, &plan.standbys, ssh).await
-    {
-        sorted.close().await;
+        })
+    } else if plan.standbys.is_empty() {
+        None
+    } else {
+        let changing: Vec<_> = staged
+            .iter()
+            .map(|(s, deployment)| (s.plan.host.as_str(), s.plan.holds_vip, deployment))
+            .collect();
+        keep_a_standby(&changing, &plan.standbys, ssh).await.err()
+    };
+    if let Some(e) = refused {
+        for (s, _) in staged {
+            stop(Some(s.running)).await;
+        }
+        close(connected).await;
         return Err(e);
     }
-    let targets = std::mem::take(&mut sorted.targets);
-    let (applied, used) = rollout(in_rollout_order(targets), serial, reporter).await;
-    sorted.reports.splice(0..0, applied);
-    sorted.sessions.extend(used);
-    let mut report = Report::new("apply", sorted.close().await);
+    // The plan still holds: the staged hosts are shown, each waits for its go-ahead, in
+    // rollout order (as planned, the VIP holders last).
+    staged.sort_by_key(|(s, _)| s.plan.holds_vip);
+    let hosts = join_all(staged.into_iter().map(|(s, _)| async move {
+        let mut host = Host::checking(s.plan, s.timing, reporter);
+        host.hold(Ok(s.running)).await;
+        host
+    }))
+    .await;
+    let applied = go_in_waves(hosts, serial, reporter).await;
+    reports.splice(0..0, applied);
+    close(connected).await;
+    let mut report = Report::new("apply", reports);
     report.plan_file = Some(file.display().to_string());
     Ok(report)
+}
+
+/// One planned host's answer to phase 1 of `apply FILE`.
+enum Answer<'s> {
+    /// It could not be reached or asked.
+    Failed(String),
+    /// Some of its files are no longer as planned on; what it staged, if anything, waits.
+    Moved(Moved, Option<Box<Running<'s>>>),
+    /// The plan changes nothing on it.
+    Unchanged(Box<HostReport>),
+    /// Its files are as planned on, and its new ones being staged and checked.
+    Staged(Box<Staged<'s>>),
+}
+
+/// A host whose files are as planned on, staging and checking the new ones.
+struct Staged<'s> {
+    plan: HostPlan,
+    timing: Timing,
+    /// The held apply script, on its way to waiting for the go-ahead.
+    running: Running<'s>,
+}
+
+/// Asks `host`, in one round trip, whether its files are still what the plan was made on
+/// and, when the plan changes it, has it stage and check its new files right after, to
+/// wait for the go-ahead (see `remote::first_part`).
+async fn check_and_stage<'s>(
+    host: &PlannedHost,
+    connected: &'s saved_plan::Connected,
+) -> Answer<'s> {
+    let session = match &connected.session {
+        Ok(session) => session,
+        Err(e) => return Answer::Failed(e.message.clone()),
+    };
+    let mut timing = connected.timing;
+    let deployment = host.deployment();
+    let changes = !deployment.files.is_empty();
+    let script = if changes {
+        let held = remote::held_apply_script(&deployment, APPLY_LOCK);
+        format!("{}{held}", remote::first_part(&host.check_script()))
+    } else {
+        host.check_script()
+    };
+    let started = Instant::now();
+    let (checked, running) = match session.start(&script).await {
+        Err(e) => return Answer::Failed(e.to_string()),
+        Ok(running) if !changes => (running.finish().await.map(|out| out.stdout), None),
+        Ok(mut running) => match running.read_until(PART_END.as_bytes()).await {
+            Ok(true) => (Ok(running.take_output()), Some(running)),
+            Ok(false) => (running.finish().await.map(|out| out.stdout), None),
+            Err(e) => (Err(e), None),
+        },
+    };
+    timing.fetch = started.elapsed().as_secs_f64();
+    let moved = checked.map_err(DeployError::from).and_then(|stdout| {
+        host.moved(&stdout)
+            .map_err(|error| DeployError::Unreadable {
+                error,
+                output: RemoteOutput {
+                    status: None,
+                    stdout,
+                    stderr: Vec::new(),
+                },
+            })
+    });
+    let moved = match moved {
+        Ok(moved) => moved,
+        Err(e) => {
+            stop(running).await;
+            return Answer::Failed(e.to_string());
+        }
+    };
+    if !moved.files.is_empty() {
+        return Answer::Moved(moved, running.map(Box::new));
+    }
+    let plan = host.host_plan(moved.holds_vip);
+    match running {
+        Some(running) => Answer::Staged(Box::new(Staged {
+            plan,
+            timing,
+            running,
+        })),
+        None => {
+            let mut report = HostReport::planned(plan);
+            report.timing = timing;
+            Answer::Unchanged(Box::new(report))
+        }
+    }
+}
+
+/// Tells a held apply script to stop, before its go-ahead: the host keeps its files.
+async fn stop(running: Option<Running<'_>>) {
+    if let Some(running) = running {
+        let _ = running.finish().await;
+    }
+}
+
+async fn close(connected: Vec<saved_plan::Connected>) {
+    ssh::close_all(connected.into_iter().filter_map(|c| c.session.ok())).await;
 }
 
 /// The hosts of an apply, sorted by what happens to them.
@@ -274,12 +394,6 @@ impl Sorted {
         }
     }
 
-    /// A host the apply leaves as it is.
-    fn leave(&mut self, plan: HostPlan, session: Session, timing: Timing) {
-        self.report(HostReport::planned(plan), timing);
-        self.sessions.push(session);
-    }
-
     fn report(&mut self, mut report: HostReport, timing: Timing) {
         report.timing = timing;
         self.reports.push(report);
@@ -315,11 +429,11 @@ impl Sorted {
 /// reloads: one it changes first (which has keepalived, and is verified before the holder
 /// goes), or one of `left_alone` that is ready now. Without one, nothing is changed.
 async fn keep_a_standby(
-    targets: &[Target],
+    changing: &[(&str, bool, &Deployment)],
     left_alone: &[Standby],
     ssh: &SshOptions,
 ) -> Result<(), ApplyError> {
-    let holders = holders_needing_a_standby(targets);
+    let holders = holders_needing_a_standby(changing);
     if holders.is_empty() {
         return Ok(());
     }

@@ -36,9 +36,7 @@ pub use report::{HostError, HostReport, Outcome, Report, Summary, Timing};
 pub use reporter::Reporter;
 pub use rollout::{Target, rollout, rollout_order};
 pub use runtime_state::{Converged, HostDrift, RuntimeState, Standing, for_apply, from_survey};
-pub use saved_plan::{
-    Checked, Moved, PlannedFile, PlannedHost, SavedPlan, SavedPlanError, check as check_saved_plan,
-};
+pub use saved_plan::{Moved, PlannedFile, PlannedHost, SavedPlan, SavedPlanError};
 pub use standby::{Standby, ready_to_take_the_vip};
 pub use status::{
     BackendStatus, HostStatus, ServerStatus, TierStatus, gather_status, holders_by_vip,

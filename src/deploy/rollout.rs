@@ -53,12 +53,48 @@ pub fn waves(holds_vip: &[bool], serial: usize) -> Vec<Vec<usize>> {
 }
 
 /// One host during the rollout.
-struct Host<'s, T> {
+pub(super) struct Host<'s, T> {
     report: HostReport,
     task: T,
     started: Instant,
     /// The held script, while it waits for the go-ahead.
     running: Option<Running<'s>>,
+}
+
+impl<'s, T> Host<'s, T> {
+    /// A host about to stage and check its files (phase 1), shown as such.
+    pub(super) fn checking<R: Reporter<Task = T>>(
+        plan: HostPlan,
+        timing: Timing,
+        reporter: &R,
+    ) -> Self {
+        let files = plan.changed_files().count();
+        let task = reporter.start(
+            &plan.host,
+            &format!("checking {files} file{}", if files == 1 { "" } else { "s" }),
+        );
+        let mut report = HostReport::planned(plan);
+        report.timing = timing;
+        Host {
+            report,
+            task,
+            started: Instant::now(),
+            running: None,
+        }
+    }
+
+    /// Phase 1 on a held apply script already started: waits until it is ready for the
+    /// go-ahead, or records how it ended before.
+    pub(super) async fn hold(&mut self, started: Result<Running<'s>, DeployError>) {
+        match hold(started).await {
+            Ok(Held::Ready(running)) => {
+                self.report.timing.check = Some(self.started.elapsed().as_secs_f64());
+                self.running = Some(*running);
+            }
+            Ok(Held::Ended(finished)) => settle(&mut self.report, Ok(finished), self.started),
+            Err(e) => settle(&mut self.report, Err(e), self.started),
+        }
+    }
 }
 
 /// Applies `targets` (already in rollout order). Returns one report per target, in that
@@ -72,56 +108,36 @@ pub async fn rollout<R: Reporter>(
         .iter()
         .map(|t| remote::held_apply_script(&t.deployment, APPLY_LOCK))
         .collect();
-    let holds_vip: Vec<bool> = targets.iter().map(|t| t.plan.holds_vip).collect();
     let mut plans = Vec::with_capacity(targets.len());
     let mut sessions = Vec::with_capacity(targets.len());
     for t in targets {
         plans.push((t.plan, t.timing));
         sessions.push(t.session);
     }
-    let reports = run_phases(&sessions, plans, &scripts, &holds_vip, serial, reporter).await;
-    (reports, sessions)
-}
-
-async fn run_phases<R: Reporter>(
-    sessions: &[Session],
-    plans: Vec<(HostPlan, Timing)>,
-    scripts: &[String],
-    holds_vip: &[bool],
-    serial: usize,
-    reporter: &R,
-) -> Vec<HostReport> {
     // Phase 1: every host stages and checks, all at once.
-    let checks = plans.into_iter().zip(sessions.iter().zip(scripts)).map(
+    let checks = plans.into_iter().zip(sessions.iter().zip(&scripts)).map(
         |((plan, timing), (session, script))| async move {
-            let files = plan.changed_files().count();
-            let task = reporter.start(
-                &plan.host,
-                &format!("checking {files} file{}", if files == 1 { "" } else { "s" }),
-            );
-            let mut host = Host {
-                report: HostReport::planned(plan),
-                task,
-                started: Instant::now(),
-                running: None,
-            };
-            host.report.timing = timing;
-            match hold(session, script).await {
-                Ok(Held::Ready(running)) => {
-                    host.report.timing.check = Some(host.started.elapsed().as_secs_f64());
-                    host.running = Some(*running);
-                }
-                Ok(Held::Ended(finished)) => settle(&mut host.report, Ok(finished), host.started),
-                Err(e) => settle(&mut host.report, Err(e), host.started),
-            }
+            let mut host = Host::checking(plan, timing, reporter);
+            host.hold(session.start(script).await.map_err(DeployError::from))
+                .await;
             host
         },
     );
-    let mut hosts: Vec<Host<'_, R::Task>> = join_all(checks).await;
+    let hosts = join_all(checks).await;
+    let reports = go_in_waves(hosts, serial, reporter).await;
+    (reports, sessions)
+}
 
-    // Phase 2: in waves, go ahead; after a failure, every host still waiting stops.
+/// Phase 2: when every host is ready, in waves (see [`waves`]), go ahead; after a failure,
+/// every host still waiting stops and keeps its files. One report per host, in order.
+pub(super) async fn go_in_waves<R: Reporter>(
+    mut hosts: Vec<Host<'_, R::Task>>,
+    serial: usize,
+    reporter: &R,
+) -> Vec<HostReport> {
+    let holds_vip: Vec<bool> = hosts.iter().map(|h| h.report.holds_vip).collect();
     let mut failed = hosts.iter().any(|h| h.running.is_none());
-    for wave in waves(holds_vip, serial) {
+    for wave in waves(&holds_vip, serial) {
         if failed {
             break;
         }
@@ -177,8 +193,8 @@ enum Held<'s> {
     Ended(RemoteOutput),
 }
 
-async fn hold<'s>(session: &'s Session, script: &str) -> Result<Held<'s>, DeployError> {
-    let mut running = session.start(script).await?;
+async fn hold(started: Result<Running<'_>, DeployError>) -> Result<Held<'_>, DeployError> {
+    let mut running = started?;
     if running.read_until(READY).await? {
         Ok(Held::Ready(Box::new(running)))
     } else {

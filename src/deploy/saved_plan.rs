@@ -17,12 +17,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::{
-    deploy::DeployError,
     deploy::plan::{Action, FilePlan, HostPlan},
     deploy::report::{HostError, Timing},
     deploy::standby::Standby,
     deploy::survey::{SshOptions, Surveyed},
-    remote::{self, Deployment, FetchOptions, Keep, ManagedFile, ServiceControl, Verify},
+    remote::{
+        self, Deployment, FetchOptions, Keep, ManagedFile, ReportError, ServiceControl, Verify,
+    },
     render::RenderedHost,
     spec::{Connection, HostSpec, Service},
     ssh::Session,
@@ -277,12 +278,9 @@ impl PlannedHost {
     }
 }
 
-/// One host checked against its plan: its session, whether it holds the VIP now, and every
-/// file that no longer holds what was planned on.
-pub struct Checked {
-    pub host: String,
-    pub session: Option<Session>,
-    pub result: Result<Moved, HostError>,
+/// One planned host's open session, or why there is none, and how long connecting took.
+pub struct Connected {
+    pub session: Result<Session, HostError>,
     pub timing: Timing,
 }
 
@@ -293,9 +291,8 @@ pub struct Moved {
     pub files: Vec<(String, String, String)>,
 }
 
-/// Connects to every planned host (at most `forks` connecting at once) and asks each, in one
-/// round trip, whether its files are still what the plan was made on.
-pub async fn check(plan: &SavedPlan, ssh: &SshOptions) -> Vec<Checked> {
+/// Connects to every planned host, at most `forks` connecting at once.
+pub async fn connect(plan: &SavedPlan, ssh: &SshOptions) -> Vec<Connected> {
     let limit = Arc::new(Semaphore::new(ssh.forks.max(1)));
     let options = Arc::new(ssh.connect());
     let tasks: Vec<_> = plan
@@ -305,50 +302,29 @@ pub async fn check(plan: &SavedPlan, ssh: &SshOptions) -> Vec<Checked> {
             let (host, limit, options) = (host.clone(), Arc::clone(&limit), Arc::clone(&options));
             tokio::spawn(async move {
                 let mut timing = Timing::default();
-                let fail = |step: &str, message: String| HostError {
-                    host: host.host.clone(),
-                    step: step.into(),
-                    message,
-                };
                 let permit = limit.acquire().await;
                 let started = Instant::now();
                 let connected = Session::connect(&host.connection, &options).await;
                 drop(permit);
-                let session = match connected {
-                    Ok(s) => s,
-                    Err(e) => {
-                        return Checked {
-                            host: host.host.clone(),
-                            session: None,
-                            result: Err(fail("connect", e.to_string())),
-                            timing,
-                        };
-                    }
-                };
                 timing.connect = started.elapsed().as_secs_f64();
-                timing.reused_connection = session.resumed();
-                let started = Instant::now();
-                let result = check_host(&host, &session)
-                    .await
-                    .map_err(|e| fail("fetch", e.to_string()));
-                timing.fetch = started.elapsed().as_secs_f64();
-                Checked {
+                let session = connected.map_err(|e| HostError {
                     host: host.host.clone(),
-                    session: Some(session),
-                    result,
-                    timing,
+                    step: "connect".into(),
+                    message: e.to_string(),
+                });
+                if let Ok(session) = &session {
+                    timing.reused_connection = session.resumed();
                 }
+                Connected { session, timing }
             })
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
     for (task, host) in tasks.into_iter().zip(&plan.hosts) {
-        out.push(task.await.unwrap_or_else(|e| Checked {
-            host: host.host.clone(),
-            session: None,
-            result: Err(HostError {
+        out.push(task.await.unwrap_or_else(|e| Connected {
+            session: Err(HostError {
                 host: host.host.clone(),
-                step: "fetch".into(),
+                step: "connect".into(),
                 message: e.to_string(),
             }),
             timing: Timing::default(),
@@ -357,35 +333,39 @@ pub async fn check(plan: &SavedPlan, ssh: &SshOptions) -> Vec<Checked> {
     out
 }
 
-async fn check_host(host: &PlannedHost, session: &Session) -> Result<Moved, DeployError> {
-    let paths: Vec<String> = host.files.iter().map(|f| f.path.clone()).collect();
-    // A file still as planned on answers with its digest alone.
-    let options = FetchOptions {
-        expected: host
-            .files
-            .iter()
-            .filter_map(|f| Some((f.path.clone(), f.planned_on.clone()?)))
-            .collect(),
-        ..FetchOptions::default()
-    };
-    let script = remote::fetch_script(&paths, &host.vips, &options);
-    let out = session.run(&script).await?;
-    let fetched = match remote::parse_fetch_digests(&out.stdout) {
-        Ok(fetched) => fetched,
-        Err(error) => return Err(DeployError::Unreadable { error, output: out }),
-    };
-    let mut files = Vec::new();
-    for f in &host.files {
-        let now = fetched.files.get(&f.path).cloned().flatten();
-        if now != f.planned_on {
-            let shown = |d: &Option<String>| d.clone().unwrap_or_else(|| "absent".into());
-            files.push((f.path.clone(), shown(&f.planned_on), shown(&now)));
-        }
+impl PlannedHost {
+    /// The script that asks the host, in one round trip, whether its files are still what
+    /// the plan was made on, and who holds the VIP.
+    pub fn check_script(&self) -> String {
+        let paths: Vec<String> = self.files.iter().map(|f| f.path.clone()).collect();
+        // A file still as planned on answers with its digest alone.
+        let options = FetchOptions {
+            expected: self
+                .files
+                .iter()
+                .filter_map(|f| Some((f.path.clone(), f.planned_on.clone()?)))
+                .collect(),
+            ..FetchOptions::default()
+        };
+        remote::fetch_script(&paths, &self.vips, &options)
     }
-    Ok(Moved {
-        holds_vip: fetched.vips.values().any(|&held| held),
-        files,
-    })
+
+    /// What the host's answer to [`PlannedHost::check_script`] says moved.
+    pub fn moved(&self, stdout: &[u8]) -> Result<Moved, ReportError> {
+        let fetched = remote::parse_fetch_digests(stdout)?;
+        let mut files = Vec::new();
+        for f in &self.files {
+            let now = fetched.files.get(&f.path).cloned().flatten();
+            if now != f.planned_on {
+                let shown = |d: &Option<String>| d.clone().unwrap_or_else(|| "absent".into());
+                files.push((f.path.clone(), shown(&f.planned_on), shown(&now)));
+            }
+        }
+        Ok(Moved {
+            holds_vip: fetched.vips.values().any(|&held| held),
+            files,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     deploy::DeployError,
-    deploy::rollout::Target,
     deploy::status::read_lb_state,
     deploy::survey::SshOptions,
-    remote::Query,
+    remote::{Deployment, Query},
     spec::{Connection, HostSpec, Service},
     ssh::{self, TransportError},
 };
@@ -65,19 +64,20 @@ impl Standby {
     }
 }
 
-/// The VIP holders among `targets` that need a standby: none when no target holds the VIP,
-/// or when a target without it, which runs keepalived, is changed (and verified) first.
-pub fn holders_needing_a_standby(targets: &[Target]) -> Vec<String> {
-    let changed_first = targets
-        .iter()
-        .any(|t| !t.plan.holds_vip && t.deployment.controls.contains_key(&Service::Keepalived));
+/// The VIP holders among the hosts to change (each its name, whether it holds the VIP, and
+/// what it is handed) that need a standby: none when no such host holds the VIP, or when one
+/// without it, which runs keepalived, is changed (and verified) first.
+pub fn holders_needing_a_standby(changing: &[(&str, bool, &Deployment)]) -> Vec<String> {
+    let changed_first = changing.iter().any(|(_, holds_vip, deployment)| {
+        !holds_vip && deployment.controls.contains_key(&Service::Keepalived)
+    });
     if changed_first {
         return Vec::new();
     }
-    targets
+    changing
         .iter()
-        .filter(|t| t.plan.holds_vip)
-        .map(|t| t.plan.host.clone())
+        .filter(|(_, holds_vip, _)| *holds_vip)
+        .map(|(host, _, _)| host.to_string())
         .collect()
 }
 

@@ -357,19 +357,19 @@ LBCTL_SOCKETS
 	return 1
 }
 
-# verify: reloads finish asynchronously, so look a few times over about three seconds.
+# verify: reloads finish asynchronously, so look a few times over about three seconds, soon
+# at first (a reload usually takes some milliseconds) and then less often: every host of a
+# rollout waits for the one before it, so a short first wait matters.
 verify() {
 	[ -z "$SOCKET$TCP_PORTS$UDP_PORTS" ] && return 0
-	attempt=1
-	while :; do
+	for wait in 0.02 0.05 0.1 0.2 0.4 0.8 1.5 -; do
 		verify_once
 		[ -z "$PROBLEMS" ] && break
-		if [ "$attempt" -ge 6 ]; then
+		if [ "$wait" = - ]; then
 			fail verify "$VERIFY64" "show info via socat; ss -Hltun" "${PROBLEMS%"$NL"}"
 			return 1
 		fi
-		attempt=$((attempt + 1))
-		sleep 0.5
+		sleep "$wait"
 	done
 	ok verify "$VERIFY64"
 }

@@ -19,6 +19,17 @@ pub(crate) fn finish_script_with(header: String, body: &str, call: &str) -> Stri
     script
 }
 
+/// The line a script run by [`first_part`] is followed by, however it ended.
+pub const PART_END: &str = "@@lbctl-part-end";
+
+/// `script` as the first of two sent to one shell at once (one round trip for both): run in
+/// a subshell, so that its variables and functions are gone for the second, and followed by
+/// [`PART_END`] on stdout, so that its report can be read on its own. Not a frame: a report
+/// of the second script is read from after it.
+pub fn first_part(script: &str) -> String {
+    format!("(\n{script})\necho {PART_END}\n")
+}
+
 /// `text` as one single-quoted shell word.
 pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))

@@ -40,6 +40,12 @@ impl Running<'_> {
         }
     }
 
+    /// Takes what the script printed on stdout so far, leaving [`Running::finish`] only what
+    /// comes after: for one shell running two scripts, each with its own report.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.seen)
+    }
+
     /// Everything the script printed on stdout so far.
     pub fn output(&self) -> &[u8] {
         &self.seen

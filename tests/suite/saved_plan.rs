@@ -103,6 +103,24 @@ fn a_saved_plan_applies_exactly_and_is_refused_once_a_host_moved() {
         refused.stderr
     );
     assert_eq!(fleet_files(&lab), before, "a refused plan changed a host");
+    // The hosts staged their files in the same round trip as the check: a refused plan
+    // leaves none of them behind.
+    for lb in LBS {
+        let staged = lab.exec(
+            lb.name,
+            &[
+                "sh",
+                "-c",
+                "ls /etc/haproxy /etc/keepalived /etc/nginx | grep -c lbctl-new",
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&staged.stdout).trim(),
+            "0",
+            "{} kept a staged file",
+            lb.name
+        );
+    }
 
     // A saved plan takes neither --limit nor -e; another format version is refused.
     Lbctl::new()
