@@ -101,16 +101,27 @@ pub(super) fn dict2items(value: Value, kw: Kwargs) -> Result<Value, Error> {
 }
 
 pub(super) fn items2dict(value: Value, kw: Kwargs) -> Result<Value, Error> {
-    let key: String = kw
-        .get::<Option<String>>("key_name")?
-        .unwrap_or("key".into());
-    let val: String = kw
-        .get::<Option<String>>("value_name")?
-        .unwrap_or("value".into());
+    // Python's item[key_name]: a name for mappings, an index for lists of pairs.
+    let key = kw
+        .get::<Option<Value>>("key_name")?
+        .unwrap_or_else(|| Value::from("key"));
+    let val = kw
+        .get::<Option<Value>>("value_name")?
+        .unwrap_or_else(|| Value::from("value"));
     kw.assert_all_used()?;
     let mut out = Vec::new();
     for item in value.try_iter()? {
-        out.push((item.get_attr(&key)?, item.get_attr(&val)?));
+        let (k, v) = (item.get_item(&key)?, item.get_item(&val)?);
+        if k.is_undefined() || v.is_undefined() {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "items2dict requires a list of mappings with key_name ({key}) and value_name ({val}), found {}",
+                    super::python_str(&item)
+                ),
+            ));
+        }
+        out.push((k, v));
     }
     Ok(ordered_map(out))
 }

@@ -2,7 +2,10 @@
 //! 'ansible_host')`), `flatten`, and the set filters `unique`-like `union`, `intersect`,
 //! `difference`, `symmetric_difference`, which keep the first list's order as Ansible does.
 
-use minijinja::{Error, ErrorKind, Value, value::ValueKind};
+use minijinja::{
+    Error, ErrorKind, State, Value,
+    value::{Kwargs, Rest, ValueKind, ValueOrKwargs, from_args},
+};
 
 /// `item | extract(container, morekeys)`: `container[item]`, then each of `morekeys` (one key
 /// or a list of them) looked up in turn.
@@ -79,4 +82,36 @@ pub(super) fn symmetric_difference(a: Value, b: Value) -> Result<Value, Error> {
     let only_a = a.iter().filter(|v| !b.contains(v)).cloned();
     let only_b = b.iter().filter(|v| !a.contains(v)).cloned();
     Ok(unique(only_a.chain(only_b).collect::<Vec<_>>()))
+}
+
+/// Jinja2's `map`, whose keyword arguments reach the filter it applies, as in Python
+/// (`map('regex_replace', '^', 'x', ignorecase=true)`, `map('combine', d, recursive=true)`,
+/// `map('items2dict', key_name=0, value_name=1)`): minijinja's drops them.
+pub(super) fn map(
+    state: &mut State,
+    value: Value,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let values = args.into_values();
+    let (positional, kwargs): (&[Value], Kwargs) = from_args(&values)?;
+    let forwarded = kwargs.args().next().is_some() && !kwargs.has("attribute");
+    if !forwarded {
+        return minijinja::filters::map(
+            state,
+            value,
+            Rest(values.into_iter().map(Into::into).collect()),
+        );
+    }
+    let name = positional
+        .first()
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "map: filter name is required"))?;
+    let mut out = Vec::new();
+    for item in value.try_iter()? {
+        let mut call = vec![item];
+        call.extend(positional[1..].iter().cloned());
+        call.push(Value::from(kwargs.clone()));
+        out.push(state.apply_filter(name, &call)?);
+    }
+    Ok(out)
 }

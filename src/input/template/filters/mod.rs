@@ -19,7 +19,7 @@ use crate::source::base64;
 use dicts::{combine, dict2items, items2dict};
 use encode::{b64decode, json, to_yaml};
 use ipaddr::{ipaddr, ipwrap};
-use lists::{difference, extract, flatten, intersect, symmetric_difference, union};
+use lists::{difference, extract, flatten, intersect, map, symmetric_difference, union};
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
 use python::{mandatory, ternary, to_bool, to_int};
 
@@ -67,6 +67,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
         add(env, name.to_string());
         add(env, format!("ansible.builtin.{name}"));
     }
+    env.add_filter("map", map);
     for name in ["ipaddr", "ansible.utils.ipaddr", "ansible.netcommon.ipaddr"] {
         env.add_filter(name, |v: Value, q: Option<String>| {
             ipaddr(&v, q.as_deref(), None)
@@ -108,6 +109,18 @@ mod tests {
         super::super::environment()
             .render_str(template, ctx)
             .unwrap()
+    }
+
+    #[test]
+    fn map_passes_keyword_arguments_on() {
+        let ctx = minijinja::context! { l => vec!["Ab", "aB"] };
+        assert_eq!(
+            render(
+                "{{ l | map('regex_replace', 'ab', 'x', ignorecase=true) | list }} {{ [[['k', 1]]] | map('items2dict', key_name=0, value_name=1) | list }} {{ l | map('lower') | list }} {{ [{'a': 1}] | map(attribute='a') | list }}",
+                ctx
+            ),
+            "['x', 'x'] [{'k': 1}] ['ab', 'ab'] [1]"
+        );
     }
 
     #[test]
