@@ -8,7 +8,7 @@ use crate::{
     drill::DrillError,
     input::InputError,
     source::Diagnostic,
-    spec::{SpecError, WorkerError},
+    spec::SpecError,
 };
 
 /// The CLI layer's error.
@@ -22,8 +22,6 @@ pub enum Error {
     Spec(SpecError),
     #[error(transparent)]
     Drill(#[from] DrillError),
-    #[error(transparent)]
-    Worker(#[from] WorkerError),
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error("cannot write {}: {source}", path.display())]
@@ -85,7 +83,6 @@ impl Error {
             Error::PlanFileWithInputs => Some("give them to `lbctl plan --out FILE` instead".into()),
             Error::Spec(e) => e.hint(),
             Error::Drill(e) => e.hint(),
-            Error::Worker(e) => Some(e.hint()),
             Error::Admin(e) => e.hint(),
             _ => None,
         }

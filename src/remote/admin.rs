@@ -199,7 +199,7 @@ pub fn parse_admin(stdout: &[u8], until_ready: bool) -> Result<AdminScriptReport
     for frame in remote::frames(NAME, stdout)? {
         let frame = frame?;
         let servers = |field: &str| -> Result<Result<Vec<ServerState>, ReportError>, ReportError> {
-            Ok(parse_servers_state(&frame.text(field)?).map_err(ReportError::from))
+            Ok(parse_servers_state(&frame.text(field)?))
         };
         let host = |field: &str| -> Result<ReportError, ReportError> {
             Ok(ReportError::Host(frame.text(field)?))

@@ -1,6 +1,6 @@
 //! What can go wrong reading what a script printed.
 
-use crate::{remote::show_stat::ServersStateError, ssh::RemoteOutput};
+use crate::ssh::RemoteOutput;
 
 /// The remote layer's error: a script's report (or HAProxy's `show stat` in it) that lbctl
 /// cannot read, or an error the script reported.
@@ -34,9 +34,13 @@ pub enum ReportError {
     MissingStatColumn(&'static str),
     #[error("line {line} of `show stat` is malformed: {reason}")]
     MalformedStat { line: usize, reason: String },
-    /// HAProxy's `show servers state`, which lbctl could not read.
-    #[error(transparent)]
-    ServersState(#[from] ServersStateError),
+    // HAProxy's `show servers state`, which lbctl could not read.
+    #[error("the runtime API did not answer `show servers state` with its version line: {0}")]
+    NoServersStateVersion(String),
+    #[error("`show servers state` version {0}: this lbctl reads version 1")]
+    ServersStateVersion(String),
+    #[error("line {line} of `show servers state` is malformed: {reason}")]
+    MalformedServersState { line: usize, reason: String },
     /// Any of the above, with what the script left behind: its exit status and stderr often
     /// say why its report could not be read.
     #[error("{error} ({output})")]

@@ -245,8 +245,7 @@ fn parse_with(stdout: &[u8]) -> Result<Parsed, ReportError> {
                 fetched.admin_record = Some(Record::parse(&frame.text(content)?));
             }
             ["servers", state] => {
-                fetched.servers =
-                    Some(parse_servers_state(&frame.text(state)?).map_err(ReportError::from));
+                fetched.servers = Some(parse_servers_state(&frame.text(state)?));
             }
             ["servers-error", message] => {
                 fetched.servers = Some(Err(ReportError::Host(frame.text(message)?)));

@@ -290,19 +290,9 @@ impl ServerState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ServersStateError {
-    #[error("the runtime API did not answer `show servers state` with its version line: {0}")]
-    NoVersion(String),
-    #[error("`show servers state` version {0}: this lbctl reads version 1")]
-    Version(String),
-    #[error("line {line} of `show servers state` is malformed: {reason}")]
-    Malformed { line: usize, reason: String },
-}
-
 /// Reads `show servers state`: a version line (`1`), a `#` header, then one line per server
 /// of space-separated fields in a fixed order.
-pub fn parse_servers_state(text: &str) -> Result<Vec<ServerState>, ServersStateError> {
+pub fn parse_servers_state(text: &str) -> Result<Vec<ServerState>, ReportError> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -310,10 +300,10 @@ pub fn parse_servers_state(text: &str) -> Result<Vec<ServerState>, ServersStateE
     match lines.next() {
         Some((_, "1")) => {}
         Some((_, v)) if v.trim().chars().all(|c| c.is_ascii_digit()) => {
-            return Err(ServersStateError::Version(v.trim().to_string()));
+            return Err(ReportError::ServersStateVersion(v.trim().to_string()));
         }
         other => {
-            return Err(ServersStateError::NoVersion(
+            return Err(ReportError::NoServersStateVersion(
                 other.map(|(_, l)| clip(l)).unwrap_or_default(),
             ));
         }
@@ -324,14 +314,14 @@ pub fn parse_servers_state(text: &str) -> Result<Vec<ServerState>, ServersStateE
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let malformed = |reason: &str| ServersStateError::Malformed {
+        let malformed = |reason: &str| ReportError::MalformedServersState {
             line: n + 1,
             reason: format!("{reason}: `{}`", clip(line)),
         };
         if fields.len() < 19 {
             return Err(malformed("fewer than 19 fields"));
         }
-        let number = |i: usize| -> Result<u32, ServersStateError> {
+        let number = |i: usize| -> Result<u32, ReportError> {
             fields[i].parse().map_err(|_| malformed("not a number"))
         };
         servers.push(ServerState {
@@ -531,7 +521,7 @@ mod tests {
         assert!(parse_servers_state("Unknown command\n").is_err());
         assert!(matches!(
             parse_servers_state("2\n"),
-            Err(ServersStateError::Version(_))
+            Err(ReportError::ServersStateVersion(_))
         ));
     }
 

@@ -47,4 +47,4 @@ pub use server::{SendProxy, Server};
 pub use service::Service;
 pub use sni::{SniFrontend, SniRoute};
 pub use udp_engine::UdpEngine;
-pub use worker::{Kind, Placement, Worker, WorkerError};
+pub use worker::{Kind, Placement, Worker};

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::spec::{Connection, Fleet, UdpEngine};
+use crate::spec::{Connection, Fleet, SpecError, UdpEngine};
 
 /// An inventory host outside the load-balancer group, by name and address.
 #[derive(Debug, Clone, Copy)]
@@ -49,46 +49,6 @@ pub struct Placement {
     pub weight: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WorkerError {
-    #[error("`{0}` is a load balancer, not a worker")]
-    LoadBalancer(String),
-    #[error("no backend has a server on `{worker}` ({address})")]
-    NoServers { worker: String, address: String },
-    #[error("there is no backend `{name}`")]
-    UnknownBackend { name: String, known: Vec<String> },
-    #[error("backend `{backend}` has no server on `{worker}` ({address})")]
-    NotInBackend {
-        backend: String,
-        worker: String,
-        address: String,
-    },
-    #[error(
-        "backend `{backend}` is UDP through keepalived's LVS on {lb}: lbctl cannot take a server out of it without a reload"
-    )]
-    Lvs { backend: String, lb: String },
-}
-
-impl WorkerError {
-    /// What to do about it.
-    pub fn hint(&self) -> String {
-        match self {
-            WorkerError::LoadBalancer(_) => {
-                "name a worker: an inventory host outside the load-balancer group".into()
-            }
-            WorkerError::NoServers { .. } | WorkerError::NotInBackend { .. } => {
-                "a server is on the worker when its `address` is the worker's ansible_host or inventory name".into()
-            }
-            WorkerError::UnknownBackend { known, .. } => {
-                format!("backends: {}", known.join(", "))
-            }
-            WorkerError::Lvs { .. } => {
-                "leave it out by naming the other backends with --backend, or use lbctl_udp_engine: nginx".into()
-            }
-        }
-    }
-}
-
 impl<'a> Worker<'a> {
     pub fn of(connection: &'a Connection) -> Worker<'a> {
         Worker {
@@ -110,9 +70,11 @@ impl<'a> Worker<'a> {
         &self,
         fleet: &Fleet,
         backends: &[String],
-    ) -> Result<Vec<Placement>, WorkerError> {
+    ) -> Result<Vec<Placement>, SpecError> {
         if fleet.host(self.name).is_some() {
-            return Err(WorkerError::LoadBalancer(self.name.to_string()));
+            return Err(SpecError::WorkerIsLoadBalancer {
+                name: self.name.to_string(),
+            });
         }
         let mut known = BTreeSet::new();
         let mut placements = Vec::new();
@@ -148,7 +110,7 @@ impl<'a> Worker<'a> {
                     }
                     for s in servers.iter().filter(|s| self.serves(&s.address)) {
                         if kind == Kind::Udp && matches!(h.udp_engine, UdpEngine::Lvs) {
-                            return Err(WorkerError::Lvs {
+                            return Err(SpecError::WorkerInLvs {
                                 backend: backend.clone(),
                                 lb: h.name.clone(),
                             });
@@ -168,13 +130,13 @@ impl<'a> Worker<'a> {
         }
         for name in backends {
             if !known.contains(name) {
-                return Err(WorkerError::UnknownBackend {
+                return Err(SpecError::UnknownBackend {
                     name: name.clone(),
                     known: known.iter().cloned().collect(),
                 });
             }
             if !placements.iter().any(|p| &p.backend == name) {
-                return Err(WorkerError::NotInBackend {
+                return Err(SpecError::NotInBackend {
                     backend: name.clone(),
                     worker: self.name.to_string(),
                     address: self.address.to_string(),
@@ -182,7 +144,7 @@ impl<'a> Worker<'a> {
             }
         }
         if placements.is_empty() {
-            return Err(WorkerError::NoServers {
+            return Err(SpecError::NoServersOnWorker {
                 worker: self.name.to_string(),
                 address: self.address.to_string(),
             });
