@@ -3,6 +3,9 @@
 usage: failover_summary.py REPORT.json
 prints: failed=<n> attempts=<n> fault_failed=<n> fault_attempts=<n> detect_max_s=<s> recover_max_s=<s>
         detect=<lb:s,...> recover=<lb:s,...> passed=<true|false>
+        unnoticed_failed=<n> unnoticed_attempts=<n> noticed_failed=<n> noticed_attempts=<n>
+        (the last four: datagrams before every load balancer noticed a broken UDP server, and
+        every attempt after, until the fault ended; 0 when the report predates them)
 Exits 1 (with the reason on stderr) when the report lacks a field.
 """
 
@@ -30,6 +33,10 @@ def main():
             "recover": ",".join(f"{lb}:{s:.2f}" for lb, s in recover) or "-",
             "passed": str(r["passed"]).lower(),
         }
+        for phase in ("unnoticed", "noticed"):
+            tally = r["probe"].get(phase, {"failed": 0, "attempts": 0})
+            fields[f"{phase}_failed"] = tally["failed"]
+            fields[f"{phase}_attempts"] = tally["attempts"]
     except (KeyError, TypeError, ValueError) as e:
         print(f"unexpected failover-test report: missing or bad {e}", file=sys.stderr)
         sys.exit(1)

@@ -4,7 +4,7 @@
 LBCTL_PACKAGES=(
   haproxy keepalived nginx libnginx-mod-stream
   openssh-server openssh-client iptables iproute2 socat procps util-linux
-  coreutils python3 python3-venv openssl time curl sudo passwd shellcheck man-db chromium python3-yaml
+  coreutils python3 python3-venv openssl time curl sudo passwd shellcheck man-db chromium python3-yaml systemd
 )
 
 lbctl_install_packages() {

@@ -168,7 +168,8 @@ enum Command {
         /// Load balancer whose keepalived (or HAProxy) stops.
         #[arg(long)]
         lb: Option<String>,
-        /// TCP backend to break the worker in; repeatable (default: every one it serves).
+        /// Backend to break the worker in, TCP or health-checked UDP; repeatable (default:
+        /// every one it serves).
         #[arg(long = "backend")]
         backends: Vec<String>,
         /// How to break it: drop or reject (--worker, default drop), stop-keepalived or
@@ -181,10 +182,11 @@ enum Command {
         /// Inventory host to probe the VIP from, over SSH (default: where lbctl runs).
         #[arg(long)]
         probe_from: Option<String>,
-        /// New probe connections per second.
+        /// New probe connections (or datagrams, each a new flow) per second.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         probe_rate: u32,
-        /// Failed probe connections a worker test tolerates before it fails.
+        /// Failed probe connections a worker test tolerates before it fails (datagrams lost
+        /// before the load balancers noticed a broken UDP server are not counted).
         #[arg(long, default_value_t = 0)]
         max_failed: u64,
         /// Break the last UP server of a backend, or a load balancer without the VIP.

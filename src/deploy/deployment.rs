@@ -63,13 +63,38 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
         );
     }
     if let UdpEngine::Nginx { reload, .. } = &spec.udp_engine {
+        // With UDP services, nginx's file is the watcher's copy of lbctl's: `sync` writes it,
+        // servers not UP in HAProxy marked down, and reloads nginx when it changed.
+        let reload = match &spec.udp_health {
+            Some(w) => format!("{} sync", w.script_path),
+            None => reload.shell(),
+        };
         controls.insert(
             Service::Nginx,
             ServiceControl {
                 check: NGINX_CHECK.into(),
-                reload: reload.shell(),
+                reload,
             },
         );
+    }
+    let mut pid_files = Vec::new();
+    if let Some(w) = &spec.udp_health {
+        let restart = w.reload.shell();
+        controls.insert(
+            Service::UdpHealth,
+            ServiceControl {
+                check: "sh -n {path}".into(),
+                reload: restart.clone(),
+            },
+        );
+        controls.insert(
+            Service::UdpHealthUnit,
+            ServiceControl {
+                check: String::new(),
+                reload: restart,
+            },
+        );
+        pid_files.push(("the UDP health watcher".to_string(), w.pid_file.clone()));
     }
     // What the rendered files declare (the plan holds every file, changed or not).
     let content = |service: Service| {
@@ -89,6 +114,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
             haproxy_runtime_socket: declared.socket,
             tcp_ports: declared.tcp,
             udp_ports: declared.udp,
+            pid_files,
         },
         keep: Keep {
             state_file: Some(spec.haproxy.server_state_file.clone()),

@@ -1,6 +1,7 @@
 //! The tier as it is right now, as `lbctl status` shows it: per load balancer, whether it
 //! holds the VIP, whether its daemons run, and every backend's servers as HAProxy's runtime
-//! API sees them. One SSH round trip per host, all hosts at once.
+//! API sees them; UDP servers (which HAProxy checks for nginx) also as nginx has them. One SSH
+//! round trip per host, all hosts at once.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -12,6 +13,7 @@ use crate::{
     remote::{RowKind, StatRow},
     spec::Fleet,
     spec::HostSpec,
+    spec::Protocol,
     ssh,
     ssh::{ConnectOptions, Session, TransportError},
 };
@@ -91,7 +93,7 @@ pub struct HostStatus {
     /// Why HAProxy's runtime API did not answer, when it did not.
     pub runtime_api_error: Option<String>,
     pub backends: Vec<BackendStatus>,
-    /// TCP backends lbctl's inventory defines that the running HAProxy does not have (the
+    /// Backends lbctl's inventory defines that the running HAProxy does not have (the
     /// configuration there is not lbctl's, or not the current one).
     pub missing_backends: Vec<String>,
     /// What lbctl's record on this host says it set (drains, maintenance, weights): who,
@@ -99,11 +101,15 @@ pub struct HostStatus {
     pub admin: Vec<Entry>,
     /// Why lbctl's record could not be read, when it could not.
     pub admin_error: Option<String>,
+    /// Why nginx's stream file could not be read for the UDP servers marked down in it.
+    pub udp_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendStatus {
     pub name: String,
+    /// `tcp`, or `udp` for a UDP service that nginx carries and HAProxy only checks.
+    pub protocol: Protocol,
     /// HAProxy's status of the backend as a whole (`UP` while any server is).
     pub status: String,
     pub servers: Vec<ServerStatus>,
@@ -128,6 +134,9 @@ pub struct ServerStatus {
     pub configured_weight: u64,
     /// What lbctl set for this server, as its record says (`drain`, `maint`, `weight 5`).
     pub set_by_lbctl: Vec<String>,
+    /// A UDP server: whether nginx has it marked down (lbctl's UDP health watcher marks the
+    /// servers HAProxy does not see UP); `None` for TCP, or when nginx's file was unreadable.
+    pub nginx_down: Option<bool>,
 }
 
 /// Asks one host and reads its answer.
@@ -189,8 +198,9 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
         missing_backends: Vec::new(),
         admin: Vec::new(),
         admin_error: None,
+        udp_error: None,
     };
-    let state = match state {
+    let mut state = match state {
         Ok(state) => state,
         Err(e) => {
             status.error = Some(e.to_string());
@@ -207,9 +217,12 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
     };
     status.admin = record.active().cloned().collect();
     status.holds_vip = state.holds_vip();
-    status.vips = state.vips;
-    status.daemons = state.daemons;
-    let rows = match state.stat {
+    status.vips = std::mem::take(&mut state.vips);
+    status.daemons = std::mem::take(&mut state.daemons);
+    if let Some(Err(e)) = &state.udp_down {
+        status.udp_error = Some(e.clone());
+    }
+    let rows = match &state.stat {
         Some(Ok(rows)) => rows,
         Some(Err(e)) => {
             status.runtime_api_error = Some(e.to_string());
@@ -217,22 +230,37 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
         }
         None => return status,
     };
-    for row in &rows {
+    let udp = |name: &str| spec.udp_backends.iter().any(|b| b.name == name);
+    for row in rows {
         if row.kind == RowKind::Backend {
+            let protocol = if udp(&row.proxy) {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
             status.backends.push(BackendStatus {
                 name: row.proxy.clone(),
+                protocol,
                 status: row.status.text.clone(),
                 servers: rows
                     .iter()
                     .filter(|r| r.kind == RowKind::Server && r.proxy == row.proxy)
-                    .map(|r| server(spec, &record, r))
+                    .map(|r| ServerStatus {
+                        nginx_down: match protocol {
+                            Protocol::Udp => state.udp_marked_down(&r.proxy, &r.name),
+                            Protocol::Tcp => None,
+                        },
+                        ..server(spec, &record, r)
+                    })
                     .collect(),
             });
         }
     }
+    let checked_udp = spec.udp_health.is_some().then_some(&*spec.udp_backends);
     status.missing_backends = spec
         .tcp_backends
         .iter()
+        .chain(checked_udp.into_iter().flatten())
         .filter(|b| !status.backends.iter().any(|r| r.name == b.name))
         .map(|b| b.name.clone())
         .collect();
@@ -267,6 +295,7 @@ fn server(spec: &HostSpec, record: &Record, row: &StatRow) -> ServerStatus {
         weight: row.weight,
         configured_weight: u64::from(configured),
         set_by_lbctl,
+        nginx_down: None,
         name: row.name.clone(),
         address: row.address.clone(),
         status: row.status.text.clone(),

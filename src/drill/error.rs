@@ -9,11 +9,17 @@ use crate::{deploy::DeployError, remote::ReportError, ssh::TransportError};
 pub enum DrillError {
     #[error("`{name}` is a load balancer, not a worker")]
     NotAWorker { name: String },
-    #[error("no TCP backend has a server on `{worker}` ({address})")]
+    #[error(
+        "no TCP backend, nor health-checked UDP backend, has a server on `{worker}` ({address})"
+    )]
     NothingOnWorker { worker: String, address: String },
-    #[error("`{name}` is a UDP backend: its health is passive, there is no check to time")]
-    UdpBackend { name: String },
-    #[error("there is no TCP backend `{name}`")]
+    #[error("UDP backend `{name}` on `{lb}` {why}")]
+    UdpUnwatched {
+        name: String,
+        lb: String,
+        why: &'static str,
+    },
+    #[error("there is no backend `{name}`")]
     NoSuchBackend { name: String, known: Vec<String> },
     #[error("load balancer `{lb}` has no backend `{backend}`")]
     BackendMissing { lb: String, backend: String },
@@ -142,11 +148,11 @@ impl DrillError {
             DrillError::NothingOnWorker { .. } | DrillError::BackendNotOnWorker { .. } => {
                 ON_WORKER.into()
             }
-            DrillError::UdpBackend { .. } => {
-                "failover-test measures HAProxy's active health checks; pick TCP backends".into()
+            DrillError::UdpUnwatched { .. } => {
+                "give it a `health_check` and the nginx engine (README: UDP health): failover-test times HAProxy's checks and lbctl's UDP health watcher".into()
             }
             DrillError::NoSuchBackend { known, .. } => {
-                format!("TCP backends: {}", known.join(", "))
+                format!("TCP and UDP backends: {}", known.join(", "))
             }
             DrillError::BackendMissing { .. } => {
                 "the backends to break must exist on every load balancer".into()

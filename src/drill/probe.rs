@@ -2,7 +2,9 @@
 //! steady rate, each a success only when it connects *and* its first byte arrives within the
 //! timeout. The timeout is longer than HAProxy's connect timeout times its retries, so a
 //! connection HAProxy redispatched to a healthy worker counts as the success it is for the
-//! client.
+//! client. A UDP frontend gets datagrams instead, each from a new source port (a new flow),
+//! each a success only when a reply arrives within [`UDP_DEADLINE`] (and begins as
+//! expected, when the service's health check says what its replies begin with).
 //!
 //! It runs where lbctl runs (tokio), or on another host over SSH (a bounded `sh` loop around
 //! `socat`; `remote/probe.sh`), and is bounded in attempts, time and in-flight connections
@@ -18,11 +20,16 @@ use std::{
 };
 
 use serde::Serialize;
-use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch, task::JoinSet};
+use tokio::{
+    io::AsyncReadExt,
+    net::{TcpStream, UdpSocket},
+    sync::watch,
+    task::JoinSet,
+};
 
 use crate::{
     drill::DrillError,
-    drill::{interrupt::interrupted, narrator::Narrator},
+    drill::{clock, interrupt::interrupted, narrator::Narrator},
     remote::{self, ReportError},
     spec::Connection,
     ssh::Session,
@@ -37,19 +44,54 @@ pub const TAIL: Duration = Duration::from_secs(1);
 /// How much longer than the drill's window the probe may run, whatever happens to lbctl.
 const PROBE_MARGIN: Duration = Duration::from_secs(30);
 
+/// How long a datagram waits for its reply: a new flow unanswered for a second has failed.
+pub const UDP_DEADLINE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
     pub host: String,
     pub port: u16,
+    /// A UDP frontend: the datagram to send and what its reply must begin with.
+    pub datagram: Option<Datagram>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Datagram {
+    pub payload: Vec<u8>,
+    /// The reply's first bytes; empty: any reply.
+    pub expect: Vec<u8>,
+}
+
+impl Target {
+    pub fn tcp(host: String, port: u16) -> Target {
+        Target {
+            host,
+            port,
+            datagram: None,
+        }
+    }
+
+    /// How long one attempt may take.
+    fn timeout(&self, tcp: Duration) -> Duration {
+        if self.datagram.is_some() {
+            UDP_DEADLINE
+        } else {
+            tcp
+        }
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
+            write!(f, "[{}]:{}", self.host, self.port)?;
         } else {
-            write!(f, "{}:{}", self.host, self.port)
+            write!(f, "{}:{}", self.host, self.port)?;
         }
+        if self.datagram.is_some() {
+            f.write_str("/udp")?;
+        }
+        Ok(())
     }
 }
 
@@ -125,10 +167,24 @@ impl Recorded {
 
     /// The attempts that started in `[from, to)` (`to`: `None` for the end).
     pub fn tally(&self, from: Instant, to: Option<Instant>) -> Tally {
+        self.tally_of(from, to, |_| true)
+    }
+
+    /// The attempts to UDP targets (datagrams) that started in `[from, to)`.
+    pub fn tally_udp(&self, from: Instant, to: Option<Instant>) -> Tally {
+        self.tally_of(from, to, |t| t.datagram.is_some())
+    }
+
+    fn tally_of(
+        &self,
+        from: Instant,
+        to: Option<Instant>,
+        which: impl Fn(&Target) -> bool,
+    ) -> Tally {
         let mut tally = Tally::default();
         for a in &self.attempts {
             let at = self.started + a.at;
-            if at < from || to.is_some_and(|to| at >= to) {
+            if at < from || to.is_some_and(|to| at >= to) || !which(&self.targets[a.target]) {
                 continue;
             }
             tally.attempts += 1;
@@ -142,12 +198,16 @@ impl Recorded {
     }
 }
 
+/// Every attempt of a probe, and for a remote probe when it started by its host's clock
+/// (mapped onto ours), which its attempts are timed from.
+type Attempts = (Option<Instant>, Vec<Attempt>);
+
 /// A probe under way.
 pub struct Running {
     pub started: Instant,
     targets: Vec<Target>,
     stop: Stop,
-    task: tokio::task::JoinHandle<Result<Vec<Attempt>, DrillError>>,
+    task: tokio::task::JoinHandle<Result<Attempts, DrillError>>,
 }
 
 enum Stop {
@@ -172,12 +232,12 @@ impl Running {
                     .map_err(DrillError::ProbeNotStopped)?;
             }
         }
-        let attempts = self
+        let (started, attempts) = self
             .task
             .await
             .map_err(|e| DrillError::ProbeTask(e.to_string()))??;
         Ok(Recorded {
-            started: self.started,
+            started: started.unwrap_or(self.started),
             targets: self.targets,
             attempts,
         })
@@ -267,7 +327,7 @@ pub fn start_local(settings: Settings) -> Running {
     let (tx, rx) = watch::channel(false);
     let started = Instant::now();
     let targets = settings.targets.clone();
-    let task = tokio::spawn(run_local(settings, started, rx));
+    let task = tokio::spawn(async move { Ok((None, run_local(settings, started, rx).await?)) });
     Running {
         started,
         targets,
@@ -295,14 +355,21 @@ async fn run_local(
         }
         let index = (sent % settings.targets.len() as u64) as usize;
         let target = settings.targets[index].clone();
-        let timeout = settings.timeout;
+        let timeout = target.timeout(settings.timeout);
         in_flight.spawn(async move {
             let at = started.elapsed();
             let begun = Instant::now();
-            let error = match tokio::time::timeout(timeout, connect_and_read(&target)).await {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some(format!("no first byte within {timeout:?}")),
+            let error = match &target.datagram {
+                None => match tokio::time::timeout(timeout, connect_and_read(&target)).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!("no first byte within {timeout:?}")),
+                },
+                Some(d) => match tokio::time::timeout(timeout, exchange(&target, d)).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(_) => Some(format!("no reply within {timeout:?}")),
+                },
             };
             Attempt {
                 at,
@@ -346,6 +413,37 @@ async fn connect_and_read(target: &Target) -> Result<(), AttemptError> {
     }
 }
 
+/// One datagram from a socket of its own (a new source port: a new flow for the load
+/// balancer), and its reply.
+async fn exchange(target: &Target, d: &Datagram) -> Result<(), String> {
+    let any = if target.host.contains(':') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let socket = UdpSocket::bind(any)
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    socket
+        .connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    socket
+        .send(&d.payload)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut reply = vec![0u8; 65536];
+    let n = socket
+        .recv(&mut reply)
+        .await
+        .map_err(|e| format!("receive: {e}"))?;
+    if reply[..n].starts_with(&d.expect) {
+        Ok(())
+    } else {
+        Err("a reply that does not begin as expected".to_string())
+    }
+}
+
 /// Starts probing from the host behind `session`, with `sh` and `socat` there. `run_id`
 /// names the file that stops it.
 pub fn start_remote(session: Arc<Session>, settings: Settings, run_id: &str) -> Running {
@@ -356,14 +454,24 @@ pub fn start_remote(session: Arc<Session>, settings: Settings, run_id: &str) -> 
     let task = {
         let session = Arc::clone(&session);
         tokio::spawn(async move {
+            // The attempts are timed by the host's clock from the script's own start, which
+            // comes a round trip or more after ours: mapped onto our clock, an attempt made
+            // just after a fault began is not counted as one made before it.
+            let clock = clock::sync_clock(&session).await;
+            let sent = Instant::now();
             let out = session
                 .run(&script)
                 .await
                 .map_err(DrillError::RemoteProbe)?;
-            parse_remote(&out.stdout, settings.timeout).map_err(|e| DrillError::RemoteProbeReport {
-                host: session.host().to_string(),
-                error: e.with_output(out),
-            })
+            let answered = Instant::now();
+            let (base_ms, attempts) =
+                parse_remote(&out.stdout, &settings.targets, settings.timeout).map_err(|e| {
+                    DrillError::RemoteProbeReport {
+                        host: session.host().to_string(),
+                        error: e.with_output(out),
+                    }
+                })?;
+            Ok((clock.map(|c| c.local(base_ms, sent, answered)), attempts))
         })
     };
     Running {
@@ -378,11 +486,22 @@ fn remote_script(settings: &Settings, stop_file: &str) -> String {
     let mut sh = String::new();
     let _ = writeln!(sh, "TARGETS={}", settings.targets.len());
     for (i, t) in settings.targets.iter().enumerate() {
-        let _ = writeln!(
-            sh,
-            "TARGET_{i}={}",
-            remote::quote(&format!("{} {}", t.host, t.port))
-        );
+        let target = match &t.datagram {
+            None => format!("{} {} tcp", t.host, t.port),
+            Some(d) => format!(
+                "{} {} udp {} {}",
+                t.host,
+                t.port,
+                printf_format(&d.payload),
+                // `-` for any reply: an empty word would vanish in the split
+                if d.expect.is_empty() {
+                    "-".to_string()
+                } else {
+                    printf_format(&d.expect)
+                }
+            ),
+        };
+        let _ = writeln!(sh, "TARGET_{i}={}", remote::quote(&target));
     }
     let _ = writeln!(
         sh,
@@ -396,8 +515,28 @@ fn remote_script(settings: &Settings, stop_file: &str) -> String {
     remote::finish_script(sh, SCRIPT)
 }
 
-/// Reads the remote probe's report; times are the remote clock's, from its own start.
-fn parse_remote(stdout: &[u8], timeout: Duration) -> Result<Vec<Attempt>, ReportError> {
+/// `bytes` as a `printf` format that writes exactly them, in one shell word: letters and
+/// digits as they are, every other byte as an octal escape.
+fn printf_format(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("\\{b:03o}")
+            }
+        })
+        .collect()
+}
+
+/// Reads the remote probe's report: when it started by the remote clock (ms since the epoch),
+/// and its attempts, timed from then.
+fn parse_remote(
+    stdout: &[u8],
+    targets: &[Target],
+    timeout: Duration,
+) -> Result<(u64, Vec<Attempt>), ReportError> {
     let mut base: Option<u64> = None;
     let mut attempts = Vec::new();
     let mut ended = false;
@@ -414,18 +553,23 @@ fn parse_remote(stdout: &[u8], timeout: Duration) -> Result<Vec<Attempt>, Report
                 let base = base.ok_or_else(|| frame.malformed("an attempt before the start"))?;
                 let (start, end) = (ms(start)?, ms(end)?);
                 let took = Duration::from_millis(end.saturating_sub(start));
-                let error = (*outcome == "fail").then(|| {
-                    if took >= timeout {
-                        format!("no first byte within {timeout:?}")
-                    } else {
-                        "refused, reset or closed before the first byte".to_string()
-                    }
+                let index: usize = target
+                    .parse()
+                    .map_err(|_| frame.malformed("invalid target"))?;
+                let udp = targets
+                    .get(index)
+                    .ok_or_else(|| frame.malformed("unknown target"))?
+                    .datagram
+                    .is_some();
+                let error = (*outcome == "fail").then(|| match udp {
+                    true if took >= UDP_DEADLINE => format!("no reply within {UDP_DEADLINE:?}"),
+                    true => "refused, or a reply that does not begin as expected".to_string(),
+                    false if took >= timeout => format!("no first byte within {timeout:?}"),
+                    false => "refused, reset or closed before the first byte".to_string(),
                 });
                 attempts.push(Attempt {
                     at: Duration::from_millis(start.saturating_sub(base)),
-                    target: target
-                        .parse()
-                        .map_err(|_| frame.malformed("invalid target"))?,
+                    target: index,
                     took,
                     error,
                 });
@@ -445,7 +589,11 @@ fn parse_remote(stdout: &[u8], timeout: Duration) -> Result<Vec<Attempt>, Report
         });
     }
     attempts.sort_by_key(|a| a.at);
-    Ok(attempts)
+    let base = base.ok_or(ReportError::Truncated {
+        script: NAME,
+        after: None,
+    })?;
+    Ok((base, attempts))
 }
 
 #[cfg(test)]
@@ -478,14 +626,8 @@ mod tests {
             .unwrap()
             .port();
         let targets = vec![
-            Target {
-                host: "127.0.0.1".into(),
-                port: good,
-            },
-            Target {
-                host: "127.0.0.1".into(),
-                port: closed,
-            },
+            Target::tcp("127.0.0.1".into(), good),
+            Target::tcp("127.0.0.1".into(), closed),
         ];
         let running = start_local(settings(targets));
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -510,11 +652,13 @@ mod tests {
                 let _ = s.write_all(b"worker\n");
             }
         });
-        let mut s = settings(vec![Target {
-            host: "127.0.0.1".into(),
-            port,
-        }]);
-        s.max_duration = Duration::from_millis(300);
+        let echo = udp_echo(b"worker\n");
+        let mut s = settings(vec![
+            Target::tcp("127.0.0.1".into(), port),
+            udp_target(echo, b"hello %s\n", b"work"),
+            udp_target(echo, b"x", b"someone else"),
+        ]);
+        s.max_duration = Duration::from_millis(600);
         let stop = std::env::temp_dir().join(format!("lbctl-probe-test-{}", std::process::id()));
         let script = remote_script(&s, &stop.display().to_string());
         let out = std::process::Command::new("sh")
@@ -522,12 +666,95 @@ mod tests {
             .arg(&script)
             .output()
             .unwrap();
-        let attempts = parse_remote(&out.stdout, s.timeout).unwrap();
+        let (_, attempts) = parse_remote(&out.stdout, &s.targets, s.timeout).unwrap();
         assert!(
-            !attempts.is_empty(),
+            attempts.len() >= 6,
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
-        assert!(attempts.iter().all(|a| a.error.is_none()), "{attempts:?}");
+        for a in &attempts {
+            assert_eq!(a.error.is_none(), a.target != 2, "{attempts:?}");
+        }
+        let unexpected = attempts.iter().find(|a| a.target == 2).unwrap();
+        assert!(
+            unexpected.took < UDP_DEADLINE,
+            "a reply ends the attempt at once: {unexpected:?}"
+        );
+    }
+
+    /// A UDP server on loopback answering every datagram with `reply`.
+    fn udp_echo(reply: &'static [u8]) -> u16 {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((_, from)) = socket.recv_from(&mut buf) {
+                let _ = socket.send_to(reply, from);
+            }
+        });
+        port
+    }
+
+    fn udp_target(port: u16, payload: &[u8], expect: &[u8]) -> Target {
+        Target {
+            host: "127.0.0.1".into(),
+            port,
+            datagram: Some(Datagram {
+                payload: payload.to_vec(),
+                expect: expect.to_vec(),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn local_probe_sends_datagrams_and_waits_for_replies() {
+        let echo = udp_echo(b"worker\n");
+        // bound, never answering
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let targets = vec![
+            udp_target(echo, b"ping", b"worker"),
+            udp_target(silent.local_addr().unwrap().port(), b"ping", b""),
+            udp_target(closed, b"ping", b""),
+        ];
+        let running = start_local(settings(targets));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let recorded = running.stop().await.unwrap();
+        let tally = recorded.tally(recorded.started, None);
+        let failed = |target: usize| {
+            recorded
+                .attempts
+                .iter()
+                .filter(|a| a.target == target && a.error.is_some())
+                .count()
+        };
+        let tried = |target: usize| {
+            recorded
+                .attempts
+                .iter()
+                .filter(|a| a.target == target)
+                .count()
+        };
+        assert_eq!(failed(0), 0, "{tally:?}");
+        assert_eq!(failed(1), tried(1), "{tally:?}");
+        assert_eq!(failed(2), tried(2), "{tally:?}");
+        assert!(
+            tally
+                .errors
+                .keys()
+                .any(|e| e.contains("/udp: no reply within 1s")),
+            "{tally:?}"
+        );
+        assert!(
+            tally
+                .errors
+                .keys()
+                .any(|e| e.contains("/udp: receive: Connection refused")),
+            "{tally:?}"
+        );
     }
 }

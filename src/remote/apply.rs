@@ -69,6 +69,8 @@ pub struct Verify {
     pub haproxy_runtime_socket: Option<String>,
     pub tcp_ports: Vec<u16>,
     pub udp_ports: Vec<u16>,
+    /// Daemons that must run: what each is, and its pid file.
+    pub pid_files: Vec<(String, String)>,
 }
 
 impl Verify {
@@ -83,6 +85,9 @@ impl Verify {
         }
         if !self.udp_ports.is_empty() {
             parts.push(format!("udp {}", ports(&self.udp_ports)));
+        }
+        for (what, _) in &self.pid_files {
+            parts.push(format!("{what} running"));
         }
         parts.join(", ")
     }
@@ -235,6 +240,12 @@ fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
     );
     let _ = writeln!(script, "TCP_PORTS={}", quote(&ports(&verify.tcp_ports)));
     let _ = writeln!(script, "UDP_PORTS={}", quote(&ports(&verify.udp_ports)));
+    let _ = writeln!(script, "DAEMONS={}", verify.pid_files.len());
+    script.push_str("pid_files() {\n\t:\n");
+    for (what, path) in &verify.pid_files {
+        let _ = writeln!(script, "\t\"$@\" {} {} || return", quote(what), quote(path));
+    }
+    script.push_str("}\n");
     let _ = writeln!(script, "COMMAND_TIMEOUT={COMMAND_TIMEOUT_SECONDS}");
     let _ = writeln!(script, "CHANGES={}", deployment.files.len());
     let keep = &deployment.keep;
@@ -262,13 +273,14 @@ fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             script,
-            "\t\"$@\" {index} {} {} {} {} {} {} || return",
+            "\t\"$@\" {index} {} {} {} {} {} {} {} || return",
             quote(&file.path),
             file.service.file_umask(),
             quote(&check),
             quote(&base64::encode(file.content.as_bytes())),
             detail(&file.path),
             super::fetch::sha256_hex(file.content.as_bytes()),
+            if file.service.executable() { "x" } else { "-" },
         );
     }
     script.push_str("}\nservices() {\n\t:\n");

@@ -25,13 +25,14 @@
 # rather than write through it. A live file that is itself a symbolic link is refused.
 #
 # The generated header defines LOCK, SOCKET (empty when not verified), TCP_PORTS and
-# UDP_PORTS (space-separated, possibly empty), COMMAND_TIMEOUT (seconds), CHANGES (how
-# many files change), HOLD (empty or 1), the base64 details LOCK64, VERIFY64, NO_CHECK64
-# and WAS_ABSENT64, and two lists:
-# files() calls "$@" INDEX PATH UMASK CHECK CONTENT PATH64 SHA256 once per changed file
-# (UMASK gives the new file its mode; CHECK is a shell command, empty when there is none;
-# CONTENT and PATH64 are base64; SHA256 is the content's digest), and services() calls "$@"
-# NAME RELOAD NAME64 once per service with a changed file.
+# UDP_PORTS (space-separated, possibly empty), DAEMONS (how many daemons pid_files lists),
+# COMMAND_TIMEOUT (seconds), CHANGES (how many files change), HOLD (empty or 1), the base64
+# details LOCK64, VERIFY64, NO_CHECK64 and WAS_ABSENT64, and three lists:
+# files() calls "$@" INDEX PATH UMASK CHECK CONTENT PATH64 SHA256 EXEC once per changed file
+# (UMASK gives the new file its mode, EXEC is x for a program, made 0755; CHECK is a shell
+# command, empty when there is none; CONTENT and PATH64 are base64; SHA256 is the content's
+# digest), services() calls "$@" NAME RELOAD NAME64 once per service with a changed file,
+# and pid_files() calls "$@" WHAT PATH once per daemon that must run after the reloads.
 #
 # The admin state (drain, maint, weights) lasts across the apply. The header also defines
 # STATE_FILE and HAPROXY_CONFIG: HAProxy's state is saved into its server-state-file right
@@ -40,7 +41,7 @@
 # alone) and ADMIN64 (";"-separated runtime API commands, or -): after the verify, the record
 # is written and the commands put HAProxy's admin state back where a reload could not carry
 # it (a server whose address or port changed). A nginx stream file comes with its servers
-# already marked as lbctl's record asks (`down`, `weight=N`: see nginx_marks.sh).
+# already marked as lbctl's record asks (`down`, `weight=N`: see templates/nginx-marks.sh).
 
 STEP=preflight
 OLD_PID=
@@ -158,8 +159,10 @@ at() {
 			printf '%s is a symbolic link; lbctl does not write through links it did not create\n' "$here" >"$OUT"
 			return 1
 		fi
+		# Directories readable by all, as /etc's are: the files' own modes guard them, and
+		# daemons running as their own user (HAProxy's checks) must reach theirs.
 		if [ "$2" = create ] && [ ! -e "$part" ]; then
-			mkdir -- "$part" 2>"$OUT" || return 1
+			(umask 022 && mkdir -- "$part") 2>"$OUT" || return 1
 			[ -n "$made" ] || made=$here
 		fi
 		if ! cd -P -- "$part" 2>"$OUT"; then
@@ -177,7 +180,7 @@ home() {
 	cd -- "$START" 2>/dev/null || cd /
 }
 
-# stage INDEX PATH UMASK CHECK CONTENT PATH64 SHA256
+# stage INDEX PATH UMASK CHECK CONTENT PATH64 SHA256 EXEC
 stage() {
 	made=
 	if ! at "$2" create; then
@@ -215,6 +218,9 @@ $5
 LBCTL_CONTENT
 	status=$?
 	umask 077
+	if [ "$status" -eq 0 ] && [ "$8" = x ]; then
+		chmod 755 "$name.lbctl-new" 2>"$OUT" || status=$?
+	fi
 	home
 	if [ "$status" -ne 0 ]; then
 		fail stage "$6" "write $2.lbctl-new" "$(output)"
@@ -341,6 +347,18 @@ LBCTL_SHOW_INFO
 			listening udp "$port" || PROBLEMS="${PROBLEMS}nothing is bound to UDP port $port$NL"
 		done
 	fi
+	pid_files running
+}
+
+# running WHAT PATH: adds to PROBLEMS unless PATH names a live process.
+running() {
+	pid=
+	[ -r "$2" ] && read -r pid <"$2"
+	case $pid in
+	'' | *[!0-9]*) PROBLEMS="${PROBLEMS}$1 is not running: no pid in $2$NL" ;;
+	*) kill -0 "$pid" 2>/dev/null || PROBLEMS="${PROBLEMS}$1 is not running: pid $pid in $2 is gone$NL" ;;
+	esac
+	return 0
 }
 
 # listening PROTO PORT: whether $SOCKETS (ss -Hltun: netid, state, queues, local address,
@@ -361,7 +379,7 @@ LBCTL_SOCKETS
 # at first (a reload usually takes some milliseconds) and then less often: every host of a
 # rollout waits for the one before it, so a short first wait matters.
 verify() {
-	[ -z "$SOCKET$TCP_PORTS$UDP_PORTS" ] && return 0
+	[ -z "$SOCKET$TCP_PORTS$UDP_PORTS" ] && [ "$DAEMONS" -eq 0 ] && return 0
 	for wait in 0.02 0.05 0.1 0.2 0.4 0.8 1.5 -; do
 		verify_once
 		[ -z "$PROBLEMS" ] && break

@@ -1,5 +1,6 @@
-//! What a load balancer is doing right now: which VIPs it holds, whether HAProxy and
-//! keepalived run, and HAProxy's runtime view of every server.
+//! What a load balancer is doing right now: which VIPs it holds, whether HAProxy, keepalived
+//! and the UDP health watcher run, HAProxy's runtime view of every server, and which UDP
+//! servers the watcher has marked down in nginx.
 //!
 //! Plain data in, a POSIX `sh` script out (one round trip, changing nothing, framed as
 //! `frame.rs` describes); the script's stdout in, plain data out. `status` shows it once,
@@ -12,6 +13,7 @@
 //! @@lbctl stat <show stat output> | stat-error <message>
 //! @@lbctl udp <address:port> <nginx's UDP sessions to it>
 //! @@lbctl record <lbctl's admin record> | -
+//! @@lbctl udp-down <backend/server, one a line> | udp-down-error <message>
 //! @@lbctl clock <ms since the epoch, right after the last observation>
 //! @@lbctl error <message>
 //! @@lbctl end lb-state
@@ -24,6 +26,7 @@ use serde::Serialize;
 
 use crate::{
     remote::admin_record::{Record, RecordError},
+    remote::nginx_marks,
     remote::show_stat::{RowKind, StatRow, parse_show_stat},
     remote::{self, ReportError},
     spec::HostSpec,
@@ -46,6 +49,9 @@ pub struct Query {
     pub udp_peers: Vec<String>,
     /// lbctl's admin record, read when given.
     pub admin_record: Option<String>,
+    /// nginx's stream file as nginx loads it, read for the UDP servers marked down there (by
+    /// the UDP health watcher, or `lbctl drain|maint`); `None`: not asked.
+    pub udp_live: Option<String>,
 }
 
 impl Query {
@@ -58,12 +64,16 @@ impl Query {
                 spec.daemons.keepalived_pid_file.clone(),
             ));
         }
+        if let Some(w) = &spec.udp_health {
+            daemons.push(("udp-health".to_string(), w.pid_file.clone()));
+        }
         Query {
             vips: vips(spec),
             daemons,
             runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
             udp_peers: Vec::new(),
             admin_record: Some(spec.admin_record.clone()),
+            udp_live: udp_live(spec),
         }
     }
 
@@ -75,10 +85,12 @@ impl Query {
         }
     }
 
-    /// Only HAProxy's servers: for watching health checks.
+    /// Only the servers, as HAProxy's checks and nginx (UDP) see them: for watching health
+    /// checks.
     pub fn servers_only(spec: &HostSpec) -> Query {
         Query {
             runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
+            udp_live: udp_live(spec),
             ..Query::default()
         }
     }
@@ -87,6 +99,8 @@ impl Query {
         let mut script = String::new();
         let socket = self.runtime_socket.as_deref().unwrap_or("");
         let _ = writeln!(script, "SOCKET={}", remote::quote(socket));
+        let live = self.udp_live.as_deref().unwrap_or("");
+        let _ = writeln!(script, "UDP_LIVE={}", remote::quote(live));
         // Backends and servers only (types 2 + 4): frontends say nothing about health.
         let _ = writeln!(script, "STAT_COMMAND='show stat -1 6 -1'");
         let want = if self.vips.is_empty() { "" } else { "1" };
@@ -116,8 +130,13 @@ impl Query {
             let _ = writeln!(script, "\tstate_udp {}", remote::quote(peer));
         }
         script.push_str("}\n");
-        remote::finish_script(script, SCRIPT)
+        let body = format!("{}{SCRIPT}", nginx_marks::SCRIPT);
+        remote::finish_script(script, &body)
     }
+}
+
+fn udp_live(spec: &HostSpec) -> Option<String> {
+    spec.udp_health.as_ref().map(|w| w.live_path.clone())
 }
 
 fn vips(spec: &HostSpec) -> Vec<String> {
@@ -140,6 +159,9 @@ pub struct LbState {
     /// lbctl's admin record (empty when there is none), or why it cannot be read; `None`
     /// when not asked.
     pub admin_record: Option<Result<Record, RecordError>>,
+    /// The UDP servers (`backend/server`) marked down in nginx's stream file, or why it could
+    /// not be read; `None` when not asked.
+    pub udp_down: Option<Result<Vec<String>, String>>,
     /// The host's clock (ms since the epoch) right after it looked; `None` without GNU date.
     pub clock_ms: Option<u64>,
 }
@@ -161,6 +183,18 @@ impl LbState {
         self.rows()
             .iter()
             .find(|r| r.kind == RowKind::Server && r.proxy == backend && r.name == name)
+    }
+
+    /// Whether nginx has the UDP server `backend/name` marked down; `None` when the stream
+    /// file was not read.
+    pub fn udp_marked_down(&self, backend: &str, name: &str) -> Option<bool> {
+        match &self.udp_down {
+            Some(Ok(keys)) => Some(
+                keys.iter()
+                    .any(|k| k.split_once('/') == Some((backend, name))),
+            ),
+            _ => None,
+        }
     }
 
     /// Every server row of `backend`.
@@ -214,6 +248,11 @@ pub fn parse_lb_state(stdout: &[u8]) -> Result<LbState, ReportError> {
             ["record", content] => {
                 state.admin_record = Some(Record::parse(&frame.text(content)?));
             }
+            ["udp-down", keys] => {
+                let keys = frame.text(keys)?;
+                state.udp_down = Some(Ok(keys.lines().map(str::to_string).collect()));
+            }
+            ["udp-down-error", message] => state.udp_down = Some(Err(frame.text(message)?)),
             ["clock", ms] => {
                 state.clock_ms = Some(ms.parse().map_err(|_| frame.malformed("invalid clock"))?);
             }
@@ -273,7 +312,13 @@ mod tests {
             runtime_socket: Some(dir.join("no.sock").display().to_string()),
             udp_peers: vec!["192.0.2.9:31820".into()],
             admin_record: Some(dir.join("admin-state").display().to_string()),
+            udp_live: Some(dir.join("live.conf").display().to_string()),
         };
+        std::fs::write(
+            dir.join("live.conf"),
+            "stream {\n    upstream udp_dns {\n        server 10.0.0.1:53 max_fails=1 fail_timeout=10s down; # lbctl:dns/w1 down\n        server 10.0.0.2:53 max_fails=1 fail_timeout=10s weight=2; # lbctl:dns/w2 weight=2\n        server 10.0.0.3:53 max_fails=1 fail_timeout=10s; # lbctl:dns/w3\n    }\n}\n",
+        )
+        .unwrap();
         let state = parse_lb_state(&run_locally(&query.script())).unwrap();
         assert!(state.vips["127.0.0.1/8"]);
         assert!(!state.vips["192.0.2.77/24"]);
@@ -288,6 +333,10 @@ mod tests {
         assert!(!state.daemons["keepalived"].running);
         assert_eq!(state.udp_sessions["192.0.2.9:31820"], 0);
         assert_eq!(state.admin_record, Some(Ok(Record::default())));
+        assert_eq!(state.udp_down, Some(Ok(vec!["dns/w1".to_string()])));
+        assert_eq!(state.udp_marked_down("dns", "w1"), Some(true));
+        assert_eq!(state.udp_marked_down("dns", "w2"), Some(false));
+        assert_eq!(state.udp_marked_down("dns", "w3"), Some(false));
         let error = state.stat.unwrap().unwrap_err();
         assert!(error.to_string().contains("is not a socket"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();

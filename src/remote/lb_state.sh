@@ -1,7 +1,9 @@
 # lbctl lb-state: what a load balancer is doing right now, read in one round trip and
 # changing nothing: which VIPs it holds, whether its daemons run, HAProxy's own view of its
 # servers, and the host's clock right after looking (so that lbctl can time a change by when
-# the host saw it, not by when the answer crossed the network). The generated header defines SOCKET and STAT_COMMAND (SOCKET empty when not
+# the host saw it, not by when the answer crossed the network), and which UDP servers nginx's
+# stream file has marked down. The generated header defines SOCKET and
+# STAT_COMMAND (SOCKET empty when not asked), UDP_LIVE (nginx's stream file, empty when not
 # asked), WANT_VIPS (empty when there are none) and the lists vips() and daemons(), which
 # call state_vip NAME ADDRESS and state_daemon NAME PIDFILE once per item, RECORD (lbctl's
 # admin record, empty when not asked) and udp_peers(), which calls state_udp PEER.
@@ -62,6 +64,23 @@ state_record() {
 	fi
 }
 
+# state_udp_down: the UDP servers nginx's stream file (the one nginx loads) has marked down,
+# by lbctl's UDP health watcher or by `lbctl drain|maint`: its tagged lines' marks.
+state_udp_down() {
+	if [ ! -e "$UDP_LIVE" ]; then
+		emit "udp-down-error $(enc "$UDP_LIVE does not exist: has lbctl's UDP health watcher run?")"
+		return
+	fi
+	# file_marks: nginx-marks.sh's, whose marks the watcher and `lbctl drain|maint` write
+	if marks=$(file_marks "$UDP_LIVE" 2>&1); then
+		marked=$(printf '%s\n' "$marks" |
+			awk '{ for (i = 2; i <= NF; i++) if ($i == "down") { print $1; break } }')
+		emit "udp-down $(enc "$marked")"
+	else
+		emit "udp-down-error $(enc "$marks")"
+	fi
+}
+
 main() {
 	trap connection_lost PIPE
 	CLOCK=-
@@ -79,6 +98,7 @@ main() {
 	[ -z "$SOCKET" ] || state_stat
 	udp_peers
 	[ -z "$RECORD" ] || state_record
+	[ -z "$UDP_LIVE" ] || state_udp_down
 	[ "$CLOCK" = - ] || emit "clock $CLOCK"
 	emit "end lb-state"
 }

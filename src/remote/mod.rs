@@ -9,10 +9,11 @@
 //! by `fetch.rs`, `apply.sh` by `apply.rs`, `lb_state.sh` by `lb_state.rs` (which reads
 //! HAProxy's `show stat` and `show servers state` through `show_stat.rs`), `admin.sh` (drain,
 //! maint, ready, weight on one host) by `admin.rs`; the shell functions they share beside
-//! theirs: `server_state.sh` (HAProxy's state saved before a reload) and `nginx_marks.sh`
-//! (UDP servers marked `down` in nginx's stream file) and `admin_record.sh` (lbctl's record
-//! written on the host). `admin_record.rs` is lbctl's record of the admin state it set on a
-//! host. `script.rs` assembles them with `common.sh`; `frame.rs`
+//! theirs: `server_state.sh` (HAProxy's state saved before a reload),
+//! `templates/nginx-marks.sh` (UDP servers marked `down` in nginx's stream file; the UDP health
+//! watcher includes it too) and `admin_record.sh` (lbctl's record written on the host).
+//! `admin_record.rs` is lbctl's record of the admin state it set on a host. `script.rs`
+//! assembles them with `common.sh`; `frame.rs`
 //! reads the `@@lbctl` frames they print.
 
 mod admin;

@@ -1,9 +1,11 @@
-//! Marks on nginx's stream upstream servers, as `nginx_marks.sh` puts them on the host: nginx
-//! has no runtime API, so a UDP server lbctl takes out of rotation is marked `down` (or given
-//! a `weight=N` of its own) in the file, and nginx reloaded. The template tags every upstream
-//! server line with `# lbctl:BACKEND/SERVER`; a marked line carries its marks before the `;`
-//! and again after the tag, so the line as rendered can always be recovered: `plan` compares
-//! that with what it renders, and lists the marks as runtime state, not as a file change.
+//! Marks on nginx's stream upstream servers, as `templates/nginx-marks.sh` puts them on the
+//! host: nginx has no runtime API, so a UDP server lbctl takes out of rotation is marked `down`
+//! (or given a `weight=N` of its own) in the file, and nginx reloaded. The template tags every
+//! upstream server line with `# lbctl:BACKEND/SERVER`; a marked line carries its marks before
+//! the `;` and again after the tag, so the line as rendered can always be recovered: `plan`
+//! compares that with what it renders, and lists the marks as runtime state, not as a file
+//! change. The shell functions live among the templates because lbctl's UDP health watcher
+//! (a rendered script) includes them too: one implementation of the marks.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,7 @@ use crate::remote::admin_record::{AdminState, Engine, Record, Setting};
 pub const TAG: &str = "; # lbctl:";
 
 /// The shell functions (`record_marks`, `mark_servers`, `file_marks`).
-pub(crate) const SCRIPT: &str = include_str!("nginx_marks.sh");
+pub(crate) const SCRIPT: &str = include_str!("../../templates/nginx-marks.sh");
 
 /// One tagged line split: what comes before the tag (marks removed), the key, the marks.
 fn split(line: &str) -> Option<(&str, &str, &str)> {

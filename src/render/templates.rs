@@ -11,7 +11,7 @@ use super::{RenderedFile, RenderedHost, view::HostView};
 use crate::{
     input::{HostScope, Templar, template},
     source::{Diagnostic, Loc, read_text},
-    spec::{HostSpec, Service, UdpEngine},
+    spec::{HostSpec, Service},
 };
 use minijinja::{
     Environment, Value,
@@ -31,6 +31,14 @@ const BUILTIN: &[(Service, &str)] = &[
         Service::Nginx,
         include_str!("../../templates/nginx-stream.conf.j2"),
     ),
+    (
+        Service::UdpHealth,
+        include_str!("../../templates/udp-health.j2"),
+    ),
+    (
+        Service::UdpHealthUnit,
+        include_str!("../../templates/lbctl-udp-health.service.j2"),
+    ),
 ];
 
 pub struct Templates {
@@ -48,6 +56,18 @@ impl Templates {
         env.add_filter("address_only", |s: String| {
             s.split('/').next().unwrap_or_default().to_string()
         });
+        env.add_filter("sh_quote", |s: String| shell_quote(&s));
+        env.add_filter("printf_escape", |s: String| printf_escape(&s));
+        env.add_filter("hex", |s: String| {
+            s.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+        });
+        // The shell functions that mark nginx's upstream servers, shared with the scripts lbctl
+        // runs on hosts: lbctl's UDP health watcher includes them.
+        env.add_template(
+            "nginx-marks.sh",
+            include_str!("../../templates/nginx-marks.sh"),
+        )
+        .expect("the marks' shell functions hold no template syntax");
         let mut origin = BTreeMap::new();
         let mut errors = Vec::new();
         for (service, builtin) in BUILTIN {
@@ -81,7 +101,8 @@ impl Templates {
     }
 
     /// Renders every file `spec` needs: HAProxy always, keepalived when a VIP is set, nginx
-    /// when UDP backends use the nginx engine.
+    /// and the UDP health watcher when UDP backends use the nginx engine (nginx's stream
+    /// file goes where the watcher reads it; the watcher writes the one nginx loads).
     pub fn render(&self, spec: &HostSpec, run: &RunContext) -> Result<RenderedHost, Diagnostic> {
         let ctx = Value::from_object(HostContext {
             scope: Arc::clone(&spec.scope),
@@ -93,10 +114,12 @@ impl Templates {
         if let Some(k) = &spec.keepalived {
             files.push(self.render_one(Service::Keepalived, k.config_path.clone(), &ctx)?);
         }
-        if let UdpEngine::Nginx { config_path, .. } = &spec.udp_engine
-            && !spec.udp_backends.is_empty()
-        {
-            files.push(self.render_one(Service::Nginx, config_path.clone(), &ctx)?);
+        if let Some(w) = &spec.udp_health {
+            files.push(self.render_one(Service::Nginx, w.source_path.clone(), &ctx)?);
+            files.push(self.render_one(Service::UdpHealth, w.script_path.clone(), &ctx)?);
+            if let Some(unit) = &w.unit_path {
+                files.push(self.render_one(Service::UdpHealthUnit, unit.clone(), &ctx)?);
+            }
         }
         Ok(RenderedHost {
             host: spec.name.clone(),
@@ -195,6 +218,25 @@ fn hostport(address: &Value, port: u16) -> String {
     } else {
         format!("{address}:{port}")
     }
+}
+
+/// `text` as one single-quoted shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `text` as a `printf` format that writes exactly its bytes: letters and digits as they are,
+/// every other byte as an octal escape (so no `%`, quote or backslash is left to interpret).
+fn printf_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("\\{b:03o}")
+            }
+        })
+        .collect()
 }
 
 fn template_error(file: &str, line: usize, message: String) -> Diagnostic {

@@ -99,6 +99,7 @@ const BACKEND_FIELDS: &[&str] = &[
     "sni_default",
     "sticky",
     "health_check",
+    "udp_health_check",
 ];
 
 impl Object for BackendView {
@@ -122,6 +123,10 @@ impl Object for BackendView {
             "sni_default" => Value::from(b.sni_default),
             "sticky" => b.sticky.map_or(Value::from(()), |s| Value::from(s.name())),
             "health_check" => match &b.health_check {
+                Some(h) => Value::from(Serde(h)),
+                None => Value::from(()),
+            },
+            "udp_health_check" => match &b.udp_health_check {
                 Some(h) => Value::from(Serde(h)),
                 None => Value::from(()),
             },
@@ -298,6 +303,7 @@ mod tests {
             sni_default: false,
             sticky,
             health_check,
+            udp_health_check: None,
             index: 0,
             loc,
             port_loc: loc,

@@ -12,6 +12,7 @@ use crate::{
     spec::health_check::{self, HealthCheck},
     spec::protocol::Protocol,
     spec::server::{self, Server},
+    spec::udp_health_check::{self, UdpHealthCheck},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +32,8 @@ pub struct Backend {
     pub sni_default: bool,
     pub sticky: Option<Sticky>,
     pub health_check: Option<HealthCheck>,
+    /// A UDP backend's active health check (`health_check` in its vars).
+    pub udp_health_check: Option<UdpHealthCheck>,
     /// Position in its list, for diagnostics found after parsing (`haproxy_tcp_backends[3]`).
     #[serde(skip)]
     pub index: usize,
@@ -89,8 +92,7 @@ const BACKEND_KEYS: &[&str] = &[
     "send_proxy",
 ];
 /// Backend fields that only HAProxy (TCP) can honour; the UDP engines have no equivalent.
-const TCP_ONLY_BACKEND_KEYS: &[&str] =
-    &["sni", "sni_default", "sticky", "health_check", "send_proxy"];
+const TCP_ONLY_BACKEND_KEYS: &[&str] = &["sni", "sni_default", "sticky", "send_proxy"];
 pub const TCP_BALANCE: &[&str] = &[
     "roundrobin",
     "static-rr",
@@ -215,7 +217,7 @@ fn parse_backend(
                     field::join(path, key),
                     format!("`{key}` does not apply to UDP backends"),
                 )
-                .hint("remove it: the UDP engines (nginx stream, LVS) have no server names, stickiness, HTTP checks or PROXY protocol"),
+                .hint("remove it: the UDP engines (nginx stream, LVS) have no server names, stickiness or PROXY protocol"),
             );
         }
     }
@@ -233,8 +235,17 @@ fn parse_backend(
         .and_then(|n| field::boolean(n, &field::join(path, "sni_default"), diags))
         .unwrap_or(false);
     let sticky = get("sticky").and_then(|n| sticky(n, &field::join(path, "sticky"), false, diags));
-    let health_check = get("health_check")
-        .and_then(|n| health_check::parse(n, &field::join(path, "health_check"), None, diags));
+    let (health_check, udp_health_check) = match (protocol, get("health_check")) {
+        (_, None) => (None, None),
+        (Protocol::Tcp, Some(n)) => (
+            health_check::parse(n, &field::join(path, "health_check"), None, diags),
+            None,
+        ),
+        (Protocol::Udp, Some(n)) => (
+            None,
+            udp_health_check::parse(n, &field::join(path, "health_check"), diags),
+        ),
+    };
     let send_proxy = get("send_proxy")
         .and_then(|n| server::send_proxy(n, &field::join(path, "send_proxy"), diags))
         .flatten();
@@ -263,6 +274,7 @@ fn parse_backend(
             &field::join(path, "servers"),
             protocol,
             send_proxy,
+            get("health_check").is_some(),
             diags,
         ),
         None => Vec::new(),
@@ -281,6 +293,7 @@ fn parse_backend(
         sni_default,
         sticky,
         health_check,
+        udp_health_check,
         index: 0,
         loc: node.loc,
         port_loc: port_node?.loc,

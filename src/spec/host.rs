@@ -26,6 +26,8 @@ use crate::{
     spec::service::Service,
     spec::sni::{self, SniFrontend},
     spec::udp_engine::{self, UdpEngine},
+    spec::udp_health::{self, UdpHealth},
+    spec::udp_health_check::UdpHealthCheck,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +42,8 @@ pub struct HostSpec {
     pub http_frontends: Vec<HttpFrontend>,
     pub http_backends: Vec<HttpBackend>,
     pub udp_engine: UdpEngine,
+    /// The UDP health watcher, when nginx carries UDP services.
+    pub udp_health: Option<UdpHealth>,
     pub keepalived: Option<Keepalived>,
     /// Set by the fleet when this host has a stick table to share.
     pub peers: Option<Peers>,
@@ -101,6 +105,29 @@ impl HostSpec {
                 loc: at("nginx_stream_config_path"),
                 path: config_path,
             });
+        }
+        if let Some(w) = &self.udp_health {
+            let dir = at("lbctl_udp_health_dir");
+            files.push(Managed {
+                owner: Service::Nginx.into(),
+                key: "lbctl_udp_health_dir",
+                loc: dir,
+                path: &w.source_path,
+            });
+            files.push(Managed {
+                owner: Service::UdpHealth.into(),
+                key: "lbctl_udp_health_dir",
+                loc: dir,
+                path: &w.script_path,
+            });
+            if let Some(unit) = &w.unit_path {
+                files.push(Managed {
+                    owner: Service::UdpHealthUnit.into(),
+                    key: "lbctl_udp_health_reload_method",
+                    loc: at("lbctl_udp_health_reload_method"),
+                    path: unit,
+                });
+            }
         }
         files
     }
@@ -204,6 +231,25 @@ pub fn parse(
     let keepalived = keepalived::parse(vars, pid_file, diags);
     let daemons = daemon_control::parse(vars, diags);
     let admin_record = admin_record::parse(vars, diags);
+    let udp_health = match (&udp_engine, &haproxy) {
+        (
+            Some(UdpEngine::Nginx {
+                config_path,
+                reload,
+                ..
+            }),
+            Some(h),
+        ) if !udp_backends.is_empty() => {
+            udp_health::parse(vars, config_path, reload, &h.runtime_socket, diags).map(|mut w| {
+                w.external_check = udp_backends
+                    .iter()
+                    .any(|b| matches!(b.udp_health_check, Some(UdpHealthCheck::Udp { .. })));
+                w.udp_deadline_ms = h.timeout_connect.ms;
+                w
+            })
+        }
+        _ => None,
+    };
     if let Some(engine) = &udp_engine {
         udp_engine::check(vars, engine, &udp_backends, keepalived.as_ref(), diags);
     }
@@ -221,6 +267,7 @@ pub fn parse(
         http_frontends,
         http_backends,
         udp_engine: udp_engine?,
+        udp_health,
         keepalived,
         peers: None,
         daemons: daemons?,
@@ -304,6 +351,7 @@ fn check_variable_names(vars: &VarMap, diags: &mut Diagnostics) {
         .chain(udp_engine::KEYS)
         .chain(daemon_control::KEYS)
         .chain(admin_record::KEYS)
+        .chain(udp_health::KEYS)
         .copied()
         .collect();
     for (key, node) in vars {

@@ -134,7 +134,9 @@ fn parse_backend(node: &Node, index: usize, diags: &mut Diagnostics) -> Option<H
         .and_then(|n| server::send_proxy(n, &key("send_proxy"), diags))
         .flatten();
     let servers = match field::required(node, get("servers"), path, "servers", diags) {
-        Some(n) => server::parse_servers(n, &key("servers"), Protocol::Tcp, send_proxy, diags),
+        Some(n) => {
+            server::parse_servers(n, &key("servers"), Protocol::Tcp, send_proxy, true, diags)
+        }
         None => Vec::new(),
     };
     if diags.len() > before {

@@ -38,6 +38,8 @@ impl Owner {
             Owner::Service(Service::Haproxy) => &["/etc/haproxy/", "/var/lib/haproxy/"],
             Owner::Service(Service::Keepalived) => &["/etc/keepalived/"],
             Owner::Service(Service::Nginx) => &["/etc/nginx/"],
+            Owner::Service(Service::UdpHealth) => &["/etc/lbctl/"],
+            Owner::Service(Service::UdpHealthUnit) => &["/etc/systemd/system/"],
             Owner::Lbctl => &["/var/lib/lbctl/"],
         }
     }
@@ -84,6 +86,28 @@ pub fn parse(
     match vars.get(key) {
         Some(node) => read(node, key, owner.into(), confined(vars), diags),
         None => Some(default.to_string()),
+    }
+}
+
+/// Checks `path`, a file of `owner` that lbctl derives from the value of `key` (a
+/// directory, say), by the same rules; reports at `node` and returns false when it breaks one.
+pub fn check_derived(
+    node: &Node,
+    key: &str,
+    path: &str,
+    owner: impl Into<Owner>,
+    vars: &VarMap,
+    diags: &mut Diagnostics,
+) -> bool {
+    match problem(path, owner.into(), confined(vars)) {
+        None => true,
+        Some((message, hint)) => {
+            diags.push(
+                Diagnostic::new(&node.loc, key, format!("{}: {message}", field::quote(path)))
+                    .hint(hint),
+            );
+            false
+        }
     }
 }
 

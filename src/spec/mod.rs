@@ -26,6 +26,8 @@ mod server;
 mod service;
 mod sni;
 mod udp_engine;
+mod udp_health;
+mod udp_health_check;
 mod vrrp;
 mod worker;
 
@@ -47,4 +49,6 @@ pub use server::{SendProxy, Server};
 pub use service::Service;
 pub use sni::{SniFrontend, SniRoute};
 pub use udp_engine::UdpEngine;
+pub use udp_health::UdpHealth;
+pub use udp_health_check::UdpHealthCheck;
 pub use worker::{Kind, Placement, Worker};

@@ -67,16 +67,18 @@ const SERVER_KEYS: &[&str] = &[
     "backup",
     "send_proxy",
 ];
-/// Fields that only mean something for HAProxy's active TCP health checks.
-const TCP_ONLY_SERVER_KEYS: &[&str] = &["check", "check_interval", "rise", "fall", "backup"];
+/// Fields of a server's active health check: a UDP server takes them when its backend has a
+/// `health_check`.
+const CHECK_SERVER_KEYS: &[&str] = &["check", "check_interval", "rise", "fall"];
 
 /// Reads a list of servers; `send_proxy` is the backend's setting, which each server may
-/// override.
+/// override. `checked`: the backend has a `health_check` (a UDP server is checked only then).
 pub fn parse_servers(
     node: &Node,
     path: &str,
     protocol: Protocol,
     send_proxy: Option<SendProxy>,
+    checked: bool,
     diags: &mut Diagnostics,
 ) -> Vec<Server> {
     let Value::Seq(items) = &node.value else {
@@ -99,7 +101,7 @@ pub fn parse_servers(
     let mut servers: Vec<(Server, Loc)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let spath = field::Index(path, i);
-        if let Some(s) = parse_server(item, &spath, protocol, send_proxy, diags) {
+        if let Some(s) = parse_server(item, &spath, protocol, send_proxy, checked, diags) {
             if let Some((_, first)) = servers.iter().find(|(o, _)| o.name == s.name) {
                 diags.push(
                     Diagnostic::new(
@@ -123,19 +125,28 @@ fn parse_server(
     path: &(impl fmt::Display + ?Sized),
     protocol: Protocol,
     backend_send_proxy: Option<SendProxy>,
+    checked: bool,
     diags: &mut Diagnostics,
 ) -> Option<Server> {
     let entries = field::mapping(node, path, SERVER_KEYS, diags)?;
     let before = diags.len();
     let get = |k: &str| field::entry(entries, k);
     if protocol == Protocol::Udp {
-        for (key, loc, _) in entries
-            .iter()
-            .filter(|(k, _, _)| TCP_ONLY_SERVER_KEYS.contains(&&**k))
-        {
+        if !checked {
+            for (key, loc, _) in entries
+                .iter()
+                .filter(|(k, _, _)| CHECK_SERVER_KEYS.contains(&&**k))
+            {
+                diags.push(
+                    Diagnostic::new(loc, field::join(path, key), format!("`{key}` needs a `health_check` on the UDP backend"))
+                        .hint("add e.g. `health_check: {port: 10256, path: /healthz}` (kube-proxy) or `health_check: {udp: {send: ..., expect: ...}}` to the backend, or remove this key"),
+                );
+            }
+        }
+        if let Some((key, loc, _)) = entries.iter().find(|(k, _, _)| &**k == "backup") {
             diags.push(
-                Diagnostic::new(loc, field::join(path, key), format!("`{key}` is a TCP health-check field and does not apply to UDP"))
-                    .hint("remove it: UDP health is passive (the UDP engine stops using a server whose exchanges fail), HAProxy-style active checks do not exist for UDP"),
+                Diagnostic::new(loc, field::join(path, key), "`backup` does not apply to UDP servers")
+                    .hint("remove it: nginx cannot keep a backup server in a consistently hashed upstream"),
             );
         }
         if let Some((key, loc, _)) = entries.iter().find(|(k, _, _)| &**k == "send_proxy") {
@@ -157,7 +168,7 @@ fn parse_server(
         .and_then(|n| field::port(n, &field::Key(path, "port"), diags));
     let check = get("check")
         .map(|n| field::boolean(n, &field::Key(path, "check"), diags).unwrap_or(false))
-        .unwrap_or(protocol == Protocol::Tcp);
+        .unwrap_or(protocol == Protocol::Tcp || checked);
     let check_interval = match get("check_interval") {
         Some(n) => field::positive_duration(n, &field::Key(path, "check_interval"), diags),
         None => Some(Duration {

@@ -1,4 +1,5 @@
-//! The programs whose config files lbctl manages on a load balancer.
+//! The programs whose files lbctl manages on a load balancer: the three daemons' configs, and
+//! lbctl's own UDP health watcher (its script, and its systemd unit where systemd runs it).
 
 use std::fmt;
 
@@ -10,6 +11,10 @@ pub enum Service {
     Haproxy,
     Keepalived,
     Nginx,
+    #[serde(rename = "udp-health")]
+    UdpHealth,
+    #[serde(rename = "udp-health-unit")]
+    UdpHealthUnit,
 }
 
 impl Service {
@@ -18,6 +23,8 @@ impl Service {
             Service::Haproxy => "haproxy",
             Service::Keepalived => "keepalived",
             Service::Nginx => "nginx",
+            Service::UdpHealth => "udp-health",
+            Service::UdpHealthUnit => "udp-health-unit",
         }
     }
 
@@ -27,17 +34,26 @@ impl Service {
             Service::Haproxy => "haproxy.cfg",
             Service::Keepalived => "keepalived.conf",
             Service::Nginx => "nginx-stream.conf",
+            Service::UdpHealth => "udp-health",
+            Service::UdpHealthUnit => "lbctl-udp-health.service",
         }
     }
 
-    /// keepalived.conf holds the VRRP password, so only root may read it.
     /// The umask that creates its config file with the right mode: 0600 for keepalived's
     /// (it holds the VRRP password), 0644 for the others.
     pub fn file_umask(self) -> &'static str {
         match self {
             Service::Keepalived => "077",
-            Service::Haproxy | Service::Nginx => "022",
+            Service::Haproxy | Service::Nginx | Service::UdpHealth | Service::UdpHealthUnit => {
+                "022"
+            }
         }
+    }
+
+    /// The file is a program (mode 0755): the watcher script, which HAProxy also runs as an
+    /// external check.
+    pub fn executable(self) -> bool {
+        self == Service::UdpHealth
     }
 }
 

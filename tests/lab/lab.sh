@@ -36,7 +36,7 @@ readonly VIP=$NET.100
 readonly MAX_LBS=30
 readonly PACKAGES=(haproxy keepalived nginx libnginx-mod-stream openssh-server openssh-client
     iptables iproute2 socat openssl python3 procps util-linux)
-readonly WORKER_TCP_PORTS=(30306 30432 30379 30080 30443)
+readonly WORKER_TCP_PORTS=(30306 30432 30379 30080 30443 10256)
 readonly WORKER_UDP_PORT=31820
 
 usage() {
@@ -125,7 +125,8 @@ hdir() { echo "$STATE/hosts/$1"; }
 
 services_of() { # the daemons a host runs besides sshd
     case ${ROLE[$1]} in
-        lb) echo haproxy keepalived nginx ;;
+        # and lbctl's UDP health watcher once lbctl installed it, as systemd would start its unit
+        lb) echo haproxy keepalived nginx "$([ -x "$(hdir "$1")/etc/lbctl/udp-health" ] && echo udp-health)" ;;
         worker) echo nodeport ;;
         client) ;;
     esac
@@ -175,6 +176,7 @@ svc_pid() { # svc_pid HOST SERVICE: the live pid of a daemon as the host sees it
         haproxy) pid=$(read_pid "/proc/$ip/root/run/haproxy.pid") ;;
         keepalived) pid=$(read_pid "/proc/$ip/root/run/keepalived.pid") ;;
         nginx) pid=$(read_pid "/proc/$ip/root/run/nginx.pid") ;;
+        udp-health) pid=$(read_pid "/proc/$ip/root/run/lbctl-udp-health.pid") ;;
     esac
     host_running "$ip" "$pid" || pid=$(read_pid "$(hdir "$h")/pids/$svc.pid")
     host_running "$ip" "$pid" && echo "$pid" || true
@@ -203,7 +205,7 @@ svc_ready() { # svc_ready HOST SERVICE: running and serving
             ip=$(init_pid "$h")
             [ -S "/proc/$ip/root/run/haproxy/master.sock" ]
             ;;
-        keepalived | nginx) return 0 ;;
+        keepalived | nginx | udp-health) return 0 ;;
         nodeport)
             for port in "${WORKER_TCP_PORTS[@]}"; do listening "$h" tcp "$port" || return 1; done
             listening "$h" udp "$WORKER_UDP_PORT"
@@ -380,7 +382,7 @@ EOF
 prepare_host() { # files of one host: its private /etc dirs, configs, host key
     local h=$1 d
     d=$(hdir "$h")
-    mkdir -p "$d"/{etc,var-lib-haproxy,var-lib-lbctl,log/nginx,pids,ssh}
+    mkdir -p "$d"/{etc/lbctl,var-lib-haproxy,var-lib-lbctl,log/nginx,pids,ssh}
     chmod 755 "$d" "$d/ssh"
     # the login records sshd keeps in the host's own /var/log
     touch "$d/log/lastlog" "$d/log/wtmp" "$d/log/btmp"
@@ -435,6 +437,7 @@ host_init() { # host_init HOST IP
     mount --bind "$d/etc/haproxy" /etc/haproxy
     mount --bind "$d/etc/keepalived" /etc/keepalived
     mount --bind "$d/etc/nginx" /etc/nginx
+    mount --bind "$d/etc/lbctl" /etc/lbctl
     mount --bind "$d/var-lib-haproxy" /var/lib/haproxy
     # lbctl's own state on a load balancer (its admin record); the mount point is created on
     # the machine, marked so that teardown removes it again
@@ -511,6 +514,10 @@ start_service() { # start_service HOST SERVICE
                 tail_log "$d/log/nginx/error.log"
                 return 1
             }
+            ;;
+        udp-health)
+            launch "$h" "$d/pids/udp-health.pid" "$d/log/lbctl-udp-health.log" \
+                /etc/lbctl/udp-health run
             ;;
         nodeport)
             launch "$h" "$d/pids/nodeport.pid" "$d/log/nodeport.log" \
@@ -607,6 +614,13 @@ teardown() { # remove every namespace, veth, bridge and process of the lab, and 
         [ "/proc/$pid/ns/mnt" -ef /proc/self/ns/mnt ] && kill -TERM "$pid" 2>/dev/null || true
     done
     [ ! -e "$STATE/made-var-lib-lbctl" ] || rmdir /var/lib/lbctl 2>/dev/null || true
+    # /etc/lbctl, when this lab made it, unless a host of another lab (a private one) still has
+    # its own mounted there: removing a mount point would unmount it from under that host
+    if [ -f "$STATE/made-dirs" ]; then
+        while read -r f; do
+            grep -qs -- " $f " /proc/[0-9]*/mountinfo || rmdir "$f" 2>/dev/null || true
+        done <"$STATE/made-dirs"
+    fi
     rm -rf "$STATE"
 }
 
@@ -701,6 +715,11 @@ cmd_up() {
     trap up_failed EXIT
 
     mkdir -p "$STATE"/{hosts,ssh,tls,bin}
+    # each host binds its own /etc/lbctl (lbctl's UDP health watcher) over this mount point
+    if [ ! -d /etc/lbctl ]; then
+        mkdir -m 755 /etc/lbctl
+        echo /etc/lbctl >>"$STATE/made-dirs"
+    fi
     chmod 755 "$STATE" "$STATE/ssh"
     echo "$n" >"$STATE/lbs"
     install -m 755 "$LAB_SRC/lab.sh" "$LAB_SRC/nodeport.py" "$STATE/bin/"

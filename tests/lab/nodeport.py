@@ -8,6 +8,8 @@ served it:
   HTTP 30080              HTTP/1.1 200, body "NAME\\n" (keep-alive supported)
   UDP  31820              replies "NAME\\n" to every datagram
   TLS  30443              HTTPS (same as 30080) with the lab's certificate
+  HTTP 10256              kube-proxy's health endpoint: /healthz answers 200 (every node
+                          has it; UDP services' health checks can use it)
 
 One asyncio process serves them all: no fork per connection, so health checks
 from many load balancers and benchmark traffic stay cheap on a 2-core machine.
@@ -23,6 +25,7 @@ import sys
 TCP_PORTS = (30306, 30432, 30379)
 HTTP_PORT = 30080
 TLS_PORT = 30443
+HEALTHZ_PORT = 10256
 UDP_PORT = 31820
 IDLE_TIMEOUT = 30.0
 
@@ -117,6 +120,12 @@ async def main():
     ]
     servers.append(
         await asyncio.start_server(http_handler(line), address, HTTP_PORT, reuse_address=True)
+    )
+    healthz = ('{"nodeName": "%s", "healthy": true}\n' % name).encode()
+    servers.append(
+        await asyncio.start_server(
+            http_handler(healthz), address, HEALTHZ_PORT, reuse_address=True
+        )
     )
     if len(sys.argv) > 4:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

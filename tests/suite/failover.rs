@@ -42,7 +42,8 @@ fn all_up(lab: &Lab) {
                 .flat_map(|h| h["backends"].as_array().into_iter().flatten())
                 .flat_map(|b| b["servers"].as_array().into_iter().flatten())
                 .collect();
-            (servers.len() == 27 && servers.iter().all(|s| s["up"] == true)).then_some(())
+            // 3 load balancers x (3 TCP backends + the UDP one HAProxy checks) x 3 workers
+            (servers.len() == 36 && servers.iter().all(|s| s["up"] == true)).then_some(())
         },
     );
 }
@@ -158,24 +159,32 @@ fn worker_drills_reject_clean_up_after_a_kill_and_spare_the_last_server() {
     assert_eq!(lbctl_rules(&lab), Vec::<String>::new());
 
     // SIGKILL in the middle of the hold: nothing can clean up but the dead man's switch, which
-    // fires max(hold, 2 x the detection budget) + 15 s after arming: 25 s here.
+    // fires max(hold, 2 x the detection budget) + 15 s after arming: 25 s here. A TCP and a
+    // UDP backend: both kinds of rule go.
     all_up(&lab);
     let mut child = Lbctl::on_lab()
         .args(["failover-test", "--worker", WORKER, "--backend", "mysql"])
-        .args(["--hold", "5s", "--json"])
+        .args(["--backend", "wireguard", "--hold", "5s", "--json"])
         .spawn();
     let rules = wait_for(
         Duration::from_secs(30),
-        "lbctl's rule on the worker",
+        "lbctl's rules on the worker",
         || {
             let rules = lbctl_rules(&lab);
-            (!rules.is_empty()).then_some(rules)
+            (rules.len() == 2).then_some(rules)
         },
+    );
+    assert!(rules.iter().all(|r| r.contains("-j DROP")), "{rules:?}");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("-p tcp") && r.contains("--dport 30306")),
+        "{rules:?}"
     );
     assert!(
         rules
             .iter()
-            .all(|r| r.contains("--dport 30306") && r.contains("-j DROP")),
+            .any(|r| r.contains("-p udp") && r.contains("--dport 31820")),
         "{rules:?}"
     );
     // the switch was armed just before the rule went in

@@ -50,6 +50,16 @@ const CASES: &[(&str, &[&str])] = &[
             "keepalived_haproxy_process=hapee-lb keepalived_haproxy_process_delay=0.05",
         ],
     ),
+    ("udp-health", &["-i", "tests/inputs/udp-health"]),
+    (
+        "udp-health-lvs",
+        &[
+            "-i",
+            "tests/inputs/udp-health",
+            "-e",
+            "lbctl_udp_engine=lvs",
+        ],
+    ),
 ];
 
 /// `tests/golden/`, held by a test that reads it: `LBCTL_BLESS=1` rewrites it, and the tests
@@ -256,9 +266,43 @@ fn check_haproxy(cfg: &Path, scratch_dir: &Path) -> Option<String> {
     )
 }
 
+/// `systemd-analyze verify` of the watcher's unit, whose `ExecStart` must name an executable
+/// that exists: it is pointed at the script rendered beside the unit, copied to a scratch
+/// place (the load balancers' path, /etc/lbctl, is not this machine's).
+fn check_unit(unit: &Path, scratch_dir: &Path, n: usize) -> Option<String> {
+    let text = std::fs::read_to_string(unit).unwrap();
+    let script = unit.with_file_name("udp-health");
+    let copy = scratch_dir.join(format!("udp-health-{n}"));
+    std::fs::copy(&script, &copy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap_or_else(|| panic!("{}: no ExecStart", unit.display()));
+    let program = exec.split_whitespace().next().unwrap();
+    let dir = scratch_dir.join(format!("unit-{n}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let moved = dir.join("lbctl-udp-health.service");
+    std::fs::write(&moved, text.replace(program, copy.to_str().unwrap())).unwrap();
+    check(
+        Command::new("systemd-analyze").arg("verify").arg(&moved),
+        unit,
+    )
+}
+
 #[test]
 fn every_rendered_config_passes_the_real_programs_checks() {
-    require_root_and(&["haproxy", "keepalived", "nginx", "ip", "unshare", "openssl"]);
+    require_root_and(&[
+        "haproxy",
+        "keepalived",
+        "nginx",
+        "ip",
+        "unshare",
+        "openssl",
+        "shellcheck",
+        "systemd-analyze",
+    ]);
     let _golden = golden_files();
     assert!(
         Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").exists(),
@@ -312,6 +356,9 @@ fn every_rendered_config_passes_the_real_programs_checks() {
                     f,
                 )
             }
+            "udp-health" => check(Command::new("sh").arg("-n").arg(f), f)
+                .or_else(|| check(Command::new("shellcheck").args(["-s", "sh"]).arg(f), f)),
+            "lbctl-udp-health.service" => check_unit(f, &wrapper_dir, checked),
             other => panic!("unexpected rendered file {other}"),
         };
         checked += 1;

@@ -27,5 +27,7 @@ mod property;
 mod saved_plan;
 mod status;
 mod transport;
+mod udp_failover;
+mod udp_health;
 mod validation;
 mod vault;

@@ -55,13 +55,22 @@ fn status_shows_the_vip_holder_and_every_server_up() {
             .iter()
             .map(|b| b["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["mysql", "postgresql", "redis"], "{h}");
+        assert_eq!(names, ["mysql", "postgresql", "redis", "wireguard"], "{h}");
+        assert_eq!(h["daemons"]["udp-health"]["running"], true, "{h}");
         for b in h["backends"].as_array().unwrap() {
             let servers = b["servers"].as_array().unwrap();
             assert_eq!(servers.len(), 3, "{b}");
+            let udp = b["name"] == "wireguard";
+            assert_eq!(b["protocol"], if udp { "udp" } else { "tcp" }, "{b}");
             for s in servers {
                 assert_eq!(s["status"], "UP", "{s}");
-                assert_eq!(s["check"], "L4OK", "{s}");
+                // the datagram check runs as HAProxy's external check
+                assert_eq!(s["check"], if udp { "PROCOK" } else { "L4OK" }, "{s}");
+                assert_eq!(
+                    s["nginx_down"],
+                    if udp { Value::Bool(false) } else { Value::Null },
+                    "{s}"
+                );
             }
         }
         assert_eq!(h["missing_backends"], serde_json::json!([]), "{h}");
@@ -72,13 +81,20 @@ fn status_shows_the_vip_holder_and_every_server_up() {
         .timeout(60)
         .stdout_has(format!("{}: holds VIP 10.77.77.100/24", holder.name))
         .stdout_has("VIP held by")
-        .stdout_has("27 of 27 servers UP")
+        .stdout_has("36 of 36 servers UP")
+        .stdout_has("udp-health running")
         .run()
         .stdout;
     assert!(
         text.lines()
             .any(|l| l.split_whitespace().collect::<Vec<_>>()
                 == ["mysql", "k8s-worker-2", "UP", "L4OK", "0"]),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["wireguard", "(udp)", "k8s-worker-2", "UP", "PROCOK", "0"]),
         "{text}"
     );
 

@@ -775,6 +775,7 @@ async fn apply_with_nothing_to_change_reloads_and_verifies_nothing() {
             haproxy_runtime_socket: None,
             tcp_ports: vec![free_port()],
             udp_ports: Vec::new(),
+            pid_files: Vec::new(),
         },
         keep: Keep::default(),
     };
@@ -955,6 +956,7 @@ async fn apply_verifies_the_runtime_socket_and_ports_after_a_real_haproxy_reload
         haproxy_runtime_socket: Some(path(&host, "admin.sock")),
         tcp_ports: vec![port, added_port],
         udp_ports: vec![udp.local_addr().unwrap().port()],
+        pid_files: Vec::new(),
     };
 
     let (report, _) = apply_locally(&deployment, &host).await;

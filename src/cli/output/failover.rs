@@ -10,6 +10,7 @@ use crate::{
     drill::Tally,
     drill::lb::LbReport,
     drill::worker::WorkerReport,
+    spec::Protocol,
 };
 
 pub fn print(global: &Global, report: &Report) -> ExitStatus {
@@ -62,7 +63,12 @@ fn errors(out: &mut String, t: &Tally) {
 
 fn worker_text(r: &WorkerReport) -> String {
     let mut out = String::new();
-    let ports: Vec<String> = r.ports.iter().map(|p| format!("{p}/tcp")).collect();
+    let ports: Vec<String> = r
+        .ports
+        .iter()
+        .map(|p| format!("{p}/tcp"))
+        .chain(r.udp_ports.iter().map(|p| format!("{p}/udp")))
+        .collect();
     let method = match r.method {
         crate::drill::worker::Method::Drop => "drop",
         crate::drill::worker::Method::Reject => "reject",
@@ -77,12 +83,21 @@ fn worker_text(r: &WorkerReport) -> String {
         r.run_id
     );
     for t in &r.results {
+        let (down, up) = match t.target.protocol {
+            Protocol::Tcp => ("DOWN", "UP"),
+            Protocol::Udp => ("out of nginx", "back"),
+        };
         let _ = writeln!(
             out,
-            "  {:<8} {}/{}: DOWN after {}; UP after {}",
+            "  {:<8} {}/{}{}: {down} after {}; {up} after {}",
             t.target.lb,
             t.target.backend,
             t.target.server,
+            if t.target.protocol == Protocol::Udp {
+                " (udp)"
+            } else {
+                ""
+            },
             within(t.detected_ms, t.target.detect_budget_ms),
             within(t.recovered_ms, t.target.recover_budget_ms),
         );
@@ -100,6 +115,14 @@ fn worker_text(r: &WorkerReport) -> String {
         tally(&p.recovery),
         tally(&p.after)
     );
+    if p.unnoticed.attempts > 0 {
+        let _ = writeln!(
+            out,
+            "  datagrams before every load balancer noticed: {}; after, until the fault ended: {}",
+            tally(&p.unnoticed),
+            tally(&p.noticed)
+        );
+    }
     errors(&mut out, &p.total);
     if r.rules_left.is_empty() {
         let _ = writeln!(out, "  {}: no lbctl rule left", r.worker);
@@ -112,8 +135,16 @@ fn worker_text(r: &WorkerReport) -> String {
         );
     }
     verdict(&mut out, r.passed, &r.failures, || {
+        let lost = if p.unnoticed.failed > 0 {
+            format!(
+                " ({} of them datagrams before the load balancers noticed, within budget)",
+                p.unnoticed.failed
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "every load balancer noticed and recovered within budget; {} of {} client connections failed",
+            "every load balancer noticed and recovered within budget; {} of {} client connections failed{lost}",
             p.total.failed, p.total.attempts
         )
     });

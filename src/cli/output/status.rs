@@ -7,6 +7,7 @@ use crate::{
     cli::ExitStatus,
     cli::commands::Global,
     deploy::{HostStatus, TierStatus},
+    spec::Protocol,
 };
 
 /// Prints the tier's status; exit status 1 when a host could not be asked, or when a VIP has
@@ -56,6 +57,9 @@ fn text(status: &TierStatus) -> String {
         if let Some(e) = &host.runtime_api_error {
             let _ = writeln!(out, "  runtime API: error: {e}");
         }
+        if let Some(e) = &host.udp_error {
+            let _ = writeln!(out, "  nginx's UDP servers: error: {e}");
+        }
         let mut rows = vec![[
             "BACKEND".to_string(),
             "SERVER".to_string(),
@@ -74,9 +78,20 @@ fn text(status: &TierStatus) -> String {
                     status.push_str(&format!(", weight {w}"));
                 }
                 rows.push([
-                    b.name.clone(),
+                    match b.protocol {
+                        Protocol::Udp => format!("{} (udp)", b.name),
+                        Protocol::Tcp => b.name.clone(),
+                    },
                     name,
-                    status,
+                    match s.nginx_down {
+                        // what nginx does with it, when that is not what HAProxy's word says
+                        Some(true) if s.up => format!("{status}, down in nginx"),
+                        Some(false) if !s.up && !s.status.starts_with("UP") => {
+                            format!("{status}, still in nginx")
+                        }
+                        Some(true) => format!("{status}, out of nginx"),
+                        _ => status,
+                    },
                     match (&s.check, &s.check_desc) {
                         (Some(c), Some(d)) if !s.up && !c.ends_with("OK") => format!("{c} ({d})"),
                         (Some(c), _) => c.clone(),

@@ -128,12 +128,22 @@ pub fn admin_host(spec: &HostSpec) -> AdminHost {
         config: spec.haproxy.config_path.clone(),
         state_file: Some(spec.haproxy.server_state_file.clone()),
         record: spec.admin_record.clone(),
-        nginx: match &spec.udp_engine {
-            UdpEngine::Nginx {
-                config_path,
-                reload,
-                ..
-            } if !spec.udp_backends.is_empty() => Some(AdminNginx {
+        nginx: match (&spec.udp_engine, &spec.udp_health) {
+            // With UDP health checks the marks go on lbctl's copy, and the watcher writes
+            // nginx's own from it (with its own marks) and reloads nginx.
+            (UdpEngine::Nginx { .. }, Some(w)) => Some(AdminNginx {
+                config: w.source_path.clone(),
+                check: NGINX_CHECK.to_string(),
+                reload: format!("{} sync", w.script_path),
+            }),
+            (
+                UdpEngine::Nginx {
+                    config_path,
+                    reload,
+                    ..
+                },
+                None,
+            ) if !spec.udp_backends.is_empty() => Some(AdminNginx {
                 config: config_path.clone(),
                 check: NGINX_CHECK.to_string(),
                 reload: reload.shell(),

@@ -29,6 +29,7 @@ pub(super) fn query(spec: &HostSpec) -> Query {
     Query {
         runtime_socket: None,
         admin_record: None,
+        udp_live: None,
         ..Query::full(spec)
     }
 }

@@ -119,10 +119,7 @@ pub fn plan(fleet: &Fleet, test: &LbTest) -> Result<Plan, DrillError> {
             continue;
         }
         for vip in &vips {
-            probe_targets.push(probe::Target {
-                host: vip.clone(),
-                port: b.port,
-            });
+            probe_targets.push(probe::Target::tcp(vip.clone(), b.port));
         }
     }
     if probe_targets.is_empty() {

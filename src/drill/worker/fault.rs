@@ -4,13 +4,15 @@
 //!
 //! Plain data in, `sh` text out; stdout in, plain data out.
 //!
-//! - `drop`: `raw PREROUTING -p tcp --dport PORT -j DROP`. The raw table comes before
-//!   kube-proxy's DNAT, so NodePort traffic is caught whether the pod is local or not, and
-//!   the worker looks powered off: connects and checks time out.
+//! - `drop`: `raw PREROUTING -p tcp --dport PORT -j DROP` (`-p udp` for a UDP port). The
+//!   raw table comes before kube-proxy's DNAT, so NodePort traffic is caught whether the pod
+//!   is local or not, and the worker looks powered off: connects, datagrams and checks go
+//!   unanswered.
 //! - `reject`: `filter INPUT` and `FORWARD` with `-m conntrack --ctorigdstport PORT --ctdir
-//!   ORIGINAL -j REJECT --reject-with tcp-reset` (REJECT is not allowed in raw; the original
-//!   port matches after DNAT too, and only the clients' direction is rejected, never the
-//!   resets themselves). The worker looks like its service crashed: connects are refused.
+//!   ORIGINAL -j REJECT --reject-with tcp-reset` (`icmp-port-unreachable` for UDP; REJECT is
+//!   not allowed in raw; the original port matches after DNAT too, and only the clients'
+//!   direction is rejected, never the resets themselves). The worker looks like its service
+//!   crashed: connects are refused, datagrams bounce.
 //!
 //! ```text
 //! @@lbctl begin fault 1
@@ -58,6 +60,7 @@ pub struct Fault {
     pub tag: String,
     pub method: Method,
     pub ports: Vec<u16>,
+    pub udp_ports: Vec<u16>,
 }
 
 /// One iptables rule: table, chain, and the match and target.
@@ -69,31 +72,37 @@ struct Rule {
 }
 
 impl Fault {
-    pub fn new(run_id: &str, method: Method, ports: Vec<u16>) -> Fault {
+    pub fn new(run_id: &str, method: Method, ports: Vec<u16>, udp_ports: Vec<u16>) -> Fault {
         Fault {
             tag: format!("{TAG_PREFIX}{run_id}"),
             method,
             ports,
+            udp_ports,
         }
     }
 
     fn rules(&self) -> Vec<Rule> {
         let comment = format!("-m comment --comment {}", self.tag);
         let mut rules = Vec::new();
-        for port in &self.ports {
+        let ports = self.ports.iter().map(|p| ("tcp", p));
+        for (proto, port) in ports.chain(self.udp_ports.iter().map(|p| ("udp", p))) {
             match self.method {
                 Method::Drop => rules.push(Rule {
                     table: "raw",
                     chain: "PREROUTING",
-                    spec: format!("-p tcp --dport {port} {comment} -j DROP"),
+                    spec: format!("-p {proto} --dport {port} {comment} -j DROP"),
                 }),
                 Method::Reject => {
+                    let with = match proto {
+                        "tcp" => "tcp-reset",
+                        _ => "icmp-port-unreachable",
+                    };
                     for chain in ["INPUT", "FORWARD"] {
                         rules.push(Rule {
                             table: "filter",
                             chain,
                             spec: format!(
-                                "-p tcp -m conntrack --ctorigdstport {port} --ctdir ORIGINAL {comment} -j REJECT --reject-with tcp-reset"
+                                "-p {proto} -m conntrack --ctorigdstport {port} --ctdir ORIGINAL {comment} -j REJECT --reject-with {with}"
                             ),
                         });
                     }
@@ -129,7 +138,7 @@ impl Fault {
 
     /// Lists the lbctl rules on the host; changes nothing.
     pub fn inspect_script() -> String {
-        let unused = Fault::new("inspect", Method::Drop, Vec::new());
+        let unused = Fault::new("inspect", Method::Drop, Vec::new(), Vec::new());
         unused.script("inspect", &unused.switch(Duration::ZERO), None)
     }
 
@@ -226,7 +235,7 @@ mod tests {
 
     #[test]
     fn rules_are_tagged_and_removal_mirrors_insertion() {
-        let drop = Fault::new("abc123", Method::Drop, vec![30306, 30432]);
+        let drop = Fault::new("abc123", Method::Drop, vec![30306, 30432], vec![31820]);
         let remove = drop.remove_commands();
         assert!(remove.contains(
             "-t raw -D PREROUTING -p tcp --dport 30306 -m comment --comment lbctl-failover-abc123 -j DROP"
@@ -236,16 +245,20 @@ mod tests {
         assert!(script.contains(
             "iptables -w 5 -t raw -I PREROUTING -p tcp --dport 30306 -m comment --comment lbctl-failover-abc123 -j DROP || return"
         ));
+        assert!(script.contains(
+            "iptables -w 5 -t raw -I PREROUTING -p udp --dport 31820 -m comment --comment lbctl-failover-abc123 -j DROP || return"
+        ));
+        assert!(remove.contains("-t raw -D PREROUTING -p udp --dport 31820"));
         assert!(script.contains("SWITCH_SECONDS=40"));
-        let reject = Fault::new("x", Method::Reject, vec![30306]);
+        let reject = Fault::new("x", Method::Reject, vec![30306], vec![31820]);
         let rules = reject.rules();
-        assert_eq!(rules.len(), 2);
-        assert!(
-            rules
-                .iter()
-                .all(|r| r.spec.contains("--ctorigdstport 30306")
-                    && r.spec.ends_with("--reject-with tcp-reset"))
-        );
+        assert_eq!(rules.len(), 4);
+        assert!(rules[..2].iter().all(|r| r.spec.starts_with("-p tcp ")
+            && r.spec.contains("--ctorigdstport 30306")
+            && r.spec.ends_with("--reject-with tcp-reset")));
+        assert!(rules[2..].iter().all(|r| r.spec.starts_with("-p udp ")
+            && r.spec.contains("--ctorigdstport 31820")
+            && r.spec.ends_with("--reject-with icmp-port-unreachable")));
     }
 
     #[test]

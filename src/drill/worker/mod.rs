@@ -53,7 +53,8 @@ pub const SWITCH_MARGIN: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone)]
 pub struct WorkerTest {
     pub worker: String,
-    /// Backends to break the worker in; empty: every TCP backend that has it.
+    /// Backends to break the worker in; empty: every TCP backend that has it, and every
+    /// health-checked UDP backend.
     pub backends: Vec<String>,
     pub method: Method,
     pub hold: Duration,
@@ -108,7 +109,12 @@ pub async fn run(
     };
 
     // 3–4. The fault: from here on, every way out restores the worker first.
-    let fault = Fault::new(&run_id, test.method, plan.ports.clone());
+    let fault = Fault::new(
+        &run_id,
+        test.method,
+        plan.ports.clone(),
+        plan.udp_ports.clone(),
+    );
     let switch = fault.switch(longest_fault + SWITCH_MARGIN);
     let broken = phases::break_worker(
         cx,

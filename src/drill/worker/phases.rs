@@ -20,6 +20,7 @@ use crate::{
     drill::split_brain,
     drill::watch::Watch,
     remote::{Query, parse_lb_state},
+    spec::Protocol,
     ssh,
     ssh::{ConnectOptions, Session},
 };
@@ -93,6 +94,17 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
             continue;
         }
         for t in plan.targets.iter().filter(|t| t.lb == spec.name) {
+            if t.protocol == Protocol::Udp {
+                match &state.udp_down {
+                    Some(Err(e)) => problems.push(format!("{}: nginx's UDP servers: {e}", t.lb)),
+                    _ if state.udp_marked_down(&t.backend, &t.server) == Some(true) => problems
+                        .push(format!(
+                            "{}: nginx has {}/{} marked down already",
+                            t.lb, t.backend, t.server
+                        )),
+                    _ => {}
+                }
+            }
             match state.server(&t.backend, &t.server) {
                 None => problems.push(format!(
                     "{}: the running HAProxy has no server {}/{} (is lbctl's configuration applied?)",
@@ -180,6 +192,7 @@ pub(super) async fn break_worker(
         .ports
         .iter()
         .map(|p| format!("{p}/tcp"))
+        .chain(plan.udp_ports.iter().map(|p| format!("{p}/udp")))
         .collect::<Vec<_>>()
         .join(", ");
     let mut armed = None;
