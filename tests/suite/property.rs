@@ -3,7 +3,8 @@
 //! authentication, check scripts, managed paths, HTTP routing); each one either is refused by
 //! validation with located errors (file, line, key, hint) or renders files that the real
 //! programs accept: `haproxy -c`, `keepalived -t` (in a scratch network namespace holding the
-//! interfaces the specs name) and `nginx -t`. A part of the specs is drawn only from values
+//! interfaces the specs name) and `nginx -t` (and, for the UDP health watcher, `sh -n` and
+//! `systemd-analyze verify`). A part of the specs is drawn only from values
 //! that must be valid, and those must also pass validation.
 //!
 //! A spec is interpreted from a list of random numbers that proptest generates and shrinks
@@ -1099,6 +1100,35 @@ fn check(job: &Job, dir: &Path) -> Option<String> {
             c.args(["-t", "-q", "-c"]).arg(&wrapper);
             c
         }
+        // The UDP health watcher: a POSIX sh script, and its systemd unit (its program
+        // replaced by one that exists here: the load balancers' path is not this machine's).
+        "udp-health" => {
+            let mut c = Command::new("sh");
+            c.arg("-n").arg(&job.path);
+            c
+        }
+        "lbctl-udp-health.service" => {
+            let text = std::fs::read_to_string(&job.path).unwrap();
+            let unit = job.path.with_file_name(format!(
+                "{}.d/lbctl-udp-health.service",
+                job.path.file_name().unwrap().to_string_lossy()
+            ));
+            std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+            let text: String = text
+                .lines()
+                .map(|l| match l.strip_prefix("ExecStart=") {
+                    Some(exec) => format!(
+                        "ExecStart=/bin/sh {}\n",
+                        exec.split_once(' ').map_or("", |(_, args)| args)
+                    ),
+                    None => format!("{l}\n"),
+                })
+                .collect();
+            std::fs::write(&unit, text).unwrap();
+            let mut c = Command::new("systemd-analyze");
+            c.arg("verify").arg(&unit);
+            c
+        }
         other => panic!("unexpected file {other}"),
     };
     let out = cmd.output().expect("run the checker");
@@ -1177,7 +1207,7 @@ fn violation(case: &Case, dir: &Path, netns: &str) -> Option<String> {
 
 #[test]
 fn what_validates_is_accepted_by_the_daemons() {
-    require_root_and(&["haproxy", "keepalived", "nginx", "ip"]);
+    require_root_and(&["haproxy", "keepalived", "nginx", "ip", "systemd-analyze"]);
     let started = Instant::now();
     let cases: usize = std::env::var("LBCTL_PROPERTY_CASES")
         .ok()
@@ -1221,6 +1251,15 @@ fn what_validates_is_accepted_by_the_daemons() {
             Outcome::Rendered(files) => {
                 for (host, kind, content) in files {
                     rendered_files += 1;
+                    // The watcher's files differ from host to host only by the name in
+                    // their header: checked once.
+                    let content = match kind.as_str() {
+                        "udp-health" | "lbctl-udp-health.service" => content.replace(
+                            &format!("# Managed by lbctl for {host}:"),
+                            "# Managed by lbctl for HOST:",
+                        ),
+                        _ => content,
+                    };
                     let key = (kind.clone(), content);
                     let index = *by_content.entry(key.clone()).or_insert_with(|| {
                         let path = root.join(format!("checks/{}-{}", jobs.len(), kind));
