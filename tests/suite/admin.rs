@@ -44,7 +44,11 @@ fn status() -> Value {
 fn worker_states(status: &Value, worker: &str) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for h in status["hosts"].as_array().unwrap() {
+        // HAProxy only checks the UDP servers (for nginx, which carries them)
         for b in h["backends"].as_array().unwrap() {
+            if b["protocol"] == "udp" {
+                continue;
+            }
             for s in b["servers"].as_array().unwrap() {
                 if s["name"] == worker {
                     out.push((
@@ -78,7 +82,8 @@ fn wait_all_up() {
                 .flat_map(|h| h["backends"].as_array().into_iter().flatten())
                 .flat_map(|b| b["servers"].as_array().into_iter().flatten())
                 .collect();
-            (servers.len() == 27 && servers.iter().all(|s| s["up"] == true)).then_some(())
+            // 3 load balancers x (3 TCP backends + the UDP one HAProxy checks) x 3 workers
+            (servers.len() == 36 && servers.iter().all(|s| s["up"] == true)).then_some(())
         },
     );
 }
@@ -233,6 +238,20 @@ fn drain_takes_a_worker_out_everywhere_without_a_reload_and_it_lasts() {
     for h in now["hosts"].as_array().unwrap() {
         let admin = h["admin"].as_array().unwrap();
         assert_eq!(admin.len(), 4, "{h}");
+        // status shows the UDP server out of nginx
+        let wireguard = h["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == "wireguard")
+            .unwrap_or_else(|| panic!("no wireguard: {h}"));
+        let server = wireguard["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == WORKER)
+            .unwrap();
+        assert_eq!(server["nginx_down"], true, "{server}");
         assert!(
             admin
                 .iter()
