@@ -437,6 +437,12 @@ host_init() { # host_init HOST IP
     mount --bind "$d/etc/haproxy" /etc/haproxy
     mount --bind "$d/etc/keepalived" /etc/keepalived
     mount --bind "$d/etc/nginx" /etc/nginx
+    # lbctl's UDP health watcher's directory: the mount point is created on the machine right
+    # before the mount when missing (another lab's teardown may have removed it since), marked
+    # so that teardown removes it again
+    if [ ! -d /etc/lbctl ] && mkdir -m 755 /etc/lbctl 2>/dev/null; then
+        echo /etc/lbctl >>"$STATE/made-dirs"
+    fi
     mount --bind "$d/etc/lbctl" /etc/lbctl
     mount --bind "$d/var-lib-haproxy" /var/lib/haproxy
     # lbctl's own state on a load balancer (its admin record); the mount point is created on
@@ -715,11 +721,6 @@ cmd_up() {
     trap up_failed EXIT
 
     mkdir -p "$STATE"/{hosts,ssh,tls,bin}
-    # each host binds its own /etc/lbctl (lbctl's UDP health watcher) over this mount point
-    if [ ! -d /etc/lbctl ]; then
-        mkdir -m 755 /etc/lbctl
-        echo /etc/lbctl >>"$STATE/made-dirs"
-    fi
     chmod 755 "$STATE" "$STATE/ssh"
     echo "$n" >"$STATE/lbs"
     install -m 755 "$LAB_SRC/lab.sh" "$LAB_SRC/nodeport.py" "$STATE/bin/"
