@@ -49,9 +49,19 @@ pub struct Query {
     pub udp_peers: Vec<String>,
     /// lbctl's admin record, read when given.
     pub admin_record: Option<String>,
-    /// nginx's stream file as nginx loads it, read for the UDP servers marked down there (by
-    /// the UDP health watcher, or `lbctl drain|maint`); `None`: not asked.
-    pub udp_live: Option<String>,
+    /// Where to read the UDP servers out of nginx (by the UDP health watcher, or `lbctl
+    /// drain|maint`); `None`: not asked.
+    pub udp_live: Option<UdpLive>,
+}
+
+/// The UDP health watcher's files that say which UDP servers nginx keeps out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UdpLive {
+    /// What the watcher wrote once nginx's reload took effect, one `backend/server` a line.
+    pub applied: String,
+    /// nginx's stream file, whose marks are read when the watcher has not written `applied`
+    /// yet.
+    pub live: String,
 }
 
 impl Query {
@@ -99,8 +109,9 @@ impl Query {
         let mut script = String::new();
         let socket = self.runtime_socket.as_deref().unwrap_or("");
         let _ = writeln!(script, "SOCKET={}", remote::quote(socket));
-        let live = self.udp_live.as_deref().unwrap_or("");
-        let _ = writeln!(script, "UDP_LIVE={}", remote::quote(live));
+        let udp = self.udp_live.clone().unwrap_or_default();
+        let _ = writeln!(script, "UDP_LIVE={}", remote::quote(&udp.live));
+        let _ = writeln!(script, "UDP_APPLIED={}", remote::quote(&udp.applied));
         // Backends and servers only (types 2 + 4): frontends say nothing about health.
         let _ = writeln!(script, "STAT_COMMAND='show stat -1 6 -1'");
         let want = if self.vips.is_empty() { "" } else { "1" };
@@ -135,8 +146,11 @@ impl Query {
     }
 }
 
-fn udp_live(spec: &HostSpec) -> Option<String> {
-    spec.udp_health.as_ref().map(|w| w.live_path.clone())
+fn udp_live(spec: &HostSpec) -> Option<UdpLive> {
+    spec.udp_health.as_ref().map(|w| UdpLive {
+        applied: w.applied_path.clone(),
+        live: w.live_path.clone(),
+    })
 }
 
 fn vips(spec: &HostSpec) -> Vec<String> {
@@ -312,7 +326,10 @@ mod tests {
             runtime_socket: Some(dir.join("no.sock").display().to_string()),
             udp_peers: vec!["192.0.2.9:31820".into()],
             admin_record: Some(dir.join("admin-state").display().to_string()),
-            udp_live: Some(dir.join("live.conf").display().to_string()),
+            udp_live: Some(UdpLive {
+                applied: dir.join("nginx-down").display().to_string(),
+                live: dir.join("live.conf").display().to_string(),
+            }),
         };
         std::fs::write(
             dir.join("live.conf"),
@@ -337,6 +354,10 @@ mod tests {
         assert_eq!(state.udp_marked_down("dns", "w1"), Some(true));
         assert_eq!(state.udp_marked_down("dns", "w2"), Some(false));
         assert_eq!(state.udp_marked_down("dns", "w3"), Some(false));
+        // once the watcher says what nginx runs, that is what counts
+        std::fs::write(dir.join("nginx-down"), "dns/w3\n").unwrap();
+        let state = parse_lb_state(&run_locally(&query.script())).unwrap();
+        assert_eq!(state.udp_down, Some(Ok(vec!["dns/w3".to_string()])));
         let error = state.stat.unwrap().unwrap_err();
         assert!(error.to_string().contains("is not a socket"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -1,12 +1,13 @@
 # lbctl lb-state: what a load balancer is doing right now, read in one round trip and
 # changing nothing: which VIPs it holds, whether its daemons run, HAProxy's own view of its
-# servers, and the host's clock right after looking (so that lbctl can time a change by when
-# the host saw it, not by when the answer crossed the network), and which UDP servers nginx's
-# stream file has marked down. The generated header defines SOCKET and
-# STAT_COMMAND (SOCKET empty when not asked), UDP_LIVE (nginx's stream file, empty when not
-# asked), WANT_VIPS (empty when there are none) and the lists vips() and daemons(), which
-# call state_vip NAME ADDRESS and state_daemon NAME PIDFILE once per item, RECORD (lbctl's
-# admin record, empty when not asked) and udp_peers(), which calls state_udp PEER.
+# servers, which UDP servers nginx keeps out, and the host's clock right after looking (so that
+# lbctl can time a change by when the host saw it, not by when the answer crossed the
+# network). The generated header defines SOCKET and STAT_COMMAND (SOCKET empty when not asked),
+# UDP_LIVE (nginx's stream file, empty when not asked) and UDP_APPLIED (the UDP health
+# watcher's record of the servers out of nginx), WANT_VIPS (empty when there are none) and the
+# lists vips() and daemons(), which call state_vip NAME ADDRESS and state_daemon NAME PIDFILE
+# once per item, RECORD (lbctl's admin record, empty when not asked) and udp_peers(), which
+# calls state_udp PEER.
 
 connection_lost() {
 	exit 1
@@ -64,9 +65,18 @@ state_record() {
 	fi
 }
 
-# state_udp_down: the UDP servers nginx's stream file (the one nginx loads) has marked down,
-# by lbctl's UDP health watcher or by `lbctl drain|maint`: its tagged lines' marks.
+# state_udp_down: the UDP servers out of nginx, by lbctl's UDP health watcher or by `lbctl
+# drain|maint`: as the watcher recorded them once nginx's reload took effect (UDP_APPLIED), or
+# before it ever did, the marks of nginx's stream file.
 state_udp_down() {
+	if [ -e "$UDP_APPLIED" ]; then
+		if marked=$(cat "$UDP_APPLIED" 2>&1); then
+			emit "udp-down $(enc "$marked")"
+		else
+			emit "udp-down-error $(enc "$marked")"
+		fi
+		return
+	fi
 	if [ ! -e "$UDP_LIVE" ]; then
 		emit "udp-down-error $(enc "$UDP_LIVE does not exist: has lbctl's UDP health watcher run?")"
 		return

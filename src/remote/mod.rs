@@ -46,7 +46,7 @@ pub use fetch::{
     parse_fetch_digests, parse_fetch_knowing, sha256_hex,
 };
 pub(crate) use frame::frames;
-pub use lb_state::{Daemon, LbState, Query, parse_lb_state};
+pub use lb_state::{Daemon, LbState, Query, UdpLive, parse_lb_state};
 pub use nginx_marks::{
     mark as mark_nginx_servers, marks_in as nginx_marks_in, marks_of as nginx_marks_of,
     strip as strip_nginx_marks,

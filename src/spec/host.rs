@@ -120,6 +120,12 @@ impl HostSpec {
                 loc: dir,
                 path: &w.script_path,
             });
+            files.push(Managed {
+                owner: Service::UdpHealth.into(),
+                key: "lbctl_udp_health_dir",
+                loc: dir,
+                path: &w.applied_path,
+            });
             if let Some(unit) = &w.unit_path {
                 files.push(Managed {
                     owner: Service::UdpHealthUnit.into(),

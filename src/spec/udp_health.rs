@@ -29,6 +29,10 @@ pub struct UdpHealth {
     pub source_path: String,
     /// The live stream file nginx includes (`nginx_stream_config_path`).
     pub live_path: String,
+    /// The servers out of nginx's running configuration, one `backend/server` a line: the
+    /// watcher writes it once a reload of the live file has taken effect (nginx's old workers
+    /// stopped taking new flows), and `status` and `failover-test` read it.
+    pub applied_path: String,
     /// How nginx reloads (`nginx_reload_method`), run by the watcher after each change.
     pub nginx_reload: String,
     /// How the watcher itself is (re)started after its script changes.
@@ -117,6 +121,7 @@ pub fn parse(
         source_path: format!("{dir}/nginx-stream.conf"),
         script_path,
         live_path: live_path.to_string(),
+        applied_path: format!("{dir}/nginx-down"),
         nginx_reload: nginx_reload.shell(),
         reload,
         unit_path,

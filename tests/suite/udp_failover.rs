@@ -72,11 +72,38 @@ fn live_file(lb: &str) -> PathBuf {
     PathBuf::from(STATE_DIR).join(format!("hosts/{lb}/etc/nginx/lbctl-stream.conf"))
 }
 
-/// Whether nginx on `lb` has the worker's WireGuard server marked down.
+/// Whether nginx on `lb` keeps the worker's WireGuard server out: marked down in its file,
+/// and the reload that made it so taken effect (the watcher's record, which `status` and
+/// `failover-test` read).
 fn marked(lb: &str) -> bool {
-    std::fs::read_to_string(live_file(lb))
+    let applied = PathBuf::from(STATE_DIR).join(format!("hosts/{lb}/etc/lbctl/nginx-down"));
+    let key = format!("wireguard/{WORKER}");
+    std::fs::read_to_string(applied)
         .unwrap_or_default()
-        .contains(&format!("; # lbctl:wireguard/{WORKER} down"))
+        .lines()
+        .any(|l| l == key)
+        && std::fs::read_to_string(live_file(lb))
+            .unwrap_or_default()
+            .contains(&format!("; # lbctl:{key} down"))
+}
+
+/// The end of each load balancer's watcher log, for a failure message.
+fn watcher_logs() -> String {
+    LBS.iter()
+        .map(|lb| {
+            let log = std::fs::read_to_string(
+                PathBuf::from(STATE_DIR)
+                    .join(format!("hosts/{}/log/lbctl-udp-health.log", lb.name)),
+            )
+            .unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            format!(
+                "{}'s watcher log:\n{}\n",
+                lb.name,
+                lines[lines.len().saturating_sub(8)..].join("\n")
+            )
+        })
+        .collect()
 }
 
 /// Polls every 50 ms (for at most `limit`) until `want` holds on every load balancer;
@@ -95,11 +122,12 @@ fn when_each(limit: Duration, what: &str, want: impl Fn(&str) -> bool) -> Vec<In
         }
         assert!(
             start.elapsed() < limit,
-            "{what}: not on every load balancer within {limit:?}: {:?}",
+            "{what}: not on every load balancer within {limit:?}: {:?}\n{}",
             LBS.iter()
                 .zip(&at)
                 .map(|(lb, at)| (lb.name, at.map(|t| t - start)))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>(),
+            watcher_logs()
         );
         sleep(Duration::from_millis(50));
     }

@@ -37,6 +37,8 @@ impl Watcher {
             ("SOCKET='/run/haproxy/admin.sock'", "admin.sock"),
             ("SOURCE='/etc/lbctl/nginx-stream.conf'", "source.conf"),
             ("LIVE='/etc/nginx/lbctl-stream.conf'", "live.conf"),
+            ("APPLIED='/etc/lbctl/nginx-down'", "nginx-down"),
+            ("NGINX_PID=/run/nginx.pid", "nginx.pid"),
             ("PID_FILE='/run/lbctl-udp-health.pid'", "pid"),
             ("LOG='/var/log/lbctl-udp-health.log'", "log"),
             ("LOCK=/run/lbctl-udp-health.lock", "lock"),
@@ -239,6 +241,11 @@ fn sync_marks_the_servers_down_in_a_file_nginx_accepts() {
     );
     nginx_accepts(&w.dir, &w.path("live.conf"));
     assert_eq!(w.reloads(), 1);
+    // once nginx runs it (no nginx here: at once), every server out of nginx, for lbctl status
+    assert_eq!(
+        std::fs::read_to_string(w.path("nginx-down")).unwrap(),
+        "wireguard/w1\ndns/w2\nsyslog/w2\nstatsd/w1\n"
+    );
     // HAProxy does not answer now: the marks stay as they are, and nothing is reloaded.
     let out = w.run(&["sync"], &[]);
     assert!(out.status.success(), "{}", describe(&out));
