@@ -220,7 +220,7 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
     status.vips = std::mem::take(&mut state.vips);
     status.daemons = std::mem::take(&mut state.daemons);
     if let Some(Err(e)) = &state.udp_down {
-        status.udp_error = Some(e.clone());
+        status.udp_error = Some(e.to_string());
     }
     let rows = match &state.stat {
         Some(Ok(rows)) => rows,

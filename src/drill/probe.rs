@@ -367,7 +367,7 @@ async fn run_local(
                 },
                 Some(d) => match tokio::time::timeout(timeout, exchange(&target, d)).await {
                     Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e),
+                    Ok(Err(e)) => Some(e.to_string()),
                     Err(_) => Some(format!("no reply within {timeout:?}")),
                 },
             };
@@ -399,6 +399,14 @@ enum AttemptError {
     Closed,
     #[error("read: {0}")]
     Read(std::io::Error),
+    #[error("bind: {0}")]
+    Bind(std::io::Error),
+    #[error("send: {0}")]
+    Send(std::io::Error),
+    #[error("receive: {0}")]
+    Receive(std::io::Error),
+    #[error("a reply that does not begin as expected")]
+    UnexpectedReply,
 }
 
 async fn connect_and_read(target: &Target) -> Result<(), AttemptError> {
@@ -415,32 +423,27 @@ async fn connect_and_read(target: &Target) -> Result<(), AttemptError> {
 
 /// One datagram from a socket of its own (a new source port: a new flow for the load
 /// balancer), and its reply.
-async fn exchange(target: &Target, d: &Datagram) -> Result<(), String> {
+async fn exchange(target: &Target, d: &Datagram) -> Result<(), AttemptError> {
     let any = if target.host.contains(':') {
         "[::]:0"
     } else {
         "0.0.0.0:0"
     };
-    let socket = UdpSocket::bind(any)
-        .await
-        .map_err(|e| format!("bind: {e}"))?;
+    let socket = UdpSocket::bind(any).await.map_err(AttemptError::Bind)?;
     socket
         .connect((target.host.as_str(), target.port))
         .await
-        .map_err(|e| format!("connect: {e}"))?;
-    socket
-        .send(&d.payload)
-        .await
-        .map_err(|e| format!("send: {e}"))?;
+        .map_err(AttemptError::Connect)?;
+    socket.send(&d.payload).await.map_err(AttemptError::Send)?;
     let mut reply = vec![0u8; 65536];
     let n = socket
         .recv(&mut reply)
         .await
-        .map_err(|e| format!("receive: {e}"))?;
+        .map_err(AttemptError::Receive)?;
     if reply[..n].starts_with(&d.expect) {
         Ok(())
     } else {
-        Err("a reply that does not begin as expected".to_string())
+        Err(AttemptError::UnexpectedReply)
     }
 }
 

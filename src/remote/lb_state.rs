@@ -54,6 +54,11 @@ pub struct Query {
     pub udp_live: Option<UdpLive>,
 }
 
+/// Why the host could not say which UDP servers nginx keeps out (its own words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UdpDownError(pub String);
+
 /// The UDP health watcher's files that say which UDP servers nginx keeps out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UdpLive {
@@ -175,7 +180,7 @@ pub struct LbState {
     pub admin_record: Option<Result<Record, RecordError>>,
     /// The UDP servers (`backend/server`) marked down in nginx's stream file, or why it could
     /// not be read; `None` when not asked.
-    pub udp_down: Option<Result<Vec<String>, String>>,
+    pub udp_down: Option<Result<Vec<String>, UdpDownError>>,
     /// The host's clock (ms since the epoch) right after it looked; `None` without GNU date.
     pub clock_ms: Option<u64>,
 }
@@ -266,7 +271,9 @@ pub fn parse_lb_state(stdout: &[u8]) -> Result<LbState, ReportError> {
                 let keys = frame.text(keys)?;
                 state.udp_down = Some(Ok(keys.lines().map(str::to_string).collect()));
             }
-            ["udp-down-error", message] => state.udp_down = Some(Err(frame.text(message)?)),
+            ["udp-down-error", message] => {
+                state.udp_down = Some(Err(UdpDownError(frame.text(message)?)));
+            }
             ["clock", ms] => {
                 state.clock_ms = Some(ms.parse().map_err(|_| frame.malformed("invalid clock"))?);
             }
