@@ -108,6 +108,30 @@ fn shown(template: &str) -> String {
 
 thread_local! {
     static FAILED: RefCell<Vec<TemplateError>> = const { RefCell::new(Vec::new()) };
+    static MISSING: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Remembers a name a template read that no variable has (bounded: the first few).
+pub(super) fn missing(name: &str) {
+    MISSING.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < 64 && !m.iter().any(|n| n == name) {
+            m.push(name.to_string());
+        }
+    });
+}
+
+/// The names without a value read since `mark` (`missing_mark`), forgetting them.
+pub(super) fn missing_since(mark: usize) -> Vec<String> {
+    MISSING.with(|m| {
+        let mut m = m.borrow_mut();
+        let from = mark.min(m.len());
+        m.split_off(from)
+    })
+}
+
+pub(super) fn missing_mark() -> usize {
+    MISSING.with(|m| m.borrow().len())
 }
 
 /// Remembers a variable that failed while a template read it.

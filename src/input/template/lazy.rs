@@ -28,6 +28,9 @@ const INDEXED: usize = 16;
 /// YAML file).
 const MAX_RESULT_NODES: usize = crate::source::MAX_NODES;
 
+/// The message for a result holding an undefined value (a list or mapping the template built).
+pub(super) const UNDEFINED_RESULT: &str = "the result holds an undefined value";
+
 /// A list or mapping inside a variable's value: the variable's whole value and the path of
 /// indexes leading to this part of it.
 pub(super) struct Lazy {
@@ -169,7 +172,7 @@ fn convert(
     }
     let message = |e: minijinja::Error| error(e.to_string());
     let converted = match value.kind() {
-        ValueKind::Undefined => return Err(error("the result holds an undefined value".into())),
+        ValueKind::Undefined => return Err(error(UNDEFINED_RESULT.into())),
         ValueKind::None => V::Null,
         ValueKind::Bool => V::Bool(value.is_true()),
         ValueKind::Number => match value.as_i64() {

@@ -13,6 +13,7 @@ use minijinja::{
 };
 
 use super::{
+    env,
     error::{self, TemplateError, describe},
     filters::ordered_map,
     lazy::{self, Lazy},
@@ -208,9 +209,24 @@ impl HostScope {
     ) -> Result<Node, Box<TemplateError>> {
         let value = match &node.value {
             V::Str(s) if is_template(s) => {
-                let value = self.evaluate(var, node, s)?;
-                return lazy::to_node(&value, node.loc, depth, &|message| {
-                    self.error(var, node.loc, Some(s), message, false)
+                let mark = error::missing_mark();
+                let value = self.evaluate(var, node, s);
+                let missing = error::missing_since(mark);
+                let value = value?;
+                return lazy::to_node(&value, node.loc, depth, &|message| match (
+                    message == lazy::UNDEFINED_RESULT,
+                    named(&missing),
+                ) {
+                    (true, Some(names)) => {
+                        let message =
+                            format!("{message}; names it read that are undefined: {names}");
+                        let mut e = self.error(var, node.loc, Some(s), message, false);
+                        e.hint = Some(format!(
+                            "define {names} (group_vars/, host_vars/, the inventory or -e) or correct the name, or give a default: `| default(...)`"
+                        ));
+                        e
+                    }
+                    _ => self.error(var, node.loc, Some(s), message, false),
                 });
             }
             V::Unsafe(s) => V::Str(Arc::clone(s)),
@@ -262,7 +278,10 @@ impl HostScope {
             return Ok(None);
         };
         let secret = READ_SECRET.with(|r| r.replace(false));
+        // what that variable's own templates read is not this template's to report
+        let missing = error::missing_mark();
         let value = self.value(name, raw, &[], raw);
+        error::missing_since(missing);
         let read_secret = READ_SECRET.with(|r| r.replace(secret || r.get()));
         let value = value?;
         if read_secret && let (Some(text), Some(keyring)) = (value.as_str(), self.keyring()) {
@@ -401,6 +420,19 @@ impl HostScope {
     }
 }
 
+/// `names` (read by a template, without a value) as a message lists them, leaving out
+/// Jinja2's own globals (`range`, `dict`, ...), which a template reaches through the same
+/// lookup.
+fn named(names: &[String]) -> Option<String> {
+    let globals: Vec<&str> = env::shared().globals().map(|(n, _)| n).collect();
+    let names: Vec<String> = names
+        .iter()
+        .filter(|n| !globals.contains(&n.as_str()))
+        .map(|n| format!("`{n}`"))
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
+}
+
 /// A failed read, as the reading template sees it: undefined when the variable lacked a
 /// value (`default` applies), otherwise a value that fails the template where it is used.
 pub(super) fn failed_read(error: Box<TemplateError>) -> Option<Value> {
@@ -435,6 +467,10 @@ impl Object for HostScope {
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
         match self.lookup(key) {
+            Ok(None) => {
+                error::missing(key);
+                None
+            }
             Ok(value) => value,
             Err(e) => failed_read(e),
         }
@@ -604,7 +640,7 @@ mod tests {
                 ("hosts", "[lbs]\nlb1\n"),
                 (
                     "group_vars/all.yml",
-                    "a: \"{{ b }}\"\nb: \"{{ a }}\"\nself: \"{{ self }}\"\nport: \"{{ mysql_nodeport }}\"\nuses_port: \"{{ port + 1 }}\"\nsafe: \"{{ a | default(1) }}\"\nvip: \"{{ net }}.100/24\"\nnet: \"{{ site.net }}\"\nsite: {name: x}\nuses_vip: \"{{ vip }}\"\n",
+                    "a: \"{{ b }}\"\nb: \"{{ a }}\"\nself: \"{{ self }}\"\nport: \"{{ mysql_nodeport }}\"\nuses_port: \"{{ port + 1 }}\"\nsafe: \"{{ a | default(1) }}\"\nbuilt: \"{% set l = [] %}{% set _ = l.append({'p': x | default(1), 'q': typo}) %}{{ l }}\"\nvip: \"{{ net }}.100/24\"\nnet: \"{{ site.net }}\"\nsite: {name: x}\nuses_vip: \"{{ vip }}\"\n",
                 ),
             ],
         );
@@ -629,9 +665,17 @@ mod tests {
             "{d}"
         );
         assert!(d.hint.unwrap().contains("read by `uses_port`"));
+        // a list the template built holding an undefined value names what was undefined
+        let e = eval(&t, "lb1", "built").unwrap_err();
+        assert!(
+            e.message
+                .ends_with("names it read that are undefined: `x`, `typo`"),
+            "{e:?}"
+        );
+        assert!(e.hint.unwrap().starts_with("define `x`, `typo`"));
         // two variables deep, the failure is still the one shown, with both readers
         let e = eval(&t, "lb1", "uses_vip").unwrap_err();
-        assert_eq!((e.var.as_str(), e.loc.line), ("net", 8), "{e:?}");
+        assert_eq!((e.var.as_str(), e.loc.line), ("net", 9), "{e:?}");
         assert!(e.message.contains("net"), "{e:?}");
         let hint = e.diagnostic().hint.unwrap();
         assert!(
