@@ -49,11 +49,11 @@ pub enum ApplyError {
     #[error(
         "refusing to change {}, which holds the VIP, without a load balancer able to take it over ({}); nothing was changed",
         .holders.join(", "),
-        if .why.is_empty() { "--limit leaves no other".to_string() } else { .why.join("; ") }
+        if .why.is_empty() { "--limit leaves no other".to_string() } else { reasons(.why) }
     )]
     NoStandby {
         holders: Vec<String>,
-        why: Vec<String>,
+        why: Vec<(String, DeployError)>,
     },
     /// `apply FILE` found hosts that are no longer as the plan was made on.
     #[error(
@@ -451,6 +451,12 @@ fn in_rollout_order(targets: Vec<Target>) -> Vec<Target> {
 /// A digest's first 12 characters, or `absent`.
 fn short(digest: &str) -> &str {
     digest.get(..12).unwrap_or(digest)
+}
+
+/// `host: reason; host: reason`.
+fn reasons(why: &[(String, DeployError)]) -> String {
+    let each: Vec<String> = why.iter().map(|(host, e)| format!("{host}: {e}")).collect();
+    each.join("; ")
 }
 
 fn lines(errors: &[HostError]) -> String {

@@ -82,18 +82,18 @@ pub fn holders_needing_a_standby(changing: &[(&str, bool, &Deployment)]) -> Vec<
 }
 
 /// Whether some of `standbys` can take the VIP over: `Ok` when one can, else why each
-/// cannot (`host: reason`), asking them all at once.
-pub async fn some_standby_ready(standbys: &[Standby], ssh: &SshOptions) -> Result<(), Vec<String>> {
+/// cannot (host, reason), asking them all at once.
+pub async fn some_standby_ready(
+    standbys: &[Standby],
+    ssh: &SshOptions,
+) -> Result<(), Vec<(String, DeployError)>> {
     let answers = ready_to_take_the_vip(standbys, ssh).await;
     if answers.iter().any(|(_, ready)| ready.is_ok()) {
         return Ok(());
     }
     Err(answers
         .into_iter()
-        .map(|(host, ready)| {
-            let reason = ready.err().map(|e| e.to_string()).unwrap_or_default();
-            format!("{host}: {reason}")
-        })
+        .filter_map(|(host, ready)| Some((host, ready.err()?)))
         .collect())
 }
 
