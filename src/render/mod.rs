@@ -11,4 +11,4 @@ mod templates;
 mod view;
 
 pub use rendered::{RenderedFile, RenderedHost};
-pub use templates::{RunContext, Templates, override_dirs};
+pub use templates::{RunContext, Templates, check_flag_dir, override_dirs};

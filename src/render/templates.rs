@@ -253,6 +253,26 @@ fn describe(e: &minijinja::Error) -> String {
 
 /// The directories searched for template overrides: `--templates`, then `templates/` next to
 /// the inventory.
+/// `--templates DIR` must name a directory: a mistyped one would otherwise leave lbctl's
+/// built-in templates in use without a word.
+pub fn check_flag_dir(flag: Option<&Path>) -> Result<(), Vec<Diagnostic>> {
+    match flag {
+        Some(dir) if !dir.is_dir() => Err(vec![
+            Diagnostic::new(
+                &Loc::new(&Arc::from(dir.display().to_string()), 0),
+                "--templates",
+                if dir.exists() {
+                    "is not a directory"
+                } else {
+                    "no such directory"
+                },
+            )
+            .hint("give the directory holding your haproxy.cfg.j2 (or keepalived.conf.j2, nginx-stream.conf.j2), or leave --templates out to use lbctl's built-in templates"),
+        ]),
+        _ => Ok(()),
+    }
+}
+
 pub fn override_dirs(flag: Option<&Path>, inventory_dir: &Path) -> Vec<PathBuf> {
     flag.map(Path::to_path_buf)
         .into_iter()

@@ -331,6 +331,19 @@ fn cases() -> Vec<Case> {
             )),
             refused(ALL, 7, "haproxy_stats_password", "cannot be written safely"),
         ),
+        Case {
+            args: vec!["--templates".into(), "/nonexistent-lbctl-templates".into()],
+            ..case(
+                "--templates naming no directory",
+                hosts_and(TCP),
+                refused(
+                    "/nonexistent-lbctl-templates",
+                    0,
+                    "--templates",
+                    "no such directory",
+                ),
+            )
+        },
         case(
             "a key holding a terminal escape",
             hosts_and(&format!("{TCP}\"lbctl_x\\e[2Jy\": 1\n")),
@@ -563,19 +576,63 @@ fn inventory_and_variable_errors_are_reported_together() {
     );
     let hosts = dir.join("hosts").display().to_string();
     let vars = dir.join("group_vars/all.yml").display().to_string();
+    // Given as a file, or as the directory holding it (where Ansible skips a file it cannot
+    // read: here that leaves no host, so the run fails on the file's error, and the hosts it
+    // did read have their variables checked all the same).
+    for source in [hosts.clone(), dir.display().to_string()] {
+        Lbctl::new()
+            .args([
+                "-i",
+                &source,
+                "--project-dir",
+                dir.to_str().unwrap(),
+                "validate",
+            ])
+            .stderr_has(format!("error: {hosts}:3:"))
+            .stderr_has("host variables are written `host key=value")
+            .stderr_has(format!(
+                "error: {vars}:3: haproxy_tcp_backends[0].port: 70000 is out of range"
+            ))
+            .stderr_has("2 problems found")
+            .exit(1)
+            .run();
+    }
+}
+
+/// `render -o` replaces links found in its output directory (at a file's name or at the name
+/// it stages it under) instead of writing through them.
+#[test]
+fn render_never_writes_through_a_link_in_its_output_directory() {
+    let dir = scratch("hostile-render-links");
+    write(&dir, "hosts", HOSTS);
+    write(&dir, ALL, TCP);
+    let out = dir.join("out");
+    let victims = [dir.join("victim-new"), dir.join("victim-live")];
+    std::fs::create_dir_all(out.join("lb1")).unwrap();
+    for v in &victims {
+        std::fs::write(v, "precious\n").unwrap();
+    }
+    std::os::unix::fs::symlink(&victims[0], out.join("lb1/haproxy.cfg.lbctl-new")).unwrap();
+    std::os::unix::fs::symlink(&victims[1], out.join("lb1/haproxy.cfg")).unwrap();
     Lbctl::new()
         .args([
             "-i",
-            &hosts,
+            dir.to_str().unwrap(),
             "--project-dir",
             dir.to_str().unwrap(),
-            "validate",
         ])
-        .stderr_has(format!("error: {hosts}:3:"))
-        .stderr_has(format!(
-            "error: {vars}:3: haproxy_tcp_backends[0].port: 70000 is out of range"
-        ))
-        .stderr_has("2 problems found")
-        .exit(1)
+        .args(["render", "-o", out.to_str().unwrap()])
+        .stdout_has("lb1: wrote")
         .run();
+    for v in &victims {
+        assert_eq!(std::fs::read_to_string(v).unwrap(), "precious\n", "{v:?}");
+    }
+    let live = out.join("lb1/haproxy.cfg");
+    assert!(!live.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::read_to_string(&live)
+            .unwrap()
+            .contains("backend mysql")
+    );
+    assert!(!out.join("lb1/haproxy.cfg.lbctl-new").exists());
 }

@@ -27,7 +27,7 @@ use crate::{
     input::Keyring,
     input::Limit,
     input::Templar,
-    render::{RenderedHost, RunContext, Templates, override_dirs},
+    render::{RenderedHost, RunContext, Templates, check_flag_dir, override_dirs},
     spec::{Fleet, HostSpec, Input},
 };
 
@@ -158,6 +158,7 @@ impl Loaded {
         global: &Global,
         mut done: impl FnMut(usize, RenderedHost) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        check_flag_dir(global.templates.as_deref())?;
         let dirs = override_dirs(global.templates.as_deref(), &self.inventory.dir);
         let templates = Templates::load(&dirs)?;
         let run = RunContext::new(Arc::clone(&self.templar), &self.cfg.ansible_managed());

@@ -1,4 +1,7 @@
-use std::path::{Path, PathBuf};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
 
 use serde::Serialize;
 
@@ -77,7 +80,7 @@ impl Staged {
                 written: path,
                 remote_path: file.path,
             });
-            std::fs::write(&temp, file.content).map_err(|source| Error::Write {
+            write_new(&temp, file.content.as_bytes()).map_err(|source| Error::Write {
                 path: temp.clone(),
                 source,
             })?;
@@ -112,6 +115,21 @@ impl Staged {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// Writes a new file at `path`, never through whatever is there: a leftover (or a link planted
+/// at the staging name) is removed first, and the file is created exclusively (`O_EXCL`, which
+/// does not follow a link).
+fn write_new(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?
+        .write_all(content)
 }
 
 fn staging_name(path: &Path) -> PathBuf {

@@ -83,10 +83,10 @@ impl Inventory {
                         self.merge(part);
                         return;
                     }
-                    yaml_error = Some(found);
+                    yaml_error = Some((found, part));
                 }
                 Ok(_) => {}
-                Err(d) => yaml_error = Some(Diagnostics::from(vec![d])),
+                Err(d) => yaml_error = Some((Diagnostics::from(vec![d]), Inventory::default())),
             }
         }
         let mut part = Inventory::default();
@@ -96,31 +96,32 @@ impl Inventory {
             self.merge(part);
             return;
         }
-        // Neither plugin read it: the errors of the one the file looks made for.
-        let errors = match (yaml_error, ext) {
+        // Neither plugin read it: the errors of the one the file looks made for, and what it
+        // read of the file.
+        let (errors, part) = match (yaml_error, ext) {
             (Some(y), Some(e)) if YAML_EXTENSIONS.contains(&e) => y,
-            _ => {
-                // The run fails on these errors; the lines that were read are kept, so that
-                // the variables of their hosts are checked in the same run.
-                if !in_directory {
-                    self.merge(part);
-                }
-                found
-            }
+            _ => (found, part),
         };
         if in_directory {
+            // Skipped, as Ansible does. Should that leave no inventory, the run fails on these
+            // errors, and what was read of the file is kept for checking its hosts' variables.
             for d in errors.into_vec() {
+                self.skipped_errors.push(d.clone());
                 self.warnings.push(d.hint(
                     "Ansible skips an inventory file it cannot read, with a warning; so does lbctl",
                 ));
             }
+            self.skipped_parts.push(part);
         } else {
+            // The run fails on these errors; the lines that were read are kept, so that the
+            // variables of their hosts are checked in the same run.
+            self.merge(part);
             diags.extend(errors);
         }
     }
 
     /// Adds another file's groups, hosts and variables; later files win, as in Ansible.
-    fn merge(&mut self, other: Inventory) {
+    pub(super) fn merge(&mut self, other: Inventory) {
         let mut groups = other.groups;
         for name in other.group_order {
             let Some(group) = groups.remove(&name) else {

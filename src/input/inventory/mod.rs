@@ -89,6 +89,11 @@ pub struct Inventory {
     pub group_order: Vec<String>,
     /// Files skipped because no inventory format reads them, as Ansible skips them.
     pub warnings: Vec<Diagnostic>,
+    /// The same problems with their own hints (how to fix the line), and what was read of
+    /// those files: the errors, and the hosts whose variables are checked, when skipping them
+    /// leaves no inventory at all.
+    skipped_errors: Vec<Diagnostic>,
+    skipped_parts: Vec<Inventory>,
     /// The group hierarchy indexed for [`Inventory::groups_of`], built on first use (the
     /// inventory no longer changes then).
     graph: OnceLock<Graph>,
@@ -121,11 +126,14 @@ impl Inventory {
         for source in sources {
             inv.add_source(source, &mut diags);
         }
+        let parts = std::mem::take(&mut inv.skipped_parts);
         if inv.hosts.is_empty() && inv.groups.is_empty() {
             if diags.is_empty() {
                 // Files skipped for their errors are the whole story: saying that no inventory
-                // is left as well would be a second error for the same problem.
-                let skipped = std::mem::take(&mut inv.warnings);
+                // is left as well would be a second error for the same problem. What was read
+                // of them is kept, so that their hosts' variables are checked in this run too.
+                inv.warnings.clear();
+                let skipped = std::mem::take(&mut inv.skipped_errors);
                 if skipped.is_empty() {
                     let place = sources
                         .first()
@@ -137,11 +145,22 @@ impl Inventory {
                         ),
                     );
                 }
-                for warning in skipped {
-                    diags.push(warning);
+                for error in skipped {
+                    let hint = match &error.hint {
+                        Some(h) => format!("{h} (Ansible would skip this file and find no host)"),
+                        None => {
+                            "Ansible would skip this file and find no host: fix this line".into()
+                        }
+                    };
+                    diags.push(error.hint(hint));
+                }
+                for part in parts {
+                    inv.merge(part);
                 }
             }
-            return (inv, diags.into_vec());
+            if inv.hosts.is_empty() && inv.groups.is_empty() {
+                return (inv, diags.into_vec());
+            }
         }
         inv.group_mut("all");
         inv.group_mut("ungrouped");
