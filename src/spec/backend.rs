@@ -104,9 +104,14 @@ pub const TCP_BALANCE: &[&str] = &[
 pub const UDP_BALANCE: &[&str] = &["roundrobin", "leastconn", "source"];
 
 /// Backend lists already parsed, by the node they came from: hosts that share a group's list
-/// (the usual case) share one parse and one copy of the result.
+/// (the usual case) share one parse and one copy of the result. The cache holds the node
+/// itself too, so that its address is never reused by another host's node (a list decrypted
+/// from a vault is a new node for each host) while it names an entry here.
 #[derive(Default)]
-pub struct ListCache(HashMap<(usize, Protocol, String), Arc<Vec<Backend>>>);
+pub struct ListCache(HashMap<(usize, Protocol, String), Cached>);
+
+/// A cached list, and the node it was read from (held, so its address stays taken).
+type Cached = (Arc<Node>, Arc<Vec<Backend>>);
 
 impl ListCache {
     pub fn parse(
@@ -121,13 +126,13 @@ impl ListCache {
             protocol,
             default_bind.to_string(),
         );
-        if let Some(hit) = self.0.get(&key) {
+        if let Some((_, hit)) = self.0.get(&key) {
             return Arc::clone(hit);
         }
         let before = diags.len();
         let list = Arc::new(parse_list(node, protocol, default_bind, diags));
         if diags.len() == before {
-            self.0.insert(key, Arc::clone(&list));
+            self.0.insert(key, (Arc::clone(node), Arc::clone(&list)));
         }
         list
     }

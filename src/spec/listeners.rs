@@ -9,55 +9,64 @@ use crate::{
     spec::protocol::Protocol,
 };
 
+/// What listens, described only when it clashes with another.
+enum What<'a> {
+    Stats,
+    Peers,
+    Backend(&'a str),
+    HttpFrontend(&'a str),
+}
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            What::Stats => write!(f, "the stats page (haproxy_stats_port)"),
+            What::Peers => write!(f, "the stick tables' peers (haproxy_peers_port)"),
+            What::Backend(name) => write!(f, "backend `{name}`"),
+            What::HttpFrontend(name) => write!(f, "HTTP frontend `{name}`"),
+        }
+    }
+}
+
+struct Listener<'a> {
+    what: What<'a>,
+    protocol: Protocol,
+    bind: &'a str,
+    port: u16,
+    /// Where the port is set; none for lbctl's default.
+    loc: Option<Loc>,
+    /// TLS passthrough routed by server name: may share its address and port with others.
+    sni: bool,
+}
+
 /// Two services may not listen on the same address, port and protocol of one host.
 pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
-    struct Listener<'a> {
-        what: String,
-        protocol: Protocol,
-        bind: &'a str,
-        port: u16,
-        loc: String,
-        diag_loc: Option<Loc>,
-        /// TLS passthrough routed by server name: may share its address and port with others.
-        sni: bool,
-    }
     let mut listeners = vec![Listener {
-        what: "the stats page (haproxy_stats_port)".into(),
+        what: What::Stats,
         protocol: Protocol::Tcp,
         bind: &spec.haproxy.stats_bind,
         port: spec.haproxy.stats_port,
-        loc: spec
-            .haproxy
-            .stats_port_loc
-            .as_ref()
-            .map_or("lbctl's default".into(), ToString::to_string),
-        diag_loc: spec.haproxy.stats_port_loc,
+        loc: spec.haproxy.stats_port_loc,
         sni: false,
     }];
     // before the frontends, so a frontend on its port is the one reported, at its own line
     if spec.has_stick_tables() {
         listeners.push(Listener {
-            what: "the stick tables' peers (haproxy_peers_port)".into(),
+            what: What::Peers,
             protocol: Protocol::Tcp,
             bind: &spec.connection.address,
             port: spec.haproxy.peers_port,
-            loc: spec
-                .haproxy
-                .peers_port_loc
-                .as_ref()
-                .map_or("lbctl's default".into(), ToString::to_string),
-            diag_loc: spec.haproxy.peers_port_loc,
+            loc: spec.haproxy.peers_port_loc,
             sni: false,
         });
     }
     for b in spec.tcp_backends.iter().chain(spec.udp_backends.iter()) {
         listeners.push(Listener {
-            what: format!("backend `{}`", b.name),
+            what: What::Backend(&b.name),
             protocol: b.protocol,
             bind: &b.bind,
             port: b.port,
-            loc: b.port_loc.to_string(),
-            diag_loc: Some(b.port_loc),
+            loc: Some(b.port_loc),
             sni: b.sni_routed(),
         });
     }
@@ -65,12 +74,11 @@ pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
         for (port, loc) in [(f.port, &f.port_loc), (f.tls_port, &f.tls_port_loc)] {
             if let (Some(port), Some(loc)) = (port, loc) {
                 listeners.push(Listener {
-                    what: format!("HTTP frontend `{}`", f.name),
+                    what: What::HttpFrontend(&f.name),
                     protocol: Protocol::Tcp,
                     bind: &f.bind,
                     port,
-                    loc: loc.to_string(),
-                    diag_loc: Some(*loc),
+                    loc: Some(*loc),
                     sni: false,
                 });
             }
@@ -84,7 +92,7 @@ pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
                 && !(o.sni && l.sni && o.bind == l.bind)
         });
         same_port.push(i);
-        if let (Some(first), Some(loc)) = (clash, &l.diag_loc) {
+        if let (Some(first), Some(loc)) = (clash, &l.loc) {
             diags.push(
                 Diagnostic::new(
                     loc,
@@ -99,7 +107,10 @@ pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
                         },
                         spec.name,
                         first.what,
-                        first.loc
+                        first
+                            .loc
+                            .as_ref()
+                            .map_or("lbctl's default".into(), ToString::to_string)
                     ),
                 )
                 .hint(if l.sni || first.sni {

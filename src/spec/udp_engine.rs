@@ -127,12 +127,11 @@ fn check_addresses(
     keepalived: Option<&Keepalived>,
     diags: &mut Diagnostics,
 ) {
-    let servers = backends.iter().flat_map(|b| {
-        b.servers
-            .iter()
-            .enumerate()
-            .map(move |(j, s)| (format!("{}.servers[{j}].address", b.path()), s))
-    });
+    // (the key is written out only for a server that has a problem)
+    let servers = backends
+        .iter()
+        .flat_map(|b| b.servers.iter().enumerate().map(move |(j, s)| (b, j, s)));
+    let key = |b: &Backend, j: usize| format!("{}.servers[{j}].address", b.path());
     match engine {
         UdpEngine::Lvs => {
             let Some(vip) = keepalived.and_then(|k| k.vips.first()) else {
@@ -165,7 +164,7 @@ fn check_addresses(
                     }
                 }
             }
-            for (key, s) in servers {
+            for (b, j, s) in servers {
                 let problem = match s.address.parse::<std::net::IpAddr>() {
                     Err(_) => format!(
                         "`{}` is a DNS name, but LVS forwards to IP addresses only",
@@ -178,14 +177,14 @@ fn check_addresses(
                     Ok(_) => continue,
                 };
                 diags.push(
-                    Diagnostic::new(&s.address_loc, key, problem)
+                    Diagnostic::new(&s.address_loc, key(b, j), problem)
                         .hint("give the worker's IP address, of the VIP's family, or use `lbctl_udp_engine: nginx`"),
                 );
             }
         }
         UdpEngine::Nginx { resolver, .. } if resolver.is_empty() => {
-            let mut named = servers.filter(|(_, s)| s.relay.is_some());
-            if let Some((key, s)) = named.next() {
+            let mut named = servers.filter(|(_, _, s)| s.relay.is_some());
+            if let Some((b, j, s)) = named.next() {
                 let more = named.count();
                 let others = match more {
                     0 => String::new(),
@@ -197,7 +196,7 @@ fn check_addresses(
                 diags.push(
                     Diagnostic::new(
                         &s.address_loc,
-                        key,
+                        key(b, j),
                         format!(
                             "`{}` is a DNS name{others}: nginx would refuse its whole configuration whenever one name does not resolve, so lbctl has nginx resolve it for each session, which needs `nginx_resolver`",
                             s.address
