@@ -119,10 +119,8 @@ fn drill_reports_render_in_chromium_and_show_the_timeline() {
         "no fault window on the screenshot"
     );
     // The failure colour is only in the key: no probe failed.
-    assert!(
-        count(&rows, FAILURE) < 200,
-        "failed probes shown, none failed"
-    );
+    let key_only = count(&rows, FAILURE);
+    assert!(key_only < 200, "failed probes shown, none failed");
 
     // The VIP holder's HAProxy stopped: probes that reach it fail, and the VIP moves.
     let lb = dir.join("lb-drill.html");
@@ -142,10 +140,15 @@ fn drill_reports_render_in_chromium_and_show_the_timeline() {
     let (_, rows) = screenshot(&lb);
     assert!(count(&rows, HOLDS_VIP) > 500, "no VIP holder shown");
     assert!(count(&rows, SUCCESS) > 500, "no successful probe shown");
+    // A single failed probe is a thin mark: anything beyond the key's own swatch shows it.
     if html.contains("connections, 0 failed") {
-        assert!(count(&rows, FAILURE) < 200);
+        assert!(count(&rows, FAILURE) <= key_only + 20);
     } else {
-        assert!(count(&rows, FAILURE) > 200, "failed probes not shown");
+        assert!(
+            count(&rows, FAILURE) > key_only,
+            "failed probes not shown ({} failure pixels, the key alone {key_only})",
+            count(&rows, FAILURE)
+        );
     }
     drop(lab);
 }
