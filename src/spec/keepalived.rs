@@ -40,6 +40,9 @@ pub struct Keepalived {
     pub unicast_peers: Vec<String>,
     /// How keepalived learns that HAProxy died.
     pub haproxy_check: HaproxyCheck,
+    /// Lowers this host below every other while its HAProxy has no server up: filled in by
+    /// the fleet, which knows every member's priority; `None` for a lone load balancer.
+    pub servers_check: Option<ServersCheck>,
     pub config_path: String,
     pub reload: Reload,
     #[serde(skip)]
@@ -70,6 +73,43 @@ pub enum HaproxyCheck {
         /// of HAProxy's death): it may take until its next run.
         custom: bool,
     },
+}
+
+/// A `vrrp_script` with a negative weight that fails while HAProxy answers that none of its
+/// servers is up (every one `DOWN` or in maintenance), so that a host whose health checks
+/// were cut off with it (a partition, a pulled cable) comes back below the host that took
+/// the VIP over, and takes the VIP back only once its checks have marked servers `UP` again.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServersCheck {
+    pub script: String,
+    /// Negative: the spread of the members' priorities plus one, so a host that fails drops
+    /// below every member that does not, and when all fail (every server down everywhere)
+    /// all drop alike and keep their order.
+    pub weight: i16,
+}
+
+impl ServersCheck {
+    /// The check for a HAProxy with its runtime socket at `socket`, in a VRRP instance whose
+    /// members' priorities run from `lowest` to `highest`.
+    pub fn new(socket: &str, lowest: u8, highest: u8) -> Self {
+        let spread = i16::from(highest.saturating_sub(lowest));
+        ServersCheck {
+            script: servers_script(socket),
+            weight: -(spread + 1).min(253),
+        }
+    }
+}
+
+/// Asks HAProxy for its servers' rows only (`show stat -1 4 -1`: every proxy, type 4) and
+/// keeps the `status` column (the 18th, one of the fixed ones), joined by commas: `status,UP,
+/// DOWN 1/2,MAINT`. Any server `UP` (also `UP 1/2`, still up), `no check`, `DRAIN` or `NOLB`
+/// passes; at least one server and none of those fails; no answer (HAProxy reloading or dead,
+/// which the HAProxy check handles) or no server at all passes. Written for keepalived's
+/// script line: no `"`, no `\`, no `$_` ([`keepalived_text`]).
+fn servers_script(socket: &str) -> String {
+    format!(
+        "/bin/sh -c 'o=$(echo show stat -1 4 -1 | socat -t 1 -T 1 - UNIX-CONNECT:{socket} 2>/dev/null | cut -s -d, -f18 | paste -s -d, -); case ,$o, in *,UP*|*,no?check*|*,DRAIN*|*,NOLB*) exit 0;; ,status,?*) exit 1;; esac'"
+    )
 }
 
 /// The locations of the settings every member of a VRRP instance must share.
@@ -234,6 +274,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         unicast_src_ip,
         unicast_peers: Vec::new(),
         haproxy_check: haproxy_check?,
+        servers_check: None,
         config_path: config_path?,
         reload: reload?,
         priority_loc: priority.and(vars.get("keepalived_priority").map(|n| n.loc)),
@@ -495,6 +536,25 @@ fn vip_list(node: &Node, diags: &mut Diagnostics) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_check_drops_a_host_below_every_other_and_reads_as_written() {
+        // 254/244/234: a host that fails (254 - 21 = 233) is below the lowest that does not
+        let check = ServersCheck::new("/run/haproxy/admin.sock", 234, 254);
+        assert_eq!(check.weight, -21);
+        assert_eq!(
+            ServersCheck::new("/s", 1, 254).weight,
+            -253,
+            "keepalived's floor"
+        );
+        assert_eq!(ServersCheck::new("/s", 100, 101).weight, -2);
+        assert_eq!(keepalived_text::problem(&check.script, Place::Script), None);
+        assert!(
+            check
+                .script
+                .contains("UNIX-CONNECT:/run/haproxy/admin.sock ")
+        );
+    }
 
     #[test]
     fn advert_intervals_are_read_in_centiseconds_and_written_back_as_seconds() {

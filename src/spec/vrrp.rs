@@ -1,10 +1,12 @@
 //! What only makes sense across the members of a VRRP instance: they agree on the version,
 //! the advert interval, the password and the VIPs; each gets a distinct priority (the
-//! highest is MASTER) and the others' addresses as unicast peers, of the VIPs' family.
+//! highest is MASTER) and the others' addresses as unicast peers, of the VIPs' family; with
+//! two members or more, each gets the servers check, weighted by the priorities' spread.
 
 use crate::{
     source::{Diagnostic, Diagnostics, Loc},
     spec::host::HostSpec,
+    spec::keepalived::ServersCheck,
 };
 
 /// The priority lbctl gives the first host; the next get 10 less each ([`PRIORITY_STEP`]).
@@ -189,6 +191,19 @@ pub(super) fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
         sources.push(k.unicast_src_ip.clone());
     }
     check_unicast_families(hosts, &sources, diags);
+    let priorities = hosts
+        .iter()
+        .filter_map(|h| h.keepalived.as_ref().map(|k| k.priority));
+    let (lowest, highest, members) =
+        priorities.fold((u8::MAX, 0, 0), |(lo, hi, n), p| (lo.min(p), hi.max(p), n + 1));
+    if members > 1 {
+        for h in hosts.iter_mut() {
+            let socket = h.haproxy.runtime_socket.clone();
+            if let Some(k) = &mut h.keepalived {
+                k.servers_check = Some(ServersCheck::new(&socket, lowest, highest));
+            }
+        }
+    }
     for (i, h) in hosts.iter_mut().enumerate() {
         if let Some(k) = &mut h.keepalived
             && k.unicast

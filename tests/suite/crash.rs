@@ -42,10 +42,15 @@ fn applied(lab: &Lab, extra: &[&str]) -> Host {
 
 /// Runs a load-balancer drill on `lb` and returns its JSON report; exit 0 (passed) expected.
 fn drill(method: &str, lb: &str, extra: &[&str]) -> Value {
+    drill_held(method, lb, "3s", extra)
+}
+
+/// [`drill`], with the host kept broken for `hold` after the VIP moved.
+fn drill_held(method: &str, lb: &str, hold: &str, extra: &[&str]) -> Value {
     let run = Lbctl::on_lab()
         .args(extra)
         .args(["failover-test", "--lb", lb, "--method", method])
-        .args(["--hold", "3s", "--probe-from", "client", "--json"])
+        .args(["--hold", hold, "--probe-from", "client", "--json"])
         .timeout(180)
         .output();
     eprintln!(
@@ -196,6 +201,27 @@ fn isolating_the_holder_with_vrrp3_moves_the_vip_within_a_second_and_leaves_no_r
         gone - cut
     );
     lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(10));
+}
+
+#[test]
+fn an_isolated_holder_comes_back_below_the_new_one_until_its_servers_are_up() {
+    let lab = Lab::up();
+    let holder = applied(&lab, &[]);
+    // cut off long enough for its health checks to mark every worker DOWN (a drop: 3.4-4 s)
+    // and for keepalived's servers check to run once more
+    let report = drill_held("isolate", holder.name, "5s", &[]);
+    assert_eq!(report["new_holder"], "lb2", "{report}");
+    let probe = &report["probe"];
+    // back on the network with every server DOWN, lb1 is below lb2 (254 - 21 < 244): lb2
+    // keeps the VIP until lb1's checks pass `rise` times, then lb1 takes it back
+    let after_repair = ms(&probe["restore"], "failed") + ms(&probe["after"], "failed");
+    assert!(
+        after_repair <= 2,
+        "{after_repair} client connections failed after the repair: {probe}"
+    );
+    assert!(ms(&probe["restore"], "attempts") >= 20, "{probe}");
+    assert_eq!(report["passed"], true, "{report}");
+    tier_whole(&lab, holder, &report);
 }
 
 #[test]
