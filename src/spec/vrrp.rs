@@ -194,8 +194,9 @@ pub(super) fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
     let priorities = hosts
         .iter()
         .filter_map(|h| h.keepalived.as_ref().map(|k| k.priority));
-    let (lowest, highest, members) =
-        priorities.fold((u8::MAX, 0, 0), |(lo, hi, n), p| (lo.min(p), hi.max(p), n + 1));
+    let (lowest, highest, members) = priorities.fold((u8::MAX, 0, 0), |(lo, hi, n), p| {
+        (lo.min(p), hi.max(p), n + 1)
+    });
     if members > 1 {
         for h in hosts.iter_mut() {
             let socket = h.haproxy.runtime_socket.clone();
