@@ -75,8 +75,8 @@ pub enum HaproxyCheck {
     },
 }
 
-/// A `vrrp_script` with a negative weight that fails while HAProxy answers that none of its
-/// servers is up (every one `DOWN` or in maintenance), so that a host whose health checks
+/// A `vrrp_script` with a negative weight that fails while HAProxy answers that a backend has
+/// servers and none of them up (every one `DOWN` or in maintenance), so that a host whose health checks
 /// were cut off with it (a partition, a pulled cable) comes back below the host that took
 /// the VIP over, and takes the VIP back only once its checks have marked servers `UP` again.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,15 +100,19 @@ impl ServersCheck {
     }
 }
 
-/// Asks HAProxy for its servers' rows only (`show stat -1 4 -1`: every proxy, type 4) and
-/// keeps the `status` column (the 18th, one of the fixed ones), joined by commas: `status,UP,
-/// DOWN 1/2,MAINT`. Any server `UP` (also `UP 1/2`, still up), `no check`, `DRAIN` or `NOLB`
-/// passes; at least one server and none of those fails; no answer (HAProxy reloading or dead,
-/// which the HAProxy check handles) or no server at all passes. Written for keepalived's
-/// script line: no `"`, no `\`, no `$_` ([`keepalived_text`]).
+/// Asks HAProxy twice for its servers' rows only (`show stat -1 4 -1`: every proxy, type 4),
+/// keeping each row's backend and `status` (columns 1 and 18, fixed ones): first the backends
+/// with a server `UP` (also `UP 1/2`, still up), `no check`, `DRAIN` or `NOLB`, then those with
+/// one `DOWN` or in `MAINT`; fails when a backend of the second list is not in the first (it
+/// has servers, and none up). No answer (HAProxy reloading, or dead, which the HAProxy check
+/// handles) or no server at all passes. Written for keepalived's script line: no `"`, no `\`,
+/// no `$_` or `${` ([`keepalived_text`]); `set -f`: no file name is expanded.
 fn servers_script(socket: &str) -> String {
+    let query = format!(
+        "echo show stat -1 4 -1 | socat -t 1 -T 1 - UNIX-CONNECT:{socket} 2>/dev/null | cut -s -d, -f1,18"
+    );
     format!(
-        "/bin/sh -c 'o=$(echo show stat -1 4 -1 | socat -t 1 -T 1 - UNIX-CONNECT:{socket} 2>/dev/null | cut -s -d, -f18 | paste -s -d, -); case ,$o, in *,UP*|*,no?check*|*,DRAIN*|*,NOLB*) exit 0;; ,status,?*) exit 1;; esac'"
+        "/bin/sh -c 'set -f; up=,$({query} | grep -e ,UP -e ,no.check -e ,DRAIN -e ,NOLB | cut -d, -f1 | paste -s -d, -),; for b in $({query} | grep -e ,DOWN -e ,MAINT | cut -d, -f1); do case $up in *,$b,*) ;; *) exit 1;; esac; done'"
     )
 }
 
