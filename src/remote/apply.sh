@@ -45,6 +45,7 @@
 
 STEP=preflight
 OLD_PID=
+TAUGHT=
 PHASE=before-swap
 ABORTING=
 OUT=
@@ -310,12 +311,44 @@ haproxy_pid() {
 	printf 'show info\n' | socat -t 2 - "UNIX-CONNECT:$SOCKET" 2>/dev/null | sed -n 's/^Pid: //p'
 }
 
+# peers_done MASK: whether every peers section of the HAProxy answering on the admin socket
+# has the resync flags MASK set (`show peers`, a section's line: "0x...: [date] id=NAME ...
+# flags=0x..."): 1 once it has learned from the process it replaced, 2 once from the other
+# peers (or neither is needed any more, or timed out after 5 s each). Sets PEERS when the
+# process has any peers section. No answer or no section: nothing to wait for.
+peers_done() {
+	PEERS=
+	answer=$(printf 'show peers\n' | socat -t 2 - "UNIX-CONNECT:$SOCKET" 2>/dev/null) || return 0
+	for flags in $(printf '%s\n' "$answer" | sed -n 's/^0x[0-9a-f]*: \[.*\] id=.* flags=\(0x[0-9a-fA-F]*\) .*/\1/p'); do
+		PEERS=1
+		[ $((flags & $1)) -eq "$1" ] || return 1
+	done
+	return 0
+}
+
+# wait_peers MASK TENTHS: waits, at most TENTHS tenths of a second, for peers_done MASK.
+wait_peers() {
+	tries=0
+	until peers_done "$1"; do
+		[ "$tries" -lt "$2" ] || return 1
+		sleep 0.1
+		tries=$((tries + 1))
+	done
+}
+
 # reload NAME RELOAD NAME64
 reload() {
 	save_state "$1"
-	# keep_admin must talk to the new process: note the one answering now
-	if [ "$1" = haproxy ] && [ "$ADMIN64" != - ] && [ -n "$SOCKET" ]; then
+	if [ "$1" = haproxy ] && [ -n "$SOCKET" ]; then
+		# keep_admin and tables_taught must talk to the new process: note the one answering now
 		OLD_PID=$(haproxy_pid)
+		# Stick tables (sticky backends, rate limits) pass to the new process only from an old
+		# one that has finished its own resync: reloaded earlier, it teaches nothing and the
+		# entries are lost on this host. A process that could not learn from its predecessor
+		# (the previous configuration had no peers, or was itself reloaded too early) takes up
+		# to twice 5 s to give up waiting; any other is done within milliseconds of its start.
+		wait_peers 3 120 || :
+		TAUGHT=$PEERS
 	fi
 	if run_cmd "$2"; then
 		ok reload "$3"
@@ -453,6 +486,20 @@ rollback_reload() {
 	return 0
 }
 
+# tables_taught: after a reload that replaced a process holding stick tables, waits (at most
+# 5 s) for the new process to have learned them from the old one, so that the next host is
+# reloaded, and clients reach this one, with the entries in place. Not a failure if it takes
+# longer: HAProxy goes on learning from the other peers.
+tables_taught() {
+	[ -n "$TAUGHT" ] || return 0
+	tries=0
+	while [ "$(haproxy_pid)" = "$OLD_PID" ] && [ "$tries" -lt 30 ]; do
+		sleep 0.1
+		tries=$((tries + 1))
+	done
+	wait_peers 1 50 || :
+}
+
 # keep_admin: lbctl's record written, and the admin state it holds put back where the
 # reload could not carry it. The configuration is in place by now: a problem here is
 # reported, not rolled back.
@@ -553,6 +600,7 @@ main() {
 	services reload || abort
 	STEP=verify
 	verify || abort
+	tables_taught
 	keep_admin
 	finish ok
 }

@@ -682,6 +682,10 @@ vip_holders() { # the load balancers holding the VIP, space separated
     echo "${out[*]}"
 }
 
+lb1_holds_vip() {
+    [ "$(vip_holders)" = lb1 ]
+}
+
 one_vip_holder() {
     local holders
     holders=$(vip_holders)
@@ -787,6 +791,12 @@ cmd_up() {
     [ "$n" -eq 3 ] || write_inventory "$STATE/inventory-$n"
 
     if ((started_keepalived)); then
+        # A fresh lab runs the bootstrap configuration, where lb1 has the highest priority
+        # and preempts: a backup that took the VIP while lb1's keepalived was still starting
+        # loses it again within an advert or two, so wait for where it settles.
+        if ((FRESH)) && ! wait_until 10 "lb1 alone to hold the VIP" lb1_holds_vip; then
+            die "keepalived did not settle with the VIP on lb1 (holders: $(vip_holders))"
+        fi
         if ! wait_until 10 "exactly one VIP holder" one_vip_holder; then
             ((FRESH == 0)) || die "keepalived elected no single VIP holder (holders: $(vip_holders))"
             log "warning: VIP $VIP holders: '$(vip_holders)' (keepalived runs lbctl's config?)"

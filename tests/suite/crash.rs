@@ -466,6 +466,23 @@ fn a_sticky_client_keeps_its_worker_across_a_vip_move_and_a_reload_of_every_host
         });
     }
 
+    // an apply right away, while the processes the first one started are still waiting for a
+    // resync they cannot get (their predecessors had no tables): reloaded now they would
+    // teach their successors nothing, so apply waits for them; every table keeps the entry
+    Lbctl::on_lab()
+        .args(["-e", &vars, "-e", "haproxy_maxconn=4001", "apply", "--yes"])
+        .timeout(300)
+        .stdout_has("Apply: 3 changed")
+        .run();
+    for lb in LBS {
+        let table = show_table(&lab, lb.name);
+        assert!(
+            table.contains(&format!("server_key={worker}")),
+            "{} right after a second apply: {table}",
+            lb.name
+        );
+    }
+
     // the VIP moves to lb2 (keepalived stopped on the holder); lb2's roundrobin would send
     // the client elsewhere, its copy of the table does not
     let pid = lab
