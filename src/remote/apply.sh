@@ -340,8 +340,6 @@ wait_peers() {
 reload() {
 	save_state "$1"
 	if [ "$1" = haproxy ] && [ -n "$SOCKET" ]; then
-		# keep_admin and tables_taught must talk to the new process: note the one answering now
-		OLD_PID=$(haproxy_pid)
 		# Stick tables (sticky backends, rate limits) pass to the new process only from an old
 		# one that has finished its own resync: reloaded earlier, it teaches nothing and the
 		# entries are lost on this host. A process that could not learn from its predecessor
@@ -349,6 +347,10 @@ reload() {
 		# to twice 5 s to give up waiting; any other is done within milliseconds of its start.
 		wait_peers 3 120 || :
 		TAUGHT=$PEERS
+		# keep_admin and tables_taught must talk to the new process: note the one answering now
+		if [ -n "$TAUGHT" ] || [ "$ADMIN64" != - ]; then
+			OLD_PID=$(haproxy_pid)
+		fi
 	fi
 	if run_cmd "$2"; then
 		ok reload "$3"
