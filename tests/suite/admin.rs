@@ -64,27 +64,10 @@ fn worker_states(status: &Value, worker: &str) -> Vec<(String, String, String)> 
 }
 
 fn wait_all_up() {
-    wait_for(
+    support::wait_every_server(
         Duration::from_secs(30),
         "every server UP on every LB",
-        || {
-            let run = Lbctl::on_lab()
-                .args(["status", "--json"])
-                .timeout(30)
-                .output();
-            if run.code != 0 {
-                return None;
-            }
-            let status = run.json();
-            let servers: Vec<&Value> = status["hosts"]
-                .as_array()?
-                .iter()
-                .flat_map(|h| h["backends"].as_array().into_iter().flatten())
-                .flat_map(|b| b["servers"].as_array().into_iter().flatten())
-                .collect();
-            // 3 load balancers x (3 TCP backends + the UDP one HAProxy checks) x 3 workers
-            (servers.len() == 36 && servers.iter().all(|s| s["up"] == true)).then_some(())
-        },
+        |s| s["up"] == true,
     );
 }
 

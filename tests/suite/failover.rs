@@ -10,9 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::Lbctl;
 use crate::support::lab::{LBS, Lab, WORKERS, describe, wait_for};
-use serde_json::Value;
+use crate::support::{self, Lbctl};
 
 const WORKER: &str = "k8s-worker-2";
 
@@ -24,27 +23,10 @@ fn applied(lab: &Lab) {
 
 fn all_up(lab: &Lab) {
     lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
-    wait_for(
+    support::wait_every_server(
         Duration::from_secs(30),
         "every server UP on every LB",
-        || {
-            let run = Lbctl::on_lab()
-                .args(["status", "--json"])
-                .timeout(30)
-                .output();
-            if run.code != 0 {
-                return None;
-            }
-            let status = run.json();
-            let servers: Vec<&Value> = status["hosts"]
-                .as_array()?
-                .iter()
-                .flat_map(|h| h["backends"].as_array().into_iter().flatten())
-                .flat_map(|b| b["servers"].as_array().into_iter().flatten())
-                .collect();
-            // 3 load balancers x (3 TCP backends + the UDP one HAProxy checks) x 3 workers
-            (servers.len() == 36 && servers.iter().all(|s| s["up"] == true)).then_some(())
-        },
+        |s| s["up"] == true,
     );
 }
 

@@ -9,38 +9,15 @@ use crate::support::lab::{self, LBS, Lab, describe};
 use crate::support::{self, Lbctl};
 use serde_json::Value;
 
-fn servers(status: &Value) -> Vec<&Value> {
-    status["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|h| h["backends"].as_array().unwrap())
-        .flat_map(|b| b["servers"].as_array().unwrap())
-        .collect()
-}
-
 #[test]
 fn status_shows_the_vip_holder_and_every_server_up() {
     let lab = Lab::up();
     Lbctl::on_lab().args(["apply", "--yes"]).timeout(300).run();
     let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
 
-    // Health checks need `rise` of them after a reload: poll (bounded) until all are UP.
-    let start = Instant::now();
-    let status = loop {
-        let run = Lbctl::on_lab().args(["status", "--json"]).timeout(60).run();
-        let status = run.json();
-        let all = servers(&status);
-        if !all.is_empty() && all.iter().all(|s| s["up"] == true) {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "servers not all UP after 20 s: {}",
-            run.stdout
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let status = support::wait_every_server(Duration::from_secs(20), "every server UP", |s| {
+        s["up"] == true
+    });
     assert_eq!(status["vip_holders"], serde_json::json!([holder.name]));
     let hosts = status["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 3);

@@ -18,8 +18,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-
 use crate::support::lab::{LBS, Lab, STATE_DIR, VIP, describe, wait_for};
 use crate::support::{self, Lbctl};
 
@@ -40,30 +38,10 @@ fn applied(lab: &Lab) {
 
 fn all_serving(lab: &Lab) {
     lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
-    wait_for(
+    support::wait_every_server(
         Duration::from_secs(30),
         "every server UP on every LB, and every UDP one in nginx",
-        || {
-            let run = Lbctl::on_lab()
-                .args(["status", "--json"])
-                .timeout(30)
-                .output();
-            if run.code != 0 {
-                return None;
-            }
-            let status = run.json();
-            let servers: Vec<&Value> = status["hosts"]
-                .as_array()?
-                .iter()
-                .flat_map(|h| h["backends"].as_array().into_iter().flatten())
-                .flat_map(|b| b["servers"].as_array().into_iter().flatten())
-                .collect();
-            (servers.len() == 36
-                && servers
-                    .iter()
-                    .all(|s| s["up"] == true && s["nginx_down"] != true))
-            .then_some(())
-        },
+        |s| s["up"] == true && s["nginx_down"] != true,
     );
 }
 

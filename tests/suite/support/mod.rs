@@ -258,6 +258,43 @@ impl Run {
     }
 }
 
+/// Every server `lbctl status --json` lists, over every backend of every host.
+pub fn status_servers(status: &serde_json::Value) -> Vec<&serde_json::Value> {
+    status["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|h| h["backends"].as_array().into_iter().flatten())
+        .flat_map(|b| b["servers"].as_array().into_iter().flatten())
+        .collect()
+}
+
+/// How many servers `lbctl status` lists on the lab with lbctl's configuration applied:
+/// 3 load balancers x (3 TCP backends + the UDP one HAProxy checks) x 3 workers.
+pub const LAB_SERVERS: usize = 36;
+
+/// Waits (bounded by `limit`) until `lbctl status --json` on the lab lists all
+/// [`LAB_SERVERS`] servers and `serving` holds for each (health checks need `rise` of them
+/// after a reload), and returns that status.
+pub fn wait_every_server(
+    limit: Duration,
+    what: &str,
+    serving: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    lab::wait_for(limit, what, || {
+        let run = Lbctl::on_lab()
+            .args(["status", "--json"])
+            .timeout(30)
+            .output();
+        if run.code != 0 {
+            return None;
+        }
+        let status = run.json();
+        let servers = status_servers(&status);
+        (servers.len() == LAB_SERVERS && servers.iter().all(|s| serving(s))).then_some(status)
+    })
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
