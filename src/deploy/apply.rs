@@ -8,6 +8,7 @@ use std::{
 };
 
 use futures_util::future::join_all;
+use tokio::sync::Semaphore;
 
 use crate::{
     deploy::DeployError,
@@ -16,11 +17,11 @@ use crate::{
     deploy::plan::HostPlan,
     deploy::report::{HostError, HostReport, Report, Timing},
     deploy::reporter::Reporter,
-    deploy::rollout::{Host, Target, go_in_waves, rollout, rollout_order},
+    deploy::rollout::{Host, Shell, Target, go_in_waves, rollout, rollout_order},
     deploy::runtime_state::{self, for_apply},
     deploy::saved_plan::{self, Moved, PlannedHost, SavedPlan},
     deploy::standby::{Standby, holders_needing_a_standby, some_standby_ready},
-    deploy::survey::{SshOptions, Surveyed, survey},
+    deploy::survey::{SshOptions, Surveyed, survey_holding},
     remote::{self, APPLY_LOCK, Deployment, PART_END},
     render::RenderedHost,
     source::Diagnostic,
@@ -85,15 +86,21 @@ impl ApplyError {
 /// tier's admin state, to leave); make sure a partial apply (`outside` the hosts `--limit`
 /// left out) keeps a host able to take the VIP; `confirm` the plan; roll the changes out;
 /// converge the admin state; close the sessions.
+///
+/// Each host's fetch runs in a shell that stays open for its apply script. When the apply
+/// is `confirmed` in advance (`--yes`), a host to change is sent that script as soon as its
+/// own survey is in, to stage and check while the others are still being surveyed (see
+/// [`stage_early`]); nothing changes anywhere before every host is ready, as always.
 pub async fn apply<R: Reporter>(
     hosts: &[(HostSpec, RenderedHost)],
     outside: &[HostSpec],
     ssh: &SshOptions,
     serial: usize,
+    confirmed: bool,
     confirm: impl FnOnce(&Report) -> bool,
     reporter: &R,
 ) -> Result<Report, ApplyError> {
-    let surveyed = survey(hosts, ssh).await;
+    let surveyed = survey_and_stage(hosts, ssh, confirmed).await;
     let surveyed = check_certificates(surveyed, hosts)
         .await
         .map_err(ApplyError::Invalid)?;
@@ -103,6 +110,14 @@ pub async fn apply<R: Reporter>(
     for ((s, (spec, _)), convergence) in surveyed.into_iter().zip(hosts).zip(&admin.convergences) {
         sorted.add(s, spec, &admin.tier, convergence.as_ref());
     }
+    // Scripts sent early that the whole survey changed: stopped (the host removes what it
+    // staged and lets go of its lock) before the right one goes over a session of its own.
+    join_all(
+        std::mem::take(&mut sorted.stale)
+            .into_iter()
+            .map(Running::finish),
+    )
+    .await;
     if !sorted.unreachable && !outside.is_empty() {
         let left_alone = outside
             .iter()
@@ -152,6 +167,57 @@ pub async fn apply<R: Reporter>(
         });
     }
     Ok(report)
+}
+
+/// The survey of an apply: every host's fetch in a shell kept open for its apply script
+/// and, when the apply is confirmed in advance (`early`), each changed host staged at once
+/// ([`stage_early`]).
+async fn survey_and_stage(
+    hosts: &[(HostSpec, RenderedHost)],
+    ssh: &SshOptions,
+    early: bool,
+) -> Vec<Surveyed> {
+    let options = ssh.connect();
+    let connecting = Semaphore::new(ssh.forks.max(1));
+    let (options, connecting) = (&options, &connecting);
+    join_all(hosts.iter().map(|(spec, rendered)| async move {
+        let mut surveyed = survey_holding(spec, rendered, options, connecting).await;
+        if early {
+            stage_early(spec, &mut surveyed).await;
+        }
+        surveyed
+    }))
+    .await
+}
+
+/// Sends a host whose files change its held apply script as soon as its own survey is in,
+/// so that it stages and checks its files (phase 1, up to "ready") while other hosts are
+/// still being logged into. The script is built from what this host alone showed: its own
+/// admin record stands for the tier's. Once every host is surveyed, [`Sorted::add`]
+/// compares it with the script the whole survey gives; where they differ (another host's
+/// record changes this one's admin state), the early script is stopped, having changed
+/// nothing, and the right one is sent instead. Like the rest of phase 1, this changes no
+/// live file: every host still waits for the go-ahead, which comes only when all are ready.
+async fn stage_early(spec: &HostSpec, surveyed: &mut Surveyed) {
+    let Ok(plan) = &surveyed.result else { return };
+    if !plan.changed() || surveyed.shell.is_none() {
+        return;
+    }
+    let own =
+        runtime_state::from_survey(std::slice::from_ref(spec), std::slice::from_ref(surveyed));
+    let admin = for_apply(spec, &own.tier, own.convergences[0].as_ref());
+    let deployment = crate::deploy::deployment::build(spec, plan, admin.as_ref());
+    let script = remote::held_apply_script(&deployment, APPLY_LOCK);
+    let Some(shell) = surveyed.shell.as_mut() else {
+        return;
+    };
+    let since = Instant::now();
+    if shell.send(&script).await.is_ok() {
+        surveyed.sent = Some((script, since));
+    } else if let Some(shell) = surveyed.shell.take() {
+        // Half a script may have gone: this shell takes no other.
+        let _ = shell.finish().await;
+    }
 }
 
 /// Applies a saved plan exactly, without the inventory. The phases: connect to every host;
@@ -226,7 +292,7 @@ pub async fn apply_saved<R: Reporter>(
     // rollout order (as planned, the VIP holders last).
     staged.sort_by_key(|(s, _)| s.plan.holds_vip);
     let hosts = join_all(staged.into_iter().map(|(s, _)| async move {
-        let mut host = Host::checking(s.plan, s.timing, reporter);
+        let mut host = Host::checking(s.plan, s.timing, Instant::now(), reporter);
         host.hold(Ok(s.running)).await;
         host
     }))
@@ -240,32 +306,29 @@ pub async fn apply_saved<R: Reporter>(
 }
 
 /// One planned host's answer to phase 1 of `apply FILE`.
-enum Answer<'s> {
+enum Answer {
     /// It could not be reached or asked.
     Failed(String),
     /// Some of its files are no longer as planned on; what it staged, if anything, waits.
-    Moved(Moved, Option<Box<Running<'s>>>),
+    Moved(Moved, Option<Box<Running>>),
     /// The plan changes nothing on it.
     Unchanged(Box<HostReport>),
     /// Its files are as planned on, and its new ones being staged and checked.
-    Staged(Box<Staged<'s>>),
+    Staged(Box<Staged>),
 }
 
 /// A host whose files are as planned on, staging and checking the new ones.
-struct Staged<'s> {
+struct Staged {
     plan: HostPlan,
     timing: Timing,
     /// The held apply script, on its way to waiting for the go-ahead.
-    running: Running<'s>,
+    running: Running,
 }
 
 /// Asks `host`, in one round trip, whether its files are still what the plan was made on
 /// and, when the plan changes it, has it stage and check its new files right after, to
 /// wait for the go-ahead (see `remote::first_part`).
-async fn check_and_stage<'s>(
-    host: &PlannedHost,
-    connected: &'s saved_plan::Connected,
-) -> Answer<'s> {
+async fn check_and_stage(host: &PlannedHost, connected: &saved_plan::Connected) -> Answer {
     let session = match &connected.session {
         Ok(session) => session,
         Err(e) => return Answer::Failed(e.message.clone()),
@@ -327,7 +390,7 @@ async fn check_and_stage<'s>(
 }
 
 /// Tells a held apply script to stop, before its go-ahead: the host keeps its files.
-async fn stop(running: Option<Running<'_>>) {
+async fn stop(running: Option<Running>) {
     if let Some(running) = running {
         let _ = running.finish().await;
     }
@@ -349,6 +412,12 @@ struct Sorted {
     reports: Vec<HostReport>,
     /// Open sessions not held by a target or a converging host.
     sessions: Vec<Session>,
+    /// The survey's shells that no apply script follows in: ended before their sessions
+    /// close.
+    idle: Vec<Running>,
+    /// Shells sent a script early that turned out not to be the host's: stopped before the
+    /// rollout.
+    stale: Vec<Running>,
     /// Some host could not be surveyed: nothing is changed.
     unreachable: bool,
     /// How many hosts were added.
@@ -366,27 +435,48 @@ impl Sorted {
         let index = self.added;
         self.added += 1;
         let timing = s.timing;
+        let shell = s.shell;
         match (s.result, s.session) {
-            (Ok(plan), Some(session)) if plan.changed() => self.targets.push(Target {
-                deployment: crate::deploy::deployment::build(
+            (Ok(plan), Some(session)) if plan.changed() => {
+                let deployment = crate::deploy::deployment::build(
                     spec,
                     &plan,
                     for_apply(spec, tier, convergence).as_ref(),
-                ),
-                plan,
-                session,
-                timing,
-            }),
+                );
+                let shell = match (shell, s.sent) {
+                    (None, _) => Shell::None,
+                    (Some(running), None) => Shell::Idle(running),
+                    (Some(running), Some((sent, since)))
+                        if sent == remote::held_apply_script(&deployment, APPLY_LOCK) =>
+                    {
+                        Shell::Sent(running, since)
+                    }
+                    (Some(running), Some(_)) => {
+                        self.stale.push(running);
+                        Shell::None
+                    }
+                };
+                self.targets.push(Target {
+                    deployment,
+                    plan,
+                    session,
+                    timing,
+                    shell,
+                });
+            }
             (Ok(plan), Some(session)) if convergence.is_some_and(Convergence::needed) => {
+                self.idle.extend(shell);
                 self.report(HostReport::planned(plan), timing);
                 let convergence = convergence.cloned().unwrap_or_default();
                 self.converging.push((index, session, convergence));
             }
             (Ok(plan), session) => {
+                self.idle.extend(shell);
                 self.report(HostReport::planned(plan), timing);
                 self.sessions.extend(session);
             }
             (Err(e), session) => {
+                self.idle.extend(shell);
                 self.unreachable = true;
                 self.report(HostReport::unreachable(e), timing);
                 self.sessions.extend(session);
@@ -418,7 +508,12 @@ impl Sorted {
         for t in std::mem::take(&mut self.targets) {
             self.report(HostReport::planned(t.plan), t.timing);
             self.sessions.push(t.session);
+            match t.shell {
+                Shell::Idle(running) | Shell::Sent(running, _) => self.idle.push(running),
+                Shell::None => {}
+            }
         }
+        join_all(self.idle.into_iter().chain(self.stale).map(Running::finish)).await;
         let converging = self.converging.into_iter().map(|(_, session, _)| session);
         ssh::close_all(self.sessions.into_iter().chain(converging)).await;
         self.reports

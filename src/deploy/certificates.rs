@@ -8,8 +8,12 @@
 use std::{collections::BTreeMap, fmt::Write};
 
 use crate::{
-    deploy::survey::Surveyed, remote, render::RenderedHost, source::Diagnostic, source::Loc,
-    spec::HostSpec, ssh,
+    deploy::survey::{Surveyed, close_surveyed},
+    remote,
+    render::RenderedHost,
+    source::Diagnostic,
+    source::Loc,
+    spec::HostSpec,
 };
 
 /// The survey, when every surveyed host holds every certificate it is configured with;
@@ -22,7 +26,7 @@ pub async fn check_certificates(
     if problems.is_empty() {
         Ok(surveyed)
     } else {
-        ssh::close_all(surveyed.into_iter().filter_map(|s| s.session)).await;
+        close_surveyed(surveyed).await;
         Err(problems)
     }
 }

@@ -34,7 +34,7 @@ pub use error::DeployError;
 pub use plan::{Action, FilePlan, HostPlan, REDACTED, redact};
 pub use report::{HostError, HostReport, Outcome, Report, Summary, Timing};
 pub use reporter::Reporter;
-pub use rollout::{Target, rollout, rollout_order};
+pub use rollout::{Shell, Target, rollout, rollout_order};
 pub use runtime_state::{Converged, HostDrift, RuntimeState, Standing, for_apply, from_survey};
 pub use saved_plan::{Moved, PlannedFile, PlannedHost, SavedPlan, SavedPlanError};
 pub use standby::{Standby, ready_to_take_the_vip};

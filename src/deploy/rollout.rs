@@ -1,7 +1,8 @@
 //! The rollout, in two phases, so that a configuration one host rejects changes no host:
 //!
 //! 1. every changed host stages its files and checks them with the services' own checks,
-//!    all at once, and waits (a held apply script, see [`remote::held_apply_script`]);
+//!    all at once, and waits (a held apply script, see [`remote::held_apply_script`], sent
+//!    into the shell the survey's fetch left open, so no host needs a second session);
 //! 2. only when every host is ready do they go ahead, rolling: one host at a time by default
 //!    (`--serial N`: N hosts without a VIP at a time), and the VIP holders last, one by one.
 //!
@@ -28,6 +29,19 @@ pub struct Target {
     pub session: Session,
     /// The survey's part of its timing (connect, fetch).
     pub timing: Timing,
+    /// Where phase 1 runs on the host.
+    pub shell: Shell,
+}
+
+/// Where a target's phase 1 (its held apply script) runs.
+pub enum Shell {
+    /// A session channel of its own.
+    None,
+    /// The shell the survey's fetch ran in, waiting for the script.
+    Idle(Running),
+    /// That shell, already sent this very script (at the instant given), when the apply
+    /// was confirmed in advance and the host's own survey said what it would be.
+    Sent(Running, Instant),
 }
 
 /// The order hosts are changed in: inventory order, VIP holders last, so the tier never loses
@@ -53,19 +67,20 @@ pub fn waves(holds_vip: &[bool], serial: usize) -> Vec<Vec<usize>> {
 }
 
 /// One host during the rollout.
-pub(super) struct Host<'s, T> {
+pub(super) struct Host<T> {
     report: HostReport,
     task: T,
     started: Instant,
     /// The held script, while it waits for the go-ahead.
-    running: Option<Running<'s>>,
+    running: Option<Running>,
 }
 
-impl<'s, T> Host<'s, T> {
+impl<T> Host<T> {
     /// A host about to stage and check its files (phase 1), shown as such.
     pub(super) fn checking<R: Reporter<Task = T>>(
         plan: HostPlan,
         timing: Timing,
+        started: Instant,
         reporter: &R,
     ) -> Self {
         let files = plan.changed_files().count();
@@ -78,14 +93,14 @@ impl<'s, T> Host<'s, T> {
         Host {
             report,
             task,
-            started: Instant::now(),
+            started,
             running: None,
         }
     }
 
     /// Phase 1 on a held apply script already started: waits until it is ready for the
     /// go-ahead, or records how it ended before.
-    pub(super) async fn hold(&mut self, started: Result<Running<'s>, DeployError>) {
+    pub(super) async fn hold(&mut self, started: Result<Running, DeployError>) {
         match hold(started).await {
             Ok(Held::Ready(running)) => {
                 self.report.timing.check = Some(self.started.elapsed().as_secs_f64());
@@ -111,15 +126,23 @@ pub async fn rollout<R: Reporter>(
     let mut plans = Vec::with_capacity(targets.len());
     let mut sessions = Vec::with_capacity(targets.len());
     for t in targets {
-        plans.push((t.plan, t.timing));
+        plans.push((t.plan, t.timing, t.shell));
         sessions.push(t.session);
     }
     // Phase 1: every host stages and checks, all at once.
     let checks = plans.into_iter().zip(sessions.iter().zip(&scripts)).map(
-        |((plan, timing), (session, script))| async move {
-            let mut host = Host::checking(plan, timing, reporter);
-            host.hold(session.start(script).await.map_err(DeployError::from))
-                .await;
+        |((plan, timing, shell), (session, script))| async move {
+            let since = match &shell {
+                Shell::Sent(_, since) => *since,
+                _ => Instant::now(),
+            };
+            let mut host = Host::checking(plan, timing, since, reporter);
+            let started = match shell {
+                Shell::Sent(running, _) => Ok(running),
+                Shell::Idle(mut running) => running.send(script).await.map(|()| running),
+                Shell::None => session.start(script).await,
+            };
+            host.hold(started.map_err(DeployError::from)).await;
             host
         },
     );
@@ -131,7 +154,7 @@ pub async fn rollout<R: Reporter>(
 /// Phase 2: when every host is ready, in waves (see [`waves`]), go ahead; after a failure,
 /// every host still waiting stops and keeps its files. One report per host, in order.
 pub(super) async fn go_in_waves<R: Reporter>(
-    mut hosts: Vec<Host<'_, R::Task>>,
+    mut hosts: Vec<Host<R::Task>>,
     serial: usize,
     reporter: &R,
 ) -> Vec<HostReport> {
@@ -186,14 +209,14 @@ pub(super) async fn go_in_waves<R: Reporter>(
 }
 
 /// How a held script's first phase ended.
-enum Held<'s> {
+enum Held {
     /// Staged, checked, and waiting for the go-ahead.
-    Ready(Box<Running<'s>>),
+    Ready(Box<Running>),
     /// It ended before that (a failed check, a held lock): its output says why.
     Ended(RemoteOutput),
 }
 
-async fn hold(started: Result<Running<'_>, DeployError>) -> Result<Held<'_>, DeployError> {
+async fn hold(started: Result<Running, DeployError>) -> Result<Held, DeployError> {
     let mut running = started?;
     if running.read_until(READY).await? {
         Ok(Held::Ready(Box::new(running)))
@@ -202,7 +225,7 @@ async fn hold(started: Result<Running<'_>, DeployError>) -> Result<Held<'_>, Dep
     }
 }
 
-async fn go(mut running: Running<'_>) -> Result<RemoteOutput, DeployError> {
+async fn go(mut running: Running) -> Result<RemoteOutput, DeployError> {
     running.answer(GO).await?;
     running
         .finish()

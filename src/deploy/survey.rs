@@ -1,5 +1,7 @@
 //! What each load balancer really holds: one SSH session per host, one fetch round trip each,
-//! all hosts in parallel (at most `forks` at a time). Plan shows it; apply acts on it.
+//! all hosts in parallel (at most `forks` at a time). Plan shows it; apply acts on it, and
+//! for apply the fetch's shell stays open, so that the apply script needs no session of its
+//! own (one remote shell per host for the whole apply).
 
 use std::{
     collections::BTreeMap,
@@ -13,10 +15,10 @@ use crate::{
     deploy::DeployError,
     deploy::plan::{self, HostPlan},
     deploy::report::{HostError, Timing},
-    remote::{self, FetchOptions, Fetched, nginx_marks_in, strip_nginx_marks},
+    remote::{self, FetchOptions, Fetched, PART_END, nginx_marks_in, strip_nginx_marks},
     render::RenderedHost,
     spec::{HostSpec, Service},
-    ssh::{ConnectOptions, Persist, Session},
+    ssh::{ConnectOptions, Persist, RemoteOutput, Running, Session},
 };
 
 #[derive(Debug, Clone)]
@@ -47,6 +49,29 @@ pub struct Surveyed {
     pub result: Result<HostPlan, HostError>,
     /// The connect and the fetch.
     pub timing: Timing,
+    /// The shell the fetch ran in, waiting for the next script ([`survey_holding`]); to be
+    /// finished (its stdin closed) when there is none.
+    pub shell: Option<Running>,
+    /// The script already sent into that shell, and when (an apply confirmed in advance
+    /// stages each host as soon as its survey is in); `None` while the shell waits.
+    pub sent: Option<(String, Instant)>,
+}
+
+impl Surveyed {
+    /// Ends the held shell, if any, and closes the session.
+    pub async fn close(self) {
+        if let Some(shell) = self.shell {
+            let _ = shell.finish().await;
+        }
+        if let Some(session) = self.session {
+            let _ = session.close().await;
+        }
+    }
+}
+
+/// Closes every surveyed host's shell and session, all at once.
+pub async fn close_surveyed(surveyed: Vec<Surveyed>) {
+    futures_util::future::join_all(surveyed.into_iter().map(Surveyed::close)).await;
 }
 
 /// Connects to every host and fetches the files lbctl manages there, in parallel. At most
@@ -60,7 +85,9 @@ pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec
         .map(|(spec, rendered)| {
             let (spec, rendered, limit) = (spec.clone(), rendered.clone(), Arc::clone(&limit));
             let options = Arc::clone(&options);
-            tokio::spawn(async move { survey_host(&spec, &rendered, &options, &limit).await })
+            tokio::spawn(
+                async move { survey_host(&spec, &rendered, &options, &limit, false).await },
+            )
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
@@ -76,9 +103,24 @@ pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec
                 message: e.to_string(),
             }),
             timing: Timing::default(),
+            shell: None,
+            sent: None,
         }));
     }
     out
+}
+
+/// One host's part of [`survey`], for an apply that goes on with each host as soon as its
+/// own survey is in: its fetch runs as the first part of a shell that stays open for the
+/// apply script ([`Surveyed::shell`]), so that the apply opens no other session on the host.
+/// At most as many hosts as `connecting` allows are being connected to at any time.
+pub async fn survey_holding(
+    spec: &HostSpec,
+    rendered: &RenderedHost,
+    options: &ConnectOptions,
+    connecting: &Semaphore,
+) -> Surveyed {
+    survey_host(spec, rendered, options, connecting, true).await
 }
 
 async fn survey_host(
@@ -86,6 +128,7 @@ async fn survey_host(
     rendered: &RenderedHost,
     options: &ConnectOptions,
     connecting: &Semaphore,
+    hold: bool,
 ) -> Surveyed {
     let host = spec.name.clone();
     let fail = |step: &str, message: String| HostError {
@@ -108,6 +151,8 @@ async fn survey_host(
                 nginx_marks: None,
                 result: Err(fail("connect", e.to_string())),
                 timing,
+                shell: None,
+                sent: None,
             };
         }
     };
@@ -125,13 +170,13 @@ async fn survey_host(
         .map(|f| (f.path.as_str(), f.content.as_bytes()))
         .collect();
     let started = Instant::now();
-    let fetched = match session.run(&script).await {
-        Ok(out) => remote::parse_fetch_knowing(&out.stdout, &known).map_err(|error| {
-            let e = DeployError::Unreadable { error, output: out };
-            fail("fetch", e.to_string())
-        }),
-        Err(e) => Err(fail("fetch", e.to_string())),
+    let (fetched, shell) = if hold {
+        fetch_holding(&session, &script, &known).await
+    } else {
+        let fetched = session.run(&script).await.map_err(DeployError::from);
+        (fetched.and_then(|out| parse(out, &known)), None)
     };
+    let fetched = fetched.map_err(|e| fail("fetch", e.to_string()));
     timing.fetch = started.elapsed().as_secs_f64();
     match fetched {
         Ok(fetched) => {
@@ -146,6 +191,8 @@ async fn survey_host(
                 nginx_marks,
                 result: Ok(plan),
                 timing,
+                shell,
+                sent: None,
             }
         }
         Err(e) => Surveyed {
@@ -155,8 +202,49 @@ async fn survey_host(
             nginx_marks: None,
             result: Err(e),
             timing,
+            shell,
+            sent: None,
         },
     }
+}
+
+fn parse(out: RemoteOutput, known: &BTreeMap<&str, &[u8]>) -> Result<Fetched, DeployError> {
+    remote::parse_fetch_knowing(&out.stdout, known)
+        .map_err(|error| DeployError::Unreadable { error, output: out })
+}
+
+/// Runs the fetch `script` as the first part of a shell ([`remote::first_part`]) and, when
+/// it ran to its end and its report reads well, keeps the shell waiting for the next
+/// script. Otherwise the shell is ended, and an error shows everything it said, with its
+/// exit status and stderr.
+async fn fetch_holding(
+    session: &Session,
+    script: &str,
+    known: &BTreeMap<&str, &[u8]>,
+) -> (Result<Fetched, DeployError>, Option<Running>) {
+    let mut running = match session.start(&remote::first_part(script)).await {
+        Ok(running) => running,
+        Err(e) => return (Err(e.into()), None),
+    };
+    match running.read_until(PART_END.as_bytes()).await {
+        Ok(true) => {
+            if let Ok(fetched) = remote::parse_fetch_knowing(running.output(), known) {
+                running.take_output();
+                return (Ok(fetched), Some(running));
+            }
+        }
+        Ok(false) => {}
+        Err(e) => {
+            let _ = running.finish().await;
+            return (Err(e.into()), None);
+        }
+    }
+    let fetched = running
+        .finish()
+        .await
+        .map_err(DeployError::from)
+        .and_then(|out| parse(out, known));
+    (fetched, None)
 }
 
 /// The marks (`down`, `weight=N` of drained or re-weighted UDP servers) on the fetched nginx

@@ -1,7 +1,8 @@
 //! What lbctl runs on a load balancer, and what it reads back.
 //!
 //! Plain data in, POSIX `sh` script text out; the script's stdout in, plain data out. The
-//! scripts are fed to `sh -s` by the transport and do their work in one round trip each:
+//! scripts are fed to `sh -s` by the transport and do their work in one round trip each
+//! (two can share one shell, the first run by [`first_part`]):
 //! [`fetch_script`] reads what a host holds (for `plan`), [`apply_script`] changes it
 //! atomically (for `apply`). Nothing here knows about templates, inventories or SSH.
 //!

@@ -2,12 +2,12 @@
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use super::{RemoteOutput, Session, TransportError, session::ssh_message};
+use super::{RemoteOutput, TransportError, session::Link};
 
-/// A script that is running on a host: see [`Session::start`].
-pub struct Running<'s> {
-    pub(super) session: &'s Session,
-    pub(super) child: openssh::Child<&'s openssh::Session>,
+/// A script that is running on a host: see [`Session::start`](super::Session::start).
+pub struct Running {
+    pub(super) link: Link,
+    pub(super) child: openssh::Child<Link>,
     pub(super) stdin: Option<openssh::ChildStdin>,
     pub(super) stdout: Option<tokio::io::BufReader<openssh::ChildStdout>>,
     /// Everything read from stdout so far.
@@ -15,11 +15,11 @@ pub struct Running<'s> {
     pub(super) stderr: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>,
 }
 
-impl Running<'_> {
+impl Running {
     /// Reads stdout up to and including the first line that is exactly `line`: `true`, or
     /// `false` when stdout ended first. Whatever was read is kept for [`Running::finish`].
     pub async fn read_until(&mut self, line: &[u8]) -> Result<bool, TransportError> {
-        let session = self.session;
+        let link = &self.link;
         let Some(stdout) = self.stdout.as_mut() else {
             return Ok(false);
         };
@@ -28,7 +28,7 @@ impl Running<'_> {
             let read = stdout
                 .read_until(b'\n', &mut self.seen)
                 .await
-                .map_err(|e| session.io_error(&e))?;
+                .map_err(|e| link.io_error(&e))?;
             if read == 0 {
                 return Ok(false);
             }
@@ -51,6 +51,12 @@ impl Running<'_> {
         &self.seen
     }
 
+    /// Writes `text` to the script's stdin and leaves it open: the next script for a shell
+    /// whose first one ([`first_part`](crate::remote::first_part)) has ended.
+    pub async fn send(&mut self, text: &str) -> Result<(), TransportError> {
+        self.write(text.as_bytes()).await
+    }
+
     /// Writes `text` to the script's stdin and closes it.
     pub async fn answer(&mut self, text: &str) -> Result<(), TransportError> {
         self.write(text.as_bytes()).await?;
@@ -69,19 +75,15 @@ impl Running<'_> {
         }
         let stderr = match self.stderr.await {
             Ok(Ok(stderr)) => stderr,
-            Ok(Err(e)) => return Err(self.session.io_error(&e)),
-            Err(e) => return Err(self.session.io_error(&std::io::Error::other(e))),
+            Ok(Err(e)) => return Err(self.link.io_error(&e)),
+            Err(e) => return Err(self.link.io_error(&std::io::Error::other(e))),
         };
-        let session = self.session;
+        let link = self.link;
         let status = match self.child.wait().await {
             Ok(status) => status.code(),
             Err(openssh::Error::RemoteProcessTerminated) => {
-                if let Err(error) = session.ssh.check().await {
-                    return Err(TransportError::Disconnected {
-                        host: session.host.clone(),
-                        target: session.target.clone(),
-                        message: ssh_message(&error),
-                    });
+                if let Err(error) = link.check().await {
+                    return Err(link.disconnected(&error));
                 }
                 None
             }
@@ -90,7 +92,7 @@ impl Running<'_> {
             Err(openssh::Error::Remote(error)) if error.kind() == std::io::ErrorKind::NotFound => {
                 Some(127)
             }
-            Err(error) => return Err(session.run_error(&error)),
+            Err(error) => return Err(link.run_error(&error)),
         };
         Ok(RemoteOutput {
             status,
@@ -117,6 +119,6 @@ impl Running<'_> {
     }
 
     fn io_error(&self, error: &std::io::Error) -> TransportError {
-        self.session.io_error(error)
+        self.link.io_error(error)
     }
 }

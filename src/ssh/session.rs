@@ -6,7 +6,9 @@
 //! directly (the crate's native mux), without starting an `ssh` client per script. It
 //! knows nothing about what the scripts do.
 
+use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
@@ -58,9 +60,7 @@ impl Default for ConnectOptions {
 /// An open SSH connection to one host.
 #[derive(Debug)]
 pub struct Session {
-    pub(super) ssh: openssh::Session,
-    pub(super) host: String,
-    pub(super) target: String,
+    pub(super) link: Link,
     become_root: bool,
     /// The master outlives this session (see [`ConnectOptions::persist`]).
     persistent: bool,
@@ -86,9 +86,7 @@ impl Session {
             && let Some(ssh) = masters.resume(conn)
         {
             return Ok(Session {
-                ssh,
-                host,
-                target,
+                link: Link::new(ssh, host, target),
                 become_root,
                 persistent: true,
                 resumed: true,
@@ -156,9 +154,7 @@ impl Session {
             masters.remember(conn, ssh.control_socket());
         }
         Ok(Session {
-            ssh,
-            host,
-            target,
+            link: Link::new(ssh, host, target),
             become_root,
             persistent: persisted.is_some(),
             resumed: false,
@@ -167,7 +163,7 @@ impl Session {
 
     /// Inventory name of the host.
     pub fn host(&self) -> &str {
-        &self.host
+        &self.link.0.host
     }
 
     /// Whether this session reuses a master connection an earlier run left open.
@@ -183,23 +179,24 @@ impl Session {
     }
 
     /// Starts `script` as [`Session::run`] does, but leaves its stdin open after the script:
-    /// its output can be read as it comes ([`Running::read_until`]) and an answer written
-    /// to it ([`Running::answer`]).
-    pub async fn start(&self, script: &str) -> Result<Running<'_>, TransportError> {
-        let mut command = if self.become_root {
-            self.ssh.shell(BECOME_ROOT)
+    /// its output can be read as it comes ([`Running::read_until`]), an answer written to it
+    /// ([`Running::answer`]), or another script for the same shell ([`Running::send`]). It
+    /// holds its own reference to the connection: the session is closed once every script
+    /// started over it has finished.
+    pub async fn start(&self, script: &str) -> Result<Running, TransportError> {
+        let mut command = openssh::Session::to_command(self.link.clone(), "sh");
+        if self.become_root {
+            command.arg("-c").arg(BECOME_ROOT);
         } else {
-            let mut command = self.ssh.command("sh");
             command.arg("-s");
-            command
-        };
+        }
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .await
-            .map_err(|error| self.run_error(&error))?;
+            .map_err(|error| self.link.run_error(&error))?;
         let stdin = child.stdin().take();
         let stdout = child.stdout().take();
         let stderr = child.stderr().take();
@@ -212,7 +209,7 @@ impl Session {
             Ok::<_, std::io::Error>(buffer)
         });
         let mut running = Running {
-            session: self,
+            link: self.link.clone(),
             child,
             stdin,
             stdout: stdout.map(tokio::io::BufReader::new),
@@ -224,16 +221,20 @@ impl Session {
     }
 
     /// Ends the session: the master connection closes, unless it is to persist, in which
-    /// case OpenSSH closes it once it has been idle for the time asked.
+    /// case OpenSSH closes it once it has been idle for the time asked. A script still
+    /// running over it ([`Session::start`]) keeps the connection until it is dropped.
     pub async fn close(self) -> Result<(), TransportError> {
+        let Link(link) = self.link;
+        let Inner { ssh, host, target } = match Arc::try_unwrap(link) {
+            Ok(inner) => inner,
+            // The last script to let go of it drops the master (openssh asks it to exit).
+            Err(_) => return Ok(()),
+        };
         if self.persistent {
-            self.ssh.detach();
+            ssh.detach();
             return Ok(());
         }
-        let host = self.host;
-        let target = self.target;
-        self.ssh
-            .close()
+        ssh.close()
             .await
             .map_err(|error| TransportError::Disconnected {
                 host,
@@ -241,28 +242,57 @@ impl Session {
                 message: ssh_message(&error),
             })
     }
+}
+
+/// The connection behind a session, shared with the scripts started over it, and what
+/// names it in errors.
+#[derive(Debug, Clone)]
+pub(super) struct Link(Arc<Inner>);
+
+#[derive(Debug)]
+pub(super) struct Inner {
+    ssh: openssh::Session,
+    host: String,
+    target: String,
+}
+
+impl Deref for Link {
+    type Target = openssh::Session;
+
+    fn deref(&self) -> &openssh::Session {
+        &self.0.ssh
+    }
+}
+
+impl Link {
+    fn new(ssh: openssh::Session, host: String, target: String) -> Link {
+        Link(Arc::new(Inner { ssh, host, target }))
+    }
 
     pub(super) fn io_error(&self, error: &std::io::Error) -> TransportError {
         TransportError::Run {
-            host: self.host.clone(),
-            target: self.target.clone(),
+            host: self.0.host.clone(),
+            target: self.0.target.clone(),
             message: error.to_string(),
         }
     }
 
+    pub(super) fn disconnected(&self, error: &openssh::Error) -> TransportError {
+        TransportError::Disconnected {
+            host: self.0.host.clone(),
+            target: self.0.target.clone(),
+            message: ssh_message(error),
+        }
+    }
+
     pub(super) fn run_error(&self, error: &openssh::Error) -> TransportError {
-        let message = ssh_message(error);
         if matches!(error, openssh::Error::Disconnected) {
-            TransportError::Disconnected {
-                host: self.host.clone(),
-                target: self.target.clone(),
-                message,
-            }
+            self.disconnected(error)
         } else {
             TransportError::Run {
-                host: self.host.clone(),
-                target: self.target.clone(),
-                message,
+                host: self.0.host.clone(),
+                target: self.0.target.clone(),
+                message: ssh_message(error),
             }
         }
     }

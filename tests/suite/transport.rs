@@ -11,9 +11,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lbctl::remote::{
-    ApplyReport, Deployment, FetchOptions, GO, Keep, LockState, ManagedFile, READY, Service,
-    ServiceControl, Step, Verify, apply_script_with_lock, fetch_script, held_apply_script,
-    parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
+    ApplyReport, Deployment, FetchOptions, GO, Keep, LockState, ManagedFile, PART_END, READY,
+    Service, ServiceControl, Step, Verify, apply_script_with_lock, fetch_script, first_part,
+    held_apply_script, parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
 };
 use lbctl::spec::HostKeyPolicy;
 use lbctl::ssh::{ConnectOptions, Persist, Session, TransportError};
@@ -664,6 +664,49 @@ async fn a_held_apply_checks_then_waits_and_changes_nothing_without_the_go_ahead
     assert_eq!(fs::read_to_string(&live).unwrap(), new);
     let details: Vec<&str> = report.steps.iter().map(|s| s.detail.as_str()).collect();
     assert!(details.contains(&live.as_str()), "{details:?}");
+}
+
+/// What `apply` does on each host: the fetch runs as the first part of a shell that stays
+/// open, and the held apply script follows in the same shell (no second session): both
+/// reports read on their own, the file changes only with the go-ahead, and the session
+/// closes once the script has finished.
+#[tokio::test]
+async fn an_apply_follows_the_fetch_in_the_same_shell() {
+    let SshChange {
+        live,
+        old,
+        new,
+        deployment,
+        lock,
+        session,
+        _host,
+        _sshd,
+    } = SshChange::connect("apply-after-fetch").await;
+    let options = FetchOptions {
+        lock: lock.clone(),
+        ..FetchOptions::default()
+    };
+    let fetch = fetch_script(std::slice::from_ref(&live), &[], &options);
+    let mut shell = session.start(&first_part(&fetch)).await.unwrap();
+    assert!(shell.read_until(PART_END.as_bytes()).await.unwrap());
+    let fetched = parse_fetch(&shell.take_output()).unwrap();
+    assert_eq!(fetched.files[&live].as_deref(), Some(old.as_bytes()));
+    assert_eq!(fetched.lock, LockState::Free);
+
+    // The fetch's variables and functions are gone: the apply script defines its own.
+    shell
+        .send(&held_apply_script(&deployment, &lock))
+        .await
+        .unwrap();
+    assert!(shell.read_until(READY).await.unwrap());
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+    shell.answer(GO).await.unwrap();
+    let output = shell.finish().await.unwrap();
+    session.close().await.unwrap();
+    let report = parse_apply(&output.stdout).unwrap();
+    assert!(report.succeeded(), "{report:?}\n{output}");
+    assert_eq!(output.status, Some(0));
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
 }
 
 #[tokio::test]

@@ -34,6 +34,7 @@ pub fn run(
         &loaded.outside,
         &global.ssh,
         opts.serial,
+        opts.yes,
         confirm,
         &progress,
     );

@@ -33,7 +33,7 @@ struct Host<'s> {
     looked: AdminScriptReport,
     /// Why it answered but could not look.
     problem: Option<HostProblem>,
-    running: Option<Running<'s>>,
+    running: Option<Running>,
 }
 
 /// Sets `request.setting` on the worker's servers on every load balancer. Every load
@@ -137,10 +137,10 @@ pub async fn change(
 }
 
 /// Starts the held script and reads what it saw, up to its `ready`.
-async fn look<'s>(
-    session: &'s Session,
+async fn look(
+    session: &Session,
     script: &str,
-) -> Result<(AdminScriptReport, Running<'s>), HostProblem> {
+) -> Result<(AdminScriptReport, Running), HostProblem> {
     let mut running = session.start(script).await.map_err(DeployError::from)?;
     if running.read_until(READY).await.map_err(DeployError::from)? {
         let looked = parse_admin(running.output(), true).map_err(DeployError::from)?;
