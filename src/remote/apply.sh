@@ -11,8 +11,8 @@
 #
 # Every process started costs milliseconds, so the happy path starts only those that do
 # the work (flock, base64, dd, one sha256sum, the checks, ln, mv, the reloads, socat, one
-# ss): the details of its frames come already encoded from lbctl, and the rest is shell
-# builtins.
+# ss, run beside the last socat): the details of its frames come already encoded from lbctl,
+# and the rest is shell builtins.
 #
 # Files are never reached through a symbolic link this script did not create, even where
 # the service's user may write into the directory: each file operation first enters the
@@ -20,8 +20,8 @@
 # the one asked for (a link anywhere on the way is refused), then works on bare names there,
 # so a directory renamed meanwhile cannot send it elsewhere. The staged file is created with
 # O_CREAT|O_EXCL (`dd conv=excl`), which fails on anything already there, a link included;
-# the previous file is kept as a hard link to the live one (`ln`, which never follows a link
-# at its target name either); swaps and restores are renames (`mv -T`), which replace a name
+# the previous file is kept as a hard link to the live one (`ln -f`, which never follows a
+# link at its target name either: it links under a temporary name and renames that over it); swaps and restores are renames (`mv -T`), which replace a name
 # rather than write through it. A live file that is itself a symbolic link is refused.
 #
 # The generated header defines LOCK, SOCKET (empty when not verified), TCP_PORTS and
@@ -271,19 +271,21 @@ backup() {
 		home
 		return 1
 	fi
-	if [ -e "$name.lbctl-prev" ] || [ -L "$name.lbctl-prev" ]; then
-		rm -f -- "$name.lbctl-prev"
-	fi
 	# shellcheck disable=SC2154 # assigned by the eval
 	if [ "$existed" = 1 ]; then
-		if ! ln -P -T -- "$name" "$name.lbctl-prev" 2>"$OUT"; then
+		# -f replaces the previous apply's backup (a link there included: the new link
+		# is made under a temporary name and renamed over it, never written through).
+		if ! ln -f -P -T -- "$name" "$name.lbctl-prev" 2>"$OUT"; then
 			home
-			fail backup "$6" "ln -P -T $2 $2.lbctl-prev" "$(output)"
+			fail backup "$6" "ln -f -P -T $2 $2.lbctl-prev" "$(output)"
 			return 1
 		fi
 		home
 		ok backup "$6"
 	else
+		if [ -e "$name.lbctl-prev" ] || [ -L "$name.lbctl-prev" ]; then
+			rm -f -- "$name.lbctl-prev"
+		fi
 		home
 		ok backup "$6" "$WAS_ABSENT64"
 	fi
@@ -361,8 +363,15 @@ reload() {
 }
 
 # verify_once: sets PROBLEMS to what is not (yet) as it should be, empty when all is well.
+# The listening sockets are listed (ss, into $OUT.sockets, next to the lock) while the runtime
+# socket is asked: two processes at once, not one after the other.
 verify_once() {
 	PROBLEMS=
+	listing=
+	if [ -n "$TCP_PORTS$UDP_PORTS" ]; then
+		ss -Hltun >"$OUT.sockets" 2>&1 </dev/null 9>&- 3<&- &
+		listing=$!
+	fi
 	if [ -n "$SOCKET" ]; then
 		info=$(socat -t 1 - "UNIX-CONNECT:$SOCKET" 2>&1 <<LBCTL_SHOW_INFO
 show info
@@ -373,8 +382,8 @@ LBCTL_SHOW_INFO
 		*) PROBLEMS="${PROBLEMS}the HAProxy runtime socket $SOCKET did not answer \"show info\": ${info:-no answer}$NL" ;;
 		esac
 	fi
-	if [ -n "$TCP_PORTS$UDP_PORTS" ]; then
-		SOCKETS=$(ss -Hltun)
+	if [ -n "$listing" ]; then
+		wait "$listing"
 		for port in $TCP_PORTS; do
 			listening tcp "$port" || PROBLEMS="${PROBLEMS}nothing listens on TCP port $port$NL"
 		done
@@ -396,17 +405,15 @@ running() {
 	return 0
 }
 
-# listening PROTO PORT: whether $SOCKETS (ss -Hltun: netid, state, queues, local address,
-# peer) has a PROTO socket whose local address ends in :PORT.
+# listening PROTO PORT: whether $OUT.sockets (ss -Hltun: netid, state, queues, local
+# address, peer) has a PROTO socket whose local address ends in :PORT.
 listening() {
 	while read -r netid _ _ _ local _; do
 		[ "$netid" = "$1" ] || continue
 		case $local in
 		*":$2") return 0 ;;
 		esac
-	done <<LBCTL_SOCKETS
-$SOCKETS
-LBCTL_SOCKETS
+	done <"$OUT.sockets"
 	return 1
 }
 
@@ -534,6 +541,7 @@ keep_admin() {
 
 finish() {
 	[ -n "$OUT" ] && : >"$OUT"
+	[ -n "$OUT" ] && [ -s "$OUT.sockets" ] && : >"$OUT.sockets"
 	emit "end apply $1"
 	# An explicit status: a bare exit in a trap action would repeat the status from
 	# before the signal.

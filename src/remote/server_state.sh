@@ -53,7 +53,8 @@ save_server_state() {
 	esac
 	[ -d "${state_dir:-/}" ] || mkdir -p "$state_dir" 2>/dev/null || return 1
 	state_new="$2.lbctl-new"
-	rm -f "$state_new"
+	# (left only by an apply that was killed: no rm process when there is nothing)
+	if [ -e "$state_new" ] || [ -L "$state_new" ]; then rm -f "$state_new"; fi
 	printf 'show servers state\n' | socat -t 2 - "UNIX-CONNECT:$1" 2>/dev/null |
 		awk "$SERVER_STATE_FILTER" "$3" - 2>/dev/null |
 		dd of="$state_new" conv=excl status=none 2>/dev/null
