@@ -2,19 +2,22 @@
 //! what a template sees, and the filters lbctl adds.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
 };
 
-use super::{RenderedFile, RenderedHost, view::HostView};
+use super::{
+    RenderedFile, RenderedHost,
+    view::{HostView, Part, PartKey},
+};
 use crate::{
     input::{HostScope, Templar, template},
     source::{Diagnostic, Loc, read_text},
     spec::{HostSpec, Service},
 };
 use minijinja::{
-    Environment, Value,
+    Environment, Error, ErrorKind, State, Value,
     value::{Enumerator, Object},
 };
 
@@ -68,6 +71,17 @@ impl Templates {
             include_str!("../../templates/nginx-marks.sh"),
         )
         .expect("the marks' shell functions hold no template syntax");
+        // The parts of the built-in templates that most hosts share, each rendered once per
+        // distinct inputs (`lbctl_part`).
+        for part in Part::ALL {
+            env.add_template_owned(part.name(), template::prepare(part.source()).into_owned())
+                .expect("the built-in parts are valid templates");
+        }
+        let parts = Arc::new(Parts::default());
+        env.add_function(
+            "lbctl_part",
+            move |state: &State, name: &str, lb: &Value| parts.render(state.env(), name, lb),
+        );
         let mut origin = BTreeMap::new();
         let mut errors = Vec::new();
         for (service, builtin) in BUILTIN {
@@ -154,6 +168,58 @@ impl Templates {
             path,
             content,
         })
+    }
+}
+
+/// The texts of the parts rendered in this run, by what they read (the same on most hosts:
+/// 20,000 load balancers sharing their backends render each part once instead of 20,000
+/// times). Bounded: past `PARTS_BYTES` of text (hosts that share nothing), it starts over.
+#[derive(Default)]
+struct Parts {
+    texts: Mutex<PartTexts>,
+}
+
+#[derive(Default)]
+struct PartTexts {
+    by_key: HashMap<PartKey, Value>,
+    bytes: usize,
+}
+
+const PARTS_BYTES: usize = 64 << 20;
+
+impl Parts {
+    /// `{{ lbctl_part(name, lb) }}`: the part `name` of lbctl's templates for the host `lb`.
+    fn render(&self, env: &Environment, name: &str, lb: &Value) -> Result<Value, Error> {
+        let part = Part::named(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("lbctl_part: lbctl has no template part `{name}`"),
+            )
+        })?;
+        let host = lb.downcast_object_ref::<HostView>().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "lbctl_part: the second argument must be `lb`",
+            )
+        })?;
+        let key = host.part_key(part);
+        let texts = || self.texts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(text) = key.as_ref().and_then(|k| texts().by_key.get(k).cloned()) {
+            return Ok(text);
+        }
+        let text = env
+            .get_template(part.name())?
+            .render(minijinja::context! { lb => host.part_view(part) })?;
+        let (size, text) = (text.len(), Value::from(text));
+        if let Some(key) = key {
+            let mut texts = texts();
+            if texts.bytes + size > PARTS_BYTES {
+                *texts = PartTexts::default();
+            }
+            texts.bytes += size;
+            texts.by_key.insert(key, text.clone());
+        }
+        Ok(text)
     }
 }
 

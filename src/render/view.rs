@@ -2,12 +2,22 @@
 //! but backends and servers are read field by field when a template asks. Converting a whole
 //! backend list up front cost more memory than the list itself (20,000 backends: ~70 MiB per
 //! host) and a fifth of the render time.
+//!
+//! A [`Part`] of a built-in template sees less: only the fields it reads, so that what it
+//! reads of a host is known, and its text can be rendered once for every host with the same.
 
-use std::sync::Arc;
+use std::{
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value};
+use serde::Serialize;
 
-use crate::{source::field::Duration, spec::Backend, spec::HostSpec};
+use crate::{
+    source::field::Duration,
+    spec::{Backend, HostSpec, HttpBackend, HttpFrontend, SniFrontend, UdpHealth},
+};
 
 /// `lb`: the host's spec, its two backend lists lazy and everything else (small) converted
 /// once.
@@ -17,6 +27,10 @@ pub struct HostView {
     rest: Value,
     tcp_backends: Value,
     udp_backends: Value,
+    /// The spec with empty backend lists, and the lists, for the parts.
+    spec: HostSpec,
+    tcp: Arc<Vec<Backend>>,
+    udp: Arc<Vec<Backend>>,
 }
 
 impl HostView {
@@ -30,7 +44,71 @@ impl HostView {
             rest: Value::from(Serde(&rest)),
             tcp_backends: Value::from_object(Backends(Arc::clone(&spec.tcp_backends))),
             udp_backends: Value::from_object(Backends(Arc::clone(&spec.udp_backends))),
+            spec: rest,
+            tcp: Arc::clone(&spec.tcp_backends),
+            udp: Arc::clone(&spec.udp_backends),
         }
+    }
+
+    /// What `part` reads of this host, in its serde form (the backend lists apart), and
+    /// which of the backend lists it reads.
+    fn part_inputs(&self, part: Part) -> (PartInputs<'_>, Lists) {
+        let s = &self.spec;
+        match part {
+            Part::HaproxyProxies => (
+                PartInputs::HaproxyProxies {
+                    peers: s
+                        .peers
+                        .as_ref()
+                        .map(|p| PeersSection { section: p.section }),
+                    haproxy: HttpTimeout {
+                        timeout_http_request: &s.haproxy.timeout_http_request,
+                    },
+                    sni_frontends: &s.sni_frontends,
+                    udp_health: &s.udp_health,
+                    http_frontends: &s.http_frontends,
+                    http_backends: &s.http_backends,
+                },
+                Lists {
+                    tcp: true,
+                    udp: true,
+                },
+            ),
+            Part::UdpHealthBody => (
+                PartInputs::UdpHealthBody {
+                    udp_health: &s.udp_health,
+                },
+                Lists {
+                    tcp: false,
+                    udp: true,
+                },
+            ),
+        }
+    }
+
+    /// Equal for two hosts exactly when `part` reads the same values on both: the serde form
+    /// of what it reads, and the backend lists it reads by identity (each is shared by every
+    /// host that has it, and never changes). None when the inputs do not print as JSON.
+    pub fn part_key(&self, part: Part) -> Option<PartKey> {
+        let (inputs, lists) = self.part_inputs(part);
+        let data = serde_json::to_string(&inputs).ok()?;
+        let shared = |list: &Arc<Vec<Backend>>| SharedList(Arc::clone(list));
+        Some(PartKey {
+            part,
+            data,
+            tcp: lists.tcp.then(|| shared(&self.tcp)),
+            udp: lists.udp.then(|| shared(&self.udp)),
+        })
+    }
+
+    /// `lb` as `part` sees it: only what it reads (anything else is undefined, an error).
+    pub fn part_view(&self, part: Part) -> Value {
+        let (inputs, lists) = self.part_inputs(part);
+        Value::from_object(PartView {
+            rest: Value::from(Serde(&inputs)),
+            tcp_backends: lists.tcp.then(|| self.tcp_backends.clone()),
+            udp_backends: lists.udp.then(|| self.udp_backends.clone()),
+        })
     }
 }
 
@@ -52,6 +130,139 @@ impl Object for HostView {
             Ok(keys) => Enumerator::Values(keys.collect()),
             Err(_) => Enumerator::Empty,
         }
+    }
+}
+
+/// A part of a built-in template whose text depends on a few of the host's values, the same
+/// on most hosts: `{{ lbctl_part(name, lb) }}` renders it with only those as its `lb`, once
+/// for every distinct set of them in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// haproxy.cfg from its first proxy on: backends, their frontends, the HTTP frontends.
+    HaproxyProxies,
+    /// The UDP health watcher's script below its first lines.
+    UdpHealthBody,
+}
+
+impl Part {
+    pub const ALL: [Part; 2] = [Part::HaproxyProxies, Part::UdpHealthBody];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::HaproxyProxies => "haproxy-proxies.cfg",
+            Part::UdpHealthBody => "udp-health-body",
+        }
+    }
+
+    pub fn source(self) -> &'static str {
+        match self {
+            Part::HaproxyProxies => include_str!("../../templates/haproxy-proxies.cfg.j2"),
+            Part::UdpHealthBody => include_str!("../../templates/udp-health-body.j2"),
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Part> {
+        Part::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// What a part reads besides the backend lists, by its name in `lb`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PartInputs<'a> {
+    HaproxyProxies {
+        peers: Option<PeersSection>,
+        haproxy: HttpTimeout<'a>,
+        sni_frontends: &'a [SniFrontend],
+        udp_health: &'a Option<UdpHealth>,
+        http_frontends: &'a [HttpFrontend],
+        http_backends: &'a [HttpBackend],
+    },
+    UdpHealthBody {
+        udp_health: &'a Option<UdpHealth>,
+    },
+}
+
+/// `lb.peers` without the members and the local name, which differ from host to host.
+#[derive(Serialize)]
+struct PeersSection {
+    section: &'static str,
+}
+
+#[derive(Serialize)]
+struct HttpTimeout<'a> {
+    timeout_http_request: &'a Duration,
+}
+
+/// Which backend lists a part reads.
+#[derive(Clone, Copy)]
+struct Lists {
+    tcp: bool,
+    udp: bool,
+}
+
+/// What a part's text depends on: see [`HostView::part_key`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartKey {
+    part: Part,
+    data: String,
+    tcp: Option<SharedList>,
+    udp: Option<SharedList>,
+}
+
+/// A backend list compared by identity; holding it keeps its address from being reused.
+#[derive(Debug, Clone)]
+struct SharedList(Arc<Vec<Backend>>);
+
+impl PartialEq for SharedList {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedList {}
+
+impl Hash for SharedList {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
+}
+
+/// `lb` as a part sees it.
+#[derive(Debug)]
+struct PartView {
+    rest: Value,
+    tcp_backends: Option<Value>,
+    udp_backends: Option<Value>,
+}
+
+impl Object for PartView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match key {
+            "tcp_backends" => self.tcp_backends.clone(),
+            "udp_backends" => self.udp_backends.clone(),
+            _ => self.rest.get_attr(key).ok().filter(|v| !v.is_undefined()),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = match self.rest.try_iter() {
+            Ok(keys) => keys.collect(),
+            Err(_) => Vec::new(),
+        };
+        for (name, list) in [
+            ("tcp_backends", &self.tcp_backends),
+            ("udp_backends", &self.udp_backends),
+        ] {
+            if list.is_some() {
+                keys.push(Value::from(name));
+            }
+        }
+        Enumerator::Values(keys)
     }
 }
 

@@ -407,6 +407,59 @@ fn render_writes_one_folder_per_load_balancer() {
     }
 }
 
+/// The parts of the built-in templates that hosts share (`lbctl_part`: haproxy.cfg's
+/// proxies, the UDP health watcher's script) are rendered once per distinct inputs in a run:
+/// every host's files are byte for byte those it gets rendered alone, when some hosts share
+/// everything, one has its own watcher directory, one its own UDP backends.
+#[test]
+fn hosts_sharing_template_parts_render_as_alone() {
+    let dir = scratch("golden-shared-parts");
+    let input = repo_root().join("tests/inputs/udp-health");
+    support::write(
+        &dir,
+        "group_vars/all.yml",
+        &std::fs::read_to_string(input.join("group_vars/all.yml")).unwrap(),
+    );
+    support::write(
+        &dir,
+        "hosts.ini",
+        "[haproxy_servers]\nlb1 ansible_host=10.0.0.11\nlb2 ansible_host=10.0.0.12\n\
+         lb3 ansible_host=10.0.0.13\nlb4 ansible_host=10.0.0.14\n",
+    );
+    support::write(
+        &dir,
+        "host_vars/lb3.yml",
+        "lbctl_udp_health_dir: /etc/lbctl/lb3\n",
+    );
+    support::write(
+        &dir,
+        "host_vars/lb4.yml",
+        "haproxy_udp_backends:\n  - name: statsd\n    port: 8125\n    health_check: {port: 30601}\n    servers:\n      - {name: w1, address: 10.0.0.21, port: 30125}\n",
+    );
+    let inventory = dir.to_str().unwrap();
+    let together = render("shared-parts", "all", &["-i", inventory]);
+    for host in ["lb1", "lb2", "lb3", "lb4"] {
+        let alone = render("shared-parts", host, &["-i", inventory, "-l", host]);
+        let files = files_under(&alone);
+        assert_eq!(files.len(), 5, "{host}: {files:?}");
+        for f in files {
+            let rel = f.strip_prefix(&alone).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(together.join(rel)).unwrap(),
+                std::fs::read_to_string(&f).unwrap(),
+                "{} differs from the host rendered alone",
+                rel.display()
+            );
+        }
+    }
+    let read = |rel: &str| std::fs::read_to_string(together.join(rel)).unwrap();
+    assert!(read("lb3/udp-health").contains("/etc/lbctl/lb3/nginx-stream.conf"));
+    assert!(read("lb3/haproxy.cfg").contains("external-check command /etc/lbctl/lb3/udp-health"));
+    assert!(!read("lb1/udp-health").contains("/etc/lbctl/lb3"));
+    assert!(!read("lb4/haproxy.cfg").contains("backend dns"));
+    assert!(read("lb1/haproxy.cfg").contains("backend dns"));
+}
+
 #[test]
 fn template_override_next_to_the_inventory_wins() {
     let dir = scratch("golden-override");
