@@ -208,7 +208,11 @@ pub struct Managed<'a> {
 pub fn check_distinct(files: &[Managed], diags: &mut Diagnostics) {
     for (i, file) in files.iter().enumerate() {
         for other in &files[..i] {
-            let inside = |a: &Managed, b: &Managed| a.path.starts_with(&format!("{}/", b.path));
+            let inside = |a: &Managed, b: &Managed| {
+                a.path
+                    .strip_prefix(b.path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            };
             let message = if file.path == other.path {
                 format!(
                     "`{}` and `{}` both name {}: lbctl would write {}'s and {}'s files over each other",
