@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::{
     source::field::Duration,
-    spec::{Backend, HostSpec, HttpBackend, HttpFrontend, SniFrontend, UdpHealth},
+    spec::{Backend, HostSpec, HttpBackend, HttpFrontend, SniFrontend, UdpEngine},
 };
 
 /// `lb`: the host's spec, each field converted when a template first reads it (most
@@ -27,6 +27,7 @@ pub struct HostView {
     spec: HostSpec,
     /// Each of `HOST_FIELDS`, once converted.
     fields: [OnceLock<Value>; HOST_FIELDS.len()],
+    udp_health_json: OnceLock<Option<String>>,
 }
 
 /// `HostSpec`'s serialized fields, in declaration order.
@@ -52,6 +53,7 @@ impl HostView {
         HostView {
             spec: spec.clone(),
             fields: Default::default(),
+            udp_health_json: OnceLock::new(),
         }
     }
 
@@ -78,9 +80,10 @@ impl HostView {
         Some(value.clone())
     }
 
-    /// What `part` reads of this host, in its serde form (the backend lists apart), and
-    /// which of the backend lists it reads.
-    fn part_inputs(&self, part: Part) -> (PartInputs<'_>, Lists) {
+    /// What `part` reads of this host besides the watcher's settings and the backend lists,
+    /// in its serde form, and whether it reads the TCP backends (every part reads
+    /// `udp_health` and the UDP backends).
+    fn part_inputs(&self, part: Part) -> (PartInputs<'_>, bool) {
         let s = &self.spec;
         match part {
             Part::HaproxyProxies => (
@@ -93,49 +96,51 @@ impl HostView {
                         timeout_http_request: &s.haproxy.timeout_http_request,
                     },
                     sni_frontends: &s.sni_frontends,
-                    udp_health: &s.udp_health,
                     http_frontends: &s.http_frontends,
                     http_backends: &s.http_backends,
                 },
-                Lists {
-                    tcp: true,
-                    udp: true,
-                },
+                true,
             ),
-            Part::UdpHealthBody => (
-                PartInputs::UdpHealthBody {
-                    udp_health: &s.udp_health,
+            Part::UdpHealthBody => (PartInputs::UdpHealthBody {}, false),
+            Part::NginxStreamBody => (
+                PartInputs::NginxStreamBody {
+                    udp_engine: &s.udp_engine,
                 },
-                Lists {
-                    tcp: false,
-                    udp: true,
-                },
+                false,
             ),
         }
+    }
+
+    /// `udp_health` as JSON, made once for the host's three parts.
+    fn udp_health_json(&self) -> Option<&str> {
+        self.udp_health_json
+            .get_or_init(|| serde_json::to_string(&self.spec.udp_health).ok())
+            .as_deref()
     }
 
     /// Equal for two hosts exactly when `part` reads the same values on both: the serde form
     /// of what it reads, and the backend lists it reads by identity (each is shared by every
     /// host that has it, and never changes). None when the inputs do not print as JSON.
     pub fn part_key(&self, part: Part) -> Option<PartKey> {
-        let (inputs, lists) = self.part_inputs(part);
-        let data = serde_json::to_string(&inputs).ok()?;
+        let (inputs, tcp) = self.part_inputs(part);
         let shared = |list: &Arc<Vec<Backend>>| SharedList(Arc::clone(list));
         Some(PartKey {
             part,
-            data,
-            tcp: lists.tcp.then(|| shared(&self.spec.tcp_backends)),
-            udp: lists.udp.then(|| shared(&self.spec.udp_backends)),
+            udp_health: self.udp_health_json()?.to_string(),
+            data: serde_json::to_string(&inputs).ok()?,
+            tcp: tcp.then(|| shared(&self.spec.tcp_backends)),
+            udp: shared(&self.spec.udp_backends),
         })
     }
 
     /// `lb` as `part` sees it: only what it reads (anything else is undefined, an error).
     pub fn part_view(&self, part: Part) -> Value {
-        let (inputs, lists) = self.part_inputs(part);
+        let (inputs, tcp) = self.part_inputs(part);
         Value::from_object(PartView {
             rest: Value::from(Serde(&inputs)),
-            tcp_backends: lists.tcp.then(|| self.field("tcp_backends")).flatten(),
-            udp_backends: lists.udp.then(|| self.field("udp_backends")).flatten(),
+            udp_health: Value::from(Serde(&self.spec.udp_health)),
+            tcp_backends: tcp.then(|| self.field("tcp_backends")).flatten(),
+            udp_backends: Value::from_object(Backends(Arc::clone(&self.spec.udp_backends))),
         })
     }
 }
@@ -163,15 +168,22 @@ pub enum Part {
     HaproxyProxies,
     /// The UDP health watcher's script below its first lines.
     UdpHealthBody,
+    /// nginx's stream configuration below its first line.
+    NginxStreamBody,
 }
 
 impl Part {
-    pub const ALL: [Part; 2] = [Part::HaproxyProxies, Part::UdpHealthBody];
+    pub const ALL: [Part; 3] = [
+        Part::HaproxyProxies,
+        Part::UdpHealthBody,
+        Part::NginxStreamBody,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Part::HaproxyProxies => "haproxy-proxies.cfg",
             Part::UdpHealthBody => "udp-health-body",
+            Part::NginxStreamBody => "nginx-stream-body.conf",
         }
     }
 
@@ -179,6 +191,7 @@ impl Part {
         match self {
             Part::HaproxyProxies => include_str!("../../templates/haproxy-proxies.cfg.j2"),
             Part::UdpHealthBody => include_str!("../../templates/udp-health-body.j2"),
+            Part::NginxStreamBody => include_str!("../../templates/nginx-stream-body.conf.j2"),
         }
     }
 
@@ -187,7 +200,7 @@ impl Part {
     }
 }
 
-/// What a part reads besides the backend lists, by its name in `lb`.
+/// What a part reads besides `udp_health` and the backend lists, by its name in `lb`.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum PartInputs<'a> {
@@ -195,12 +208,12 @@ enum PartInputs<'a> {
         peers: Option<PeersSection>,
         haproxy: HttpTimeout<'a>,
         sni_frontends: &'a [SniFrontend],
-        udp_health: &'a Option<UdpHealth>,
         http_frontends: &'a [HttpFrontend],
         http_backends: &'a [HttpBackend],
     },
-    UdpHealthBody {
-        udp_health: &'a Option<UdpHealth>,
+    UdpHealthBody {},
+    NginxStreamBody {
+        udp_engine: &'a UdpEngine,
     },
 }
 
@@ -215,20 +228,14 @@ struct HttpTimeout<'a> {
     timeout_http_request: &'a Duration,
 }
 
-/// Which backend lists a part reads.
-#[derive(Clone, Copy)]
-struct Lists {
-    tcp: bool,
-    udp: bool,
-}
-
 /// What a part's text depends on: see [`HostView::part_key`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PartKey {
     part: Part,
+    udp_health: String,
     data: String,
     tcp: Option<SharedList>,
-    udp: Option<SharedList>,
+    udp: SharedList,
 }
 
 /// A backend list compared by identity; holding it keeps its address from being reused.
@@ -253,8 +260,9 @@ impl Hash for SharedList {
 #[derive(Debug)]
 struct PartView {
     rest: Value,
+    udp_health: Value,
     tcp_backends: Option<Value>,
-    udp_backends: Option<Value>,
+    udp_backends: Value,
 }
 
 impl Object for PartView {
@@ -264,8 +272,9 @@ impl Object for PartView {
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
         match key {
+            "udp_health" => Some(self.udp_health.clone()),
             "tcp_backends" => self.tcp_backends.clone(),
-            "udp_backends" => self.udp_backends.clone(),
+            "udp_backends" => Some(self.udp_backends.clone()),
             _ => self.rest.get_attr(key).ok().filter(|v| !v.is_undefined()),
         }
     }
@@ -275,14 +284,11 @@ impl Object for PartView {
             Ok(keys) => keys.collect(),
             Err(_) => Vec::new(),
         };
-        for (name, list) in [
-            ("tcp_backends", &self.tcp_backends),
-            ("udp_backends", &self.udp_backends),
-        ] {
-            if list.is_some() {
-                keys.push(Value::from(name));
-            }
+        keys.push(Value::from("udp_health"));
+        if self.tcp_backends.is_some() {
+            keys.push(Value::from("tcp_backends"));
         }
+        keys.push(Value::from("udp_backends"));
         Enumerator::Values(keys)
     }
 }

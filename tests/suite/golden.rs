@@ -408,9 +408,10 @@ fn render_writes_one_folder_per_load_balancer() {
 }
 
 /// The parts of the built-in templates that hosts share (`lbctl_part`: haproxy.cfg's
-/// proxies, the UDP health watcher's script) are rendered once per distinct inputs in a run:
-/// every host's files are byte for byte those it gets rendered alone, when some hosts share
-/// everything, one has its own watcher directory, one its own UDP backends.
+/// proxies, the UDP health watcher's script, nginx's stream file) are rendered once per
+/// distinct inputs in a run: every host's files are byte for byte those it gets rendered
+/// alone, when some hosts share everything, one has its own watcher directory, one its own UDP
+/// backends, one its own nginx resolver.
 #[test]
 fn hosts_sharing_template_parts_render_as_alone() {
     let dir = scratch("golden-shared-parts");
@@ -424,7 +425,7 @@ fn hosts_sharing_template_parts_render_as_alone() {
         &dir,
         "hosts.ini",
         "[haproxy_servers]\nlb1 ansible_host=10.0.0.11\nlb2 ansible_host=10.0.0.12\n\
-         lb3 ansible_host=10.0.0.13\nlb4 ansible_host=10.0.0.14\n",
+         lb3 ansible_host=10.0.0.13\nlb4 ansible_host=10.0.0.14\nlb5 ansible_host=10.0.0.15\n",
     );
     support::write(
         &dir,
@@ -436,9 +437,10 @@ fn hosts_sharing_template_parts_render_as_alone() {
         "host_vars/lb4.yml",
         "haproxy_udp_backends:\n  - name: statsd\n    port: 8125\n    health_check: {port: 30601}\n    servers:\n      - {name: w1, address: 10.0.0.21, port: 30125}\n",
     );
+    support::write(&dir, "host_vars/lb5.yml", "nginx_resolver: 10.0.0.53\n");
     let inventory = dir.to_str().unwrap();
     let together = render("shared-parts", "all", &["-i", inventory]);
-    for host in ["lb1", "lb2", "lb3", "lb4"] {
+    for host in ["lb1", "lb2", "lb3", "lb4", "lb5"] {
         let alone = render("shared-parts", host, &["-i", inventory, "-l", host]);
         let files = files_under(&alone);
         assert_eq!(files.len(), 5, "{host}: {files:?}");
@@ -458,6 +460,9 @@ fn hosts_sharing_template_parts_render_as_alone() {
     assert!(!read("lb1/udp-health").contains("/etc/lbctl/lb3"));
     assert!(!read("lb4/haproxy.cfg").contains("backend dns"));
     assert!(read("lb1/haproxy.cfg").contains("backend dns"));
+    assert!(!read("lb4/nginx-stream.conf").contains("udp_dns"));
+    assert!(read("lb5/nginx-stream.conf").contains("resolver 10.0.0.53"));
+    assert!(!read("lb1/nginx-stream.conf").contains("resolver"));
 }
 
 #[test]
