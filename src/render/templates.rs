@@ -173,19 +173,25 @@ impl Templates {
 
 /// The texts of the parts rendered in this run, by what they read (the same on most hosts:
 /// 20,000 load balancers sharing their backends render each part once instead of 20,000
-/// times). Bounded: past `PARTS_BYTES` of text (hosts that share nothing), it starts over.
+/// times). A host needing a part another host is rendering waits for that text rather than
+/// render it too. Bounded: past `PARTS_BYTES` of text (hosts that share nothing), it starts
+/// over.
 #[derive(Default)]
 struct Parts {
-    texts: Mutex<PartTexts>,
+    slots: Mutex<PartSlots>,
 }
 
 #[derive(Default)]
-struct PartTexts {
-    by_key: HashMap<PartKey, Value>,
+struct PartSlots {
+    by_key: HashMap<PartKey, Arc<Mutex<Option<Value>>>>,
     bytes: usize,
 }
 
 const PARTS_BYTES: usize = 64 << 20;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl Parts {
     /// `{{ lbctl_part(name, lb) }}`: the part `name` of lbctl's templates for the host `lb`.
@@ -202,24 +208,29 @@ impl Parts {
                 "lbctl_part: the second argument must be `lb`",
             )
         })?;
-        let key = host.part_key(part);
-        let texts = || self.texts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(text) = key.as_ref().and_then(|k| texts().by_key.get(k).cloned()) {
-            return Ok(text);
+        let render = || -> Result<Value, Error> {
+            let text = env
+                .get_template(part.name())?
+                .render(minijinja::context! { lb => host.part_view(part) })?;
+            Ok(Value::from(text))
+        };
+        let Some(key) = host.part_key(part) else {
+            return render();
+        };
+        let slot = Arc::clone(lock(&self.slots).by_key.entry(key).or_default());
+        let mut text = lock(&slot);
+        if let Some(text) = &*text {
+            return Ok(text.clone());
         }
-        let text = env
-            .get_template(part.name())?
-            .render(minijinja::context! { lb => host.part_view(part) })?;
-        let (size, text) = (text.len(), Value::from(text));
-        if let Some(key) = key {
-            let mut texts = texts();
-            if texts.bytes + size > PARTS_BYTES {
-                *texts = PartTexts::default();
-            }
-            texts.bytes += size;
-            texts.by_key.insert(key, text.clone());
+        let rendered = render()?;
+        *text = Some(rendered.clone());
+        drop(text);
+        let mut slots = lock(&self.slots);
+        slots.bytes += rendered.as_str().map_or(0, str::len);
+        if slots.bytes > PARTS_BYTES {
+            *slots = PartSlots::default();
         }
-        Ok(text)
+        Ok(rendered)
     }
 }
 

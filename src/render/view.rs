@@ -238,13 +238,15 @@ pub struct PartKey {
     udp: SharedList,
 }
 
-/// A backend list compared by identity; holding it keeps its address from being reused.
+/// A backend list compared by identity (holding it keeps its address from being reused),
+/// every empty list equal to every other: a host without such backends has an empty list of
+/// its own.
 #[derive(Debug, Clone)]
 struct SharedList(Arc<Vec<Backend>>);
 
 impl PartialEq for SharedList {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.0, &other.0) || (self.0.is_empty() && other.0.is_empty())
     }
 }
 
@@ -252,7 +254,11 @@ impl Eq for SharedList {}
 
 impl Hash for SharedList {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.0).hash(state);
+        if self.0.is_empty() {
+            0usize.hash(state);
+        } else {
+            (Arc::as_ptr(&self.0) as usize).hash(state);
+        }
     }
 }
 
