@@ -52,7 +52,7 @@ impl Running {
     }
 
     /// Writes `text` to the script's stdin and leaves it open: the next script for a shell
-    /// whose first one ([`first_part`](crate::remote::first_part)) has ended.
+    /// whose first one (run as the remote layer's `first_part` wraps it) has ended.
     pub async fn send(&mut self, text: &str) -> Result<(), TransportError> {
         self.write(text.as_bytes()).await
     }
