@@ -106,8 +106,11 @@ impl Watcher {
                 .spawn()
                 .unwrap(),
         );
+        // The socket's file appears at bind(), a moment before socat listens: wait for a
+        // connection that is accepted, not for the file (a watcher that found nobody listening
+        // would leave every mark as it was).
         let start = Instant::now();
-        while !socket.exists() {
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(5),
                 "socat did not listen"
@@ -408,11 +411,17 @@ fn the_external_check_sends_the_datagram_and_reads_the_reply() {
         (out.status.code(), started.elapsed(), describe(&out))
     };
     let answers = udp_server(Some(b"\x12\x34\x81\x80 answer"));
-    let (code, took, out) = check(answers, "dns");
-    assert_eq!(code, Some(0), "{out}");
+    // A reply ends the check well before the 500 ms deadline: the quickest of three tries,
+    // so that one slow process start on a busy machine does not count as waiting.
+    let mut quickest = Duration::MAX;
+    for _ in 0..3 {
+        let (code, took, out) = check(answers, "dns");
+        assert_eq!(code, Some(0), "{out}");
+        quickest = quickest.min(took);
+    }
     assert!(
-        took < Duration::from_millis(400),
-        "a reply ends the check: {took:?}"
+        quickest < Duration::from_millis(400),
+        "a reply ends the check: {quickest:?}"
     );
     let wrong = udp_server(Some(b"\x99\x99 someone else"));
     assert_eq!(check(wrong, "dns").0, Some(1));
