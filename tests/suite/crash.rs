@@ -14,7 +14,7 @@ use std::{
 };
 
 use crate::support::lab::{self, CLIENT_NS, Host, LBS, Lab, VIP, describe, run, wait_for};
-use crate::support::{Lbctl, repo_root, require_root_and, scratch, write};
+use crate::support::{self, Lbctl, repo_root, require_root_and, scratch, write};
 use serde_json::Value;
 
 /// Sub-second VRRP for the isolation drill: VRRPv3 has no PASS authentication.
@@ -290,12 +290,23 @@ fn ctrl_c_or_sigterm_mid_drill_repairs_the_host_before_lbctl_exits() {
             "keepalived killed on the holder",
         ),
     ] {
+        // a whole tier to drill: after the first drill the holder's servers may still be
+        // coming UP (and its VIP with them), which pre-flight would rightly refuse
+        support::wait_every_server(
+            Duration::from_secs(30),
+            "every server UP on every LB",
+            |s| s["up"] == true,
+        );
+        lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(15));
         let keepalived = lab.daemon_pid(holder.name, "/run/keepalived.pid");
         let mut child = Lbctl::on_lab()
             .args(["failover-test", "--lb", holder.name, "--method", method])
             .args(["--hold", "60s", "--json"])
             .spawn();
         wait_for(Duration::from_secs(30), broken, || {
+            if let Some(status) = child.try_wait().expect("wait for lbctl") {
+                panic!("{method}: lbctl exited {status:?} before the fault was seen");
+            }
             let out = lab.exec(
                 holder.name,
                 &["sh", "-c", "pgrep -x keepalived >/dev/null && echo up"],
