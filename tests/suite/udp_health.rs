@@ -178,20 +178,23 @@ fn nginx_accepts(dir: &Path, conf: &Path) {
     assert!(out.status.success(), "nginx -t: {}", describe(&out));
 }
 
+/// One server's row of HAProxy's `show stat` as the stand-in socket answers it: proxy,
+/// server, and the status column the watcher reads.
+fn stat_row(px: &str, sv: &str, status: &str) -> String {
+    format!("{px},{sv},0,0,0,0,,0,0,0,,0,,0,0,0,0,{status},1")
+}
+
 #[test]
 fn sync_marks_the_servers_down_in_a_file_nginx_accepts() {
     require_root_and(&["nginx", "socat", "sh", "sed", "flock"]);
     let w = Watcher::new("sync");
-    let row = |px: &str, sv: &str, status: &str| {
-        format!("{px},{sv},0,0,0,0,,0,0,0,,0,,0,0,0,0,{status},1")
-    };
     let rows = [
-        row("wireguard", "w1", "DOWN"),
-        row("wireguard", "w2", "UP"),
-        row("dns", "w1", "UP"),
-        row("dns", "w2", "DOWN"),
-        row("syslog", "w1", "no check"),
-        row("syslog", "w2", "DOWN"),
+        stat_row("wireguard", "w1", "DOWN"),
+        stat_row("wireguard", "w2", "UP"),
+        stat_row("dns", "w1", "UP"),
+        stat_row("dns", "w2", "DOWN"),
+        stat_row("syslog", "w1", "no check"),
+        stat_row("syslog", "w2", "DOWN"),
     ]
     .join("\n");
     // `lbctl drain` marked statsd/w1 down and `lbctl weight` gave wireguard/w2 a weight of its
@@ -268,18 +271,15 @@ fn haproxy_states_decide_and_a_service_never_loses_every_server() {
     let w = Watcher::new("states");
     // wireguard: w1 going down but still UP, w2 DOWN. dns: both DOWN, so neither is marked.
     // syslog: w1 in maintenance. statsd: w2 draining.
-    let row = |px: &str, sv: &str, status: &str| {
-        format!("{px},{sv},0,0,0,0,,0,0,0,,0,,0,0,0,0,{status},1")
-    };
     let rows = [
-        row("wireguard", "w1", "UP 1/2"),
-        row("wireguard", "w2", "DOWN"),
-        row("dns", "w1", "DOWN"),
-        row("dns", "w2", "DOWN 1/2"),
-        row("syslog", "w1", "MAINT"),
-        row("syslog", "w2", "no check"),
-        row("statsd", "w1", "UP"),
-        row("statsd", "w2", "DRAIN"),
+        stat_row("wireguard", "w1", "UP 1/2"),
+        stat_row("wireguard", "w2", "DOWN"),
+        stat_row("dns", "w1", "DOWN"),
+        stat_row("dns", "w2", "DOWN 1/2"),
+        stat_row("syslog", "w1", "MAINT"),
+        stat_row("syslog", "w2", "no check"),
+        stat_row("statsd", "w1", "UP"),
+        stat_row("statsd", "w2", "DRAIN"),
     ]
     .join("\n");
     let haproxy = w.haproxy_says(&rows);
