@@ -606,6 +606,9 @@ fn restart_haproxy(lab: &Lab, lb: &str, forget: bool) {
         pid,
         "{lb}: not restarted"
     );
+    // a holder whose HAProxy stopped gives the VIP up (process tracking), and `status` rightly
+    // exits 1 while nobody holds it: let the election settle first
+    lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
 }
 
 /// A drain lasts across HAProxy restarts: from its state file when it has one, and from
