@@ -8,7 +8,8 @@
 
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
@@ -20,6 +21,10 @@ use crate::spec::{Connection, HostKeyPolicy};
 /// How long a dead peer may stay silent before OpenSSH drops the connection
 /// (`ServerAliveInterval`; OpenSSH gives up after three unanswered probes).
 const KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// How long after the first script on a new connection is started the second, empty
+/// session is opened ([`Session::start`]).
+const NUDGE_AFTER: Duration = Duration::from_millis(8);
 
 /// The remote command when root is wanted: `sudo -n` only when the login user is not
 /// already root, decided on the host because the user may come from `~/.ssh/config`.
@@ -66,6 +71,10 @@ pub struct Session {
     persistent: bool,
     /// Whether the master was already open, left by an earlier run.
     resumed: bool,
+    /// Whether no script has been started over a new master yet (see [`Session::start`]).
+    first: AtomicBool,
+    /// The empty session [`Session::start`] opened beside the first script, until it ends.
+    nudge: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Session {
@@ -90,6 +99,8 @@ impl Session {
                 become_root,
                 persistent: true,
                 resumed: true,
+                first: AtomicBool::new(false),
+                nudge: Mutex::new(None),
             });
         }
         let mut builder = SessionBuilder::default();
@@ -158,6 +169,8 @@ impl Session {
             become_root,
             persistent: persisted.is_some(),
             resumed: false,
+            first: AtomicBool::new(true),
+            nudge: Mutex::new(None),
         })
     }
 
@@ -183,7 +196,32 @@ impl Session {
     /// ([`Running::answer`]), or another script for the same shell ([`Running::send`]). It
     /// holds its own reference to the connection: the session is closed once every script
     /// started over it has finished.
+    ///
+    /// The first script over a new connection has a second, empty session (`true`) opened
+    /// beside it, a moment later. Right after the login, OpenSSH's server sends a few small
+    /// messages (host keys, the key's options) one after the other, without `TCP_NODELAY`:
+    /// the kernel holds the first session's confirmation until the client acknowledges
+    /// them, and the client, with nothing to send, delays that acknowledgement by 40 ms on
+    /// Linux. The second session's request carries the acknowledgement at once: measured on
+    /// the lab, the first session opens in about 25 ms instead of 60.
     pub async fn start(&self, script: &str) -> Result<Running, TransportError> {
+        if self.first.swap(false, Ordering::Relaxed) {
+            let link = self.link.clone();
+            let nudge = tokio::spawn(async move {
+                tokio::time::sleep(NUDGE_AFTER).await;
+                let mut command = openssh::Session::to_command(link, "true");
+                command
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                if let Ok(child) = command.spawn().await {
+                    let _ = child.wait().await;
+                }
+            });
+            if let Ok(mut slot) = self.nudge.lock() {
+                *slot = Some(nudge);
+            }
+        }
         let mut command = openssh::Session::to_command(self.link.clone(), "sh");
         if self.become_root {
             command.arg("-c").arg(BECOME_ROOT);
@@ -224,6 +262,10 @@ impl Session {
     /// case OpenSSH closes it once it has been idle for the time asked. A script still
     /// running over it ([`Session::start`]) keeps the connection until it is dropped.
     pub async fn close(self) -> Result<(), TransportError> {
+        let nudge = self.nudge.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(nudge) = nudge {
+            let _ = nudge.await;
+        }
         let Link(link) = self.link;
         let Inner { ssh, host, target } = match Arc::try_unwrap(link) {
             Ok(inner) => inner,
