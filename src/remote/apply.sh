@@ -251,6 +251,27 @@ validate() {
 	fi
 }
 
+# haproxy_reloads NAME ...: sets RELOADS_HAPROXY when NAME is haproxy (called by services).
+haproxy_reloads() {
+	[ "$1" = haproxy ] && RELOADS_HAPROXY=1
+	return 0
+}
+
+# resynced: before an HAProxy reload, its stick tables (sticky backends, rate limits) pass to
+# the new process only from an old one that has finished its own resync: reloaded earlier, it
+# teaches nothing and the entries are lost on this host. A process that could not learn from
+# its predecessor (the previous configuration had no peers, or was itself reloaded too early)
+# takes up to twice 5 s to give up waiting; any other is done within milliseconds of its
+# start. Waited for (at most 12 s) before the go-ahead, on every host at once, so that the
+# rollout's one-host-at-a-time part does not ask; sets TAUGHT when the process has peers.
+resynced() {
+	RELOADS_HAPROXY=
+	services haproxy_reloads
+	[ -n "$RELOADS_HAPROXY" ] && [ -n "$SOCKET" ] || return 0
+	wait_peers 3 120 || :
+	TAUGHT=$PEERS
+}
+
 # hold: with HOLD set, waits for lbctl's go-ahead; anything but "go" aborts.
 hold() {
 	[ -n "$HOLD" ] || return 0
@@ -321,6 +342,10 @@ haproxy_pid() {
 peers_done() {
 	PEERS=
 	answer=$(printf 'show peers\n' | socat -t 2 - "UNIX-CONNECT:$SOCKET" 2>/dev/null) || return 0
+	case $answer in
+	*flags=*) ;;
+	*) return 0 ;;
+	esac
 	for flags in $(printf '%s\n' "$answer" | sed -n 's/^0x[0-9a-f]*: \[.*\] id=.* flags=\(0x[0-9a-fA-F]*\) .*/\1/p'); do
 		PEERS=1
 		[ $((flags & $1)) -eq "$1" ] || return 1
@@ -342,13 +367,12 @@ wait_peers() {
 reload() {
 	save_state "$1"
 	if [ "$1" = haproxy ] && [ -n "$SOCKET" ]; then
-		# Stick tables (sticky backends, rate limits) pass to the new process only from an old
-		# one that has finished its own resync: reloaded earlier, it teaches nothing and the
-		# entries are lost on this host. A process that could not learn from its predecessor
-		# (the previous configuration had no peers, or was itself reloaded too early) takes up
-		# to twice 5 s to give up waiting; any other is done within milliseconds of its start.
-		wait_peers 3 120 || :
-		TAUGHT=$PEERS
+		# The process answering now has stick tables (see resynced): it is asked again, in
+		# case it is not the one asked before the go-ahead.
+		if [ -n "$TAUGHT" ]; then
+			wait_peers 3 120 || :
+			TAUGHT=$PEERS
+		fi
 		# keep_admin and tables_taught must talk to the new process: note the one answering now
 		if [ -n "$TAUGHT" ] || [ "$ADMIN64" != - ]; then
 			OLD_PID=$(haproxy_pid)
@@ -599,6 +623,7 @@ main() {
 	check_staged || abort
 	STEP=validate
 	files validate || abort
+	resynced
 	STEP=hold
 	hold || abort
 	STEP=backup
