@@ -220,8 +220,8 @@ async fn stage_early(spec: &HostSpec, surveyed: &mut Surveyed) {
     }
 }
 
-/// Applies a saved plan exactly, without the inventory. The phases: connect to every host;
-/// in one round trip each, ask whether its files are still what the plan was made on and,
+/// Applies a saved plan exactly, without the inventory. The phases: connect to every host
+/// and, as soon as each is connected to, in one round trip, ask whether its files are still what the plan was made on and,
 /// on a host the plan changes, stage and check its files at once, to wait for the go-ahead;
 /// if any host moved (or cannot be asked), stop every one, nothing changed; for a plan made
 /// with `--limit`, make sure a host able to take the VIP is left; then go ahead in waves,
@@ -233,14 +233,19 @@ pub async fn apply_saved<R: Reporter>(
     serial: usize,
     reporter: &R,
 ) -> Result<Report, ApplyError> {
-    let connected = saved_plan::connect(plan, ssh).await;
-    let answers = join_all(
-        plan.hosts
-            .iter()
-            .zip(&connected)
-            .map(|(host, c)| check_and_stage(host, c)),
-    )
-    .await;
+    // Each host is asked as soon as it is connected to, while others are still logging in.
+    let options = ssh.connect();
+    let connecting = Semaphore::new(ssh.forks.max(1));
+    let (options, connecting) = (&options, &connecting);
+    let (connected, answers): (Vec<_>, Vec<_>) =
+        join_all(plan.hosts.iter().map(|host| async move {
+            let connected = saved_plan::connect(host, options, connecting).await;
+            let answer = check_and_stage(host, &connected).await;
+            (connected, answer)
+        }))
+        .await
+        .into_iter()
+        .unzip();
     let mut problems = Vec::new();
     let mut staged = Vec::new();
     let mut reports = Vec::new();

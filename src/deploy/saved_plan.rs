@@ -9,8 +9,7 @@
 //! their secrets, and is written with mode 0600.
 
 use std::{
-    collections::BTreeMap, io::Write as _, os::unix::fs::OpenOptionsExt, path::Path, sync::Arc,
-    time::Instant,
+    collections::BTreeMap, io::Write as _, os::unix::fs::OpenOptionsExt, path::Path, time::Instant,
 };
 
 use serde::{Deserialize, Serialize};
@@ -20,13 +19,13 @@ use crate::{
     deploy::plan::{Action, FilePlan, HostPlan},
     deploy::report::{HostError, Timing},
     deploy::standby::Standby,
-    deploy::survey::{SshOptions, Surveyed},
+    deploy::survey::Surveyed,
     remote::{
         self, Deployment, FetchOptions, Keep, ManagedFile, ReportError, ServiceControl, Verify,
     },
     render::RenderedHost,
     spec::{Connection, HostSpec, Service},
-    ssh::Session,
+    ssh::{ConnectOptions, Session},
 };
 
 /// What the file says it is.
@@ -291,46 +290,28 @@ pub struct Moved {
     pub files: Vec<(String, String, String)>,
 }
 
-/// Connects to every planned host, at most `forks` connecting at once.
-pub async fn connect(plan: &SavedPlan, ssh: &SshOptions) -> Vec<Connected> {
-    let limit = Arc::new(Semaphore::new(ssh.forks.max(1)));
-    let options = Arc::new(ssh.connect());
-    let tasks: Vec<_> = plan
-        .hosts
-        .iter()
-        .map(|host| {
-            let (host, limit, options) = (host.clone(), Arc::clone(&limit), Arc::clone(&options));
-            tokio::spawn(async move {
-                let mut timing = Timing::default();
-                let permit = limit.acquire().await;
-                let started = Instant::now();
-                let connected = Session::connect(&host.connection, &options).await;
-                drop(permit);
-                timing.connect = started.elapsed().as_secs_f64();
-                let session = connected.map_err(|e| HostError {
-                    host: host.host.clone(),
-                    step: "connect".into(),
-                    message: e.to_string(),
-                });
-                if let Ok(session) = &session {
-                    timing.reused_connection = session.resumed();
-                }
-                Connected { session, timing }
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    for (task, host) in tasks.into_iter().zip(&plan.hosts) {
-        out.push(task.await.unwrap_or_else(|e| Connected {
-            session: Err(HostError {
-                host: host.host.clone(),
-                step: "connect".into(),
-                message: e.to_string(),
-            }),
-            timing: Timing::default(),
-        }));
+/// Connects to one planned host, once `connecting` lets it (at most `forks` hosts are being
+/// connected to at once: handshakes cost CPU on both ends).
+pub async fn connect(
+    host: &PlannedHost,
+    options: &ConnectOptions,
+    connecting: &Semaphore,
+) -> Connected {
+    let mut timing = Timing::default();
+    let permit = connecting.acquire().await;
+    let started = Instant::now();
+    let connected = Session::connect(&host.connection, options).await;
+    drop(permit);
+    timing.connect = started.elapsed().as_secs_f64();
+    let session = connected.map_err(|e| HostError {
+        host: host.host.clone(),
+        step: "connect".into(),
+        message: e.to_string(),
+    });
+    if let Ok(session) = &session {
+        timing.reused_connection = session.resumed();
     }
-    out
+    Connected { session, timing }
 }
 
 impl PlannedHost {
