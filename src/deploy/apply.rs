@@ -297,7 +297,7 @@ pub async fn apply_saved<R: Reporter>(
     // rollout order (as planned, the VIP holders last).
     staged.sort_by_key(|(s, _)| s.plan.holds_vip);
     let hosts = join_all(staged.into_iter().map(|(s, _)| async move {
-        let mut host = Host::checking(s.plan, s.timing, Instant::now(), reporter);
+        let mut host = Host::checking(s.plan, s.timing, s.since, reporter);
         host.hold(Ok(s.running)).await;
         host
     }))
@@ -328,6 +328,8 @@ struct Staged {
     timing: Timing,
     /// The held apply script, on its way to waiting for the go-ahead.
     running: Running,
+    /// When the host had answered whether it moved (its check's time runs from there).
+    since: Instant,
 }
 
 /// Asks `host`, in one round trip, whether its files are still what the plan was made on
@@ -358,6 +360,7 @@ async fn check_and_stage(host: &PlannedHost, connected: &saved_plan::Connected) 
         },
     };
     timing.fetch = started.elapsed().as_secs_f64();
+    let asked = Instant::now();
     let moved = checked.map_err(DeployError::from).and_then(|stdout| {
         host.moved(&stdout)
             .map_err(|error| DeployError::Unreadable {
@@ -385,6 +388,7 @@ async fn check_and_stage(host: &PlannedHost, connected: &saved_plan::Connected) 
             plan,
             timing,
             running,
+            since: asked,
         })),
         None => {
             let mut report = HostReport::planned(plan);
