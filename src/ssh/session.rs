@@ -26,6 +26,9 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 /// session is opened ([`Session::start`]).
 const NUDGE_AFTER: Duration = Duration::from_millis(8);
 
+/// How long closing a session waits for that empty session to end.
+const NUDGE_WAIT: Duration = Duration::from_secs(2);
+
 /// The remote command when root is wanted: `sudo -n` only when the login user is not
 /// already root, decided on the host because the user may come from `~/.ssh/config`.
 /// `SSH_CONNECTION` goes along as the script's `$1` (sudo drops it from the environment): a
@@ -263,8 +266,12 @@ impl Session {
     /// running over it ([`Session::start`]) keeps the connection until it is dropped.
     pub async fn close(self) -> Result<(), TransportError> {
         let nudge = self.nudge.lock().ok().and_then(|mut slot| slot.take());
-        if let Some(nudge) = nudge {
-            let _ = nudge.await;
+        if let Some(mut nudge) = nudge {
+            // It is over within milliseconds, unless the connection died under it.
+            if tokio::time::timeout(NUDGE_WAIT, &mut nudge).await.is_err() {
+                nudge.abort();
+                let _ = nudge.await;
+            }
         }
         let Link(link) = self.link;
         let Inner { ssh, host, target } = match Arc::try_unwrap(link) {
