@@ -221,11 +221,11 @@ async fn stage_early(spec: &HostSpec, surveyed: &mut Surveyed) {
 }
 
 /// Applies a saved plan exactly, without the inventory. The phases: connect to every host
-/// and, as soon as each is connected to, in one round trip, ask whether its files are still what the plan was made on and,
-/// on a host the plan changes, stage and check its files at once, to wait for the go-ahead;
-/// if any host moved (or cannot be asked), stop every one, nothing changed; for a plan made
-/// with `--limit`, make sure a host able to take the VIP is left; then go ahead in waves,
-/// whoever holds the VIP now last; close the sessions.
+/// and, as soon as each is connected to, in one round trip, ask whether its files are still
+/// what the plan was made on and, on a host the plan changes, stage and check its files at
+/// once, to wait for the go-ahead; if any host moved (or cannot be asked), stop every one,
+/// nothing changed; for a plan made with `--limit`, make sure a host able to take the VIP is
+/// left; then go ahead in waves, whoever holds the VIP now last; close the sessions.
 pub async fn apply_saved<R: Reporter>(
     plan: &SavedPlan,
     file: &Path,
