@@ -46,6 +46,26 @@ impl HostPlan {
     }
 }
 
+/// One host's rendered files as if the host held none of them, every one to create, without
+/// diffs: what an apply script sent before the host's files are known is made for.
+pub fn all_new(rendered: &RenderedHost) -> HostPlan {
+    HostPlan {
+        host: rendered.host.clone(),
+        holds_vip: false,
+        files: rendered
+            .files
+            .iter()
+            .map(|file| FilePlan {
+                service: file.service,
+                path: file.path.clone(),
+                action: Action::Create,
+                diff: String::new(),
+                content: file.content.clone(),
+            })
+            .collect(),
+    }
+}
+
 /// Compares one host's rendered files with what the host holds. `secrets` are the host's
 /// secret values; they never appear in a diff, and neither do the values of directives that
 /// carry secrets (`stats auth`, `auth_pass`), old or new.

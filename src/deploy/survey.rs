@@ -15,7 +15,10 @@ use crate::{
     deploy::DeployError,
     deploy::plan::{self, HostPlan},
     deploy::report::{HostError, Timing},
-    remote::{self, FetchOptions, Fetched, PART_END, nginx_marks_in, strip_nginx_marks},
+    remote::{
+        self, APPLY_LOCK, Deployment, FetchOptions, Fetched, PART_END, nginx_marks_in,
+        strip_nginx_marks,
+    },
     render::RenderedHost,
     spec::{HostSpec, Service},
     ssh::{ConnectOptions, Persist, RemoteOutput, Running, Session},
@@ -52,9 +55,38 @@ pub struct Surveyed {
     /// The shell the fetch ran in, waiting for the next script ([`survey_holding`]); to be
     /// finished (its stdin closed) when there is none.
     pub shell: Option<Running>,
-    /// The script already sent into that shell, and when (an apply confirmed in advance
-    /// stages each host as soon as its survey is in); `None` while the shell waits.
-    pub sent: Option<(String, Instant)>,
+    /// The held apply script already sent into that shell (an apply confirmed in advance
+    /// stages each host with its fetch, or as soon as its survey is in); `None` while the
+    /// shell waits.
+    pub sent: Option<Early>,
+}
+
+/// A held apply script a host was sent before the whole survey was in, to stage and check
+/// its files while lbctl waits for the other hosts.
+pub struct Early {
+    /// What it was made for.
+    pub deployment: Deployment,
+    /// It went along with the fetch ([`remote::fetch_then`]), made for every managed file:
+    /// the host leaves out those the fetch found holding what lbctl would write.
+    pub speculative: bool,
+    /// When the host began on it (its check's time runs from there).
+    pub since: Instant,
+}
+
+impl Early {
+    /// Whether the host is staging exactly `deployment`, given what its fetch showed.
+    pub fn stands_for(&self, deployment: &Deployment, fetched: Option<&Fetched>) -> bool {
+        if !self.speculative {
+            return self.deployment == *deployment;
+        }
+        let Some(fetched) = fetched else { return false };
+        let mut staged = self.deployment.clone();
+        staged.files.retain(|file| {
+            fetched.files.get(&file.path).and_then(Option::as_deref)
+                != Some(file.content.as_bytes())
+        });
+        staged == *deployment
+    }
 }
 
 impl Surveyed {
@@ -86,7 +118,7 @@ pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec
             let (spec, rendered, limit) = (spec.clone(), rendered.clone(), Arc::clone(&limit));
             let options = Arc::clone(&options);
             tokio::spawn(
-                async move { survey_host(&spec, &rendered, &options, &limit, false).await },
+                async move { survey_host(&spec, &rendered, &options, &limit, Hold::No).await },
             )
         })
         .collect();
@@ -113,14 +145,35 @@ pub async fn survey(hosts: &[(HostSpec, RenderedHost)], ssh: &SshOptions) -> Vec
 /// One host's part of [`survey`], for an apply that goes on with each host as soon as its
 /// own survey is in: its fetch runs as the first part of a shell that stays open for the
 /// apply script ([`Surveyed::shell`]), so that the apply opens no other session on the host.
-/// At most as many hosts as `connecting` allows are being connected to at any time.
+/// With `speculative` (a deployment of every managed file), the held apply script for it
+/// goes along with the fetch, in the same round trip, and the host stages and checks the
+/// files that differ as soon as it has fetched them ([`remote::fetch_then`];
+/// [`Surveyed::sent`] says so). At most as many hosts as `connecting` allows are being
+/// connected to at any time.
 pub async fn survey_holding(
     spec: &HostSpec,
     rendered: &RenderedHost,
     options: &ConnectOptions,
     connecting: &Semaphore,
+    speculative: Option<Deployment>,
 ) -> Surveyed {
-    survey_host(spec, rendered, options, connecting, true).await
+    survey_host(
+        spec,
+        rendered,
+        options,
+        connecting,
+        Hold::Shell(speculative.map(Box::new)),
+    )
+    .await
+}
+
+/// What a survey does with the fetch's shell.
+enum Hold {
+    /// Ends it with the fetch (a plan).
+    No,
+    /// Keeps it for the apply script; with a speculative deployment, sends its held apply
+    /// script along with the fetch.
+    Shell(Option<Box<Deployment>>),
 }
 
 async fn survey_host(
@@ -128,7 +181,7 @@ async fn survey_host(
     rendered: &RenderedHost,
     options: &ConnectOptions,
     connecting: &Semaphore,
-    hold: bool,
+    hold: Hold,
 ) -> Surveyed {
     let host = spec.name.clone();
     let fail = |step: &str, message: String| HostError {
@@ -158,9 +211,14 @@ async fn survey_host(
     };
     timing.connect = started.elapsed().as_secs_f64();
     timing.reused_connection = session.resumed();
+    let speculative = match &hold {
+        Hold::Shell(speculative) => speculative.as_ref(),
+        Hold::No => None,
+    };
     let options = FetchOptions {
         admin_record: Some(spec.admin_record.clone()),
         runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
+        matches_to_fd3: speculative.is_some(),
         ..fetch_options(rendered)
     };
     let script = remote::fetch_script(&managed_paths(rendered), &vip_addresses(spec), &options);
@@ -170,11 +228,24 @@ async fn survey_host(
         .map(|f| (f.path.as_str(), f.content.as_bytes()))
         .collect();
     let started = Instant::now();
-    let (fetched, shell) = if hold {
-        fetch_holding(&session, &script, &known).await
-    } else {
-        let fetched = session.run(&script).await.map_err(DeployError::from);
-        (fetched.and_then(|out| parse(out, &known)), None)
+    let (fetched, shell) = match &hold {
+        Hold::Shell(None) => fetch_holding(&session, &remote::first_part(&script), &known).await,
+        Hold::Shell(Some(deployment)) => {
+            let then = remote::speculative_apply_script(deployment, APPLY_LOCK);
+            fetch_holding(&session, &remote::fetch_then(&script, &then), &known).await
+        }
+        Hold::No => {
+            let fetched = session.run(&script).await.map_err(DeployError::from);
+            (fetched.and_then(|out| parse(out, &known)), None)
+        }
+    };
+    let sent = match (hold, &shell) {
+        (Hold::Shell(Some(deployment)), Some(_)) => Some(Early {
+            deployment: *deployment,
+            speculative: true,
+            since: Instant::now(),
+        }),
+        _ => None,
     };
     let fetched = fetched.map_err(|e| fail("fetch", e.to_string()));
     timing.fetch = started.elapsed().as_secs_f64();
@@ -192,7 +263,7 @@ async fn survey_host(
                 result: Ok(plan),
                 timing,
                 shell,
-                sent: None,
+                sent,
             }
         }
         Err(e) => Surveyed {
@@ -203,7 +274,7 @@ async fn survey_host(
             result: Err(e),
             timing,
             shell,
-            sent: None,
+            sent,
         },
     }
 }
@@ -213,16 +284,16 @@ fn parse(out: RemoteOutput, known: &BTreeMap<&str, &[u8]>) -> Result<Fetched, De
         .map_err(|error| DeployError::Unreadable { error, output: out })
 }
 
-/// Runs the fetch `script` as the first part of a shell ([`remote::first_part`]) and, when
-/// it ran to its end and its report reads well, keeps the shell waiting for the next
-/// script. Otherwise the shell is ended, and an error shows everything it said, with its
-/// exit status and stderr.
+/// Sends `script`, a fetch run as the first part of a shell ([`remote::first_part`],
+/// [`remote::fetch_then`]) and, when the fetch ran to its end and its report reads well,
+/// keeps the shell for what follows. Otherwise the shell is ended, and an error shows
+/// everything it said, with its exit status and stderr.
 async fn fetch_holding(
     session: &Session,
     script: &str,
     known: &BTreeMap<&str, &[u8]>,
 ) -> (Result<Fetched, DeployError>, Option<Running>) {
-    let mut running = match session.start(&remote::first_part(script)).await {
+    let mut running = match session.start(script).await {
         Ok(running) => running,
         Err(e) => return (Err(e.into()), None),
     };
@@ -298,5 +369,72 @@ fn fetch_options(rendered: &RenderedHost) -> FetchOptions {
             .map(|f| (f.path.clone(), remote::sha256_hex(f.content.as_bytes())))
             .collect(),
         ..FetchOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::{Keep, ManagedFile, Verify};
+
+    fn deployment(files: &[(&str, &str)]) -> Deployment {
+        Deployment {
+            files: files
+                .iter()
+                .map(|(path, content)| ManagedFile {
+                    service: Service::Haproxy,
+                    path: (*path).to_owned(),
+                    content: (*content).to_owned(),
+                })
+                .collect(),
+            controls: BTreeMap::new(),
+            verify: Verify::default(),
+            keep: Keep::default(),
+        }
+    }
+
+    fn early(deployment: Deployment, speculative: bool) -> Early {
+        Early {
+            deployment,
+            speculative,
+            since: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_speculative_script_stands_for_the_files_the_fetch_did_not_match() {
+        let every = deployment(&[("/a", "new a\n"), ("/b", "b\n")]);
+        let sent = early(every.clone(), true);
+        let fetched = |a: Option<&str>, b: Option<&str>| Fetched {
+            files: BTreeMap::from([
+                ("/a".to_owned(), a.map(|c| c.as_bytes().to_vec())),
+                ("/b".to_owned(), b.map(|c| c.as_bytes().to_vec())),
+            ]),
+            ..Fetched::default()
+        };
+        // /b already holds it: the host stages /a alone, which is what the apply changes.
+        let only_a = deployment(&[("/a", "new a\n")]);
+        assert!(sent.stands_for(&only_a, Some(&fetched(Some("old a\n"), Some("b\n")))));
+        assert!(sent.stands_for(&only_a, Some(&fetched(None, Some("b\n")))));
+        // Both differ: the host stages both, and the apply must change both.
+        assert!(!sent.stands_for(&only_a, Some(&fetched(None, Some("old b\n")))));
+        assert!(sent.stands_for(&every, Some(&fetched(None, Some("old b\n")))));
+        // What the apply hands the host differs otherwise (a file marked for the tier's
+        // record, an admin state to keep): not what the host is doing.
+        let marked = deployment(&[("/a", "new a, marked\n")]);
+        assert!(!sent.stands_for(&marked, Some(&fetched(None, Some("b\n")))));
+        let mut kept = only_a.clone();
+        kept.keep.record = Some("drain\n".to_owned());
+        assert!(!sent.stands_for(&kept, Some(&fetched(None, Some("b\n")))));
+        // Nothing fetched: nothing to go by.
+        assert!(!sent.stands_for(&only_a, None));
+    }
+
+    #[test]
+    fn a_script_sent_after_the_fetch_stands_for_exactly_its_deployment() {
+        let only_a = deployment(&[("/a", "new a\n")]);
+        let sent = early(only_a.clone(), false);
+        assert!(sent.stands_for(&only_a, None));
+        assert!(!sent.stands_for(&deployment(&[("/a", "other\n")]), None));
     }
 }

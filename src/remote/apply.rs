@@ -208,14 +208,33 @@ pub fn apply_script(deployment: &Deployment) -> String {
 
 /// [`apply_script`] with the lock somewhere else.
 pub fn apply_script_with_lock(deployment: &Deployment, lock: &str) -> String {
-    apply_script_at(deployment, lock, false)
+    apply_script_at(deployment, lock, Mode::Straight)
 }
 
 /// The apply script that stops once every file is staged and validated, reports `ready`,
 /// and goes on only when [`GO`] is written to its stdin: anything else, or stdin closing,
 /// aborts with the host unchanged. That lets lbctl check every host before changing any.
 pub fn held_apply_script(deployment: &Deployment, lock: &str) -> String {
-    apply_script_at(deployment, lock, true)
+    apply_script_at(deployment, lock, Mode::Held)
+}
+
+/// A [`held_apply_script`] for a `deployment` of every file lbctl manages on the host, sent
+/// along with the fetch ([`super::fetch_then`]) before lbctl knows which files change: it
+/// leaves out, with their services' reloads, the files the fetch found holding what lbctl
+/// would write, and ends at once when that is all of them. What it then stages is
+/// `deployment` without those files, which lbctl compares with what the fetch shows.
+pub fn speculative_apply_script(deployment: &Deployment, lock: &str) -> String {
+    apply_script_at(deployment, lock, Mode::Speculative)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Goes through to the end.
+    Straight,
+    /// Waits for the go-ahead once its files are checked.
+    Held,
+    /// Held, and leaves out the files the fetch before it matched.
+    Speculative,
 }
 
 /// What a held apply script waits for (see [`held_apply_script`]).
@@ -224,12 +243,29 @@ pub const GO: &str = "go\n";
 /// The frame a held apply script sends when it waits for [`GO`].
 pub const READY: &[u8] = b"@@lbctl ready";
 
-fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
+fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
+    let hold = mode != Mode::Straight;
+    // Speculative: each file or service line goes only when the fetch did not match it.
+    let unless = |paths: &[&str]| {
+        if mode != Mode::Speculative {
+            return String::new();
+        }
+        let each: Vec<String> = paths
+            .iter()
+            .map(|path| format!("matched {}", base64::encode(path.as_bytes())))
+            .collect();
+        format!("{{ {}; }} || ", each.join(" && "))
+    };
     let verify = &deployment.verify;
     let mut script = String::new();
     let _ = writeln!(script, "LOCK={}", quote(lock));
     let _ = writeln!(script, "LOCK64={}", base64::encode(lock.as_bytes()));
     let _ = writeln!(script, "HOLD={}", if hold { "1" } else { "" });
+    let _ = writeln!(
+        script,
+        "SPECULATIVE={}",
+        if mode == Mode::Speculative { "1" } else { "" }
+    );
     let _ = writeln!(script, "VERIFY64={}", detail(&verify.describe()));
     let _ = writeln!(script, "NO_CHECK64={}", detail(" (no check command)"));
     let _ = writeln!(script, "WAS_ABSENT64={}", detail(" (did not exist)"));
@@ -273,7 +309,8 @@ fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             script,
-            "\t\"$@\" {index} {} {} {} {} {} {} {} || return",
+            "\t{}\"$@\" {index} {} {} {} {} {} {} {} || return",
+            unless(&[file.path.as_str()]),
             quote(&file.path),
             file.service.file_umask(),
             quote(&check),
@@ -293,9 +330,16 @@ fn apply_script_at(deployment: &Deployment, lock: &str, hold: bool) -> String {
             .get(&service)
             .map(|control| control.reload.as_str())
             .unwrap_or("");
+        let paths: Vec<&str> = deployment
+            .files
+            .iter()
+            .filter(|file| file.service == service)
+            .map(|file| file.path.as_str())
+            .collect();
         let _ = writeln!(
             script,
-            "\t\"$@\" {service} {} {} || return",
+            "\t{}\"$@\" {service} {} {} || return",
+            unless(&paths),
             quote(reload),
             detail(service.name())
         );

@@ -26,13 +26,21 @@
 #
 # The generated header defines LOCK, SOCKET (empty when not verified), TCP_PORTS and
 # UDP_PORTS (space-separated, possibly empty), DAEMONS (how many daemons pid_files lists),
-# COMMAND_TIMEOUT (seconds), CHANGES (how many files change), HOLD (empty or 1), the base64
+# COMMAND_TIMEOUT (seconds), CHANGES (how many files change), HOLD (empty or 1), SPECULATIVE
+# (empty or 1, see below), the base64
 # details LOCK64, VERIFY64, NO_CHECK64 and WAS_ABSENT64, and three lists:
 # files() calls "$@" INDEX PATH UMASK CHECK CONTENT PATH64 SHA256 EXEC once per changed file
 # (UMASK gives the new file its mode, EXEC is x for a program, made 0755; CHECK is a shell
 # command, empty when there is none; CONTENT and PATH64 are base64; SHA256 is the content's
 # digest), services() calls "$@" NAME RELOAD NAME64 once per service with a changed file,
 # and pid_files() calls "$@" WHAT PATH once per daemon that must run after the reloads.
+#
+# SPECULATIVE: the script was sent along with the fetch, before lbctl knew which files change
+# (remote::fetch_then), and lists every managed file; the fetch named those that already hold
+# what lbctl would write in LBCTL_MATCHED (a PATH64 per line), and files() and services() leave
+# them (and a service all of whose files are among them) out: their lines start with a
+# `matched PATH64` test. CHANGES then counts what is left; when nothing is, the script ends
+# before it takes the lock.
 #
 # The admin state (drain, maint, weights) lasts across the apply. The header also defines
 # STATE_FILE and HAPROXY_CONFIG: HAProxy's state is saved into its server-state-file right
@@ -51,6 +59,19 @@ ABORTING=
 OUT=
 ROLLBACK_OK=1
 STAGED_SUMS=
+
+# matched PATH64: the fetch before a speculative script found that file holding what lbctl
+# would write.
+matched() {
+	case "$NL$LBCTL_MATCHED$NL" in
+	*"$NL$1$NL"*) return 0 ;;
+	esac
+	return 1
+}
+
+counted() {
+	CHANGES=$((CHANGES + 1))
+}
 
 # fail STEP DETAIL64 COMMAND MESSAGE: the failure that stops this apply.
 fail() {
@@ -613,6 +634,11 @@ main() {
 '
 	START=$PWD
 	emit "begin apply 1"
+	if [ -n "$SPECULATIVE" ]; then
+		CHANGES=0
+		files counted
+		[ "$CHANGES" -eq 0 ] && finish ok
+	fi
 	preflight || abort
 	STEP=lock
 	take_lock || abort

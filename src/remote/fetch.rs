@@ -33,6 +33,9 @@ pub struct FetchOptions {
     /// so that a state HAProxy lost shows.
     pub admin_record: Option<String>,
     pub runtime_socket: Option<String>,
+    /// Each file that matches its digest is also named on fd 3, for the apply script that
+    /// [`super::fetch_then`] sends along.
+    pub matches_to_fd3: bool,
 }
 
 impl Default for FetchOptions {
@@ -42,6 +45,7 @@ impl Default for FetchOptions {
             expected: BTreeMap::new(),
             admin_record: None,
             runtime_socket: None,
+            matches_to_fd3: false,
         }
     }
 }
@@ -92,6 +96,11 @@ pub fn fetch_script(paths: &[String], vips: &[String], options: &FetchOptions) -
         script,
         "SOCKET={}",
         quote(options.runtime_socket.as_deref().unwrap_or(""))
+    );
+    let _ = writeln!(
+        script,
+        "MATCHES_TO_FD3={}",
+        if options.matches_to_fd3 { "1" } else { "" }
     );
     let _ = writeln!(
         script,

@@ -1,8 +1,10 @@
 # lbctl fetch: what a load balancer holds right now, read in one round trip and changing
 # nothing on the host, with as few processes as it can (each costs milliseconds). The
 # generated header defines LOCK, MAX_BYTES, RECORD and SOCKET (lbctl's admin record and
-# HAProxy's admin socket, empty when not asked), WANT_VIPS (empty when there are none) and the
-# lists paths() and vips(), which call fetch_file and fetch_vip once per item.
+# HAProxy's admin socket, empty when not asked), WANT_VIPS (empty when there are none),
+# MATCHES_TO_FD3 (empty, or 1: each matching file's PATH64 is also written to fd 3, a line
+# each, for an apply script sent along to skip, see remote::fetch_then) and the lists paths()
+# and vips(), which call fetch_file and fetch_vip once per item.
 
 connection_lost() {
 	exit 1
@@ -65,6 +67,7 @@ fetch_file() {
 	*)
 		if [ -n "$3" ] && case "$SUMS" in *"$NL$3  $1$NL"*) true ;; *) false ;; esac then
 			emit "file $2 matches $3"
+			[ -n "$MATCHES_TO_FD3" ] && printf '%s\n' "$2" >&3
 		elif size=$(stat -c %s -- "$name" 2>&1) && [ "$size" -gt "$MAX_BYTES" ]; then
 			emit "file $2 unreadable $(enc "$1 is $size bytes, more than lbctl reads ($MAX_BYTES)")"
 		elif content=$(base64 -w0 2>&1 <"$name"); then

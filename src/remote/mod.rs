@@ -2,7 +2,8 @@
 //!
 //! Plain data in, POSIX `sh` script text out; the script's stdout in, plain data out. The
 //! scripts are fed to `sh -s` by the transport and do their work in one round trip each
-//! (two can share one shell, the first run by [`first_part`]):
+//! (two can share one shell, the first run by [`first_part`], or a fetch and the apply
+//! script that follows it without waiting for lbctl, by [`fetch_then`]):
 //! [`fetch_script`] reads what a host holds (for `plan`), [`apply_script`] changes it
 //! atomically (for `apply`). Nothing here knows about templates, inventories or SSH.
 //!
@@ -40,6 +41,7 @@ pub use admin_record::{
 pub use apply::{
     APPLY_LOCK, ApplyReport, Deployment, Failure, GO, Keep, ManagedFile, READY, ServiceControl,
     Step, StepResult, Verify, apply_script, apply_script_with_lock, held_apply_script, parse_apply,
+    speculative_apply_script,
 };
 pub use error::ReportError;
 pub use fetch::{
@@ -52,7 +54,7 @@ pub use nginx_marks::{
     mark as mark_nginx_servers, marks_in as nginx_marks_in, marks_of as nginx_marks_of,
     strip as strip_nginx_marks,
 };
-pub use script::{PART_END, first_part};
+pub use script::{PART_END, fetch_then, first_part};
 pub(crate) use script::{address_of, finish_script, finish_script_with, quote};
 pub use show_stat::{
     ADMIN_ANY_DRAIN, ADMIN_ANY_MAINT, ADMIN_FORCED_DRAIN, ADMIN_FORCED_MAINT, OpState, RowKind,

@@ -30,6 +30,20 @@ pub fn first_part(script: &str) -> String {
     format!("(\n{script})\necho {PART_END}\n")
 }
 
+/// A fetch script (made with `matches_to_fd3`) and a held apply script made for every file
+/// (`speculative_apply_script`), sent to one shell at once: the fetch runs and reports as
+/// [`first_part`] has it, followed by [`PART_END`], and the apply script starts right after
+/// it on the host, without waiting for lbctl, to stage and check every file the fetch did
+/// not find already holding what lbctl would write. The fetch runs in a command
+/// substitution (its variables and functions gone after it) with its stdout on the
+/// channel's, and fd 3 on the substitution: what it names there, the matching files, is
+/// what the apply script leaves out (`LBCTL_MATCHED`).
+pub fn fetch_then(fetch: &str, then: &str) -> String {
+    format!(
+        "lbctl_fetch() {{\n{fetch}}}\n{{ LBCTL_MATCHED=$(lbctl_fetch 3>&1 >&4); }} 4>&1\nunset -f lbctl_fetch\necho {PART_END}\n{then}"
+    )
+}
+
 /// `text` as one single-quoted shell word.
 pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))

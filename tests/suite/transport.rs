@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use lbctl::remote::{
     ApplyReport, Deployment, FetchOptions, GO, Keep, LockState, ManagedFile, PART_END, READY,
-    Service, ServiceControl, Step, Verify, apply_script_with_lock, fetch_script, first_part,
-    held_apply_script, parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
+    Service, ServiceControl, Step, Verify, apply_script_with_lock, fetch_script, fetch_then,
+    first_part, held_apply_script, parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
+    speculative_apply_script,
 };
 use lbctl::spec::HostKeyPolicy;
 use lbctl::ssh::{ConnectOptions, Persist, Session, TransportError};
@@ -707,6 +708,132 @@ async fn an_apply_follows_the_fetch_in_the_same_shell() {
     assert!(report.succeeded(), "{report:?}\n{output}");
     assert_eq!(output.status, Some(0));
     assert_eq!(fs::read_to_string(&live).unwrap(), new);
+}
+
+/// What `apply --yes` does on each host with small files: the apply script, made for every
+/// managed file, goes along with the fetch in one round trip; the host stages and checks
+/// only the files the fetch did not find already as lbctl would write them, and reloads only
+/// their services. When every file matches, the script ends at once, without the lock.
+#[tokio::test]
+async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() {
+    let SshChange {
+        live,
+        old,
+        new,
+        mut deployment,
+        lock,
+        session,
+        _host,
+        _sshd,
+    } = SshChange::connect("apply-with-fetch").await;
+    // A second managed file that already holds what lbctl would write: its "reload" would
+    // leave a mark.
+    let same = format!("{live}.same");
+    let same_content = "already as lbctl writes it\n";
+    fs::write(&same, same_content).unwrap();
+    let marked = format!("{live}.reloaded");
+    deployment.files.push(ManagedFile {
+        service: Service::Keepalived,
+        path: same.clone(),
+        content: same_content.to_owned(),
+    });
+    deployment.controls.insert(
+        Service::Keepalived,
+        ServiceControl {
+            check: "test -s {path}".to_owned(),
+            reload: format!("touch '{marked}'"),
+        },
+    );
+    let options = FetchOptions {
+        lock: lock.clone(),
+        expected: deployment
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), sha256_hex(f.content.as_bytes())))
+            .collect(),
+        matches_to_fd3: true,
+        ..FetchOptions::default()
+    };
+    let paths: Vec<String> = deployment.files.iter().map(|f| f.path.clone()).collect();
+    let fetch = fetch_script(&paths, &[], &options);
+    let then = speculative_apply_script(&deployment, &lock);
+    let mut shell = session.start(&fetch_then(&fetch, &then)).await.unwrap();
+    assert!(shell.read_until(PART_END.as_bytes()).await.unwrap());
+    let known = BTreeMap::from([(same.as_str(), same_content.as_bytes())]);
+    let fetched = parse_fetch_knowing(&shell.take_output(), &known).unwrap();
+    assert_eq!(fetched.files[&live].as_deref(), Some(old.as_bytes()));
+    assert_eq!(
+        fetched.files[&same].as_deref(),
+        Some(same_content.as_bytes())
+    );
+
+    // Staged and checked without another word from lbctl; nothing live changed yet.
+    assert!(shell.read_until(READY).await.unwrap());
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+    shell.answer(GO).await.unwrap();
+    let output = shell.finish().await.unwrap();
+    let report = parse_apply(&output.stdout).unwrap();
+    assert!(report.succeeded(), "{report:?}\n{output}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    let touched: Vec<(Step, &str)> = report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.step, Step::Stage | Step::Swap | Step::Reload))
+        .map(|s| (s.step, s.detail.as_str()))
+        .collect();
+    assert_eq!(
+        touched,
+        [
+            (Step::Stage, live.as_str()),
+            (Step::Swap, live.as_str()),
+            (Step::Reload, "haproxy")
+        ],
+        "{output}"
+    );
+    assert!(
+        !Path::new(&marked).exists(),
+        "an unchanged service was reloaded"
+    );
+    assert!(!Path::new(&format!("{same}.lbctl-prev")).exists());
+
+    // Now every file matches: the script ends at once, without taking the lock.
+    deployment.files[0].content = new.clone();
+    let options = FetchOptions {
+        expected: deployment
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), sha256_hex(f.content.as_bytes())))
+            .collect(),
+        ..options
+    };
+    let fetch = fetch_script(&paths, &[], &options);
+    let then = speculative_apply_script(&deployment, &lock);
+    // Another apply holds the lock: a script that took it would fail.
+    let mut holder = Command::new("flock")
+        .args([&lock, "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Command::new("flock")
+        .args(["-n", &lock, "true"])
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(Instant::now() < deadline, "flock never took {lock}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut shell = session.start(&fetch_then(&fetch, &then)).await.unwrap();
+    assert!(shell.read_until(PART_END.as_bytes()).await.unwrap());
+    shell.take_output();
+    let output = shell.finish().await.unwrap();
+    session.close().await.unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let report = parse_apply(&output.stdout).unwrap();
+    assert!(report.succeeded(), "{report:?}\n{output}");
+    assert!(!report.ready);
+    assert!(report.steps.is_empty(), "{report:?}");
 }
 
 #[tokio::test]
