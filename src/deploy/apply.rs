@@ -190,8 +190,9 @@ async fn survey_and_stage(
     let (options, connecting) = (&options, &connecting);
     join_all(hosts.iter().map(|(spec, rendered)| async move {
         let size: usize = rendered.files.iter().map(|f| f.content.len()).sum();
-        // Made as if the tier's record were empty: where it is not, the host's own record
-        // shows it, and the script is stopped and replaced (see `Sorted::add`).
+        // Made as if the tier's record were empty: a host whose own record is not does not
+        // run it, and is sent one after its survey (`stage_early`); where only another
+        // host's record is not, the script is stopped and replaced (see `Sorted::add`).
         let speculative = (early && size <= SPECULATE_UP_TO)
             .then(|| crate::deploy::deployment::build(spec, &plan::all_new(rendered), None));
         let mut surveyed = survey_holding(spec, rendered, options, connecting, speculative).await;

@@ -228,19 +228,23 @@ async fn survey_host(
         .map(|f| (f.path.as_str(), f.content.as_bytes()))
         .collect();
     let started = Instant::now();
-    let (fetched, shell) = match &hold {
-        Hold::Shell(None) => fetch_holding(&session, &remote::first_part(&script), &known).await,
+    let (fetched, shell, staging) = match &hold {
+        Hold::Shell(None) => {
+            let wire = remote::first_part(&script);
+            fetch_holding(&session, &wire, &known, false).await
+        }
         Hold::Shell(Some(deployment)) => {
             let then = remote::speculative_apply_script(deployment, APPLY_LOCK);
-            fetch_holding(&session, &remote::fetch_then(&script, &then), &known).await
+            let wire = remote::fetch_then(&script, &then, &spec.admin_record);
+            fetch_holding(&session, &wire, &known, true).await
         }
         Hold::No => {
             let fetched = session.run(&script).await.map_err(DeployError::from);
-            (fetched.and_then(|out| parse(out, &known)), None)
+            (fetched.and_then(|out| parse(out, &known)), None, false)
         }
     };
-    let sent = match (hold, &shell) {
-        (Hold::Shell(Some(deployment)), Some(_)) => Some(Early {
+    let sent = match hold {
+        Hold::Shell(Some(deployment)) if staging => Some(Early {
             deployment: *deployment,
             speculative: true,
             since: Instant::now(),
@@ -284,38 +288,53 @@ fn parse(out: RemoteOutput, known: &BTreeMap<&str, &[u8]>) -> Result<Fetched, De
         .map_err(|error| DeployError::Unreadable { error, output: out })
 }
 
-/// Sends `script`, a fetch run as the first part of a shell ([`remote::first_part`],
-/// [`remote::fetch_then`]) and, when the fetch ran to its end and its report reads well,
-/// keeps the shell for what follows. Otherwise the shell is ended, and an error shows
-/// everything it said, with its exit status and stderr.
+/// Sends `script`, a fetch run as the first part of a shell ([`remote::first_part`], or
+/// with an apply script after it: `speculative`, [`remote::fetch_then`]) and, when the fetch
+/// ran to its end and its report reads well, keeps the shell for what follows, and says
+/// whether the apply script sent along is under way (`true`) or the shell waits for the
+/// next script. Otherwise the shell is ended, and an error shows everything it said, with
+/// its exit status and stderr.
 async fn fetch_holding(
     session: &Session,
     script: &str,
     known: &BTreeMap<&str, &[u8]>,
-) -> (Result<Fetched, DeployError>, Option<Running>) {
+    speculative: bool,
+) -> (Result<Fetched, DeployError>, Option<Running>, bool) {
     let mut running = match session.start(script).await {
         Ok(running) => running,
-        Err(e) => return (Err(e.into()), None),
+        Err(e) => return (Err(e.into()), None, false),
     };
-    match running.read_until(PART_END.as_bytes()).await {
-        Ok(true) => {
-            if let Ok(fetched) = remote::parse_fetch_knowing(running.output(), known) {
-                running.take_output();
-                return (Ok(fetched), Some(running));
-            }
-        }
-        Ok(false) => {}
+    let fetched = match running.read_until(PART_END.as_bytes()).await {
+        Ok(true) => remote::parse_fetch_knowing(running.output(), known).ok(),
+        Ok(false) => None,
         Err(e) => {
             let _ = running.finish().await;
-            return (Err(e.into()), None);
+            return (Err(e.into()), None, false);
         }
+    };
+    if let Some(fetched) = fetched {
+        running.take_output();
+        if !speculative {
+            return (Ok(fetched), Some(running), false);
+        }
+        let next = [
+            remote::SPECULATION_STAGING.as_bytes(),
+            remote::SPECULATION_DECLINED.as_bytes(),
+        ];
+        if let Ok(Some(which)) = running.read_until_any(&next).await {
+            running.take_output();
+            return (Ok(fetched), Some(running), which == 0);
+        }
+        // The shell ended right after the fetch: the fetch stands, the shell is gone.
+        let _ = running.finish().await;
+        return (Ok(fetched), None, false);
     }
     let fetched = running
         .finish()
         .await
         .map_err(DeployError::from)
         .and_then(|out| parse(out, known));
-    (fetched, None)
+    (fetched, None, false)
 }
 
 /// The marks (`down`, `weight=N` of drained or re-weighted UDP servers) on the fetched nginx

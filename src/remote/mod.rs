@@ -54,7 +54,7 @@ pub use nginx_marks::{
     mark as mark_nginx_servers, marks_in as nginx_marks_in, marks_of as nginx_marks_of,
     strip as strip_nginx_marks,
 };
-pub use script::{PART_END, fetch_then, first_part};
+pub use script::{PART_END, SPECULATION_DECLINED, SPECULATION_STAGING, fetch_then, first_part};
 pub(crate) use script::{address_of, finish_script, finish_script_with, quote};
 pub use show_stat::{
     ADMIN_ANY_DRAIN, ADMIN_ANY_MAINT, ADMIN_FORCED_DRAIN, ADMIN_FORCED_MAINT, OpState, RowKind,

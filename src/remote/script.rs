@@ -32,17 +32,28 @@ pub fn first_part(script: &str) -> String {
 
 /// A fetch script (made with `matches_to_fd3`) and a held apply script made for every file
 /// (`speculative_apply_script`), sent to one shell at once: the fetch runs and reports as
-/// [`first_part`] has it, followed by [`PART_END`], and the apply script starts right after
-/// it on the host, without waiting for lbctl, to stage and check every file the fetch did
-/// not find already holding what lbctl would write. The fetch runs in a command
-/// substitution (its variables and functions gone after it) with its stdout on the
-/// channel's, and fd 3 on the substitution: what it names there, the matching files, is
-/// what the apply script leaves out (`LBCTL_MATCHED`).
-pub fn fetch_then(fetch: &str, then: &str) -> String {
+/// [`first_part`] has it, followed by [`PART_END`]; then, on a host where lbctl's admin
+/// record (`record`) holds nothing, the apply script starts right away, without waiting for
+/// lbctl, to stage and check every file the fetch did not find already holding what lbctl
+/// would write, after a line [`SPECULATION_STAGING`]. Where the record holds something, the
+/// script would carry the wrong admin state (lbctl builds it from every host's record): it
+/// does not run, and the line [`SPECULATION_DECLINED`] says the shell waits for the next
+/// script, as after [`first_part`]. The fetch runs in a command substitution (its variables
+/// and functions gone after it) with its stdout on the channel's, and fd 3 on the
+/// substitution: what it names there, the matching files, is what the apply script leaves
+/// out (`LBCTL_MATCHED`).
+pub fn fetch_then(fetch: &str, then: &str, record: &str) -> String {
     format!(
-        "lbctl_fetch() {{\n{fetch}}}\n{{ LBCTL_MATCHED=$(lbctl_fetch 3>&1 >&4); }} 4>&1\nunset -f lbctl_fetch\necho {PART_END}\n{then}"
+        "lbctl_fetch() {{\n{fetch}}}\n{{ LBCTL_MATCHED=$(lbctl_fetch 3>&1 >&4); }} 4>&1\nunset -f lbctl_fetch\necho {PART_END}\nif [ -s {record} ]; then\necho {SPECULATION_DECLINED}\nelse\necho {SPECULATION_STAGING}\n{then}fi\n",
+        record = quote(record),
     )
 }
+
+/// The line after [`fetch_then`]'s [`PART_END`] when its apply script is under way.
+pub const SPECULATION_STAGING: &str = "@@lbctl-part-staging";
+
+/// The line after [`fetch_then`]'s [`PART_END`] when its apply script did not run.
+pub const SPECULATION_DECLINED: &str = "@@lbctl-part-declined";
 
 /// `text` as one single-quoted shell word.
 pub(crate) fn quote(text: &str) -> String {

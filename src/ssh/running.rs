@@ -19,9 +19,18 @@ impl Running {
     /// Reads stdout up to and including the first line that is exactly `line`: `true`, or
     /// `false` when stdout ended first. Whatever was read is kept for [`Running::finish`].
     pub async fn read_until(&mut self, line: &[u8]) -> Result<bool, TransportError> {
+        Ok(self.read_until_any(&[line]).await?.is_some())
+    }
+
+    /// [`Running::read_until`] for whichever of `lines` comes first: its index, or `None`
+    /// when stdout closed before any.
+    pub async fn read_until_any(
+        &mut self,
+        lines: &[&[u8]],
+    ) -> Result<Option<usize>, TransportError> {
         let link = &self.link;
         let Some(stdout) = self.stdout.as_mut() else {
-            return Ok(false);
+            return Ok(None);
         };
         loop {
             let start = self.seen.len();
@@ -30,12 +39,13 @@ impl Running {
                 .await
                 .map_err(|e| link.io_error(&e))?;
             if read == 0 {
-                return Ok(false);
+                return Ok(None);
             }
             let got = &self.seen[start..];
             let got = got.strip_suffix(b"\n").unwrap_or(got);
-            if got.strip_suffix(b"\r").unwrap_or(got) == line {
-                return Ok(true);
+            let got = got.strip_suffix(b"\r").unwrap_or(got);
+            if let Some(index) = lines.iter().position(|line| *line == got) {
+                return Ok(Some(index));
             }
         }
     }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use lbctl::remote::{
     ApplyReport, Deployment, FetchOptions, GO, Keep, LockState, ManagedFile, PART_END, READY,
-    Service, ServiceControl, Step, Verify, apply_script_with_lock, fetch_script, fetch_then,
-    first_part, held_apply_script, parse_apply, parse_fetch, parse_fetch_knowing, sha256_hex,
-    speculative_apply_script,
+    SPECULATION_DECLINED, SPECULATION_STAGING, Service, ServiceControl, Step, Verify,
+    apply_script_with_lock, fetch_script, fetch_then, first_part, held_apply_script, parse_apply,
+    parse_fetch, parse_fetch_knowing, sha256_hex, speculative_apply_script,
 };
 use lbctl::spec::HostKeyPolicy;
 use lbctl::ssh::{ConnectOptions, Persist, Session, TransportError};
@@ -713,7 +713,9 @@ async fn an_apply_follows_the_fetch_in_the_same_shell() {
 /// What `apply --yes` does on each host with small files: the apply script, made for every
 /// managed file, goes along with the fetch in one round trip; the host stages and checks
 /// only the files the fetch did not find already as lbctl would write them, and reloads only
-/// their services. When every file matches, the script ends at once, without the lock.
+/// their services. When every file matches, the script ends at once, without the lock. On a
+/// host whose admin record holds something, it does not run, and the shell takes the next
+/// script.
 #[tokio::test]
 async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() {
     let SshChange {
@@ -757,7 +759,11 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
     let paths: Vec<String> = deployment.files.iter().map(|f| f.path.clone()).collect();
     let fetch = fetch_script(&paths, &[], &options);
     let then = speculative_apply_script(&deployment, &lock);
-    let mut shell = session.start(&fetch_then(&fetch, &then)).await.unwrap();
+    let record = format!("{live}.record");
+    let mut shell = session
+        .start(&fetch_then(&fetch, &then, &record))
+        .await
+        .unwrap();
     assert!(shell.read_until(PART_END.as_bytes()).await.unwrap());
     let known = BTreeMap::from([(same.as_str(), same_content.as_bytes())]);
     let fetched = parse_fetch_knowing(&shell.take_output(), &known).unwrap();
@@ -768,6 +774,13 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
     );
 
     // Staged and checked without another word from lbctl; nothing live changed yet.
+    assert!(
+        shell
+            .read_until(SPECULATION_STAGING.as_bytes())
+            .await
+            .unwrap()
+    );
+    shell.take_output();
     assert!(shell.read_until(READY).await.unwrap());
     assert_eq!(fs::read_to_string(&live).unwrap(), old);
     shell.answer(GO).await.unwrap();
@@ -809,8 +822,9 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
     let fetch = fetch_script(&paths, &[], &options);
     let then = speculative_apply_script(&deployment, &lock);
     // Another apply holds the lock: a script that took it would fail.
+    // (--no-fork: the lock goes with the process killed below)
     let mut holder = Command::new("flock")
-        .args([&lock, "sleep", "30"])
+        .args(["--no-fork", &lock, "sleep", "30"])
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -823,17 +837,60 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
         assert!(Instant::now() < deadline, "flock never took {lock}");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut shell = session.start(&fetch_then(&fetch, &then)).await.unwrap();
-    assert!(shell.read_until(PART_END.as_bytes()).await.unwrap());
+    let mut shell = session
+        .start(&fetch_then(&fetch, &then, &record))
+        .await
+        .unwrap();
+    assert!(
+        shell
+            .read_until(SPECULATION_STAGING.as_bytes())
+            .await
+            .unwrap()
+    );
     shell.take_output();
     let output = shell.finish().await.unwrap();
-    session.close().await.unwrap();
     let _ = holder.kill();
     let _ = holder.wait();
     let report = parse_apply(&output.stdout).unwrap();
     assert!(report.succeeded(), "{report:?}\n{output}");
     assert!(!report.ready);
     assert!(report.steps.is_empty(), "{report:?}");
+
+    // lbctl's admin record on the host holds something: the script does not run, and the
+    // shell takes the one lbctl sends once it has seen the whole survey.
+    fs::write(&record, "drain\n").unwrap();
+    deployment.files[0].content = old.clone();
+    let mut shell = session
+        .start(&fetch_then(&fetch, &then, &record))
+        .await
+        .unwrap();
+    assert!(shell.read_until(PART_END.as_bytes()).await.unwrap());
+    assert!(
+        shell
+            .read_until(SPECULATION_DECLINED.as_bytes())
+            .await
+            .unwrap()
+    );
+    shell.take_output();
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    let only_live = Deployment {
+        files: vec![deployment.files[0].clone()],
+        ..deployment.clone()
+    };
+    shell
+        .send(&held_apply_script(&only_live, &lock))
+        .await
+        .unwrap();
+    if !shell.read_until(READY).await.unwrap() {
+        let out = shell.finish().await.unwrap();
+        panic!("{out}\n{}", String::from_utf8_lossy(&out.stdout));
+    }
+    shell.answer(GO).await.unwrap();
+    let output = shell.finish().await.unwrap();
+    session.close().await.unwrap();
+    let report = parse_apply(&output.stdout).unwrap();
+    assert!(report.succeeded(), "{report:?}\n{output}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
 }
 
 #[tokio::test]
