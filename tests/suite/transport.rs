@@ -17,7 +17,7 @@ use lbctl::remote::{
     parse_fetch, parse_fetch_knowing, sha256_hex, speculative_apply_script,
 };
 use lbctl::spec::HostKeyPolicy;
-use lbctl::ssh::{ConnectOptions, Persist, Session, TransportError};
+use lbctl::ssh::{ConnectOptions, Persist, Running, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::support::sshd::{LoginUser, Scratch, Sshd, free_port};
@@ -746,24 +746,8 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
             reload: format!("touch '{marked}'"),
         },
     );
-    let options = FetchOptions {
-        lock: lock.clone(),
-        expected: deployment
-            .files
-            .iter()
-            .map(|f| (f.path.clone(), sha256_hex(f.content.as_bytes())))
-            .collect(),
-        matches_to_fd3: true,
-        ..FetchOptions::default()
-    };
-    let paths: Vec<String> = deployment.files.iter().map(|f| f.path.clone()).collect();
-    let fetch = fetch_script(&paths, &[], &options);
-    let then = speculative_apply_script(&deployment, &lock);
     let record = format!("{live}.record");
-    let mut shell = session
-        .start(&fetch_then(&fetch, &then, &record))
-        .await
-        .unwrap();
+    let mut shell = fetch_then_apply(&session, &deployment, &lock, &record).await;
     assert!(shell.read_until(PART_END.as_bytes()).await.unwrap());
     let known = BTreeMap::from([(same.as_str(), same_content.as_bytes())]);
     let fetched = parse_fetch_knowing(&shell.take_output(), &known).unwrap();
@@ -774,13 +758,7 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
     );
 
     // Staged and checked without another word from lbctl; nothing live changed yet.
-    assert!(
-        shell
-            .read_until(SPECULATION_STAGING.as_bytes())
-            .await
-            .unwrap()
-    );
-    shell.take_output();
+    next_part(&mut shell, SPECULATION_STAGING).await;
     assert!(shell.read_until(READY).await.unwrap());
     assert_eq!(fs::read_to_string(&live).unwrap(), old);
     shell.answer(GO).await.unwrap();
@@ -811,16 +789,6 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
 
     // Now every file matches: the script ends at once, without taking the lock.
     deployment.files[0].content = new.clone();
-    let options = FetchOptions {
-        expected: deployment
-            .files
-            .iter()
-            .map(|f| (f.path.clone(), sha256_hex(f.content.as_bytes())))
-            .collect(),
-        ..options
-    };
-    let fetch = fetch_script(&paths, &[], &options);
-    let then = speculative_apply_script(&deployment, &lock);
     // Another apply holds the lock: a script that took it would fail.
     // (--no-fork: the lock goes with the process killed below)
     let mut holder = Command::new("flock")
@@ -837,17 +805,8 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
         assert!(Instant::now() < deadline, "flock never took {lock}");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut shell = session
-        .start(&fetch_then(&fetch, &then, &record))
-        .await
-        .unwrap();
-    assert!(
-        shell
-            .read_until(SPECULATION_STAGING.as_bytes())
-            .await
-            .unwrap()
-    );
-    shell.take_output();
+    let mut shell = fetch_then_apply(&session, &deployment, &lock, &record).await;
+    next_part(&mut shell, SPECULATION_STAGING).await;
     let output = shell.finish().await.unwrap();
     let _ = holder.kill();
     let _ = holder.wait();
@@ -860,18 +819,9 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
     // shell takes the one lbctl sends once it has seen the whole survey.
     fs::write(&record, "drain\n").unwrap();
     deployment.files[0].content = old.clone();
-    let mut shell = session
-        .start(&fetch_then(&fetch, &then, &record))
-        .await
-        .unwrap();
+    let mut shell = fetch_then_apply(&session, &deployment, &lock, &record).await;
     assert!(shell.read_until(PART_END.as_bytes()).await.unwrap());
-    assert!(
-        shell
-            .read_until(SPECULATION_DECLINED.as_bytes())
-            .await
-            .unwrap()
-    );
-    shell.take_output();
+    next_part(&mut shell, SPECULATION_DECLINED).await;
     assert_eq!(fs::read_to_string(&live).unwrap(), new);
     let only_live = Deployment {
         files: vec![deployment.files[0].clone()],
@@ -891,6 +841,43 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
     let report = parse_apply(&output.stdout).unwrap();
     assert!(report.succeeded(), "{report:?}\n{output}");
     assert_eq!(fs::read_to_string(&live).unwrap(), old);
+}
+
+/// The fetch of every file of `deployment` (each with its digest) and the speculative apply
+/// script for it after it, as `apply --yes` sends them, started over `session`.
+async fn fetch_then_apply(
+    session: &Session,
+    deployment: &Deployment,
+    lock: &str,
+    record: &str,
+) -> Running {
+    let options = FetchOptions {
+        lock: lock.to_owned(),
+        expected: deployment
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), sha256_hex(f.content.as_bytes())))
+            .collect(),
+        matches_to_fd3: true,
+        ..FetchOptions::default()
+    };
+    let paths: Vec<String> = deployment.files.iter().map(|f| f.path.clone()).collect();
+    let fetch = fetch_script(&paths, &[], &options);
+    let then = speculative_apply_script(deployment, lock);
+    session
+        .start(&fetch_then(&fetch, &then, record))
+        .await
+        .unwrap()
+}
+
+/// Reads up to `marker`, the line after the fetch that says what the shell does next, and
+/// drops what came before.
+async fn next_part(shell: &mut Running, marker: &str) {
+    assert!(
+        shell.read_until(marker.as_bytes()).await.unwrap(),
+        "{marker}"
+    );
+    shell.take_output();
 }
 
 #[tokio::test]
