@@ -291,6 +291,15 @@ fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
         quote(keep.state_file.as_deref().unwrap_or(""))
     );
     let _ = writeln!(script, "HAPROXY_CONFIG={}", quote(&keep.haproxy_config));
+    // Stick tables pass to a new HAProxy only through its own `peers` section: without one in
+    // the configuration it starts with, there is nothing for it to learn, and so nothing to
+    // wait for. When this apply does not carry that file, lbctl cannot tell: it waits.
+    let peers = deployment
+        .files
+        .iter()
+        .find(|file| file.path == keep.haproxy_config)
+        .is_none_or(|file| declares_peers(&file.content));
+    let _ = writeln!(script, "PEERS_SECTION={}", if peers { "1" } else { "" });
     let _ = writeln!(script, "RECORD={}", quote(&keep.record_path));
     let _ = writeln!(
         script,
@@ -412,6 +421,14 @@ impl Frame<'_> {
     }
 }
 
+/// Whether an HAProxy configuration has a `peers` section: a line whose first word is
+/// `peers` (HAProxy knows its section keywords wherever the line starts).
+fn declares_peers(config: &str) -> bool {
+    config
+        .lines()
+        .any(|line| line.split_whitespace().next() == Some("peers"))
+}
+
 fn ports(ports: &[u16]) -> String {
     let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
     ports.join(" ")
@@ -420,6 +437,42 @@ fn ports(ports: &[u16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn haproxy_is_asked_about_its_peers_only_when_its_new_configuration_has_some() {
+        let config = "/etc/haproxy/haproxy.cfg";
+        let deployment = |content: Option<&str>| Deployment {
+            files: content
+                .map(|content| ManagedFile {
+                    service: Service::Haproxy,
+                    path: config.into(),
+                    content: content.into(),
+                })
+                .into_iter()
+                .collect(),
+            controls: BTreeMap::new(),
+            verify: Verify::default(),
+            keep: Keep {
+                haproxy_config: config.into(),
+                ..Keep::default()
+            },
+        };
+        let header = |content: Option<&str>| {
+            apply_script(&deployment(content))
+                .lines()
+                .find(|line| line.starts_with("PEERS_SECTION="))
+                .map(str::to_owned)
+        };
+        // `peers` after `stick-table` names a section; it is not one.
+        let without = "global\n    daemon\nbackend b\n    stick-table type ip size 1k peers lb\n";
+        assert_eq!(header(Some(without)).as_deref(), Some("PEERS_SECTION="));
+        let with = "global\n    daemon\npeers lb\n    peer lb1 10.0.0.1:10000\n";
+        assert_eq!(header(Some(with)).as_deref(), Some("PEERS_SECTION=1"));
+        let indented = "global\n    daemon\n  peers lb\n    peer lb1 10.0.0.1:10000\n";
+        assert_eq!(header(Some(indented)).as_deref(), Some("PEERS_SECTION=1"));
+        // Without the configuration in the apply, lbctl cannot tell: the host asks.
+        assert_eq!(header(None).as_deref(), Some("PEERS_SECTION=1"));
+    }
 
     #[test]
     fn a_report_without_its_end_is_truncated() {

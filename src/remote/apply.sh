@@ -45,6 +45,8 @@
 # The admin state (drain, maint, weights) lasts across the apply. The header also defines
 # STATE_FILE and HAPROXY_CONFIG: HAProxy's state is saved into its server-state-file right
 # before every HAProxy reload (the rollback's too), for the new process to start from;
+# PEERS_SECTION (1 unless the configuration HAProxy is reloaded with has no peers section:
+# see resynced);
 # RECORD (lbctl's record on the host), RECORD64 (what it holds after the apply, or -: left
 # alone) and ADMIN64 (";"-separated runtime API commands, or -): after the verify, the record
 # is written and the commands put HAProxy's admin state back where a reload could not carry
@@ -285,10 +287,12 @@ haproxy_reloads() {
 # takes up to twice 5 s to give up waiting; any other is done within milliseconds of its
 # start. Waited for (at most 12 s) before the go-ahead, on every host at once, so that the
 # rollout's one-host-at-a-time part does not ask; sets TAUGHT when the process has peers.
+# Only a new process with a peers section of its own learns anything: without one
+# (PEERS_SECTION empty), there is nothing to wait for and HAProxy is not asked.
 resynced() {
 	RELOADS_HAPROXY=
 	services haproxy_reloads
-	[ -n "$RELOADS_HAPROXY" ] && [ -n "$SOCKET" ] || return 0
+	[ -n "$RELOADS_HAPROXY" ] && [ -n "$SOCKET" ] && [ -n "$PEERS_SECTION" ] || return 0
 	wait_peers 3 120 || :
 	TAUGHT=$PEERS
 }
