@@ -292,7 +292,11 @@ haproxy_reloads() {
 resynced() {
 	RELOADS_HAPROXY=
 	services haproxy_reloads
-	[ -n "$RELOADS_HAPROXY" ] && [ -n "$SOCKET" ] && [ -n "$PEERS_SECTION" ] || return 0
+	[ -n "$RELOADS_HAPROXY" ] && [ -n "$SOCKET" ] || return 0
+	# The process that answers now, which verify waits to see replaced (see fresh): asked
+	# here, on every host at once, rather than in the one-host-at-a-time part.
+	OLD_PID=$(haproxy_pid)
+	[ -n "$PEERS_SECTION" ] || return 0
 	wait_peers 3 120 || :
 	TAUGHT=$PEERS
 }
@@ -398,7 +402,8 @@ reload() {
 			wait_peers 3 120 || :
 			TAUGHT=$PEERS
 		fi
-		# keep_admin and tables_taught must talk to the new process: note the one answering now
+		# keep_admin and tables_taught must talk to the new process: note the one answering
+		# now, in case it is not the one asked before the go-ahead
 		if [ -n "$TAUGHT" ] || [ "$ADMIN64" != - ]; then
 			OLD_PID=$(haproxy_pid)
 		fi
@@ -427,6 +432,10 @@ show info
 LBCTL_SHOW_INFO
 		)
 		case $info in
+		*"${NL}Pid: $OLD_PID$NL"*)
+			# the old process still takes connections, with the old configuration
+			[ -z "$OLD_PID" ] || PROBLEMS="${PROBLEMS}HAProxy still answers from its process before the reload (pid $OLD_PID): the new configuration does not run (did HAProxy's master refuse it? its log says why)$NL"
+			;;
 		*Name:*) ;;
 		*) PROBLEMS="${PROBLEMS}the HAProxy runtime socket $SOCKET did not answer \"show info\": ${info:-no answer}$NL" ;;
 		esac
@@ -466,11 +475,27 @@ listening() {
 	return 1
 }
 
+# fresh: after an HAProxy reload, waits (every 10 ms at first, at most about 8 s) until the
+# process answering on the admin socket is no longer the one from before (OLD_PID): until
+# then, that one still takes new connections with the old configuration. A new process
+# usually answers 20 to 40 ms after the reload. If none does (HAProxy's master refused the
+# file), verify_once says so and the apply is rolled back.
+fresh() {
+	[ -n "$OLD_PID" ] && [ -n "$RELOADS_HAPROXY" ] || return 0
+	tries=0
+	while [ "$(haproxy_pid)" = "$OLD_PID" ] && [ "$tries" -lt 176 ]; do
+		if [ "$tries" -lt 20 ]; then sleep 0.01; else sleep 0.05; fi
+		tries=$((tries + 1))
+	done
+}
+
 # verify: reloads finish asynchronously, so look a few times over about three seconds, soon
 # at first (a reload usually takes some milliseconds) and then less often: every host of a
-# rollout waits for the one before it, so a short first wait matters.
+# rollout waits for the one before it, so a short first wait matters. A reloaded HAProxy is
+# verified once its new process answers (fresh).
 verify() {
 	[ -z "$SOCKET$TCP_PORTS$UDP_PORTS" ] && [ "$DAEMONS" -eq 0 ] && return 0
+	fresh
 	for wait in 0.02 0.05 0.1 0.2 0.4 0.8 1.5 -; do
 		verify_once
 		[ -z "$PROBLEMS" ] && break
