@@ -366,10 +366,10 @@ impl Lab {
     /// namespace `ns`; `address` is socat's (`TCP:10.77.77.100:3306`). The client only reads
     /// (`-u`), as a MySQL or Redis client waits for the server's greeting: it never closes its
     /// sending half first. One that does (socat with an empty stdin) loses the reply through
-    /// HAProxy now and then: HAProxy passes the early close on to the server and may end that
-    /// connection before the greeting comes back (measured with HAProxy 2.6 on loopback: 46 of
-    /// 200 connections got nothing, 0 of 200 with `-u`). Ends at the server's close, or after
-    /// 5 s without data (`-T 5`: the output is then empty).
+    /// HAProxy now and then: a close that comes while HAProxy is still connecting to the worker
+    /// is, to HAProxy, a client that gave up (`CC` in its log), and it drops the connection
+    /// (through the lab's VIP 13 of 300 such connections got nothing, 0 of 300 with `-u`).
+    /// Ends at the server's close, or after 5 s without data (`-T 5`: the output is empty).
     pub fn tcp_greeting(&self, ns: &str, address: &str) -> Output {
         self.netns(ns, 10, &["socat", "-u", "-T", "5", address, "STDOUT"], b"")
     }
