@@ -364,7 +364,7 @@ impl Lab {
 
     /// What a TCP service says first (a lab worker's NodePort: its name, then it closes), from
     /// namespace `ns`; `address` is socat's (`TCP:10.77.77.100:3306`). The client only reads
-    /// (`-u`), as a MySQL or Redis client waits for the server's greeting: it never closes its
+    /// (`-u`), as a MySQL client waits for the server's greeting: it never closes its
     /// sending half first. One that does (socat with an empty stdin) loses the reply through
     /// HAProxy now and then: a close that comes while HAProxy is still connecting to the worker
     /// is, to HAProxy, a client that gave up (`CC` in its log), and it drops the connection
