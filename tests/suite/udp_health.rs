@@ -86,7 +86,10 @@ impl Watcher {
     }
 
     /// Serves `show stat` answers on the watcher's admin socket: `rows` as HAProxy would
-    /// print them, whatever is asked.
+    /// print them, whatever is asked. Like HAProxy, it reads the command line before it
+    /// answers and closes: a stand-in that answered at once could close before the watcher's
+    /// `socat` had written its command, which then fails (a broken pipe) and reads as no
+    /// answer (seen once in CI under load).
     fn haproxy_says(&self, rows: &str) -> Killed {
         let answer = self.path("answer.csv");
         std::fs::write(
@@ -99,7 +102,7 @@ impl Watcher {
         let child = Killed(
             Command::new("socat")
                 .arg(format!("UNIX-LISTEN:{},fork", socket.display()))
-                .arg(format!("SYSTEM:cat {}", answer.display()))
+                .arg(format!("SYSTEM:read -r _; cat {}", answer.display()))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
