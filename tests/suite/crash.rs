@@ -113,8 +113,22 @@ fn kill_9_of_haproxy_on_the_holder_moves_the_vip_at_once() {
     let probe = &report["probe"];
     assert_eq!(probe["rate"], 20);
     assert!(ms(&probe["total"], "attempts") >= 60, "{probe}");
-    let failed = probe["total"]["failed"].as_u64().unwrap();
-    assert!(failed <= 2, "{failed} client connections failed: {probe}");
+    // the kill: connections HAProxy had accepted die with it, and new ones meet a closed port
+    // until the VIP has moved
+    let at_kill = ["before", "during_move", "while_stopped"]
+        .iter()
+        .map(|phase| ms(&probe[phase], "failed"))
+        .sum::<u64>();
+    assert!(at_kill <= 2, "{at_kill} client connections failed: {probe}");
+    // the move back (lb1 preempts): a connection lb2 accepted in the instant before it gave the
+    // VIP back gets no answer, as its reply would leave from an address lb2 no longer has (1 in
+    // about 80 drills at 20 probes/s on the lab); nothing else may fail
+    let restore = ms(&probe["restore"], "failed");
+    assert!(
+        restore <= 1,
+        "{restore} failed as the VIP moved back: {probe}"
+    );
+    assert_eq!(ms(&probe["after"], "failed"), 0, "{probe}");
     assert_eq!(report["passed"], true, "{report}");
     tier_whole(&lab, holder, &report);
 }
