@@ -496,3 +496,51 @@ fn the_first_connection_after_an_apply_meets_the_new_configuration() {
         "first connections after an apply: {stale:?}"
     );
 }
+
+#[test]
+fn a_reload_haproxys_master_refuses_is_rolled_back_not_reported_applied() {
+    let lab = Lab::up();
+    Lbctl::on_lab().args(["apply", "--yes"]).run();
+    let configs: Vec<String> = LBS
+        .iter()
+        .map(|h| file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"))
+        .collect();
+    // an address no load balancer has: `haproxy -c` accepts the file (it binds nothing), the
+    // new process cannot bind it, and HAProxy's master keeps the old process running
+    let dir = scratch("apply-refused-reload");
+    write(
+        &dir,
+        "elsewhere.yml",
+        "haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    bind: 10.99.99.99\n    servers:\n      - name: k8s-worker-1\n        address: 10.77.77.21\n        port: 30306\n",
+    );
+    let vars = format!("@{}", dir.join("elsewhere.yml").display());
+    Lbctl::on_lab()
+        .args(["-e", &vars, "apply", "--yes"])
+        .timeout(120)
+        .exit(1)
+        .stderr_has("did HAProxy's master refuse it?")
+        .stderr_has("rolled back")
+        .run();
+    // the first host failed and was put back; no other host was changed
+    for (h, before) in LBS.iter().zip(&configs) {
+        assert_eq!(
+            &file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"),
+            before,
+            "{} does not hold its previous configuration",
+            h.name
+        );
+    }
+    Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .exit(0)
+        .run();
+    // and the tier serves with it
+    assert!(
+        tcp_name(&lab, VIP, 3306).is_some(),
+        "mysql through the VIP after the rollback"
+    );
+    Lbctl::on_lab()
+        .args(["status"])
+        .stdout_has("VIP held by lb1")
+        .run();
+}
