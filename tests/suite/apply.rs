@@ -173,6 +173,19 @@ fn cut_mid_reload(lab: &Lab, host: Host, previous: &str, extra_vars: &str, cut: 
     );
 }
 
+/// Every load balancer's haproxy.cfg is the one in `configs` (in `LBS`' order); `otherwise`
+/// says what a host whose file differs did.
+fn assert_haproxy_configs(lab: &Lab, configs: &[String], otherwise: &str) {
+    for (h, before) in LBS.iter().zip(configs) {
+        assert_eq!(
+            &file_on(lab, h.name, "/etc/haproxy/haproxy.cfg"),
+            before,
+            "{} {otherwise}",
+            h.name
+        );
+    }
+}
+
 fn changed_diff_lines(plan: &str) -> Vec<String> {
     plan.lines()
         .filter(|l| {
@@ -326,14 +339,7 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
         failed = failed.stderr_has(format!("error: {}: validate failed", h.name));
     }
     failed.run();
-    for (h, before) in LBS.iter().zip(&configs) {
-        assert_eq!(
-            &file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"),
-            before,
-            "{} was changed",
-            h.name
-        );
-    }
+    assert_haproxy_configs(&lab, &configs, "was changed");
     let first_ip = LBS.iter().find(|h| h.name == first_host).unwrap().ip;
     assert!(
         tcp_name(&lab, first_ip, 3306).is_some(),
@@ -352,14 +358,7 @@ fn plan_apply_rollback_and_hitless_reloads_on_the_lab() {
         .stdout_has(format!("{}: not changed (another host failed", holder.name))
         .exit(1)
         .run();
-    for (h, before) in LBS.iter().zip(&configs) {
-        assert_eq!(
-            &file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"),
-            before,
-            "{} kept a configuration whose reload failed",
-            h.name
-        );
-    }
+    assert_haproxy_configs(&lab, &configs, "kept a configuration whose reload failed");
     assert_eq!(
         file_on(&lab, first_host, "/etc/haproxy/haproxy.cfg"),
         configs[LBS.iter().position(|h| h.name == first_host).unwrap()]
@@ -522,14 +521,7 @@ fn a_reload_haproxys_master_refuses_is_rolled_back_not_reported_applied() {
         .stderr_has("rolled back")
         .run();
     // the first host failed and was put back; no other host was changed
-    for (h, before) in LBS.iter().zip(&configs) {
-        assert_eq!(
-            &file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"),
-            before,
-            "{} does not hold its previous configuration",
-            h.name
-        );
-    }
+    assert_haproxy_configs(&lab, &configs, "does not hold its previous configuration");
     Lbctl::on_lab()
         .args(["plan", "--detailed-exitcode"])
         .exit(0)
