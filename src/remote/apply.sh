@@ -11,8 +11,8 @@
 #
 # Every process started costs milliseconds, so the happy path starts only those that do
 # the work (flock, base64, dd, one sha256sum, the checks, ln, mv, the reloads, socat, one
-# ss, run beside the last socat): the details of its frames come already encoded from lbctl,
-# and the rest is shell builtins.
+# ss): the details of its frames come already encoded from lbctl, and the rest is shell
+# builtins, HAProxy's answers included (read by the shell, not by sed).
 #
 # Files are never reached through a symbolic link this script did not create, even where
 # the service's user may write into the directory: each file operation first enters the
@@ -55,6 +55,7 @@
 
 STEP=preflight
 OLD_PID=
+FRESH_INFO=
 TAUGHT=
 PHASE=before-swap
 ABORTING=
@@ -295,7 +296,8 @@ resynced() {
 	[ -n "$RELOADS_HAPROXY" ] && [ -n "$SOCKET" ] || return 0
 	# The process that answers now, which verify waits to see replaced (see fresh): asked
 	# here, on every host at once, rather than in the one-host-at-a-time part.
-	OLD_PID=$(haproxy_pid)
+	answering
+	OLD_PID=$ANSWERING_PID
 	[ -n "$PEERS_SECTION" ] || return 0
 	wait_peers 3 120 || :
 	TAUGHT=$PEERS
@@ -358,9 +360,28 @@ save_state() {
 	save_server_state "$SOCKET" "$STATE_FILE" "$HAPROXY_CONFIG" || :
 }
 
-# haproxy_pid: the pid of the HAProxy process answering on the admin socket, if any.
-haproxy_pid() {
-	printf 'show info\n' | socat -t 2 - "UNIX-CONNECT:$SOCKET" 2>/dev/null | sed -n 's/^Pid: //p'
+# answering: asks the HAProxy process answering on the admin socket for `show info`: sets
+# HAPROXY_INFO to its answer and ANSWERING_PID to its pid (both empty when none answers). One
+# process, socat; the shell reads the pid out of the answer.
+answering() {
+	HAPROXY_INFO=$(socat -t 2 - "UNIX-CONNECT:$SOCKET" 2>/dev/null <<LBCTL_SHOW_INFO
+show info
+LBCTL_SHOW_INFO
+	)
+	ANSWERING_PID=
+	case $HAPROXY_INFO in
+	*"${NL}Pid: "*)
+		ANSWERING_PID=${HAPROXY_INFO#*"${NL}Pid: "}
+		ANSWERING_PID=${ANSWERING_PID%%"$NL"*}
+		;;
+	esac
+}
+
+# still_old: whether the process answering on the admin socket now is OLD_PID's (see
+# answering).
+still_old() {
+	answering
+	[ "$ANSWERING_PID" = "$OLD_PID" ]
 }
 
 # peers_done MASK: whether every peers section of the HAProxy answering on the admin socket
@@ -405,7 +426,8 @@ reload() {
 		# keep_admin and tables_taught must talk to the new process: note the one answering
 		# now, in case it is not the one asked before the go-ahead
 		if [ -n "$TAUGHT" ] || [ "$ADMIN64" != - ]; then
-			OLD_PID=$(haproxy_pid)
+			answering
+			OLD_PID=$ANSWERING_PID
 		fi
 	fi
 	if run_cmd "$2"; then
@@ -418,7 +440,8 @@ reload() {
 
 # verify_once: sets PROBLEMS to what is not (yet) as it should be, empty when all is well.
 # The listening sockets are listed (ss, into $OUT.sockets, next to the lock) while the runtime
-# socket is asked: two processes at once, not one after the other.
+# socket is asked: two processes at once, not one after the other. Right after fresh, the
+# runtime socket's answer is the one fresh got (FRESH_INFO), and ss runs alone.
 verify_once() {
 	PROBLEMS=
 	listing=
@@ -427,10 +450,16 @@ verify_once() {
 		listing=$!
 	fi
 	if [ -n "$SOCKET" ]; then
-		info=$(socat -t 1 - "UNIX-CONNECT:$SOCKET" 2>&1 <<LBCTL_SHOW_INFO
+		if [ -n "$FRESH_INFO" ]; then
+			# what HAProxy said a moment ago, at the end of fresh's wait
+			info=$FRESH_INFO
+			FRESH_INFO=
+		else
+			info=$(socat -t 1 - "UNIX-CONNECT:$SOCKET" 2>&1 <<LBCTL_SHOW_INFO
 show info
 LBCTL_SHOW_INFO
-		)
+			)
+		fi
 		case $info in
 		*"${NL}Pid: $OLD_PID$NL"*)
 			# the old process still takes connections, with the old configuration
@@ -479,14 +508,18 @@ listening() {
 # process answering on the admin socket is no longer the one from before (OLD_PID): until
 # then, that one still takes new connections with the old configuration. A new process
 # usually answers 20 to 40 ms after the reload. If none does (HAProxy's master refused the
-# file), verify_once says so and the apply is rolled back.
+# file), verify_once says so and the apply is rolled back. The new process's answer is kept
+# (FRESH_INFO) for verify_once's first look, which then does not ask again.
 fresh() {
 	[ -n "$OLD_PID" ] && [ -n "$RELOADS_HAPROXY" ] || return 0
 	tries=0
-	while [ "$(haproxy_pid)" = "$OLD_PID" ] && [ "$tries" -lt 176 ]; do
+	while still_old && [ "$tries" -lt 176 ]; do
 		if [ "$tries" -lt 20 ]; then sleep 0.01; else sleep 0.05; fi
 		tries=$((tries + 1))
 	done
+	case $HAPROXY_INFO in
+	*Name:*) FRESH_INFO=$HAPROXY_INFO ;;
+	esac
 }
 
 # verify: reloads finish asynchronously, so look a few times over about three seconds, soon
@@ -576,7 +609,7 @@ rollback_reload() {
 tables_taught() {
 	[ -n "$TAUGHT" ] || return 0
 	tries=0
-	while [ "$(haproxy_pid)" = "$OLD_PID" ] && [ "$tries" -lt 30 ]; do
+	while still_old && [ "$tries" -lt 30 ]; do
 		sleep 0.1
 		tries=$((tries + 1))
 	done
@@ -594,7 +627,7 @@ keep_admin() {
 		# The old process may still answer on the socket for a moment after the reload: the
 		# commands are for the new one (waited for up to 3 s).
 		tries=0
-		while [ -n "$OLD_PID" ] && [ "$(haproxy_pid)" = "$OLD_PID" ] && [ "$tries" -lt 30 ]; do
+		while [ -n "$OLD_PID" ] && still_old && [ "$tries" -lt 30 ]; do
 			sleep 0.1
 			tries=$((tries + 1))
 		done

@@ -55,7 +55,9 @@ save_server_state() {
 	state_new="$2.lbctl-new"
 	# (left only by an apply that was killed: no rm process when there is nothing)
 	if [ -e "$state_new" ] || [ -L "$state_new" ]; then rm -f "$state_new"; fi
-	printf 'show servers state\n' | socat -t 2 - "UNIX-CONNECT:$1" 2>/dev/null |
+	socat -t 2 - "UNIX-CONNECT:$1" 2>/dev/null <<LBCTL_SHOW_STATE |
+show servers state
+LBCTL_SHOW_STATE
 		awk "$SERVER_STATE_FILTER" "$3" - 2>/dev/null |
 		dd of="$state_new" conv=excl status=none 2>/dev/null
 	first=
