@@ -24,16 +24,24 @@ emit() {
 
 # lock_holder FILE: when some process holds a flock on FILE, the pid the holder wrote
 # into it ("-" if none). Looked up in /proc/locks, where a lock is named by the file's
-# device and inode, so that nobody has to take the lock just to look at it.
+# device and inode, so that nobody has to take the lock just to look at it. One process
+# (stat); the shell reads the rest.
 lock_holder() {
 	id=$(stat -c '%Hd %Ld %i' "$1" 2>/dev/null) || return 0
 	# shellcheck disable=SC2086 # split into major, minor, inode
 	id=$(printf '%02x:%02x:%s' $id)
-	if awk -v id="$id" '$2 == "FLOCK" && $6 == id { found = 1 } END { exit !found }' /proc/locks 2>/dev/null; then
-		pid=$(head -n 1 "$1" 2>/dev/null)
+	# a line of /proc/locks: "1: FLOCK ADVISORY WRITE PID MAJOR:MINOR:INODE START END" (a
+	# process waiting for the lock has "->" before FLOCK)
+	while read -r _ kind _ _ _ at _; do
+		if [ "$kind" != FLOCK ] || [ "$at" != "$id" ]; then
+			continue
+		fi
+		pid=
+		IFS= read -r pid <"$1" 2>/dev/null
 		case $pid in
 		'' | *[!0-9]*) printf '%s\n' - ;;
 		*) printf '%s\n' "$pid" ;;
 		esac
-	fi
+		return 0
+	done </proc/locks
 }
