@@ -111,6 +111,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
         files,
         controls,
         verify: Verify {
+            haproxy_master_socket: Some(spec.haproxy.master_socket.clone()),
             haproxy_runtime_socket: declared.socket,
             tcp_ports: declared.tcp,
             udp_ports: declared.udp,

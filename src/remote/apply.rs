@@ -67,6 +67,9 @@ pub struct Keep {
 pub struct Verify {
     /// HAProxy's admin socket, which must answer `show info` (asked with `socat`).
     pub haproxy_runtime_socket: Option<String>,
+    /// HAProxy's master CLI socket, asked whether the master refused a reload (used only
+    /// where a socket is there on the host).
+    pub haproxy_master_socket: Option<String>,
     pub tcp_ports: Vec<u16>,
     pub udp_ports: Vec<u16>,
     /// Daemons that must run: what each is, and its pid file.
@@ -273,6 +276,11 @@ fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
         script,
         "SOCKET={}",
         quote(verify.haproxy_runtime_socket.as_deref().unwrap_or(""))
+    );
+    let _ = writeln!(
+        script,
+        "MASTER={}",
+        quote(verify.haproxy_master_socket.as_deref().unwrap_or(""))
     );
     let _ = writeln!(script, "TCP_PORTS={}", quote(&ports(&verify.tcp_ports)));
     let _ = writeln!(script, "UDP_PORTS={}", quote(&ports(&verify.udp_ports)));

@@ -24,8 +24,9 @@
 # link at its target name either: it links under a temporary name and renames that over it); swaps and restores are renames (`mv -T`), which replace a name
 # rather than write through it. A live file that is itself a symbolic link is refused.
 #
-# The generated header defines LOCK, SOCKET (empty when not verified), TCP_PORTS and
-# UDP_PORTS (space-separated, possibly empty), DAEMONS (how many daemons pid_files lists),
+# The generated header defines LOCK, SOCKET (empty when not verified), MASTER (HAProxy's
+# master CLI socket, empty when unknown: see fresh), TCP_PORTS and UDP_PORTS
+# (space-separated, possibly empty), DAEMONS (how many daemons pid_files lists),
 # COMMAND_TIMEOUT (seconds), CHANGES (how many files change), HOLD (empty or 1), SPECULATIVE
 # (empty or 1, see below), the base64
 # details LOCK64, VERIFY64, NO_CHECK64 and WAS_ABSENT64, and three lists:
@@ -56,6 +57,8 @@
 STEP=preflight
 OLD_PID=
 FRESH_INFO=
+OLD_FAILED=
+REFUSED=
 TAUGHT=
 PHASE=before-swap
 ABORTING=
@@ -294,10 +297,30 @@ resynced() {
 	RELOADS_HAPROXY=
 	services haproxy_reloads
 	[ -n "$RELOADS_HAPROXY" ] && [ -n "$SOCKET" ] || return 0
-	# The process that answers now, which verify waits to see replaced (see fresh): asked
-	# here, on every host at once, rather than in the one-host-at-a-time part.
-	answering
-	OLD_PID=$ANSWERING_PID
+	# The process that answers now, which verify waits to see replaced, and how many reloads
+	# HAProxy's master has refused so far (see fresh): asked here, on every host at once, rather
+	# than in the one-host-at-a-time part. Where the master CLI is there, one request to it
+	# gives both (`@1` passes a command to its worker).
+	if master_cli; then
+		answer=$(socat -t 2 - "UNIX-CONNECT:$MASTER" 2>/dev/null <<LBCTL_SHOW_PROC
+show proc; @1 show info
+LBCTL_SHOW_PROC
+		)
+		failed_count "$answer"
+		OLD_FAILED=$COUNT
+		case $answer in
+		*"${NL}Pid: "*)
+			OLD_PID=${answer#*"${NL}Pid: "}
+			OLD_PID=${OLD_PID%%"$NL"*}
+			;;
+		esac
+	fi
+	case $OLD_PID in
+	'' | *[!0-9]*)
+		answering
+		OLD_PID=$ANSWERING_PID
+		;;
+	esac
 	[ -n "$PEERS_SECTION" ] || return 0
 	wait_peers 3 120 || :
 	TAUGHT=$PEERS
@@ -382,6 +405,28 @@ LBCTL_SHOW_INFO
 still_old() {
 	answering
 	[ "$ANSWERING_PID" = "$OLD_PID" ]
+}
+
+# master_cli: whether HAProxy's master CLI socket MASTER is there to ask (a socket, not a
+# link).
+master_cli() {
+	[ -n "$MASTER" ] && [ -S "$MASTER" ] && [ ! -L "$MASTER" ]
+}
+
+# failed_count ANSWER: sets COUNT to how many reloads HAProxy's master has refused since its
+# last good one, from its CLI's `show proc` (the master's row: "PID master RELOADS [failed: N]
+# UPTIME VERSION", HAProxy 2.5 and later); empty when ANSWER has no such count.
+failed_count() {
+	COUNT=
+	case $1 in
+	*" master "*"[failed: "*)
+		COUNT=${1#*"[failed: "}
+		COUNT=${COUNT%%"]"*}
+		case $COUNT in
+		'' | *[!0-9]*) COUNT= ;;
+		esac
+		;;
+	esac
 }
 
 # peers_done MASK: whether every peers section of the HAProxy answering on the admin socket
@@ -509,17 +554,37 @@ listening() {
 # then, that one still takes new connections with the old configuration. A new process
 # usually answers 20 to 40 ms after the reload. If none does (HAProxy's master refused the
 # file), verify_once says so and the apply is rolled back. The new process's answer is kept
-# (FRESH_INFO) for verify_once's first look, which then does not ask again.
+# (FRESH_INFO) for verify_once's first look, which then does not ask again. Where HAProxy's
+# master CLI is there to ask (MASTER), a refusal ends the wait sooner: past the first 0.2 s,
+# the master is asked every quarter of a second how many reloads it has refused, and one more
+# than before the reload sets REFUSED (it says so about 1.5 s after the reload, once it has
+# re-executed itself; a new process that answers meanwhile ends the wait as before).
 fresh() {
 	[ -n "$OLD_PID" ] && [ -n "$RELOADS_HAPROXY" ] || return 0
 	tries=0
 	while still_old && [ "$tries" -lt 176 ]; do
 		if [ "$tries" -lt 20 ]; then sleep 0.01; else sleep 0.05; fi
 		tries=$((tries + 1))
+		if [ "$tries" -ge 20 ] && [ $((tries % 5)) -eq 0 ] && refused; then
+			return 0
+		fi
 	done
 	case $HAPROXY_INFO in
 	*Name:*) FRESH_INFO=$HAPROXY_INFO ;;
 	esac
+}
+
+# refused: whether HAProxy's master has refused more reloads than before this one (OLD_FAILED,
+# asked by resynced); sets REFUSED to the count.
+refused() {
+	[ -n "$OLD_FAILED" ] || return 1
+	# no answer while the master re-executes itself for the reload
+	failed_count "$(socat -t 1 - "UNIX-CONNECT:$MASTER" 2>/dev/null <<LBCTL_SHOW_PROC
+show proc
+LBCTL_SHOW_PROC
+	)"
+	[ -n "$COUNT" ] && [ "$COUNT" -gt "$OLD_FAILED" ] || return 1
+	REFUSED=$COUNT
 }
 
 # verify: reloads finish asynchronously, so look a few times over about three seconds, soon
@@ -529,6 +594,10 @@ fresh() {
 verify() {
 	[ -z "$SOCKET$TCP_PORTS$UDP_PORTS" ] && [ "$DAEMONS" -eq 0 ] && return 0
 	fresh
+	if [ -n "$REFUSED" ]; then
+		fail verify "$VERIFY64" "show proc via socat" "HAProxy's master refused the new configuration (its 'show proc' counts $REFUSED failed reload(s) since the last good one) and its process from before the reload (pid $OLD_PID) still runs the old one: its log says why"
+		return 1
+	fi
 	for wait in 0.02 0.05 0.1 0.2 0.4 0.8 1.5 -; do
 		verify_once
 		[ -z "$PROBLEMS" ] && break

@@ -517,7 +517,7 @@ fn a_reload_haproxys_master_refuses_is_rolled_back_not_reported_applied() {
         .args(["-e", &vars, "apply", "--yes"])
         .timeout(120)
         .exit(1)
-        .stderr_has("did HAProxy's master refuse it?")
+        .stderr_has("HAProxy's master refused the new configuration")
         .stderr_has("rolled back")
         .run();
     // the first host failed and was put back; no other host was changed

@@ -987,6 +987,7 @@ async fn apply_with_nothing_to_change_reloads_and_verifies_nothing() {
         controls: haproxy_deployment("unused", "", "false").controls,
         verify: Verify {
             haproxy_runtime_socket: None,
+            haproxy_master_socket: None,
             tcp_ports: vec![free_port()],
             udp_ports: Vec::new(),
             pid_files: Vec::new(),
@@ -1168,6 +1169,7 @@ async fn apply_verifies_the_runtime_socket_and_ports_after_a_real_haproxy_reload
     let mut deployment = haproxy_deployment(&live, &new, &reload);
     deployment.verify = Verify {
         haproxy_runtime_socket: Some(path(&host, "admin.sock")),
+        haproxy_master_socket: Some(path(&host, "master.sock")),
         tcp_ports: vec![port, added_port],
         udp_ports: vec![udp.local_addr().unwrap().port()],
         pid_files: Vec::new(),
@@ -1183,6 +1185,59 @@ async fn apply_verifies_the_runtime_socket_and_ports_after_a_real_haproxy_reload
     let after = haproxy.processes(&host);
     assert_eq!(after.0, before.0);
     assert_ne!(after.1, before.1);
+}
+
+#[tokio::test]
+async fn apply_says_so_when_haproxys_master_refuses_a_reload_and_rolls_back() {
+    refused_reload_is_rolled_back(
+        "apply-refused",
+        true,
+        "HAProxy's master refused the new configuration",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn without_the_master_cli_a_refused_reload_is_found_when_no_new_process_answers() {
+    refused_reload_is_rolled_back(
+        "apply-refused-no-master",
+        false,
+        "still answers from its process before the reload",
+    )
+    .await;
+}
+
+/// An apply whose reload HAProxy's master refuses, told where the master CLI is (`master`) or
+/// not: it fails at the verify saying `says`, and the previous file is back and served.
+async fn refused_reload_is_rolled_back(name: &str, master: bool, says: &str) {
+    let host = Scratch::new(name);
+    let live = path(&host, "haproxy.cfg");
+    let port = free_port();
+    let old = haproxy_cfg(&host, port, &[]);
+    fs::write(&live, &old).unwrap();
+    let haproxy = HaproxyDaemon::start(&host);
+    let before = haproxy.processes(&host);
+
+    // `haproxy -c` binds nothing, so it passes an address this machine lacks; the new process
+    // cannot bind it, and the master keeps the old one
+    let new = old.replace("bind 127.0.0.1:", "bind 10.99.99.99:");
+    let reload = format!("kill -USR2 \"$(cat '{}')\"", path(&host, "haproxy.pid"));
+    let mut deployment = haproxy_deployment(&live, &new, &reload);
+    deployment.verify.haproxy_runtime_socket = Some(path(&host, "admin.sock"));
+    deployment.verify.haproxy_master_socket = master.then(|| path(&host, "master.sock"));
+
+    let (report, _) = apply_locally(&deployment, &host).await;
+
+    let failure = report.failure.as_ref().expect("a failure");
+    assert_eq!(failure.step, Step::Verify, "{failure}");
+    assert!(failure.stderr.contains(says), "{failure}");
+    assert!(report.rolled_back, "{report:?}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+    // the rollback's reload was taken: a new worker, with the old file, serves the old port
+    let after = haproxy.processes(&host);
+    assert_eq!(after.0, before.0);
+    assert_ne!(after.1, before.1);
+    TcpStream::connect(("127.0.0.1", port)).expect("HAProxy still listens");
 }
 
 /// A runtime API command on HAProxy's admin socket in `host`, and its answer.
