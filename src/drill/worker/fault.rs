@@ -17,8 +17,10 @@
 //! ```text
 //! @@lbctl begin fault 1
 //! @@lbctl switch armed systemd UNIT | switch armed setsid PID | switch-error MESSAGE
-//! @@lbctl inserted CLOCK | insert-error MESSAGE      (CLOCK: the host's ms since the epoch,
-//! @@lbctl restored CLOCK OUTPUT                        right after, or - without GNU date)
+//! @@lbctl inserted CLOCK | insert-error MESSAGE      (CLOCK: the host's ms since the epoch
+//! @@lbctl restored CLOCK OUTPUT                        right before the first rule went in,
+//!                                                      or right after the rules came out; -
+//!                                                      without GNU date)
 //! @@lbctl rule RULE                 (every lbctl-failover rule left, from `iptables -S`)
 //! @@lbctl error MESSAGE
 //! @@lbctl end fault ok | failed
@@ -181,7 +183,8 @@ pub struct FaultReport {
     pub inserted: bool,
     pub insert_error: Option<String>,
     pub restored: bool,
-    /// The host's clock right after the rules went in, or came out.
+    /// The host's clock right before the first rule went in, or right after the rules came
+    /// out.
     pub clock_ms: Option<u64>,
     /// Every lbctl-failover rule on the host after the script ran (`table rule`).
     pub rules_left: Vec<String>,

@@ -52,8 +52,11 @@ main() {
 			return
 		}
 		INSERTING=1
+		# The fault begins with the first rule: the clock is read before it goes in (each rule
+		# is an iptables process, tens of milliseconds on a busy host), so that nothing sent
+		# while the rules go in counts as sent before the fault.
+		clock_now
 		if out=$(insert_rules 2>&1); then
-			clock_now
 			emit "inserted $CLOCK"
 			emit "end fault ok"
 		else

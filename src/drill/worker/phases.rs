@@ -170,7 +170,7 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
 pub(super) struct Broken {
     pub outcome: Result<(), DrillError>,
     pub armed: Option<Armed>,
-    /// When the rules were in, by the worker's clock (else the send).
+    /// When the first rule went in, by the worker's clock (else the send).
     pub fault_on: Option<Instant>,
 }
 
@@ -216,8 +216,10 @@ pub(super) async fn break_worker(
                     message: report.insert_error.unwrap_or_else(|| out.to_string()),
                 });
             }
-            // The worker's clock says when the rules were in; without it, the send (which never
-            // makes a detection look faster than it was).
+            // The worker's clock says when the first rule went in: a datagram sent while the
+            // others followed is the fault's, not one sent before it (counted as before, it
+            // failed drills on the lab, 1 in 10). Without the clock, the send (which never makes
+            // a detection look faster than it was either).
             let t0 = match (worker_clock, report.clock_ms) {
                 (Some(clock), Some(ms)) => clock.local(ms, sent, answered),
                 _ => sent,
