@@ -468,9 +468,15 @@ fn haproxy_check(
 /// The default script check: wait up to 0.9 s on HAProxy's master pid, answering the moment
 /// it dies (`tail --pid` looks every 20 ms) rather than at keepalived's next one-second run.
 /// `timeout` ending the wait (exit 124) means HAProxy lived through it.
+///
+/// HAProxy's master removes and rewrites its pid file at every reload (a new file, empty until
+/// it has started the new worker): a check that read it then would fail, and with `fall 1` the
+/// holder would give the VIP away in the middle of a hitless apply. So a pid file that is
+/// missing or empty is read again, up to 10 times 50 ms apart, before the check fails; a dead
+/// HAProxy whose pid file is still there fails it as fast as before.
 fn default_script(haproxy_pid_file: &str) -> String {
     format!(
-        "/bin/sh -c 'read -r p <{haproxy_pid_file} && timeout 0.9 tail -s 0.02 --pid=$p -f /dev/null; [ $? -eq 124 ]'"
+        "/bin/sh -c 'exec 2>/dev/null; for t in 1 2 3 4 5 6 7 8 9 10; do read -r p <{haproxy_pid_file} && break; sleep 0.05; done; timeout 0.9 tail -s 0.02 --pid=$p -f /dev/null; [ $? -eq 124 ]'"
     )
 }
 

@@ -430,21 +430,60 @@ impl Lab {
 
     /// Waits (bounded) until exactly one of `lbs` holds the VIP, and returns it.
     pub fn wait_single_vip_holder(&self, lbs: &[Host], limit: Duration) -> Host {
-        wait_for(limit, "exactly one VIP holder", || {
-            match self.vip_holders(lbs).as_slice() {
+        self.wait_vip(
+            lbs,
+            limit,
+            "exactly one VIP holder",
+            |holders| match holders {
                 [one] => Some(*one),
                 _ => None,
-            }
-        })
+            },
+        )
     }
 
     /// Waits (bounded) until `expected`, and only it, holds the VIP.
     pub fn wait_vip_held_by(&self, lbs: &[Host], expected: Host, limit: Duration) {
-        wait_for(
+        self.wait_vip(
+            lbs,
             limit,
             &format!("{} alone to hold the VIP", expected.name),
-            || (self.vip_holders(lbs) == [expected]).then_some(()),
+            |holders| (holders == [expected]).then_some(()),
         )
+    }
+
+    /// Polls the VIP's holders among `lbs` until `check` accepts them; past `limit`, fails
+    /// with the holders last seen and the end of each one's keepalived log, which says why.
+    fn wait_vip<T>(
+        &self,
+        lbs: &[Host],
+        limit: Duration,
+        what: &str,
+        check: impl Fn(&[Host]) -> Option<T>,
+    ) -> T {
+        let start = Instant::now();
+        loop {
+            let holders = self.vip_holders(lbs);
+            if let Some(value) = check(&holders) {
+                return value;
+            }
+            if start.elapsed() >= limit {
+                let names: Vec<&str> = holders.iter().map(|h| h.name).collect();
+                let logs: String = lbs
+                    .iter()
+                    .map(|lb| {
+                        let out =
+                            self.exec(lb.name, &["tail", "-n", "25", "/var/log/keepalived.log"]);
+                        format!(
+                            "--- {}'s keepalived log, last lines\n{}",
+                            lb.name,
+                            String::from_utf8_lossy(&out.stdout)
+                        )
+                    })
+                    .collect();
+                panic!("timed out after {limit:?} waiting for {what} (held by {names:?})\n{logs}");
+            }
+            sleep(Duration::from_millis(50));
+        }
     }
 
     /// The pid of a daemon inside a host, from the host's own pid file (`/run/NAME.pid`).
