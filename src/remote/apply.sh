@@ -528,8 +528,8 @@ LBCTL_SHOW_INFO
 
 # running WHAT PATH: adds to PROBLEMS unless PATH names a live process.
 running() {
-	pid=
-	[ -r "$2" ] && read -r pid <"$2"
+	read_pid "$2"
+	# shellcheck disable=SC2154 # set by read_pid (common.sh)
 	case $pid in
 	'' | *[!0-9]*) PROBLEMS="${PROBLEMS}$1 is not running: no pid in $2$NL" ;;
 	*) kill -0 "$pid" 2>/dev/null || PROBLEMS="${PROBLEMS}$1 is not running: pid $pid in $2 is gone$NL" ;;

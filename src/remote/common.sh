@@ -22,6 +22,19 @@ emit() {
 	printf '@@lbctl %s\n' "$*" || connection_lost
 }
 
+# read_pid FILE: sets pid to the first line of a daemon's pid file, empty if there is none.
+# One that is missing or empty is read again, 5 times 20 ms apart: HAProxy's master removes
+# and rewrites its pid file at every reload, and a look in that instant must not find HAProxy
+# stopped.
+read_pid() {
+	for try in 1 2 3 4 5 6; do
+		pid=
+		IFS= read -r pid 2>/dev/null <"$1"
+		[ -n "$pid" ] && return 0
+		[ "$try" = 6 ] || sleep 0.02
+	done
+}
+
 # lock_holder FILE: when some process holds a flock on FILE, the pid the holder wrote
 # into it ("-" if none). Looked up in /proc/locks, where a lock is named by the file's
 # device and inode, so that nobody has to take the lock just to look at it. One process

@@ -22,8 +22,8 @@ state_vip() {
 }
 
 state_daemon() {
-	pid=
-	[ -r "$2" ] && pid=$(head -n 1 "$2" 2>/dev/null)
+	read_pid "$2"
+	# shellcheck disable=SC2154 # set by read_pid (common.sh)
 	case $pid in
 	'' | *[!0-9]*) emit "daemon $1 stopped -" ;;
 	*)
