@@ -49,8 +49,8 @@ lock_holder() {
 		if [ "$kind" != FLOCK ] || [ "$at" != "$id" ]; then
 			continue
 		fi
-		pid=
-		IFS= read -r pid <"$1" 2>/dev/null
+		# the holder writes its pid just after taking the lock: read_pid waits that moment out
+		read_pid "$1"
 		case $pid in
 		'' | *[!0-9]*) printf '%s\n' - ;;
 		*) printf '%s\n' "$pid" ;;

@@ -141,8 +141,8 @@ fn the_holder_keeps_the_vip_while_haproxys_pid_file_is_rewritten() {
     let lab = Lab::up();
     let holder = applied(&lab, &[]);
     let log = "/var/log/keepalived.log";
-    let size = lab.exec(holder.name, &["stat", "-c", "%s", log]);
-    let size = String::from_utf8_lossy(&size.stdout).trim().to_string();
+    let size_out = lab.exec(holder.name, &["stat", "-c", "%s", log]);
+    let size = String::from_utf8_lossy(&size_out.stdout).trim().to_string();
     let gaps = lab.exec(
         holder.name,
         &[
@@ -158,7 +158,10 @@ fn the_holder_keeps_the_vip_while_haproxys_pid_file_is_rewritten() {
     assert!(gaps.status.success(), "{}", describe("the gaps", &gaps));
     sleep(Duration::from_secs(2));
     assert_eq!(lab.vip_holders(&LBS), [holder], "the VIP moved");
-    let from = format!("+{}", size.parse::<u64>().unwrap_or(0) + 1);
+    let size: u64 = size
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", describe("the size of keepalived's log", &size_out)));
+    let from = format!("+{}", size + 1);
     let since = lab.exec(holder.name, &["tail", "-c", &from, log]);
     let since = String::from_utf8_lossy(&since.stdout);
     assert!(

@@ -159,16 +159,25 @@ pub fn describe(what: &str, out: &Output) -> String {
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `limit`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(limit: Duration, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    wait_for_or_explain(limit, what, check, String::new)
+}
+
+/// [`wait_for`], whose failure adds what `explain` says (looked up only then).
+pub fn wait_for_or_explain<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(value) = check() {
             return value;
         }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        if start.elapsed() >= limit {
+            panic!("timed out after {limit:?} waiting for {what}{}", explain());
+        }
         sleep(Duration::from_millis(50));
     }
 }
@@ -452,7 +461,7 @@ impl Lab {
     }
 
     /// Polls the VIP's holders among `lbs` until `check` accepts them; past `limit`, fails
-    /// with the holders last seen and the end of each one's keepalived log, which says why.
+    /// with the holders then and the end of each one's keepalived log, which says why.
     fn wait_vip<T>(
         &self,
         lbs: &[Host],
@@ -460,30 +469,27 @@ impl Lab {
         what: &str,
         check: impl Fn(&[Host]) -> Option<T>,
     ) -> T {
-        let start = Instant::now();
-        loop {
-            let holders = self.vip_holders(lbs);
-            if let Some(value) = check(&holders) {
-                return value;
-            }
-            if start.elapsed() >= limit {
-                let names: Vec<&str> = holders.iter().map(|h| h.name).collect();
-                let logs: String = lbs
-                    .iter()
-                    .map(|lb| {
-                        let out =
-                            self.exec(lb.name, &["tail", "-n", "25", "/var/log/keepalived.log"]);
-                        format!(
-                            "--- {}'s keepalived log, last lines\n{}",
-                            lb.name,
-                            String::from_utf8_lossy(&out.stdout)
-                        )
-                    })
-                    .collect();
-                panic!("timed out after {limit:?} waiting for {what} (held by {names:?})\n{logs}");
-            }
-            sleep(Duration::from_millis(50));
-        }
+        wait_for_or_explain(
+            limit,
+            what,
+            || check(&self.vip_holders(lbs)),
+            || {
+                let holders = self.vip_holders(lbs);
+                let mut text = format!(
+                    " (held now by {:?})",
+                    holders.iter().map(|h| h.name).collect::<Vec<_>>()
+                );
+                for lb in lbs {
+                    let out = self.exec(lb.name, &["tail", "-n", "25", "/var/log/keepalived.log"]);
+                    text += &format!(
+                        "\n--- {}'s keepalived log, last lines\n{}",
+                        lb.name,
+                        String::from_utf8_lossy(&out.stdout)
+                    );
+                }
+                text
+            },
+        )
     }
 
     /// The pid of a daemon inside a host, from the host's own pid file (`/run/NAME.pid`).
