@@ -6,7 +6,7 @@ use minijinja::{
     Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value, syntax::SyntaxConfig,
 };
 
-use super::{filters, mutable, native};
+use super::{filters, lookups, methods, mutable, native};
 
 /// A Jinja2 environment as Ansible sets one up: `trim_blocks`, undefined values an error
 /// that names them (in release builds too), `None` printed as nothing and other values as
@@ -25,8 +25,9 @@ pub fn environment() -> Environment<'static> {
     env.set_formatter(format);
     // Python's methods on strings, lists and dicts (`'a,b'.split(',')`, `d.items()`), which
     // Ansible's templates use.
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(methods::unknown_method);
     filters::register(&mut env);
+    lookups::register(&mut env);
     mutable::register(&mut env);
     env
 }

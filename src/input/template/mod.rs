@@ -15,6 +15,8 @@ mod env;
 mod error;
 mod filters;
 mod lazy;
+mod lookups;
+mod methods;
 mod mutable;
 mod native;
 mod scope;

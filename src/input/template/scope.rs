@@ -269,6 +269,8 @@ impl HostScope {
             "group_names" => return Ok(Some(self.group_names.clone())),
             "groups" => return Ok(templar().map(|t| t.groups())),
             "hostvars" => return Ok(templar().map(|t| t.hostvars.clone())),
+            // Ansible's `vars`: this host's variables, by name (`vars['haproxy_' ~ name]`)
+            "vars" => return Ok(Some(Value::from_dyn_object(Arc::clone(self)))),
             _ => {}
         }
         if let Some(value) = self.lock_values().get(name) {

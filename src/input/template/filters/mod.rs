@@ -2,7 +2,8 @@
 //! `ternary`, `mandatory`, `combine`, `dict2items`, `items2dict`, `to_json`, `to_nice_json`,
 //! `to_yaml`, `to_nice_yaml`, `regex_replace`, `regex_search`, `regex_findall`, `b64encode`,
 //! `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
-//! `symmetric_difference`, `ipaddr`, `ipv4`, `ipv6`, `ipwrap`, and the tests `match`, `search`, `regex`),
+//! `symmetric_difference`, `basename`, `dirname`, `quote`, `regex_escape`, `ipaddr`, `ipv4`,
+//! `ipv6`, `ipwrap`, and the tests `match`, `search`, `regex`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
 
 mod dicts;
@@ -11,6 +12,7 @@ mod ipaddr;
 mod lists;
 mod patterns;
 mod python;
+mod text;
 
 use minijinja::{Environment, Value, value::Kwargs};
 
@@ -22,8 +24,10 @@ use ipaddr::{ipaddr, ipwrap};
 use lists::{difference, extract, flatten, intersect, map, symmetric_difference, union};
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
 use python::{mandatory, ternary, to_bool, to_int};
+use text::{basename, dirname, quote, regex_escape};
 
 pub(super) use dicts::ordered_map;
+pub(super) use python::python_repr;
 pub use python::python_str;
 
 /// Adds one filter under the name given.
@@ -62,6 +66,10 @@ pub(super) fn register(env: &mut Environment<'static>) {
         ("symmetric_difference", |e, n| {
             e.add_filter(n, symmetric_difference)
         }),
+        ("basename", |e, n| e.add_filter(n, basename)),
+        ("dirname", |e, n| e.add_filter(n, dirname)),
+        ("quote", |e, n| e.add_filter(n, quote)),
+        ("regex_escape", |e, n| e.add_filter(n, regex_escape)),
     ];
     for (name, add) in core {
         add(env, name.to_string());

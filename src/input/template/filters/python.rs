@@ -11,7 +11,7 @@ pub fn python_str(value: &Value) -> String {
     }
 }
 
-pub(super) fn python_repr(value: &Value) -> String {
+pub(crate) fn python_repr(value: &Value) -> String {
     match value.kind() {
         ValueKind::None | ValueKind::Undefined => "None".into(),
         ValueKind::Bool => if value.is_true() { "True" } else { "False" }.into(),

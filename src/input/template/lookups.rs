@@ -1,0 +1,134 @@
+//! Ansible's `lookup()`, `query()` and `q()`, for the one lookup that reads nothing but lbctl's
+//! own process: `env`, how CI hands a secret or a setting to a run
+//! (`"{{ lookup('env', 'STATS_PASSWORD') }}"`). As Ansible's: each term's first word names a
+//! variable, an unset one gives `default` (empty text unless given), several terms give their
+//! values joined with commas (a list with `wantlist=True`, or from `query`).
+//!
+//! Every other lookup reads files relative to a playbook lbctl does not have, runs commands or
+//! reaches the network: it is refused with an error that says what to write instead.
+
+use minijinja::{
+    Environment, Error, ErrorKind, Value,
+    value::{Kwargs, Rest},
+};
+
+pub(super) fn register(env: &mut Environment<'static>) {
+    for name in ["lookup", "ansible.builtin.lookup"] {
+        env.add_function(name, |plugin: String, terms: Rest<Value>, kw: Kwargs| {
+            let list = kw.get::<Option<bool>>("wantlist")?.unwrap_or(false);
+            run(&plugin, &terms, &kw, list)
+        });
+    }
+    for name in ["query", "q", "ansible.builtin.query", "ansible.builtin.q"] {
+        env.add_function(name, |plugin: String, terms: Rest<Value>, kw: Kwargs| {
+            run(&plugin, &terms, &kw, true)
+        });
+    }
+}
+
+fn run(plugin: &str, terms: &[Value], kw: &Kwargs, list: bool) -> Result<Value, Error> {
+    let values = match plugin.strip_prefix("ansible.builtin.").unwrap_or(plugin) {
+        "env" => env(terms, kw)?,
+        other => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "lookup('{other}') is not supported by lbctl (lookups read a playbook's files, run commands or reach the network; only lookup('env', NAME) is read): write the value into a vars file (Ansible Vault for a secret) or pass it with -e"
+                ),
+            ));
+        }
+    };
+    // Options every lookup takes (`errors`) change nothing for `env`, which cannot fail.
+    let _: Option<Value> = kw.get("errors")?;
+    kw.assert_all_used()?;
+    Ok(match values.len() {
+        _ if list => Value::from(values),
+        1 => values.into_iter().next().unwrap_or_default(),
+        _ => Value::from(
+            values
+                .iter()
+                .map(super::filters::python_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    })
+}
+
+/// `lookup('env', NAME...)`: each term's first word is a variable's name.
+fn env(terms: &[Value], kw: &Kwargs) -> Result<Vec<Value>, Error> {
+    let default = kw
+        .get::<Option<Value>>("default")?
+        .unwrap_or_else(|| Value::from(""));
+    terms
+        .iter()
+        .map(|term| {
+            let term = term.as_str().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("lookup('env', ...) takes variable names, not {term}"),
+                )
+            })?;
+            let name = term.split_whitespace().next().unwrap_or_default();
+            Ok(match std::env::var(name) {
+                Ok(value) if !name.is_empty() => Value::from(value),
+                _ => default.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    fn render(template: &str) -> Result<String, String> {
+        super::super::environment()
+            .render_str(template, ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn env_reads_lbctls_environment_as_ansible_does() {
+        // PATH is set for every test process; this name for none
+        let path = std::env::var("PATH").unwrap();
+        let unset = "LBCTL_TEST_SURELY_UNSET_VARIABLE";
+        let cases = [
+            ("{{ lookup('env', 'PATH') }}".to_string(), path.clone()),
+            (format!("[{{{{ lookup('env', '{unset}') }}}}]"), "[]".into()),
+            (
+                format!("{{{{ lookup('env', '{unset}', default='d') }}}}"),
+                "d".into(),
+            ),
+            (
+                format!("{{{{ lookup('env', '{unset}') | default('fb', true) }}}}"),
+                "fb".into(),
+            ),
+            (
+                format!("{{{{ lookup('env', 'PATH', '{unset}', default='x') }}}}"),
+                format!("{path},x"),
+            ),
+            (
+                "{{ query('env', 'PATH') == [lookup('env', 'PATH extra words')] }} {{ q('env', 'PATH') | length }} {{ lookup('ansible.builtin.env', 'PATH', wantlist=True) | length }}".into(),
+                "True 1 1".into(),
+            ),
+        ];
+        for (template, want) in cases {
+            assert_eq!(render(&template), Ok(want), "{template}");
+        }
+    }
+
+    #[test]
+    fn other_lookups_say_what_to_write_instead() {
+        for template in [
+            "{{ lookup('file', '/etc/hostname') }}",
+            "{{ query('pipe', 'id') }}",
+            "{{ lookup('ansible.builtin.password', '/tmp/x') }}",
+        ] {
+            let error = render(template).unwrap_err();
+            assert!(
+                error.contains("is not supported by lbctl") && error.contains("vars file"),
+                "{template}: {error}"
+            );
+        }
+        let option = render("{{ lookup('env', 'PATH', nosuch=1) }}").unwrap_err();
+        assert!(option.contains("nosuch"), "{option}");
+    }
+}
