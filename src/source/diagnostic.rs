@@ -114,6 +114,16 @@ impl Diagnostics {
     pub fn into_vec(self) -> Vec<Diagnostic> {
         self.0
     }
+
+    /// Whether a problem was already found with `key` or inside it (`key[0].port`,
+    /// `key.name`): a check that reads `key` as missing would be a second, false error.
+    pub fn about(&self, key: &str) -> bool {
+        self.0.iter().any(|d| {
+            d.key
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['[', '.']))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +144,18 @@ mod tests {
             "vars\\n.yml:3: a\\u{1b}[31mb: `x\\nerror: forged` is bad\\u{202e}\n  hint: tab\\there"
         );
         assert!(matches!(escape_control("plain: text"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn about_a_key_is_about_what_is_inside_it_too() {
+        let loc = Loc::new(&std::sync::Arc::from("vars.yml"), 1);
+        let mut diags = Diagnostics::default();
+        diags.push(Diagnostic::new(&loc, "haproxy_tcp_backends[0].port", "bad"));
+        diags.push(Diagnostic::new(&loc, "haproxy_stats_password", "bad"));
+        assert!(diags.about("haproxy_tcp_backends"));
+        assert!(diags.about("haproxy_stats_password"));
+        assert!(!diags.about("haproxy_stats"));
+        assert!(!diags.about("haproxy_tcp"));
+        assert!(!diags.about("haproxy_stats_user"));
     }
 }

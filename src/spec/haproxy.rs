@@ -109,14 +109,15 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<Haproxy> {
         .get("haproxy_stats_password")
         .and_then(|n| field::word(n, "haproxy_stats_password", diags));
     // Whether each is set, not whether it read cleanly: a password refused for its characters
-    // is set, and saying it is missing would be a second, false error.
+    // is set, and one whose template failed too (already reported), so saying it is missing
+    // would be a second, false error.
     let user_set = vars.contains_key("haproxy_stats_user");
-    if user_set != vars.contains_key("haproxy_stats_password") {
-        let (given, missing) = if user_set {
-            ("haproxy_stats_user", "haproxy_stats_password")
-        } else {
-            ("haproxy_stats_password", "haproxy_stats_user")
-        };
+    let (given, missing) = if user_set {
+        ("haproxy_stats_user", "haproxy_stats_password")
+    } else {
+        ("haproxy_stats_password", "haproxy_stats_user")
+    };
+    if user_set != vars.contains_key("haproxy_stats_password") && !diags.about(missing) {
         diags.push(
             Diagnostic::new(
                 &vars[given].loc,
