@@ -24,7 +24,7 @@ use ipaddr::{ipaddr, ipwrap};
 use lists::{difference, extract, flatten, intersect, map, symmetric_difference, union};
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
 use python::{mandatory, ternary, to_bool, to_int};
-use text::{basename, dirname, quote, regex_escape};
+use text::{basename, center, dirname, quote, regex_escape, truncate};
 
 pub(super) use dicts::ordered_map;
 pub(super) use python::python_repr;
@@ -76,6 +76,9 @@ pub(super) fn register(env: &mut Environment<'static>) {
         add(env, format!("ansible.builtin.{name}"));
     }
     env.add_filter("map", map);
+    // Jinja2's own, which minijinja leaves out
+    env.add_filter("center", center);
+    env.add_filter("truncate", truncate);
     for name in ["ipaddr", "ansible.utils.ipaddr", "ansible.netcommon.ipaddr"] {
         env.add_filter(name, |v: Value, q: Option<String>| {
             ipaddr(&v, q.as_deref(), None)

@@ -1,8 +1,9 @@
 //! Ansible's filters on paths and on text that goes into commands and patterns: `basename`
 //! and `dirname` (Python's `os.path`), `quote` (`shlex.quote`), `regex_escape` (`re.escape`,
-//! or a POSIX basic expression's escaping).
+//! or a POSIX basic expression's escaping); and two of Jinja2's own that minijinja lacks,
+//! `center` and `truncate`.
 
-use minijinja::{Error, ErrorKind, Value};
+use minijinja::{Error, ErrorKind, Value, value::Kwargs};
 
 /// `os.path.basename`: what follows the last `/`.
 pub(super) fn basename(path: String) -> String {
@@ -70,6 +71,67 @@ pub(super) fn regex_escape(text: Value, re_type: Option<String>) -> Result<Strin
     Ok(out)
 }
 
+/// Jinja2's `center(width=80)`: Python's `str.center`, spaces on both sides.
+pub(super) fn center(value: Value, width: Option<i64>, kw: Kwargs) -> Result<String, Error> {
+    let width = width.or(kw.get("width")?);
+    kw.assert_all_used()?;
+    let text = super::python_str(&value);
+    let len = text.chars().count();
+    let width = usize::try_from(width.unwrap_or(80)).unwrap_or(0);
+    if width <= len {
+        return Ok(text);
+    }
+    let margin = width - len;
+    let left = margin / 2 + (margin & width & 1);
+    Ok(format!(
+        "{}{text}{}",
+        " ".repeat(left),
+        " ".repeat(margin - left)
+    ))
+}
+
+/// Jinja2's `truncate(length=255, killwords=False, end='...', leeway=5)`, by position or by
+/// name (`leeway` by name only): text longer than `length + leeway` characters is cut to `length` with `end`, at the
+/// last space before the cut unless `killwords`.
+pub(super) fn truncate(
+    value: Value,
+    length: Option<i64>,
+    killwords: Option<bool>,
+    end: Option<String>,
+    kw: Kwargs,
+) -> Result<String, Error> {
+    let length = length.or(kw.get("length")?);
+    let killwords = killwords.or(kw.get("killwords")?);
+    let end = end.or(kw.get("end")?);
+    let leeway: Option<i64> = kw.get("leeway")?;
+    kw.assert_all_used()?;
+    let text = super::python_str(&value);
+    let end = end.unwrap_or_else(|| "...".into());
+    let end_len = end.chars().count();
+    let length = usize::try_from(length.unwrap_or(255)).unwrap_or(0);
+    let leeway = usize::try_from(leeway.unwrap_or(5)).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "truncate: expected leeway >= 0",
+        )
+    })?;
+    if length < end_len {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("truncate: expected length >= {end_len}, got {length}"),
+        ));
+    }
+    if text.chars().count() <= length.saturating_add(leeway) {
+        return Ok(text);
+    }
+    let kept: String = text.chars().take(length - end_len).collect();
+    let kept = match (killwords.unwrap_or(false), kept.rfind(' ')) {
+        (false, Some(at)) => &kept[..at],
+        _ => kept.as_str(),
+    };
+    Ok(format!("{kept}{end}"))
+}
+
 #[cfg(test)]
 mod tests {
     use minijinja::Value;
@@ -118,5 +180,33 @@ mod tests {
             "a\\.b\\[c\\]-d"
         );
         assert!(regex_escape(Value::from("x"), Some("posix_extended".into())).is_err());
+    }
+
+    #[test]
+    fn center_and_truncate_as_jinja2() {
+        let render = |template: &str| {
+            let ctx = minijinja::context! { t => "the quick brown fox jumps" };
+            super::super::super::environment()
+                .render_str(template, ctx)
+                .map_err(|e| e.to_string())
+        };
+        for (template, want) in [
+            (
+                "[{{ 'ab' | center(5) }}] [{{ 'abcdef' | center(3) }}] [{{ 'a' | center(width=3) }}]",
+                "[  ab ] [abcdef] [ a ]",
+            ),
+            (
+                "{{ t | truncate(10) }} {{ t | truncate(10, true) }} {{ t | truncate(22) }}",
+                "the... the qui... the quick brown fox jumps",
+            ),
+            (
+                "{{ t | truncate(22, end='!', leeway=0) }} {{ 'abcdefghijklmnopqrstuvwxyz' | truncate(length=10) }}",
+                "the quick brown fox! abcdefg...",
+            ),
+        ] {
+            assert_eq!(render(template).as_deref(), Ok(want), "{template}");
+        }
+        assert!(render("{{ t | truncate(2) }}").is_err());
+        assert!(render("{{ t | truncate(5, nosuch=1) }}").is_err());
     }
 }
