@@ -244,6 +244,58 @@ fn parse(value: &Value, family: Option<u8>) -> Option<(Net, Written, Value)> {
     (net.prefix <= net.bits()).then_some((net, written, normalized))
 }
 
+/// `value | ipmath(amount)` (ansible.utils): the address `amount` further on, or back when it
+/// is negative; `a/p` counts from its address `a`. A result past either end of the family's
+/// addresses is an error, as netaddr's.
+pub(super) fn ipmath(value: &Value, amount: i64) -> Result<Value, Error> {
+    let invalid = || {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "You must pass a valid IP address; {} is invalid",
+                super::python_str(value)
+            ),
+        )
+    };
+    let text = value.as_str().ok_or_else(invalid)?;
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u32>().map_err(|_| invalid())?)),
+        None => (text, None),
+    };
+    let net = match addr.parse::<IpAddr>().map_err(|_| invalid())? {
+        IpAddr::V4(a) => Net {
+            addr: u128::from(u32::from(a)),
+            prefix: prefix.unwrap_or(32),
+            v6: false,
+        },
+        IpAddr::V6(a) => Net {
+            addr: u128::from(a),
+            prefix: prefix.unwrap_or(128),
+            v6: true,
+        },
+    };
+    if net.prefix > net.bits() {
+        return Err(invalid());
+    }
+    let max = if net.v6 {
+        u128::MAX
+    } else {
+        u128::from(u32::MAX)
+    };
+    let moved = if amount >= 0 {
+        net.addr.checked_add(u128::from(amount.unsigned_abs()))
+    } else {
+        net.addr.checked_sub(u128::from(amount.unsigned_abs()))
+    };
+    match moved.filter(|&n| n <= max) {
+        Some(n) => Ok(Value::from(net.text(n))),
+        None => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("ipmath: {text} + {amount} is outside the valid IP address boundary"),
+        )),
+    }
+}
+
 /// `value | ipaddr(query)` (or `ipv4`/`ipv6` with `family`): a list is filtered item by item.
 pub(super) fn ipaddr(
     value: &Value,
@@ -464,4 +516,32 @@ pub(super) fn ipwrap(value: &Value, query: Option<&str>) -> Result<Value, Error>
         ));
     }
     wrap(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use minijinja::Value;
+
+    use super::ipmath;
+
+    #[test]
+    fn ipmath_moves_within_the_family_or_says_why_not() {
+        let at = |v: &str, n| {
+            ipmath(&Value::from(v), n)
+                .map(|v| v.to_string())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(at("10.0.0.255", 1).as_deref(), Ok("10.0.1.0"));
+        assert_eq!(at("10.0.0.5/24", -5).as_deref(), Ok("10.0.0.0"));
+        assert_eq!(at("fd00::ffff", 1).as_deref(), Ok("fd00::1:0"));
+        let past = at("255.255.255.255", 1).unwrap_err();
+        assert!(past.contains("boundary"), "{past}");
+        assert!(at("0.0.0.0", -1).is_err());
+        assert!(at("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1).is_err());
+        for bad in ["lb1", "10.0.0.1/33", "10.0.0.1/x", ""] {
+            let e = at(bad, 1).unwrap_err();
+            assert!(e.contains("valid IP address"), "{bad}: {e}");
+        }
+        assert!(ipmath(&Value::from(5), 1).is_err());
+    }
 }

@@ -3,7 +3,7 @@
 //! `to_yaml`, `to_nice_yaml`, `regex_replace`, `regex_search`, `regex_findall`, `b64encode`,
 //! `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
 //! `symmetric_difference`, `basename`, `dirname`, `quote`, `regex_escape`, `ipaddr`, `ipv4`,
-//! `ipv6`, `ipwrap`, and the tests `match`, `search`, `regex`),
+//! `ipv6`, `ipwrap`, `ipmath`, and the tests `match`, `search`, `regex`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
 
 mod dicts;
@@ -20,7 +20,7 @@ use crate::source::base64;
 
 use dicts::{combine, dict2items, items2dict};
 use encode::{b64decode, json, to_yaml};
-use ipaddr::{ipaddr, ipwrap};
+use ipaddr::{ipaddr, ipmath, ipwrap};
 use lists::{difference, extract, flatten, intersect, map, symmetric_difference, union};
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
 use python::{mandatory, ternary, to_bool, to_int};
@@ -83,6 +83,9 @@ pub(super) fn register(env: &mut Environment<'static>) {
         env.add_filter(name, |v: Value, q: Option<String>| {
             ipaddr(&v, q.as_deref(), None)
         });
+    }
+    for name in ["ipmath", "ansible.utils.ipmath"] {
+        env.add_filter(name, |v: Value, amount: i64| ipmath(&v, amount));
     }
     for name in ["ipwrap", "ansible.utils.ipwrap", "ansible.netcommon.ipwrap"] {
         env.add_filter(name, |v: Value, q: Option<String>| ipwrap(&v, q.as_deref()));
