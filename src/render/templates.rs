@@ -322,10 +322,15 @@ fn template_error(file: &str, line: usize, message: String) -> Diagnostic {
 }
 
 fn describe(e: &minijinja::Error) -> String {
-    match e.detail() {
+    let mut text = match e.detail() {
         Some(detail) => format!("template error: {}: {detail}", e.kind()),
         None => format!("template error: {}", e.kind()),
+    };
+    if let Some(advice) = template::advice(e) {
+        text.push_str("; ");
+        text.push_str(advice);
     }
+    text
 }
 
 /// The directories searched for template overrides: `--templates`, then `templates/` next to

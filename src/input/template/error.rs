@@ -230,6 +230,17 @@ pub(super) fn describe(error: &minijinja::Error, source: &str) -> (String, bool)
         (d, None) => format!("{}: {d}", error.kind()),
         (d, Some(t)) => format!("{}: {d} (`{t}`)", error.kind()),
     };
+    if let Some(advice) = advice(error) {
+        message.push_str("; ");
+        message.push_str(advice);
+    }
+    (message, false)
+}
+
+/// What to write instead, for the errors of a template written for Python's Jinja2 that
+/// minijinja reads otherwise: a list changed in place that was not written empty, Python's `%`
+/// formatting of text.
+pub fn advice(error: &minijinja::Error) -> Option<&'static str> {
     const CHANGING: &[&str] = &[
         "append",
         "extend",
@@ -238,14 +249,42 @@ pub(super) fn describe(error: &minijinja::Error, source: &str) -> (String, bool)
         "update",
         "setdefault",
     ];
+    let detail = error.detail().unwrap_or_default();
     if error.kind() == minijinja::ErrorKind::UnknownMethod
         && CHANGING
             .iter()
             .any(|m| detail.ends_with(&format!("no method named {m}")))
     {
-        message.push_str(
-            "; only a list or mapping written empty (`[]`, `{}`) in the same template can be changed in place: build this one with filters (`+`, `union`, `combine`)",
+        return Some(
+            "only a list or mapping written empty (`[]`, `{}`) in the same template can be changed in place: build this one with filters (`+`, `union`, `combine`)",
         );
     }
-    (message, false)
+    if detail.starts_with("tried to use % operator on unsupported types string") {
+        return Some(
+            "Python's `%` formatting of text is not there: write `'%02d' | format(n)` or `'{:02d}'.format(n)`",
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advice;
+
+    fn failure(template: &str) -> minijinja::Error {
+        super::super::environment()
+            .render_str(template, ())
+            .unwrap_err()
+    }
+
+    #[test]
+    fn pythons_idioms_that_minijinja_reads_otherwise_come_with_what_to_write() {
+        for template in ["{{ '%02d' % 5 }}", "{{ '%s-%s' % ('a', 'b') }}"] {
+            let advice = advice(&failure(template)).unwrap_or_default();
+            assert!(advice.contains("| format(n)"), "{template}: {advice}");
+        }
+        let changed = advice(&failure("{% set l = [1] + [2] %}{{ l.append(3) }}"));
+        assert!(changed.is_some_and(|a| a.contains("written empty")));
+        assert_eq!(advice(&failure("{{ 1 + 'a' }}")), None);
+    }
 }

@@ -22,7 +22,7 @@ mod native;
 mod scope;
 
 pub use env::environment;
-pub use error::{TemplateError, explain};
+pub use error::{TemplateError, advice, explain};
 pub use filters::python_str;
 pub use mutable::prepare;
 pub use native::is_template;
