@@ -1,5 +1,6 @@
 //! Values written as text: `to_json`, `to_nice_json`, `to_yaml`, `to_nice_yaml` (as Python's
-//! `json` and PyYAML write them), and `b64decode`.
+//! `json` and PyYAML write them), and `b64decode`; and read back from it: `from_json`,
+//! `from_yaml` (as Ansible reads YAML: YAML 1.1's scalars, mappings in their order).
 
 use std::fmt::Write as _;
 
@@ -174,6 +175,71 @@ pub(super) fn yaml_scalar(value: &Value) -> String {
         }
         _ => json(value, None, false),
     }
+}
+
+/// `from_json`: Python's `json.loads` of the text (`None` gives `None`).
+pub(super) fn from_json(text: Value) -> Result<Value, Error> {
+    if text.is_none() {
+        return Ok(text);
+    }
+    let Some(text) = text.as_str() else {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("from_json: expected JSON text, found {}", text.kind()),
+        ));
+    };
+    serde_json::from_str::<Value>(text)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("from_json: {e}")))
+}
+
+/// `from_yaml`: the text's YAML as Ansible's loader reads it (a vars file's typing, its
+/// bounds), `None` for a document with nothing in it. Anything but text is given back as it
+/// is, as Ansible's filter does.
+pub(super) fn from_yaml(text: Value) -> Result<Value, Error> {
+    let Some(source) = text.as_str() else {
+        return Ok(text);
+    };
+    let empty = source.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
+    });
+    if empty {
+        return Ok(Value::from(()));
+    }
+    let node =
+        crate::source::parse_str(source, &std::sync::Arc::from("from_yaml")).map_err(|d| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("from_yaml: {}", d.message),
+            )
+        })?;
+    plain(&node)
+}
+
+/// A YAML tree as template values; a template in it stays text, as Ansible leaves what a
+/// filter returns unevaluated.
+fn plain(node: &crate::source::Node) -> Result<Value, Error> {
+    use crate::source::Value as V;
+    Ok(match &node.value {
+        V::Null => Value::from(()),
+        V::Bool(b) => Value::from(*b),
+        V::Int(i) => Value::from(*i),
+        V::Float(x) => Value::from(*x),
+        V::Str(s) | V::Unsafe(s) => Value::from(s.as_ref()),
+        V::Seq(items) => Value::from(items.iter().map(plain).collect::<Result<Vec<_>, _>>()?),
+        V::Map(entries) => super::ordered_map(
+            entries
+                .iter()
+                .map(|(k, _, v)| Ok((Value::from(k.as_ref()), plain(v)?)))
+                .collect::<Result<Vec<_>, Error>>()?,
+        ),
+        V::Vault(_) => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "from_yaml: a vault value in text is not decrypted here: put it in a vars file",
+            ));
+        }
+    })
 }
 
 pub(super) fn b64decode(text: String) -> Result<String, Error> {

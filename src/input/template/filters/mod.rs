@@ -1,7 +1,7 @@
 //! The filters and tests Ansible adds to Jinja2 that roles use most (`bool`, `int`, `string`,
 //! `ternary`, `mandatory`, `combine`, `dict2items`, `items2dict`, `to_json`, `to_nice_json`,
-//! `to_yaml`, `to_nice_yaml`, `regex_replace`, `regex_search`, `regex_findall`, `b64encode`,
-//! `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
+//! `to_yaml`, `to_nice_yaml`, `from_json`, `from_yaml`, `regex_replace`, `regex_search`,
+//! `regex_findall`, `b64encode`, `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
 //! `symmetric_difference`, `basename`, `dirname`, `quote`, `regex_escape`, `ipaddr`, `ipv4`,
 //! `ipv6`, `ipwrap`, `ipmath`, and the tests `match`, `search`, `regex`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
@@ -19,7 +19,7 @@ use minijinja::{Environment, Value, value::Kwargs};
 use crate::source::base64;
 
 use dicts::{combine, dict2items, items2dict};
-use encode::{b64decode, json, to_yaml};
+use encode::{b64decode, from_json, from_yaml, json, to_yaml};
 use ipaddr::{ipaddr, ipmath, ipwrap};
 use lists::{difference, extract, flatten, intersect, map, symmetric_difference, union};
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
@@ -50,6 +50,8 @@ pub(super) fn register(env: &mut Environment<'static>) {
             e.add_filter(n, |v: Value| json(&v, Some(0), true))
         }),
         ("to_yaml", |e, n| e.add_filter(n, to_yaml)),
+        ("from_json", |e, n| e.add_filter(n, from_json)),
+        ("from_yaml", |e, n| e.add_filter(n, from_yaml)),
         ("to_nice_yaml", |e, n| e.add_filter(n, to_yaml)),
         ("regex_replace", |e, n| e.add_filter(n, regex_replace)),
         ("regex_search", |e, n| e.add_filter(n, regex_search)),
@@ -224,6 +226,14 @@ mod tests {
                 "{\n    \"a\": 1,\n    \"b\": {\n        \"x\": 1\n    }\n}",
             ),
             ("{{ d | to_nice_yaml }}", "a: 1\nb:\n    x: 1\n"),
+            (
+                "{{ '{\"b\": 1, \"a\": [1, null, 2.5]}' | from_json }} {{ none | from_json }}",
+                "{'b': 1, 'a': [1, None, 2.5]} ",
+            ),
+            (
+                "{{ 'b: yes\\na: [1, ~, 0x10, 010]' | from_yaml }} [{{ '# nothing' | from_yaml }}] {{ d | from_yaml | to_json }}",
+                "{'b': True, 'a': [1, None, 16, 8]} [] {\"a\": 1, \"b\": {\"x\": 1}}",
+            ),
         ];
         for (template, want) in cases {
             assert_eq!(render(template, ctx.clone()), want, "{template}");
