@@ -1,39 +1,54 @@
-//! Ansible's `lookup()`, `query()` and `q()`, for the one lookup that reads nothing but lbctl's
-//! own process: `env`, how CI hands a secret or a setting to a run
-//! (`"{{ lookup('env', 'STATS_PASSWORD') }}"`). As Ansible's: each term's first word names a
-//! variable, an unset one gives `default` (empty text unless given), several terms give their
-//! values joined with commas (a list with `wantlist=True`, or from `query`).
+//! Ansible's `lookup()`, `query()` and `q()`, for the lookups that read nothing but lbctl's own
+//! process and the host's variables: `env`, how CI hands a secret or a setting to a run
+//! (`"{{ lookup('env', 'STATS_PASSWORD') }}"`: each term's first word names an environment
+//! variable, an unset one gives `default`, empty text unless given), and `vars`, a variable
+//! whose name is computed (`lookup('vars', 'haproxy_' ~ name)`: a missing one gives `default`,
+//! or is an error). As Ansible's: several terms give their values joined with commas (a list
+//! with `wantlist=True`, or from `query`).
 //!
 //! Every other lookup reads files relative to a playbook lbctl does not have, runs commands or
 //! reaches the network: it is refused with an error that says what to write instead.
 
 use minijinja::{
-    Environment, Error, ErrorKind, Value,
+    Environment, Error, ErrorKind, State, Value,
     value::{Kwargs, Rest},
 };
 
 pub(super) fn register(env: &mut Environment<'static>) {
     for name in ["lookup", "ansible.builtin.lookup"] {
-        env.add_function(name, |plugin: String, terms: Rest<Value>, kw: Kwargs| {
-            let list = kw.get::<Option<bool>>("wantlist")?.unwrap_or(false);
-            run(&plugin, &terms, &kw, list)
-        });
+        env.add_function(
+            name,
+            |state: &State, plugin: String, terms: Rest<Value>, kw: Kwargs| {
+                let list = kw.get::<Option<bool>>("wantlist")?.unwrap_or(false);
+                run(state, &plugin, &terms, &kw, list)
+            },
+        );
     }
     for name in ["query", "q", "ansible.builtin.query", "ansible.builtin.q"] {
-        env.add_function(name, |plugin: String, terms: Rest<Value>, kw: Kwargs| {
-            run(&plugin, &terms, &kw, true)
-        });
+        env.add_function(
+            name,
+            |state: &State, plugin: String, terms: Rest<Value>, kw: Kwargs| {
+                run(state, &plugin, &terms, &kw, true)
+            },
+        );
     }
 }
 
-fn run(plugin: &str, terms: &[Value], kw: &Kwargs, list: bool) -> Result<Value, Error> {
+fn run(
+    state: &State,
+    plugin: &str,
+    terms: &[Value],
+    kw: &Kwargs,
+    list: bool,
+) -> Result<Value, Error> {
     let values = match plugin.strip_prefix("ansible.builtin.").unwrap_or(plugin) {
         "env" => env(terms, kw)?,
+        "vars" => vars(state, terms, kw)?,
         other => {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
                 format!(
-                    "lookup('{other}') is not supported by lbctl (lookups read a playbook's files, run commands or reach the network; only lookup('env', NAME) is read): write the value into a vars file (Ansible Vault for a secret) or pass it with -e"
+                    "lookup('{other}') is not supported by lbctl (lookups read a playbook's files, run commands or reach the network; only lookup('env', NAME) and lookup('vars', NAME) are read): write the value into a vars file (Ansible Vault for a secret) or pass it with -e"
                 ),
             ));
         }
@@ -41,16 +56,14 @@ fn run(plugin: &str, terms: &[Value], kw: &Kwargs, list: bool) -> Result<Value, 
     // Options every lookup takes (`errors`) change nothing for `env`, which cannot fail.
     let _: Option<Value> = kw.get("errors")?;
     kw.assert_all_used()?;
-    Ok(match values.len() {
+    // As Ansible gives a lookup's results back: one as itself, several texts joined with
+    // commas, anything else (none, or not all text) as the list.
+    let texts: Option<Vec<&str>> = values.iter().map(Value::as_str).collect();
+    Ok(match (values.len(), texts) {
         _ if list => Value::from(values),
-        1 => values.into_iter().next().unwrap_or_default(),
-        _ => Value::from(
-            values
-                .iter()
-                .map(super::filters::python_str)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        (1, _) => values.into_iter().next().unwrap_or_default(),
+        (2.., Some(texts)) => Value::from(texts.join(",")),
+        _ => Value::from(values),
     })
 }
 
@@ -73,6 +86,31 @@ fn env(terms: &[Value], kw: &Kwargs) -> Result<Vec<Value>, Error> {
                 Ok(value) if !name.is_empty() => Value::from(value),
                 _ => default.clone(),
             })
+        })
+        .collect()
+}
+
+/// `lookup('vars', NAME...)`: the host's variables by name, templates evaluated.
+fn vars(state: &State, terms: &[Value], kw: &Kwargs) -> Result<Vec<Value>, Error> {
+    // `default=None` is no default, as in Ansible
+    let default = kw.get::<Option<Value>>("default")?.filter(|d| !d.is_none());
+    terms
+        .iter()
+        .map(|term| {
+            let name = term.as_str().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("lookup('vars', ...) takes variable names, not {term}"),
+                )
+            })?;
+            match (state.lookup(name).filter(|v| !v.is_undefined()), &default) {
+                (Some(value), _) => Ok(value),
+                (None, Some(default)) => Ok(default.clone()),
+                (None, None) => Err(Error::new(
+                    ErrorKind::UndefinedError,
+                    format!("No variable named '{name}' was found."),
+                )),
+            }
         })
         .collect()
 }
@@ -130,5 +168,29 @@ mod tests {
         }
         let option = render("{{ lookup('env', 'PATH', nosuch=1) }}").unwrap_err();
         assert!(option.contains("nosuch"), "{option}");
+    }
+
+    #[test]
+    fn vars_reads_a_variable_whose_name_is_computed() {
+        let ctx = minijinja::context! { haproxy_x => 5, haproxy_y => "why", name => "x" };
+        let render = |template: &str| {
+            super::super::environment()
+                .render_str(template, ctx.clone())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            render("{{ lookup('vars', 'haproxy_y', 'haproxy_y') }} {{ lookup('vars', 'haproxy_' ~ name) + 1 }} {{ query('vars', 'haproxy_x', 'haproxy_y') }} {{ lookup('vars', 'nope', default='d') }} {{ lookup('ansible.builtin.vars', 'haproxy_x', 'haproxy_y') }}").as_deref(),
+            Ok("why,why 6 [5, 'why'] d [5, 'why']")
+        );
+        for template in [
+            "{{ lookup('vars', 'nope') }}",
+            "{{ lookup('vars', 'nope', default=none) }}",
+        ] {
+            let missing = render(template).unwrap_err();
+            assert!(
+                missing.contains("No variable named 'nope' was found."),
+                "{missing}"
+            );
+        }
     }
 }
