@@ -11,7 +11,7 @@
 
 use minijinja::{
     Environment, Error, ErrorKind, State, Value,
-    value::{Kwargs, Rest},
+    value::{Kwargs, Rest, ValueKind},
 };
 
 pub(super) fn register(env: &mut Environment<'static>) {
@@ -104,6 +104,11 @@ fn vars(state: &State, terms: &[Value], kw: &Kwargs) -> Result<Vec<Value>, Error
                 )
             })?;
             match (state.lookup(name).filter(|v| !v.is_undefined()), &default) {
+                // a variable that failed (a loop, an error in its template): that error
+                (Some(value), _) if value.kind() == ValueKind::Invalid => Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("lookup('vars', '{name}'): {value}"),
+                )),
                 (Some(value), _) => Ok(value),
                 (None, Some(default)) => Ok(default.clone()),
                 (None, None) => Err(Error::new(

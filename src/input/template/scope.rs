@@ -642,7 +642,7 @@ mod tests {
                 ("hosts", "[lbs]\nlb1\n"),
                 (
                     "group_vars/all.yml",
-                    "a: \"{{ b }}\"\nb: \"{{ a }}\"\nself: \"{{ self }}\"\nport: \"{{ mysql_nodeport }}\"\nuses_port: \"{{ port + 1 }}\"\nsafe: \"{{ a | default(1) }}\"\nbuilt: \"{% set l = [] %}{% set _ = l.append({'p': x | default(1), 'q': typo}) %}{{ l }}\"\nvip: \"{{ net }}.100/24\"\nnet: \"{{ site.net }}\"\nsite: {name: x}\nuses_vip: \"{{ vip }}\"\n",
+                    "a: \"{{ b }}\"\nb: \"{{ a }}\"\nself: \"{{ self }}\"\nport: \"{{ mysql_nodeport }}\"\nuses_port: \"{{ port + 1 }}\"\nsafe: \"{{ a | default(1) }}\"\nbuilt: \"{% set l = [] %}{% set _ = l.append({'p': x | default(1), 'q': typo}) %}{{ l }}\"\nvip: \"{{ net }}.100/24\"\nnet: \"{{ site.net }}\"\nsite: {name: x}\nuses_vip: \"{{ vip }}\"\nby_name: \"{{ lookup('vars', 'by_' ~ 'name') }}\"\nsite_by_name: \"{{ lookup('vars', 'si' ~ 'te') }}\"\n",
                 ),
             ],
         );
@@ -651,6 +651,10 @@ mod tests {
         assert!(e.message.contains("a -> b -> a"), "{e:?}");
         let e = eval(&t, "lb1", "self").unwrap_err();
         assert!(e.message.contains("self -> self"), "{e:?}");
+        // and through lookup('vars'), where the name is computed
+        let e = eval(&t, "lb1", "by_name").unwrap_err();
+        assert!(e.message.contains("by_name -> by_name"), "{e:?}");
+        assert_eq!(eval(&t, "lb1", "site_by_name").unwrap(), r#"{"name":"x"}"#);
         // a loop is an error even under `default`, as in Ansible
         assert!(eval(&t, "lb1", "safe").is_err());
         let e = eval(&t, "lb1", "uses_port").unwrap_err();
