@@ -11,6 +11,7 @@ use minijinja::{
 };
 
 use super::filters::python_repr;
+use crate::source::MAX_FILE_BYTES;
 
 /// The environment's unknown-method callback: the methods above, then `pycompat`'s.
 pub(super) fn unknown_method(
@@ -27,6 +28,24 @@ pub(super) fn unknown_method(
     match ours {
         Some(result) => result,
         None => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+    }
+}
+
+/// The most a padded text may grow to, as a rendered file may ([`MAX_FILE_BYTES`]): a width
+/// from the input (`'7'.zfill(10 ** 12)`) is refused rather than allocated.
+pub(super) fn room_to_pad(text: &str, margin: usize, fill: char) -> Result<(), Error> {
+    let bytes = margin
+        .checked_mul(fill.len_utf8())
+        .and_then(|pad| pad.checked_add(text.len()));
+    match bytes {
+        Some(b) if b as u64 <= MAX_FILE_BYTES => Ok(()),
+        _ => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "a text padded to that width would be over {} MiB",
+                MAX_FILE_BYTES >> 20
+            ),
+        )),
     }
 }
 
@@ -65,7 +84,7 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Option<Result<Value, 
     Some(match method {
         "index" => char_position(s, args, |h, n| h.find(n)),
         "rindex" => char_position(s, args, |h, n| h.rfind(n)),
-        "zfill" => from_args(args).map(|(width,): (i64,)| Value::from(zfill(s, width))),
+        "zfill" => from_args(args).and_then(|(width,): (i64,)| zfill(s, width).map(Value::from)),
         "ljust" | "rjust" | "center" => justify(s, method, args),
         "partition" | "rpartition" => partition(s, method == "rpartition", args),
         _ => return None,
@@ -86,17 +105,18 @@ fn char_position(
 }
 
 /// `str.zfill(width)`: zeros on the left, after a leading sign.
-fn zfill(s: &str, width: i64) -> String {
+fn zfill(s: &str, width: i64) -> Result<String, Error> {
     let len = s.chars().count();
     let width = usize::try_from(width).unwrap_or(0);
     if width <= len {
-        return s.to_string();
+        return Ok(s.to_string());
     }
+    room_to_pad(s, width - len, '0')?;
     let zeros = "0".repeat(width - len);
-    match s.chars().next() {
+    Ok(match s.chars().next() {
         Some(sign @ ('+' | '-')) => format!("{sign}{zeros}{}", &s[1..]),
         _ => format!("{zeros}{s}"),
-    }
+    })
 }
 
 /// `str.ljust(width[, fillchar])`, `rjust` and `center`, with Python's split of an odd
@@ -124,6 +144,7 @@ fn justify(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> {
         return Ok(Value::from(s));
     }
     let margin = width - len;
+    room_to_pad(s, margin, fill)?;
     let left = match method {
         "ljust" => 0,
         "rjust" => margin,
@@ -207,6 +228,15 @@ mod tests {
         assert!(substring.contains("substring not found"), "{substring}");
         let fill = render("{{ 'a'.center(3, 'xy') }}").unwrap_err();
         assert!(fill.contains("exactly one character"), "{fill}");
+        for huge in [
+            "{{ '7'.zfill(10 ** 12) }}",
+            "{{ 'a'.ljust(10 ** 12) }}",
+            "{{ 'a'.center(9223372036854775807, 'é') }}",
+            "{{ 'a' | center(10 ** 12) }}",
+        ] {
+            let e = render(huge).unwrap_err();
+            assert!(e.contains("would be over 64 MiB"), "{huge}: {e}");
+        }
         let unknown = render("{{ 'a'.nosuch() }}").unwrap_err();
         assert!(unknown.contains("nosuch"), "{unknown}");
     }

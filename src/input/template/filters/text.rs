@@ -82,6 +82,7 @@ pub(super) fn center(value: Value, width: Option<i64>, kw: Kwargs) -> Result<Str
         return Ok(text);
     }
     let margin = width - len;
+    super::super::methods::room_to_pad(&text, margin, ' ')?;
     let left = margin / 2 + (margin & width & 1);
     Ok(format!(
         "{}{text}{}",
