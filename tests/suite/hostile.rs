@@ -117,6 +117,13 @@ fn cases() -> Vec<Case> {
             refused(ALL, 1, "a.k0", "appears twice"),
         ),
         case(
+            "a template padding a name to 10 ** 12 characters",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: \"{{{{ 'a'.zfill(10 ** 12) }}}}\"\nhaproxy_stats_password: pw\n"
+            )),
+            refused(ALL, 6, "haproxy_stats_user", "would be over 64 MiB"),
+        ),
+        case(
             "a group chain 3,000 deep",
             vec![("hosts", chain), (ALL, TCP.to_string())],
             Expect::Renders,
