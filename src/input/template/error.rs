@@ -259,6 +259,11 @@ pub fn advice(error: &minijinja::Error) -> Option<&'static str> {
             "only a list or mapping written empty (`[]`, `{}`) in the same template can be changed in place: build this one with filters (`+`, `union`, `combine`)",
         );
     }
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return Some(
+            "the template does more work than one render may (16 million steps, or about 1 GiB of text and values): a loop, or a value that grows without end?",
+        );
+    }
     if detail.starts_with("tried to use % operator on unsupported types string") {
         return Some(
             "Python's `%` formatting of text is not there: write `'%02d' | format(n)` or `'{:02d}'.format(n)`",
@@ -286,5 +291,10 @@ mod tests {
         let changed = advice(&failure("{% set l = [1] + [2] %}{{ l.append(3) }}"));
         assert!(changed.is_some_and(|a| a.contains("written empty")));
         assert_eq!(advice(&failure("{{ 1 + 'a' }}")), None);
+        let endless =
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+        assert!(advice(&failure(endless)).is_some_and(|a| a.contains("16 million steps")));
+        let grows = "{{ ('a' * 1000).replace('', 'x' * 99999999) | length }}";
+        assert!(advice(&failure(grows)).is_some_and(|a| a.contains("1 GiB")));
     }
 }
