@@ -53,7 +53,8 @@ fn run(
             ));
         }
     };
-    // Options every lookup takes (`errors`) change nothing for `env`, which cannot fail.
+    // The option every lookup takes, `errors`, is accepted and not acted on: an `env` lookup
+    // cannot fail, and a `vars` lookup of a missing name fails whatever it says.
     let _: Option<Value> = kw.get("errors")?;
     kw.assert_all_used()?;
     // As Ansible gives a lookup's results back: one as itself, several texts joined with
