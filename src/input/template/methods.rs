@@ -33,7 +33,7 @@ pub(super) fn unknown_method(
 
 /// The most a padded text may grow to, as a rendered file may ([`MAX_FILE_BYTES`]): a width
 /// from the input (`'7'.zfill(10 ** 12)`) is refused rather than allocated.
-pub(super) fn room_to_pad(text: &str, margin: usize, fill: char) -> Result<(), Error> {
+fn room_to_pad(text: &str, margin: usize, fill: char) -> Result<(), Error> {
     let bytes = margin
         .checked_mul(fill.len_utf8())
         .and_then(|pad| pad.checked_add(text.len()));
@@ -138,24 +138,26 @@ fn justify(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> {
             }
         }
     };
+    pad(s, width, fill, method).map(Value::from)
+}
+
+/// `s` padded with `fill` to `width` characters as Python's `ljust`, `rjust` or (any other
+/// `how`) `center` pads it, an odd margin's extra character on the left when `width` is odd.
+pub(super) fn pad(s: &str, width: i64, fill: char, how: &str) -> Result<String, Error> {
     let len = s.chars().count();
     let width = usize::try_from(width).unwrap_or(0);
     if width <= len {
-        return Ok(Value::from(s));
+        return Ok(s.to_string());
     }
     let margin = width - len;
     room_to_pad(s, margin, fill)?;
-    let left = match method {
+    let left = match how {
         "ljust" => 0,
         "rjust" => margin,
         _ => margin / 2 + (margin & width & 1),
     };
-    let pad = |n: usize| fill.to_string().repeat(n);
-    Ok(Value::from(format!(
-        "{}{s}{}",
-        pad(left),
-        pad(margin - left)
-    )))
+    let fill = |n: usize| fill.to_string().repeat(n);
+    Ok(format!("{}{s}{}", fill(left), fill(margin - left)))
 }
 
 /// `str.partition(sep)` and `rpartition`: the three parts, as a list (lbctl has no tuples).

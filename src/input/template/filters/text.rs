@@ -75,20 +75,12 @@ pub(super) fn regex_escape(text: Value, re_type: Option<String>) -> Result<Strin
 pub(super) fn center(value: Value, width: Option<i64>, kw: Kwargs) -> Result<String, Error> {
     let width = width.or(kw.get("width")?);
     kw.assert_all_used()?;
-    let text = super::python_str(&value);
-    let len = text.chars().count();
-    let width = usize::try_from(width.unwrap_or(80)).unwrap_or(0);
-    if width <= len {
-        return Ok(text);
-    }
-    let margin = width - len;
-    super::super::methods::room_to_pad(&text, margin, ' ')?;
-    let left = margin / 2 + (margin & width & 1);
-    Ok(format!(
-        "{}{text}{}",
-        " ".repeat(left),
-        " ".repeat(margin - left)
-    ))
+    super::super::methods::pad(
+        &super::python_str(&value),
+        width.unwrap_or(80),
+        ' ',
+        "center",
+    )
 }
 
 /// Jinja2's `truncate(length=255, killwords=False, end='...', leeway=5)`, by position or by
