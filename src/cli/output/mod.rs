@@ -18,8 +18,15 @@ use crate::{
     deploy::{RuntimeState, Why, setting_words},
 };
 
+/// Standard output for a long text: buffered, where `stdout` alone would make a system call
+/// of every line (a plan of thousands of servers is hundreds of thousands of lines). Flushed
+/// when dropped.
+fn buffered() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
+}
+
 fn json<T: Serialize>(value: &T) {
-    let mut out = std::io::stdout().lock();
+    let mut out = buffered();
     let _ = serde_json::to_writer_pretty(&mut out, value);
     let _ = writeln!(out);
 }
@@ -126,7 +133,7 @@ fn plural(n: usize) -> &'static str {
 /// A plan as people read it: a coloured unified diff per host and file, then a summary.
 pub fn plan_text(report: &Report) {
     let color = std::io::stdout().is_terminal();
-    let mut out = std::io::stdout().lock();
+    let mut out = buffered();
     for h in &report.hosts {
         let vip = if h.holds_vip { " (holds the VIP)" } else { "" };
         match h.outcome {
