@@ -384,7 +384,12 @@ fn the_watcher_runs_once_and_restart_replaces_it() {
 /// A UDP server on loopback answering every datagram with `reply` (or never, when `None`),
 /// for as long as the test runs.
 fn udp_server(reply: Option<&'static [u8]>) -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp_server_on("127.0.0.1:0", reply)
+}
+
+/// [`udp_server`] on `address` (`[::1]:0` for IPv6's loopback).
+fn udp_server_on(address: &str, reply: Option<&'static [u8]>) -> u16 {
+    let socket = UdpSocket::bind(address).unwrap();
     let port = socket.local_addr().unwrap().port();
     thread::spawn(move || {
         let mut buf = [0u8; 2048];
@@ -403,12 +408,48 @@ fn udp_server(reply: Option<&'static [u8]>) -> u16 {
 
 #[test]
 fn the_external_check_sends_the_datagram_and_reads_the_reply() {
-    require_root_and(&["socat", "sh", "dd"]);
-    let w = Watcher::new("external");
-    let check = |port: u16, backend: &str| {
+    require_root_and(&["socat", "sh", "bash", "timeout", "dd"]);
+    // Every way a host may check: through bash's /dev/udp (where there is a bash), through
+    // socat (where there is none: the script's bash moved out of the way), and through socat
+    // again where bash was built without /dev/udp (a stand-in whose /dev/udp leads nowhere).
+    let no_udp = scratch("udp-health-bash-without-udp").join("bash");
+    std::fs::write(
+        &no_udp,
+        "#!/bin/bash\nexec /bin/bash -c \"${2//\\/dev\\/udp\\//\\/nonexistent\\/}\" \"${@:3}\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&no_udp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, bash) in [
+        ("external-bash", None),
+        ("external-socat", Some("/nonexistent/bash")),
+        ("external-bash-without-udp", no_udp.to_str()),
+    ] {
+        let w = Watcher::new(name);
+        let text = std::fs::read_to_string(&w.script).unwrap();
+        let text = match bash {
+            Some(bash) => {
+                let line = "BASH_FOR_CHECKS=/bin/bash\n";
+                assert!(text.contains(line), "the script no longer has {line}");
+                text.replace(line, &format!("BASH_FOR_CHECKS={bash}\n"))
+            }
+            // with bash, socat is not needed: one that cannot start proves it
+            None => {
+                let socat = "socat -T \"$DEADLINE\"";
+                assert!(text.contains(socat), "the script no longer has {socat}");
+                text.replace(socat, "/nonexistent/socat -T \"$DEADLINE\"")
+            }
+        };
+        std::fs::write(&w.script, text).unwrap();
+        external_check_answers(&w, name);
+    }
+}
+
+fn external_check_answers(w: &Watcher, how: &str) {
+    let check = |address: &str, port: u16, backend: &str| {
         let started = Instant::now();
         let out = w.run(
-            &["NOT_USED", "NOT_USED", "127.0.0.1", &port.to_string()],
+            &["NOT_USED", "NOT_USED", address, &port.to_string()],
             &[("HAPROXY_PROXY_NAME", backend)],
         );
         (out.status.code(), started.elapsed(), describe(&out))
@@ -418,33 +459,42 @@ fn the_external_check_sends_the_datagram_and_reads_the_reply() {
     // so that one slow process start on a busy machine does not count as waiting.
     let mut quickest = Duration::MAX;
     for _ in 0..3 {
-        let (code, took, out) = check(answers, "dns");
-        assert_eq!(code, Some(0), "{out}");
+        let (code, took, out) = check("127.0.0.1", answers, "dns");
+        assert_eq!(code, Some(0), "{how}: {out}");
         quickest = quickest.min(took);
     }
     assert!(
         quickest < Duration::from_millis(400),
-        "a reply ends the check: {quickest:?}"
+        "{how}: a reply ends the check: {quickest:?}"
     );
+    // HAProxy gives an IPv6 server's address without brackets
+    let v6 = udp_server_on("[::1]:0", Some(b"\x12\x34\x81\x80 answer"));
+    let (code, _, out) = check("::1", v6, "dns");
+    assert_eq!(code, Some(0), "{how}, IPv6: {out}");
     let wrong = udp_server(Some(b"\x99\x99 someone else"));
-    assert_eq!(check(wrong, "dns").0, Some(1));
+    assert_eq!(check("127.0.0.1", wrong, "dns").0, Some(1), "{how}");
     let silent = udp_server(None);
-    let (code, took, _) = check(silent, "dns");
-    assert_eq!(code, Some(1));
+    let (code, took, _) = check("127.0.0.1", silent, "dns");
+    assert_eq!(code, Some(1), "{how}");
     assert!(
         took >= Duration::from_millis(450),
-        "silence waits for the deadline (500 ms): {took:?}"
+        "{how}: silence waits for the deadline (500 ms): {took:?}"
     );
     let closed = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    assert_eq!(check(closed, "dns").0, Some(1));
-    let (code, _, out) = check(answers, "wireguard");
+    let (code, took, _) = check("127.0.0.1", closed, "dns");
+    assert_eq!(code, Some(1), "{how}");
+    assert!(
+        took < Duration::from_millis(450),
+        "{how}: a closed port (ICMP unreachable) fails at once: {took:?}"
+    );
+    let (code, _, out) = check("127.0.0.1", answers, "wireguard");
     assert_eq!(
         code,
         Some(2),
-        "no datagram check for an HTTP-checked backend: {out}"
+        "{how}: no datagram check for an HTTP-checked backend: {out}"
     );
 }
