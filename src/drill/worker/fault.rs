@@ -4,12 +4,17 @@
 //!
 //! Plain data in, `sh` text out; stdout in, plain data out.
 //!
+//! Each rule goes into `iptables`, and into `ip6tables` where the load balancers reach the
+//! worker over IPv6 (a server address of its that is one): a rule of one family leaves the
+//! other's traffic alone.
+//!
 //! - `drop`: `raw PREROUTING -p tcp --dport PORT -j DROP` (`-p udp` for a UDP port). The
 //!   raw table comes before kube-proxy's DNAT, so NodePort traffic is caught whether the pod
 //!   is local or not, and the worker looks powered off: connects, datagrams and checks go
 //!   unanswered.
 //! - `reject`: `filter INPUT` and `FORWARD` with `-m conntrack --ctorigdstport PORT --ctdir
-//!   ORIGINAL -j REJECT --reject-with tcp-reset` (`icmp-port-unreachable` for UDP; REJECT is
+//!   ORIGINAL -j REJECT --reject-with tcp-reset` (`icmp-port-unreachable` for UDP,
+//!   `icmp6-port-unreachable` over IPv6; REJECT is
 //!   not allowed in raw; the original port matches after DNAT too, and only the clients'
 //!   direction is rejected, never the resets themselves). The worker looks like its service
 //!   crashed: connects are refused, datagrams bounce.
@@ -21,7 +26,8 @@
 //! @@lbctl restored CLOCK OUTPUT                        right before the first rule went in,
 //!                                                      or right after the rules came out; -
 //!                                                      without GNU date)
-//! @@lbctl rule RULE                 (every lbctl-failover rule left, from `iptables -S`)
+//! @@lbctl rule RULE                 (every lbctl-failover rule left, from `iptables -S`;
+//!                                     `ip6tables TABLE RULE` for IPv6's)
 //! @@lbctl error MESSAGE
 //! @@lbctl end fault ok | failed
 //! ```
@@ -56,6 +62,38 @@ pub enum Method {
     Reject,
 }
 
+/// The address family of the traffic a fault stops, and the program whose rules stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The family of `address` (an IP address, IPv6 with or without brackets).
+    pub fn of(address: &str) -> Family {
+        if address.contains(':') {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+
+    fn tool(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+
+    fn port_unreachable(self) -> &'static str {
+        match self {
+            Family::V4 => "icmp-port-unreachable",
+            Family::V6 => "icmp6-port-unreachable",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     /// `lbctl-failover-<run id>`: the comment on every rule of this run.
@@ -63,50 +101,72 @@ pub struct Fault {
     pub method: Method,
     pub ports: Vec<u16>,
     pub udp_ports: Vec<u16>,
+    /// The families the load balancers reach the worker's servers in (IPv4 when none is
+    /// named), each once.
+    families: Vec<Family>,
 }
 
-/// One iptables rule: table, chain, and the match and target.
+/// One iptables (or ip6tables) rule: program, table, chain, and the match and target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Rule {
+    tool: &'static str,
     table: &'static str,
     chain: &'static str,
     spec: String,
 }
 
 impl Fault {
-    pub fn new(run_id: &str, method: Method, ports: Vec<u16>, udp_ports: Vec<u16>) -> Fault {
+    pub fn new(
+        run_id: &str,
+        method: Method,
+        ports: Vec<u16>,
+        udp_ports: Vec<u16>,
+        families: &[Family],
+    ) -> Fault {
+        let mut families = families.to_vec();
+        families.sort();
+        families.dedup();
+        if families.is_empty() {
+            families.push(Family::V4);
+        }
         Fault {
             tag: format!("{TAG_PREFIX}{run_id}"),
             method,
             ports,
             udp_ports,
+            families,
         }
     }
 
     fn rules(&self) -> Vec<Rule> {
         let comment = format!("-m comment --comment {}", self.tag);
         let mut rules = Vec::new();
-        let ports = self.ports.iter().map(|p| ("tcp", p));
-        for (proto, port) in ports.chain(self.udp_ports.iter().map(|p| ("udp", p))) {
-            match self.method {
-                Method::Drop => rules.push(Rule {
-                    table: "raw",
-                    chain: "PREROUTING",
-                    spec: format!("-p {proto} --dport {port} {comment} -j DROP"),
-                }),
-                Method::Reject => {
-                    let with = match proto {
-                        "tcp" => "tcp-reset",
-                        _ => "icmp-port-unreachable",
-                    };
-                    for chain in ["INPUT", "FORWARD"] {
-                        rules.push(Rule {
-                            table: "filter",
-                            chain,
-                            spec: format!(
-                                "-p {proto} -m conntrack --ctorigdstport {port} --ctdir ORIGINAL {comment} -j REJECT --reject-with {with}"
-                            ),
-                        });
+        for &family in &self.families {
+            let tool = family.tool();
+            let ports = self.ports.iter().map(|p| ("tcp", p));
+            for (proto, port) in ports.chain(self.udp_ports.iter().map(|p| ("udp", p))) {
+                match self.method {
+                    Method::Drop => rules.push(Rule {
+                        tool,
+                        table: "raw",
+                        chain: "PREROUTING",
+                        spec: format!("-p {proto} --dport {port} {comment} -j DROP"),
+                    }),
+                    Method::Reject => {
+                        let with = match proto {
+                            "tcp" => "tcp-reset",
+                            _ => family.port_unreachable(),
+                        };
+                        for chain in ["INPUT", "FORWARD"] {
+                            rules.push(Rule {
+                                tool,
+                                table: "filter",
+                                chain,
+                                spec: format!(
+                                    "-p {proto} -m conntrack --ctorigdstport {port} --ctdir ORIGINAL {comment} -j REJECT --reject-with {with}"
+                                ),
+                            });
+                        }
                     }
                 }
             }
@@ -121,8 +181,8 @@ impl Fault {
         for r in self.rules() {
             let _ = write!(
                 sh,
-                "n=0; while [ $n -lt {MAX_COPIES} ] && iptables -w {XTABLES_WAIT_SECONDS} -t {} -D {} {} 2>/dev/null; do n=$((n+1)); done; ",
-                r.table, r.chain, r.spec
+                "n=0; while [ $n -lt {MAX_COPIES} ] && {} -w {XTABLES_WAIT_SECONDS} -t {} -D {} {} 2>/dev/null; do n=$((n+1)); done; ",
+                r.tool, r.table, r.chain, r.spec
             );
         }
         sh.push(':');
@@ -138,9 +198,10 @@ impl Fault {
         }
     }
 
-    /// Lists the lbctl rules on the host; changes nothing.
-    pub fn inspect_script() -> String {
-        let unused = Fault::new("inspect", Method::Drop, Vec::new(), Vec::new());
+    /// Lists the lbctl rules on the host (both families'), and checks that the programs a
+    /// fault in `families` needs are there; changes nothing.
+    pub fn inspect_script(families: &[Family]) -> String {
+        let unused = Fault::new("inspect", Method::Drop, Vec::new(), Vec::new(), families);
         unused.script("inspect", &unused.switch(Duration::ZERO), None)
     }
 
@@ -159,13 +220,15 @@ impl Fault {
         let mut sh = String::new();
         let _ = writeln!(sh, "ACTION={action}");
         let _ = writeln!(sh, "FAULT_TAG={}", remote::quote(&self.tag));
+        let tools: Vec<_> = self.families.iter().map(|f| f.tool()).collect();
+        let _ = writeln!(sh, "TOOLS='{}'", tools.join(" "));
         sh.push_str(&switch.shell(armed));
         sh.push_str("insert_rules() {\n");
         for r in self.rules() {
             let _ = writeln!(
                 sh,
-                "\tiptables -w {XTABLES_WAIT_SECONDS} -t {} -I {} {} || return",
-                r.table, r.chain, r.spec
+                "\t{} -w {XTABLES_WAIT_SECONDS} -t {} -I {} {} || return",
+                r.tool, r.table, r.chain, r.spec
             );
         }
         sh.push_str("\t:\n}\nremove_rules() {\n\t");
@@ -238,7 +301,13 @@ mod tests {
 
     #[test]
     fn rules_are_tagged_and_removal_mirrors_insertion() {
-        let drop = Fault::new("abc123", Method::Drop, vec![30306, 30432], vec![31820]);
+        let drop = Fault::new(
+            "abc123",
+            Method::Drop,
+            vec![30306, 30432],
+            vec![31820],
+            &[Family::V4],
+        );
         let remove = drop.remove_commands();
         assert!(remove.contains(
             "-t raw -D PREROUTING -p tcp --dport 30306 -m comment --comment lbctl-failover-abc123 -j DROP"
@@ -253,7 +322,13 @@ mod tests {
         ));
         assert!(remove.contains("-t raw -D PREROUTING -p udp --dport 31820"));
         assert!(script.contains("SWITCH_SECONDS=40"));
-        let reject = Fault::new("x", Method::Reject, vec![30306], vec![31820]);
+        assert!(
+            script.contains("TOOLS='iptables'\n"),
+            "an IPv4 worker needs no ip6tables"
+        );
+        assert!(!script.contains("ip6tables -w"));
+        assert!(!drop.remove_commands().contains("ip6tables"));
+        let reject = Fault::new("x", Method::Reject, vec![30306], vec![31820], &[]);
         let rules = reject.rules();
         assert_eq!(rules.len(), 4);
         assert!(rules[..2].iter().all(|r| r.spec.starts_with("-p tcp ")
@@ -262,6 +337,34 @@ mod tests {
         assert!(rules[2..].iter().all(|r| r.spec.starts_with("-p udp ")
             && r.spec.contains("--ctorigdstport 31820")
             && r.spec.ends_with("--reject-with icmp-port-unreachable")));
+    }
+
+    #[test]
+    fn a_worker_reached_over_ipv6_gets_ip6tables_rules_too() {
+        assert_eq!(Family::of("fd00::21"), Family::V6);
+        assert_eq!(Family::of("[fd00::21]"), Family::V6);
+        assert_eq!(Family::of("10.0.0.21"), Family::V4);
+        let both = [Family::V6, Family::V4, Family::V6];
+        let drop = Fault::new("abc", Method::Drop, vec![30306], vec![31820], &both);
+        let script = drop.inject_script(&drop.switch(Duration::from_secs(40)));
+        for tool in ["iptables", "ip6tables"] {
+            assert!(script.contains(&format!(
+                "\t{tool} -w 5 -t raw -I PREROUTING -p udp --dport 31820 -m comment --comment lbctl-failover-abc -j DROP || return"
+            )));
+            assert!(drop.remove_commands().contains(&format!(
+                "{tool} -w 5 -t raw -D PREROUTING -p tcp --dport 30306"
+            )));
+        }
+        assert!(script.contains("TOOLS='iptables ip6tables'"));
+        let v6 = Fault::new("x", Method::Reject, vec![30306], vec![31820], &[Family::V6]);
+        let rules = v6.rules();
+        assert_eq!(rules.len(), 4);
+        assert!(rules.iter().all(|r| r.tool == "ip6tables"));
+        assert!(
+            rules[2..]
+                .iter()
+                .all(|r| r.spec.ends_with("--reject-with icmp6-port-unreachable"))
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 # lbctl fault: break a worker's NodePorts with iptables, and put them back. The generated
 # header defines ACTION (inspect, inject or restore), FAULT_TAG (the comment on every rule
-# this run adds), and the functions insert_rules and remove_rules (which stop at the first
+# this run adds), TOOLS (iptables, and ip6tables for a worker reached over IPv6), and the
+# functions insert_rules and remove_rules (which stop at the first
 # failure and remove every copy, respectively), disarm_switch, and, with the dead man's
 # switch's own arm_switch and switch_action (whose action is remove_rules' body).
 
@@ -13,11 +14,17 @@ connection_lost() {
 	exit 1
 }
 
-# list_rules: every rule lbctl's failover tests added, by any run, as `table rule` lines.
+# list_rules: every rule lbctl's failover tests added, by any run, as `table rule` lines
+# (`ip6tables table rule` for IPv6's).
 list_rules() {
-	for table in raw filter; do
-		iptables -w 5 -t "$table" -S 2>/dev/null | grep -F -e '--comment' | grep -F -e 'lbctl-failover-' |
-			sed "s/^/$table /"
+	for tool in iptables ip6tables; do
+		command -v "$tool" >/dev/null 2>&1 || continue
+		prefix=
+		[ "$tool" = ip6tables ] && prefix="ip6tables "
+		for table in raw filter; do
+			"$tool" -w 5 -t "$table" -S 2>/dev/null | grep -F -e '--comment' |
+				grep -F -e 'lbctl-failover-' | sed "s/^/$prefix$table /"
+		done
 	done
 }
 
@@ -31,16 +38,18 @@ main() {
 	trap connection_lost PIPE
 	INSERTING=0
 	emit "begin fault 1"
-	if ! command -v iptables >/dev/null 2>&1; then
-		emit "error $(enc "iptables is not installed on this host; lbctl breaks a worker's NodePorts with it")"
-		emit "end fault failed"
-		return
-	fi
-	if ! out=$(iptables -w 5 -t raw -S PREROUTING 2>&1); then
-		emit "error $(enc "cannot read iptables rules (is the login root, or ansible_become set?): $out")"
-		emit "end fault failed"
-		return
-	fi
+	for tool in $TOOLS; do
+		if ! command -v "$tool" >/dev/null 2>&1; then
+			emit "error $(enc "$tool is not installed on this host; lbctl breaks a worker's NodePorts with it")"
+			emit "end fault failed"
+			return
+		fi
+		if ! out=$("$tool" -w 5 -t raw -S PREROUTING 2>&1); then
+			emit "error $(enc "cannot read $tool rules (is the login root, or ansible_become set?): $out")"
+			emit "end fault failed"
+			return
+		fi
+	done
 	case $ACTION in
 	inspect)
 		report_rules

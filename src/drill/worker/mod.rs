@@ -114,6 +114,7 @@ pub async fn run(
         test.method,
         plan.ports.clone(),
         plan.udp_ports.clone(),
+        &plan.families(),
     );
     let switch = fault.switch(longest_fault + SWITCH_MARGIN);
     let broken = phases::break_worker(

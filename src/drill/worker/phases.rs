@@ -71,7 +71,7 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
         .iter()
         .map(|h| Query::servers_only(h).script())
         .collect();
-    let inspect = Fault::inspect_script();
+    let inspect = Fault::inspect_script(&plan.families());
     let (outputs, inspected, mut problems) = tokio::join!(
         ssh::run_all(lbs, scripts),
         worker.run(&inspect),

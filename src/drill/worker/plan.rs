@@ -10,7 +10,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use serde::Serialize;
 
-use super::WorkerTest;
+use super::{WorkerTest, fault::Family};
 use crate::{
     drill::DrillError,
     drill::probe,
@@ -59,6 +59,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The address families the load balancers reach the worker's targeted servers in.
+    pub(super) fn families(&self) -> Vec<Family> {
+        self.targets
+            .iter()
+            .map(|t| Family::of(&t.address))
+            .collect()
+    }
+
     fn max_detect_budget(&self) -> Duration {
         Duration::from_millis(
             self.targets
