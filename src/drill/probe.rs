@@ -645,9 +645,9 @@ mod tests {
         assert_eq!(later.attempts, 0);
     }
 
-    #[test]
-    fn the_remote_script_runs_with_sh_and_socat() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// A TCP server on `address` writing `worker` to every connection (20 at most).
+    fn tcp_worker(address: &str) -> u16 {
+        let listener = std::net::TcpListener::bind(address).unwrap();
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
             use std::io::Write;
@@ -655,11 +655,24 @@ mod tests {
                 let _ = s.write_all(b"worker\n");
             }
         });
+        port
+    }
+
+    #[test]
+    fn the_remote_script_runs_with_sh_and_socat() {
+        let port = tcp_worker("127.0.0.1:0");
         let echo = udp_echo(b"worker\n");
+        // an IPv6 VIP, which socat takes only in brackets
+        let port6 = tcp_worker("[::1]:0");
+        let echo6 = udp_echo_on("[::1]:0", b"worker\n");
+        let mut udp6 = udp_target(echo6, b"hello", b"work");
+        udp6.host = "::1".into();
         let mut s = settings(vec![
             Target::tcp("127.0.0.1".into(), port),
             udp_target(echo, b"hello %s\n", b"work"),
             udp_target(echo, b"x", b"someone else"),
+            Target::tcp("::1".into(), port6),
+            udp6,
         ]);
         s.max_duration = Duration::from_millis(600);
         let stop = std::env::temp_dir().join(format!("lbctl-probe-test-{}", std::process::id()));
@@ -671,7 +684,7 @@ mod tests {
             .unwrap();
         let (_, attempts) = parse_remote(&out.stdout, &s.targets, s.timeout).unwrap();
         assert!(
-            attempts.len() >= 6,
+            attempts.len() >= 10,
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
@@ -687,7 +700,12 @@ mod tests {
 
     /// A UDP server on loopback answering every datagram with `reply`.
     fn udp_echo(reply: &'static [u8]) -> u16 {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp_echo_on("127.0.0.1:0", reply)
+    }
+
+    /// [`udp_echo`] on `address`.
+    fn udp_echo_on(address: &str, reply: &'static [u8]) -> u16 {
+        let socket = std::net::UdpSocket::bind(address).unwrap();
         let port = socket.local_addr().unwrap().port();
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];

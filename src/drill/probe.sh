@@ -21,11 +21,16 @@ now_ms() {
 # byte or reply (or its end) came
 probe_once() {
 	start=$(now_ms)
+	# HOST as socat takes it: an IPv6 address in brackets
+	host=$3
+	case $host in
+	*:*) host="[$host]" ;;
+	esac
 	if [ "$5" = udp ]; then
 		probe_datagram "$@"
 		return
 	fi
-	timeout "$TIMEOUT" socat -u "TCP:$3:$4,connect-timeout=$TIMEOUT" STDOUT 2>/dev/null | {
+	timeout "$TIMEOUT" socat -u "TCP:$host:$4,connect-timeout=$TIMEOUT" STDOUT 2>/dev/null | {
 		if [ "$(head -c 1 | wc -c)" -gt 0 ]; then
 			emit "probe $1 $2 $start ok $(now_ms)"
 		else
@@ -34,14 +39,15 @@ probe_once() {
 	}
 }
 
-# probe_datagram SEQ INDEX HOST PORT udp PAYLOAD EXPECT: socat sends the datagram from a new
+# probe_datagram SEQ INDEX HOST PORT udp PAYLOAD EXPECT (host: HOST as probe_once made it for
+# socat): socat sends the datagram from a new
 # source port, hands the first reply to dd (fd 3) and is ended by it; silence ends it after
 # a second.
 probe_datagram() {
 	LBCTL_PAYLOAD=$6
 	export LBCTL_PAYLOAD
 	# shellcheck disable=SC2016 # LBCTL_PAYLOAD and PPID are for the shell socat starts
-	reply=$({ socat -T 1 "UDP:$3:$4" \
+	reply=$({ socat -T 1 "UDP:$host:$4" \
 		'SYSTEM:printf "$LBCTL_PAYLOAD"; dd bs=65536 count=1 >&3 2>/dev/null; kill $PPID' \
 		2>/dev/null; } 3>&1; echo .)
 	reply=${reply%.}
