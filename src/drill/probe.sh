@@ -40,9 +40,8 @@ probe_once() {
 }
 
 # probe_datagram SEQ INDEX HOST PORT udp PAYLOAD EXPECT (host: HOST as probe_once made it for
-# socat): socat sends the datagram from a new
-# source port, hands the first reply to dd (fd 3) and is ended by it; silence ends it after
-# a second.
+# socat): socat sends the datagram from a new source port, hands the first reply to dd (fd 3)
+# and is ended by it; silence ends it after a second.
 probe_datagram() {
 	LBCTL_PAYLOAD=$6
 	export LBCTL_PAYLOAD

@@ -14,10 +14,10 @@
 //!   unanswered.
 //! - `reject`: `filter INPUT` and `FORWARD` with `-m conntrack --ctorigdstport PORT --ctdir
 //!   ORIGINAL -j REJECT --reject-with tcp-reset` (`icmp-port-unreachable` for UDP,
-//!   `icmp6-port-unreachable` over IPv6; REJECT is
-//!   not allowed in raw; the original port matches after DNAT too, and only the clients'
-//!   direction is rejected, never the resets themselves). The worker looks like its service
-//!   crashed: connects are refused, datagrams bounce.
+//!   `icmp6-port-unreachable` over IPv6; REJECT is not allowed in raw; the original port
+//!   matches after DNAT too, and only the clients' direction is rejected, never the resets
+//!   themselves). The worker looks like its service crashed: connects are refused, datagrams
+//!   bounce.
 //!
 //! ```text
 //! @@lbctl begin fault 1

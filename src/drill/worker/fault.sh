@@ -1,9 +1,9 @@
 # lbctl fault: break a worker's NodePorts with iptables, and put them back. The generated
 # header defines ACTION (inspect, inject or restore), FAULT_TAG (the comment on every rule
 # this run adds), TOOLS (iptables, and ip6tables for a worker reached over IPv6), and the
-# functions insert_rules and remove_rules (which stop at the first
-# failure and remove every copy, respectively), disarm_switch, and, with the dead man's
-# switch's own arm_switch and switch_action (whose action is remove_rules' body).
+# functions insert_rules and remove_rules (which stop at the first failure and remove every
+# copy, respectively), disarm_switch, and, with the dead man's switch's own arm_switch and
+# switch_action (whose action is remove_rules' body).
 
 connection_lost() {
 	# lbctl is gone: whatever this run changed is put back at once, not when the switch fires
