@@ -16,7 +16,7 @@ use crate::{
     deploy::plan::HostPlan,
     deploy::report::{HostError, HostReport, Outcome, Timing},
     deploy::reporter::Reporter,
-    remote::{self, APPLY_LOCK, ApplyReport, Deployment, GO, READY},
+    remote::{self, APPLIED, APPLY_LOCK, ApplyReport, Deployment, GO, READY},
     ssh::{RemoteOutput, Running, Session},
 };
 use futures_util::future::join_all;
@@ -160,6 +160,7 @@ pub(super) async fn go_in_waves<R: Reporter>(
 ) -> Vec<HostReport> {
     let holds_vip: Vec<bool> = hosts.iter().map(|h| h.report.holds_vip).collect();
     let mut failed = hosts.iter().any(|h| h.running.is_none());
+    let mut ended = Vec::new();
     for wave in waves(&holds_vip, serial) {
         if failed {
             break;
@@ -173,12 +174,36 @@ pub(super) async fn go_in_waves<R: Reporter>(
                 (i, go(running).await, began.elapsed().as_secs_f64())
             })
         });
-        for (i, finished, seconds) in join_all(going.collect::<Vec<_>>()).await {
+        for (i, gone, seconds) in join_all(going.collect::<Vec<_>>()).await {
             let host = &mut hosts[i];
             host.report.timing.apply = Some(seconds);
-            settle(&mut host.report, finished, host.started);
-            failed |= host.report.outcome == Outcome::Failed;
+            match gone {
+                Gone::Applied(running) => ended.push((i, running)),
+                Gone::Finished(finished) => {
+                    settle(&mut host.report, finished, host.started);
+                    failed |= host.report.outcome == Outcome::Failed;
+                }
+            }
         }
+    }
+    // The hosts that said they applied, their shells' exits collected now: each wave went
+    // on as soon as the one before said so.
+    let exits = ended.into_iter().map(|(i, running)| async move {
+        let said = running.output().to_vec();
+        let finished = match (*running).finish().await {
+            Ok(out) => out,
+            // Its report was complete before the connection went: the host is as it said.
+            Err(_) => RemoteOutput {
+                status: None,
+                stdout: said,
+                stderr: Vec::new(),
+            },
+        };
+        (i, finished)
+    });
+    for (i, finished) in join_all(exits).await {
+        let host = &mut hosts[i];
+        settle(&mut host.report, Ok(finished), host.started);
     }
     let mut reports = Vec::with_capacity(hosts.len());
     for mut host in hosts {
@@ -225,12 +250,31 @@ async fn hold(started: Result<Running, DeployError>) -> Result<Held, DeployError
     }
 }
 
-async fn go(mut running: Running) -> Result<RemoteOutput, DeployError> {
-    running.answer(GO).await?;
-    running
-        .finish()
-        .await
-        .map_err(DeployError::ApplyInterrupted)
+/// How a host's script went on after the go-ahead.
+enum Gone {
+    /// It said it applied (its report's last frame), and its shell is still to exit.
+    Applied(Box<Running>),
+    /// It ended otherwise, or lbctl lost it: its output, or why there is none.
+    Finished(Result<RemoteOutput, DeployError>),
+}
+
+/// The go-ahead, and the host's answer: the wave ends when the host says it applied, not
+/// once its shell has exited and the SSH channel closed (a few milliseconds more a wave).
+async fn go(mut running: Running) -> Gone {
+    let said = match running.answer(GO).await {
+        Ok(()) => running.read_until(APPLIED).await,
+        Err(e) => return Gone::Finished(Err(e.into())),
+    };
+    match said {
+        Ok(true) => Gone::Applied(Box::new(running)),
+        Ok(false) => Gone::Finished(
+            running
+                .finish()
+                .await
+                .map_err(DeployError::ApplyInterrupted),
+        ),
+        Err(e) => Gone::Finished(Err(DeployError::ApplyInterrupted(e))),
+    }
 }
 
 /// Records how a host's script ended: its steps, failure and rollback, or the error that

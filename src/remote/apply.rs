@@ -246,6 +246,10 @@ pub const GO: &str = "go\n";
 /// The frame a held apply script sends when it waits for [`GO`].
 pub const READY: &[u8] = b"@@lbctl ready";
 
+/// The last frame of an apply script that applied (its report's end): all that is left is
+/// for its shell to exit.
+pub const APPLIED: &[u8] = b"@@lbctl end apply ok";
+
 fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
     let hold = mode != Mode::Straight;
     // Speculative: each file or service line goes only when the fetch did not match it.
