@@ -45,7 +45,8 @@
 #
 # The admin state (drain, maint, weights) lasts across the apply. The header also defines
 # STATE_FILE and HAPROXY_CONFIG: HAProxy's state is saved into its server-state-file right
-# before every HAProxy reload (the rollback's too), for the new process to start from;
+# before every HAProxy reload (the rollback's too; the apply's own is begun at the go-ahead,
+# beside the swap: see begin_saving), for the new process to start from;
 # PEERS_SECTION (1 unless the configuration HAProxy is reloaded with has no peers section:
 # see resynced);
 # RECORD (lbctl's record on the host), RECORD64 (what it holds after the apply, or -: left
@@ -60,6 +61,10 @@ FRESH_INFO=
 OLD_FAILED=
 REFUSED=
 TAUGHT=
+SAVING=
+RESYNCING=
+HAPROXY_STAGED=
+LISTING=
 PHASE=before-swap
 ABORTING=
 OUT=
@@ -238,6 +243,7 @@ stage() {
 		rm -f -- "$name.lbctl-new"
 	fi
 	eval "STAGED_$1=1"
+	[ "$2" != "$HAPROXY_CONFIG" ] || HAPROXY_STAGED=1
 	# The new file takes its mode from the umask, so it is never readable by more; dd
 	# creates it exclusively: if anything took the name meanwhile, nothing is written.
 	umask "$3"
@@ -326,6 +332,45 @@ LBCTL_SHOW_PROC
 	TAUGHT=$PEERS
 }
 
+# resync_begin: resynced, in the background while the staged files are checked (haproxy -c
+# takes 15 to 30 ms, and resynced, a few socat, about 10 more), its answers written to
+# $OUT.resynced, next to the lock. RESYNCING is the job's pid. The job keeps neither the
+# lock, nor lbctl's channel, nor this script's traps and output.
+resync_begin() {
+	RESYNCING=
+	RELOADS_HAPROXY=
+	services haproxy_reloads
+	[ -n "$RELOADS_HAPROXY" ] && [ -n "$SOCKET" ] || return 0
+	{
+		trap - HUP INT TERM PIPE
+		resynced
+		printf '%s\n%s\n%s\n' "$OLD_PID" "$OLD_FAILED" "$TAUGHT" >"$OUT.resynced"
+	} </dev/null >/dev/null 2>&1 9>&- 3<&- &
+	RESYNCING=$!
+}
+
+# resync_end: resync_begin's answers (none when the job could not write them).
+resync_end() {
+	[ -n "$RESYNCING" ] || return 0
+	wait "$RESYNCING"
+	RESYNCING=
+	[ -f "$OUT.resynced" ] && [ ! -L "$OUT.resynced" ] || return 0
+	{
+		IFS= read -r OLD_PID
+		IFS= read -r OLD_FAILED
+		IFS= read -r TAUGHT
+	} <"$OUT.resynced"
+	: >"$OUT.resynced"
+}
+
+# resync_stop: the job stopped, for an apply that ends before its go-ahead.
+resync_stop() {
+	[ -n "$RESYNCING" ] || return 0
+	kill "$RESYNCING" 2>/dev/null
+	wait "$RESYNCING"
+	RESYNCING=
+}
+
 # hold: with HOLD set, waits for lbctl's go-ahead; anything but "go" aborts.
 hold() {
 	[ -n "$HOLD" ] || return 0
@@ -377,10 +422,43 @@ swap() {
 	ok swap "$6"
 }
 
-# save_state NAME: before HAProxy reloads, its servers' state, for the new process.
+# save_state NAME: before HAProxy reloads, its servers' state, for the new process: the
+# saving begun before the swap (begin_saving) finished, when there is one, else all of it now.
 save_state() {
 	[ "$1" = haproxy ] && [ -n "$STATE_FILE" ] && [ -n "$SOCKET" ] || return 0
+	if [ -n "$SAVING" ]; then
+		wait "$SAVING"
+		SAVING=
+		server_state_end "$STATE_FILE" || :
+		return 0
+	fi
 	save_server_state "$SOCKET" "$STATE_FILE" "$HAPROXY_CONFIG" || :
+}
+
+# begin_saving: right after the go-ahead, save_state's slow half (HAProxy's answer, filtered
+# for the configuration about to be loaded) begun in the background, so that the backup and
+# the swap cost the rollout no time of their own. That configuration is read through fd 8,
+# opened on the staged file before the swap renames it. SAVING is the job's pid.
+begin_saving() {
+	SAVING=
+	[ -n "$RELOADS_HAPROXY" ] && [ -n "$STATE_FILE" ] && [ -n "$SOCKET" ] || return 0
+	config=$HAPROXY_CONFIG
+	[ -z "$HAPROXY_STAGED" ] || config=$config.lbctl-new
+	{
+		server_state_begin "$SOCKET" "$STATE_FILE" /dev/fd/8 9>&- 3<&- &
+		SAVING=$!
+	} 8<"$config" 2>/dev/null
+	return 0
+}
+
+# forget_saving: a saving begun for a reload that does not come (the apply stopped before
+# it): waited for, and its file removed. A rollback saves the state for the configuration it
+# puts back.
+forget_saving() {
+	[ -n "$SAVING" ] || return 0
+	wait "$SAVING"
+	SAVING=
+	rm -f "$STATE_FILE.lbctl-new"
 }
 
 # answering: asks the HAProxy process answering on the admin socket for `show info`: sets
@@ -483,16 +561,25 @@ reload() {
 	fi
 }
 
+# list_sockets: starts listing the listening sockets (ss, into $OUT.sockets, next to the
+# lock) in the background; LISTING is its pid.
+list_sockets() {
+	ss -Hltun >"$OUT.sockets" 2>&1 </dev/null 9>&- 3<&- &
+	LISTING=$!
+}
+
 # verify_once: sets PROBLEMS to what is not (yet) as it should be, empty when all is well.
-# The listening sockets are listed (ss, into $OUT.sockets, next to the lock) while the runtime
-# socket is asked: two processes at once, not one after the other. Right after fresh, the
-# runtime socket's answer is the one fresh got (FRESH_INFO), and ss runs alone.
+# The listening sockets are listed while the runtime socket is asked: two processes at once,
+# not one after the other. Right after fresh, the runtime socket's answer is the one fresh got
+# (FRESH_INFO), and the listing is the one verify started as fresh began, when it did (see
+# verify), else ss runs alone.
 verify_once() {
 	PROBLEMS=
 	listing=
 	if [ -n "$TCP_PORTS$UDP_PORTS" ]; then
-		ss -Hltun >"$OUT.sockets" 2>&1 </dev/null 9>&- 3<&- &
-		listing=$!
+		[ -n "$LISTING" ] || list_sockets
+		listing=$LISTING
+		LISTING=
 	fi
 	if [ -n "$SOCKET" ]; then
 		if [ -n "$FRESH_INFO" ]; then
@@ -549,21 +636,29 @@ listening() {
 	return 1
 }
 
-# fresh: after an HAProxy reload, waits (every 10 ms at first, at most about 8 s) until the
-# process answering on the admin socket is no longer the one from before (OLD_PID): until
-# then, that one still takes new connections with the old configuration. A new process
-# usually answers 20 to 40 ms after the reload. If none does (HAProxy's master refused the
-# file), verify_once says so and the apply is rolled back. The new process's answer is kept
-# (FRESH_INFO) for verify_once's first look, which then does not ask again. Where HAProxy's
-# master CLI is there to ask (MASTER), a refusal ends the wait sooner: past the first 0.2 s,
-# the master is asked every quarter of a second how many reloads it has refused, and one more
-# than before the reload sets REFUSED (it says so about 1.5 s after the reload, once it has
-# re-executed itself; a new process that answers meanwhile ends the wait as before).
+# fresh: after an HAProxy reload, waits (asking again at once for the first dozen answers,
+# then every 10 ms, then every 50 ms, at most about 8 s) until the process answering on the
+# admin socket is no longer the one from before (OLD_PID): until then, that one still takes
+# new connections with the old configuration. A new process usually answers 20 to 40 ms after
+# the reload, and every host of a rollout waits for the one before it: asking one `socat`
+# after the other (3 to 5 ms each) sees the new process a few milliseconds after it answers,
+# where a `sleep` between them made that 10 to 15 ms. If none answers (HAProxy's master
+# refused the file), verify_once says so and the apply is rolled back. The new process's
+# answer is kept (FRESH_INFO) for verify_once's first look, which then does not ask again.
+# Where HAProxy's master CLI is there to ask (MASTER), a refusal ends the wait sooner: past
+# the first 0.2 s, the master is asked every quarter of a second how many reloads it has
+# refused, and one more than before the reload sets REFUSED (it says so about 1.5 s after the
+# reload, once it has re-executed itself; a new process that answers meanwhile ends the wait
+# as before).
 fresh() {
 	[ -n "$OLD_PID" ] && [ -n "$RELOADS_HAPROXY" ] || return 0
 	tries=0
 	while still_old && [ "$tries" -lt 176 ]; do
-		if [ "$tries" -lt 20 ]; then sleep 0.01; else sleep 0.05; fi
+		if [ "$tries" -ge 20 ]; then
+			sleep 0.05
+		elif [ "$tries" -ge 12 ]; then
+			sleep 0.01
+		fi
 		tries=$((tries + 1))
 		if [ "$tries" -ge 20 ] && [ $((tries % 5)) -eq 0 ] && refused; then
 			return 0
@@ -590,13 +685,29 @@ LBCTL_SHOW_PROC
 # verify: reloads finish asynchronously, so look a few times over about three seconds, soon
 # at first (a reload usually takes some milliseconds) and then less often: every host of a
 # rollout waits for the one before it, so a short first wait matters. A reloaded HAProxy is
-# verified once its new process answers (fresh).
+# verified once its new process answers (fresh). While fresh waits for it (20 to 40 ms), the
+# sockets are listed already (ss takes about 9 ms of CPU): a port that the new process binds
+# and the old one did not may be missing from that early listing, and then the first look,
+# which uses it, is at once followed by a look of its own; a port the old process listened on
+# is passed on to the new one (or the new one does not start, and fresh says so).
 verify() {
 	[ -z "$SOCKET$TCP_PORTS$UDP_PORTS" ] && [ "$DAEMONS" -eq 0 ] && return 0
+	LISTING=
+	if [ -n "$TCP_PORTS$UDP_PORTS" ] && [ -n "$OLD_PID" ] && [ -n "$RELOADS_HAPROXY" ]; then
+		list_sockets
+	fi
 	fresh
 	if [ -n "$REFUSED" ]; then
+		[ -z "$LISTING" ] || wait "$LISTING"
 		fail verify "$VERIFY64" "show proc via socat" "HAProxy's master refused the new configuration (its 'show proc' counts $REFUSED failed reload(s) since the last good one) and its process from before the reload (pid $OLD_PID) still runs the old one: its log says why"
 		return 1
+	fi
+	if [ -n "$LISTING" ]; then
+		verify_once
+		if [ -z "$PROBLEMS" ]; then
+			ok verify "$VERIFY64"
+			return 0
+		fi
 	fi
 	for wait in 0.02 0.05 0.1 0.2 0.4 0.8 1.5 -; do
 		verify_once
@@ -716,8 +827,10 @@ keep_admin() {
 }
 
 finish() {
+	forget_saving
 	[ -n "$OUT" ] && : >"$OUT"
 	[ -n "$OUT" ] && [ -s "$OUT.sockets" ] && : >"$OUT.sockets"
+	[ -n "$OUT" ] && [ -s "$OUT.resynced" ] && : >"$OUT.resynced"
 	emit "end apply $1"
 	# An explicit status: a bare exit in a trap action would repeat the status from
 	# before the signal.
@@ -731,6 +844,8 @@ finish() {
 abort() {
 	trap '' HUP INT TERM PIPE
 	ABORTING=1
+	resync_stop
+	forget_saving
 	if [ -n "$OUT" ]; then
 		files restore
 		if [ "$PHASE" = after-swap ]; then
@@ -779,10 +894,12 @@ main() {
 	files stage || abort
 	check_staged || abort
 	STEP=validate
+	resync_begin
 	files validate || abort
-	resynced
+	resync_end
 	STEP=hold
 	hold || abort
+	begin_saving
 	STEP=backup
 	files backup || abort
 	STEP=swap

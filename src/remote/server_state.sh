@@ -47,6 +47,14 @@ FNR == 1 || /^#/ { print; next }
 # the old name. Returns 1, leaving STATE_FILE as it was, when HAProxy does not answer.
 save_server_state() {
 	[ -n "$1" ] && [ -n "$2" ] || return 0
+	server_state_begin "$@" || return 1
+	server_state_end "$2"
+}
+
+# server_state_begin SOCKET STATE_FILE CONFIG: save_server_state's first half, which can run
+# in the background: HAProxy's answer, filtered, into STATE_FILE.lbctl-new. Returns 1 when the
+# state file's directory is not there and cannot be made.
+server_state_begin() {
 	case $2 in
 	*/*) state_dir=${2%/*} ;;
 	*) state_dir=. ;;
@@ -60,9 +68,17 @@ show servers state
 LBCTL_SHOW_STATE
 		awk "$SERVER_STATE_FILTER" "$3" - 2>/dev/null |
 		dd of="$state_new" conv=excl status=none 2>/dev/null
+	return 0
+}
+
+# server_state_end STATE_FILE: save_server_state's second half, once the first is over: the
+# new file renamed over STATE_FILE when it holds a state (its first line, the format's version),
+# else removed.
+server_state_end() {
+	state_new="$1.lbctl-new"
 	first=
 	[ -L "$state_new" ] || IFS= read -r first <"$state_new" 2>/dev/null
-	if [ "$first" = 1 ] && mv -f -T "$state_new" "$2" 2>/dev/null; then
+	if [ "$first" = 1 ] && mv -f -T "$state_new" "$1" 2>/dev/null; then
 		return 0
 	fi
 	rm -f "$state_new"

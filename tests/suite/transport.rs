@@ -1029,6 +1029,53 @@ async fn apply_rejects_an_invalid_haproxy_config_at_validate_and_leaves_the_live
 }
 
 #[tokio::test]
+async fn a_check_that_fails_while_haproxy_is_still_being_asked_stops_at_once() {
+    // HAProxy's runtime socket, as the apply asks it beside the check (resync_begin): it
+    // takes the question and never answers, so the asking would last seconds.
+    let host = Scratch::new("apply-invalid-asking");
+    let socket = path(&host, "admin.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let held = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for stream in listener.incoming().take(4) {
+            kept.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    fs::write(&live, &old).unwrap();
+    let reloaded = path(&host, "reloaded");
+    let invalid = "frontend fe\n    bind 127.0.0.1:1\n    no_such_keyword here\n";
+    let mut deployment = haproxy_deployment(&live, invalid, &format!("touch '{reloaded}'"));
+    deployment.verify.haproxy_runtime_socket = Some(socket);
+
+    let started = Instant::now();
+    let (report, output) = apply_locally(&deployment, &host).await;
+
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the check's failure waited for HAProxy's answer: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let failure = report.failure.as_ref().expect("a failure");
+    assert_eq!(failure.step, Step::Validate, "{failure}");
+    assert!(failure.stderr.contains("no_such_keyword"), "{failure}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.matches("@@lbctl end apply failed").count(),
+        1,
+        "{stdout}"
+    );
+    assert!(!report.rolled_back);
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+    assert!(!Path::new(&format!("{live}.lbctl-new")).exists());
+    assert!(!Path::new(&reloaded).exists(), "nothing may be reloaded");
+    drop(held);
+}
+
+#[tokio::test]
 async fn apply_rolls_back_when_the_reload_fails() {
     let host = Scratch::new("apply-reload");
     let live = path(&host, "haproxy.cfg");
