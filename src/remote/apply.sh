@@ -298,11 +298,9 @@ haproxy_reloads() {
 # start. Waited for (at most 12 s) before the go-ahead, on every host at once, so that the
 # rollout's one-host-at-a-time part does not ask; sets TAUGHT when the process has peers.
 # Only a new process with a peers section of its own learns anything: without one
-# (PEERS_SECTION empty), there is nothing to wait for and HAProxy is not asked.
+# (PEERS_SECTION empty), there is nothing to wait for and HAProxy is not asked. Run by
+# resync_begin, where HAProxy reloads and has a runtime socket.
 resynced() {
-	RELOADS_HAPROXY=
-	services haproxy_reloads
-	[ -n "$RELOADS_HAPROXY" ] && [ -n "$SOCKET" ] || return 0
 	# The process that answers now, which verify waits to see replaced, and how many reloads
 	# HAProxy's master has refused so far (see fresh): asked here, on every host at once, rather
 	# than in the one-host-at-a-time part. Where the master CLI is there, one request to it
