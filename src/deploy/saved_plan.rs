@@ -9,7 +9,11 @@
 //! their secrets, and is written with mode 0600.
 
 use std::{
-    collections::BTreeMap, io::Write as _, os::unix::fs::OpenOptionsExt, path::Path, time::Instant,
+    collections::{BTreeMap, BTreeSet},
+    io::Write as _,
+    os::unix::fs::OpenOptionsExt,
+    path::Path,
+    time::Instant,
 };
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +28,8 @@ use crate::{
         self, Deployment, FetchOptions, Keep, ManagedFile, ReportError, ServiceControl, Verify,
     },
     render::RenderedHost,
+    source::field,
+    spec::managed_path::{self, Owner},
     spec::{Connection, HostSpec, Service},
     ssh::{ConnectOptions, Session},
 };
@@ -67,6 +73,14 @@ pub struct PlannedHost {
     /// marks as lbctl's record on the host asks for them when the plan is applied.
     #[serde(default)]
     pub keep: Keep,
+    /// Whether the files stay in their services' usual directories (`lbctl_confine_paths`,
+    /// true unless the inventory said otherwise): checked again when the plan is read.
+    #[serde(default = "confined")]
+    pub confine_paths: bool,
+}
+
+fn confined() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +109,8 @@ pub enum SavedPlanError {
     Version { path: String, found: u32 },
     #[error("cannot write the plan file {path}: {message}")]
     Write { path: String, message: String },
+    #[error("{path} is not the plan lbctl wrote; nothing was changed on any host:\n  {}", problems.join("\n  "))]
+    Altered { path: String, problems: Vec<String> },
 }
 
 impl SavedPlan {
@@ -156,6 +172,7 @@ impl SavedPlan {
                 controls: deployment.controls,
                 verify: deployment.verify,
                 keep: deployment.keep,
+                confine_paths: managed_path::confined(spec.scope.vars()),
             });
         }
         Some(SavedPlan {
@@ -230,10 +247,99 @@ impl SavedPlan {
                 found: u32::try_from(found).unwrap_or(u32::MAX),
             });
         }
-        serde_json::from_value(value).map_err(|e| SavedPlanError::Format {
-            path: shown,
-            message: e.to_string(),
-        })
+        let plan: SavedPlan =
+            serde_json::from_value(value).map_err(|e| SavedPlanError::Format {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+        let problems = plan.problems();
+        if problems.is_empty() {
+            Ok(plan)
+        } else {
+            Err(SavedPlanError::Altered {
+                path: shown,
+                problems,
+            })
+        }
+    }
+
+    /// What in the plan `lbctl plan` would not have written: a file whose content is not the
+    /// one its SHA-256 stands for (edited or damaged since), a host named twice, a connection
+    /// or a path the inventory's rules refuse (`managed_path`), two files at one path. The
+    /// plan is applied exactly as it is, so it is held to the rules its inventory was.
+    fn problems(&self) -> Vec<String> {
+        // nginx's stream file may be the UDP health watcher's source, in the watcher's
+        // directory (see `spec/udp_health.rs`)
+        let owners = |service: Service| -> Vec<Owner> {
+            match service {
+                Service::Nginx => vec![service.into(), Service::UdpHealth.into()],
+                _ => vec![service.into()],
+            }
+        };
+        let mut problems = Vec::new();
+        let mut names = BTreeSet::new();
+        for host in &self.hosts {
+            let name = &host.host;
+            if !names.insert(name.as_str()) {
+                problems.push(format!("{name}: the host appears twice"));
+            }
+            if host.connection.name != *name {
+                problems.push(format!(
+                    "{name}: its connection is to another host ({})",
+                    host.connection.name
+                ));
+            }
+            problems.extend(host.connection.problems());
+            let mut paths: Vec<(&str, Vec<Owner>)> = host
+                .files
+                .iter()
+                .map(|f| (f.path.as_str(), owners(f.service)))
+                .collect();
+            // (a plan from before lbctl kept a record has none)
+            if !host.keep.record_path.is_empty() {
+                paths.push((&host.keep.record_path, vec![Owner::Lbctl]));
+            }
+            if let Some(state) = &host.keep.state_file {
+                paths.push((state, vec![Service::Haproxy.into()]));
+            }
+            for (i, (path, owners)) in paths.iter().enumerate() {
+                // refused only when no owner it may belong to takes it
+                let refusals: Vec<_> = owners
+                    .iter()
+                    .filter_map(|owner| managed_path::problem(path, *owner, host.confine_paths))
+                    .collect();
+                if refusals.len() == owners.len()
+                    && let Some((message, _)) = refusals.into_iter().next()
+                {
+                    problems.push(format!("{name}: {} {message}", field::quote(path)));
+                }
+                if let Some((other, _)) = paths[..i].iter().find(|(p, _)| {
+                    p == path
+                        || managed_path::is_inside(path, p)
+                        || managed_path::is_inside(p, path)
+                }) {
+                    problems.push(format!("{name}: {path} and {other} overlap"));
+                }
+            }
+            for file in &host.files {
+                if remote::sha256_hex(file.content.as_bytes()) != file.sha256 {
+                    problems.push(format!(
+                        "{name}: what the plan writes to {} is not what it recorded (its SHA-256 differs): the file was edited or damaged after `lbctl plan` wrote it",
+                        file.path
+                    ));
+                }
+            }
+        }
+        for standby in &self.standbys {
+            if standby.connection.name != standby.host {
+                problems.push(format!(
+                    "{}: its connection is to another host ({})",
+                    standby.host, standby.connection.name
+                ));
+            }
+            problems.extend(standby.connection.problems());
+        }
+        problems
     }
 }
 
@@ -388,6 +494,138 @@ mod tests {
         }
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn file(service: Service, path: &str, content: &str) -> PlannedFile {
+        PlannedFile {
+            service,
+            path: path.into(),
+            action: Action::Update,
+            planned_on: None,
+            sha256: remote::sha256_hex(content.as_bytes()),
+            content: content.into(),
+            diff: String::new(),
+        }
+    }
+
+    fn host(name: &str) -> PlannedHost {
+        PlannedHost {
+            host: name.into(),
+            connection: Connection {
+                name: name.into(),
+                address: "10.0.0.11".into(),
+                port: None,
+                user: Some("deploy".into()),
+                private_key: None,
+                known_hosts: None,
+                ssh_config: None,
+                become_root: true,
+                strict_host_keys: crate::spec::HostKeyPolicy::Strict,
+            },
+            held_vip: false,
+            vips: Vec::new(),
+            files: vec![
+                file(Service::Haproxy, "/etc/haproxy/haproxy.cfg", "global\n"),
+                // the UDP health watcher's source of nginx's file, in the watcher's directory
+                file(
+                    Service::Nginx,
+                    "/etc/lbctl/nginx-stream.conf",
+                    "stream {}\n",
+                ),
+            ],
+            controls: BTreeMap::new(),
+            verify: Verify::default(),
+            keep: Keep {
+                record_path: "/var/lib/lbctl/admin-state".into(),
+                state_file: Some("/var/lib/haproxy/server-state".into()),
+                ..Keep::default()
+            },
+            confine_paths: true,
+        }
+    }
+
+    /// The problems of `plan` once written and read back, or `None` when it is read.
+    fn read_back(plan: &SavedPlan, name: &str) -> Option<Vec<String>> {
+        let dir = std::env::temp_dir().join(format!("lbctl-saved-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p");
+        plan.write(&path).unwrap();
+        let read = SavedPlan::read(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+        match read {
+            Ok(_) => None,
+            Err(SavedPlanError::Altered { problems, .. }) => Some(problems),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_plan_is_read_back_only_as_lbctl_wrote_it() {
+        let mut p = plan();
+        p.hosts = vec![host("lb1"), host("lb2")];
+        assert_eq!(read_back(&p, "good"), None);
+
+        let mut edited = p.clone();
+        edited.hosts[1].files[0]
+            .content
+            .push_str("    stats enable\n");
+        assert_eq!(
+            read_back(&edited, "edited"),
+            Some(vec!["lb2: what the plan writes to /etc/haproxy/haproxy.cfg is not what it recorded (its SHA-256 differs): the file was edited or damaged after `lbctl plan` wrote it".to_string()])
+        );
+
+        let mut twice = p.clone();
+        twice.hosts.push(host("lb1"));
+        assert_eq!(
+            read_back(&twice, "twice"),
+            Some(vec!["lb1: the host appears twice".to_string()])
+        );
+
+        let mut elsewhere = p.clone();
+        elsewhere.hosts[0].files[0] =
+            file(Service::Haproxy, "/etc/passwd", "root::0:0::/:/bin/sh\n");
+        let problems = read_back(&elsewhere, "elsewhere").unwrap();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("lb1: \"/etc/passwd\" is outside haproxy's usual directories"),
+            "{problems:?}"
+        );
+        // ... unless the inventory let files live elsewhere; `..` never
+        elsewhere.hosts[0].confine_paths = false;
+        assert_eq!(read_back(&elsewhere, "unconfined"), None);
+        elsewhere.hosts[0].files[0].path = "/etc/haproxy/../passwd".into();
+        assert!(read_back(&elsewhere, "dotdot").unwrap()[0].contains("is not normalised"));
+
+        let mut inside = p.clone();
+        inside.hosts[0].keep.state_file = Some("/etc/haproxy/haproxy.cfg/state".into());
+        assert_eq!(
+            read_back(&inside, "inside"),
+            Some(vec![
+                "lb1: /etc/haproxy/haproxy.cfg/state and /etc/haproxy/haproxy.cfg overlap"
+                    .to_string()
+            ])
+        );
+
+        let mut reach = p.clone();
+        reach.hosts[0].connection.address = "-oProxyCommand=sh".into();
+        reach.hosts[1].connection.user = Some("root -v".into());
+        reach.standbys = vec![Standby {
+            host: "lb3".into(),
+            connection: host("lb4").connection,
+            vips: Vec::new(),
+            haproxy_pid_file: "/run/haproxy.pid".into(),
+            keepalived_pid_file: None,
+        }];
+        assert_eq!(
+            read_back(&reach, "reach"),
+            Some(vec![
+                "lb1: the address \"-oProxyCommand=sh\" is not an IP address or host name"
+                    .to_string(),
+                "lb2: the user \"root -v\" holds a character lbctl does not pass to ssh"
+                    .to_string(),
+                "lb3: its connection is to another host (lb4)".to_string(),
+            ])
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod vault;
 
 pub use ansible_cfg::AnsibleCfg;
 pub use error::InputError;
-pub use inventory::{Group, Host, Inventory, VarsFile};
+pub use inventory::{Group, Host, Inventory, VarsFile, check_host_name};
 pub use limit::{Limit, Selection};
 pub use template::{HostScope, Templar, TemplateError};
 pub use vars::{Sources, has_vault, resolve_vars, reveal};

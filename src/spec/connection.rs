@@ -110,6 +110,32 @@ pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Conne
     (diags.len() == before).then_some(conn)
 }
 
+impl Connection {
+    /// What in this connection the inventory would not have let through (see [`parse`]), as
+    /// read back from a file lbctl wrote: a saved plan.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = crate::input::check_host_name(&self.name) {
+            problems.push(e.to_string());
+        }
+        if self.address.parse::<std::net::IpAddr>().is_err() && !field::is_hostname(&self.address) {
+            problems.push(format!(
+                "{}: the address {} is not an IP address or host name",
+                self.name,
+                field::quote(&self.address)
+            ));
+        }
+        if let Some(user) = self.user.as_deref().filter(|u| !field::is_word(u)) {
+            problems.push(format!(
+                "{}: the user {} holds a character lbctl does not pass to ssh",
+                self.name,
+                field::quote(user)
+            ));
+        }
+        problems
+    }
+}
+
 /// Takes the parts of `ansible_ssh_args` / `ansible_ssh_common_args` that change how lbctl
 /// connects. Compression and connection sharing (`-C`, `-o ControlMaster/ControlPersist/
 /// ControlPath`, Ansible's default `ssh_args`) are lbctl's own business and left out.

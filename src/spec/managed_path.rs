@@ -137,7 +137,7 @@ fn read(
 }
 
 /// What is wrong with `path` as a file of `owner`, and how to fix it.
-fn problem(path: &str, owner: Owner, confined: bool) -> Option<(String, String)> {
+pub fn problem(path: &str, owner: Owner, confined: bool) -> Option<(String, String)> {
     let dirs = owner.usual_dirs();
     let example = owner.example();
     if !path.starts_with('/') {
@@ -208,11 +208,7 @@ pub struct Managed<'a> {
 pub fn check_distinct(files: &[Managed], diags: &mut Diagnostics) {
     for (i, file) in files.iter().enumerate() {
         for other in &files[..i] {
-            let inside = |a: &Managed, b: &Managed| {
-                a.path
-                    .strip_prefix(b.path)
-                    .is_some_and(|rest| rest.starts_with('/'))
-            };
+            let inside = |a: &Managed, b: &Managed| is_inside(a.path, b.path);
             let message = if file.path == other.path {
                 format!(
                     "`{}` and `{}` both name {}: lbctl would write {}'s and {}'s files over each other",
@@ -246,6 +242,12 @@ pub fn check_distinct(files: &[Managed], diags: &mut Diagnostics) {
             );
         }
     }
+}
+
+/// Whether `path` lies inside `dir`, a path lbctl writes as a file.
+pub fn is_inside(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ mod http_frontend;
 mod keepalived;
 mod keepalived_text;
 mod listeners;
-mod managed_path;
+pub mod managed_path;
 mod peers;
 mod protocol;
 mod reload;

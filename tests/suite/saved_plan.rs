@@ -135,6 +135,16 @@ fn a_saved_plan_applies_exactly_and_is_refused_once_a_host_moved() {
         .exit(1)
         .run();
 
+    // A plan edited after lbctl wrote it (what it writes no longer has the SHA-256 it
+    // recorded) is refused before any host is reached, naming the host and the file.
+    std::fs::write(&plan, text.replacen("maxconn 4096", "maxconn 40960", 1)).unwrap();
+    Lbctl::new()
+        .args(["apply", plan_arg])
+        .stderr_has("is not the plan lbctl wrote; nothing was changed on any host")
+        .stderr_has(": what the plan writes to /etc/haproxy/haproxy.cfg is not what it recorded")
+        .exit(1)
+        .run();
+
     // Back to the inventory's configuration for the next test.
     Lbctl::on_lab().args(["apply", "--yes"]).run();
 }

@@ -12,6 +12,7 @@ mod ini;
 mod python_literal;
 mod yaml;
 
+pub use host_pattern::check_host_name;
 pub(super) use host_pattern::expand_host_pattern;
 
 use std::{

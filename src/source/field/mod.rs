@@ -14,7 +14,9 @@ mod template_keys;
 mod values;
 
 pub use duration::{Duration, duration, parse_duration, positive_duration};
-pub use names::{abs_path, address, bind_address, cidr, identifier, server_name, word};
+pub use names::{
+    abs_path, address, bind_address, cidr, identifier, is_hostname, is_word, server_name, word,
+};
 pub use shape::{Index, Key, entry, join, list, mapping, one_or_many, required, suggest};
 pub use template_keys::{template_names, template_reads, with_template_keys};
 pub use values::{boolean, int, one_of, port, quote, string};

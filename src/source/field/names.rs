@@ -119,11 +119,7 @@ pub fn cidr(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> 
 /// A value that is written into a config as one word: no whitespace, quotes, `#` or backslash.
 pub fn word(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {
     let text = string(node, path, diags)?;
-    let ok = !text.is_empty()
-        && text.chars().all(|c| {
-            c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '#' | '\\' | '{' | '}' | ';')
-        });
-    if ok {
+    if is_word(&text) {
         Some(text)
     } else {
         diags.push(
@@ -138,6 +134,14 @@ pub fn word(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> 
         );
         None
     }
+}
+
+/// Whether `s` can be written into a config as one word (see [`word`]).
+pub fn is_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '#' | '\\' | '{' | '}' | ';')
+        })
 }
 
 /// An absolute path that is safe to write into configs and shell commands.
