@@ -5,6 +5,35 @@
 //! `commands/` does the work and returns plain data, `output/` prints it (and every error),
 //! `progress.rs` shows each host as it goes.
 
+/// `println!`, `print!`, `eprintln!` and `eprint!` for the command line, which never panic: a
+/// reader that went away (`lbctl plan | head`, a closed terminal) is not lbctl's error, and
+/// must not cut an apply short. What cannot be written is dropped; the command goes on and
+/// exits as it would have.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod commands;
 mod error;
 mod exit_status;
@@ -104,7 +133,7 @@ pub fn failover_test(global: &Global, options: &FailoverOptions) -> ExitStatus {
                     source,
                 })?;
                 if !global.json {
-                    eprintln!("lbctl: wrote the drill's timeline to {}", path.display());
+                    errln!("lbctl: wrote the drill's timeline to {}", path.display());
                 }
             }
             Ok(output::failover::print(global, &r))

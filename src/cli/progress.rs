@@ -52,7 +52,7 @@ impl Reporter for Progress {
                 Task::Live(bar)
             }
             Progress::Lines => {
-                eprintln!("{host}: {message}");
+                errln!("{host}: {message}");
                 Task::Line(host.to_string())
             }
             Progress::Quiet => Task::Quiet,
@@ -70,7 +70,7 @@ impl Reporter for Progress {
         match task {
             // The live line vanishes; the final report says what happened.
             Task::Live(bar) => bar.finish_and_clear(),
-            Task::Line(host) => eprintln!("{host}: {message}"),
+            Task::Line(host) => errln!("{host}: {message}"),
             Task::Quiet => {}
         }
     }
@@ -84,7 +84,7 @@ pub struct Narration {
 impl Narrator for Narration {
     fn say(&self, line: &str) {
         if !self.quiet {
-            eprintln!("lbctl: {line}");
+            errln!("lbctl: {line}");
         }
     }
 }

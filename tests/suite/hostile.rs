@@ -643,3 +643,41 @@ fn render_never_writes_through_a_link_in_its_output_directory() {
     );
     assert!(!out.join("lb1/haproxy.cfg.lbctl-new").exists());
 }
+
+/// A reader that goes away (`lbctl validate | head -0`, a closed terminal) is not lbctl's
+/// error: it neither panics nor reports one, and exits as it would have. Each command runs
+/// with its standard output (and error) a pipe whose reading end is already closed.
+#[test]
+fn a_closed_output_is_no_panic() {
+    let dir = scratch("closed-output");
+    write(&dir, "hosts", HOSTS);
+    write(&dir, ALL, TCP);
+    let inventory = dir.display().to_string();
+    let out = dir.join("rendered").display().to_string();
+    let cases: [&[&str]; 7] = [
+        &["-i", &inventory, "validate"],
+        &["-i", &inventory, "--json", "validate"],
+        &["-i", &inventory, "render", "--out", &out],
+        &["man"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["--help"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let run = Command::new(env!("CARGO_BIN_EXE_lbctl"))
+            .args(args)
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .output()
+            .unwrap();
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "lbctl {}: {:?}",
+            args.join(" "),
+            run.status
+        );
+    }
+}

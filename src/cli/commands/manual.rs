@@ -81,9 +81,16 @@ pub fn man_page(lbctl: &clap::Command, out: &mut dyn Write) -> Result<(), Error>
     }
     exit.to_writer(&mut buf).map_err(failed)?;
     page.render_version_section(&mut buf).map_err(failed)?;
-    out.write_all(&buf)
-        .and_then(|()| out.flush())
-        .map_err(failed)
+    write_out(out, &buf).map_err(failed)
+}
+
+/// Writes `text` to `out`. A reader that stopped reading (`lbctl man | head`) is not an
+/// error: it had what it wanted.
+fn write_out(out: &mut dyn Write, text: &[u8]) -> std::io::Result<()> {
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// The completion script for `shell`, for the command line `lbctl`.
@@ -93,8 +100,10 @@ pub fn completions(
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     let name = lbctl.get_name().to_string();
-    clap_complete::generate(shell, lbctl, name, out);
-    out.flush().map_err(|source| Error::Print {
+    // Generated in memory: clap_complete panics when it cannot write.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, lbctl, name, &mut script);
+    write_out(out, &script).map_err(|source| Error::Print {
         what: "completions",
         source,
     })

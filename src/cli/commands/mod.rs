@@ -117,7 +117,7 @@ fn limit_fleet(
 ) -> Result<Vec<HostSpec>, Error> {
     let selection = Limit::parse(pattern).and_then(|limit| limit.select(inventory))?;
     for term in &selection.unmatched {
-        eprintln!("warning: --limit: could not match supplied host pattern, ignoring: {term}");
+        errln!("warning: --limit: could not match supplied host pattern, ignoring: {term}");
     }
     let all: Vec<String> = fleet.hosts.iter().map(|h| h.name.clone()).collect();
     let (kept, left): (Vec<HostSpec>, Vec<HostSpec>) = std::mem::take(&mut fleet.hosts)

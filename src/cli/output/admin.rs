@@ -89,7 +89,7 @@ pub fn print(global: &Global, outcome: &Outcome) -> ExitStatus {
         }
         if let Some(w) = &outcome.wait {
             if w.drained {
-                println!(
+                outln!(
                     "{}: no session left on {} after {:.1} s",
                     report.worker,
                     w.left
@@ -100,7 +100,7 @@ pub fn print(global: &Global, outcome: &Outcome) -> ExitStatus {
                     w.seconds
                 );
             } else {
-                eprintln!(
+                errln!(
                     "error: {} still has sessions after {}: {}",
                     report.worker,
                     seconds_words(w.timeout_seconds),
@@ -145,17 +145,17 @@ fn print_change(report: &AdminReport) {
             parts.push(format!("brought in line: {}", h.converged.join(", ")));
         }
         match &h.error {
-            Some(e) if h.unreachable => println!(
+            Some(e) if h.unreachable => outln!(
                 "{}: not changed: unreachable ({e}); the next apply or drain|maint|ready|weight brings it in line",
                 h.host
             ),
             Some(e) => {
                 if !parts.is_empty() {
-                    println!("{}: {}", h.host, parts.join("; "));
+                    outln!("{}: {}", h.host, parts.join("; "));
                 }
-                eprintln!("error: {}: {e}", h.host);
+                errln!("error: {}: {e}", h.host);
             }
-            None => println!("{}: {} ({:.2} s)", h.host, parts.join("; "), h.seconds),
+            None => outln!("{}: {} ({:.2} s)", h.host, parts.join("; "), h.seconds),
         }
     }
     let done: Vec<&str> = report
@@ -184,7 +184,7 @@ fn print_change(report: &AdminReport) {
     if !missed.is_empty() {
         line.push_str(&format!("; not on {}", missed.join(", ")));
     }
-    println!("{line}");
+    outln!("{line}");
 }
 
 fn seconds_words(seconds: f64) -> String {
@@ -259,7 +259,7 @@ impl WaitReporter for Waiting {
             Waiting::Lines(last) => {
                 let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
                 if *last != text {
-                    eprintln!("sessions left after {:.0} s: {text}", elapsed.as_secs_f64());
+                    errln!("sessions left after {:.0} s: {text}", elapsed.as_secs_f64());
                     *last = text;
                 }
             }

@@ -20,7 +20,7 @@ pub fn print(global: &Global, report: &Report) -> ExitStatus {
             Report::Lb(r) => json(&serde_json::json!({ "test": "lb", "report": r })),
         }
     } else {
-        print!(
+        out!(
             "{}",
             match report {
                 Report::Worker(r) => worker_text(r),

@@ -45,7 +45,7 @@ pub fn validated(global: &Global, s: &Summary) -> ExitStatus {
         if s.hosts.len() > LISTED {
             names.push_str(&format!(" and {} more", s.hosts.len() - LISTED));
         }
-        println!(
+        outln!(
             "valid: {} load balancer{} ({names}), {} TCP{http} and {} UDP backend{}",
             s.hosts.len(),
             plural(s.hosts.len()),
@@ -63,7 +63,7 @@ pub fn rendered(global: &Global, written: &[Written]) -> ExitStatus {
     } else {
         for host in written {
             for f in &host.files {
-                println!(
+                outln!(
                     "{}: wrote {} (for {})",
                     host.host,
                     f.written.display(),
@@ -268,13 +268,13 @@ pub fn planned(global: &Global, report: &Report, detailed_exitcode: bool) -> Exi
     if let Some(file) = &report.plan_file
         && !global.json
     {
-        println!(
+        outln!(
             "Saved this plan to {file} (mode 0600: it holds the rendered files, secrets included). Apply exactly this plan with `lbctl apply {file}`."
         );
     }
     if report.has_errors() {
         if !global.json {
-            eprintln!(
+            errln!(
                 "error: {} host{} could not be surveyed",
                 report.summary.unreachable,
                 plural(report.summary.unreachable)
@@ -299,11 +299,11 @@ pub fn applied(global: &Global, report: &Report) -> ExitStatus {
     let converge_failed = report.runtime.converged.iter().any(|c| c.error.is_some());
     for c in &report.runtime.converged {
         match &c.error {
-            None => println!(
+            None => outln!(
                 "{}: brought in line with lbctl's admin state (no reload)",
                 c.host
             ),
-            Some(e) => eprintln!(
+            Some(e) => errln!(
                 "error: {}: bringing it in line with lbctl's admin state: {e}",
                 c.host
             ),
@@ -313,7 +313,7 @@ pub fn applied(global: &Global, report: &Report) -> ExitStatus {
         return ExitStatus::Failed;
     }
     if report.summary.changed == 0 && !report.has_errors() {
-        println!(
+        outln!(
             "No changes: {} host{} up to date; {}.",
             report.summary.unchanged,
             plural(report.summary.unchanged),
@@ -333,26 +333,26 @@ pub fn applied(global: &Global, report: &Report) -> ExitStatus {
             .map(|f| f.path.as_str())
             .collect();
         match h.outcome {
-            Outcome::Applied => println!(
+            Outcome::Applied => outln!(
                 "{}: applied {} in {:.2} s",
                 h.host,
                 files.join(", "),
                 h.seconds.unwrap_or_default()
             ),
-            Outcome::Unchanged => println!("{}: unchanged (not reloaded)", h.host),
-            Outcome::Skipped => println!(
+            Outcome::Unchanged => outln!("{}: unchanged (not reloaded)", h.host),
+            Outcome::Skipped => outln!(
                 "{}: not changed (another host failed; this one keeps its configuration)",
                 h.host
             ),
             Outcome::Failed => {
                 if let Some(f) = &h.failure {
-                    eprintln!("error: {}: {f}", h.host);
+                    errln!("error: {}: {f}", h.host);
                 }
                 if let Some(e) = &h.error {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                 }
                 if h.rolled_back {
-                    eprintln!(
+                    errln!(
                         "  {}: rolled back; the previous configuration is serving",
                         h.host
                     );
@@ -362,16 +362,18 @@ pub fn applied(global: &Global, report: &Report) -> ExitStatus {
         }
     }
     let s = &report.summary;
-    println!(
+    outln!(
         "Apply: {} changed, {} unchanged, {} failed.",
-        s.changed, s.unchanged, s.failed
+        s.changed,
+        s.unchanged,
+        s.failed
     );
     ExitStatus::failed_if(report.has_errors())
 }
 
 /// Asks on the terminal before `apply` changes `hosts` hosts; only `yes` proceeds.
 pub fn confirm(hosts: usize) -> bool {
-    eprint!(
+    err!(
         "Apply these changes to {hosts} host{}? Only 'yes' proceeds: ",
         if hosts == 1 { "" } else { "s" }
     );

@@ -16,12 +16,12 @@ pub fn print(global: &Global, status: &TierStatus) -> ExitStatus {
     if global.json {
         json(status);
     } else {
-        print!("{}", text(status));
+        out!("{}", text(status));
         for problem in &status.vip_problems {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
         }
         if !status.vip_problems.is_empty() {
-            eprintln!(
+            errln!(
                 "  hint: the load balancers do not agree on who holds the VIP: check that they \
                  hear each other's VRRP adverts (protocol 112, unicast peers, firewalls) and that \
                  keepalived runs on each"
