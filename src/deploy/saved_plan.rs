@@ -38,6 +38,9 @@ use crate::{
 pub const FORMAT: &str = "lbctl-plan";
 /// The version this lbctl writes and reads.
 pub const VERSION: u32 = 1;
+/// Largest plan file read: 1 GiB. A plan holds each host's files twice (content and diff);
+/// 20,000 backends of five servers on three hosts make about 100 MiB.
+const MAX_PLAN_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedPlan {
@@ -225,10 +228,12 @@ impl SavedPlan {
 
     pub fn read(path: &Path) -> Result<SavedPlan, SavedPlanError> {
         let shown = path.display().to_string();
-        let text = std::fs::read(path).map_err(|e| SavedPlanError::Read {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::File::open(path)
+            .and_then(|file| crate::source::read_at_most(file, MAX_PLAN_BYTES))
+            .map_err(|e| SavedPlanError::Read {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
         let value: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| SavedPlanError::Format {
                 path: shown.clone(),

@@ -34,7 +34,11 @@ impl AnsibleCfg {
     pub fn load() -> Result<AnsibleCfg, InputError> {
         match find() {
             Some(path) => {
-                let text = match std::fs::read_to_string(&path) {
+                let text = match crate::source::read_file(&path).and_then(|bytes| {
+                    String::from_utf8(bytes).map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                    })
+                }) {
                     Ok(text) => text,
                     Err(source) => {
                         return Err(InputError::ReadConfig {

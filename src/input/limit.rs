@@ -49,10 +49,13 @@ impl Limit {
         let mut terms = Vec::new();
         for term in split(text) {
             if let Some(path) = term.strip_prefix('@') {
-                let content = std::fs::read_to_string(path).map_err(|e| InputError::LimitFile {
-                    path: path.to_string(),
-                    message: e.to_string(),
-                })?;
+                let content =
+                    crate::source::read_text(std::path::Path::new(path)).map_err(|d| {
+                        InputError::LimitFile {
+                            path: path.to_string(),
+                            message: d.message,
+                        }
+                    })?;
                 terms.extend(
                     content
                         .lines()

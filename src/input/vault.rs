@@ -13,7 +13,6 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    io::Read,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{Arc, Mutex, OnceLock, PoisonError},
@@ -349,10 +348,7 @@ fn read_password_file(path: &Path, label: &str) -> Result<Vec<u8>, InputError> {
     if meta.permissions().mode() & 0o111 != 0 {
         return run_password_script(path, label);
     }
-    let mut text = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut text))
-        .map_err(unreadable)?;
+    let text = crate::source::read_file(path).map_err(unreadable)?;
     Ok(text.trim_ascii().to_vec())
 }
 
@@ -366,21 +362,36 @@ fn run_password_script(path: &Path, label: &str) -> Result<Vec<u8>, InputError> 
         cmd.args(["--vault-id", label]);
     }
     // Standard error stays the user's, so a script can ask for something itself.
-    let out = cmd
+    let started = |e: std::io::Error| InputError::VaultScriptStart {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut child = cmd
         .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| InputError::VaultScriptStart {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    if !out.status.success() {
+        .spawn()
+        .map_err(started)?;
+    // What it prints is read up to a limit: a script that never stops is stopped.
+    let printed = child
+        .stdout
+        .take()
+        .map(|out| crate::source::read_at_most(out, crate::source::MAX_FILE_BYTES))
+        .unwrap_or_else(|| Ok(Vec::new()));
+    if printed.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(started)?;
+    let mut password = printed.map_err(|e| InputError::VaultPasswordFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if !status.success() {
         return Err(InputError::VaultScriptFailed {
             path: path.to_path_buf(),
-            status: out.status.to_string(),
+            status: status.to_string(),
         });
     }
-    let mut password = out.stdout;
     while password.last().is_some_and(|b| matches!(b, b'\r' | b'\n')) {
         password.pop();
     }

@@ -25,6 +25,26 @@ pub const MAX_NODES: usize = 4_000_000;
 /// "billion laughs" file (nine levels of nine aliases) would otherwise copy 387 million.
 pub const MAX_ALIAS_NODES: usize = 1_000_000;
 
+/// At most `max` bytes from `reader`; more is an error ([`std::io::ErrorKind::FileTooLarge`])
+/// that says how much lbctl reads, and nothing past `max` + 1 bytes is read (a device that
+/// never ends, `/dev/zero`, a script that prints forever, stops there).
+pub fn read_at_most(reader: impl Read, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {} MiB, more than lbctl reads", max >> 20),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The file at `path` as [`read_at_most`] reads it, with [`MAX_FILE_BYTES`].
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_at_most(std::fs::File::open(path)?, MAX_FILE_BYTES)
+}
+
 /// The text of `path`, refused past [`MAX_FILE_BYTES`] before anything is read (a FIFO or a
 /// device stops at the limit too).
 pub fn read_text(path: &Path) -> Result<String, Diagnostic> {

@@ -18,7 +18,7 @@ mod var_map;
 
 pub use diagnostic::{Diagnostic, Diagnostics, escape_control};
 pub use field::parse_duration;
-pub use limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_text};
+pub use limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_at_most, read_file, read_text};
 pub use loc::Loc;
 pub use node::{Entry, Node, Value};
 pub use parse::{load_file, parse_str};

@@ -62,7 +62,7 @@ fn template_keys(flag: Option<&Path>, inventory_dir: &Path) -> BTreeSet<String> 
     TEMPLATE_FILES
         .iter()
         .filter_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()))
-        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|p| crate::source::read_text(&p).ok())
         .flat_map(|text| field::template_names(&text))
         .collect()
 }

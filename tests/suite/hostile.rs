@@ -681,3 +681,71 @@ fn a_closed_output_is_no_panic() {
         );
     }
 }
+
+/// Sources that never end (`/dev/zero`, a password script that prints forever) are read up
+/// to lbctl's limit and refused, naming the source: a `--limit @FILE`, a vault password file
+/// or script, a saved plan.
+#[test]
+fn an_endless_source_is_cut_at_the_limit() {
+    let dir = scratch("endless-sources");
+    write(&dir, "hosts", HOSTS);
+    write(&dir, ALL, TCP);
+    let vault = crate::support::repo_root().join("tests/inputs/vault/file-1.1.yml");
+    let vars = format!("@{}", vault.display());
+    // (beside the inventory, not in it: lbctl would take it for an inventory script)
+    let scripts = scratch("endless-sources-script");
+    let script = scripts.join("password-forever");
+    write(
+        &scripts,
+        "password-forever",
+        "#!/bin/sh\nexec cat /dev/zero\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let inventory = dir.display().to_string();
+    let script = script.display().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["-i", &inventory, "--limit", "@/dev/zero", "validate"],
+            "--limit @/dev/zero: the file is larger than 64 MiB, more than lbctl reads",
+        ),
+        (
+            &[
+                "-i",
+                &inventory,
+                "-e",
+                &vars,
+                "--vault-password-file",
+                "/dev/zero",
+                "validate",
+            ],
+            "/dev/zero: larger than 64 MiB, more than lbctl reads",
+        ),
+        (
+            &[
+                "-i",
+                &inventory,
+                "-e",
+                &vars,
+                "--vault-password-file",
+                &script,
+                "validate",
+            ],
+            "password-forever: larger than 64 MiB, more than lbctl reads",
+        ),
+        (
+            &["apply", "/dev/zero"],
+            "cannot read the plan file /dev/zero: larger than 1024 MiB, more than lbctl reads",
+        ),
+    ];
+    for (args, error) in cases {
+        Lbctl::new()
+            .args(args.iter().copied())
+            .timeout(60)
+            .stderr_has(error)
+            .exit(1)
+            .run();
+    }
+}
