@@ -216,8 +216,9 @@ struct AdminTarget {
     /// Only this backend (TCP, HTTP or UDP); repeatable (default: every one it is in).
     #[arg(long = "backend")]
     backends: Vec<String>,
-    /// Why, kept in lbctl's record on each load balancer and shown by status and plan.
-    #[arg(long)]
+    /// Why, kept in lbctl's record on each load balancer and shown by status and plan: one
+    /// line of text, at most 500 characters.
+    #[arg(long, value_parser = reason)]
     reason: Option<String>,
 }
 
@@ -238,6 +239,21 @@ fn duration(text: &str) -> Result<Duration, String> {
     lbctl::source::parse_duration(text)
         .map(Duration::from_millis)
         .ok_or_else(|| format!("`{text}` is not a duration such as 30s or 500ms"))
+}
+
+/// A `--reason`: shown to whoever runs `status` or `plan` later, so it carries no control
+/// character (a newline, a terminal's escape sequence) and stays one line.
+fn reason(text: &str) -> Result<String, String> {
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "it holds the control character {:?}; write one line of plain text",
+            c
+        ));
+    }
+    if text.chars().count() > 500 {
+        return Err("it is longer than 500 characters; say why in a line".into());
+    }
+    Ok(text.to_string())
 }
 
 fn main() -> ExitCode {

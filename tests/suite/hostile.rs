@@ -749,3 +749,22 @@ fn an_endless_source_is_cut_at_the_limit() {
             .run();
     }
 }
+
+/// A `--reason` is shown later to whoever runs `status` or `plan`: one line of plain text,
+/// refused (exit 1) with a control character (a newline, a terminal escape) or past 500
+/// characters, before any host is reached.
+#[test]
+fn a_reason_is_one_line_of_plain_text() {
+    let long = "a".repeat(501);
+    for (reason, error) in [
+        ("down\nfor the night", "the control character '\\n'"),
+        ("\u{1b}[2Jcleared", "the control character '\\u{1b}'"),
+        (long.as_str(), "longer than 500 characters"),
+    ] {
+        Lbctl::new()
+            .args(["drain", "--worker", "k8s-worker-1", "--reason", reason])
+            .stderr_has(error)
+            .exit(1)
+            .run();
+    }
+}

@@ -17,6 +17,7 @@ use crate::{
     },
     deploy::{AdminReport, Left},
     remote::{AdminState, Engine, Entry, NginxOutcome, Setting},
+    source::escape_control,
 };
 
 /// lbctl's record on one host in words, one line per worker and setting:
@@ -54,12 +55,16 @@ pub fn record_lines(entries: &[Entry]) -> Vec<String> {
                 e.worker,
                 done_words(e.setting),
                 super::local_time(e.since),
-                if e.who.is_empty() { "?" } else { &e.who },
+                if e.who.is_empty() {
+                    "?".into()
+                } else {
+                    escape_control(&e.who)
+                },
                 e.run,
                 servers.join(", ")
             );
             if !e.reason.is_empty() {
-                line.push_str(&format!(" - {}", e.reason));
+                line.push_str(&format!(" - {}", escape_control(&e.reason)));
             }
             line
         })

@@ -16,6 +16,7 @@ use crate::{
     deploy::Action,
     deploy::{Outcome, Report},
     deploy::{RuntimeState, Why, setting_words},
+    source::escape_control,
 };
 
 /// Standard output for a long text: buffered, where `stdout` alone would make a system call
@@ -207,12 +208,16 @@ fn runtime_lines(runtime: &RuntimeState) -> Vec<String> {
                 s.hosts.join(", ")
             },
             local_time(s.since),
-            if s.who.is_empty() { "?" } else { &s.who },
+            if s.who.is_empty() {
+                "?".into()
+            } else {
+                escape_control(&s.who)
+            },
             s.run,
             s.servers.join(", ")
         );
         if !s.reason.is_empty() {
-            line.push_str(&format!(" - {}", s.reason));
+            line.push_str(&format!(" - {}", escape_control(&s.reason)));
         }
         lines.push(line);
     }
