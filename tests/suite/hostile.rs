@@ -768,3 +768,33 @@ fn a_reason_is_one_line_of_plain_text() {
             .run();
     }
 }
+
+/// Symlinks back up an inventory's tree (`ln -s . loop`, twice in one directory, in the
+/// inventory directory and in a `group_vars/GROUP/` directory) are walked once: every file
+/// is read once, at once (two such links doubled the walk at every level, forty deep, for
+/// minutes). A FIFO where a vars file is expected is refused, not waited on.
+#[test]
+fn symlink_loops_are_walked_once_and_a_fifo_is_refused() {
+    let dir = scratch("symlink-loops");
+    write(&dir, "hosts", HOSTS);
+    write(&dir, "group_vars/all/backends.yml", TCP);
+    for link in ["s1", "s2"] {
+        std::os::unix::fs::symlink(".", dir.join(link)).unwrap();
+        std::os::unix::fs::symlink(".", dir.join("group_vars/all").join(link)).unwrap();
+    }
+    Lbctl::new()
+        .args(["-i", &dir.display().to_string(), "validate"])
+        .timeout(20)
+        .stdout_has("valid: 2 load balancers (lb1, lb2), 1 TCP and 0 UDP backends")
+        .run();
+
+    let fifo = dir.join("group_vars/haproxy_servers.yml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    Lbctl::new()
+        .args(["-i", &dir.display().to_string(), "validate"])
+        .timeout(20)
+        .stderr_has("group_vars/haproxy_servers.yml: is not a regular file")
+        .exit(1)
+        .run();
+}

@@ -198,8 +198,30 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }
 
+/// Whether `dir` (a directory, or a symlink to one) was already read in this walk: each is
+/// read once, so that symlinks back up the tree (`ln -s . loop`) neither repeat its files nor
+/// multiply the walk (two such links in one directory doubled it at every level, forty deep).
+fn seen_before(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(dir) {
+        Ok(m) => !seen.insert((m.dev(), m.ino())),
+        Err(_) => true,
+    }
+}
+
 /// The files of an inventory directory, recursively, in the order Ansible reads them.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Diagnostic> {
+    walk_once(dir, out, &mut HashSet::new())
+}
+
+fn walk_once(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut HashSet<(u64, u64)>,
+) -> Result<(), Diagnostic> {
+    if seen_before(dir, seen) {
+        return Ok(());
+    }
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| file_error(dir, format!("cannot read inventory directory: {e}")))?
         .filter_map(Result::ok)
@@ -215,7 +237,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Diagnostic> {
         }
         let path = dir.join(&name);
         if path.is_dir() {
-            walk(&path, out)?;
+            walk_once(&path, out, seen)?;
         } else if path.is_file() {
             out.push(path);
         }
@@ -252,9 +274,18 @@ fn vars_files(
     };
     let mut files = Vec::new();
     if is_dir {
-        dir_vars_files(&found, &mut files);
-    } else {
+        dir_vars_files(&found, &mut files, &mut HashSet::new());
+    } else if found.is_file() {
         files.push(found);
+    } else {
+        // a FIFO would block the read until something writes to it, a device never end
+        diags.push(
+            file_error(
+                &found,
+                "is not a regular file: lbctl reads vars from files".into(),
+            )
+            .hint("replace it with a YAML file, or remove it"),
+        );
     }
     files
         .into_iter()
@@ -281,7 +312,10 @@ fn entry_names(dir: &Path) -> HashSet<String> {
         .unwrap_or_default()
 }
 
-fn dir_vars_files(dir: &Path, out: &mut Vec<PathBuf>) {
+fn dir_vars_files(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<(u64, u64)>) {
+    if seen_before(dir, seen) {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -297,7 +331,7 @@ fn dir_vars_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = dir.join(&name);
         let ext = path.extension().and_then(|e| e.to_str());
         if path.is_dir() && ext.is_none() {
-            dir_vars_files(&path, out);
+            dir_vars_files(&path, out, seen);
         } else if path.is_file() && ext.is_none_or(|e| YAML_EXTENSIONS.contains(&e)) {
             out.push(path);
         }
