@@ -798,3 +798,42 @@ fn symlink_loops_are_walked_once_and_a_fifo_is_refused() {
         .exit(1)
         .run();
 }
+
+/// `render --out OUT`: a link planted at `OUT/<host>` is not written through (the files went
+/// to its target), and what is written is private (0600: the configuration's secrets).
+#[test]
+fn render_writes_private_files_and_never_through_a_planted_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("render-planted-link");
+    write(&dir, "inventory/hosts", HOSTS);
+    write(&dir, "inventory/group_vars/all.yml", TCP);
+    let inventory = dir.join("inventory").display().to_string();
+    let out = dir.join("out");
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("lb2")).unwrap();
+    let out_arg = out.display().to_string();
+    Lbctl::new()
+        .args(["-i", &inventory, "render", "--out", &out_arg])
+        .stderr_has("lb2: is a symbolic link")
+        .exit(1)
+        .run();
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert!(
+        !out.join("lb1/haproxy.cfg").exists(),
+        "a failed render wrote lb1"
+    );
+
+    std::fs::remove_file(out.join("lb2")).unwrap();
+    Lbctl::new()
+        .args(["-i", &inventory, "render", "--out", &out_arg])
+        .run();
+    for host in ["lb1", "lb2"] {
+        let mode = std::fs::metadata(out.join(host).join("haproxy.cfg"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{host}/haproxy.cfg");
+    }
+}

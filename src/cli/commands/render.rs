@@ -1,5 +1,6 @@
 use std::{
     io::Write,
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
@@ -63,6 +64,16 @@ impl Staged {
             path: dir.clone(),
             source,
         })?;
+        // A host's directory is lbctl's to write into, never a link planted there to send
+        // its files elsewhere.
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Write {
+                path: dir,
+                source: std::io::Error::other(
+                    "is a symbolic link; lbctl writes a host's files into a directory of its own, not through a link (remove the link)",
+                ),
+            });
+        }
         self.hosts.push((
             index,
             Written {
@@ -125,9 +136,12 @@ fn write_new(path: &Path, content: &[u8]) -> std::io::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
+    // Private (0600): the files hold the configuration's secrets (stats password, VRRP
+    // password) in clear.
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)?
         .write_all(content)
 }
