@@ -536,7 +536,27 @@ fn lbctl_resolves_inventories_as_ansible_does() {
 #[test]
 fn connections_are_the_ones_ansible_makes() {
     let case = repo_root().join("tests/inputs/ansible/connections-and-ansible-cfg");
-    let work = scratch("ansible-connections");
+    same_connections(&case, "hosts", "ansible-connections");
+}
+
+/// A YAML inventory's `host:port` keys set `ansible_port`, as Ansible's YAML plugin parses
+/// them (lbctl once took `lb1:2222` for a host name).
+#[test]
+fn yaml_host_keys_with_a_port_are_the_connections_ansible_makes() {
+    let case = scratch("ansible-yaml-ports-case");
+    std::fs::write(
+        case.join("hosts.yml"),
+        "all:\n  children:\n    haproxy_servers:\n      hosts:\n        lb1:2222:\n        lb2:2223:\n          ansible_host: 10.0.0.2\n        lb3:\n          ansible_port: 2224\n        '[2001:db8::4]:2225':\n        lb[5:6]:2226:\n",
+    )
+    .unwrap();
+    same_connections(&case, "hosts.yml", "ansible-yaml-ports");
+}
+
+/// The SSH connections Ansible makes to the load balancers of the inventory `inventory` (in
+/// `case`), and the ones lbctl reads from it, are the same: address, port, user, key, host
+/// key policy.
+fn same_connections(case: &Path, inventory: &str, scratch_name: &str) {
+    let work = scratch(scratch_name);
     let log = work.join("argv.log");
     let fake = work.join("fake-ssh");
     std::fs::write(
@@ -548,8 +568,8 @@ fn connections_are_the_ones_ansible_makes() {
     )
     .unwrap();
     Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
-    let out = ansible_command("ansible", &case)
-        .args(["-i", "hosts", "haproxy_servers", "-m", "ping", "-f", "1"])
+    let out = ansible_command("ansible", case)
+        .args(["-i", inventory, "haproxy_servers", "-m", "ping", "-f", "1"])
         .arg("-e")
         .arg(format!("ansible_ssh_executable={}", fake.display()))
         .output()
@@ -586,8 +606,8 @@ fn connections_are_the_ones_ansible_makes() {
         .collect();
     theirs.sort();
     let run = Lbctl::new()
-        .current_dir(&case)
-        .args(["-i", "hosts", "validate", "--json"])
+        .current_dir(case)
+        .args(["-i", inventory, "validate", "--json"])
         .run();
     let mut ours: Vec<(String, String, String, String, bool)> = run.json()["connections"]
         .as_array()

@@ -148,7 +148,7 @@ fn strip_trailing_comment(line: &str) -> &str {
 
 /// `host:port` (or `[address]:port`) as Ansible's address parser splits it; a name with
 /// other colons (an IPv6 address) has no port.
-fn split_port(pattern: &str) -> (&str, Option<i64>) {
+pub(super) fn split_port(pattern: &str) -> (&str, Option<i64>) {
     let Some((head, port)) = pattern.rsplit_once(':') else {
         return (pattern, None);
     };

@@ -1,6 +1,8 @@
 //! YAML inventories: groups holding `hosts:`, `vars:` and `children:`.
 
-use super::{Inventory, check_group_name, host_pattern::expand_host_pattern};
+use std::sync::Arc;
+
+use super::{Inventory, check_group_name, host_pattern::expand_host_pattern, ini::split_port};
 use crate::{
     source::{Diagnostic, Diagnostics},
     source::{Loc, Node, Value, map_entries},
@@ -56,10 +58,13 @@ impl Inventory {
                         continue;
                     };
                     for (pattern, hloc, hvars) in hosts {
+                        // `lb1:2222` sets ansible_port, as in an INI inventory (Ansible's
+                        // YAML plugin parses host keys the same way)
+                        let (pattern, port) = split_port(pattern);
                         let names = match expand_host_pattern(pattern) {
                             Ok(n) => n,
                             Err(e) => {
-                                diags.push(Diagnostic::new(hloc, &**pattern, e.to_string()).hint(
+                                diags.push(Diagnostic::new(hloc, pattern, e.to_string()).hint(
                                     "name hosts as Ansible does, e.g. `lb1` or `lb[1:3]` for lb1 to lb3",
                                 ));
                                 continue;
@@ -74,7 +79,14 @@ impl Inventory {
                                 }
                             };
                         for host in names {
-                            self.host_mut(&host, hloc).vars.extend(vars.clone());
+                            let host_vars = &mut self.host_mut(&host, hloc).vars;
+                            if let Some(port) = port {
+                                host_vars.insert(
+                                    "ansible_port".into(),
+                                    Arc::new(Node::new(Value::Int(port), *hloc)),
+                                );
+                            }
+                            host_vars.extend(vars.clone());
                             self.group_mut(name).add_host(host);
                         }
                     }
