@@ -540,7 +540,7 @@ fn connections_are_the_ones_ansible_makes() {
 }
 
 /// A YAML inventory's `host:port` keys set `ansible_port`, as Ansible's YAML plugin parses
-/// them (lbctl once took `lb1:2222` for a host name).
+/// them (lbctl once took `lb1:2222` for a host name); so does an INI line `[ADDRESS]:PORT`.
 #[test]
 fn yaml_host_keys_with_a_port_are_the_connections_ansible_makes() {
     let case = scratch("ansible-yaml-ports-case");
@@ -550,6 +550,14 @@ fn yaml_host_keys_with_a_port_are_the_connections_ansible_makes() {
     )
     .unwrap();
     same_connections(&case, "hosts.yml", "ansible-yaml-ports");
+    // In an INI inventory, a line that starts with `[` is a host when it does not end with
+    // `]`: an IPv6 address with a port (lbctl took it for a section header not closed).
+    std::fs::write(
+        case.join("hosts"),
+        "[haproxy_servers]\n[2001:db8::1]:2222\n[2001:db8::3]:2223 ansible_user=deploy  # a comment\nlb1\n",
+    )
+    .unwrap();
+    same_connections(&case, "hosts", "ansible-ini-ports");
 }
 
 /// The SSH connections Ansible makes to the load balancers of the inventory `inventory` (in
@@ -616,7 +624,10 @@ fn same_connections(case: &Path, inventory: &str, scratch_name: &str) {
         .map(|c| {
             (
                 c["address"].as_str().unwrap().to_string(),
-                c["port"].to_string(),
+                c["port"]
+                    .as_u64()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
                 c["user"].as_str().unwrap_or_default().to_string(),
                 c["private_key"].as_str().unwrap_or_default().to_string(),
                 c["strict_host_keys"] == "strict",

@@ -28,7 +28,19 @@ impl Inventory {
             if line.is_empty() || line.starts_with(['#', ';']) {
                 continue;
             }
-            if let Some(header) = strip_trailing_comment(line).strip_prefix('[') {
+            // `[2001:db8::1]:2222 ...` is a host (an IPv6 address with a port), not a section:
+            // Ansible takes a line for a section only when it ends with `]`
+            let address_with_port = line
+                .split_whitespace()
+                .next()
+                .and_then(|word| word.strip_prefix('[')?.rsplit_once("]:"))
+                .is_some_and(|(_, port)| {
+                    !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+                });
+            if let Some(header) = strip_trailing_comment(line)
+                .strip_prefix('[')
+                .filter(|_| !address_with_port)
+            {
                 let line = strip_trailing_comment(line);
                 let Some(header) = header.strip_suffix(']') else {
                     diags.push(
