@@ -117,6 +117,18 @@ fn cases() -> Vec<Case> {
             refused(ALL, 1, "a.k0", "appears twice"),
         ),
         case(
+            "a template reading the vars of a host the inventory does not have",
+            hosts_and(
+                "haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers:\n      - {name: w1, address: \"{{ hostvars['w9'].ansible_host }}\", port: 30306}\n",
+            ),
+            refused(
+                ALL,
+                5,
+                "haproxy_tcp_backends[0].servers[0].address",
+                "`hostvars['w9']` names a host or group the inventory does not have",
+            ),
+        ),
+        case(
             "a template padding a name to 10 ** 12 characters",
             hosts_and(&format!(
                 "{TCP}haproxy_stats_user: \"{{{{ 'a'.zfill(10 ** 12) }}}}\"\nhaproxy_stats_password: pw\n"

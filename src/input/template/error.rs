@@ -49,15 +49,22 @@ impl TemplateError {
         }
         let mut hint = self.hint.clone().unwrap_or_else(|| {
             if self.undefined {
-                let name = self
+                let undefined = self
                     .message
                     .strip_prefix('`')
-                    .and_then(|m| m.strip_suffix("` is undefined"))
-                    .filter(|n| {
-                        n.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')
-                            && !n.starts_with('.')
-                    })
-                    .unwrap_or("name");
+                    .and_then(|m| m.strip_suffix("` is undefined"));
+                let plain = |n: &&str| {
+                    n.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                        && !n.starts_with('.')
+                };
+                let name = match undefined {
+                    Some(n) if plain(&n) => n,
+                    // a subscript: `hostvars['lb9']`, `groups['web'][0]`
+                    Some(n) if n.starts_with("hostvars[") || n.starts_with("groups[") => {
+                        return format!("`{n}` names a host or group the inventory does not have: check the name, or give a default: `{{{{ {n} | default(...) }}}}`");
+                    }
+                    _ => "name",
+                };
                 match name.rsplit_once('.') {
                     Some((mapping, key)) => format!("`{mapping}` has no key `{key}`: add it, or give a default: `{{{{ {name} | default(...) }}}}`"),
                     None => format!("define `{name}` (group_vars/, host_vars/, the inventory or -e), or give it a default: `{{{{ {name} | default(...) }}}}`"),
