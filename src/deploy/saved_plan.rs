@@ -567,7 +567,9 @@ mod tests {
     #[test]
     fn a_plan_is_read_back_only_as_lbctl_wrote_it() {
         let mut p = plan();
-        p.hosts = vec![host("lb1"), host("lb2")];
+        p.hosts = vec![host("lb1"), host("lb2"), host("lb_3")];
+        // an inventory name without ansible_host (an alias in ~/.ssh/config) is its address
+        p.hosts[2].connection.address = "lb_3".into();
         assert_eq!(read_back(&p, "good"), None);
 
         let mut edited = p.clone();

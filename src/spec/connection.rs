@@ -118,7 +118,12 @@ impl Connection {
         if let Err(e) = crate::input::check_host_name(&self.name) {
             problems.push(e.to_string());
         }
-        if self.address.parse::<std::net::IpAddr>().is_err() && !field::is_hostname(&self.address) {
+        // Without `ansible_host`, the address is the inventory name (which may be an alias of
+        // ~/.ssh/config, `lb_1`): the host name rules are its own.
+        let address_ok = self.address.parse::<std::net::IpAddr>().is_ok()
+            || field::is_hostname(&self.address)
+            || (self.address == self.name && crate::input::check_host_name(&self.name).is_ok());
+        if !address_ok {
             problems.push(format!(
                 "{}: the address {} is not an IP address or host name",
                 self.name,

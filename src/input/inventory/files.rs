@@ -278,7 +278,7 @@ fn vars_files(
     } else if found.is_file() {
         files.push(found);
     } else {
-        // a FIFO would block the read until something writes to it, a device never end
+        // a FIFO would block the read until something writes to it, a device may never end
         diags.push(
             file_error(
                 &found,
