@@ -91,7 +91,9 @@ impl Error {
     /// The located problems with the input, each printed before the summary.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            Error::Invalid(d) | Error::Spec(SpecError::Invalid(d)) => d,
+            Error::Invalid(d)
+            | Error::Spec(SpecError::Invalid(d))
+            | Error::Input(InputError::ConfigSyntax { problems: d, .. }) => d,
             _ => &[],
         }
     }

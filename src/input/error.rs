@@ -37,6 +37,12 @@ pub enum InputError {
         source: Arc<std::io::Error>,
     },
 
+    #[error("{}: {} that Ansible refuses too; nothing was changed", path.display(), if .problems.len() == 1 { "a line" } else { "lines" })]
+    ConfigSyntax {
+        path: PathBuf,
+        problems: Vec<crate::source::Diagnostic>,
+    },
+
     // --limit
     #[error("--limit {pattern}: {message}")]
     Limit { pattern: String, message: String },
@@ -106,6 +112,9 @@ impl InputError {
             | TooMany { .. }
             | HostName { .. }
             | ReadConfig { .. } => return None,
+            ConfigSyntax { .. } => {
+                "ansible.cfg is read as Python's configparser reads it: `[section]` headers, `key = value` lines, each key once a section, comments starting with `#` or `;`"
+            }
         };
         Some(hint.to_string())
     }

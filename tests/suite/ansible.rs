@@ -560,6 +560,86 @@ fn yaml_host_keys_with_a_port_are_the_connections_ansible_makes() {
     same_connections(&case, "hosts", "ansible-ini-ports");
 }
 
+/// `ansible.cfg` is read as Ansible reads it (Python's configparser, then Ansible's own
+/// unquoting): quoted string settings, `[DEFAULT]` for every section, values continued on
+/// indented lines. A file configparser refuses, Ansible refuses, and so does lbctl, naming the
+/// line (lbctl used to skip such lines silently). One in a world-writable working directory is
+/// ignored by both, with a warning.
+#[test]
+fn ansible_cfg_is_read_and_refused_as_ansible_does() {
+    let case = scratch("ansible-cfg-case");
+    let hosts = "[haproxy_servers]\nlb1 ansible_host=10.7.0.11\nlb2 ansible_host=10.7.0.12 ansible_user=ops\n\n[haproxy_servers:vars]\nhaproxy_tcp_backends=[{\"name\": \"web\", \"port\": 80, \"servers\": [{\"name\": \"w1\", \"address\": \"10.7.1.1\", \"port\": 30080}]}]\n";
+    std::fs::write(case.join("hosts"), hosts).unwrap();
+    std::fs::write(
+        case.join("ansible.cfg"),
+        "# quoted strings, [DEFAULT], inline comments, a value continued\n[DEFAULT]\nremote_port = 2022\n[defaults]\nremote_user = \"deploy\"  ; Ansible unquotes string settings\nprivate_key_file = keys/id_ed25519\n\n[ssh_connection]\nssh_args = -C\n    -o ControlMaster=auto\n",
+    )
+    .unwrap();
+    same_connections(&case, "hosts", "ansible-cfg-connections");
+
+    // Each of these, Ansible refuses to start with; lbctl too, naming the line.
+    let broken = [
+        ("remote_user = deploy\n", 1),
+        ("[defaults]\nremote_user deploy\n", 2),
+        (
+            "[defaults]\nremote_user = a\n\n# again\nREMOTE_USER: b\n",
+            5,
+        ),
+        ("[defaults]\nforks = 5\n[ssh_connection]\n[defaults]\n", 4),
+        ("[defaults\nremote_user = deploy\n", 1),
+    ];
+    for (text, line) in broken {
+        std::fs::write(case.join("ansible.cfg"), text).unwrap();
+        let theirs = ansible_command("ansible-inventory", &case)
+            .args(["-i", "hosts", "--list"])
+            .output()
+            .unwrap();
+        assert!(
+            !theirs.status.success()
+                && String::from_utf8_lossy(&theirs.stderr).contains("Error reading config file"),
+            "Ansible read {text:?}:\n{}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        Lbctl::new()
+            .current_dir(&case)
+            .args(["-i", "hosts", "validate"])
+            .exit(1)
+            .stderr_has(format!("ansible.cfg:{line}: "))
+            .stderr_has("that Ansible refuses too; nothing was changed")
+            .run();
+    }
+
+    // In a world-writable directory, its ansible.cfg is anyone's: both ignore it, and say so.
+    let open = scratch("ansible-cfg-world-writable");
+    std::fs::write(open.join("hosts"), hosts).unwrap();
+    std::fs::write(
+        open.join("ansible.cfg"),
+        "[defaults]\nremote_user = intruder\nremote_port = 2200\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let theirs = ansible_command("ansible-config", &open)
+        .args(["dump", "--only-changed"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&theirs.stdout),
+        String::from_utf8_lossy(&theirs.stderr)
+    );
+    assert!(
+        said.contains("world writable directory") && !said.contains("intruder"),
+        "{said}"
+    );
+    Lbctl::new()
+        .current_dir(&open)
+        .args(["-i", "hosts", "validate"])
+        .stderr_has("world writable directory")
+        .run();
+    same_connections(&open, "hosts", "ansible-cfg-world-writable-connections");
+}
+
 /// The SSH connections Ansible makes to the load balancers of the inventory `inventory` (in
 /// `case`), and the ones lbctl reads from it, are the same: address, port, user, key, host
 /// key policy.

@@ -71,6 +71,9 @@ pub struct Loaded {
 impl Global {
     pub fn load(&self) -> Result<Loaded, Error> {
         let cfg = AnsibleCfg::load()?;
+        for w in &cfg.warnings {
+            errln!("warning: {w}");
+        }
         let inventory = if !self.inventory.is_empty() {
             self.inventory.clone()
         } else {
