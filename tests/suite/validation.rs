@@ -453,6 +453,34 @@ fn cases() -> Vec<Case> {
         },
         Case {
             extra: &[(
+                "loops.ini",
+                "[k8s:children]\nworkers\n\n[workers:children]\nk8s\n",
+            )],
+            ..case(
+                "INI group that is its own child",
+                Edit::None,
+                "loops.ini",
+                5,
+                "workers.children",
+                "makes a loop of children: k8s → workers → k8s",
+            )
+        },
+        Case {
+            extra: &[(
+                "loops.yml",
+                "all:\n  children:\n    edge:\n      children:\n        dmz:\n          children:\n            edge:\n",
+            )],
+            ..case(
+                "YAML group that is its own grandchild",
+                Edit::None,
+                "loops.yml",
+                7,
+                "dmz.children",
+                "makes a loop of children: dmz → edge → dmz",
+            )
+        },
+        Case {
+            extra: &[(
                 LBV,
                 "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nkeepalived_virtual_router_id: 300\n",
             )],

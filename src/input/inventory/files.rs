@@ -129,10 +129,11 @@ impl Inventory {
             };
             let mine = self.group_mut(&name);
             group.host_order.into_iter().for_each(|h| mine.add_host(h));
-            group
-                .child_order
-                .into_iter()
-                .for_each(|c| mine.add_child(c));
+            for child in group.child_order {
+                if let Some(loc) = group.child_locs.get(&child) {
+                    mine.add_child(child, *loc);
+                }
+            }
             mine.vars.extend(group.vars);
         }
         for (name, host) in other.hosts {

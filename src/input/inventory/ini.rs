@@ -143,7 +143,7 @@ impl Inventory {
                         continue;
                     }
                     self.group_mut(line);
-                    self.group_mut(&group).add_child(line.to_string());
+                    self.group_mut(&group).add_child(line.to_string(), loc);
                 }
             }
         }

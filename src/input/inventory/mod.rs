@@ -16,7 +16,7 @@ pub use host_pattern::check_host_name;
 pub(super) use host_pattern::expand_host_pattern;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     path::{Path, PathBuf},
     sync::{Arc, OnceLock},
 };
@@ -37,6 +37,8 @@ pub struct Group {
     /// `hosts` and `children` in the order the inventory declares them: Ansible's order.
     pub host_order: Vec<String>,
     pub child_order: Vec<String>,
+    /// Where each child was first listed under this group.
+    pub child_locs: BTreeMap<String, Loc>,
     /// Variables written in the inventory file itself (`[g:vars]`, `vars:`).
     pub vars: VarMap,
     /// The files of `group_vars/<name>`, in the order Ansible applies them.
@@ -50,8 +52,9 @@ impl Group {
         }
     }
 
-    pub(super) fn add_child(&mut self, name: String) {
+    pub(super) fn add_child(&mut self, name: String, loc: Loc) {
         if self.children.insert(name.clone()) {
+            self.child_locs.insert(name.clone(), loc);
             self.child_order.push(name);
         }
     }
@@ -365,16 +368,43 @@ impl Inventory {
         host
     }
 
-    /// Every group that is its own descendant through `children`, reported once each.
+    /// Every loop of `children` (Ansible refuses an inventory with one: "recursive dependency
+    /// loop"), reported once, at the entry that closes it, with the groups it goes through.
     fn check_children(&self, diags: &mut Diagnostics) {
-        for name in cyclic_groups(self) {
+        for component in cyclic_groups(self) {
+            let looped = shortest_loop(self, &component);
+            let edges: Vec<(&str, &str)> = looped
+                .iter()
+                .copied()
+                .zip(looped.iter().copied().skip(1))
+                .collect();
+            let loc_of = |(parent, child): (&str, &str)| {
+                self.groups
+                    .get(parent)
+                    .and_then(|g| g.child_locs.get(child))
+                    .copied()
+            };
+            // The entry written last (in file order) is the one that made the loop.
+            let closing = edges
+                .iter()
+                .copied()
+                .max_by(|a, b| {
+                    let key = |e| loc_of(e).map(|l: Loc| (l.file.to_string(), l.line));
+                    key(*a).cmp(&key(*b))
+                })
+                .unwrap_or((component[0], component[0]));
+            let loc = loc_of(closing).unwrap_or_else(|| Loc::new(&Arc::from("inventory"), 0));
+            let (parent, child) = closing;
             diags.push(
                 Diagnostic::new(
-                    &Loc::new(&Arc::from("inventory"), 0),
-                    name,
-                    format!("group `{name}` is its own descendant through `children`"),
+                    &loc,
+                    format!("{parent}.children"),
+                    format!(
+                        "`{child}` under `{parent}` makes a loop of children: {}",
+                        loop_text(&looped)
+                    ),
                 )
-                .hint("remove one of the `children` entries that lead back to this group"),
+                .hint("a group cannot be its own descendant (Ansible refuses it too): remove this entry or another one of the loop"),
             );
         }
     }
@@ -448,9 +478,10 @@ impl Graph {
     }
 }
 
-/// The groups that lie on a cycle of `children`, found without recursion (Tarjan's strongly
-/// connected components with an explicit stack), in name order.
-fn cyclic_groups(inv: &Inventory) -> Vec<&str> {
+/// The groups that lie on a cycle of `children`, one list for each set of groups that reach
+/// one another, found without recursion (Tarjan's strongly connected components with an
+/// explicit stack); each list and the lists in name order.
+fn cyclic_groups(inv: &Inventory) -> Vec<Vec<&str>> {
     let names: Vec<&str> = inv.groups.keys().map(String::as_str).collect();
     let index_of: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let children: Vec<Vec<usize>> = names
@@ -468,7 +499,7 @@ fn cyclic_groups(inv: &Inventory) -> Vec<&str> {
     let mut low = vec![0; names.len()];
     let mut on_stack = vec![false; names.len()];
     let mut stack = Vec::new();
-    let mut cyclic = vec![false; names.len()];
+    let mut cyclic = Vec::new();
     let mut next = 0;
     for root in 0..names.len() {
         if index[root] != UNSEEN {
@@ -509,19 +540,63 @@ fn cyclic_groups(inv: &Inventory) -> Vec<&str> {
                         break;
                     }
                 }
-                let looped = component.len() > 1 || children[node].contains(&node);
-                for member in component {
-                    cyclic[member] = looped;
+                if component.len() > 1 || children[node].contains(&node) {
+                    component.sort_unstable();
+                    cyclic.push(component);
                 }
             }
         }
     }
-    names
+    cyclic.sort_unstable();
+    cyclic
         .into_iter()
-        .zip(cyclic)
-        .filter(|(_, c)| *c)
-        .map(|(n, _)| n)
+        .map(|c| c.into_iter().map(|i| names[i]).collect())
         .collect()
+}
+
+/// `a → b → a`; a loop of more than 10 groups with the middle left out.
+fn loop_text(looped: &[&str]) -> String {
+    if looped.len() <= 10 {
+        return looped.join(" → ");
+    }
+    let (head, tail) = (&looped[..4], &looped[looped.len() - 4..]);
+    format!(
+        "{} → … ({} more) … → {}",
+        head.join(" → "),
+        looped.len() - 8,
+        tail.join(" → ")
+    )
+}
+
+/// A shortest loop of `children` from the first group of `component` back to it, staying in
+/// the component: `[a, b, a]` (breadth first, so a long chain costs one pass).
+fn shortest_loop<'a>(inv: &'a Inventory, component: &[&'a str]) -> Vec<&'a str> {
+    let start = component[0];
+    let inside: HashSet<&str> = component.iter().copied().collect();
+    let mut came_from: HashMap<&str, &str> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(group) = queue.pop_front() {
+        let Some(g) = inv.groups.get(group) else {
+            continue;
+        };
+        for child in g.child_order.iter().map(String::as_str) {
+            if child == start {
+                let mut path = vec![start, group];
+                let mut at = group;
+                while at != start {
+                    at = came_from[at];
+                    path.push(at);
+                }
+                path.reverse();
+                return path;
+            }
+            if inside.contains(child) && !came_from.contains_key(child) {
+                came_from.insert(child, group);
+                queue.push_back(child);
+            }
+        }
+    }
+    vec![start, start]
 }
 
 fn check_group_name(name: &str, loc: &Loc) -> Result<(), Diagnostic> {
@@ -666,9 +741,44 @@ mod tests {
             "[a:children]\nb\n[b:children]\na\n[top:children]\nleft\nright\n[left:children]\nbottom\n[right:children]\nbottom\n[bottom]\nh1\n",
         );
         let errs = Inventory::load(std::slice::from_ref(&d)).unwrap_err();
-        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["a", "b"], "{errs:?}");
+        let found: Vec<(&str, usize, &str)> = errs
+            .iter()
+            .map(|e| (e.key.as_str(), e.line, e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [(
+                "b.children",
+                4,
+                "`a` under `b` makes a loop of children: a → b → a"
+            )],
+            "one problem for the loop, at the entry that closes it"
+        );
         assert!(errs.iter().all(|e| e.hint.is_some()));
+
+        // A loop 20,001 groups long is one problem too, found without recursion.
+        let d = tempdir("long-cycle");
+        let mut text = String::from("[lbs]\nlb1\n");
+        for i in 0..20_000 {
+            text.push_str(&format!("[g{i}:children]\ng{}\n", i + 1));
+        }
+        text.push_str("[g20000:children]\ng0\n");
+        write(&d, "hosts", &text);
+        let errs = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || Inventory::load(std::slice::from_ref(&d)).unwrap_err())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(errs.len(), 1, "{:?}", errs.first());
+        assert_eq!(errs[0].key, "g20000.children");
+        assert!(
+            errs[0]
+                .message
+                .ends_with("g0 → g1 → g2 → g3 → … (19994 more) … → g19998 → g19999 → g20000 → g0"),
+            "{}",
+            errs[0].message
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl Inventory {
                         continue;
                     };
                     for (child, cloc, cbody) in children {
-                        self.group_mut(name).add_child(child.to_string());
+                        self.group_mut(name).add_child(child.to_string(), *cloc);
                         self.add_yaml_group(child, cloc, cbody, diags);
                     }
                 }
