@@ -102,9 +102,20 @@ impl<'f> Builder<'f> {
     /// Where the reader is, as a key path (`haproxy_tcp_backends[2].servers`), for errors
     /// found before the tree exists; cut short past a couple of hundred characters.
     pub(super) fn path(&self) -> String {
+        self.path_to(self.stack.len())
+    }
+
+    /// The path of the mapping being read, without the key it last read: for a problem with
+    /// a key of its own (one written twice, one that is a list).
+    fn mapping_path(&self) -> String {
+        self.path_to(self.stack.len().saturating_sub(1))
+    }
+
+    /// The path through the first `frames` lists and mappings being read.
+    fn path_to(&self, frames: usize) -> String {
         const MAX: usize = 200;
         let mut path = String::new();
-        for frame in &self.stack {
+        for frame in self.stack.iter().take(frames) {
             if path.len() > MAX {
                 path.push_str("...");
                 break;
@@ -184,8 +195,12 @@ impl<'f> Builder<'f> {
                     };
                     if repeated {
                         let message = format!("key `{key}` appears twice in this mapping");
-                        *pending = Some((key, key_loc));
-                        let d = Diagnostic::new(&key_loc, self.path(), message)
+                        let mut path = self.mapping_path();
+                        if !path.is_empty() {
+                            path.push('.');
+                        }
+                        path.extend(key.chars().take(200));
+                        let d = Diagnostic::new(&key_loc, path, message)
                             .hint("remove one of them; YAML keeps only one");
                         self.fail(d);
                         return;
@@ -200,7 +215,7 @@ impl<'f> Builder<'f> {
                         None => {
                             let d = Diagnostic::new(
                                 &node.loc,
-                                self.path(),
+                                self.mapping_path(),
                                 format!("mapping keys must be plain scalars, not {}", node.kind()),
                             )
                             .hint("write the key as a name, e.g. `name: value`");

@@ -100,6 +100,14 @@ mod tests {
         assert_eq!(node.get("f").unwrap().value, Value::Bool(true));
         let dup = parse_str("a: 1\nb: 2\na: 3\n", &file).unwrap_err();
         assert_eq!((dup.line, dup.key.as_str()), (3, "a"));
+        // A problem with a key is reported at the mapping's path and the key itself, never
+        // under the key read before it.
+        let dup = parse_str("l:\n  - n: 1\n    p: 2\n    q: 3\n    p: 4\n", &file).unwrap_err();
+        assert_eq!((dup.line, dup.key.as_str()), (5, "l[0].p"));
+        let complex = parse_str("l:\n  - n: 1\n    ? [a, b]\n    : 2\n", &file).unwrap_err();
+        assert_eq!((complex.line, complex.key.as_str()), (3, "l[0]"));
+        let complex = parse_str("? {a: 1}\n: 2\n", &file).unwrap_err();
+        assert_eq!((complex.line, complex.key.as_str()), (1, ""));
     }
 
     /// Scalars as PyYAML (Ansible's YAML 1.1 reader) types them.
