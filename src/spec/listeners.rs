@@ -35,6 +35,8 @@ struct Listener<'a> {
     port: u16,
     /// Where the port is set; none for lbctl's default.
     loc: Option<Loc>,
+    /// The variable that sets it: `haproxy_tcp_backends[2].port`.
+    key: String,
     /// TLS passthrough routed by server name: may share its address and port with others.
     sni: bool,
 }
@@ -47,6 +49,7 @@ pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
         bind: &spec.haproxy.stats_bind,
         port: spec.haproxy.stats_port,
         loc: spec.haproxy.stats_port_loc,
+        key: "haproxy_stats_port".into(),
         sni: false,
     }];
     // before the frontends, so a frontend on its port is the one reported, at its own line
@@ -57,6 +60,7 @@ pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
             bind: &spec.connection.address,
             port: spec.haproxy.peers_port,
             loc: spec.haproxy.peers_port_loc,
+            key: "haproxy_peers_port".into(),
             sni: false,
         });
     }
@@ -67,11 +71,16 @@ pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
             bind: &b.bind,
             port: b.port,
             loc: Some(b.port_loc),
+            key: format!("{}[{}].port", b.protocol.var_name(), b.index),
             sni: b.sni_routed(),
         });
     }
     for f in &spec.http_frontends {
-        for (port, loc) in [(f.port, &f.port_loc), (f.tls_port, &f.tls_port_loc)] {
+        let ports = [
+            (f.port, &f.port_loc, "port"),
+            (f.tls_port, &f.tls_port_loc, "tls_port"),
+        ];
+        for (port, loc, name) in ports {
             if let (Some(port), Some(loc)) = (port, loc) {
                 listeners.push(Listener {
                     what: What::HttpFrontend(&f.name),
@@ -79,6 +88,7 @@ pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
                     bind: &f.bind,
                     port,
                     loc: Some(*loc),
+                    key: format!("haproxy_http_frontends[{}].{name}", f.index),
                     sni: false,
                 });
             }
@@ -96,7 +106,7 @@ pub fn check(spec: &HostSpec, diags: &mut Diagnostics) {
             diags.push(
                 Diagnostic::new(
                     loc,
-                    "port",
+                    &l.key,
                     format!(
                         "{} listens on {}/{} on host `{}`, already taken by {} ({})",
                         l.what,

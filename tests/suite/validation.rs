@@ -170,7 +170,7 @@ fn cases() -> Vec<Case> {
             ),
             ALL,
             22,
-            "port",
+            "haproxy_udp_backends[1].port",
             "already taken by backend `wireguard`",
         ),
         case(
@@ -178,7 +178,7 @@ fn cases() -> Vec<Case> {
             Line(3, "    port: 8404"),
             ALL,
             3,
-            "port",
+            "haproxy_tcp_backends[0].port",
             "already taken by the stats page",
         ),
         case(
@@ -622,7 +622,7 @@ fn cases() -> Vec<Case> {
             Http(23, "    port: 3306"),
             ALL,
             23,
-            "port",
+            "haproxy_http_frontends[0].port",
             "already taken by backend `mysql`",
         ),
         case(
@@ -909,7 +909,7 @@ fn cases() -> Vec<Case> {
                 Edit::None,
                 LBV,
                 5,
-                "port",
+                "haproxy_tcp_backends[0].port",
                 "already taken by the stick tables' peers (haproxy_peers_port)",
             )
         },
