@@ -64,6 +64,14 @@ impl AnsibleCfg {
     pub fn load() -> Result<AnsibleCfg, InputError> {
         let (found, warnings) = find();
         let mut cfg = match found {
+            Some(path)
+                if !matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("cfg" | "ini")
+                ) =>
+            {
+                return Err(InputError::ConfigType { path });
+            }
             Some(path) => {
                 let text = match crate::source::read_file(&path).and_then(|bytes| {
                     String::from_utf8(bytes).map_err(|_| {

@@ -37,6 +37,8 @@ pub enum InputError {
         source: Arc<std::io::Error>,
     },
 
+    #[error("{} is not an INI file (.cfg or .ini), so Ansible cannot read it as its configuration", path.display())]
+    ConfigType { path: PathBuf },
     #[error("{}: {} that Ansible refuses too; nothing was changed", path.display(), if .problems.len() == 1 { "a line" } else { "lines" })]
     ConfigSyntax {
         path: PathBuf,
@@ -112,6 +114,9 @@ impl InputError {
             | TooMany { .. }
             | HostName { .. }
             | ReadConfig { .. } => return None,
+            ConfigType { .. } => {
+                "point ANSIBLE_CONFIG at an ansible.cfg (or the directory holding one); Ansible reads only .cfg and .ini files"
+            }
             ConfigSyntax { .. } => {
                 "ansible.cfg is read as Python's configparser reads it: `[section]` headers, `key = value` lines, each key once a section, comments starting with `#` or `;`"
             }

@@ -609,6 +609,34 @@ fn ansible_cfg_is_read_and_refused_as_ansible_does() {
             .run();
     }
 
+    // ANSIBLE_CONFIG naming a file that is not .cfg or .ini: Ansible will not read it.
+    std::fs::write(
+        case.join("settings.conf"),
+        "[defaults]\nremote_user = deploy\n",
+    )
+    .unwrap();
+    let theirs = ansible_command("ansible-inventory", &case)
+        .args(["-i", "hosts", "--list"])
+        .env("ANSIBLE_CONFIG", case.join("settings.conf"))
+        .output()
+        .unwrap();
+    assert!(
+        !theirs.status.success()
+            && String::from_utf8_lossy(&theirs.stderr).contains("Unsupported configuration file"),
+        "{}",
+        String::from_utf8_lossy(&theirs.stderr)
+    );
+    Lbctl::new()
+        .current_dir(&case)
+        .env(
+            "ANSIBLE_CONFIG",
+            case.join("settings.conf").display().to_string(),
+        )
+        .args(["-i", "hosts", "validate"])
+        .exit(1)
+        .stderr_has("settings.conf is not an INI file (.cfg or .ini)")
+        .run();
+
     // In a world-writable directory, its ansible.cfg is anyone's: both ignore it, and say so.
     let open = scratch("ansible-cfg-world-writable");
     std::fs::write(open.join("hosts"), hosts).unwrap();

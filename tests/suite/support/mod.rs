@@ -47,6 +47,8 @@ pub struct Lbctl {
     stderr_has: Vec<String>,
     /// Where lbctl keeps its SSH masters between runs; `None`: it keeps none.
     ssh_control_dir: Option<PathBuf>,
+    /// Environment variables set for this run only.
+    env: Vec<(String, String)>,
 }
 
 /// What a finished run printed, for the test's further checks.
@@ -68,6 +70,7 @@ impl Lbctl {
             stdout_lacks: Vec::new(),
             stderr_has: Vec::new(),
             ssh_control_dir: None,
+            env: Vec::new(),
         }
     }
 
@@ -86,6 +89,12 @@ impl Lbctl {
     /// reuses those found there.
     pub fn keep_connections_in(mut self, dir: impl Into<PathBuf>) -> Self {
         self.ssh_control_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets an environment variable for this run.
+    pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_string(), value.into()));
         self
     }
 
@@ -229,6 +238,7 @@ impl Lbctl {
                 .env("LBCTL_SSH_PERSIST", "0")
                 .env_remove("LBCTL_SSH_CONTROL_DIR"),
         };
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
