@@ -485,6 +485,16 @@ fn expand_home(path: &str) -> PathBuf {
     }
 }
 
+/// Whether `path` exists and this user may read it: Ansible passes over a file it may not read.
+fn readable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a NUL-terminated path that outlives the call; access(2) only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::R_OK) == 0 }
+}
+
 /// The file Ansible would read, and the warning it gives on the way: an `ansible.cfg` in a
 /// world-writable working directory is ignored (anyone could have put it there).
 fn find() -> (Option<PathBuf>, Vec<String>) {
@@ -512,7 +522,7 @@ fn find() -> (Option<PathBuf>, Vec<String>) {
         candidates.push(PathBuf::from(home).join(".ansible.cfg"));
     }
     candidates.push(PathBuf::from("/etc/ansible/ansible.cfg"));
-    let found = candidates.into_iter().find(|p| p.is_file());
+    let found = candidates.into_iter().find(|p| readable(p));
     if let Some(cwd) = skipped
         && (from_env.is_none() || from_env != found)
     {
