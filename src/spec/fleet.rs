@@ -107,7 +107,16 @@ impl Fleet {
         let inv = templar.inventory();
         let names = inv.hosts_of(lb_group);
         if names.is_empty() {
-            let loc = Loc::new(&Arc::from(inv.dir.display().to_string()), 0);
+            let sources: Vec<String> = inv
+                .sources
+                .iter()
+                .map(|s| s.display().to_string())
+                .collect();
+            let file = match sources.join(", ") {
+                none if none.is_empty() => "inventory".to_string(),
+                some => some,
+            };
+            let loc = Loc::new(&Arc::from(file), 0);
             let d = Diagnostic::new(
                 &loc,
                 lb_group,

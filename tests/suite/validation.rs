@@ -1063,6 +1063,16 @@ fn empty_load_balancer_group_names_the_flag() {
         .stderr_has("--lb-group")
         .exit(1)
         .run();
+    // A file in the working directory: the problem names it (it said `: ` with no name).
+    Lbctl::new()
+        .current_dir(&dir)
+        .args(["-i", "hosts", "validate"])
+        .stderr_has(
+            "error: hosts: haproxy_servers: the inventory has no hosts in group `haproxy_servers`",
+        )
+        .stderr_has("--lb-group")
+        .exit(1)
+        .run();
     Lbctl::new()
         .args(["-i", dir.to_str().unwrap(), "--lb-group", "lbs", "validate"])
         .run();

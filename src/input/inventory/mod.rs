@@ -85,6 +85,8 @@ pub enum VarsFile {
 pub struct Inventory {
     /// Directory holding the (first) inventory source: templates are looked up here.
     pub dir: PathBuf,
+    /// The sources as given (`-i`), for problems with the inventory as a whole.
+    pub sources: Vec<PathBuf>,
     pub groups: BTreeMap<String, Group>,
     pub hosts: BTreeMap<String, Host>,
     /// Host names in the order the inventory declares them (Ansible's order for `groups`).
@@ -127,6 +129,7 @@ impl Inventory {
         } else {
             first.parent().map(Path::to_path_buf).unwrap_or_default()
         };
+        inv.sources = sources.to_vec();
         for source in sources {
             inv.add_source(source, &mut diags);
         }
