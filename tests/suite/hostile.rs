@@ -136,6 +136,56 @@ fn cases() -> Vec<Case> {
             refused(ALL, 6, "haproxy_stats_user", "would be over 64 MiB"),
         ),
         case(
+            "every host's variables printed whole: hostvars and vars",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: \"u{{{{ hostvars | to_json | length }}}}x{{{{ (vars | string | length) > 0 }}}}\"\nhaproxy_stats_password: \"p{{{{ hostvars[inventory_hostname] | to_nice_json | length }}}}\"\n"
+            )),
+            Expect::Renders,
+        ),
+        case(
+            "a list built 5,000 deep, then printed",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: \"{{% set ns = namespace(x=[]) %}}{{% for i in range(5000) %}}{{% set ns.x = [ns.x] %}}{{% endfor %}}{{{{ ns.x }}}}\"\nhaproxy_stats_password: pw\n"
+            )),
+            refused(
+                ALL,
+                6,
+                "haproxy_stats_user",
+                "nests more than 500 levels deep",
+            ),
+        ),
+        case(
+            "minijinja's debug(), which walks every variable",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: \"{{{{ debug() | length }}}}\"\nhaproxy_stats_password: pw\n"
+            )),
+            refused(ALL, 6, "haproxy_stats_user", "debug is unknown"),
+        ),
+        case(
+            "an undefined password made text by `string`",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: admin\nhaproxy_stats_password: \"{{{{ vault_stats_pass | string }}}}\"\n"
+            )),
+            refused(
+                ALL,
+                7,
+                "haproxy_stats_password",
+                "`vault_stats_pass` is undefined",
+            ),
+        ),
+        case(
+            "an undefined weight made a number by `int`",
+            hosts_and(
+                "haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30306, weight: \"{{ w1_weight | int }}\"}\n",
+            ),
+            refused(
+                ALL,
+                5,
+                "haproxy_tcp_backends[0].servers[0].weight",
+                "`w1_weight` is undefined",
+            ),
+        ),
+        case(
             "a group chain 3,000 deep",
             vec![("hosts", chain), (ALL, TCP.to_string())],
             Expect::Renders,

@@ -32,6 +32,10 @@ pub fn environment() -> Environment<'static> {
     // fails with "out of fuel" instead of taking the machine's memory.
     env.set_fuel(Some(FUEL));
     env.set_debug(true);
+    // minijinja's `debug()` prints the whole context, `hostvars` included, host after host:
+    // no Ansible function, and a template calling it would walk every variable of the
+    // inventory. Ansible says `'debug' is undefined`; so does lbctl.
+    env.remove_global("debug");
     env.set_formatter(format);
     // Python's methods on strings, lists and dicts (`'a,b'.split(',')`, `d.items()`), which
     // Ansible's templates use.
@@ -59,6 +63,7 @@ fn format(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Erro
     let text = match value.as_str() {
         Some(s) => s,
         None => {
+            filters::printable(value)?;
             printed = filters::python_str(value);
             &printed
         }

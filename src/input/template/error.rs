@@ -137,6 +137,12 @@ pub(super) fn missing_since(mark: usize) -> Vec<String> {
     })
 }
 
+/// The name read last that no variable has: the likely source of an undefined value that
+/// reached a filter.
+pub(super) fn last_missing() -> Option<String> {
+    MISSING.with(|m| m.borrow().last().cloned())
+}
+
 pub(super) fn missing_mark() -> usize {
     MISSING.with(|m| m.borrow().len())
 }

@@ -500,7 +500,7 @@ impl Object for HostVars {
         let host = key.as_str()?;
         templar.inventory.hosts.get(host)?;
         match templar.scope(host) {
-            Ok(scope) => Some(Value::from_dyn_object(scope)),
+            Ok(scope) => Some(Value::from_object(HostVarsVars(scope))),
             Err(diags) => {
                 let d = diags.into_iter().next()?;
                 failed_read(Box::new(TemplateError {
@@ -529,6 +529,33 @@ impl Object for HostVars {
             ),
             None => Enumerator::Empty,
         }
+    }
+}
+
+/// `hostvars[host]`: the host's variables without `hostvars` itself, as Ansible gives them
+/// (`include_hostvars=False`), so that walking them (`hostvars | to_json`) ends.
+#[derive(Debug)]
+struct HostVarsVars(Arc<HostScope>);
+
+impl Object for HostVarsVars {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "hostvars" => {
+                error::missing("hostvars");
+                None
+            }
+            name => self.0.get_value_by_str(name),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = MAGIC
+            .iter()
+            .filter(|k| **k != "hostvars")
+            .map(|k| Value::from(*k))
+            .collect();
+        keys.extend(self.0.vars.keys().map(|k| Value::from(k.as_str())));
+        Enumerator::Values(keys)
     }
 }
 

@@ -20,6 +20,14 @@ pub(super) fn json(value: &Value, indent: Option<usize>, nice: bool) -> String {
 }
 
 pub(super) fn write_json(value: &Value, indent: Option<usize>, nice: bool, out: &mut String) {
+    write_json_at(value, indent, nice, out, 0);
+}
+
+fn write_json_at(value: &Value, indent: Option<usize>, nice: bool, out: &mut String, depth: usize) {
+    if depth > super::python::MAX_PRINT_DEPTH {
+        out.push_str("null");
+        return;
+    }
     let newline = |out: &mut String, level: usize| {
         out.push('\n');
         out.push_str(&" ".repeat(4 * level));
@@ -68,7 +76,7 @@ pub(super) fn write_json(value: &Value, indent: Option<usize>, nice: bool, out: 
                 write_json(&Value::from(k.to_string()), None, nice, out);
                 out.push_str(": ");
                 let v = value.get_item(k).unwrap_or_default();
-                write_json(&v, indent.map(|l| l + 1), nice, out);
+                write_json_at(&v, indent.map(|l| l + 1), nice, out, depth + 1);
             }
             if let Some(level) = indent {
                 newline(out, level);
@@ -89,7 +97,7 @@ pub(super) fn write_json(value: &Value, indent: Option<usize>, nice: bool, out: 
                 if let Some(level) = indent {
                     newline(out, level + 1);
                 }
-                write_json(v, indent.map(|l| l + 1), nice, out);
+                write_json_at(v, indent.map(|l| l + 1), nice, out, depth + 1);
             }
             if let Some(level) = indent {
                 newline(out, level);
@@ -107,6 +115,7 @@ pub(super) fn to_yaml(value: Value, kw: Kwargs) -> Result<String, Error> {
     let _: Option<Value> = kw.get("width")?;
     let _: Option<Value> = kw.get("sort_keys")?;
     kw.assert_all_used()?;
+    super::python::printable(&value)?;
     let mut out = String::new();
     write_yaml(&value, 0, indent, &mut out);
     Ok(out)

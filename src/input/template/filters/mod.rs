@@ -27,6 +27,8 @@ use python::{mandatory, ternary, to_bool, to_int};
 use text::{basename, center, dirname, quote, regex_escape, truncate};
 
 pub(super) use dicts::ordered_map;
+use python::defined;
+pub(super) use python::printable;
 pub(super) use python::python_repr;
 pub use python::python_str;
 
@@ -35,19 +37,33 @@ type AddFilter = fn(&mut Environment<'static>, String);
 
 pub(super) fn register(env: &mut Environment<'static>) {
     let core: &[(&str, AddFilter)] = &[
-        ("bool", |e, n| e.add_filter(n, to_bool)),
-        ("int", |e, n| e.add_filter(n, to_int)),
-        ("string", |e, n| e.add_filter(n, |v: Value| python_str(&v))),
-        ("ternary", |e, n| e.add_filter(n, ternary)),
+        ("bool", |e, n| {
+            e.add_filter(n, |v: Value| defined(&v).map(|()| to_bool(v)))
+        }),
+        ("int", |e, n| {
+            e.add_filter(n, |v: Value, d: Option<i64>, b: Option<u32>| {
+                defined(&v).map(|()| to_int(v, d, b))
+            })
+        }),
+        ("string", |e, n| {
+            e.add_filter(n, |v: Value| printable(&v).map(|()| python_str(&v)))
+        }),
+        ("ternary", |e, n| {
+            e.add_filter(n, |v: Value, y: Value, no: Value, none: Option<Value>| {
+                defined(&v).map(|()| ternary(v, y, no, none))
+            })
+        }),
         ("mandatory", |e, n| e.add_filter(n, mandatory)),
         ("combine", |e, n| e.add_filter(n, combine)),
         ("dict2items", |e, n| e.add_filter(n, dict2items)),
         ("items2dict", |e, n| e.add_filter(n, items2dict)),
         ("to_json", |e, n| {
-            e.add_filter(n, |v: Value| json(&v, None, false))
+            e.add_filter(n, |v: Value| printable(&v).map(|()| json(&v, None, false)))
         }),
         ("to_nice_json", |e, n| {
-            e.add_filter(n, |v: Value| json(&v, Some(0), true))
+            e.add_filter(n, |v: Value| {
+                printable(&v).map(|()| json(&v, Some(0), true))
+            })
         }),
         ("to_yaml", |e, n| e.add_filter(n, to_yaml)),
         ("from_json", |e, n| e.add_filter(n, from_json)),

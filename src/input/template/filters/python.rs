@@ -11,7 +11,66 @@ pub fn python_str(value: &Value) -> String {
     }
 }
 
+/// How deep a value may nest to be printed: Python's own limit (`repr` of a list nested a
+/// thousand deep is a `RecursionError`) is about here too. Deeper, a printer writes `...`;
+/// the filters that print refuse it first ([`printable`]).
+pub(crate) const MAX_PRINT_DEPTH: usize = 500;
+
+/// An undefined value given to a filter that needs one is an error, as in Ansible (`{{ pass
+/// | string }}` with `pass` undefined would otherwise print `None`).
+pub(super) fn defined(value: &Value) -> Result<(), Error> {
+    if value.is_undefined() {
+        let message = match super::super::error::last_missing() {
+            Some(name) => format!("`{name}` is undefined"),
+            None => "the value given to the filter is undefined".into(),
+        };
+        return Err(Error::new(ErrorKind::UndefinedError, message));
+    }
+    Ok(())
+}
+
+/// Defined, and nested at most [`MAX_PRINT_DEPTH`] deep: what may be printed. Walked without
+/// recursion, so a value built a million levels deep is an error, not a stack overflow.
+pub(crate) fn printable(value: &Value) -> Result<(), Error> {
+    defined(value)?;
+    let mut stack = vec![(value.clone(), 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        if !matches!(
+            v.kind(),
+            ValueKind::Seq | ValueKind::Iterable | ValueKind::Map
+        ) {
+            continue;
+        }
+        if depth >= MAX_PRINT_DEPTH {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "the value nests more than {MAX_PRINT_DEPTH} levels deep, too deep to print"
+                ),
+            ));
+        }
+        let Ok(items) = v.try_iter() else { continue };
+        let is_map = v.kind() == ValueKind::Map;
+        for item in items {
+            let child = if is_map {
+                v.get_item(&item).unwrap_or_default()
+            } else {
+                item
+            };
+            stack.push((child, depth + 1));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn python_repr(value: &Value) -> String {
+    python_repr_at(value, 0)
+}
+
+fn python_repr_at(value: &Value, depth: usize) -> String {
+    if depth > MAX_PRINT_DEPTH {
+        return "...".into();
+    }
     match value.kind() {
         ValueKind::None | ValueKind::Undefined => "None".into(),
         ValueKind::Bool => if value.is_true() { "True" } else { "False" }.into(),
@@ -42,7 +101,7 @@ pub(crate) fn python_repr(value: &Value) -> String {
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<String> = value
                 .try_iter()
-                .map(|it| it.map(|v| python_repr(&v)).collect())
+                .map(|it| it.map(|v| python_repr_at(&v, depth + 1)).collect())
                 .unwrap_or_default();
             format!("[{}]", items.join(", "))
         }
@@ -52,7 +111,11 @@ pub(crate) fn python_repr(value: &Value) -> String {
                 .map(|it| {
                     it.map(|k| {
                         let v = value.get_item(&k).unwrap_or_default();
-                        format!("{}: {}", python_repr(&k), python_repr(&v))
+                        format!(
+                            "{}: {}",
+                            python_repr_at(&k, depth + 1),
+                            python_repr_at(&v, depth + 1)
+                        )
                     })
                     .collect()
                 })
