@@ -478,11 +478,49 @@ fn unquote(value: &str) -> &str {
     }
 }
 
+/// A path setting as Ansible's `unfrackpath` reads it: environment variables expanded
+/// (`$HOME/.ssh/id`, `${KEYS}/lb`), then `~`.
 fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+    let path = expand_vars(path);
+    let home = std::env::var_os("HOME");
+    match (path.as_str(), path.strip_prefix("~/"), home) {
+        ("~", _, Some(home)) => PathBuf::from(home),
+        (_, Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),
     }
+}
+
+/// Python's `os.path.expandvars`: `$NAME` and `${NAME}` (letters, digits, `_`) replaced by
+/// the variable's value; a variable that is not set, or a `$` before anything else, is left
+/// as written.
+fn expand_vars(text: &str) -> String {
+    let name_end = |s: &str| {
+        s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len())
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(inner) => match inner.find('}') {
+                Some(end) => (&inner[..end], end + 2),
+                None => ("", 0),
+            },
+            None => {
+                let end = name_end(after);
+                (&after[..end], end)
+            }
+        };
+        match std::env::var(name) {
+            Ok(value) if !name.is_empty() => out.push_str(&value),
+            _ => out.push_str(&rest[at..at + 1 + len]),
+        }
+        rest = &rest[at + 1 + len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether `path` exists and this user may read it: Ansible passes over a file it may not read.
@@ -641,5 +679,29 @@ mod tests {
             )]
         );
         assert!(lines("[DEFAULT]\n[DEFAULT]\n; c\n[a]\nk = v ;c\n  more\n").is_empty());
+    }
+
+    /// Paths expand `$VARS` and `~` as Ansible's `unfrackpath`; unset ones stay as written.
+    #[test]
+    fn paths_expand_environment_variables() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let cfg = AnsibleCfg::parse(
+            "[defaults]\nprivate_key_file = $HOME/.ssh/id_x\ninventory = ${HOME}/inv, $LBCTL_SURELY_UNSET/x, ~, a$\n",
+            Some(PathBuf::from("/repo/ansible.cfg")),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.private_key_file(),
+            Some(PathBuf::from(format!("{home}/.ssh/id_x")))
+        );
+        assert_eq!(
+            cfg.inventory(),
+            [
+                PathBuf::from(format!("{home}/inv")),
+                PathBuf::from("/repo/$LBCTL_SURELY_UNSET/x"),
+                PathBuf::from(&home),
+                PathBuf::from("/repo/a$"),
+            ]
+        );
     }
 }

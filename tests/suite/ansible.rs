@@ -562,7 +562,7 @@ fn yaml_host_keys_with_a_port_are_the_connections_ansible_makes() {
 
 /// `ansible.cfg` is read as Ansible reads it (Python's configparser, then Ansible's own
 /// unquoting): quoted string settings, `[DEFAULT]` for every section, values continued on
-/// indented lines. A file configparser refuses, Ansible refuses, and so does lbctl, naming the
+/// indented lines, `$VARS` in paths. A file configparser refuses, Ansible refuses, and so does lbctl, naming the
 /// line (lbctl used to skip such lines silently). One in a world-writable working directory is
 /// ignored by both, with a warning.
 #[test]
@@ -572,7 +572,7 @@ fn ansible_cfg_is_read_and_refused_as_ansible_does() {
     std::fs::write(case.join("hosts"), hosts).unwrap();
     std::fs::write(
         case.join("ansible.cfg"),
-        "# quoted strings, [DEFAULT], inline comments, a value continued\n[DEFAULT]\nremote_port = 2022\n[defaults]\nremote_user = \"deploy\"  ; Ansible unquotes string settings\nprivate_key_file = keys/id_ed25519\n\n[ssh_connection]\nssh_args = -C\n    -o ControlMaster=auto\n",
+        "# quoted strings, [DEFAULT], inline comments, a value continued\n[DEFAULT]\nremote_port = 2022\n[defaults]\nremote_user = \"deploy\"  ; Ansible unquotes string settings\nprivate_key_file = ${HOME}/keys/id_ed25519\n\n[ssh_connection]\nssh_args = -C\n    -o ControlMaster=auto\n",
     )
     .unwrap();
     same_connections(&case, "hosts", "ansible-cfg-connections");
