@@ -1143,3 +1143,61 @@ fn a_template_error_on_one_host_writes_no_host() {
         "render wrote lb1's files although lb2's template failed"
     );
 }
+
+/// An INI section naming a group the inventory never declares (`[k8s:children]` listing
+/// `masters`, `[dmz:vars]`): Ansible refuses the file. Given alone, lbctl refuses it naming the
+/// line; in an inventory directory, it is skipped with that warning, as Ansible skips it.
+#[test]
+fn ini_groups_named_but_never_declared_are_refused_as_ansible_does() {
+    let dir = scratch("validation-undeclared-groups");
+    write(&dir, "hosts", HOSTS);
+    write(&dir, LBV, LB_VARS);
+    write(&dir, ALL, BASE);
+    let file = dir.join("groups.ini");
+    for (text, line, message) in [
+        (
+            "[k8s:children]\nworkers\nmasters\n\n[workers]\nw1\n",
+            3,
+            "masters: [k8s:children] names group `masters`, which this inventory never declares",
+        ),
+        (
+            "[dmz:vars]\nzone=edge\n",
+            1,
+            "dmz: [dmz:vars] is for group `dmz`, which this inventory never declares",
+        ),
+    ] {
+        write(&dir, "groups.ini", text);
+        let at = format!("{}:{line}: {message}", file.display());
+        Lbctl::new()
+            .args(["-i", file.to_str().unwrap(), "validate"])
+            .exit(1)
+            .stderr_has(format!("error: {at}"))
+            .run();
+        Lbctl::new()
+            .args(["-i", dir.to_str().unwrap(), "validate"])
+            .stderr_has(format!("warning: {at}"))
+            .run();
+    }
+    // Declared after it is named, or by an earlier source: accepted, as Ansible does.
+    write(
+        &dir,
+        "groups.ini",
+        "[k8s:children]\nmasters\n[masters]\nm1\n",
+    );
+    Lbctl::new()
+        .args(["-i", file.to_str().unwrap(), "validate"])
+        .exit(1)
+        .stderr_has("no hosts in group `haproxy_servers`")
+        .run();
+    let hosts = dir.join("hosts");
+    write(&dir, "groups.ini", "[haproxy_servers:vars]\nx=1\n");
+    Lbctl::new()
+        .args([
+            "-i",
+            hosts.to_str().unwrap(),
+            "-i",
+            file.to_str().unwrap(),
+            "validate",
+        ])
+        .run();
+}

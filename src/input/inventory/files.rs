@@ -91,7 +91,12 @@ impl Inventory {
         }
         let mut part = Inventory::default();
         let mut found = Diagnostics::default();
-        part.add_ini(&text, &name, &mut found);
+        part.add_ini(
+            &text,
+            &name,
+            &|group| self.groups.contains_key(group),
+            &mut found,
+        );
         if found.is_empty() {
             self.merge(part);
             return;

@@ -4,7 +4,7 @@
 //! `ansible_port`, a `:vars` line is `key=everything after the =`, and every value is typed
 //! with Python's `literal_eval` (`python_literal`).
 
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 use super::{Inventory, check_group_name, host_pattern::expand_host_pattern, python_literal};
 use crate::{
@@ -13,7 +13,15 @@ use crate::{
 };
 
 impl Inventory {
-    pub(super) fn add_ini(&mut self, text: &str, file: &Arc<str>, diags: &mut Diagnostics) {
+    /// Reads an INI file; `known` says whether a group is already in the inventory (from an
+    /// earlier source), which a `:children` or `:vars` section may name without declaring it.
+    pub(super) fn add_ini(
+        &mut self,
+        text: &str,
+        file: &Arc<str>,
+        known: &dyn Fn(&str) -> bool,
+        diags: &mut Diagnostics,
+    ) {
         #[derive(Clone, Copy)]
         enum Section {
             Hosts,
@@ -22,6 +30,10 @@ impl Inventory {
         }
         let mut group = "ungrouped".to_string();
         let mut section = Section::Hosts;
+        // Groups this file declares ([g] or [g:children]); the groups it names without
+        // declaring them (a child, a :vars section), with where and for which parent.
+        let mut declared: HashSet<String> = ["all", "ungrouped"].map(String::from).into();
+        let mut named: Vec<(String, Loc, Option<String>)> = Vec::new();
         for (idx, raw) in text.lines().enumerate() {
             let loc = Loc::new(file, idx + 1);
             let line = raw.trim();
@@ -67,6 +79,12 @@ impl Inventory {
                     continue;
                 }
                 group = name.to_string();
+                match section {
+                    Section::Vars => named.push((group.clone(), loc, None)),
+                    Section::Hosts | Section::Children => {
+                        declared.insert(group.clone());
+                    }
+                }
                 self.group_mut(&group);
                 continue;
             }
@@ -142,10 +160,32 @@ impl Inventory {
                         diags.push(d);
                         continue;
                     }
+                    named.push((line.to_string(), loc, Some(group.clone())));
                     self.group_mut(line);
                     self.group_mut(&group).add_child(line.to_string(), loc);
                 }
             }
+        }
+        // As Ansible's INI plugin, which refuses the file: a group must be declared somewhere
+        // ([g] or [g:children]) to be a child or to have :vars. The first reference is shown.
+        let mut reported = HashSet::new();
+        for (name, loc, parent) in named {
+            if declared.contains(&name) || known(&name) || !reported.insert(name.clone()) {
+                continue;
+            }
+            let message = match &parent {
+                Some(parent) => format!(
+                    "[{parent}:children] names group `{name}`, which this inventory never declares"
+                ),
+                None => format!(
+                    "[{name}:vars] is for group `{name}`, which this inventory never declares"
+                ),
+            };
+            diags.push(
+                Diagnostic::new(&loc, &name, message).hint(format!(
+                    "declare it with a [{name}] section (empty is fine) or a [{name}:children] section; Ansible refuses the file otherwise"
+                )),
+            );
         }
     }
 }
