@@ -151,6 +151,12 @@ pub fn vault_error(loc: &Loc, key: &str, e: &InputError) -> Diagnostic {
 fn parse_extra(arg: &str, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
     let cli: Arc<str> = Arc::from("command line (-e)");
     if let Some(path) = arg.strip_prefix('@') {
+        if path.is_empty() {
+            return Err(
+                Diagnostic::new(&Loc::new(&cli, 0), "@", "-e @ names no file")
+                    .hint("write -e @vars.yaml, the file's path right after the @"),
+            );
+        }
         return load_vars_file(Path::new(path), keyring);
     }
     let trimmed = arg.trim_start();

@@ -52,9 +52,11 @@ impl VaultId {
     /// Reads `--vault-id` as Ansible does: `LABEL@SOURCE` or `SOURCE`, where `prompt` asks on
     /// the terminal and anything else is a password file or script.
     pub fn parse(arg: &str) -> VaultId {
+        // `@FILE`: the default label, as Ansible reads it
         let (label, source) = match arg.split_once('@') {
-            Some((label, source)) if !label.is_empty() => (label, source),
-            _ => (DEFAULT_LABEL, arg),
+            Some(("", source)) => (DEFAULT_LABEL, source),
+            Some((label, source)) => (label, source),
+            None => (DEFAULT_LABEL, arg),
         };
         let source = if source == "prompt" || source == "prompt_ask_vault_pass" {
             PasswordSource::Prompt
@@ -338,6 +340,14 @@ fn read_password_file(path: &Path, label: &str) -> Result<Vec<u8>, InputError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
+    if path.as_os_str().is_empty() {
+        return Err(InputError::VaultPasswordFile {
+            path: path.to_path_buf(),
+            message: format!(
+                "the vault id `{label}@` names no file (write {label}@FILE or {label}@prompt)"
+            ),
+        });
+    }
     let meta = std::fs::metadata(path).map_err(unreadable)?;
     if meta.is_dir() {
         return Err(InputError::VaultPasswordDirectory {
@@ -543,5 +553,12 @@ mod tests {
             VaultId::file("default", PathBuf::from("pass.txt"))
         );
         assert_eq!(VaultId::parse("dev@prompt").source, PasswordSource::Prompt);
+        // `@FILE` is the default label's file (lbctl read a file named `@FILE`)
+        assert_eq!(
+            VaultId::parse("@pass.txt"),
+            VaultId::file("default", PathBuf::from("pass.txt"))
+        );
+        let none = read_password_file(Path::new(""), "prod").unwrap_err();
+        assert!(none.to_string().contains("`prod@` names no file"), "{none}");
     }
 }

@@ -100,6 +100,14 @@ fn cases() -> Vec<Case> {
             "unknown key `chek`",
         ),
         case(
+            "a number with a fraction where a whole one goes",
+            Append("haproxy_maxconn: 4096.5"),
+            ALL,
+            21,
+            "haproxy_maxconn",
+            "expected a whole number, found the number 4096.5",
+        ),
+        case(
             "unknown backend key",
             Line(4, "    balanse: roundrobin"),
             ALL,

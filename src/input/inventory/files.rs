@@ -43,6 +43,10 @@ impl Inventory {
             }
         } else if path.is_file() {
             self.add_file(path, false, diags);
+        } else if path.to_string_lossy().contains(',') {
+            diags.push(file_error(path, "inventory not found".into()).hint(
+                "a host list (`-i lb1,lb2,`) puts its hosts in no group, and lbctl needs its load balancers in one: write an inventory file with a [haproxy_servers] section",
+            ));
         } else {
             diags.push(file_error(path, "inventory not found".into()).hint(
                 "pass an inventory file or directory with -i, e.g. `lbctl -i inventory/example validate`",

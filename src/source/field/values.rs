@@ -35,6 +35,9 @@ pub fn int(
     let n = match &node.value {
         Value::Int(i) => Some(*i),
         Value::Str(s) => s.trim().parse().ok(),
+        // 4096.0, as a template's division gives it (`{{ 8192 / 2 }}`): the whole number
+        #[allow(clippy::cast_possible_truncation)]
+        Value::Float(x) if x.fract() == 0.0 && x.abs() < 1e15 => Some(*x as i64),
         _ => None,
     };
     match n {
@@ -121,6 +124,9 @@ pub fn one_of(
 }
 
 fn describe(node: &Node) -> String {
+    if let Value::Float(x) = node.value {
+        return format!("the number {x:?}");
+    }
     match node.as_text() {
         Some(t) => quote(&t),
         None => node.kind().to_string(),
