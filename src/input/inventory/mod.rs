@@ -154,10 +154,10 @@ impl Inventory {
                 }
                 for error in skipped {
                     let hint = match &error.hint {
-                        Some(h) => format!("{h} (Ansible would skip this file and find no host)"),
-                        None => {
-                            "Ansible would skip this file and find no host: fix this line".into()
-                        }
+                        Some(h) => format!(
+                            "{h} (a file of an inventory directory that cannot be read is skipped, and that left no host)"
+                        ),
+                        None => "a file of an inventory directory that cannot be read is skipped, and that left no host: fix this line".into(),
                     };
                     diags.push(error.hint(hint));
                 }

@@ -64,9 +64,16 @@ impl Inventory {
                         let names = match expand_host_pattern(pattern) {
                             Ok(n) => n,
                             Err(e) => {
-                                diags.push(Diagnostic::new(hloc, pattern, e.to_string()).hint(
-                                    "name hosts as Ansible does, e.g. `lb1` or `lb[1:3]` for lb1 to lb3",
-                                ));
+                                let hint = match e {
+                                    crate::input::InputError::HostName { .. } => {
+                                        "lbctl writes host names into configs and commands, so it takes fewer than Ansible: rename the host (its address goes in ansible_host)"
+                                    }
+                                    _ => {
+                                        "write a host name, or a range such as `lb[1:3]` for lb1 to lb3"
+                                    }
+                                };
+                                diags
+                                    .push(Diagnostic::new(hloc, pattern, e.to_string()).hint(hint));
                                 continue;
                             }
                         };
