@@ -257,6 +257,11 @@ fn reason(text: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
+    // On a thread with a deep stack: templates evaluated here may free deeply nested values.
+    lbctl::input::template::with_deep_stack(run)
+}
+
+fn run() -> ExitCode {
     // Invalid arguments exit 1 like any invalid input (clap's own default is 2, which lbctl
     // keeps for `plan --detailed-exitcode`); help and version exit 0.
     let cli = match Cli::try_parse() {

@@ -100,10 +100,12 @@ impl Templates {
                 },
                 None => (builtin.to_string(), format!("built-in {name}")),
             };
-            if let Err(e) =
+            let added = template::check_chains(&source).and_then(|()| {
                 env.add_template_owned(name.clone(), template::prepare(&source).into_owned())
-            {
-                errors.push(template_error(&from, e.line().unwrap_or(0), describe(&e)));
+                    .map_err(|e| (e.line().unwrap_or(0), e))
+            });
+            if let Err((line, e)) = added {
+                errors.push(template_error(&from, line, describe(&e)));
             }
             origin.insert(name, from);
         }

@@ -155,6 +155,21 @@ fn cases() -> Vec<Case> {
             ),
         ),
         case(
+            "a filter chain 100,000 long",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: \"{{{{ 'a'{} }}}}\"\nhaproxy_stats_password: pw\n",
+                "|string".repeat(100_000)
+            )),
+            refused(ALL, 6, "haproxy_stats_user", "chains 100000 operators"),
+        ),
+        case(
+            "a lazy list of 10 ** 8 items printed",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: \"{{{{ ([1] * 10 ** 8) | to_json }}}}\"\nhaproxy_stats_password: pw\n"
+            )),
+            refused(ALL, 6, "haproxy_stats_user", "more than 64 MiB of text"),
+        ),
+        case(
             "minijinja's debug(), which walks every variable",
             hosts_and(&format!(
                 "{TCP}haproxy_stats_user: \"{{{{ debug() | length }}}}\"\nhaproxy_stats_password: pw\n"
@@ -628,6 +643,56 @@ fn crafted_inputs_are_refused_where_they_are_wrong_within_bounded_resources() {
         cases.len(),
         failures.join("\n\n")
     );
+}
+
+/// A template builds a value half a million levels deep (`{% set ns.x = [ns.x] %}` in a loop,
+/// which the fuel allows), in a variable and in a template of the user's, which the render
+/// threads evaluate. minijinja frees such a value by recursion, which overflowed the default
+/// stacks (about 130,000 levels on the main thread's 8 MiB): an abort. Now it renders.
+#[test]
+fn a_value_built_half_a_million_levels_deep_is_freed_without_a_crash() {
+    require_root_and(&["haproxy", "keepalived", "nginx", "ip"]);
+    let deep = "{% set ns = namespace(x=[]) %}{% for i in range(500) %}{% for j in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{% endfor %}";
+    let dir = scratch("hostile-deep-value");
+    write(
+        &dir,
+        ALL,
+        &format!(
+            "{TCP}haproxy_stats_user: \"{deep}u{{{{ ns.x | length }}}}\"\nhaproxy_stats_password: pw\n"
+        ),
+    );
+    write(&dir, "hosts", HOSTS);
+    let builtin =
+        std::fs::read_to_string(crate::support::repo_root().join("templates/haproxy.cfg.j2"))
+            .expect("read the built-in haproxy.cfg.j2");
+    write(
+        &dir,
+        "tpl/haproxy.cfg.j2",
+        &format!("{builtin}\n{deep}# {{{{ ns.x | length }}}} deep\n"),
+    );
+    let out = dir.join("out");
+    let args: Vec<String> = vec![
+        "-i".into(),
+        dir.display().to_string(),
+        "--project-dir".into(),
+        dir.display().to_string(),
+        "--templates".into(),
+        dir.join("tpl").display().to_string(),
+        "render".into(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    let (code, _, stderr, rss, cpu) = limited(&args);
+    eprintln!("exit {code}, {} MiB, {cpu:.2} s of CPU", rss / 1024);
+    assert_eq!(code, 0, "{stderr}");
+    let cfg = std::fs::read_to_string(out.join("lb1/haproxy.cfg")).expect("lb1's haproxy.cfg");
+    assert!(cfg.contains("stats auth u1:pw"), "{cfg}");
+    assert!(
+        cfg.ends_with("# 1 deep\n"),
+        "{}",
+        &cfg[cfg.len().saturating_sub(200)..]
+    );
+    assert_eq!(daemons_refuse(&out), None);
 }
 
 #[test]

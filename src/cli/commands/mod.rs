@@ -27,6 +27,7 @@ use crate::{
     input::Keyring,
     input::Limit,
     input::Templar,
+    input::template,
     render::{RenderedHost, RunContext, Templates, check_flag_dir, override_dirs},
     spec::{Fleet, HostSpec, Input},
 };
@@ -181,7 +182,8 @@ impl Loaded {
             let (send, receive) = mpsc::sync_channel(8 * threads);
             for _ in 0..threads {
                 let (templates, run, next, send) = (&templates, &run, &next, send.clone());
-                scope.spawn(move || {
+                // A deep stack: a template may free a deeply nested value (input::template).
+                template::spawn_scoped(scope, move || {
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         let Some(host) = hosts.get(index) else { break };

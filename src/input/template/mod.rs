@@ -20,10 +20,12 @@ mod methods;
 mod mutable;
 mod native;
 mod scope;
+mod stack;
 
 pub use env::environment;
 pub use error::{TemplateError, advice, explain};
 pub use filters::python_str;
-pub use mutable::prepare;
+pub use mutable::{check_chains, prepare};
 pub use native::is_template;
 pub use scope::{HostScope, Templar};
+pub use stack::{spawn_scoped, with_deep_stack};

@@ -33,14 +33,100 @@ pub(super) fn register(env: &mut Environment<'static>) {
 /// `source` with each empty `[]` / `{}` literal inside `{{ }}` and `{% %}` read as a new
 /// changeable list or mapping; text, comments, string literals and `{% raw %}` untouched.
 pub fn prepare(source: &str) -> Cow<'_, str> {
-    if !(source.contains("{{") || source.contains("{%")) {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut changed = false;
+    for_each_block(source, |start, end| {
+        if let Cow::Owned(body) = rewrite(&source[start..end]) {
+            out.push_str(&source[copied..start]);
+            out.push_str(&body);
+            copied = end;
+            changed = true;
+        }
+        Ok(())
+    })
+    .expect("rewriting refuses no block");
+    if !changed {
         return Cow::Borrowed(source);
     }
-    let bytes = source.as_bytes();
-    let mut out = String::with_capacity(source.len());
-    let mut copied = 0;
+    out.push_str(&source[copied..]);
+    Cow::Owned(out)
+}
+
+/// Most operators one `{{ }}` or `{% %}` block may chain. Jinja2 reads `a | f | g`, `a.b.c`
+/// and `a ~ b ~ c` as trees as deep as the chain is long, which minijinja compiles and frees
+/// by recursion: a chain of tens of thousands (a 100 KB variable of `|string|string...`)
+/// would overflow the stack. No real expression comes near this.
+pub const MAX_BLOCK_OPERATORS: usize = 5_000;
+
+/// Refuses a template with a block of more than [`MAX_BLOCK_OPERATORS`] operators (filters,
+/// attribute and item lookups, calls, arithmetic, comparisons and `and`/`or`/`not`/`is`/`in`/
+/// `if`), outside string literals, before it is compiled: the error, and the line of `source`
+/// the block starts on.
+pub fn check_chains(source: &str) -> Result<(), (usize, Error)> {
+    let mut line = 0;
+    for_each_block(source, |start, end| {
+        let count = operators(&source.as_bytes()[start..end]);
+        if count <= MAX_BLOCK_OPERATORS {
+            return Ok(());
+        }
+        line = 1 + source.as_bytes()[..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        Err(Error::new(
+            ErrorKind::SyntaxError,
+            format!(
+                "a block chains {count} operators (filters, lookups, arithmetic, comparisons); \
+                 lbctl compiles at most {MAX_BLOCK_OPERATORS} in one block: split the \
+                 expression with `{{% set %}}`"
+            ),
+        ))
+    })
+    .map_err(|e| (line, e))
+}
+
+/// How many operators `body` (a block's expression) holds outside its string literals.
+fn operators(body: &[u8]) -> usize {
+    let mut count = 0;
     let mut i = 0;
-    let mut changed = false;
+    while i < body.len() {
+        match body[i] {
+            q @ (b'\'' | b'"') => i = string_end(body, i, q),
+            b'|' | b'.' | b'[' | b'(' | b'~' | b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>'
+            | b'=' | b'!' => count += 1,
+            b if b.is_ascii_alphabetic() || b == b'_' => {
+                let word_end = body[i..]
+                    .iter()
+                    .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                    .map_or(body.len(), |n| i + n);
+                if matches!(
+                    &body[i..word_end],
+                    b"and" | b"or" | b"not" | b"is" | b"in" | b"if"
+                ) {
+                    count += 1;
+                }
+                i = word_end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    count
+}
+
+/// Calls `f` with the start and end of each `{{ }}` and `{% %}` block's expression in
+/// `source`, in order; comments and `{% raw %}` blocks are skipped. Stops at `f`'s first error.
+fn for_each_block(
+    source: &str,
+    mut f: impl FnMut(usize, usize) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if !(source.contains("{{") || source.contains("{%")) {
+        return Ok(());
+    }
+    let bytes = source.as_bytes();
+    let mut i = 0;
     while i + 1 < bytes.len() {
         if bytes[i] != b'{' {
             i += 1;
@@ -54,27 +140,17 @@ pub fn prepare(source: &str) -> Cow<'_, str> {
                 let statement = bytes[i + 1] == b'%';
                 let start = i + 2;
                 let end = block_end(bytes, start, statement);
-                let body = &source[start..end.body];
-                if statement && is_tag(body, "raw") {
+                if statement && is_tag(&source[start..end.body], "raw") {
                     i = raw_end(source, end.after);
                     continue;
                 }
-                if let Cow::Owned(body) = rewrite(body) {
-                    out.push_str(&source[copied..start]);
-                    out.push_str(&body);
-                    copied = end.body;
-                    changed = true;
-                }
+                f(start, end.body)?;
                 i = end.after;
             }
             _ => i += 1,
         }
     }
-    if !changed {
-        return Cow::Borrowed(source);
-    }
-    out.push_str(&source[copied..]);
-    Cow::Owned(out)
+    Ok(())
 }
 
 struct End {
@@ -428,6 +504,26 @@ mod tests {
             "{% raw %}{{ [] }}{% endraw %}{{ __lbctl_dict()}}"
         );
         assert_eq!(prepare("{{- [] -}}"), "{{- __lbctl_list() -}}");
+    }
+
+    #[test]
+    fn long_chains_are_refused_before_they_are_compiled() {
+        let chain = |n: usize| format!("x\n{{{{ 'a'{} }}}}", "|string".repeat(n));
+        assert_eq!(operators(b" a.b | f(1) ~ c[0] "), 5);
+        assert_eq!(operators(b" 'a.b|c' ~ \"[(\" and not x is y "), 4);
+        assert!(check_chains(&chain(MAX_BLOCK_OPERATORS)).is_ok());
+        let (line, e) = check_chains(&chain(MAX_BLOCK_OPERATORS + 1)).unwrap_err();
+        assert_eq!(line, 2);
+        assert!(e.to_string().contains("chains 5001 operators"), "{e}");
+        // comments and raw blocks are not compiled
+        let raw = format!(
+            "{{% raw %}}{}{{% endraw %}}{{# {} #}}",
+            chain(9_000),
+            chain(9_000)
+        );
+        assert!(check_chains(&raw).is_ok());
+        // and a long template of short blocks is no chain
+        assert!(check_chains(&"{{ a | b }}".repeat(10_000)).is_ok());
     }
 
     fn render(template: &str) -> String {

@@ -49,6 +49,7 @@ pub(super) fn render(source: &str, ctx: Value) -> Result<Value, Error> {
         .or_else(|| source.strip_suffix('\r'))
         .unwrap_or(source);
     let body = escape_backslashes(body);
+    super::mutable::check_chains(&body).map_err(|(_, e)| e)?;
     let body = super::mutable::prepare(&body);
     let template = shared().template_from_named_str(NAME, &body)?;
     let captured = template.render_captured(ctx)?;

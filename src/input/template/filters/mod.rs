@@ -165,6 +165,28 @@ mod tests {
     }
 
     #[test]
+    fn a_value_too_long_to_print_is_refused_before_it_is_printed() {
+        let env = super::super::environment();
+        let refused = |template: &str| {
+            env.render_str(template, ())
+                .expect_err(template)
+                .to_string()
+                .contains("would print as more than 64 MiB")
+        };
+        // a hundred million items (about 300 MB of text), and a value of many small parts
+        assert!(refused("{{ [1] * 10 ** 8 }}"));
+        assert!(refused("{{ ([1] * 10 ** 8) | to_json }}"));
+        assert!(refused("{{ ([[1, 2, 3]] * 10 ** 7) | string }}"));
+        assert_eq!(
+            render(
+                "{{ ([1] * 1000) | string | length }} {{ [\"it's\", 'a', {'k': [none, true, 1.5]}] }}",
+                Value::UNDEFINED
+            ),
+            "3000 [\"it's\", 'a', {'k': [None, True, 1.5]}]"
+        );
+    }
+
+    #[test]
     fn ansible_filters() {
         let ctx = minijinja::context! {
             vip => "10.0.0.100/24",

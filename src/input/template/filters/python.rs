@@ -3,6 +3,8 @@
 
 use minijinja::{Error, ErrorKind, Value, value::ValueKind};
 
+use crate::source::MAX_FILE_BYTES;
+
 /// A value as Python's `str()` prints it: `True`, `None`, `['a', 1]`, `{'k': 'v'}`.
 pub fn python_str(value: &Value) -> String {
     match value.kind() {
@@ -29,51 +31,101 @@ pub(super) fn defined(value: &Value) -> Result<(), Error> {
     Ok(())
 }
 
-/// Defined, and nested at most [`MAX_PRINT_DEPTH`] deep: what may be printed. Walked without
-/// recursion, so a value built a million levels deep is an error, not a stack overflow.
+/// Defined, nested at most [`MAX_PRINT_DEPTH`] deep, and printing as at most
+/// [`MAX_FILE_BYTES`] of text: what may be printed. Walked without recursion, so a value built
+/// a million levels deep is an error, not a stack overflow; and counted before any text is
+/// made, so a lazy list of a hundred million items (`[1] * 10 ** 8`) is an error, not gigabytes
+/// of memory. Each item counts the bytes it prints as at the least: its separator (`, `), a
+/// text's quotes and characters, a number's digits.
 pub(crate) fn printable(value: &Value) -> Result<(), Error> {
     defined(value)?;
-    let mut stack = vec![(value.clone(), 0usize)];
-    while let Some((v, depth)) = stack.pop() {
-        if !matches!(
-            v.kind(),
-            ValueKind::Seq | ValueKind::Iterable | ValueKind::Map
-        ) {
-            continue;
-        }
-        if depth >= MAX_PRINT_DEPTH {
-            return Err(Error::new(
-                ErrorKind::InvalidOperation,
-                format!(
-                    "the value nests more than {MAX_PRINT_DEPTH} levels deep, too deep to print"
-                ),
-            ));
-        }
-        let Ok(items) = v.try_iter() else { continue };
-        let is_map = v.kind() == ValueKind::Map;
-        for item in items {
-            let child = if is_map {
-                v.get_item(&item).unwrap_or_default()
-            } else {
-                item
+    let mut bytes: u64 = 0;
+    // The containers being walked, each with the map it iterates the keys of (if it does).
+    let mut open: Vec<(minijinja::value::ValueIter, Option<Value>)> = Vec::new();
+    let mut next = Some(value.clone());
+    loop {
+        if let Some(v) = next.take() {
+            bytes += match v.kind() {
+                ValueKind::String => v.as_str().map_or(0, str::len) as u64 + 2,
+                ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => 2,
+                _ => 1,
             };
-            stack.push((child, depth + 1));
+            let container = matches!(
+                v.kind(),
+                ValueKind::Seq | ValueKind::Iterable | ValueKind::Map
+            );
+            if container {
+                if open.len() >= MAX_PRINT_DEPTH {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "the value nests more than {MAX_PRINT_DEPTH} levels deep, too deep \
+                             to print"
+                        ),
+                    ));
+                }
+                // Each item prints at least a character and its separator: a known length
+                // says at once whether they can fit.
+                let least = v.len().map_or(0, |n| 3 * n as u64);
+                if bytes.saturating_add(least) > MAX_FILE_BYTES {
+                    return Err(too_long());
+                }
+                if let Ok(items) = v.try_iter() {
+                    let map = (v.kind() == ValueKind::Map).then_some(v);
+                    open.push((items, map));
+                }
+            }
+            if bytes > MAX_FILE_BYTES {
+                return Err(too_long());
+            }
+        }
+        let Some((items, map)) = open.last_mut() else {
+            return Ok(());
+        };
+        match items.next() {
+            Some(item) => {
+                bytes += 2;
+                next = Some(match map {
+                    Some(map) => {
+                        bytes += item.as_str().map_or(1, str::len) as u64 + 2;
+                        map.get_item(&item).unwrap_or_default()
+                    }
+                    None => item,
+                });
+            }
+            None => {
+                open.pop();
+            }
         }
     }
-    Ok(())
+}
+
+fn too_long() -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "the value would print as more than {} MiB of text",
+            MAX_FILE_BYTES >> 20
+        ),
+    )
 }
 
 pub(crate) fn python_repr(value: &Value) -> String {
-    python_repr_at(value, 0)
+    let mut out = String::new();
+    write_repr(&mut out, value, 0);
+    out
 }
 
-fn python_repr_at(value: &Value, depth: usize) -> String {
+/// Writes `value` as Python's `repr()` does into `out`, one text for the whole value (a list of
+/// ten million items is one string, not ten million).
+fn write_repr(out: &mut String, value: &Value, depth: usize) {
     if depth > MAX_PRINT_DEPTH {
-        return "...".into();
+        out.push_str("...");
+        return;
     }
     match value.kind() {
-        ValueKind::None | ValueKind::Undefined => "None".into(),
-        ValueKind::Bool => if value.is_true() { "True" } else { "False" }.into(),
+        ValueKind::None | ValueKind::Undefined => out.push_str("None"),
+        ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
         ValueKind::String => {
             let s = value.as_str().unwrap_or_default();
             let quote = if s.contains('\'') && !s.contains('"') {
@@ -81,7 +133,7 @@ fn python_repr_at(value: &Value, depth: usize) -> String {
             } else {
                 '\''
             };
-            let mut out = String::from(quote);
+            out.push(quote);
             for c in s.chars() {
                 match c {
                     '\\' => out.push_str("\\\\"),
@@ -96,33 +148,38 @@ fn python_repr_at(value: &Value, depth: usize) -> String {
                 }
             }
             out.push(quote);
-            out
         }
         ValueKind::Seq | ValueKind::Iterable => {
-            let items: Vec<String> = value
-                .try_iter()
-                .map(|it| it.map(|v| python_repr_at(&v, depth + 1)).collect())
-                .unwrap_or_default();
-            format!("[{}]", items.join(", "))
+            out.push('[');
+            if let Ok(items) = value.try_iter() {
+                for (i, item) in items.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_repr(out, &item, depth + 1);
+                }
+            }
+            out.push(']');
         }
         ValueKind::Map => {
-            let items: Vec<String> = value
-                .try_iter()
-                .map(|it| {
-                    it.map(|k| {
-                        let v = value.get_item(&k).unwrap_or_default();
-                        format!(
-                            "{}: {}",
-                            python_repr_at(&k, depth + 1),
-                            python_repr_at(&v, depth + 1)
-                        )
-                    })
-                    .collect()
-                })
-                .unwrap_or_default();
-            format!("{{{}}}", items.join(", "))
+            out.push('{');
+            if let Ok(keys) = value.try_iter() {
+                for (i, k) in keys.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    let v = value.get_item(&k).unwrap_or_default();
+                    write_repr(out, &k, depth + 1);
+                    out.push_str(": ");
+                    write_repr(out, &v, depth + 1);
+                }
+            }
+            out.push('}');
         }
-        _ => value.to_string(),
+        _ => {
+            use std::fmt::Write;
+            let _ = write!(out, "{value}");
+        }
     }
 }
 
