@@ -6,36 +6,90 @@ use minijinja::{
     value::{Kwargs, ValueKind},
 };
 
-/// Ansible's `combine`: later mappings win; `recursive=true` merges nested mappings.
+/// Ansible's `combine`: later mappings win; `recursive=true` merges nested mappings, and
+/// `list_merge` says what becomes of a list both have (Ansible's `merge_hash`).
 pub(super) fn combine(
     base: Value,
     others: minijinja::value::Rest<Value>,
     kw: Kwargs,
 ) -> Result<Value, Error> {
     let recursive: bool = kw.get::<Option<bool>>("recursive")?.unwrap_or(false);
-    let _: Option<String> = kw.get("list_merge")?;
+    let lists = match kw.get::<Option<String>>("list_merge")?.as_deref() {
+        None | Some("replace") => ListMerge::Replace,
+        Some("keep") => ListMerge::Keep,
+        Some("append") => ListMerge::Append,
+        Some("prepend") => ListMerge::Prepend,
+        Some("append_rp") => ListMerge::AppendRp,
+        Some("prepend_rp") => ListMerge::PrependRp,
+        Some(_) => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "merge_hash: 'list_merge' argument can only be equal to 'replace', 'keep', \
+                 'append', 'prepend', 'append_rp' or 'prepend_rp'",
+            ));
+        }
+    };
     kw.assert_all_used()?;
     let mut out = to_pairs(&base)?;
     for other in others.iter() {
-        for (k, v) in to_pairs(other)? {
-            match out.iter_mut().find(|(ok, _)| *ok == k) {
-                Some((_, existing))
-                    if recursive
-                        && existing.kind() == ValueKind::Map
-                        && v.kind() == ValueKind::Map =>
-                {
-                    *existing = combine(
-                        existing.clone(),
-                        minijinja::value::Rest(vec![v]),
-                        Kwargs::from_iter([("recursive", Value::from(true))]),
-                    )?;
-                }
-                Some((_, existing)) => *existing = v,
-                None => out.push((k, v)),
-            }
-        }
+        out = merge(out, other, recursive, lists)?;
     }
     Ok(ordered_map(out))
+}
+
+/// What `combine` does with a list both mappings have: `list_merge`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListMerge {
+    Replace,
+    Keep,
+    Append,
+    Prepend,
+    /// Append, after removing from the first list the items the second has.
+    AppendRp,
+    /// Prepend, after removing from the first list the items the second has.
+    PrependRp,
+}
+
+/// `y` merged into the mapping `x` (its pairs), as Ansible's `merge_hash` does.
+fn merge(
+    mut x: Vec<(Value, Value)>,
+    y: &Value,
+    recursive: bool,
+    lists: ListMerge,
+) -> Result<Vec<(Value, Value)>, Error> {
+    for (k, y_value) in to_pairs(y)? {
+        let Some(slot) = x.iter_mut().find(|(xk, _)| *xk == k) else {
+            x.push((k, y_value));
+            continue;
+        };
+        let x_value = &slot.1;
+        slot.1 = match (x_value.kind(), y_value.kind()) {
+            (ValueKind::Map, ValueKind::Map) if recursive => {
+                ordered_map(merge(to_pairs(x_value)?, &y_value, recursive, lists)?)
+            }
+            // A list, or a list a slice or filter still makes as it is read.
+            (ValueKind::Seq | ValueKind::Iterable, ValueKind::Seq | ValueKind::Iterable) => {
+                let first: Vec<Value> = x_value.try_iter()?.collect();
+                let second: Vec<Value> = y_value.try_iter()?.collect();
+                let kept = |list: Vec<Value>| -> Vec<Value> {
+                    list.into_iter().filter(|v| !second.contains(v)).collect()
+                };
+                match lists {
+                    ListMerge::Replace => y_value,
+                    ListMerge::Keep => continue,
+                    ListMerge::Append => Value::from([first, second].concat()),
+                    ListMerge::Prepend => Value::from([second, first].concat()),
+                    ListMerge::AppendRp => Value::from([kept(first), second].concat()),
+                    ListMerge::PrependRp => {
+                        let first = kept(first);
+                        Value::from([second, first].concat())
+                    }
+                }
+            }
+            _ => y_value,
+        };
+    }
+    Ok(x)
 }
 
 /// A mapping that keeps its keys in the order given, as Python's dicts do.

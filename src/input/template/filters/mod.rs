@@ -187,6 +187,49 @@ mod tests {
     }
 
     #[test]
+    fn combine_merges_lists_as_ansibles_merge_hash() {
+        let x = "{'l': [1, 2, 3], 'd': {'l': [1], 'k': 1}, 's': 'a'}";
+        let y = "{'l': [3, 4], 'd': {'l': [2]}, 's': 'b'}";
+        let merged = |how: &str| {
+            render(
+                &format!("{{{{ {x} | combine({y}{how}) | to_json }}}}"),
+                Value::UNDEFINED,
+            )
+        };
+        assert_eq!(merged(""), r#"{"l": [3, 4], "d": {"l": [2]}, "s": "b"}"#);
+        assert_eq!(
+            merged(", list_merge='append'"),
+            r#"{"l": [1, 2, 3, 3, 4], "d": {"l": [2]}, "s": "b"}"#
+        );
+        assert_eq!(
+            merged(", recursive=true, list_merge='prepend'"),
+            r#"{"l": [3, 4, 1, 2, 3], "d": {"l": [2, 1], "k": 1}, "s": "b"}"#
+        );
+        assert_eq!(
+            merged(", list_merge='append_rp'"),
+            r#"{"l": [1, 2, 3, 4], "d": {"l": [2]}, "s": "b"}"#
+        );
+        assert_eq!(
+            merged(", recursive=true, list_merge='prepend_rp'"),
+            r#"{"l": [3, 4, 1, 2], "d": {"l": [2, 1], "k": 1}, "s": "b"}"#
+        );
+        assert_eq!(
+            merged(", recursive=true, list_merge='keep'"),
+            r#"{"l": [1, 2, 3], "d": {"l": [1], "k": 1}, "s": "b"}"#
+        );
+        let e = super::super::environment()
+            .render_str(
+                &format!("{{{{ {x} | combine({y}, list_merge='merge') }}}}"),
+                (),
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("'list_merge' argument can only be"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn ansible_filters() {
         let ctx = minijinja::context! {
             vip => "10.0.0.100/24",
