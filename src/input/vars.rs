@@ -64,16 +64,41 @@ impl Sources {
 
 /// A vars file given by path (role defaults, `-e @file`), decrypted if it is a vault.
 fn load_vars_file(path: &Path, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
+    map_entries(vars_file_node(path, keyring)?, "")
+}
+
+/// A vars file's document, decrypted if it is a vault; no document at all (an empty file,
+/// comments, `---`) is `null`.
+fn vars_file_node(path: &Path, keyring: &Keyring) -> Result<Node, Diagnostic> {
     let name: Arc<str> = Arc::from(path.display().to_string());
     let text = read_text(path)?;
     if crate::input::vault::is_vault(&text) {
-        return decrypt_vars_file(path, &text, keyring);
+        return decrypt_vars_node(path, &text, keyring);
     }
-    parse_str(&text, &name).and_then(|n| map_entries(n, ""))
+    no_document_is_null(&text, parse_str(&text, &name)?)
+}
+
+/// `node`, or `null` where `text` holds no YAML document (the reader gives an empty mapping
+/// for one, which a vars file may be, but `-e @FILE` may not).
+fn no_document_is_null(text: &str, node: Node) -> Result<Node, Diagnostic> {
+    let blank = text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---" || line == "..."
+    });
+    Ok(if blank {
+        Node::new(Value::Null, node.loc)
+    } else {
+        node
+    })
 }
 
 /// The variables of a whole-file vault; every string in it is remembered as a secret.
 pub fn decrypt_vars_file(path: &Path, text: &str, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
+    map_entries(decrypt_vars_node(path, text, keyring)?, "")
+}
+
+/// The document of a whole-file vault; every string in it is remembered as a secret.
+fn decrypt_vars_node(path: &Path, text: &str, keyring: &Keyring) -> Result<Node, Diagnostic> {
     let name: Arc<str> = Arc::from(path.display().to_string());
     let plain = keyring
         .decrypt(text)
@@ -87,7 +112,7 @@ pub fn decrypt_vars_file(path: &Path, text: &str, keyring: &Keyring) -> Result<V
     })?;
     let node = parse_str(plain, &name)?;
     remember_strings(&node, keyring);
-    map_entries(node, "")
+    no_document_is_null(plain, node)
 }
 
 fn remember_strings(node: &Node, keyring: &Keyring) {
@@ -157,7 +182,19 @@ fn parse_extra(arg: &str, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
                     .hint("write -e @vars.yaml, the file's path right after the @"),
             );
         }
-        return load_vars_file(Path::new(path), keyring);
+        // An empty file (or only comments, or `---`) is no mapping: Ansible refuses it ("could
+        // not be made into a dictionary"), where an empty role defaults file is fine.
+        let node = vars_file_node(Path::new(path), keyring)?;
+        if node.value == Value::Null {
+            return Err(Diagnostic::new(
+                &Loc::new(&Arc::from(path), 0),
+                "",
+                "the file holds no variables (it is empty, or only comments): -e @FILE needs a \
+                 mapping",
+            )
+            .hint("write the variables as `name: value` lines, or leave out this -e: Ansible refuses such a file too"));
+        }
+        return map_entries(node, "");
     }
     let trimmed = arg.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
@@ -304,6 +341,25 @@ mod tests {
         assert!(parse_extra("novalue", &keys).is_err());
         let missing = parse_extra("@/nonexistent/vars.yml", &keys).unwrap_err();
         assert!(missing.message.contains("cannot read"), "{missing}");
+        // Ansible: "could not be made into a dictionary"
+        let d = std::env::temp_dir().join(format!("lbctl-extra-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        for (file, text) in [
+            ("empty.yml", ""),
+            ("comment.yml", "# none\n"),
+            ("dashes.yml", "---\n"),
+        ] {
+            std::fs::write(d.join(file), text).unwrap();
+            let e = parse_extra(&format!("@{}", d.join(file).display()), &keys).unwrap_err();
+            assert!(e.message.contains("holds no variables"), "{file}: {e}");
+        }
+        std::fs::write(d.join("braces.yml"), "{}\n").unwrap();
+        assert!(
+            parse_extra(&format!("@{}", d.join("braces.yml").display()), &keys)
+                .unwrap()
+                .is_empty()
+        );
+        let _ = std::fs::remove_dir_all(&d);
         let quoted = parse_extra(r#"k="a b" j='{{ x }} y' m=1=2 e=\\= z=''"#, &keys).unwrap();
         let text = |k: &str| quoted[k].as_text().unwrap();
         assert_eq!(text("k"), "a b");
