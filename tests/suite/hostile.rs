@@ -189,6 +189,13 @@ fn cases() -> Vec<Case> {
             ),
         ),
         case(
+            "an undefined name printed inside a list",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: \"u{{{{ [typo_user] }}}}\"\nhaproxy_stats_password: pw\n"
+            )),
+            refused(ALL, 6, "haproxy_stats_user", "`typo_user` is undefined"),
+        ),
+        case(
             "an undefined weight made a number by `int`",
             hosts_and(
                 "haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30306, weight: \"{{ w1_weight | int }}\"}\n",

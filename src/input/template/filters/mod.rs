@@ -177,6 +177,19 @@ mod tests {
         assert!(refused("{{ [1] * 10 ** 8 }}"));
         assert!(refused("{{ ([1] * 10 ** 8) | to_json }}"));
         assert!(refused("{{ ([[1, 2, 3]] * 10 ** 7) | string }}"));
+        // an undefined item is an error, as in Ansible (lbctl's scopes name it)
+        for template in [
+            "a{{ [x] }}",
+            "{{ {'k': [1, x]} | to_json }}",
+            "{{ [x] | string }}",
+        ] {
+            let e = env
+                .render_str(template, ())
+                .expect_err(template)
+                .to_string();
+            assert!(e.contains("undefined"), "{template}: {e}");
+        }
+        assert_eq!(render("{{ [x] | length }}", Value::UNDEFINED), "1");
         assert_eq!(
             render(
                 "{{ ([1] * 1000) | string | length }} {{ [\"it's\", 'a', {'k': [none, true, 1.5]}] }}",
@@ -196,27 +209,33 @@ mod tests {
                 Value::UNDEFINED,
             )
         };
-        assert_eq!(merged(""), r#"{"l": [3, 4], "d": {"l": [2]}, "s": "b"}"#);
-        assert_eq!(
-            merged(", list_merge='append'"),
-            r#"{"l": [1, 2, 3, 3, 4], "d": {"l": [2]}, "s": "b"}"#
-        );
-        assert_eq!(
-            merged(", recursive=true, list_merge='prepend'"),
-            r#"{"l": [3, 4, 1, 2, 3], "d": {"l": [2, 1], "k": 1}, "s": "b"}"#
-        );
-        assert_eq!(
-            merged(", list_merge='append_rp'"),
-            r#"{"l": [1, 2, 3, 4], "d": {"l": [2]}, "s": "b"}"#
-        );
-        assert_eq!(
-            merged(", recursive=true, list_merge='prepend_rp'"),
-            r#"{"l": [3, 4, 1, 2], "d": {"l": [2, 1], "k": 1}, "s": "b"}"#
-        );
-        assert_eq!(
-            merged(", recursive=true, list_merge='keep'"),
-            r#"{"l": [1, 2, 3], "d": {"l": [1], "k": 1}, "s": "b"}"#
-        );
+        // what ansible-core's own combine returns for each
+        let cases = [
+            ("", r#"{"l": [3, 4], "d": {"l": [2]}, "s": "b"}"#),
+            (
+                ", list_merge='append'",
+                r#"{"l": [1, 2, 3, 3, 4], "d": {"l": [2]}, "s": "b"}"#,
+            ),
+            (
+                ", recursive=true, list_merge='prepend'",
+                r#"{"l": [3, 4, 1, 2, 3], "d": {"l": [2, 1], "k": 1}, "s": "b"}"#,
+            ),
+            (
+                ", list_merge='append_rp'",
+                r#"{"l": [1, 2, 3, 4], "d": {"l": [2]}, "s": "b"}"#,
+            ),
+            (
+                ", recursive=true, list_merge='prepend_rp'",
+                r#"{"l": [3, 4, 1, 2], "d": {"l": [2, 1], "k": 1}, "s": "b"}"#,
+            ),
+            (
+                ", recursive=true, list_merge='keep'",
+                r#"{"l": [1, 2, 3], "d": {"l": [1], "k": 1}, "s": "b"}"#,
+            ),
+        ];
+        for (how, want) in cases {
+            assert_eq!(merged(how), want, "{how}");
+        }
         let e = super::super::environment()
             .render_str(
                 &format!("{{{{ {x} | combine({y}, list_merge='merge') }}}}"),

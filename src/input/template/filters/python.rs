@@ -31,20 +31,21 @@ pub(super) fn defined(value: &Value) -> Result<(), Error> {
     Ok(())
 }
 
-/// Defined, nested at most [`MAX_PRINT_DEPTH`] deep, and printing as at most
+/// Defined throughout, nested at most [`MAX_PRINT_DEPTH`] deep, and printing as at most
 /// [`MAX_FILE_BYTES`] of text: what may be printed. Walked without recursion, so a value built
 /// a million levels deep is an error, not a stack overflow; and counted before any text is
 /// made, so a lazy list of a hundred million items (`[1] * 10 ** 8`) is an error, not gigabytes
 /// of memory. Each item counts the bytes it prints as at the least: its separator (`, `), a
 /// text's quotes and characters, a number's digits.
 pub(crate) fn printable(value: &Value) -> Result<(), Error> {
-    defined(value)?;
     let mut bytes: u64 = 0;
     // The containers being walked, each with the map it iterates the keys of (if it does).
     let mut open: Vec<(minijinja::value::ValueIter, Option<Value>)> = Vec::new();
     let mut next = Some(value.clone());
     loop {
         if let Some(v) = next.take() {
+            // An undefined item fails as the value would (`{{ [x] }}` with `x` undefined).
+            defined(&v)?;
             bytes += match v.kind() {
                 ValueKind::String => v.as_str().map_or(0, str::len) as u64 + 2,
                 ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => 2,
