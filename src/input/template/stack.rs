@@ -2,9 +2,9 @@
 //!
 //! minijinja frees a value by recursion, a level of nesting at a time, and a template can build
 //! a value as deep as its fuel allows: `{% set ns.x = [ns.x] %}` in a loop nests about two
-//! million levels, which take about 60 bytes of stack each to free. The default stacks (8 MiB
-//! for the main thread, 2 MiB for the others) end at about a hundred thousand levels, and the
-//! process aborts. Every thread that evaluates templates (lbctl's main work and its render
+//! million levels, which take about 60 bytes of stack each to free in a release build (several
+//! times that unoptimised). The default stacks (8 MiB for the main thread, 2 MiB for the
+//! others) end at about a hundred thousand levels, and the process aborts. Every thread that evaluates templates (lbctl's main work and its render
 //! threads) therefore has [`STACK_BYTES`]: address space, of which a thread uses what it
 //! touches. Under an address-space limit (`ulimit -v`) each takes a sixteenth of the limit at
 //! most, so that the stacks leave the heap most of it; where even that cannot be had, a render
