@@ -5,7 +5,7 @@ use lbctl::{
     cli::{self, AdminOptions, ApplyOptions, FailoverOptions, Global, MethodArg, Victim},
     deploy::SshOptions,
     remote::{AdminState, Setting},
-    ssh::Persist,
+    ssh::{Dial, Family, Persist},
 };
 
 /// lbctl: render, validate and deploy an HAProxy + keepalived load-balancer tier from an
@@ -235,6 +235,48 @@ impl AdminTarget {
     }
 }
 
+/// `lbctl ssh-dial HOST PORT ...`: what ssh runs as the `ProxyCommand` of the connections
+/// lbctl dials for it (`lbctl::ssh::Dial`). lbctl's own plumbing, not a command for users: it
+/// is not among the subcommands, their help, completions or manual page.
+#[derive(Debug, Parser)]
+#[command(name = "lbctl ssh-dial")]
+struct SshDialArgs {
+    host: String,
+    port: u16,
+    #[arg(long, value_parser = family)]
+    family: Family,
+    #[arg(long, default_value_t = 1)]
+    attempts: u32,
+    /// Seconds; none waits as long as the kernel does.
+    #[arg(long)]
+    timeout: Option<u64>,
+    #[arg(long)]
+    no_keepalive: bool,
+}
+
+fn ssh_dial(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    let args =
+        match SshDialArgs::try_parse_from(std::iter::once("lbctl ssh-dial".into()).chain(args)) {
+            Ok(args) => args,
+            Err(e) => {
+                let _ = e.print();
+                return ExitCode::from(u8::from(e.use_stderr()));
+            }
+        };
+    ExitCode::from(cli::ssh_dial(&Dial {
+        host: args.host,
+        port: args.port,
+        family: args.family,
+        timeout: args.timeout,
+        attempts: args.attempts,
+        keepalive: !args.no_keepalive,
+    }))
+}
+
+fn family(text: &str) -> Result<Family, String> {
+    Family::parse(text).ok_or_else(|| format!("`{text}` is not any, inet or inet6"))
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     lbctl::source::parse_duration(text)
         .map(Duration::from_millis)
@@ -257,6 +299,10 @@ fn reason(text: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|first| first == "ssh-dial") {
+        return ssh_dial(args);
+    }
     // On a thread with a deep stack: templates evaluated here may free deeply nested values.
     lbctl::input::template::with_deep_stack(run)
 }
@@ -296,6 +342,9 @@ fn run() -> ExitCode {
             }),
         },
     };
+    if let Ok(exe) = std::env::current_exe() {
+        lbctl::ssh::dial_through(exe);
+    }
     let status = match cli.command {
         Command::Completions { shell } => cli::completions(&global, &mut Cli::command(), shell),
         Command::Man => cli::man_page(&global, &Cli::command()),

@@ -162,6 +162,21 @@ pub fn completions(
     )
 }
 
+/// `lbctl ssh-dial`, run by ssh as its `ProxyCommand`: connects, and hands ssh the
+/// connection over its standard output; else says why as ssh would (`ssh: connect to host
+/// ...`), on standard error and in the master's log.
+pub fn ssh_dial(dial: &crate::ssh::Dial) -> ExitStatus {
+    match crate::ssh::dial_for_ssh(dial) {
+        Ok(()) => ExitStatus::Success,
+        Err(error) => {
+            let line = format!("ssh: {error}");
+            eprintln!("{line}");
+            crate::ssh::add_to_log(&line);
+            ExitStatus::Failed
+        }
+    }
+}
+
 /// The exit status of a command, its error printed.
 fn finish(global: &Global, result: Result<ExitStatus, Error>) -> ExitStatus {
     result.unwrap_or_else(|e| {

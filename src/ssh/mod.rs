@@ -4,13 +4,16 @@
 //! Takes a `Connection` and script text; returns the script's output (`RemoteOutput`) or a
 //! `TransportError` naming the host. Knows nothing of HAProxy or of what the scripts do.
 
+mod dialer;
 mod error;
+mod launch;
 mod masters;
 mod output;
 mod pool;
 mod running;
 mod session;
 
+pub use dialer::{Dial, DialError, Family, add_to_log, dial_for_ssh, dial_through, pass_to_ssh};
 pub use error::TransportError;
 pub use masters::default_masters_directory;
 pub use output::RemoteOutput;

@@ -15,12 +15,12 @@ use std::time::Duration;
 use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
 use tokio::io::AsyncReadExt;
 
-use super::{RemoteOutput, Running, TransportError, masters};
+use super::{RemoteOutput, Running, TransportError, dialer, launch, masters};
 use crate::spec::{Connection, HostKeyPolicy};
 
 /// How long a dead peer may stay silent before OpenSSH drops the connection
 /// (`ServerAliveInterval`; OpenSSH gives up after three unanswered probes).
-const KEEPALIVE: Duration = Duration::from_secs(5);
+pub(super) const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// How long after the first script on a new connection is started the second, empty
 /// session is opened ([`Session::start`]).
@@ -106,38 +106,11 @@ impl Session {
                 nudge: Mutex::new(None),
             });
         }
-        let mut builder = SessionBuilder::default();
-        if let Some(user) = &conn.user {
-            builder.user(user.clone());
-        }
-        if let Some(port) = conn.port {
-            builder.port(port);
-        }
-        if let Some(key) = &conn.private_key {
-            builder.keyfile(key);
-        }
-        if let Some(config) = &conn.ssh_config {
-            builder.config_file(config);
-        }
-        if let Some(known_hosts) = &conn.known_hosts {
-            builder.user_known_hosts_file(known_hosts);
-        }
-        builder
-            .known_hosts_check(match conn.strict_host_keys {
-                HostKeyPolicy::Strict => KnownHosts::Strict,
-                HostKeyPolicy::AcceptNew => KnownHosts::Add,
-            })
-            .connect_timeout(whole_seconds(options.connect_timeout))
-            .server_alive_interval(KEEPALIVE);
-        if let Some((masters, idle)) = &persisted {
+        if let Some((masters, _)) = &persisted {
             masters.forget_exited();
-            builder
-                .control_directory(masters.path())
-                .control_persist(ControlPersist::IdleFor(idle_seconds(*idle)));
         }
-
         let deadline = options.connect_timeout * 2 + Duration::from_secs(5);
-        let connected = tokio::time::timeout(deadline, builder.connect_mux(&conn.address)).await;
+        let connected = tokio::time::timeout(deadline, open(conn, options, &persisted)).await;
         let ssh = match connected {
             Err(_) => {
                 return Err(TransportError::Timeout {
@@ -146,22 +119,7 @@ impl Session {
                     waited: deadline,
                 });
             }
-            Ok(Err(error)) => {
-                let message = ssh_message(&error);
-                return Err(if message.contains("Host key verification failed") {
-                    TransportError::HostKey {
-                        host,
-                        target,
-                        message,
-                    }
-                } else {
-                    TransportError::Connect {
-                        host,
-                        target,
-                        message,
-                    }
-                });
-            }
+            Ok(Err(error)) => return Err(error),
             Ok(Ok(ssh)) => ssh,
         };
         if let Some((masters, _)) = &persisted {
@@ -293,6 +251,78 @@ impl Session {
     }
 }
 
+/// Starts the master connection: dialed by lbctl where it may be (`dialer.rs`), else by ssh
+/// through the openssh crate.
+async fn open(
+    conn: &Connection,
+    options: &ConnectOptions,
+    persisted: &Option<(masters::Directory, Duration)>,
+) -> Result<openssh::Session, TransportError> {
+    if let Some(dialer) = dialer::dialer() {
+        let private = match persisted {
+            Some((masters, _)) => Some(masters.path().to_path_buf()),
+            None => masters::Directory::open(&masters::default_masters_directory())
+                .map(|d| d.path().to_path_buf()),
+        };
+        if let Some(control) = private {
+            let idle = persisted.as_ref().map(|(_, idle)| *idle);
+            if let Some(ssh) = launch::dialed_master(conn, options, &control, idle, dialer).await? {
+                return Ok(ssh);
+            }
+        }
+    }
+    let mut builder = SessionBuilder::default();
+    if let Some(user) = &conn.user {
+        builder.user(user.clone());
+    }
+    if let Some(port) = conn.port {
+        builder.port(port);
+    }
+    if let Some(key) = &conn.private_key {
+        builder.keyfile(key);
+    }
+    if let Some(config) = &conn.ssh_config {
+        builder.config_file(config);
+    }
+    if let Some(known_hosts) = &conn.known_hosts {
+        builder.user_known_hosts_file(known_hosts);
+    }
+    builder
+        .known_hosts_check(match conn.strict_host_keys {
+            HostKeyPolicy::Strict => KnownHosts::Strict,
+            HostKeyPolicy::AcceptNew => KnownHosts::Add,
+        })
+        .connect_timeout(whole_seconds(options.connect_timeout))
+        .server_alive_interval(KEEPALIVE);
+    if let Some((masters, idle)) = persisted {
+        builder
+            .control_directory(masters.path())
+            .control_persist(ControlPersist::IdleFor(idle_seconds(*idle)));
+    }
+    builder
+        .connect_mux(&conn.address)
+        .await
+        .map_err(|error| login_failed(conn, ssh_message(&error)))
+}
+
+/// A login that failed, as ssh told it (`message`): a host key ssh refused, or anything else.
+pub(super) fn login_failed(conn: &Connection, message: String) -> TransportError {
+    let (host, target) = (conn.name.clone(), target(conn));
+    if message.contains("Host key verification failed") {
+        TransportError::HostKey {
+            host,
+            target,
+            message,
+        }
+    } else {
+        TransportError::Connect {
+            host,
+            target,
+            message,
+        }
+    }
+}
+
 /// The connection behind a session, shared with the scripts started over it, and what
 /// names it in errors.
 #[derive(Debug, Clone)]
@@ -366,29 +396,44 @@ fn idle_seconds(duration: Duration) -> std::num::NonZeroUsize {
     std::num::NonZeroUsize::new(seconds).unwrap_or(std::num::NonZeroUsize::MIN)
 }
 
-fn whole_seconds(duration: Duration) -> Duration {
+pub(super) fn whole_seconds(duration: Duration) -> Duration {
     let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
     Duration::from_secs(seconds.max(1))
 }
 
-/// OpenSSH's own words for what went wrong: the innermost error message, one line per
-/// line of ssh's stderr, without the noise lines it prints on success too.
+/// OpenSSH's own words for what went wrong: the innermost error message, as [`log_message`]
+/// tells it.
 pub(super) fn ssh_message(error: &openssh::Error) -> String {
     let mut innermost: &dyn std::error::Error = error;
     while let Some(source) = innermost.source() {
         innermost = source;
     }
-    let text = innermost.to_string();
-    let lines: Vec<&str> = text
+    let message = log_message(&innermost.to_string());
+    if message.is_empty() {
+        error.to_string()
+    } else {
+        message
+    }
+}
+
+/// What ssh printed, one line per line, without the noise lines it prints on success too,
+/// and without the `ssh: ` it starts its errors with. When lbctl dialed and could not
+/// connect, the dialer's line says why, and ssh's own lines about the missing connection
+/// are left out.
+pub(super) fn log_message(log: &str) -> String {
+    let lines: Vec<&str> = log
         .lines()
         .map(|line| line.trim_end_matches('\r').trim())
+        .map(|line| line.strip_prefix("ssh: ").unwrap_or(line))
         .filter(|line| !line.is_empty() && !line.starts_with("Warning: Permanently added"))
         .collect();
-    if lines.is_empty() {
-        return error.to_string();
-    }
+    let no_connection = |line: &str| NO_CONNECTION_PASSED.iter().any(|p| line.starts_with(p));
+    let dialer_said = lines.iter().any(|line| !no_connection(line));
     let mut message = String::new();
     for line in lines {
+        if dialer_said && no_connection(line) {
+            continue;
+        }
         if !message.is_empty() {
             message.push_str(if message.ends_with('.') { " " } else { "; " });
         }
@@ -396,6 +441,12 @@ pub(super) fn ssh_message(error: &openssh::Error) -> String {
     }
     message
 }
+
+/// How ssh's lines start when the `ProxyCommand` exits without handing it a connection.
+const NO_CONNECTION_PASSED: [&str; 2] = [
+    "proxy dialer did not pass back a connection",
+    "mm_receive_fd: ",
+];
 
 /// Closes sessions concurrently: each close waits for its master `ssh` to exit, and one at a
 /// time that adds up to seconds on a large fleet.

@@ -24,7 +24,14 @@ use crate::support::sshd::{LoginUser, Scratch, Sshd, free_port};
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
 
+/// Connections are dialed by lbctl's executable where the configuration allows, as lbctl's
+/// own commands do (`main.rs`).
+fn dialing() {
+    lbctl::ssh::dial_through(PathBuf::from(env!("CARGO_BIN_EXE_lbctl")));
+}
+
 fn options() -> ConnectOptions {
+    dialing();
     ConnectOptions {
         connect_timeout: Duration::from_secs(5),
         persist: None,
@@ -83,6 +90,7 @@ impl Drop for Masters {
 }
 
 fn persisting_in(directory: &Path) -> ConnectOptions {
+    dialing();
     ConnectOptions {
         connect_timeout: Duration::from_secs(5),
         persist: Some(Persist {
@@ -296,6 +304,77 @@ async fn ssh_run_on_a_lost_connection_fails_with_the_reason() {
     assert!(message.contains("lb-test"), "{message}");
 }
 
+/// The master ssh's own account of how it connected to `sshd` (its log, which the user's
+/// configuration here asks to be at `LogLevel DEBUG`), after a script ran over it.
+async fn how_ssh_connected(sshd: &Sshd, config: &str) -> String {
+    fs::write(
+        sshd.dir.join("ssh_config"),
+        format!("Host 127.0.0.1\n  LogLevel DEBUG\n{config}"),
+    )
+    .unwrap();
+    let directory = sshd.dir.join("masters");
+    let _masters = Masters(directory.clone());
+    let session = Session::connect(&sshd.connection(), &persisting_in(&directory))
+        .await
+        .unwrap_or_else(|error| panic!("{error}\n{}", sshd.log()));
+    let output = session.run("echo $SSH_CONNECTION").await.unwrap();
+    assert!(output.success(), "{output}");
+    let seen = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        seen.ends_with(&format!(" 127.0.0.1 {}\n", sshd.port)),
+        "{seen}"
+    );
+    let log: String = fs::read_dir(&directory)
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| fs::read_to_string(entry.path().join("log")).ok())
+        .collect();
+    session.close().await.unwrap();
+    log
+}
+
+#[tokio::test]
+async fn lbctl_dials_a_new_connection_for_ssh_and_ssh_logs_in_over_it() {
+    let sshd = Sshd::start();
+    let log = how_ssh_connected(&sshd, "").await;
+    // `lbctl ssh-dial` connected, and handed the socket to ssh (ProxyUseFdpass); the
+    // dialer's own tests check that it has TCP_NODELAY set.
+    let dialed = format!(
+        "Executing proxy dialer command: exec {} ssh-dial 127.0.0.1 {} --family any",
+        env!("CARGO_BIN_EXE_lbctl"),
+        sshd.port
+    );
+    assert!(log.contains(&dialed), "{log}");
+    assert!(!log.contains("Connecting to 127.0.0.1"), "{log}");
+}
+
+#[tokio::test]
+async fn ssh_connects_itself_where_the_users_configuration_asks_what_a_dialed_socket_cannot_give() {
+    let sshd = Sshd::start();
+    // ssh checks a host's address in known_hosts only on a connection it opened itself.
+    let log = how_ssh_connected(&sshd, "  CheckHostIP yes\n").await;
+    let direct = format!("Connecting to 127.0.0.1 [127.0.0.1] port {}.", sshd.port);
+    assert!(log.contains(&direct), "{log}");
+    assert!(!log.contains("proxy"), "{log}");
+}
+
+#[tokio::test]
+async fn a_proxy_command_of_the_users_own_is_used_instead_of_lbctl_s_dialer() {
+    let sshd = Sshd::start();
+    let marker = sshd.dir.join("proxy-used");
+    let config = format!(
+        "  ProxyCommand sh -c 'echo %h:%p > {}; exec socat - TCP:%h:%p'\n",
+        marker.display()
+    );
+    let log = how_ssh_connected(&sshd, &config).await;
+    assert!(log.contains("Executing proxy command: exec sh -c"), "{log}");
+    assert!(!log.contains("ssh-dial"), "{log}");
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        format!("127.0.0.1:{}\n", sshd.port)
+    );
+}
+
 #[tokio::test]
 async fn ssh_refuses_an_unknown_host_key_under_strict() {
     let sshd = Sshd::start();
@@ -366,6 +445,7 @@ async fn ssh_connect_to_a_silent_server_fails_within_the_timeout() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut connection = sshd.connection();
     connection.port = Some(silent.local_addr().unwrap().port());
+    dialing();
     let options = ConnectOptions {
         connect_timeout: Duration::from_secs(1),
         persist: None,
