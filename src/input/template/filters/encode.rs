@@ -11,101 +11,170 @@ use minijinja::{
 
 use crate::source::base64;
 
-/// JSON as Python's `json.dumps` writes it: `", "` and `": "` between items (or one item a
-/// line, indented, with `nice`), keys sorted with `nice`, non-ASCII escaped.
-pub(super) fn json(value: &Value, indent: Option<usize>, nice: bool) -> String {
+/// How Python's `json.dumps` is asked to write: `to_json`'s and `to_nice_json`'s keyword
+/// arguments `indent`, `sort_keys`, `ensure_ascii` and `separators`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct JsonStyle {
+    /// Spaces per level, one item a line; `None` writes one line.
+    indent: Option<usize>,
+    sort_keys: bool,
+    /// Non-ASCII characters escaped (`\u00e9`).
+    ensure_ascii: bool,
+    /// Between items, and between a key and its value; `None`: `json.dumps`'s own (`", "`,
+    /// or `","` with an indent; `": "`).
+    separators: Option<(String, String)>,
+}
+
+impl JsonStyle {
+    /// `to_json`: `json.dumps`'s defaults.
+    pub(super) const COMPACT: JsonStyle = JsonStyle {
+        indent: None,
+        sort_keys: false,
+        ensure_ascii: true,
+        separators: None,
+    };
+
+    /// `to_nice_json`: four spaces a level, keys sorted.
+    pub(super) const NICE: JsonStyle = JsonStyle {
+        indent: Some(4),
+        sort_keys: true,
+        ensure_ascii: true,
+        separators: None,
+    };
+
+    /// This style with the filter's keyword arguments applied; any other is an error, as
+    /// in Python.
+    pub(super) fn with(mut self, kw: &Kwargs) -> Result<JsonStyle, Error> {
+        if kw.has("indent") {
+            self.indent = kw.get::<Option<usize>>("indent")?;
+        }
+        if let Some(sort) = kw.get::<Option<bool>>("sort_keys")? {
+            self.sort_keys = sort;
+        }
+        if let Some(ascii) = kw.get::<Option<bool>>("ensure_ascii")? {
+            self.ensure_ascii = ascii;
+        }
+        if let Some(pair) = kw.get::<Option<Vec<String>>>("separators")? {
+            let [item, key] = <[String; 2]>::try_from(pair).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    "separators must be an (item_separator, key_separator) pair",
+                )
+            })?;
+            self.separators = Some((item, key));
+        }
+        // Ansible's own, about vault values, which lbctl has decrypted before any template
+        for ansible in ["vault_to_text", "preprocess_unsafe"] {
+            let _: Option<Value> = kw.get(ansible)?;
+        }
+        kw.assert_all_used()?;
+        Ok(self)
+    }
+
+    /// `to_nice_json`'s: Ansible drops a `separators` argument there.
+    pub(super) fn nice_with(kw: &Kwargs) -> Result<JsonStyle, Error> {
+        Ok(JsonStyle {
+            separators: None,
+            ..JsonStyle::NICE.with(kw)?
+        })
+    }
+
+    fn item_separator(&self) -> &str {
+        match (&self.separators, self.indent) {
+            (Some((item, _)), _) => item,
+            (None, Some(_)) => ",",
+            (None, None) => ", ",
+        }
+    }
+
+    fn key_separator(&self) -> &str {
+        self.separators.as_ref().map_or(": ", |(_, key)| key)
+    }
+}
+
+/// JSON as Python's `json.dumps` writes it in `style`.
+pub(super) fn json(value: &Value, style: &JsonStyle) -> String {
     let mut out = String::new();
-    write_json(value, indent, nice, &mut out);
+    write_json(value, style, 0, &mut out);
     out
 }
 
-pub(super) fn write_json(value: &Value, indent: Option<usize>, nice: bool, out: &mut String) {
-    write_json_at(value, indent, nice, out, 0);
-}
-
-fn write_json_at(value: &Value, indent: Option<usize>, nice: bool, out: &mut String, depth: usize) {
+fn write_json(value: &Value, style: &JsonStyle, depth: usize, out: &mut String) {
     if depth > super::python::MAX_PRINT_DEPTH {
         out.push_str("null");
         return;
     }
     let newline = |out: &mut String, level: usize| {
-        out.push('\n');
-        out.push_str(&" ".repeat(4 * level));
+        if let Some(width) = style.indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(width * level));
+        }
     };
-    match value.kind() {
-        ValueKind::None | ValueKind::Undefined => out.push_str("null"),
-        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
-        ValueKind::Number => out.push_str(&value.to_string()),
+    let (items, map) = match value.kind() {
+        ValueKind::None | ValueKind::Undefined => return out.push_str("null"),
+        ValueKind::Bool => return out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Number => return out.push_str(&value.to_string()),
         ValueKind::String => {
-            out.push('"');
-            for c in value.as_str().unwrap_or_default().chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if (c as u32) < 0x20 || !c.is_ascii() => {
-                        let mut buf = [0u16; 2];
-                        for unit in c.encode_utf16(&mut buf) {
-                            let _ = write!(out, "\\u{unit:04x}");
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
+            return write_json_string(value.as_str().unwrap_or_default(), style, out);
         }
         ValueKind::Map => {
             let mut keys: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
-            if nice {
+            if style.sort_keys {
                 keys.sort_by_key(|k| k.to_string());
             }
-            if keys.is_empty() {
-                out.push_str("{}");
-                return;
-            }
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(if indent.is_some() { "," } else { ", " });
-                }
-                if let Some(level) = indent {
-                    newline(out, level + 1);
-                }
-                write_json(&Value::from(k.to_string()), None, nice, out);
-                out.push_str(": ");
-                let v = value.get_item(k).unwrap_or_default();
-                write_json_at(&v, indent.map(|l| l + 1), nice, out, depth + 1);
-            }
-            if let Some(level) = indent {
-                newline(out, level);
-            }
-            out.push('}');
+            (keys, true)
         }
-        ValueKind::Seq | ValueKind::Iterable => {
-            let items: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(if indent.is_some() { "," } else { ", " });
-                }
-                if let Some(level) = indent {
-                    newline(out, level + 1);
-                }
-                write_json_at(v, indent.map(|l| l + 1), nice, out, depth + 1);
-            }
-            if let Some(level) = indent {
-                newline(out, level);
-            }
-            out.push(']');
+        ValueKind::Seq | ValueKind::Iterable => (
+            value.try_iter().map(|i| i.collect()).unwrap_or_default(),
+            false,
+        ),
+        _ => return write_json_string(&value.to_string(), style, out),
+    };
+    let (open, close) = if map { ('{', '}') } else { ('[', ']') };
+    out.push(open);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(style.item_separator());
         }
-        _ => write_json(&Value::from(value.to_string()), indent, nice, out),
+        newline(out, depth + 1);
+        if map {
+            write_json_string(&item.to_string(), style, out);
+            out.push_str(style.key_separator());
+            let v = value.get_item(item).unwrap_or_default();
+            write_json(&v, style, depth + 1, out);
+        } else {
+            write_json(item, style, depth + 1, out);
+        }
     }
+    if !items.is_empty() {
+        newline(out, depth);
+    }
+    out.push(close);
+}
+
+/// A JSON string as Python writes it: its short escapes, `\u00XX` for other control
+/// characters, and (`ensure_ascii`) for every character past `~`, in UTF-16 units.
+fn write_json_string(text: &str, style: &JsonStyle, out: &mut String) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (style.ensure_ascii && c > '~') => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// YAML in block style, for `to_yaml` / `to_nice_yaml` (scalars as JSON, which YAML reads).
@@ -179,10 +248,10 @@ pub(super) fn yaml_scalar(value: &Value) -> String {
             if plain {
                 s.to_string()
             } else {
-                json(value, None, false)
+                json(value, &JsonStyle::COMPACT)
             }
         }
-        _ => json(value, None, false),
+        _ => json(value, &JsonStyle::COMPACT),
     }
 }
 

@@ -32,20 +32,40 @@ pub(super) fn extract(
     Ok(value)
 }
 
-/// `flatten(levels=None)`: nested lists made one, `None` items dropped, as Ansible's.
-pub(super) fn flatten(value: Value, levels: Option<usize>) -> Result<Value, Error> {
-    fn walk(value: &Value, levels: Option<usize>, out: &mut Vec<Value>) -> Result<(), Error> {
+/// `flatten(levels=None, skip_nulls=True)`: nested lists made one, as Ansible's: with
+/// `skip_nulls`, `None` items are dropped, and so are the strings `'None'` and `'null'`.
+pub(super) fn flatten(value: Value, levels: Option<usize>, kw: Kwargs) -> Result<Value, Error> {
+    fn walk(
+        value: &Value,
+        levels: Option<usize>,
+        skip: bool,
+        out: &mut Vec<Value>,
+    ) -> Result<(), Error> {
         for item in value.try_iter()? {
             match item.kind() {
-                ValueKind::None => {}
-                ValueKind::Seq if levels != Some(0) => walk(&item, levels.map(|l| l - 1), out)?,
+                _ if skip && (item.is_none() || matches!(item.as_str(), Some("None" | "null"))) => {
+                }
+                ValueKind::Seq if levels != Some(0) => {
+                    walk(&item, levels.map(|l| l - 1), skip, out)?;
+                }
                 _ => out.push(item),
             }
         }
         Ok(())
     }
+    let levels = match (levels, kw.get::<Option<usize>>("levels")?) {
+        (Some(_), Some(_)) => {
+            return Err(Error::new(
+                ErrorKind::TooManyArguments,
+                "levels given twice, by position and by name",
+            ));
+        }
+        (given, None) | (None, given) => given,
+    };
+    let skip = kw.get::<Option<bool>>("skip_nulls")?.unwrap_or(true);
+    kw.assert_all_used()?;
     let mut out = Vec::new();
-    walk(&value, levels, &mut out)?;
+    walk(&value, levels, skip, &mut out)?;
     Ok(Value::from(out))
 }
 

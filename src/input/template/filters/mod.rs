@@ -19,7 +19,7 @@ use minijinja::{Environment, Value, value::Kwargs};
 use crate::source::base64;
 
 use dicts::{combine, dict2items, items2dict};
-use encode::{b64decode, from_json, from_yaml, json, to_yaml};
+use encode::{JsonStyle, b64decode, from_json, from_yaml, json, to_yaml};
 use ipaddr::{ipaddr, ipmath, ipwrap};
 use lists::{difference, extract, flatten, intersect, map, symmetric_difference, union};
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
@@ -32,6 +32,24 @@ pub(super) use python::printable;
 pub(super) use python::python_repr;
 pub use python::python_str;
 
+/// An argument given by position or by name (Python's `f(x, base=16)`), not both.
+fn positional_or_keyword<'a, T>(
+    positional: Option<T>,
+    kw: &'a Kwargs,
+    name: &'a str,
+) -> Result<Option<T>, minijinja::Error>
+where
+    T: minijinja::value::ArgType<'a, Output = T>,
+{
+    match (positional, kw.get::<Option<T>>(name)?) {
+        (Some(_), Some(_)) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::TooManyArguments,
+            format!("{name} given twice, by position and by name"),
+        )),
+        (given, None) | (None, given) => Ok(given),
+    }
+}
+
 /// Adds one filter under the name given.
 type AddFilter = fn(&mut Environment<'static>, String);
 
@@ -41,28 +59,48 @@ pub(super) fn register(env: &mut Environment<'static>) {
             e.add_filter(n, |v: Value| defined(&v).map(|()| to_bool(v)))
         }),
         ("int", |e, n| {
-            e.add_filter(n, |v: Value, d: Option<i64>, b: Option<u32>| {
-                defined(&v).map(|()| to_int(v, d, b))
+            e.add_filter(n, |v: Value, d: Option<i64>, b: Option<u32>, kw: Kwargs| {
+                let default = positional_or_keyword(d, &kw, "default")?;
+                let base = positional_or_keyword(b, &kw, "base")?;
+                kw.assert_all_used()?;
+                defined(&v).map(|()| to_int(v, default, base))
             })
         }),
         ("string", |e, n| {
             e.add_filter(n, |v: Value| printable(&v).map(|()| python_str(&v)))
         }),
         ("ternary", |e, n| {
-            e.add_filter(n, |v: Value, y: Value, no: Value, none: Option<Value>| {
-                defined(&v).map(|()| ternary(v, y, no, none))
-            })
+            e.add_filter(
+                n,
+                |v: Value, y: Option<Value>, no: Option<Value>, none: Option<Value>, kw: Kwargs| {
+                    let yes = positional_or_keyword(y, &kw, "true_val")?;
+                    let no = positional_or_keyword(no, &kw, "false_val")?;
+                    let none = positional_or_keyword(none, &kw, "none_val")?;
+                    kw.assert_all_used()?;
+                    let (Some(yes), Some(no)) = (yes, no) else {
+                        return Err(minijinja::Error::new(
+                            minijinja::ErrorKind::MissingArgument,
+                            "ternary needs a true_val and a false_val",
+                        ));
+                    };
+                    defined(&v).map(|()| ternary(v, yes, no, none))
+                },
+            )
         }),
         ("mandatory", |e, n| e.add_filter(n, mandatory)),
         ("combine", |e, n| e.add_filter(n, combine)),
         ("dict2items", |e, n| e.add_filter(n, dict2items)),
         ("items2dict", |e, n| e.add_filter(n, items2dict)),
         ("to_json", |e, n| {
-            e.add_filter(n, |v: Value| printable(&v).map(|()| json(&v, None, false)))
+            e.add_filter(n, |v: Value, kw: Kwargs| {
+                let style = JsonStyle::COMPACT.with(&kw)?;
+                printable(&v).map(|()| json(&v, &style))
+            })
         }),
         ("to_nice_json", |e, n| {
-            e.add_filter(n, |v: Value| {
-                printable(&v).map(|()| json(&v, Some(0), true))
+            e.add_filter(n, |v: Value, kw: Kwargs| {
+                let style = JsonStyle::nice_with(&kw)?;
+                printable(&v).map(|()| json(&v, &style))
             })
         }),
         ("to_yaml", |e, n| e.add_filter(n, to_yaml)),
@@ -153,6 +191,71 @@ mod tests {
             ),
             "['x', 'x'] [{'k': 1}] ['ab', 'ab'] [1]"
         );
+    }
+
+    /// Each template, and what ansible-core 2.19 renders for it.
+    #[test]
+    fn keyword_arguments_of_ansible_s_filters_are_taken_as_ansible_takes_them() {
+        let ctx = minijinja::context! {
+            d => from_json(Value::from(
+                r#"{"b": 1, "a": [1, {"y": 2, "x": "é"}], "c": null, "e": {}, "f": []}"#
+            )).unwrap(),
+            s => "a\u{8}b\u{c}c\u{1}d\u{7f}é😀\t\n\"\\",
+        };
+        let cases = [
+            (
+                "{{ d | to_nice_json(indent=2) }}",
+                "{\n  \"a\": [\n    1,\n    {\n      \"x\": \"\\u00e9\",\n      \"y\": 2\n    }\n  ],\n  \"b\": 1,\n  \"c\": null,\n  \"e\": {},\n  \"f\": []\n}",
+            ),
+            (
+                "{{ d | to_json(sort_keys=true) }}",
+                "{\"a\": [1, {\"x\": \"\\u00e9\", \"y\": 2}], \"b\": 1, \"c\": null, \"e\": {}, \"f\": []}",
+            ),
+            (
+                "{{ d | to_json(separators=(',', ':')) }}",
+                "{\"b\":1,\"a\":[1,{\"y\":2,\"x\":\"\\u00e9\"}],\"c\":null,\"e\":{},\"f\":[]}",
+            ),
+            (
+                "{{ d | to_nice_json(indent=1, sort_keys=false) }}",
+                "{\n \"b\": 1,\n \"a\": [\n  1,\n  {\n   \"y\": 2,\n   \"x\": \"\\u00e9\"\n  }\n ],\n \"c\": null,\n \"e\": {},\n \"f\": []\n}",
+            ),
+            (
+                "{{ d.a | to_nice_json(indent=0, separators=(',', ' = ')) }}",
+                "[\n1,\n{\n\"x\": \"\\u00e9\",\n\"y\": 2\n}\n]",
+            ),
+            (
+                "{{ s | to_json }}",
+                "\"a\\bb\\fc\\u0001d\\u007f\\u00e9\\ud83d\\ude00\\t\\n\\\"\\\\\"",
+            ),
+            (
+                "{{ s | to_json(ensure_ascii=false) }}",
+                "\"a\\bb\\fc\\u0001d\u{7f}é😀\\t\\n\\\"\\\\\"",
+            ),
+            (
+                "{{ ['a', 'None', 'null', None, ['None', ['x']]] | flatten }} {{ ['a', 'None', None] | flatten(skip_nulls=false) }} {{ [1, [2, [3]]] | flatten(1) }} {{ [1, [2, [3, [4]]], None] | flatten(levels=1) }}",
+                "['a', 'x'] ['a', 'None', None] [1, 2, [3]] [1, 2, [3, [4]]]",
+            ),
+            (
+                "{{ '1A' | int(base=16) }} {{ 'z' | int(default=7) }} {{ '0x1A' | int(0, 16) }} {{ '12' | int(base=8) }} {{ '42.7' | int }} {{ '0b101' | int(base=2) }} {{ 'ff' | int(base=16) }}",
+                "26 7 26 10 42 5 255",
+            ),
+            (
+                "{{ None | ternary('y', 'n', none_val='?') }} {{ None | ternary('y', 'n') }} {{ true | ternary(true_val='T', false_val='F') }} {{ false | ternary('T', false_val='F') }}",
+                "? n T F",
+            ),
+        ];
+        for (template, ansible) in cases {
+            assert_eq!(render(template, ctx.clone()), ansible, "{template}");
+        }
+        let env = super::super::environment();
+        for refused in [
+            "{{ 1 | to_json(indent=2, colour=true) }}",
+            "{{ '1' | int(10, default=3) }}",
+            "{{ [1] | flatten(1, levels=2) }}",
+            "{{ 1 | ternary('y') }}",
+        ] {
+            assert!(env.render_str(refused, ()).is_err(), "{refused}");
+        }
     }
 
     #[test]
