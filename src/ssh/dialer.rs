@@ -272,7 +272,7 @@ pub fn add_to_log(line: &str) {
 
 /// Hands `stream` to the ssh that ran this command: ssh reads it from the socket it gave as
 /// standard output (`ProxyUseFdpass`), with one byte beside it.
-pub fn pass_to_ssh(stream: &TcpStream, ssh: impl AsFd) -> io::Result<()> {
+fn pass_to_ssh(stream: &TcpStream, ssh: impl AsFd) -> io::Result<()> {
     let fds = [stream.as_fd()];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);

@@ -1,5 +1,5 @@
-//! The SSH layer: sessions over the system's OpenSSH, many hosts at once, and master
-//! connections kept between runs.
+//! The SSH layer: sessions over the system's OpenSSH, many hosts at once, master connections
+//! kept between runs, and the TCP connections lbctl dials for them (`lbctl ssh-dial`).
 //!
 //! Takes a `Connection` and script text; returns the script's output (`RemoteOutput`) or a
 //! `TransportError` naming the host. Knows nothing of HAProxy or of what the scripts do.
@@ -13,7 +13,7 @@ mod pool;
 mod running;
 mod session;
 
-pub use dialer::{Dial, DialError, Family, add_to_log, dial_for_ssh, dial_through, pass_to_ssh};
+pub use dialer::{Dial, DialError, Family, add_to_log, dial_for_ssh, dial_through};
 pub use error::TransportError;
 pub use masters::default_masters_directory;
 pub use output::RemoteOutput;

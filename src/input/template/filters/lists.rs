@@ -53,15 +53,7 @@ pub(super) fn flatten(value: Value, levels: Option<usize>, kw: Kwargs) -> Result
         }
         Ok(())
     }
-    let levels = match (levels, kw.get::<Option<usize>>("levels")?) {
-        (Some(_), Some(_)) => {
-            return Err(Error::new(
-                ErrorKind::TooManyArguments,
-                "levels given twice, by position and by name",
-            ));
-        }
-        (given, None) | (None, given) => given,
-    };
+    let levels = super::positional_or_keyword(levels, &kw, "levels")?;
     let skip = kw.get::<Option<bool>>("skip_nulls")?.unwrap_or(true);
     kw.assert_all_used()?;
     let mut out = Vec::new();
