@@ -153,6 +153,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
             });
         }
     }
+    undefined_fails_jinja_tests(env);
     for (name, how) in [("match", Find::Start), ("search", Find::Anywhere)] {
         for full in [name.to_string(), format!("ansible.builtin.{name}")] {
             env.add_test(full, move |v: String, p: String, kw: Kwargs| {
@@ -169,6 +170,57 @@ pub(super) fn register(env: &mut Environment<'static>) {
             regex_test(&v, &p, &kw, how)
         });
     }
+}
+
+/// Jinja2's tests over again, an undefined value tested an error as in Ansible (`typo is none`
+/// fails, naming `typo`, where minijinja's strict mode answers `false`); `defined` and
+/// `undefined` alone take one.
+fn undefined_fails_jinja_tests(env: &mut Environment<'static>) {
+    use minijinja::{State, tests};
+    type Unary = fn(&Value) -> bool;
+    type Binary = fn(&Value, &Value) -> bool;
+    let unary: [(&[&str], Unary); 13] = [
+        (&["none"], tests::is_none),
+        (&["safe", "escaped"], tests::is_safe),
+        (&["boolean"], tests::is_boolean),
+        (&["number"], tests::is_number),
+        (&["integer", "int"], tests::is_integer),
+        (&["float"], tests::is_float),
+        (&["string"], tests::is_string),
+        (&["sequence"], tests::is_sequence),
+        (&["iterable"], tests::is_iterable),
+        (&["mapping"], tests::is_mapping),
+        (&["lower"], tests::is_lower),
+        (&["upper"], tests::is_upper),
+        (&["true"], tests::is_true),
+    ];
+    for (names, test) in unary {
+        for name in names {
+            env.add_test(*name, move |v: &Value| defined(v).map(|()| test(v)));
+        }
+    }
+    env.add_test("false", |v: &Value| defined(v).map(|()| tests::is_false(v)));
+    env.add_test("odd", |v: Value| defined(&v).map(|()| tests::is_odd(v)));
+    env.add_test("even", |v: Value| defined(&v).map(|()| tests::is_even(v)));
+    let binary: [(&[&str], Binary); 7] = [
+        (&["sameas"], tests::is_sameas),
+        (&["eq", "equalto", "=="], tests::is_eq),
+        (&["ne", "!="], tests::is_ne),
+        (&["lt", "lessthan", "<"], tests::is_lt),
+        (&["le", "<="], tests::is_le),
+        (&["gt", "greaterthan", ">"], tests::is_gt),
+        (&["ge", ">="], tests::is_ge),
+    ];
+    for (names, test) in binary {
+        for name in names {
+            env.add_test(*name, move |v: &Value, other: &Value| {
+                defined(v).map(|()| test(v, other))
+            });
+        }
+    }
+    env.add_test("in", |state: &State, v: &Value, other: &Value| {
+        defined(v).and_then(|()| tests::is_in(state, v, other))
+    });
 }
 
 #[cfg(test)]
@@ -256,6 +308,49 @@ mod tests {
         ] {
             assert!(env.render_str(refused, ()).is_err(), "{refused}");
         }
+    }
+
+    /// What ansible-core 2.19 does: testing an undefined value is an error, but for `defined`
+    /// and `undefined`.
+    #[test]
+    fn testing_an_undefined_value_fails_as_in_ansible() {
+        let env = super::super::environment();
+        for test in [
+            "none",
+            "string",
+            "number",
+            "integer",
+            "float",
+            "mapping",
+            "sequence",
+            "iterable",
+            "boolean",
+            "true",
+            "false",
+            "odd",
+            "even",
+            "lower",
+            "upper",
+            "eq 1",
+            "ne 1",
+            "lt 1",
+            "gt 1",
+            "le 1",
+            "ge 1",
+            "sameas none",
+            "in [1]",
+        ] {
+            let template = format!("{{{{ nope is {test} }}}}");
+            let e = env.render_str(&template, ()).expect_err(&template);
+            assert_eq!(e.kind(), minijinja::ErrorKind::UndefinedError, "{template}");
+        }
+        assert_eq!(
+            render(
+                "{{ nope is defined }} {{ nope is undefined }} {{ none is none }} {{ 1 is in [1] }} {{ 'a' is lower }} {{ 3 is odd }} {{ {} is mapping }} {{ 2 is eq 2 }} {{ 1 is lt 2 }}",
+                Value::UNDEFINED
+            ),
+            "False True True True True True True True True"
+        );
     }
 
     #[test]
