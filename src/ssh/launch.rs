@@ -1,10 +1,10 @@
-//! Starting a master connection whose TCP connection lbctl dials (`dialer.rs`).
+//! Starting a master connection, its TCP connection dialed by lbctl where it may be
+//! (`dialer.rs`).
 //!
-//! The openssh crate starts masters with options of its choosing and no others; this starts
-//! one the same way (`ssh -M -f -N`, its control socket and log in a private temporary
-//! directory, the crate's `Session` then driving it over the socket), with the `ProxyCommand`
-//! that dials added. When the user's configuration leaves no room for it, it declines and
-//! the crate starts the master as always.
+//! The openssh crate's builder starts masters with options of its choosing and no others;
+//! this starts them as it does (`ssh -M -f -N`, the control socket and log in a private
+//! temporary directory, the crate's `Session` then driving the master over the socket), with
+//! the `ProxyCommand` that dials added where the user's configuration leaves room for it.
 
 use std::ffi::OsString;
 use std::fs;
@@ -13,42 +13,45 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::TransportError;
-use super::dialer::{Dial, LOG_VARIABLE};
+use super::dialer::{Dial, LOG_VARIABLE, dialer};
 use super::session::{ConnectOptions, KEEPALIVE, log_message, login_failed, whole_seconds};
 use crate::spec::{Connection, HostKeyPolicy};
 
-/// Starts a master for `conn` in a new directory under `control`, dialed by `dialer`;
-/// `Ok(None)` when ssh is to connect itself. The error is ssh's own account (its log).
-pub(super) async fn dialed_master(
+/// Starts a master for `conn` in a new directory under `control`, persisting for `persist`
+/// when idle (else until the session closes it). The error is ssh's own account (its log).
+pub(super) async fn master(
     conn: &Connection,
     options: &ConnectOptions,
     control: &Path,
     persist: Option<Duration>,
-    dialer: &Path,
-) -> Result<Option<openssh::Session>, TransportError> {
-    if !shell_runs_proxy_commands() {
-        return Ok(None);
-    }
+) -> Result<openssh::Session, TransportError> {
     let common = ssh_options(conn, options);
-    let Some(dial) = effective_dial(&common, &conn.address).await else {
-        return Ok(None);
+    let dialed = match dialer() {
+        Some(dialer) if shell_runs_proxy_commands() => effective_dial(&common, &conn.address)
+            .await
+            .map(|dial| (dial, dialer)),
+        _ => None,
     };
-    let Ok(directory) = tempfile::Builder::new()
+    let no_directory = |e: std::io::Error| {
+        login_failed(
+            conn,
+            format!(
+                "cannot make a private directory in {} for the SSH control socket: {e}",
+                control.display()
+            ),
+        )
+    };
+    let directory = tempfile::Builder::new()
         .prefix(".ssh-connection")
         .tempdir_in(control)
-    else {
-        return Ok(None);
-    };
+        .map_err(no_directory)?;
     let log = directory.path().join("log");
     // ssh logs to the file (-E); its own standard error goes there too.
-    let stderr = match fs::OpenOptions::new()
+    let stderr = fs::OpenOptions::new()
         .create_new(true)
         .append(true)
         .open(&log)
-    {
-        Ok(file) => file,
-        Err(_) => return Ok(None),
-    };
+        .map_err(no_directory)?;
     let persist = match persist {
         Some(idle) => format!("ControlPersist={}s", whole_seconds(idle).as_secs()),
         None => "ControlPersist=yes".to_owned(),
@@ -60,12 +63,17 @@ pub(super) async fn dialed_master(
         .arg("-S")
         .arg(directory.path().join("master"))
         .args(["-M", "-f", "-N", "-o", &persist])
-        .args(&common)
-        .arg("-o")
-        .arg(format!("ProxyCommand={}", dial.proxy_command(dialer)))
-        .args(["-o", "ProxyUseFdpass=yes", "--"])
+        .args(&common);
+    if let Some((dial, dialer)) = &dialed {
+        master
+            .arg("-o")
+            .arg(format!("ProxyCommand={}", dial.proxy_command(dialer)))
+            .args(["-o", "ProxyUseFdpass=yes"])
+            .env(LOG_VARIABLE, &log);
+    }
+    master
+        .arg("--")
         .arg(&conn.address)
-        .env(LOG_VARIABLE, &log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -76,7 +84,7 @@ pub(super) async fn dialed_master(
         .await
         .map_err(|e| login_failed(conn, format!("cannot run ssh: {e}")))?;
     if status.success() {
-        return Ok(Some(openssh::Session::new_native_mux(directory)));
+        return Ok(openssh::Session::new_native_mux(directory));
     }
     let message = log_message(&fs::read_to_string(&log).unwrap_or_default());
     Err(login_failed(
@@ -124,7 +132,7 @@ async fn effective_dial(common: &[OsString], address: &str) -> Option<Dial> {
     Dial::from_effective_config(&String::from_utf8_lossy(&report.stdout))
 }
 
-/// The options lbctl gives ssh for `conn`, as the crate's builder gives them (`session.rs`).
+/// The options lbctl gives ssh for `conn`, as the openssh crate's builder gives them.
 fn ssh_options(conn: &Connection, options: &ConnectOptions) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut option = |text: String| {

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
+use openssh::Stdio;
 use tokio::io::AsyncReadExt;
 
-use super::{RemoteOutput, Running, TransportError, dialer, launch, masters};
-use crate::spec::{Connection, HostKeyPolicy};
+use super::{RemoteOutput, Running, TransportError, launch, masters};
+use crate::spec::Connection;
 
 /// How long a dead peer may stay silent before OpenSSH drops the connection
 /// (`ServerAliveInterval`; OpenSSH gives up after three unanswered probes).
@@ -251,58 +251,20 @@ impl Session {
     }
 }
 
-/// Starts the master connection: dialed by lbctl where it may be (`dialer.rs`), else by ssh
-/// through the openssh crate.
+/// Starts the master connection (`launch.rs`), its socket in the persisting masters'
+/// directory, else in lbctl's default one, else in a private temporary directory.
 async fn open(
     conn: &Connection,
     options: &ConnectOptions,
     persisted: &Option<(masters::Directory, Duration)>,
 ) -> Result<openssh::Session, TransportError> {
-    if let Some(dialer) = dialer::dialer() {
-        let private = match persisted {
-            Some((masters, _)) => Some(masters.path().to_path_buf()),
-            None => masters::Directory::open(&masters::default_masters_directory())
-                .map(|d| d.path().to_path_buf()),
-        };
-        if let Some(control) = private {
-            let idle = persisted.as_ref().map(|(_, idle)| *idle);
-            if let Some(ssh) = launch::dialed_master(conn, options, &control, idle, dialer).await? {
-                return Ok(ssh);
-            }
-        }
-    }
-    let mut builder = SessionBuilder::default();
-    if let Some(user) = &conn.user {
-        builder.user(user.clone());
-    }
-    if let Some(port) = conn.port {
-        builder.port(port);
-    }
-    if let Some(key) = &conn.private_key {
-        builder.keyfile(key);
-    }
-    if let Some(config) = &conn.ssh_config {
-        builder.config_file(config);
-    }
-    if let Some(known_hosts) = &conn.known_hosts {
-        builder.user_known_hosts_file(known_hosts);
-    }
-    builder
-        .known_hosts_check(match conn.strict_host_keys {
-            HostKeyPolicy::Strict => KnownHosts::Strict,
-            HostKeyPolicy::AcceptNew => KnownHosts::Add,
-        })
-        .connect_timeout(whole_seconds(options.connect_timeout))
-        .server_alive_interval(KEEPALIVE);
-    if let Some((masters, idle)) = persisted {
-        builder
-            .control_directory(masters.path())
-            .control_persist(ControlPersist::IdleFor(idle_seconds(*idle)));
-    }
-    builder
-        .connect_mux(&conn.address)
-        .await
-        .map_err(|error| login_failed(conn, ssh_message(&error)))
+    let control = match persisted {
+        Some((masters, _)) => masters.path().to_path_buf(),
+        None => masters::Directory::open(&masters::default_masters_directory())
+            .map_or_else(std::env::temp_dir, |d| d.path().to_path_buf()),
+    };
+    let idle = persisted.as_ref().map(|(_, idle)| *idle);
+    launch::master(conn, options, &control, idle).await
 }
 
 /// A login that failed, as ssh told it (`message`): a host key ssh refused, or anything else.
@@ -389,11 +351,6 @@ fn target(conn: &Connection) -> String {
         Some(port) => format!("{address}:{port}"),
         None => address,
     }
-}
-
-fn idle_seconds(duration: Duration) -> std::num::NonZeroUsize {
-    let seconds = usize::try_from(whole_seconds(duration).as_secs()).unwrap_or(usize::MAX);
-    std::num::NonZeroUsize::new(seconds).unwrap_or(std::num::NonZeroUsize::MIN)
 }
 
 pub(super) fn whole_seconds(duration: Duration) -> Duration {
