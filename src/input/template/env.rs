@@ -6,7 +6,7 @@ use minijinja::{
     Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value, syntax::SyntaxConfig,
 };
 
-use super::{filters, lookups, methods, mutable, native};
+use super::{chain, filters, lookups, methods, mutable, native};
 
 /// The work one render may do: 16 million instructions, or about 1 GiB of values and text
 /// (minijinja's fuel: one unit an instruction, one per 64 bytes). lbctl's own haproxy.cfg for
@@ -43,6 +43,8 @@ pub fn environment() -> Environment<'static> {
     filters::register(&mut env);
     lookups::register(&mut env);
     mutable::register(&mut env);
+    // after the filters: `default` and `defined` as lookups through missing values need them
+    chain::register(&mut env);
     env
 }
 

@@ -15,6 +15,7 @@ use minijinja::{
 };
 
 use super::{
+    chain,
     error::TemplateError,
     filters::python_str,
     scope::{HostScope, MAX_RESULT_DEPTH, failed_read},
@@ -115,10 +116,14 @@ impl Object for Lazy {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match &self.node().value {
-            V::Seq(_) => self.item(key.as_usize()?),
-            _ => self.item(self.key_index(key.as_str()?)?),
-        }
+        let found = match &self.node().value {
+            V::Seq(_) => key.as_usize().and_then(|i| self.item(i)),
+            _ => key
+                .as_str()
+                .and_then(|k| self.key_index(k))
+                .and_then(|i| self.item(i)),
+        };
+        found.or_else(chain::stand_in)
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
@@ -169,6 +174,9 @@ fn convert(
         && let Some(scope) = lazy.scope.upgrade()
     {
         return scope.evaluate_node(&lazy.var, lazy.node(), depth);
+    }
+    if chain::is_missing(value) {
+        return Err(error(UNDEFINED_RESULT.into()));
     }
     let message = |e: minijinja::Error| error(e.to_string());
     let converted = match value.kind() {

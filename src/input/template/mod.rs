@@ -11,6 +11,7 @@
 //! Takes the inventory and the variable sources; returns a `Templar` that hands out each
 //! host's `HostScope`, which gives variables as template values or as positioned `Node`s.
 
+mod chain;
 mod env;
 mod error;
 mod filters;

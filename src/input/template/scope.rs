@@ -13,7 +13,7 @@ use minijinja::{
 };
 
 use super::{
-    env,
+    chain, env,
     error::{self, TemplateError, describe},
     filters::ordered_map,
     lazy::{self, Lazy},
@@ -384,7 +384,14 @@ impl HostScope {
         }
         EVALUATING.with(|e| e.borrow_mut().push(frame));
         let start = error::mark();
-        let result = native::render(source, Value::from_dyn_object(Arc::clone(self)));
+        let ctx = Value::from_dyn_object(Arc::clone(self));
+        let result = match chain::first(|| native::render(source, ctx.clone())) {
+            // a lookup through a missing value (`facts.eth0 | default('eth0')`): see `chain`
+            Err(e) if chain::worth_a_second_look(&e, source) => {
+                chain::second(|| native::render(source, ctx), |v| !chain::is_missing(v)).ok_or(e)
+            }
+            result => result,
+        };
         EVALUATING.with(|e| e.borrow_mut().pop());
         let failed = error::take_since(start);
         result.map_err(|e| {
@@ -471,7 +478,9 @@ impl Object for HostScope {
         match self.lookup(key) {
             Ok(None) => {
                 error::missing(key);
-                None
+                // Jinja2's globals (`range`, `lookup`, ...) are looked up after the context
+                let global = || env::shared().globals().any(|(name, _)| name == key);
+                chain::stand_in().filter(|_| !global())
             }
             Ok(value) => value,
             Err(e) => failed_read(e),
@@ -563,13 +572,13 @@ impl Object for HostVarsVars {
 pub(super) const MAX_RESULT_DEPTH: usize = MAX_DEPTH;
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::PathBuf;
 
     use super::*;
     use crate::input::Inventory;
 
-    fn templar(tag: &str, files: &[(&str, &str)]) -> Arc<Templar> {
+    pub(in crate::input::template) fn templar(tag: &str, files: &[(&str, &str)]) -> Arc<Templar> {
         let d = std::env::temp_dir().join(format!("lbctl-templar-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         for (rel, text) in files {
@@ -587,7 +596,11 @@ mod tests {
         node.to_json().to_string()
     }
 
-    fn eval(t: &Arc<Templar>, host: &str, var: &str) -> Result<String, Box<TemplateError>> {
+    pub(in crate::input::template) fn eval(
+        t: &Arc<Templar>,
+        host: &str,
+        var: &str,
+    ) -> Result<String, Box<TemplateError>> {
         t.scope(host).unwrap().node(var).unwrap().map(|n| json(&n))
     }
 

@@ -21,7 +21,7 @@ pub(crate) const MAX_PRINT_DEPTH: usize = 500;
 /// An undefined value given to a filter that needs one is an error, as in Ansible (`{{ pass
 /// | string }}` with `pass` undefined would otherwise print `None`).
 pub(super) fn defined(value: &Value) -> Result<(), Error> {
-    if value.is_undefined() {
+    if super::super::chain::lacks_value(value) {
         let message = match super::super::error::last_missing() {
             Some(name) => format!("`{name}` is undefined"),
             None => "the value given to the filter is undefined".into(),
