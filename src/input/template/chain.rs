@@ -321,6 +321,14 @@ mod tests {
                 "{{ 'in' if a.b | default(0) else 'out<' }}",
                 Some("\"out<\""),
             ),
+            ("{{ zz is divisibleby 3 }}", None),
+            ("{{ hostvars['nohost'].x | default(1) }}", Some("1")),
+            ("{{ hostvars['nohost'] is defined }}", Some("false")),
+            ("{{ groups['nogroup'] | default([]) }}", Some("[]")),
+            ("{{ groups.nogroup.x | default(2) }}", Some("2")),
+            ("{{ zz is sameas none }}", None),
+            ("{{ zz is callable }}", None),
+            ("{{ zz is filter }}", None),
         ];
         let mut vars = String::from("d: {a: 1, n: {m: 2}}\nl: [1, 2]\n");
         for (i, (template, _)) in cases.iter().enumerate() {

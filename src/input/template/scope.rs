@@ -507,7 +507,9 @@ impl Object for HostVars {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let templar = self.0.upgrade()?;
         let host = key.as_str()?;
-        templar.inventory.hosts.get(host)?;
+        if !templar.inventory.hosts.contains_key(host) {
+            return chain::stand_in();
+        }
         match templar.scope(host) {
             Ok(scope) => Some(Value::from_object(HostVarsVars(scope))),
             Err(diags) => {

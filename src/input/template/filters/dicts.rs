@@ -110,6 +110,7 @@ impl minijinja::value::Object for OrderedMap {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
+            .or_else(super::super::chain::stand_in)
     }
 
     fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {

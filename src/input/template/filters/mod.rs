@@ -202,8 +202,9 @@ fn undefined_fails_jinja_tests(env: &mut Environment<'static>) {
     env.add_test("false", |v: &Value| defined(v).map(|()| tests::is_false(v)));
     env.add_test("odd", |v: Value| defined(&v).map(|()| tests::is_odd(v)));
     env.add_test("even", |v: Value| defined(&v).map(|()| tests::is_even(v)));
-    let binary: [(&[&str], Binary); 7] = [
+    let binary: [(&[&str], Binary); 8] = [
         (&["sameas"], tests::is_sameas),
+        (&["divisibleby"], tests::is_divisibleby),
         (&["eq", "equalto", "=="], tests::is_eq),
         (&["ne", "!="], tests::is_ne),
         (&["lt", "lessthan", "<"], tests::is_lt),
