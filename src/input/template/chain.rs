@@ -329,6 +329,22 @@ mod tests {
             ("{{ zz is sameas none }}", None),
             ("{{ zz is callable }}", None),
             ("{{ zz is filter }}", None),
+            ("{{ range(a.b | default(3)) | list }}", Some("[0,1,2]")),
+            ("{% set x = a.b %}{{ x | default(3) }}", Some("3")),
+            ("{{ a.b | map('upper') | list }}", None),
+            ("{{ a.b | dict2items }}", None),
+            ("{{ a.b(1) }}", None),
+            (
+                "{{ lookup('env', 'LBCTL_NO_SUCH_VAR') if a.b is undefined else 'x' }}",
+                Some("\"\""),
+            ),
+            (
+                "{{ a.b | default(1) | int + a.c | default(2) | int }}",
+                Some("3"),
+            ),
+            ("{{ namespace(v=a.b | default(4)).v }}", Some("4")),
+            ("{{ a.b | combine({}) }}", None),
+            ("{{ {} | combine(a.b | default({})) }}", Some("{}")),
         ];
         let mut vars = String::from("d: {a: 1, n: {m: 2}}\nl: [1, 2]\n");
         for (i, (template, _)) in cases.iter().enumerate() {
