@@ -4,6 +4,7 @@ use std::{
     cell::{Cell, RefCell},
     collections::HashMap,
     fmt,
+    path::{Component, Path, PathBuf},
     sync::{Arc, Mutex, OnceLock, PoisonError, Weak},
 };
 
@@ -277,7 +278,7 @@ impl HostScope {
             return Ok(Some(value.clone()));
         }
         let Some(raw) = self.vars.get(name) else {
-            return Ok(None);
+            return Ok(self.inventory_source(name));
         };
         let secret = READ_SECRET.with(|r| r.replace(false));
         // what that variable's own templates read is not this template's to report
@@ -291,6 +292,24 @@ impl HostScope {
         }
         self.lock_values().insert(name.to_string(), value.clone());
         Ok(Some(value))
+    }
+
+    /// `inventory_file` and `inventory_dir`, which Ansible sets on each host unless a variable
+    /// of the same name is defined: the inventory file that declared the host first, as an
+    /// absolute path, and its directory.
+    fn inventory_source(&self, name: &str) -> Option<Value> {
+        if name != "inventory_file" && name != "inventory_dir" {
+            return None;
+        }
+        let templar = self.templar.upgrade()?;
+        let loc = templar.inventory.hosts.get(self.name())?.loc?;
+        let file = absolute(Path::new(&*loc.file.name()))?;
+        let path = if name == "inventory_file" {
+            file.as_path()
+        } else {
+            file.parent()?
+        };
+        Some(Value::from(path.to_string_lossy().into_owned()))
     }
 
     fn lock_values(&self) -> std::sync::MutexGuard<'_, HashMap<String, Value>> {
@@ -427,6 +446,22 @@ impl HostScope {
             via: Vec::new(),
         })
     }
+}
+
+/// `path` made absolute, with `.` and `..` resolved as written (no link followed), as
+/// Python's `os.path.abspath` does.
+fn absolute(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in std::path::absolute(path).ok()?.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 /// `names` (read by a template, without a value) as a message lists them, leaving out
@@ -674,6 +709,39 @@ pub(super) mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(keys, ["b", "a", "c"]);
+    }
+
+    /// As in ansible-core 2.19: `-i inv -i ./other/../other/more.ini` gives lb1
+    /// `/tmp/invd/inv/hosts.ini|/tmp/invd/inv` and lb2 `/tmp/invd/other/more.ini|/tmp/invd/other`.
+    #[test]
+    fn inventory_file_and_dir_name_the_file_that_declared_the_host() {
+        let t = templar(
+            "inventory-file",
+            &[
+                (
+                    "hosts",
+                    "[lbs]\nlb1\nlb2\n[lbs:vars]\nwhere=\"{{ inventory_file }}|{{ inventory_dir }}\"\n",
+                ),
+                ("host_vars/lb2.yml", "inventory_dir: mine\n"),
+            ],
+        );
+        let hosts = std::env::temp_dir()
+            .join(format!(
+                "lbctl-templar-inventory-file-{}",
+                std::process::id()
+            ))
+            .join("hosts");
+        let want = format!(
+            "\"{}|{}\"",
+            hosts.display(),
+            hosts.parent().unwrap().display()
+        );
+        assert_eq!(eval(&t, "lb1", "where").unwrap(), want);
+        // a variable of that name is the host's own
+        let mine = format!("\"{}|mine\"", hosts.display());
+        assert_eq!(eval(&t, "lb2", "where").unwrap(), mine);
+        let relative = absolute(Path::new("a/./b/../c")).unwrap();
+        assert_eq!(relative, std::env::current_dir().unwrap().join("a/c"));
     }
 
     #[test]
