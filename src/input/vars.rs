@@ -202,7 +202,15 @@ fn parse_extra(arg: &str, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
         return map_entries(node, "");
     }
     let mut vars = VarMap::new();
-    for pair in split_args(arg) {
+    let Some(pairs) = split_args(arg) else {
+        return Err(Diagnostic::new(
+            &Loc::new(&cli, 0),
+            arg,
+            "unbalanced quotes or `{{ }}`/`{% %}` block: Ansible refuses to split it too",
+        )
+        .hint("close every quote and block, e.g. -e 'key=\"a value\"'"));
+    };
+    for pair in pairs {
         let Some(eq) = pair
             .char_indices()
             .find(|&(i, c)| c == '=' && i > 0 && !pair[..i].ends_with('\\'))
@@ -222,8 +230,9 @@ fn parse_extra(arg: &str, keyring: &Keyring) -> Result<VarMap, Diagnostic> {
     Ok(vars)
 }
 
-/// Splits on whitespace outside quotes and outside `{{ }}` / `{% %}`, keeping the quotes.
-fn split_args(text: &str) -> Vec<String> {
+/// Splits on whitespace outside quotes and outside `{{ }}` / `{% %}`, keeping the quotes;
+/// `None` when a quote or a block is left open, which Ansible refuses.
+fn split_args(text: &str) -> Option<Vec<String>> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;
@@ -255,10 +264,13 @@ fn split_args(text: &str) -> Vec<String> {
         }
         cur.push(c);
     }
+    if quote.is_some() || depth > 0 {
+        return None;
+    }
     if !cur.is_empty() {
         words.push(cur);
     }
-    words
+    Some(words)
 }
 
 /// The text inside matching outer quotes, as Ansible's `unquote`.
@@ -361,6 +373,10 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&d);
         let quoted = parse_extra(r#"k="a b" j='{{ x }} y' m=1=2 e=\\= z=''"#, &keys).unwrap();
+        for open in [r#"a="b"#, "x='unterminated y=2", "t={{ x", "q=it's"] {
+            let e = parse_extra(open, &keys).unwrap_err();
+            assert!(e.message.contains("unbalanced"), "{open}: {e}");
+        }
         let text = |k: &str| quoted[k].as_text().unwrap();
         assert_eq!(text("k"), "a b");
         assert_eq!(text("j"), "{{ x }} y");
