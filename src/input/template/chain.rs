@@ -139,61 +139,56 @@ pub(super) fn worth_a_second_look(error: &Error, source: &str) -> bool {
 fn compares(source: &str) -> bool {
     let bytes = source.as_bytes();
     let mut i = 0;
-    while let Some(open) = source[i..].find('{').map(|o| i + o) {
-        let end = match bytes.get(open + 1) {
-            Some(b'{') => "}}",
-            Some(b'%') => "%}",
+    while i < bytes.len() {
+        let end: &[u8] = match (bytes[i], bytes.get(i + 1)) {
+            (b'{', Some(b'{')) => b"}}",
+            (b'{', Some(b'%')) => b"%}",
             _ => {
-                i = open + 1;
+                i += 1;
                 continue;
             }
         };
-        let mut j = open + 2;
+        let mut j = i + 2;
         let mut quote = None;
         let mut words = 0;
         let mut is_for = false;
-        while j < bytes.len() {
+        while j < bytes.len() && !(quote.is_none() && bytes[j..].starts_with(end)) {
             let c = bytes[j];
+            j += 1;
             if let Some(q) = quote {
                 if c == b'\\' {
                     j += 1;
                 } else if c == q {
                     quote = None;
                 }
-                j += 1;
                 continue;
-            }
-            if source[j..].starts_with(end) {
-                break;
             }
             match c {
                 b'\'' | b'"' => quote = Some(c),
                 b'<' | b'>' => return true,
-                b'=' | b'!' if bytes.get(j + 1) == Some(&b'=') => return true,
+                b'=' | b'!' if bytes.get(j) == Some(&b'=') => return true,
                 c if c.is_ascii_alphabetic() || c == b'_' => {
-                    let start = j;
+                    let start = j - 1;
                     while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_')
                     {
                         j += 1;
                     }
-                    let word = &source[start..j];
+                    let word = &bytes[start..j];
                     let after_dot = start > 0 && bytes[start - 1] == b'.';
                     words += 1;
-                    if words == 1 && end == "%}" && word == "for" {
+                    if words == 1 && end == b"%}" && word == b"for" {
                         is_for = true;
-                    } else if word == "in" && !after_dot {
+                    } else if word == b"in" && !after_dot {
                         if !is_for {
                             return true;
                         }
                         is_for = false;
                     }
-                    continue;
                 }
                 _ => {}
             }
-            j += 1;
         }
-        i = j;
+        i = j + end.len();
     }
     false
 }
@@ -406,6 +401,14 @@ mod tests {
             ("<b>{{ a }}</b> == in", false),
             ("{# a == b #}{{ a }}", false),
             ("{{ a | default(1) }}{% set x = 1 %}", false),
+            ("{{ é }} {{ 'é<' }} {{ x.é }}", false),
+            ("{{ é == 1 }}", true),
+            ("{{ 'open \\", false),
+            ("{{ 'open", false),
+            ("{{ a", false),
+            ("{", false),
+            ("{{", false),
+            ("{{ '}}' == x }}", true),
         ] {
             assert_eq!(super::compares(source), compares, "{source}");
         }
