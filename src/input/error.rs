@@ -98,8 +98,10 @@ impl InputError {
             VaultFormat { .. } => {
                 "re-create it with `ansible-vault encrypt` or `ansible-vault encrypt_string`"
             }
-            VaultPrompt { .. }
-            | EmptyVaultPassword { .. }
+            VaultPrompt { .. } => {
+                "-J (--ask-vault-pass) asks on a terminal; without one, give the password in a file: --vault-password-file FILE, --vault-id LABEL@FILE or ANSIBLE_VAULT_PASSWORD_FILE"
+            }
+            EmptyVaultPassword { .. }
             | VaultPasswordFile { .. }
             | VaultPasswordDirectory { .. }
             | VaultScriptStart { .. }

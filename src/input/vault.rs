@@ -323,7 +323,12 @@ fn read_password(id: &VaultId) -> Result<Password, InputError> {
             };
             rpassword::prompt_password(prompt)
                 .map_err(|e| InputError::VaultPrompt {
-                    message: e.to_string(),
+                    // ENXIO: no controlling terminal (CI, cron, a pipe)
+                    message: if e.raw_os_error() == Some(6) {
+                        format!("there is no terminal to ask on ({e})")
+                    } else {
+                        e.to_string()
+                    },
                 })?
                 .into_bytes()
         }

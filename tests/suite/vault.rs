@@ -61,6 +61,28 @@ fn a_vault_without_a_password_says_how_to_give_one() {
         .run();
 }
 
+/// `-J` where there is no terminal to ask on (CI, cron, a pipe): one error at once that says
+/// how else to give the password. Run in a session of its own (`setsid`), which has no
+/// controlling terminal whatever the test's own.
+#[test]
+fn asking_without_a_terminal_says_how_else_to_give_the_password() {
+    let out = std::process::Command::new("setsid")
+        .arg("--wait")
+        .arg(env!("CARGO_BIN_EXE_lbctl"))
+        .args(["-i", "inventory", "-J", "validate"])
+        .current_dir(case())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("setsid (util-linux) runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot ask for the vault password: there is no terminal to ask on"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--vault-password-file FILE"), "{stderr}");
+}
+
 #[test]
 fn a_vault_nobody_needs_is_never_decrypted() {
     let dir = scratch("vault-unneeded");
