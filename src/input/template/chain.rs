@@ -239,7 +239,8 @@ mod tests {
     use super::super::scope::tests::{eval, templar};
 
     /// Each variable's template, and its value in ansible-core 2.19 (`None`: an error there),
-    /// with `d: {a: 1, n: {m: 2}}` and `l: [1, 2]` defined and `a`, `e`, `x` not.
+    /// with `d: {a: 1, n: {m: 2}}` and `l: [1, 2]` defined, `a`, `e`, `x` not, and `b` a
+    /// template that lacks a value (`{{ undefined_z }}`).
     #[test]
     fn lookups_through_missing_values_are_ansible_s() {
         let cases: &[(&str, Option<&str>)] = &[
@@ -316,6 +317,10 @@ mod tests {
                 "{{ 'in' if a.b | default(0) else 'out<' }}",
                 Some("\"out<\""),
             ),
+            ("{{ b.c | default(1) }}", Some("1")),
+            ("{{ b | default(2) }}", Some("2")),
+            ("{{ b.c is defined }}", Some("false")),
+            ("{{ b.c }}", None),
             ("{{ zz is divisibleby 3 }}", None),
             ("{{ hostvars['nohost'].x | default(1) }}", Some("1")),
             ("{{ hostvars['nohost'] is defined }}", Some("false")),
@@ -341,7 +346,7 @@ mod tests {
             ("{{ a.b | combine({}) }}", None),
             ("{{ {} | combine(a.b | default({})) }}", Some("{}")),
         ];
-        let mut vars = String::from("d: {a: 1, n: {m: 2}}\nl: [1, 2]\n");
+        let mut vars = String::from("d: {a: 1, n: {m: 2}}\nl: [1, 2]\nb: \"{{ undefined_z }}\"\n");
         for (i, (template, _)) in cases.iter().enumerate() {
             vars.push_str(&format!(
                 "t{i}: {}\n",

@@ -518,7 +518,8 @@ impl Object for HostScope {
                 chain::stand_in().filter(|_| !global())
             }
             Ok(value) => value,
-            Err(e) => failed_read(e),
+            // a variable whose own template lacked a value is missing too (see `chain`)
+            Err(e) => failed_read(e).or_else(chain::stand_in),
         }
     }
 
