@@ -161,10 +161,15 @@ impl Templates {
             .map_err(|e| template_error(&from, 0, describe(&e)))?;
         // A variable the template read that could not be evaluated is the error to show, at
         // the variable's line, rather than the undefined value the template then saw.
-        let content = template::explain(|| template.render(ctx)).map_err(|e| match *e {
-            Ok(variable) => variable.diagnostic(),
-            Err(e) => template_error(&from, e.line().unwrap_or(0), describe(&e)),
-        })?;
+        // Lookups go through missing values, as in a variable's template (`facts.eth0 |
+        // default('eth0')`).
+        let source = template.source();
+        let content =
+            template::explain(|| template::render_through_missing(source, || template.render(ctx)))
+                .map_err(|e| match *e {
+                    Ok(variable) => variable.diagnostic(),
+                    Err(e) => template_error(&from, e.line().unwrap_or(0), describe(&e)),
+                })?;
         Ok(RenderedFile {
             service,
             path,

@@ -23,6 +23,7 @@ mod native;
 mod scope;
 mod stack;
 
+pub use chain::render as render_through_missing;
 pub use env::environment;
 pub use error::{TemplateError, advice, explain};
 pub use filters::python_str;

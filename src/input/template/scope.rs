@@ -404,13 +404,12 @@ impl HostScope {
         EVALUATING.with(|e| e.borrow_mut().push(frame));
         let start = error::mark();
         let ctx = Value::from_dyn_object(Arc::clone(self));
-        let result = match chain::first(|| native::render(source, ctx.clone())) {
-            // a lookup through a missing value (`facts.eth0 | default('eth0')`): see `chain`
-            Err(e) if chain::worth_a_second_look(&e, source) => {
-                chain::second(|| native::render(source, ctx), |v| !chain::is_missing(v)).ok_or(e)
-            }
-            result => result,
-        };
+        // lookups through missing values (`facts.eth0 | default('eth0')`): see `chain`
+        let result = chain::evaluate(
+            source,
+            || native::render(source, ctx.clone()),
+            |v| !chain::is_missing(v),
+        );
         EVALUATING.with(|e| e.borrow_mut().pop());
         let failed = error::take_since(start);
         result.map_err(|e| {
