@@ -3,15 +3,18 @@
 //! `to_yaml`, `to_nice_yaml`, `from_json`, `from_yaml`, `regex_replace`, `regex_search`,
 //! `regex_findall`, `b64encode`, `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
 //! `symmetric_difference`, `basename`, `dirname`, `quote`, `regex_escape`, `ipaddr`, `ipv4`,
-//! `ipv6`, `ipwrap`, `ipmath`, and the tests `match`, `search`, `regex`),
+//! `ipv6`, `ipwrap`, `ipmath`, `hash`, `checksum`, `md5`, `sha1`, `to_uuid`, `random` and
+//! `shuffle` with a seed, and the tests `match`, `search`, `regex`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
 
 mod dicts;
+mod digest;
 mod encode;
 mod ipaddr;
 mod lists;
 mod patterns;
 mod python;
+mod seeded;
 mod text;
 
 use minijinja::{Environment, Value, value::Kwargs};
@@ -126,6 +129,29 @@ pub(super) fn register(env: &mut Environment<'static>) {
         ("dirname", |e, n| e.add_filter(n, dirname)),
         ("quote", |e, n| e.add_filter(n, quote)),
         ("regex_escape", |e, n| e.add_filter(n, regex_escape)),
+        ("hash", |e, n| {
+            e.add_filter(n, |v: Value, kind: Option<String>| {
+                digest::hash(&v, kind.as_deref())
+            })
+        }),
+        ("checksum", |e, n| {
+            e.add_filter(n, |v: Value| digest::hash(&v, Some("sha1")))
+        }),
+        ("sha1", |e, n| {
+            e.add_filter(n, |v: Value| digest::hash(&v, Some("sha1")))
+        }),
+        ("md5", |e, n| {
+            e.add_filter(n, |v: Value| digest::hash(&v, Some("md5")))
+        }),
+        ("to_uuid", |e, n| {
+            e.add_filter(n, |v: Value, ns: Option<String>, kw: Kwargs| {
+                let namespace = positional_or_keyword(ns, &kw, "namespace")?;
+                kw.assert_all_used()?;
+                digest::to_uuid(&v, namespace.as_deref())
+            })
+        }),
+        ("random", |e, n| e.add_filter(n, seeded::random)),
+        ("shuffle", |e, n| e.add_filter(n, seeded::shuffle)),
     ];
     for (name, add) in core {
         add(env, name.to_string());
@@ -232,6 +258,77 @@ mod tests {
         super::super::environment()
             .render_str(template, ctx)
             .unwrap()
+    }
+
+    /// The values are ansible-core 2.19's (the differential case
+    /// templated-digests-and-seeded-random compares many more); the errors say what Ansible's
+    /// say, but for `random` without a seed, which lbctl refuses.
+    #[test]
+    fn digests_and_seeded_draws_are_ansible_s() {
+        let ctx = Value::UNDEFINED;
+        assert_eq!(
+            render(
+                "{{ 'abc' | hash('md5') }} {{ 'abc' | hash }} {{ 123 | md5 }} {{ 'é' | sha1 }}",
+                ctx.clone()
+            ),
+            "900150983cd24fb0d6963f7d28e17f72 a9993e364706816aba3e25717850c26c9cd0d89d 202cb962ac59075b964b07152d234b70 bf15be717ac1b080b4f1c456692825891ff5073d"
+        );
+        assert_eq!(
+            render("{{ 'lb1' | to_uuid }} {{ 42 | to_uuid }}", ctx.clone()),
+            "77164d1d-198d-5c03-8b97-2a27a35c914b 3668da1b-cef1-5085-ae20-443409c9cc73"
+        );
+        assert_eq!(
+            render(
+                "{{ 100 | random(seed='lb1') }} {{ 100 | random(start=10, step=5, seed='s') }} {{ ['a', 'b', 'c'] | random(seed='q') }} {{ 100 | random(seed=1.5 | int) }} {{ [1, 2, 3, 4, 5] | shuffle(seed='x') }}",
+                ctx.clone()
+            ),
+            "13 85 b 17 [5, 2, 1, 4, 3]"
+        );
+        let error = |template: &str| {
+            super::super::environment()
+                .render_str(template, ctx.clone())
+                .unwrap_err()
+                .to_string()
+        };
+        for (template, says) in [
+            ("{{ 'abc' | hash('nope') }}", "unsupported hash type nope"),
+            ("{{ 'abc' | hash('blake2b') }}", "not supported by lbctl"),
+            (
+                "{{ 0 | random(seed='x') }}",
+                "empty range for randrange() (0, 0, 0)",
+            ),
+            (
+                "{{ 100 | random(90, -3, seed='n') }}",
+                "empty range for randrange()",
+            ),
+            (
+                "{{ [] | random(seed='x') }}",
+                "Cannot choose from an empty sequence",
+            ),
+            (
+                "{{ [1] | random(2, seed='x') }}",
+                "start and step can only be used with integer values",
+            ),
+            (
+                "{{ 1.5 | random(seed='x') }}",
+                "random can only be used on sequences and integers",
+            ),
+            (
+                "{{ 100 | random }}",
+                "give it one, as in `random(seed=inventory_hostname)`",
+            ),
+            (
+                "{{ [1, 2] | shuffle }}",
+                "give it one, as in `shuffle(seed=inventory_hostname)`",
+            ),
+            (
+                "{{ 'x' | to_uuid('nope') }}",
+                "Invalid value 'nope' for 'namespace'",
+            ),
+        ] {
+            let e = error(template);
+            assert!(e.contains(says), "{template}: {e}");
+        }
     }
 
     #[test]
