@@ -66,7 +66,7 @@ fn format(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Erro
         Some(s) => s,
         None => {
             filters::printable(value)?;
-            printed = filters::python_str(value);
+            printed = filters::printed(value);
             &printed
         }
     };

@@ -1,10 +1,11 @@
 //! Ansible's filters on lists: `extract` (`groups['workers'] | map('extract', hostvars,
 //! 'ansible_host')`), `flatten`, and the set filters `unique`-like `union`, `intersect`,
-//! `difference`, `symmetric_difference`, which keep the first list's order as Ansible does.
+//! `difference`, `symmetric_difference`, which keep the first list's order as Ansible does,
+//! and `subelements`.
 
 use minijinja::{
     Error, ErrorKind, State, Value,
-    value::{Kwargs, Rest, ValueKind, ValueOrKwargs, from_args},
+    value::{Kwargs, Rest, Tuple, ValueKind, ValueOrKwargs, from_args},
 };
 
 /// `item | extract(container, morekeys)`: `container[item]`, then each of `morekeys` (one key
@@ -126,4 +127,75 @@ pub(super) fn map(
         out.push(state.apply_filter(name, &call)?);
     }
     Ok(out)
+}
+
+/// `list | subelements('servers')`: a pair (item, element) for every element of each item's
+/// list under that key (a dotted path, or a list of keys; items of a mapping are its values),
+/// with Ansible's errors; `skip_missing=True` skips an item without the key.
+pub(super) fn subelements(
+    value: Value,
+    path: Value,
+    skip: Option<bool>,
+    kw: Kwargs,
+) -> Result<Value, Error> {
+    let skip_missing = super::positional_or_keyword(skip, &kw, "skip_missing")?.unwrap_or(false);
+    kw.assert_all_used()?;
+    let items: Vec<Value> = match value.kind() {
+        ValueKind::Map => value
+            .try_iter()?
+            .map(|k| value.get_item(&k).unwrap_or_default())
+            .collect(),
+        ValueKind::Seq | ValueKind::Iterable => value.try_iter()?.collect(),
+        _ => return Err(invalid("obj must be a list of dicts or a nested dict")),
+    };
+    let keys: Vec<Value> = match path.kind() {
+        ValueKind::Seq => path.try_iter()?.collect(),
+        ValueKind::String => path
+            .as_str()
+            .unwrap_or_default()
+            .split('.')
+            .map(Value::from)
+            .collect(),
+        _ => return Err(invalid("subelements must be a list or a string")),
+    };
+    let repr = super::python_repr;
+    let mut pairs = Vec::new();
+    'items: for item in items {
+        let mut found = item.clone();
+        for key in &keys {
+            if found.kind() != ValueKind::Map {
+                return Err(invalid(&format!(
+                    "the key {} should point to a dictionary, got '{}'",
+                    super::python_str(key),
+                    super::python_str(&found)
+                )));
+            }
+            match found.get_item(key).ok().filter(|v| !v.is_undefined()) {
+                Some(next) => found = next,
+                None if skip_missing => continue 'items,
+                None => {
+                    return Err(invalid(&format!(
+                        "could not find {} key in iterated item {}",
+                        repr(key),
+                        repr(&found)
+                    )));
+                }
+            }
+        }
+        if found.kind() != ValueKind::Seq {
+            return Err(invalid(&format!(
+                "the key {} should point to a list, got {}",
+                repr(keys.last().unwrap_or(&Value::UNDEFINED)),
+                repr(&found)
+            )));
+        }
+        for element in found.try_iter()? {
+            pairs.push(Value::from(Tuple::from([item.clone(), element])));
+        }
+    }
+    Ok(Value::from(pairs))
+}
+
+fn invalid(message: &str) -> Error {
+    Error::new(ErrorKind::InvalidOperation, message.to_string())
 }

@@ -4,7 +4,7 @@
 //! `regex_findall`, `b64encode`, `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
 //! `symmetric_difference`, `basename`, `dirname`, `quote`, `regex_escape`, `ipaddr`, `ipv4`,
 //! `ipv6`, `ipwrap`, `ipmath`, `hash`, `checksum`, `md5`, `sha1`, `to_uuid`, `random` and
-//! `shuffle` with a seed, and the tests `match`, `search`, `regex`),
+//! `shuffle` with a seed, `comment`, `subelements`, and the tests `match`, `search`, `regex`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
 
 mod dicts;
@@ -24,16 +24,18 @@ use crate::source::base64;
 use dicts::{combine, dict2items, items2dict};
 use encode::{JsonStyle, b64decode, from_json, from_yaml, json, to_yaml};
 use ipaddr::{ipaddr, ipmath, ipwrap};
-use lists::{difference, extract, flatten, intersect, map, symmetric_difference, union};
+use lists::{
+    difference, extract, flatten, intersect, map, subelements, symmetric_difference, union,
+};
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
 use python::{mandatory, ternary, to_bool, to_int};
-use text::{basename, center, dirname, quote, regex_escape, truncate};
+use text::{basename, center, comment, dirname, quote, regex_escape, truncate};
 
 pub(super) use dicts::ordered_map;
 use python::defined;
 pub(super) use python::printable;
 pub(super) use python::python_repr;
-pub use python::python_str;
+pub use python::{printed, python_str};
 
 /// An argument given by position or by name (Python's `f(x, base=16)`), not both.
 fn positional_or_keyword<'a, T>(
@@ -151,6 +153,8 @@ pub(super) fn register(env: &mut Environment<'static>) {
             })
         }),
         ("random", |e, n| e.add_filter(n, seeded::random)),
+        ("comment", |e, n| e.add_filter(n, comment)),
+        ("subelements", |e, n| e.add_filter(n, subelements)),
         ("shuffle", |e, n| e.add_filter(n, seeded::shuffle)),
     ];
     for (name, add) in core {
@@ -327,6 +331,107 @@ mod tests {
             ),
         ] {
             let e = error(template);
+            assert!(e.contains(says), "{template}: {e}");
+        }
+    }
+
+    /// ansible-core 2.19's answers.
+    #[test]
+    fn comment_subelements_and_tuples_are_ansible_s() {
+        let ctx = Value::UNDEFINED;
+        for (template, ansible) in [
+            ("{{ 'a\nb\n\nc' | comment }}", "#\n# a\n# b\n#\n# c\n#"),
+            (
+                "{{ 'x\ny' | comment('cblock') }}",
+                "/*\n *\n * x\n * y\n *\n */",
+            ),
+            ("{{ 'x' | comment('xml') }}", "<!--\n -\n - x\n -\n-->"),
+            ("{{ 'x' | comment(decoration='; ') }}", ";\n; x\n;"),
+            (
+                "{{ 'x' | comment(prefix_count=2, postfix_count=0) }}",
+                "#\n#\n# x",
+            ),
+            ("{{ 'x' | comment(prefix='', postfix='') }}", "# x\n"),
+            (
+                "{{ 'x' | comment(beginning='>>', end='<<') }}",
+                ">>\n#\n# x\n#\n<<",
+            ),
+            ("{{ 'x' | comment(prefix='\n') }}", "\n# x\n#"),
+            ("{{ 'x\n' | comment }}", "#\n# x\n# \n#"),
+            ("{{ 'x' | comment(prefix_count='3') }}", "#\n#\n#\n# x\n#"),
+            (
+                "{{ [{'n': 1, 's': [1, 2]}, {'n': 2, 's': [3]}] | subelements('s') | string }}",
+                "[({'n': 1, 's': [1, 2]}, 1), ({'n': 1, 's': [1, 2]}, 2), ({'n': 2, 's': [3]}, 3)]",
+            ),
+            (
+                "{{ {'a': {'s': ['x']}} | subelements('s') }}",
+                "[[{'s': ['x']}, 'x']]",
+            ),
+            (
+                "{{ [{'o': {'s': [1]}}] | subelements('o.s') }}",
+                "[[{'o': {'s': [1]}}, 1]]",
+            ),
+            (
+                "{{ [{'o': {'s': [1]}}] | subelements(['o', 's']) }}",
+                "[[{'o': {'s': [1]}}, 1]]",
+            ),
+            (
+                "{{ [{'n': 1}, {'s': [5]}] | subelements('s', skip_missing=True) }}",
+                "[[{'s': [5]}, 5]]",
+            ),
+            (
+                "{% for a, b in [{'n': 1, 's': [1, 2]}] | subelements('s') %}{{ a.n }}-{{ b }} {% endfor %}",
+                "1-1 1-2 ",
+            ),
+            // a `{{ }}` result writes tuples as lists, Python's str() as tuples
+            (
+                "{{ [1, 2] | zip(['a', 'b']) | list }}",
+                "[[1, 'a'], [2, 'b']]",
+            ),
+            (
+                "{{ [1, 2] | zip(['a', 'b']) | list | string }}",
+                "[(1, 'a'), (2, 'b')]",
+            ),
+            (
+                "{{ (1,) }} {{ (1, 'a') }} {{ ((1, 2), 3) }} {{ {'a': (1,)} }}",
+                "[1] [1, 'a'] [[1, 2], 3] {'a': [1]}",
+            ),
+            (
+                "{{ (1, 2) | string }} {{ 'x' ~ (1, 2) }} {{ [(1, 2)] | join(',') }} {{ ((1, 2),) | first }}",
+                "(1, 2) x(1, 2) (1, 2) [1, 2]",
+            ),
+            ("{{ (1,) | string }} {{ () | string }}", "(1,) ()"),
+            ("{{ [(1, 2), (3,)] | to_json }}", "[[1, 2], [3]]"),
+        ] {
+            assert_eq!(render(template, ctx.clone()), ansible, "{template}");
+        }
+        for (template, says) in [
+            ("{{ 'x' | comment('nope') }}", "Invalid style 'nope'"),
+            (
+                "{{ [{'n': 1}] | subelements('s') }}",
+                "could not find 's' key in iterated item {'n': 1}",
+            ),
+            (
+                "{{ [{'s': 3}] | subelements('s') }}",
+                "the key 's' should point to a list, got 3",
+            ),
+            (
+                "{{ [{'s': 'ab'}] | subelements('s.x') }}",
+                "the key x should point to a dictionary, got 'ab'",
+            ),
+            (
+                "{{ 'x' | subelements('s') }}",
+                "obj must be a list of dicts or a nested dict",
+            ),
+            (
+                "{{ 'x' | comment(prefix_count=10 ** 9) }}",
+                "longer than 64 MiB",
+            ),
+        ] {
+            let e = super::super::environment()
+                .render_str(template, ctx.clone())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(says), "{template}: {e}");
         }
     }

@@ -113,13 +113,34 @@ fn too_long() -> Error {
 
 pub(crate) fn python_repr(value: &Value) -> String {
     let mut out = String::new();
-    write_repr(&mut out, value, 0);
+    write_repr(&mut out, value, 0, Tuples::AsTuples);
     out
+}
+
+/// A value as Ansible writes a `{{ }}` result into a template's text: as [`python_str`], but
+/// with tuples (`zip`, `subelements`, `(a, b)`) turned into lists first, wherever they are:
+/// `{{ (1, 'a') }}` writes `[1, 'a']`, where `{{ (1, 'a') | string }}` writes `(1, 'a')`.
+pub fn printed(value: &Value) -> String {
+    match value.kind() {
+        ValueKind::String => value.as_str().unwrap_or_default().to_string(),
+        _ => {
+            let mut out = String::new();
+            write_repr(&mut out, value, 0, Tuples::AsLists);
+            out
+        }
+    }
+}
+
+/// How [`write_repr`] writes a tuple.
+#[derive(Clone, Copy, PartialEq)]
+enum Tuples {
+    AsTuples,
+    AsLists,
 }
 
 /// Writes `value` as Python's `repr()` does into `out`, one text for the whole value (a list of
 /// ten million items is one string, not ten million).
-fn write_repr(out: &mut String, value: &Value, depth: usize) {
+fn write_repr(out: &mut String, value: &Value, depth: usize, tuples: Tuples) {
     if depth > MAX_PRINT_DEPTH {
         out.push_str("...");
         return;
@@ -151,16 +172,24 @@ fn write_repr(out: &mut String, value: &Value, depth: usize) {
             out.push(quote);
         }
         ValueKind::Seq | ValueKind::Iterable => {
-            out.push('[');
+            // a tuple (`zip`, `subelements`, `d.items()`, `(a, b)`) as Python prints one:
+            // `(a, b)`, `(a,)`
+            let tuple = tuples == Tuples::AsTuples && value.is_tuple();
+            out.push(if tuple { '(' } else { '[' });
+            let mut count = 0;
             if let Ok(items) = value.try_iter() {
                 for (i, item) in items.enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    write_repr(out, &item, depth + 1);
+                    write_repr(out, &item, depth + 1, tuples);
+                    count += 1;
                 }
             }
-            out.push(']');
+            if tuple && count == 1 {
+                out.push(',');
+            }
+            out.push(if tuple { ')' } else { ']' });
         }
         ValueKind::Map => {
             out.push('{');
@@ -170,9 +199,9 @@ fn write_repr(out: &mut String, value: &Value, depth: usize) {
                         out.push_str(", ");
                     }
                     let v = value.get_item(&k).unwrap_or_default();
-                    write_repr(out, &k, depth + 1);
+                    write_repr(out, &k, depth + 1, tuples);
                     out.push_str(": ");
-                    write_repr(out, &v, depth + 1);
+                    write_repr(out, &v, depth + 1, tuples);
                 }
             }
             out.push('}');

@@ -125,6 +125,112 @@ pub(super) fn truncate(
     Ok(format!("{kept}{end}"))
 }
 
+/// Ansible's `comment(style='plain', ...)`: the text as a comment block
+/// (`{{ ansible_managed | comment }}` at the top of a configuration), each line after the
+/// style's decoration, between a prefix and a postfix line; every part can be given by name
+/// (`decoration`, `prefix`, `prefix_count`, `postfix`, `postfix_count`, `beginning`, `end`,
+/// `newline`), as Ansible takes them.
+pub(super) fn comment(text: Value, style: Option<String>, kw: Kwargs) -> Result<String, Error> {
+    super::defined(&text)?;
+    let Some(text) = text.as_str() else {
+        return Err(invalid(format!("comment: expected text, got {text}")));
+    };
+    let style = style.or(kw.get("style")?);
+    let style = style.as_deref().unwrap_or("plain");
+    // (beginning, decoration, end) of each style
+    let (beginning, decoration, end) = match style {
+        "plain" => ("", "# ", ""),
+        "erlang" => ("", "% ", ""),
+        "c" => ("", "// ", ""),
+        "cblock" => ("/*", " * ", " */"),
+        "xml" => ("<!--", " - ", "-->"),
+        other => {
+            return Err(invalid(format!(
+                "Invalid style '{other}'. Available styles: plain, erlang, c, cblock, xml"
+            )));
+        }
+    };
+    let given = |name: &str| -> Result<Option<String>, Error> {
+        Ok(kw
+            .get::<Option<Value>>(name)?
+            .map(|v| super::python_str(&v)))
+    };
+    let count = |name: &str| -> Result<usize, Error> {
+        let Some(value) = kw.get::<Option<Value>>(name)? else {
+            return Ok(1);
+        };
+        let number = match value.as_str() {
+            Some(text) => text.trim().parse::<i64>().ok(),
+            None => value.as_i64(),
+        };
+        let number = number.ok_or_else(|| {
+            invalid(format!(
+                "comment: {name} must be a whole number, not {value}"
+            ))
+        })?;
+        Ok(usize::try_from(number).unwrap_or(0))
+    };
+    // the prefix and postfix lines default to the decoration given, without its spaces
+    let prepostfix = given("decoration")?.unwrap_or_else(|| decoration.to_string());
+    let newline = given("newline")?.unwrap_or_else(|| "\n".into());
+    let beginning = given("beginning")?.unwrap_or_else(|| beginning.into());
+    let prefix = given("prefix")?.unwrap_or_else(|| prepostfix.trim_end().into());
+    let prefix_count = count("prefix_count")?;
+    let decoration = given("decoration")?.unwrap_or_else(|| decoration.into());
+    let postfix = given("postfix")?.unwrap_or_else(|| prepostfix.trim_end().into());
+    let postfix_count = count("postfix_count")?;
+    let end = given("end")?.unwrap_or_else(|| end.into());
+    kw.assert_all_used()?;
+    let lines = text.matches(newline.as_str()).count() + 1;
+    let size = (prefix.len() + newline.len()).saturating_mul(prefix_count)
+        + (postfix.len() + newline.len()).saturating_mul(postfix_count)
+        + (decoration.len() + newline.len()).saturating_mul(lines)
+        + text.len()
+        + beginning.len()
+        + end.len()
+        + 2 * newline.len();
+    if size as u64 > crate::source::MAX_FILE_BYTES {
+        return Err(invalid(
+            "comment: the comment would be longer than 64 MiB".into(),
+        ));
+    }
+    let mut out = String::with_capacity(size);
+    if !beginning.is_empty() {
+        out.push_str(&beginning);
+        out.push_str(&newline);
+    }
+    if !prefix.is_empty() {
+        let line = if prefix == newline {
+            newline.clone()
+        } else {
+            format!("{prefix}{newline}")
+        };
+        out.push_str(&line.repeat(prefix_count));
+    }
+    // each line after the decoration; a line with nothing else keeps no trailing spaces
+    let decorated = format!(
+        "{decoration}{}",
+        text.replace(&newline, &format!("{newline}{decoration}"))
+    );
+    out.push_str(&decorated.replace(
+        &format!("{decoration}{newline}"),
+        &format!("{}{newline}", decoration.trim_end()),
+    ));
+    for _ in 0..postfix_count {
+        out.push_str(&newline);
+        out.push_str(&postfix);
+    }
+    if !end.is_empty() {
+        out.push_str(&newline);
+        out.push_str(&end);
+    }
+    Ok(out)
+}
+
+fn invalid(message: String) -> Error {
+    Error::new(ErrorKind::InvalidOperation, message)
+}
+
 #[cfg(test)]
 mod tests {
     use minijinja::Value;
