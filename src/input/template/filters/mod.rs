@@ -4,9 +4,12 @@
 //! `regex_findall`, `b64encode`, `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
 //! `symmetric_difference`, `basename`, `dirname`, `quote`, `regex_escape`, `ipaddr`, `ipv4`,
 //! `ipv6`, `ipwrap`, `ipmath`, `hash`, `checksum`, `md5`, `sha1`, `to_uuid`, `random` and
-//! `shuffle` with a seed, `comment`, `subelements`, and the tests `match`, `search`, `regex`),
+//! `shuffle` with a seed, `comment`, `subelements`, and the tests `match`, `search`, `regex`,
+//! and in `checks`, `version`, `subset`, `superset`, `contains`, `any`, `all`, `truthy`,
+//! `falsy`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
 
+mod checks;
 mod dicts;
 mod digest;
 mod encode;
@@ -184,6 +187,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
         }
     }
     undefined_fails_jinja_tests(env);
+    checks::register(env);
     for (name, how) in [("match", Find::Start), ("search", Find::Anywhere)] {
         for full in [name.to_string(), format!("ansible.builtin.{name}")] {
             env.add_test(full, move |v: String, p: String, kw: Kwargs| {
@@ -426,6 +430,166 @@ mod tests {
             (
                 "{{ 'x' | comment(prefix_count=10 ** 9) }}",
                 "longer than 64 MiB",
+            ),
+        ] {
+            let e = super::super::environment()
+                .render_str(template, ctx.clone())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{template}: {e}");
+        }
+    }
+
+    /// ansible-core 2.19's answers.
+    #[test]
+    fn ansible_s_own_tests_answer_as_ansible_s() {
+        let ctx = Value::UNDEFINED;
+        for (template, ansible) in [
+            ("{{ '2.6' is version('2.0', '>=') }}", "True"),
+            ("{{ '2.6.1' is version_compare('2.6', 'gt') }}", "True"),
+            ("{{ '2.10' is version('2.9', '>') }}", "True"),
+            ("{{ '1.0' is version('1.0.0', '==') }}", "False"),
+            ("{{ '1.0' is version('1.0.0', '<') }}", "True"),
+            ("{{ '2.4.22-0+deb11u1' is version('2.4.3', '>=') }}", "True"),
+            ("{{ '1.2a' is version('1.2', '<') }}", "False"),
+            ("{{ '1.2-rc1' is version('1.2', '>') }}", "True"),
+            ("{{ 'abc' is version('abd', 'lt') }}", "True"),
+            ("{{ '1.2' is version('1.2', 'ne') }}", "False"),
+            ("{{ '1.2' is version('1.3', '<>') }}", "True"),
+            ("{{ 2.6 is version('2.10', '<') }}", "True"),
+            ("{{ '1.2' is version('1.10', 'lt', strict=True) }}", "True"),
+            (
+                "{{ '1.2a1' is version('1.2', 'lt', version_type='strict') }}",
+                "True",
+            ),
+            (
+                "{{ '1.2b2' is version('1.2a3', 'gt', strict=true) }}",
+                "True",
+            ),
+            ("{{ '1.2.0' is version('1.2', 'eq', strict=true) }}", "True"),
+            (
+                "{{ '1.0.0' is version('1.0.0-rc1', '>', version_type='semver') }}",
+                "True",
+            ),
+            ("{{ '1.0' is version('1.0') }}", "True"),
+            ("{{ '1.01' is version('1.1', '==') }}", "True"),
+            ("{{ 'V1.2' is version('V1.3', '<') }}", "True"),
+            ("{{ '1.2_3' is version('1.2_4', '<') }}", "True"),
+            ("{{ [1] is subset([1,2]) }}", "True"),
+            ("{{ [1,3] is subset([1,2]) }}", "False"),
+            ("{{ [1,2] is superset([1]) }}", "True"),
+            ("{{ [1,2] is contains(1) }}", "True"),
+            ("{{ 'abc' is contains('b') }}", "True"),
+            ("{{ {'a':1} is contains('a') }}", "True"),
+            ("{{ [true, false] is any }}", "True"),
+            ("{{ [false] is any }}", "False"),
+            ("{{ [true] is all }}", "True"),
+            ("{{ [] is all }}", "True"),
+            ("{{ [1, 0] is all }}", "False"),
+            ("{{ 1 is truthy }}", "True"),
+            ("{{ 0 is falsy }}", "True"),
+            ("{{ 'no' is truthy }}", "True"),
+            ("{{ 'no' is truthy(convert_bool=True) }}", "False"),
+            ("{{ 'off' is falsy(convert_bool=True) }}", "True"),
+            ("{{ ' Yes ' is truthy(convert_bool=True) }}", "True"),
+            ("{{ '' is falsy }}", "True"),
+            ("{{ [] is truthy }}", "False"),
+            ("{{ 'x' is subset('xy') }}", "True"),
+            (
+                "{{ '1.2.3' is ansible.builtin.version('1.2', 'ge') }}",
+                "True",
+            ),
+            ("{{ [1] is ansible.builtin.subset([1]) }}", "True"),
+            ("{{ '2' is version('10', '<', strict=False) }}", "True"),
+            ("{{ '1.0' is version('1.0', 'eq', strict=true) }}", "True"),
+            (
+                "{{ '1.0.0' is version('1.0.0-rc1', '>', version_type='semver') }}",
+                "True",
+            ),
+            (
+                "{{ '1.0.0-alpha' is version('1.0.0-alpha.1', '<', version_type='semver') }}",
+                "True",
+            ),
+            (
+                "{{ '1.0.0-alpha.1' is version('1.0.0-alpha.beta', '<', version_type='semver') }}",
+                "True",
+            ),
+            (
+                "{{ '1.0.0-alpha.beta' is version('1.0.0-beta', '<', version_type='semver') }}",
+                "True",
+            ),
+            (
+                "{{ '1.0.0-beta.2' is version('1.0.0-beta.11', '<', version_type='semver') }}",
+                "True",
+            ),
+            (
+                "{{ '1.0.0-rc.1' is version('1.0.0', '<', version_type='semantic') }}",
+                "True",
+            ),
+            (
+                "{{ '1.0.0+build.1' is version('1.0.0+build.2', '==', version_type='semver') }}",
+                "True",
+            ),
+            (
+                "{{ '1.10.0' is version('1.9.9', '>', version_type='semver') }}",
+                "True",
+            ),
+            (
+                "{{ '1.0.0-x-y' is version('1.0.0-x', '>', version_type='semver') }}",
+                "True",
+            ),
+        ] {
+            assert_eq!(render(template, ctx.clone()), ansible, "{template}");
+        }
+        for (template, says) in [
+            (
+                "{{ '1.a' is version('1.1', '<') }}",
+                "'<' not supported between instances of 'str' and 'int'",
+            ),
+            (
+                "{{ '1.2.3.4' is version('1.2', 'eq', strict=true) }}",
+                "invalid version number '1.2.3.4'",
+            ),
+            (
+                "{{ '' is version('1.2') }}",
+                "Input version value cannot be empty",
+            ),
+            (
+                "{{ '1' is version('', 'lt') }}",
+                "Version parameter to compare against cannot be empty",
+            ),
+            (
+                "{{ '1' is version('2', 'bad') }}",
+                "Invalid operator type (bad). Must be one of '==', '=', 'eq', '<', 'lt', '<=', 'le', '>', 'gt', '>=', 'ge', '!=', '<>', 'ne'",
+            ),
+            (
+                "{{ '1' is version('2', 'lt', version_type='nope') }}",
+                "Invalid version type (nope). Must be one of 'loose', 'strict', 'semver', 'semantic', 'pep440'",
+            ),
+            (
+                "{{ '1' is version('2', 'lt', strict=true, version_type='loose') }}",
+                "Cannot specify both 'strict' and 'version_type'",
+            ),
+            ("{{ 1 is any }}", "'int' object is not iterable"),
+            (
+                "{{ '2.0' is version('2.0.0', '==', version_type='semver') }}",
+                "invalid semantic version '2.0'",
+            ),
+            (
+                "{{ '01.0.0' is version('1.0.0', '==', version_type='semver') }}",
+                "invalid semantic version '01.0.0'",
+            ),
+            (
+                "{{ '1.0.0-01' is version('1.0.0', '<', version_type='semver') }}",
+                "invalid semantic version '1.0.0-01'",
+            ),
+            (
+                "{{ '1.0.0+' is version('1.0.0', '==', version_type='semver') }}",
+                "invalid semantic version '1.0.0+'",
+            ),
+            (
+                "{{ '1.0.0-a..b' is version('1.0.0', '<', version_type='semver') }}",
+                "invalid semantic version '1.0.0-a..b'",
             ),
         ] {
             let e = super::super::environment()
