@@ -1,7 +1,8 @@
 //! Ansible's filters on lists: `extract` (`groups['workers'] | map('extract', hostvars,
 //! 'ansible_host')`), `flatten`, and the set filters `unique`-like `union`, `intersect`,
 //! `difference`, `symmetric_difference`, which keep the first list's order as Ansible does,
-//! and `subelements`.
+//! `subelements`, and Python's `itertools` as Ansible gives them: `product`, `combinations`,
+//! `permutations`, `zip_longest`.
 
 use minijinja::{
     Error, ErrorKind, State, Value,
@@ -198,4 +199,160 @@ pub(super) fn subelements(
 
 fn invalid(message: &str) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.to_string())
+}
+
+/// The most items `product`, `combinations` and `permutations` make.
+const MAX_TUPLES: usize = 100_000;
+
+/// The items of what Python's `itertools` take as an iterable: a list, a text's characters, a
+/// mapping's keys.
+fn pool(value: &Value) -> Result<Vec<Value>, Error> {
+    super::defined(value)?;
+    match value.kind() {
+        ValueKind::String => Ok(value
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .map(|c| Value::from(c.to_string()))
+            .collect()),
+        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => Ok(value.try_iter()?.collect()),
+        _ => Err(invalid(&format!("{value} is not iterable"))),
+    }
+}
+
+fn too_many(filter: &str) -> Error {
+    invalid(&format!("{filter} would make more than {MAX_TUPLES} items"))
+}
+
+/// `a | product(b, ..., repeat=1)`: Python's `itertools.product`, the tuples in its order.
+pub(super) fn product(first: Value, rest: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
+    let repeat: Option<i64> = kw.get("repeat")?;
+    kw.assert_all_used()?;
+    let mut pools = vec![pool(&first)?];
+    for other in rest.iter() {
+        pools.push(pool(other)?);
+    }
+    let repeat = usize::try_from(repeat.unwrap_or(1))
+        .map_err(|_| invalid("repeat argument cannot be negative"))?;
+    let pools: Vec<&Vec<Value>> = (0..repeat).flat_map(|_| pools.iter()).collect();
+    let count = pools
+        .iter()
+        .try_fold(1usize, |n, p| n.checked_mul(p.len()))
+        .filter(|n| *n <= MAX_TUPLES)
+        .ok_or_else(|| too_many("product"))?;
+    let mut tuples: Vec<Vec<Value>> = Vec::with_capacity(count);
+    tuples.push(Vec::new());
+    for pool in pools {
+        tuples = tuples
+            .iter()
+            .flat_map(|t| {
+                pool.iter().map(move |item| {
+                    let mut next = t.clone();
+                    next.push(item.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    Ok(Value::from(
+        tuples
+            .into_iter()
+            .map(|t| Value::from(Tuple::from(t)))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// `list | combinations(r)`: Python's `itertools.combinations`, in its order.
+pub(super) fn combinations(value: Value, r: i64) -> Result<Value, Error> {
+    let items = pool(&value)?;
+    let r = usize::try_from(r).map_err(|_| invalid("r must be non-negative"))?;
+    let mut out = Vec::new();
+    if r <= items.len() {
+        let mut index: Vec<usize> = (0..r).collect();
+        loop {
+            if out.len() >= MAX_TUPLES {
+                return Err(too_many("combinations"));
+            }
+            out.push(Value::from(Tuple::from(
+                index.iter().map(|&i| items[i].clone()).collect::<Vec<_>>(),
+            )));
+            // the rightmost index that can still move right
+            let Some(at) = (0..r).rev().find(|&i| index[i] != i + items.len() - r) else {
+                break;
+            };
+            index[at] += 1;
+            for j in at + 1..r {
+                index[j] = index[j - 1] + 1;
+            }
+        }
+    }
+    Ok(Value::from(out))
+}
+
+/// `list | permutations(r=len)`: Python's `itertools.permutations`, in its order.
+pub(super) fn permutations(value: Value, r: Option<i64>) -> Result<Value, Error> {
+    let items = pool(&value)?;
+    let r = match r {
+        None => items.len(),
+        Some(r) => usize::try_from(r).map_err(|_| invalid("r must be non-negative"))?,
+    };
+    let mut out = Vec::new();
+    if r <= items.len() {
+        let mut chosen = Vec::with_capacity(r);
+        let mut used = vec![false; items.len()];
+        permute(&items, r, &mut chosen, &mut used, &mut out)?;
+    }
+    Ok(Value::from(out))
+}
+
+fn permute(
+    items: &[Value],
+    r: usize,
+    chosen: &mut Vec<usize>,
+    used: &mut [bool],
+    out: &mut Vec<Value>,
+) -> Result<(), Error> {
+    if chosen.len() == r {
+        if out.len() >= MAX_TUPLES {
+            return Err(too_many("permutations"));
+        }
+        out.push(Value::from(Tuple::from(
+            chosen.iter().map(|&i| items[i].clone()).collect::<Vec<_>>(),
+        )));
+        return Ok(());
+    }
+    for i in 0..items.len() {
+        if !used[i] {
+            used[i] = true;
+            chosen.push(i);
+            permute(items, r, chosen, used, out)?;
+            chosen.pop();
+            used[i] = false;
+        }
+    }
+    Ok(())
+}
+
+/// `a | zip_longest(b, ..., fillvalue=None)`: Python's `itertools.zip_longest`.
+pub(super) fn zip_longest(first: Value, rest: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
+    let fill: Option<Value> = kw.get("fillvalue")?;
+    kw.assert_all_used()?;
+    let fill = fill.unwrap_or(Value::from(()));
+    let mut pools = vec![pool(&first)?];
+    for other in rest.iter() {
+        pools.push(pool(other)?);
+    }
+    let longest = pools.iter().map(Vec::len).max().unwrap_or(0);
+    Ok(Value::from(
+        (0..longest)
+            .map(|i| {
+                Value::from(Tuple::from(
+                    pools
+                        .iter()
+                        .map(|p| p.get(i).cloned().unwrap_or_else(|| fill.clone()))
+                        .collect::<Vec<_>>(),
+                ))
+            })
+            .collect::<Vec<_>>(),
+    ))
 }

@@ -4,7 +4,8 @@
 //! `regex_findall`, `b64encode`, `b64decode`, `extract`, `flatten`, `union`, `intersect`, `difference`,
 //! `symmetric_difference`, `basename`, `dirname`, `quote`, `regex_escape`, `ipaddr`, `ipv4`,
 //! `ipv6`, `ipwrap`, `ipmath`, `hash`, `checksum`, `md5`, `sha1`, `to_uuid`, `random` and
-//! `shuffle` with a seed, `comment`, `subelements`, and the tests `match`, `search`, `regex`,
+//! `shuffle` with a seed, `comment`, `subelements`, `product`, `combinations`, `permutations`,
+//! `zip_longest`, and the tests `match`, `search`, `regex`,
 //! and in `checks`, `version`, `subset`, `superset`, `contains`, `any`, `all`, `truthy`,
 //! `falsy`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
@@ -28,7 +29,8 @@ use dicts::{combine, dict2items, items2dict};
 use encode::{JsonStyle, b64decode, from_json, from_yaml, json, to_yaml};
 use ipaddr::{ipaddr, ipmath, ipwrap};
 use lists::{
-    difference, extract, flatten, intersect, map, subelements, symmetric_difference, union,
+    combinations, difference, extract, flatten, intersect, map, permutations, product, subelements,
+    symmetric_difference, union, zip_longest,
 };
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
 use python::{mandatory, ternary, to_bool, to_int};
@@ -158,6 +160,10 @@ pub(super) fn register(env: &mut Environment<'static>) {
         ("random", |e, n| e.add_filter(n, seeded::random)),
         ("comment", |e, n| e.add_filter(n, comment)),
         ("subelements", |e, n| e.add_filter(n, subelements)),
+        ("product", |e, n| e.add_filter(n, product)),
+        ("combinations", |e, n| e.add_filter(n, combinations)),
+        ("permutations", |e, n| e.add_filter(n, permutations)),
+        ("zip_longest", |e, n| e.add_filter(n, zip_longest)),
         ("shuffle", |e, n| e.add_filter(n, seeded::shuffle)),
     ];
     for (name, add) in core {
@@ -590,6 +596,75 @@ mod tests {
             (
                 "{{ '1.0.0-a..b' is version('1.0.0', '<', version_type='semver') }}",
                 "invalid semantic version '1.0.0-a..b'",
+            ),
+        ] {
+            let e = super::super::environment()
+                .render_str(template, ctx.clone())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{template}: {e}");
+        }
+    }
+
+    /// ansible-core 2.19's answers (Python's `itertools`).
+    #[test]
+    fn itertools_filters_are_ansible_s() {
+        let ctx = Value::UNDEFINED;
+        for (template, ansible) in [
+            (
+                "{{ [1, 2] | product(['a'], [true]) | list }}",
+                "[[1, 'a', True], [2, 'a', True]]",
+            ),
+            (
+                "{{ 'ab' | product(repeat=2) | list }}",
+                "[['a', 'a'], ['a', 'b'], ['b', 'a'], ['b', 'b']]",
+            ),
+            ("{{ [1, 2] | product([]) | list }}", "[]"),
+            ("{{ [1, 2, 3] | combinations(0) | list }}", "[[]]"),
+            (
+                "{{ 'abcd' | combinations(3) | list }}",
+                "[['a', 'b', 'c'], ['a', 'b', 'd'], ['a', 'c', 'd'], ['b', 'c', 'd']]",
+            ),
+            ("{{ [1, 2] | combinations(3) | list }}", "[]"),
+            (
+                "{{ [1, 2, 3] | permutations | list }}",
+                "[[1, 2, 3], [1, 3, 2], [2, 1, 3], [2, 3, 1], [3, 1, 2], [3, 2, 1]]",
+            ),
+            (
+                "{{ [1, 2, 3] | permutations(2) | list }}",
+                "[[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]]",
+            ),
+            (
+                "{{ [1] | zip_longest([2, 3], fillvalue='x') | list }}",
+                "[[1, 2], ['x', 3]]",
+            ),
+            (
+                "{{ [1, 2, 3] | zip_longest(['a']) | list | string }}",
+                "[(1, 'a'), (2, None), (3, None)]",
+            ),
+            (
+                "{{ {'a': 1, 'b': 2} | product([0]) | list }}",
+                "[['a', 0], ['b', 0]]",
+            ),
+        ] {
+            assert_eq!(render(template, ctx.clone()), ansible, "{template}");
+        }
+        for (template, says) in [
+            (
+                "{{ [1, 2] | combinations(-1) | list }}",
+                "r must be non-negative",
+            ),
+            (
+                "{{ [1, 2] | product(repeat=-1) | list }}",
+                "repeat argument cannot be negative",
+            ),
+            (
+                "{{ range(10) | product(range(10), range(10), range(10), range(10), range(10)) | list }}",
+                "would make more than 100000 items",
+            ),
+            (
+                "{{ range(10) | permutations | list }}",
+                "would make more than 100000 items",
             ),
         ] {
             let e = super::super::environment()
