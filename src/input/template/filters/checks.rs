@@ -86,19 +86,8 @@ fn truthy(value: &Value, convert: bool) -> bool {
 /// see them.
 fn items(value: &Value) -> Result<Vec<Value>, Error> {
     defined(value)?;
-    match value.kind() {
-        ValueKind::String => Ok(value
-            .as_str()
-            .unwrap_or_default()
-            .chars()
-            .map(|c| Value::from(c.to_string()))
-            .collect()),
-        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => Ok(value.try_iter()?.collect()),
-        _ => Err(invalid(format!(
-            "'{}' object is not iterable",
-            type_name(value)
-        ))),
-    }
+    super::lists::items_of(value)
+        .ok_or_else(|| invalid(format!("'{}' object is not iterable", type_name(value))))
 }
 
 /// `value is version(other, operator='eq', strict=None, version_type=None)`.

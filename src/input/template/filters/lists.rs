@@ -204,19 +204,27 @@ fn invalid(message: &str) -> Error {
 /// The most items `product`, `combinations` and `permutations` make.
 const MAX_TUPLES: usize = 100_000;
 
-/// The items of what Python's `itertools` take as an iterable: a list, a text's characters, a
-/// mapping's keys.
+/// The items of what Python's `itertools` take as an iterable (see [`items_of`]).
 fn pool(value: &Value) -> Result<Vec<Value>, Error> {
     super::defined(value)?;
+    items_of(value).ok_or_else(|| invalid(&format!("{value} is not iterable")))
+}
+
+/// The items of what Python iterates: a list's, a text's characters, a mapping's keys.
+pub(super) fn items_of(value: &Value) -> Option<Vec<Value>> {
     match value.kind() {
-        ValueKind::String => Ok(value
-            .as_str()
-            .unwrap_or_default()
-            .chars()
-            .map(|c| Value::from(c.to_string()))
-            .collect()),
-        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => Ok(value.try_iter()?.collect()),
-        _ => Err(invalid(&format!("{value} is not iterable"))),
+        ValueKind::String => Some(
+            value
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .map(|c| Value::from(c.to_string()))
+                .collect(),
+        ),
+        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => {
+            value.try_iter().ok().map(Iterator::collect)
+        }
+        _ => None,
     }
 }
 

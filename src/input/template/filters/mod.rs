@@ -274,6 +274,14 @@ mod tests {
             .unwrap()
     }
 
+    /// The error `template` fails with (it must fail).
+    fn refusal(template: &str) -> String {
+        super::super::environment()
+            .render_str(template, Value::UNDEFINED)
+            .unwrap_err()
+            .to_string()
+    }
+
     /// The values are ansible-core 2.19's (the differential case
     /// templated-digests-and-seeded-random compares many more); the errors say what Ansible's
     /// say, but for `random` without a seed, which lbctl refuses.
@@ -298,12 +306,6 @@ mod tests {
             ),
             "13 85 b 17 [5, 2, 1, 4, 3]"
         );
-        let error = |template: &str| {
-            super::super::environment()
-                .render_str(template, ctx.clone())
-                .unwrap_err()
-                .to_string()
-        };
         for (template, says) in [
             ("{{ 'abc' | hash('nope') }}", "unsupported hash type nope"),
             ("{{ 'abc' | hash('blake2b') }}", "not supported by lbctl"),
@@ -340,7 +342,7 @@ mod tests {
                 "Invalid value 'nope' for 'namespace'",
             ),
         ] {
-            let e = error(template);
+            let e = refusal(template);
             assert!(e.contains(says), "{template}: {e}");
         }
     }
@@ -438,10 +440,7 @@ mod tests {
                 "longer than 64 MiB",
             ),
         ] {
-            let e = super::super::environment()
-                .render_str(template, ctx.clone())
-                .unwrap_err()
-                .to_string();
+            let e = refusal(template);
             assert!(e.contains(says), "{template}: {e}");
         }
     }
@@ -598,10 +597,7 @@ mod tests {
                 "invalid semantic version '1.0.0-a..b'",
             ),
         ] {
-            let e = super::super::environment()
-                .render_str(template, ctx.clone())
-                .unwrap_err()
-                .to_string();
+            let e = refusal(template);
             assert!(e.contains(says), "{template}: {e}");
         }
     }
@@ -667,10 +663,7 @@ mod tests {
                 "would make more than 100000 items",
             ),
         ] {
-            let e = super::super::environment()
-                .render_str(template, ctx.clone())
-                .unwrap_err()
-                .to_string();
+            let e = refusal(template);
             assert!(e.contains(says), "{template}: {e}");
         }
     }

@@ -56,11 +56,7 @@ pub(super) fn shuffle(value: Value, kw: Kwargs) -> Result<Value, Error> {
     let seed: Option<Value> = kw.get("seed")?;
     kw.assert_all_used()?;
     defined(&value)?;
-    let Some(mut items) = sequence(&value).or_else(|| {
-        (value.kind() == ValueKind::Map)
-            .then(|| value.try_iter().ok().map(Iterator::collect))
-            .flatten()
-    }) else {
+    let Some(mut items) = super::lists::items_of(&value) else {
         // Ansible gives back what it could not make a list of
         return Ok(value);
     };
@@ -150,19 +146,12 @@ fn whole(value: &Value, what: &str) -> Result<i64, Error> {
         })
 }
 
-/// The items of a list, or the characters of a text.
+/// The items of a list, or the characters of a text (not a mapping's keys: Python's `choice`
+/// indexes what it is given).
 fn sequence(value: &Value) -> Option<Vec<Value>> {
     match value.kind() {
-        ValueKind::String => Some(
-            value
-                .as_str()
-                .unwrap_or_default()
-                .chars()
-                .map(|c| Value::from(c.to_string()))
-                .collect(),
-        ),
-        ValueKind::Seq | ValueKind::Iterable => value.try_iter().ok().map(Iterator::collect),
-        _ => None,
+        ValueKind::Map => None,
+        _ => super::lists::items_of(value),
     }
 }
 
