@@ -2,7 +2,7 @@
 //! '>=')`, loose or strict versions as Ansible compares them), `subset`, `superset`,
 //! `contains`, `any`, `all`, `truthy` and `falsy`, also under their `ansible.builtin.` names.
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, collections::HashSet};
 
 use minijinja::{
     Environment, Error, ErrorKind, Value,
@@ -19,12 +19,8 @@ pub(super) fn register(env: &mut Environment<'static>) {
     }
     type Sets = fn(&[Value], &[Value]) -> bool;
     let sets: [(&[&str], Sets); 2] = [
-        (&["subset", "issubset"], |a, b| {
-            a.iter().all(|x| b.contains(x))
-        }),
-        (&["superset", "issuperset"], |a, b| {
-            b.iter().all(|x| a.contains(x))
-        }),
+        (&["subset", "issubset"], |a, b| within(a, b)),
+        (&["superset", "issuperset"], |a, b| within(b, a)),
     ];
     for (names, test) in sets {
         for name in names {
@@ -66,6 +62,12 @@ pub(super) fn register(env: &mut Environment<'static>) {
             );
         }
     }
+}
+
+/// Whether every item of `a` is in `b` (Python's `set(a) <= set(b)`), looked up by hash.
+fn within(a: &[Value], b: &[Value]) -> bool {
+    let b: HashSet<&Value> = b.iter().collect();
+    a.iter().all(|x| b.contains(x))
 }
 
 /// Python's `bool(value)`, after Ansible's `boolean()` when `convert` (`'no'`, `'off'` are

@@ -242,12 +242,19 @@ pub(super) fn product(first: Value, rest: Rest<Value>, kw: Kwargs) -> Result<Val
     }
     let repeat = usize::try_from(repeat.unwrap_or(1))
         .map_err(|_| invalid("repeat argument cannot be negative"))?;
-    let pools: Vec<&Vec<Value>> = (0..repeat).flat_map(|_| pools.iter()).collect();
+    // counted before anything is made: a tuple as wide as `repeat` pools, as many tuples as
+    // the pools' sizes multiplied
+    if pools.iter().any(Vec::is_empty) {
+        return Ok(Value::from(Vec::<Value>::new()));
+    }
+    let width = pools.len().saturating_mul(repeat);
     let count = pools
         .iter()
         .try_fold(1usize, |n, p| n.checked_mul(p.len()))
-        .filter(|n| *n <= MAX_TUPLES)
+        .and_then(|n| u32::try_from(repeat).ok().and_then(|r| n.checked_pow(r)))
+        .filter(|n| *n <= MAX_TUPLES && width <= MAX_TUPLES)
         .ok_or_else(|| too_many("product"))?;
+    let pools: Vec<&Vec<Value>> = (0..repeat).flat_map(|_| pools.iter()).collect();
     let mut tuples: Vec<Vec<Value>> = Vec::with_capacity(count);
     tuples.push(Vec::new());
     for pool in pools {
@@ -306,6 +313,12 @@ pub(super) fn permutations(value: Value, r: Option<i64>) -> Result<Value, Error>
     };
     let mut out = Vec::new();
     if r <= items.len() {
+        // n! / (n - r)!, counted first: no more tuples than allowed, nor deeper recursion
+        let count = (items.len() - r + 1..=items.len())
+            .try_fold(1usize, |n, k| n.checked_mul(k).filter(|n| *n <= MAX_TUPLES));
+        if count.is_none() {
+            return Err(too_many("permutations"));
+        }
         let mut chosen = Vec::with_capacity(r);
         let mut used = vec![false; items.len()];
         permute(&items, r, &mut chosen, &mut used, &mut out)?;

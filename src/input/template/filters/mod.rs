@@ -616,6 +616,8 @@ mod tests {
                 "[['a', 'a'], ['a', 'b'], ['b', 'a'], ['b', 'b']]",
             ),
             ("{{ [1, 2] | product([]) | list }}", "[]"),
+            ("{{ [] | product(repeat=10 ** 12) | list }}", "[]"),
+            ("{{ [1] | product(repeat=3) | list }}", "[[1, 1, 1]]"),
             ("{{ [1, 2, 3] | combinations(0) | list }}", "[[]]"),
             (
                 "{{ 'abcd' | combinations(3) | list }}",
@@ -660,6 +662,18 @@ mod tests {
             ),
             (
                 "{{ range(10) | permutations | list }}",
+                "would make more than 100000 items",
+            ),
+            (
+                "{{ range(100000) | permutations | list }}",
+                "would make more than 100000 items",
+            ),
+            (
+                "{{ [1] | product(repeat=10 ** 12) | list }}",
+                "would make more than 100000 items",
+            ),
+            (
+                "{{ [1, 2] | product(repeat=10 ** 12) | list }}",
                 "would make more than 100000 items",
             ),
         ] {
