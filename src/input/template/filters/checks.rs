@@ -2,7 +2,7 @@
 //! '>=')`, loose or strict versions as Ansible compares them), `subset`, `superset`,
 //! `contains`, `any`, `all`, `truthy` and `falsy`, also under their `ansible.builtin.` names.
 
-use std::{cmp::Ordering, collections::HashSet};
+use std::cmp::Ordering;
 
 use minijinja::{
     Environment, Error, ErrorKind, Value,
@@ -66,7 +66,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
 
 /// Whether every item of `a` is in `b` (Python's `set(a) <= set(b)`), looked up by hash.
 fn within(a: &[Value], b: &[Value]) -> bool {
-    let b: HashSet<&Value> = b.iter().collect();
+    let b = super::lists::set_of(b);
     a.iter().all(|x| b.contains(x))
 }
 
