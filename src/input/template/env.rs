@@ -6,7 +6,7 @@ use minijinja::{
     Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value, syntax::SyntaxConfig,
 };
 
-use super::{chain, filters, lookups, methods, mutable, native};
+use super::{chain, filters, lookups, methods, mutable, native, omit};
 
 /// The work one render may do: 16 million instructions, or about 1 GiB of values and text
 /// (minijinja's fuel: one unit an instruction, one per 64 bytes). lbctl's own haproxy.cfg for
@@ -36,6 +36,7 @@ pub fn environment() -> Environment<'static> {
     // no Ansible function, and a template calling it would walk every variable of the
     // inventory. Ansible says `'debug' is undefined`; so does lbctl.
     env.remove_global("debug");
+    env.add_global("omit", omit::value());
     env.set_formatter(format);
     // Python's methods on strings, lists and dicts (`'a,b'.split(',')`, `d.items()`), which
     // Ansible's templates use.
@@ -54,7 +55,8 @@ pub(super) fn shared() -> &'static Environment<'static> {
     ENV.get_or_init(environment)
 }
 
-/// Writes one `{{ }}` result. `None` writes nothing, as Ansible drops `None` nodes; while a
+/// Writes one `{{ }}` result. `None` writes nothing, as Ansible drops `None` nodes, and so
+/// does `omit` (where a list or mapping printed drops its `omit` items); while a
 /// variable is being evaluated, each result is also kept (`native`) so that a template that
 /// is one expression gives its value rather than its text.
 fn format(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
@@ -64,6 +66,8 @@ fn format(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Erro
     let printed;
     let text = match value.as_str() {
         Some(s) => s,
+        // `omit` alone prints nothing, yet is a template's value when it is the only result
+        None if omit::is_omit(value) => "",
         None => {
             filters::printable(value)?;
             printed = filters::printed(value);

@@ -18,6 +18,7 @@ use super::{
     chain,
     error::TemplateError,
     filters::python_str,
+    omit,
     scope::{HostScope, MAX_RESULT_DEPTH, failed_read},
 };
 use crate::source::{Loc, Node, Value as V};
@@ -141,14 +142,15 @@ impl Object for Lazy {
 }
 
 /// A template's result as the YAML it stands for, every part of it at `loc` (the template's
-/// line) except the parts of variables it returned whole, which keep their own lines.
-/// `error` makes the error for a result that is no YAML value.
+/// line) except the parts of variables it returned whole, which keep their own lines; the
+/// items and keys that are `omit` left out (`None`: the result is `omit`). `error` makes the
+/// error for a result that is no YAML value.
 pub(super) fn to_node(
     value: &Value,
     loc: Loc,
     depth: usize,
     error: &dyn Fn(String) -> Box<TemplateError>,
-) -> Result<Node, Box<TemplateError>> {
+) -> Result<Option<Node>, Box<TemplateError>> {
     let mut budget = MAX_RESULT_NODES;
     convert(value, loc, depth, &mut budget, error)
 }
@@ -159,7 +161,10 @@ fn convert(
     depth: usize,
     budget: &mut usize,
     error: &dyn Fn(String) -> Box<TemplateError>,
-) -> Result<Node, Box<TemplateError>> {
+) -> Result<Option<Node>, Box<TemplateError>> {
+    if omit::is_omit(value) {
+        return Ok(None);
+    }
     if depth > MAX_RESULT_DEPTH {
         return Err(error(format!(
             "the result nests deeper than {MAX_RESULT_DEPTH} levels"
@@ -192,20 +197,20 @@ fn convert(
             value
                 .try_iter()
                 .map_err(message)?
-                .map(|item| convert(&item, loc, depth + 1, budget, error))
+                .filter_map(|item| convert(&item, loc, depth + 1, budget, error).transpose())
                 .collect::<Result<_, _>>()?,
         ),
         ValueKind::Map | ValueKind::Plain => V::Map(
             value
                 .try_iter()
                 .map_err(message)?
-                .map(|k| {
-                    let v = value.get_item(&k).map_err(message)?;
-                    Ok((
-                        Arc::from(python_str(&k)),
-                        loc,
-                        convert(&v, loc, depth + 1, budget, error)?,
-                    ))
+                .filter_map(|k| {
+                    let v = match value.get_item(&k) {
+                        Ok(v) => v,
+                        Err(e) => return Some(Err(message(e))),
+                    };
+                    let v = convert(&v, loc, depth + 1, budget, error).transpose()?;
+                    Some(v.map(|v| (Arc::from(python_str(&k)), loc, v)))
                 })
                 .collect::<Result<_, Box<TemplateError>>>()?,
         ),
@@ -215,5 +220,5 @@ fn convert(
             )));
         }
     };
-    Ok(Node::new(converted, loc))
+    Ok(Some(Node::new(converted, loc)))
 }

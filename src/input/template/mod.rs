@@ -20,6 +20,7 @@ mod lookups;
 mod methods;
 mod mutable;
 mod native;
+mod omit;
 mod scope;
 mod stack;
 

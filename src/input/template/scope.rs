@@ -192,7 +192,8 @@ impl HostScope {
             return Some(Ok(Arc::clone(raw)));
         }
         let secret = READ_SECRET.with(|r| r.replace(false));
-        let result = self.evaluate_node(name, raw, 0).map(Arc::new);
+        // a variable that is `omit` as a whole is not set
+        let result = self.evaluate_node(name, raw, 0).transpose()?.map(Arc::new);
         if READ_SECRET.with(|r| r.replace(secret || r.get()))
             && let Ok(node) = &result
         {
@@ -201,13 +202,14 @@ impl HostScope {
         Some(result)
     }
 
-    /// `node` (part of variable `var`) with everything in it evaluated.
+    /// `node` (part of variable `var`) with everything in it evaluated, the items and keys
+    /// that are `omit` left out (`None`: `node` is `omit`).
     pub(super) fn evaluate_node(
         self: &Arc<Self>,
         var: &str,
         node: &Node,
         depth: usize,
-    ) -> Result<Node, Box<TemplateError>> {
+    ) -> Result<Option<Node>, Box<TemplateError>> {
         let value = match &node.value {
             V::Str(s) if is_template(s) => {
                 let mark = error::missing_mark();
@@ -236,26 +238,28 @@ impl HostScope {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, n)| {
+                    .filter_map(|(i, n)| {
                         self.evaluate_node(var, n, depth + 1)
                             .map_err(|e| e.within(&format!("[{i}]")))
+                            .transpose()
                     })
                     .collect::<Result<_, _>>()?,
             ),
             V::Map(entries) => V::Map(
                 entries
                     .iter()
-                    .map(|(k, l, n)| {
+                    .filter_map(|(k, l, n)| {
                         let value = self
                             .evaluate_node(var, n, depth + 1)
-                            .map_err(|e| e.within(&format!(".{k}")))?;
-                        Ok((Arc::clone(k), *l, value))
+                            .map_err(|e| e.within(&format!(".{k}")))
+                            .transpose()?;
+                        Some(value.map(|value| (Arc::clone(k), *l, value)))
                     })
                     .collect::<Result<_, Box<TemplateError>>>()?,
             ),
             other => other.clone(),
         };
-        Ok(Node::new(value, node.loc))
+        Ok(Some(Node::new(value, node.loc)))
     }
 
     /// A variable's value as templates see it (`None`: no such variable).
@@ -511,10 +515,13 @@ impl Object for HostScope {
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
         match self.lookup(key) {
             Ok(None) => {
+                // Jinja2's globals (`range`, `lookup`, `omit`, ...) are looked up after the
+                // context
+                if env::shared().globals().any(|(name, _)| name == key) {
+                    return None;
+                }
                 error::missing(key);
-                // Jinja2's globals (`range`, `lookup`, ...) are looked up after the context
-                let global = || env::shared().globals().any(|(name, _)| name == key);
-                chain::stand_in().filter(|_| !global())
+                chain::stand_in()
             }
             Ok(value) => value,
             // a variable whose own template lacked a value is missing too (see `chain`)

@@ -119,7 +119,8 @@ pub(crate) fn python_repr(value: &Value) -> String {
 
 /// A value as Ansible writes a `{{ }}` result into a template's text: as [`python_str`], but
 /// with tuples (`zip`, `subelements`, `(a, b)`) turned into lists first, wherever they are:
-/// `{{ (1, 'a') }}` writes `[1, 'a']`, where `{{ (1, 'a') | string }}` writes `(1, 'a')`.
+/// `{{ (1, 'a') }}` writes `[1, 'a']`, where `{{ (1, 'a') | string }}` writes `(1, 'a')`; and
+/// with `omit` items left out (`{{ [1, omit] }}` writes `[1]`).
 pub fn printed(value: &Value) -> String {
     match value.kind() {
         ValueKind::String => value.as_str().unwrap_or_default().to_string(),
@@ -131,7 +132,8 @@ pub fn printed(value: &Value) -> String {
     }
 }
 
-/// How [`write_repr`] writes a tuple.
+/// How [`write_repr`] writes a tuple (and whether it keeps `omit` items: Python's `repr()`
+/// does, a template's output does not).
 #[derive(Clone, Copy, PartialEq)]
 enum Tuples {
     AsTuples,
@@ -178,8 +180,8 @@ fn write_repr(out: &mut String, value: &Value, depth: usize, tuples: Tuples) {
             out.push(if tuple { '(' } else { '[' });
             let mut count = 0;
             if let Ok(items) = value.try_iter() {
-                for (i, item) in items.enumerate() {
-                    if i > 0 {
+                for item in items.filter(|item| !finished_omit(item, tuples)) {
+                    if count > 0 {
                         out.push_str(", ");
                     }
                     write_repr(out, &item, depth + 1, tuples);
@@ -194,11 +196,16 @@ fn write_repr(out: &mut String, value: &Value, depth: usize, tuples: Tuples) {
         ValueKind::Map => {
             out.push('{');
             if let Ok(keys) = value.try_iter() {
-                for (i, k) in keys.enumerate() {
-                    if i > 0 {
+                let mut count = 0;
+                for k in keys {
+                    let v = value.get_item(&k).unwrap_or_default();
+                    if finished_omit(&v, tuples) {
+                        continue;
+                    }
+                    if count > 0 {
                         out.push_str(", ");
                     }
-                    let v = value.get_item(&k).unwrap_or_default();
+                    count += 1;
                     write_repr(out, &k, depth + 1, tuples);
                     out.push_str(": ");
                     write_repr(out, &v, depth + 1, tuples);
@@ -211,6 +218,12 @@ fn write_repr(out: &mut String, value: &Value, depth: usize, tuples: Tuples) {
             let _ = write!(out, "{value}");
         }
     }
+}
+
+/// Whether `item` of a list or mapping is left out where the value is printed as a
+/// template's output (`{{ [1, omit] }}` prints `[1]`); Python's `repr()` keeps it.
+fn finished_omit(item: &Value, tuples: Tuples) -> bool {
+    tuples == Tuples::AsLists && super::super::omit::is_omit(item)
 }
 
 /// Ansible's `bool`: `yes`, `on`, `1`, `true` (any case) and 1 are true; everything else false.
