@@ -108,6 +108,11 @@ enum Command {
         /// inventory or asking; refused, changing nothing, if any host changed since.
         #[arg(value_name = "PLAN")]
         plan: Option<PathBuf>,
+        /// Let the saved plan's files lie outside their services' usual directories, for a
+        /// plan of an inventory that sets `lbctl_confine_paths: false` (the plan file cannot
+        /// say so itself).
+        #[arg(long, requires = "plan")]
+        no_confine_paths: bool,
     },
     /// Every load balancer: does it hold the VIP, and its servers as HAProxy sees them.
     Status,
@@ -357,8 +362,9 @@ fn run() -> ExitCode {
         Command::Apply {
             serial,
             plan: Some(plan),
+            no_confine_paths,
             ..
-        } => cli::apply_saved(&global, &plan, usize::from(serial)),
+        } => cli::apply_saved(&global, &plan, usize::from(serial), !no_confine_paths),
         Command::Apply { yes, serial, .. } => {
             let options = ApplyOptions {
                 yes,

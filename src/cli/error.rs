@@ -79,7 +79,7 @@ impl Error {
                 }
             )),
             Error::Apply(e) => e.hint(),
-            Error::SavedPlan(_) => Some("save a plan with `lbctl plan --out FILE`, then apply it with `lbctl apply FILE`".into()),
+            Error::SavedPlan(e) => Some(e.hint()),
             Error::PlanFileWithInputs => Some("give them to `lbctl plan --out FILE` instead".into()),
             Error::Spec(e) => e.hint(),
             Error::Drill(e) => e.hint(),

@@ -77,13 +77,14 @@ pub fn plan(global: &Global, detailed_exitcode: bool, out: Option<&Path>) -> Exi
 }
 
 /// `lbctl apply FILE`: a saved plan, exactly, without asking.
-pub fn apply_saved(global: &Global, file: &Path, serial: usize) -> ExitStatus {
+pub fn apply_saved(global: &Global, file: &Path, serial: usize, confine_paths: bool) -> ExitStatus {
     if global.limit.is_some() || !global.extra_vars.is_empty() {
         return finish(global, Err(Error::PlanFileWithInputs));
     }
     finish(
         global,
-        commands::apply::run_saved(global, file, serial).map(|r| output::applied(global, &r)),
+        commands::apply::run_saved(global, file, serial, confine_paths)
+            .map(|r| output::applied(global, &r)),
     )
 }
 

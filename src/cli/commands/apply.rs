@@ -44,9 +44,16 @@ pub fn run(
 }
 
 /// `apply FILE`: reads the saved plan, then `deploy::apply_saved` (check every host against
-/// it, roll out exactly what it says), without the inventory and without asking.
-pub fn run_saved(global: &Global, file: &std::path::Path, serial: usize) -> Result<Report, Error> {
-    let plan = deploy::SavedPlan::read(file)?;
+/// it, roll out exactly what it says), without the inventory and without asking. Its files
+/// stay in their services' usual directories unless `confine_paths` is false
+/// (`--no-confine-paths`).
+pub fn run_saved(
+    global: &Global,
+    file: &std::path::Path,
+    serial: usize,
+    confine_paths: bool,
+) -> Result<Report, Error> {
+    let plan = deploy::SavedPlan::read(file, confine_paths)?;
     let progress = Progress::new(global.json);
     let applying = deploy::apply_saved(&plan, file, &global.ssh, serial, &progress);
     Ok(super::runtime()?.block_on(applying)?)
