@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use crate::{
     input::{HostScope, Keyring, Templar},
-    input::{Inventory, Sources},
-    source::VarMap,
+    input::{Inventory, Sources, hide_secrets},
     source::{Diagnostic, Diagnostics},
     source::{Loc, field},
+    source::{Node, Value, VarMap},
     spec::backend::ListCache,
     spec::connection::{self, Connection},
     spec::error::SpecError,
@@ -84,21 +84,29 @@ impl Fleet {
             Ok(sources) => sources,
             Err(errors) => {
                 problems.extend(errors);
-                return Err(redacted(problems, &input.keyring));
+                return Err(redacted(problems, &input.keyring, Vec::new()));
             }
         };
         // A group left empty by lines in error says nothing more than those errors do.
         if !problems.is_empty() && inv.hosts_of(input.lb_group).is_empty() {
-            return Err(redacted(problems, &input.keyring));
+            return Err(redacted(problems, &input.keyring, Vec::new()));
         }
         let keys = template_keys(input.templates, &inv.dir);
         let templar = Templar::new(Arc::new(inv), Arc::new(sources));
         match field::with_template_keys(keys, || Fleet::build(&templar, input.lb_group)) {
             Ok(fleet) if problems.is_empty() => Ok((templar, fleet)),
-            Ok(_) => Err(redacted(problems, &input.keyring)),
+            Ok(_) => Err(redacted(
+                problems,
+                &input.keyring,
+                written_secrets(&templar, input.lb_group),
+            )),
             Err(errors) => {
                 problems.extend(errors);
-                Err(redacted(problems, &input.keyring))
+                Err(redacted(
+                    problems,
+                    &input.keyring,
+                    written_secrets(&templar, input.lb_group),
+                ))
             }
         }
     }
@@ -207,17 +215,15 @@ fn read_vars(scope: &Arc<HostScope>, diags: &mut Diagnostics) -> VarMap {
     vars
 }
 
-/// Problems with every decrypted secret replaced, so an error never shows one.
-fn redacted(diags: Vec<Diagnostic>, keyring: &Keyring) -> Vec<Diagnostic> {
-    let secrets = keyring.revealed();
+/// Problems with every secret hidden, however a message printed it (as written, or quoted
+/// and escaped): the values decrypted from a vault, and `written`.
+fn redacted(diags: Vec<Diagnostic>, keyring: &Keyring, written: Vec<String>) -> Vec<Diagnostic> {
+    let mut secrets = keyring.revealed();
+    secrets.extend(written);
     if secrets.is_empty() {
         return diags;
     }
-    let hide = |text: &str| {
-        secrets
-            .iter()
-            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "<redacted>"))
-    };
+    let hide = |text: &str| hide_secrets(text, &secrets);
     diags
         .into_iter()
         .map(|mut d| {
@@ -227,6 +233,35 @@ fn redacted(diags: Vec<Diagnostic>, keyring: &Keyring) -> Vec<Diagnostic> {
             d
         })
         .collect()
+}
+
+/// The secret settings ([`host::SECRET_SETTINGS`]) of the group's hosts that are written in
+/// the clear: as written (a template that makes one is hidden too) and as evaluated. Their own
+/// errors never show them; these hide them in any other. As with vault values, only those of
+/// at least 4 characters: shorter ones would hide ordinary words of the messages.
+fn written_secrets(templar: &Arc<Templar>, lb_group: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in templar.inventory().hosts_of(lb_group) {
+        let Ok(scope) = templar.scope(&name) else {
+            continue;
+        };
+        for key in host::SECRET_SETTINGS {
+            out.extend(scope.vars().get(*key).and_then(|n| secret_text(n)));
+            if let Some(Ok(node)) = scope.node(key) {
+                out.extend(secret_text(&node));
+            }
+        }
+    }
+    out.retain(|s| s.chars().count() >= 4);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A setting's text, when it can be a password (not `true` or `false`).
+fn secret_text(node: &Node) -> Option<String> {
+    node.as_text()
+        .filter(|_| !matches!(node.value, Value::Bool(_)))
 }
 
 /// Every host with a stick table shares it with the whole group: one `peers` section listing

@@ -184,6 +184,9 @@ impl HostSpec {
 /// Prefixes of variables lbctl owns: a misspelt one is reported instead of silently ignored.
 const OWNED_PREFIXES: &[&str] = &["haproxy_", "keepalived_", "nginx_", "lbctl_"];
 
+/// The settings that hold secrets: plans hide their values, and no error shows them.
+pub const SECRET_SETTINGS: &[&str] = &["haproxy_stats_password", "keepalived_auth_pass"];
+
 /// Whether lbctl reads the variable `name` (so it is evaluated before validation).
 pub fn reads(name: &str) -> bool {
     OWNED_PREFIXES.iter().any(|p| name.starts_with(p)) || connection::KEYS.contains(&name)

@@ -9,7 +9,7 @@ use crate::{
     source::field,
     source::{Diagnostic, Diagnostics},
     source::{Loc, Node, Value},
-    spec::keepalived_text::{self, Place},
+    spec::keepalived_text::{self, Place, Shown},
     spec::managed_path,
     spec::reload::{self, Reload},
     spec::service::Service,
@@ -197,7 +197,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         .get("keepalived_auth_pass")
         .filter(|n| !matches!(&n.value, Value::Null) && n.as_text().is_some_and(|t| !t.is_empty()));
     let auth_pass = auth_node.and_then(|n| {
-        let pass = keepalived_text::read(n, "keepalived_auth_pass", Place::Word, diags)?;
+        let pass = keepalived_text::read(n, "keepalived_auth_pass", Place::Word, Shown::Secret, diags)?;
         if pass.chars().count() > AUTH_PASS_MAX {
             diags.push(
                 Diagnostic::new(&n.loc, "keepalived_auth_pass", format!("the VRRP password is {} characters; keepalived uses at most {AUTH_PASS_MAX}", pass.chars().count()))
@@ -415,7 +415,13 @@ fn haproxy_check(
         }
         let custom = script_node.is_some();
         let script = match script_node {
-            Some(n) => keepalived_text::read(n, "keepalived_check_script", Place::Script, diags),
+            Some(n) => keepalived_text::read(
+                n,
+                "keepalived_check_script",
+                Place::Script,
+                Shown::Quoted,
+                diags,
+            ),
             None => Some(default_script(haproxy_pid_file)),
         }?;
         return Some(HaproxyCheck::Script { script, custom });
@@ -499,7 +505,7 @@ fn interface(node: &Node, diags: &mut Diagnostics) -> Option<String> {
         );
         return None;
     }
-    keepalived_text::read(node, KEY, Place::Word, diags)
+    keepalived_text::read(node, KEY, Place::Word, Shown::Quoted, diags)
 }
 
 /// Whether a VIP (`address/prefix`) is an IPv6 address.
@@ -562,7 +568,10 @@ mod tests {
             "keepalived's floor"
         );
         assert_eq!(ServersCheck::new("/s", 100, 101).weight, -2);
-        assert_eq!(keepalived_text::problem(&check.script, Place::Script), None);
+        assert_eq!(
+            keepalived_text::problem(&check.script, Place::Script, Shown::Quoted),
+            None
+        );
         assert!(
             check
                 .script

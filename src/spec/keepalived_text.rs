@@ -23,15 +23,28 @@ pub enum Place {
     Script,
 }
 
-/// Why keepalived would not read `text` as written at `place`; `None` when it would.
-pub fn problem(text: &str, place: Place) -> Option<String> {
+/// Whether an error may show the string: a secret's never shows, not even in part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// The error quotes the string, and what keepalived would make of it.
+    Quoted,
+    /// The error says what is wrong without quoting any of it (`auth_pass`).
+    Secret,
+}
+
+/// Why keepalived would not read `text` as written at `place`; `None` when it would. With
+/// [`Shown::Secret`] the reason holds no part of `text`.
+pub fn problem(text: &str, place: Place, shown: Shown) -> Option<String> {
     if text.trim().is_empty() {
         return Some("is empty".into());
     }
     if let Some(c) = text.chars().find(|c| c.is_control()) {
+        let which = match shown {
+            Shown::Quoted => format!("the control character {}", field::quote(&c.to_string())),
+            Shown::Secret => "a control character".to_string(),
+        };
         return Some(format!(
-            "holds the control character {}: keepalived reads one line per setting",
-            field::quote(&c.to_string())
+            "holds {which}: keepalived reads one line per setting"
         ));
     }
     if !text.is_ascii() {
@@ -46,23 +59,27 @@ pub fn problem(text: &str, place: Place) -> Option<String> {
         return Some("keepalived reads `\"` as a quote and removes it".into());
     }
     match place {
-        Place::Word => word_problem(text),
+        Place::Word => word_problem(text, shown),
         Place::Script => script_problem(text),
     }
 }
 
-fn word_problem(text: &str) -> Option<String> {
-    let cut = |i: usize| field::quote(&text[..i]);
+fn word_problem(text: &str, shown: Shown) -> Option<String> {
+    // What keepalived would read instead: quoted, or for a secret only that it is cut short.
+    let cut = |i: usize| match shown {
+        Shown::Quoted => format!("keepalived would read {}", field::quote(&text[..i])),
+        Shown::Secret => "keepalived would read only what comes before it".to_string(),
+    };
     for (i, c) in text.char_indices() {
         let reason = match c {
             '!' | '#' => format!(
-                "`{c}` starts a comment anywhere in keepalived.conf: keepalived would read {}",
+                "holds `{c}`, which keepalived reads as the start of a comment anywhere in keepalived.conf: {}",
                 cut(i)
             ),
             '\'' => "keepalived reads `'` as a quote in some places and removes it".to_string(),
             '{' | '}' => format!("keepalived reads `{c}` as the edge of a block"),
             '$' => "keepalived replaces `$NAME` and `${NAME}` with its definitions (`$_PWD`, `$_INSTANCE`, `$_RANDOM`)".to_string(),
-            ' ' => format!("keepalived ends a word at a space: it would read {}", cut(i)),
+            ' ' => format!("holds a space, where keepalived ends a word: {}", cut(i)),
             _ => continue,
         };
         return Some(reason);
@@ -83,14 +100,24 @@ fn script_problem(text: &str) -> Option<String> {
 }
 
 /// The string in `node` if keepalived reads it unchanged at `place`; otherwise a located error
-/// saying why, and `None`.
-pub fn read(node: &Node, key: &str, place: Place, diags: &mut Diagnostics) -> Option<String> {
+/// saying why (quoting the string unless it is a secret: [`Shown`]), and `None`.
+pub fn read(
+    node: &Node,
+    key: &str,
+    place: Place,
+    shown: Shown,
+    diags: &mut Diagnostics,
+) -> Option<String> {
     let text = field::string(node, key, diags)?;
-    match problem(&text, place) {
+    match problem(&text, place, shown) {
         None => Some(text),
         Some(reason) => {
+            let message = match shown {
+                Shown::Quoted => format!("{}: {reason}", field::quote(&text)),
+                Shown::Secret => reason,
+            };
             diags.push(
-                Diagnostic::new(&node.loc, key, format!("{}: {reason}", field::quote(&text)))
+                Diagnostic::new(&node.loc, key, message)
                     .hint(match place {
                         Place::Word => "use letters, digits and punctuation other than ! # $ ' \" \\ { } and spaces",
                         Place::Script => "write the command without `\"` or `\\`, with balanced single quotes and no `$_`/`${`; or put it in a script file and give its path",
@@ -115,14 +142,17 @@ mod tests {
             "x;y",
             "ab+cd=ef",
         ] {
-            assert_eq!(problem(ok, Place::Word), None, "{ok}");
+            assert_eq!(problem(ok, Place::Word, Shown::Quoted), None, "{ok}");
         }
-        let reason = problem("s3cr3t!", Place::Word).unwrap();
-        assert!(reason.contains("would read \"s3cr3t\""), "{reason}");
+        let reason = problem("eth0!x", Place::Word, Shown::Quoted).unwrap();
+        assert!(reason.contains("would read \"eth0\""), "{reason}");
         for bad in [
             "!abc", "ab#x", "a$b", "a\\", "a b", "a\"b", "a'b", "a{b", "a}", "a\nb", "", "é",
         ] {
-            assert!(problem(bad, Place::Word).is_some(), "{bad:?}");
+            assert!(
+                problem(bad, Place::Word, Shown::Quoted).is_some(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -133,7 +163,7 @@ mod tests {
             "/usr/bin/test -e /run/x # not a comment inside quotes !",
             "/bin/sh -c 'echo {} $HOME'",
         ] {
-            assert_eq!(problem(ok, Place::Script), None, "{ok}");
+            assert_eq!(problem(ok, Place::Script, Shown::Quoted), None, "{ok}");
         }
         for bad in [
             "/bin/check \\",
@@ -144,7 +174,50 @@ mod tests {
             "/bin/echo 'open",
             "/bin/true\n/bin/false",
         ] {
-            assert!(problem(bad, Place::Script).is_some(), "{bad:?}");
+            assert!(
+                problem(bad, Place::Script, Shown::Quoted).is_some(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_is_refused_without_showing_any_of_it() {
+        for (secret, why) in [
+            (
+                "Sup3r!x",
+                "holds `!`, which keepalived reads as the start of a comment",
+            ),
+            ("Sup3r#x", "holds `#`"),
+            ("Sup3r x", "holds a space"),
+            ("Sup3r\tx", "holds a control character"),
+            ("Se\"cr3t", "keepalived reads `\"` as a quote"),
+            ("Sup3r'x", "keepalived reads `'` as a quote"),
+        ] {
+            let reason = problem(secret, Place::Word, Shown::Secret).unwrap();
+            assert!(reason.contains(why), "{reason}");
+            assert!(
+                !reason.contains("Sup3") && !reason.contains("cr3t"),
+                "{reason}"
+            );
+            let mut diags = Diagnostics::default();
+            let loc = crate::source::Loc::new(&std::sync::Arc::from("v.yml"), 3);
+            let node = Node::new(crate::source::Value::Str(secret.into()), loc);
+            assert_eq!(
+                read(
+                    &node,
+                    "keepalived_auth_pass",
+                    Place::Word,
+                    Shown::Secret,
+                    &mut diags
+                ),
+                None
+            );
+            let shown = format!("{:?}", diags.into_vec());
+            assert!(
+                !shown.contains("Sup3") && !shown.contains("cr3t"),
+                "{shown}"
+            );
         }
     }
 }

@@ -159,3 +159,108 @@ fn errors_never_show_a_decrypted_value() {
         run.stderr
     );
 }
+
+/// `name: !vault |...` holding `value`, as `ansible-vault encrypt_string` writes it with the
+/// case's password.
+fn vaulted(name: &str, value: &str) -> String {
+    let out = std::process::Command::new(crate::ansible::ansible_bin().join("ansible-vault"))
+        .args(["encrypt_string", "--vault-password-file"])
+        .arg(case().join("vault-pass"))
+        .args([value, "--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The first piece of `secret` that `text` shows: the whole, or 4 characters or more of its
+/// start, as written or escaped inside quotes (Rust's and JSON's escapes).
+fn shown_part(text: &str, secret: &str) -> Option<String> {
+    let escaped = format!("{secret:?}");
+    let json = serde_json::to_string(secret).unwrap();
+    [
+        secret,
+        &escaped[1..escaped.len() - 1],
+        &json[1..json.len() - 1],
+    ]
+    .into_iter()
+    .flat_map(|form| {
+        let ends: Vec<usize> = form.char_indices().map(|(i, _)| i).skip(4).collect();
+        ends.into_iter()
+            .map(|end| form[..end].to_string())
+            .chain([form.to_string()])
+            .collect::<Vec<_>>()
+    })
+    .find(|part| text.contains(part.as_str()))
+}
+
+#[test]
+fn errors_about_a_password_never_show_it_nor_its_start() {
+    const VARS: &str = "haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30306}\nkeepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\n";
+    let stats = |password: &str| {
+        format!("haproxy_stats_user: admin\nhaproxy_stats_password: {password:?}\n")
+    };
+    for (name, vars, secret, why) in [
+        (
+            "a vaulted password Rust would escape",
+            vaulted("keepalived_auth_pass", "Se\"cr3t"),
+            "Se\"cr3t",
+            "as a quote and removes it",
+        ),
+        (
+            "a vaulted password keepalived would cut at `!`",
+            vaulted("keepalived_auth_pass", "Sup3r!x"),
+            "Sup3r!x",
+            "holds `!`, which keepalived reads as the start of a comment",
+        ),
+        (
+            "a plain password keepalived would cut at `!`",
+            "keepalived_auth_pass: 'Pl41n!pw'\n".to_string(),
+            "Pl41n!pw",
+            "holds `!`, which keepalived reads as the start of a comment",
+        ),
+        (
+            "a plain password keepalived would cut at a space",
+            "keepalived_auth_pass: 'Pl41n pw'\n".to_string(),
+            "Pl41n pw",
+            "holds a space",
+        ),
+        (
+            "a plain stats password holding a quote",
+            stats("St4ts\"pw"),
+            "St4ts\"pw",
+            "cannot be written safely",
+        ),
+        (
+            "a plain password whose template fails",
+            "keepalived_auth_pass: 'Pl41nPw{{ nope }}'\n".to_string(),
+            "Pl41nPw",
+            "`nope` is undefined",
+        ),
+    ] {
+        let dir = scratch("vault-password-errors");
+        write(
+            &dir,
+            "hosts",
+            "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\n",
+        );
+        write(&dir, "group_vars/all.yml", &format!("{VARS}{vars}"));
+        let lbctl = || {
+            Lbctl::new()
+                .current_dir(&dir)
+                .args(["-i", "hosts", "--vault-password-file"])
+                .arg(case().join("vault-pass").to_str().unwrap())
+                .arg("validate")
+                .exit(1)
+        };
+        let text = lbctl().stderr_has(why).run();
+        let json = lbctl().arg("--json").stdout_has(why).run();
+        for out in [&text.stdout, &text.stderr, &json.stdout, &json.stderr] {
+            assert_eq!(shown_part(out, secret), None, "{name}:\n{out}");
+        }
+    }
+}
