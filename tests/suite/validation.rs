@@ -918,7 +918,75 @@ fn cases() -> Vec<Case> {
                 LBV,
                 5,
                 "haproxy_tcp_backends[0].port",
-                "already taken by the stick tables' peers (haproxy_peers_port)",
+                "already taken by the default peers port (haproxy_peers_port)",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nhaproxy_stats_port: 10000\n",
+            )],
+            ..case(
+                "stats page on the default peers port",
+                Line(4, "    sticky: source"),
+                LBV,
+                3,
+                "haproxy_stats_port",
+                "already taken by the default peers port (haproxy_peers_port)",
+            )
+        },
+        case(
+            "one IPv6 address written two ways on one port",
+            Text(
+                "haproxy_tcp_backends:\n  - name: db\n    port: 3306\n    bind: \"fd00::1\"\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30306}\n  - name: db2\n    port: 3306\n    bind: \"FD00:0::1\"\n    servers:\n      - {name: w1, address: 10.0.1.2, port: 30306}\n",
+            ),
+            ALL,
+            8,
+            "haproxy_tcp_backends[1].port",
+            "`FD00:0::1` and `fd00::1` are one address",
+        ),
+        case(
+            "0.0.0.0 and a specific address on one port",
+            Text(
+                "haproxy_tcp_backends:\n  - name: db\n    port: 3306\n    bind: 0.0.0.0\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30306}\n  - name: db2\n    port: 3306\n    bind: 10.0.0.100\n    servers:\n      - {name: w1, address: 10.0.1.2, port: 30306}\n",
+            ),
+            ALL,
+            8,
+            "haproxy_tcp_backends[1].port",
+            "`0.0.0.0` takes every address, 10.0.0.100 too",
+        ),
+        case(
+            ":: and 0.0.0.0 on one port",
+            Text(
+                "haproxy_tcp_backends:\n  - name: db\n    port: 3306\n    bind: \"::\"\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30306}\n  - name: db2\n    port: 3306\n    bind: 0.0.0.0\n    servers:\n      - {name: w1, address: 10.0.1.2, port: 30306}\n",
+            ),
+            ALL,
+            8,
+            "haproxy_tcp_backends[1].port",
+            "Linux's `::` takes IPv4 too unless bound IPv6-only",
+        ),
+        case(
+            "UDP backend bound where nginx relays a server given by name",
+            Text(
+                "nginx_resolver: 10.0.0.53\nhaproxy_udp_backends:\n  - name: dns\n    port: 53\n    servers:\n      - {name: w1, address: w1.example.com, port: 31820}\n  - name: other\n    port: 31820\n    bind: 127.77.0.1\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 31821}\n",
+            ),
+            ALL,
+            8,
+            "haproxy_udp_backends[1].port",
+            "the relay nginx runs for UDP server `w1.example.com` of backend `dns`",
+        ),
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nnginx_reload_method: command\nnginx_reload_command: \"nginx -s reload &&\"\n",
+            )],
+            ..case(
+                "reload command the shell would read past its end",
+                Edit::None,
+                LBV,
+                4,
+                "nginx_reload_command",
+                "is not a complete shell command",
             )
         },
     ]
@@ -1049,6 +1117,48 @@ fn all_problems_are_reported_at_once_with_hints() {
         !out.exists(),
         "render wrote files although the input was invalid"
     );
+}
+
+/// Neighbours of the clashes refused above that do not clash: still valid.
+#[test]
+fn services_that_do_not_clash_still_validate() {
+    let server = "    servers:\n      - {name: w1, address: 10.0.1.1, port: 30306}\n";
+    let cases = [
+        (
+            "two addresses on one port",
+            LB_VARS.to_string(),
+            format!(
+                "haproxy_tcp_backends:\n  - name: db\n    port: 3306\n    bind: 10.0.0.100\n{server}  - name: db6\n    port: 3306\n    bind: \"fd00::1\"\n{server}"
+            ),
+        ),
+        (
+            "a relay on a port every address takes: nginx serves both from one socket",
+            LB_VARS.to_string(),
+            "nginx_resolver: 10.0.0.53\nhaproxy_udp_backends:\n  - name: dns\n    port: 53\n    servers:\n      - {name: w1, address: w1.example.com, port: 53}\n".to_string(),
+        ),
+        (
+            "a backend named like a rate-limited frontend's proxy, without a stick table",
+            LB_VARS.to_string(),
+            format!(
+                "haproxy_http_frontends:\n  - name: web\n    port: 80\n    rate_limit: 100/10s\nhaproxy_http_backends:\n  - name: shop\n    default: true\n    servers:\n      - {{name: w1, address: 10.0.1.1, port: 30080}}\nhaproxy_tcp_backends:\n  - name: http_web\n    port: 3306\n{server}"
+            ),
+        ),
+        (
+            "UDP backend names that differ in case, through LVS (no nginx upstreams)",
+            format!("{LB_VARS}lbctl_udp_engine: lvs\n"),
+            "haproxy_udp_backends:\n  - name: WG\n    port: 51820\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 31820}\n  - name: wg\n    port: 51821\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 31821}\n".to_string(),
+        ),
+    ];
+    for (i, (name, lb_vars, vars)) in cases.iter().enumerate() {
+        let dir = scratch(&format!("validation-apart-{i}"));
+        write(&dir, "hosts", HOSTS);
+        write(&dir, LBV, lb_vars);
+        write(&dir, ALL, vars);
+        let run = Lbctl::new()
+            .args(["-i", dir.to_str().unwrap(), "validate"])
+            .output();
+        assert_eq!(run.code, 0, "{name}: {}{}", run.stdout, run.stderr);
+    }
 }
 
 #[test]
