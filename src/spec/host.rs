@@ -21,7 +21,7 @@ use crate::{
     spec::keepalived::{self, Keepalived},
     spec::listeners,
     spec::managed_path::{self, Managed, Owner},
-    spec::peers::Peers,
+    spec::peers::{self, Peers},
     spec::protocol::Protocol,
     spec::service::Service,
     spec::sni::{self, SniFrontend},
@@ -286,6 +286,7 @@ pub fn parse(
         declared: None,
     };
     listeners::check(&spec, diags);
+    peers::check_table_names(&spec, diags);
     managed_path::check_distinct(&spec.managed_files(), diags);
     (diags.len() == before).then_some(spec)
 }

@@ -168,9 +168,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         }
         (Some(n), None) => (
             n,
-            field::cidr(n, "keepalived_vip", diags)
-                .into_iter()
-                .collect(),
+            vip(n, "keepalived_vip", &[], diags).into_iter().collect(),
         ),
         (None, Some(n)) => (n, vip_list(n, diags)),
     };
@@ -515,13 +513,48 @@ pub fn is_ipv6(vip: &str) -> bool {
         .is_some_and(|a| a.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6()))
 }
 
+/// One VIP: an address with an optional prefix, not on the loopback (no other host could reach
+/// it) and not already among `earlier` under any prefix (keepalived -t accepts both, and the
+/// VRRP instance would carry one address twice).
+fn vip(node: &Node, path: &str, earlier: &[String], diags: &mut Diagnostics) -> Option<String> {
+    let vip = field::cidr(node, path, diags)?;
+    let address = |v: &str| {
+        v.split('/')
+            .next()
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
+    };
+    let ip = address(&vip)?;
+    let problem = if ip.is_loopback() {
+        Some((
+            format!("{vip} is a loopback address: only this host itself could reach the VIP"),
+            "give an address of the network keepalived_interface is on, e.g. 192.168.1.100/24"
+                .to_string(),
+        ))
+    } else {
+        earlier.iter().find(|e| address(e) == Some(ip)).map(|e| {
+            (
+                format!("the address of {vip} is already a VIP ({e})"),
+                format!("list {ip} once, with the prefix of its network"),
+            )
+        })
+    };
+    match problem {
+        None => Some(vip),
+        Some((message, hint)) => {
+            diags.push(Diagnostic::new(&node.loc, path, message).hint(hint));
+            None
+        }
+    }
+}
+
 fn vip_list(node: &Node, diags: &mut Diagnostics) -> Vec<String> {
     match &node.value {
         Value::Seq(items) if !items.is_empty() => {
             let mut vips: Vec<String> = Vec::new();
             for (i, n) in items.iter().enumerate() {
                 let path = format!("keepalived_vips[{i}]");
-                let Some(vip) = field::cidr(n, &path, diags) else {
+                let Some(vip) = vip(n, &path, &vips, diags) else {
                     continue;
                 };
                 if let Some(first) = vips.first().filter(|f| is_ipv6(f) != is_ipv6(&vip)) {

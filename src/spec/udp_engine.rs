@@ -3,7 +3,10 @@
 
 use serde::Serialize;
 
-use std::net::IpAddr;
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    net::IpAddr,
+};
 
 use crate::{
     source::VarMap,
@@ -11,9 +14,11 @@ use crate::{
     source::{Diagnostic, Diagnostics, Node},
     spec::backend::Backend,
     spec::keepalived::{self, Keepalived},
+    spec::keepalived_text::{self, Place, Shown},
     spec::managed_path,
     spec::reload::{self, Reload},
     spec::service::Service,
+    spec::udp_health_check::UdpHealthCheck,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,6 +119,65 @@ pub fn check(
         );
     }
     check_addresses(backends, engine, keepalived, diags);
+    match engine {
+        UdpEngine::Lvs => check_lvs_paths(backends, diags),
+        UdpEngine::Nginx { .. } => check_upstream_names(backends, diags),
+    }
+}
+
+/// Each UDP backend is an nginx `upstream udp_<name>`, and nginx compares upstream names
+/// ignoring case: `WG` and `wg` would be one upstream defined twice, which nginx refuses.
+fn check_upstream_names(backends: &[Backend], diags: &mut Diagnostics) {
+    let mut first: HashMap<String, &Backend> = HashMap::with_capacity(backends.len());
+    for b in backends {
+        match first.entry(b.name.to_ascii_lowercase()) {
+            Entry::Vacant(e) => {
+                e.insert(b);
+            }
+            // the same name exactly is already reported as a duplicate
+            Entry::Occupied(e) if e.get().name != b.name => {
+                diags.push(
+                    Diagnostic::new(
+                        &b.loc,
+                        format!("{}.name", b.path()),
+                        format!(
+                            "backend `{}` differs from backend `{}` ({}) only in case, but nginx compares upstream names ignoring case: both would be `udp_{}`",
+                            b.name,
+                            e.get().name,
+                            e.get().loc,
+                            b.name.to_ascii_lowercase()
+                        ),
+                    )
+                    .hint("give the UDP backends names that differ in more than case"),
+                );
+            }
+            Entry::Occupied(_) => {}
+        }
+    }
+}
+
+/// LVS checks a server by HTTP from keepalived.conf, where the path is a bare word: keepalived
+/// would cut it at `!` or `#` and replace `$NAME` in it ([`keepalived_text`]), checking
+/// another path than the one written.
+fn check_lvs_paths(backends: &[Backend], diags: &mut Diagnostics) {
+    for b in backends {
+        let Some(UdpHealthCheck::Http { http, path_loc, .. }) = &b.udp_health_check else {
+            continue;
+        };
+        if let Some(reason) = keepalived_text::problem(&http.path, Place::Word, Shown::Quoted) {
+            diags.push(
+                Diagnostic::new(
+                    path_loc,
+                    format!("{}.health_check.path", b.path()),
+                    format!(
+                        "{}: {reason} (the LVS engine writes this check into keepalived.conf)",
+                        field::quote(&http.path)
+                    ),
+                )
+                .hint("write the path without `!`, `#` and `$` (percent-encode them: %21, %23, %24), or use `lbctl_udp_engine: nginx`, whose checks HAProxy makes"),
+            );
+        }
+    }
 }
 
 /// What each UDP engine can do with a server's address. LVS (kernel IPVS) forwards to an IP

@@ -11,9 +11,9 @@
 use serde::Serialize;
 
 use crate::{
-    source::Node,
     source::field,
     source::{Diagnostic, Diagnostics},
+    source::{Loc, Node},
     spec::health_check::{self, HealthCheck},
 };
 
@@ -27,6 +27,9 @@ pub enum UdpHealthCheck {
         port: u16,
         #[serde(flatten)]
         http: HealthCheck,
+        /// Where `path` is written.
+        #[serde(skip)]
+        path_loc: Loc,
     },
     /// The datagram `send` to `port` (the server's own port when unset); the check passes
     /// when a reply arrives that begins with `expect` (any reply, when unset).
@@ -116,6 +119,7 @@ pub fn parse(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<UdpHeal
             host: host?,
             tls,
         },
+        path_loc: get("path")?.loc,
     })
 }
 

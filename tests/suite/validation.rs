@@ -935,6 +935,23 @@ fn cases() -> Vec<Case> {
                 "already taken by the default peers port (haproxy_peers_port)",
             )
         },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\nlbctl_udp_engine: lvs\n",
+            )],
+            ..case(
+                "LVS health check path keepalived would cut and expand",
+                Line(
+                    16,
+                    "    health_check: {port: 10256, path: \"/healthz!x$_PWD\"}",
+                ),
+                ALL,
+                16,
+                "haproxy_udp_backends[0].health_check.path",
+                "the LVS engine writes this check into keepalived.conf",
+            )
+        },
         case(
             "one IPv6 address written two ways on one port",
             Text(
@@ -966,6 +983,26 @@ fn cases() -> Vec<Case> {
             "Linux's `::` takes IPv4 too unless bound IPv6-only",
         ),
         case(
+            "UDP backend names that differ only in case",
+            Append(
+                "  - name: WIREGUARD\n    port: 51821\n    servers:\n      - name: w1\n        address: 10.0.1.1\n        port: 31821\n",
+            ),
+            ALL,
+            21,
+            "haproxy_udp_backends[1].name",
+            "nginx compares upstream names ignoring case",
+        ),
+        case(
+            "backend named after a rate-limited frontend's proxy",
+            Text(
+                "haproxy_http_frontends:\n  - name: web\n    port: 80\n    rate_limit: 100/10s\nhaproxy_http_backends:\n  - name: shop\n    default: true\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30080}\nhaproxy_tcp_backends:\n  - name: http_web\n    port: 3306\n    sticky: source\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 30306}\n",
+            ),
+            ALL,
+            11,
+            "haproxy_tcp_backends[0].name",
+            "HAProxy refuses two stick tables of one name",
+        ),
+        case(
             "UDP backend bound where nginx relays a server given by name",
             Text(
                 "nginx_resolver: 10.0.0.53\nhaproxy_udp_backends:\n  - name: dns\n    port: 53\n    servers:\n      - {name: w1, address: w1.example.com, port: 31820}\n  - name: other\n    port: 31820\n    bind: 127.77.0.1\n    servers:\n      - {name: w1, address: 10.0.1.1, port: 31821}\n",
@@ -987,6 +1024,34 @@ fn cases() -> Vec<Case> {
                 4,
                 "nginx_reload_command",
                 "is not a complete shell command",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vips: [10.0.0.100/24, 10.0.0.100/32]\nkeepalived_interface: eth0\n",
+            )],
+            ..case(
+                "one VIP address twice",
+                Edit::None,
+                LBV,
+                1,
+                "keepalived_vips[1]",
+                "the address of 10.0.0.100/32 is already a VIP (10.0.0.100/24)",
+            )
+        },
+        Case {
+            extra: &[(
+                LBV,
+                "keepalived_vip: 127.0.0.1/8\nkeepalived_interface: eth0\n",
+            )],
+            ..case(
+                "loopback VIP",
+                Edit::None,
+                LBV,
+                1,
+                "keepalived_vip",
+                "127.0.0.1/8 is a loopback address",
             )
         },
     ]
