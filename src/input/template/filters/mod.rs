@@ -69,12 +69,15 @@ pub(super) fn register(env: &mut Environment<'static>) {
             e.add_filter(n, |v: Value| defined(&v).map(|()| to_bool(v)))
         }),
         ("int", |e, n| {
-            e.add_filter(n, |v: Value, d: Option<i64>, b: Option<u32>, kw: Kwargs| {
-                let default = positional_or_keyword(d, &kw, "default")?;
-                let base = positional_or_keyword(b, &kw, "base")?;
-                kw.assert_all_used()?;
-                defined(&v).map(|()| to_int(v, default, base))
-            })
+            e.add_filter(
+                n,
+                |v: Value, d: Option<i64>, b: Option<Value>, kw: Kwargs| {
+                    let default = positional_or_keyword(d, &kw, "default")?;
+                    let base = positional_or_keyword(b, &kw, "base")?;
+                    kw.assert_all_used()?;
+                    defined(&v).map(|()| to_int(v, default, base))
+                },
+            )
         }),
         ("string", |e, n| {
             e.add_filter(n, |v: Value| printable(&v).map(|()| python_str(&v)))
@@ -739,6 +742,10 @@ mod tests {
             (
                 "{{ '1A' | int(base=16) }} {{ 'z' | int(default=7) }} {{ '0x1A' | int(0, 16) }} {{ '12' | int(base=8) }} {{ '42.7' | int }} {{ '0b101' | int(base=2) }} {{ 'ff' | int(base=16) }}",
                 "26 7 26 10 42 5 255",
+            ),
+            (
+                "{{ '0x1A' | int(0, 0) }} {{ '10' | int(0, 1) }} {{ '10' | int(7, 99) }} {{ '10' | int(5, -1) }} {{ '0b101' | int(base=0) }} {{ '0o17' | int(0, 0) }} {{ '017' | int(3, 0) }} {{ '0_0' | int(3, 0) }} {{ '-0x1A' | int(0, 0) }} {{ '0b2' | int(3, 0) }} {{ '12' | int(5, 2) }} {{ '0x1a' | int(3, 36) }} {{ '0x_1_a' | int(3, 16) }} {{ '0x__1' | int(3, 16) }} {{ '1__0' | int(3) }} {{ '0x1a' | int(3) }} {{ '1_0.5' | int(3) }} {{ '1_e5' | int(3) }} {{ 'inf' | int(4) }} {{ 'nan' | int(4) }} {{ '10' | int(3, 1.5) }}",
+                "26 10 10 10 5 15 17 0 -26 3 12 42814 26 3 3 3 10 3 4 4 10",
             ),
             (
                 "{{ None | ternary('y', 'n', none_val='?') }} {{ None | ternary('y', 'n') }} {{ true | ternary(true_val='T', false_val='F') }} {{ false | ternary('T', false_val='F') }}",

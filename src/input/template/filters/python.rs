@@ -243,36 +243,102 @@ pub(super) fn to_bool(value: Value) -> bool {
     }
 }
 
-/// Jinja2's `int(default=0, base=10)`: text that is not a whole number reads as a float and
-/// is cut, anything else is the default.
-pub(super) fn to_int(value: Value, default: Option<i64>, base: Option<u32>) -> i64 {
+/// Jinja2's `int(default=0, base=10)`: Python's `int(text, base)`, and text that is not a
+/// whole number in that base read as a float and cut (`'12' | int(base=2)` is 12); anything
+/// else (a base Python refuses, such as 1 or 99, or no number at all) is the default.
+pub(super) fn to_int(value: Value, default: Option<i64>, base: Option<Value>) -> i64 {
     let default = default.unwrap_or(0);
     match value.kind() {
         ValueKind::Bool => i64::from(value.is_true()),
         ValueKind::Number => value
             .as_i64()
-            .or_else(|| f64::try_from(value.clone()).ok().map(|x| x as i64))
+            .or_else(|| f64::try_from(value.clone()).ok().and_then(float_to_int))
             .unwrap_or(default),
         ValueKind::String => {
-            let s = value.as_str().unwrap_or_default().trim().replace('_', "");
-            let base = base.unwrap_or(10);
-            let digits = match base {
-                16 => s.trim_start_matches("0x").trim_start_matches("0X"),
-                8 => s.trim_start_matches("0o").trim_start_matches("0O"),
-                2 => s.trim_start_matches("0b").trim_start_matches("0B"),
-                _ => s.as_str(),
+            let text = value.as_str().unwrap_or_default();
+            // a base that is no whole number is Python's TypeError, caught as its ValueError
+            let base = match base {
+                None => Some(10),
+                Some(b) if b.is_integer() => b.as_i64(),
+                Some(_) => None,
             };
-            i64::from_str_radix(digits, base)
-                .ok()
-                .or_else(|| {
-                    (base == 10)
-                        .then(|| s.parse::<f64>().ok().map(|x| x as i64))
-                        .flatten()
-                })
+            base.and_then(|base| python_int(text, base))
+                .or_else(|| python_float(text).and_then(float_to_int))
                 .unwrap_or(default)
         }
         _ => default,
     }
+}
+
+/// Python's `int(text, base)` (`None`: its ValueError, or a number past `i64`): base 0 reads
+/// the base from the prefix (`0x`, `0o`, `0b`, else decimal, where a leading zero is only
+/// allowed in zero), bases 2 to 36 read digits in that base, bases 16, 8 and 2 allowing
+/// their prefix; one `_` may stand between digits, and after a prefix.
+fn python_int(text: &str, base: i64) -> Option<i64> {
+    if base != 0 && !(2..=36).contains(&base) {
+        return None;
+    }
+    let text = text.trim();
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let prefixed = match unsigned.as_bytes() {
+        [b'0', b'x' | b'X', ..] => Some(16),
+        [b'0', b'o' | b'O', ..] => Some(8),
+        [b'0', b'b' | b'B', ..] => Some(2),
+        _ => None,
+    };
+    let (base, digits) = match prefixed {
+        Some(p) if base == 0 || base == p => {
+            (p, unsigned[2..].strip_prefix('_').unwrap_or(&unsigned[2..]))
+        }
+        _ if base == 0 => {
+            if unsigned.starts_with('0') && unsigned.bytes().any(|b| b != b'0' && b != b'_') {
+                return None;
+            }
+            (10, unsigned)
+        }
+        _ => (base, unsigned),
+    };
+    let base = u32::try_from(base).ok()?;
+    if !underscores_between(digits, u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for c in digits.chars().filter(|&c| c != '_') {
+        let digit = i64::from(c.to_digit(base)?);
+        n = n.checked_mul(i64::from(base))?.checked_add(digit)?;
+    }
+    Some(if negative { -n } else { n })
+}
+
+/// Python's `float(text)` (`None`: its ValueError): a decimal number, `inf` or `nan`, one `_`
+/// allowed between digits.
+fn python_float(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let digits_only = text.trim_start_matches(['+', '-']);
+    if !underscores_between(digits_only, u8::is_ascii_digit) {
+        return None;
+    }
+    text.replace('_', "").parse().ok()
+}
+
+/// Python's `int(x)` of a float: cut toward zero; infinity and NaN are errors, which Jinja2's
+/// `int` turns into the default.
+fn float_to_int(x: f64) -> Option<i64> {
+    x.is_finite().then_some(x as i64)
+}
+
+/// Whether `text` is not empty and every `_` in it stands between two `digit`s, as Python's
+/// numbers require (an integer's digits may be letters, past base 10; a float's may not).
+fn underscores_between(text: &str, digit: fn(&u8) -> bool) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.iter().enumerate().all(|(i, &b)| {
+            b != b'_' || (i > 0 && digit(&bytes[i - 1]) && bytes.get(i + 1).is_some_and(digit))
+        })
 }
 
 pub(super) fn ternary(value: Value, yes: Value, no: Value, none: Option<Value>) -> Value {
