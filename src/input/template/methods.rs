@@ -22,6 +22,10 @@ pub(super) fn unknown_method(
 ) -> Result<Value, Error> {
     let ours = match (value.kind(), value.as_str()) {
         (ValueKind::Seq, _) if method == "index" => Some(seq_index(value, args)),
+        // pycompat's own, once the widths it asks for are known to fit
+        (ValueKind::String, Some(s)) if method == "format" => {
+            room_to_format(state, s).err().map(Err)
+        }
         (ValueKind::String, Some(s)) => string_method(s, method, args),
         _ => None,
     };
@@ -47,6 +51,48 @@ fn room_to_pad(text: &str, margin: usize, fill: char) -> Result<(), Error> {
             ),
         )),
     }
+}
+
+/// Whether `str.format` may fill in `text`: the widths and precisions of its fields
+/// (`'{0:>99999999999}'`), which pycompat would allocate at once, must fit in what a rendered
+/// file may hold ([`MAX_FILE_BYTES`]) and in what is left of the render's fuel (one unit per
+/// 64 bytes, as the `format` filter counts them). Every number in a field's spec counts, so
+/// the sum is at least the padding asked for.
+fn room_to_format(state: &State, text: &str) -> Result<(), Error> {
+    let mut bytes = text.len() as u64;
+    let mut fields = text.split('{').skip(1);
+    while let Some(field) = fields.next() {
+        if field.is_empty() {
+            // `{{` is a literal brace
+            fields.next();
+            continue;
+        }
+        let field = field.split('}').next().unwrap_or_default();
+        let Some((_, spec)) = field.split_once(':') else {
+            continue;
+        };
+        let widest_char = spec.chars().map(char::len_utf8).max().unwrap_or(1) as u64;
+        for number in spec.split(|c: char| !c.is_ascii_digit()) {
+            let n = number
+                .parse::<u64>()
+                .unwrap_or(if number.is_empty() { 0 } else { u64::MAX });
+            bytes = bytes.saturating_add(n.saturating_mul(widest_char));
+        }
+    }
+    let fuel = state
+        .fuel_levels()
+        .map_or(u64::MAX, |(_, remaining)| remaining.saturating_mul(64));
+    if bytes <= MAX_FILE_BYTES.min(fuel) {
+        return Ok(());
+    }
+    let limit = MAX_FILE_BYTES.min(fuel);
+    Err(Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "str.format: the widths and precisions asked for would make a text of {bytes} \
+             bytes, more than this template may still make ({limit} bytes); use smaller ones"
+        ),
+    ))
 }
 
 /// Python's ValueError, as a template error.
@@ -239,6 +285,21 @@ mod tests {
             let e = render(huge).unwrap_err();
             assert!(e.contains("would be over 64 MiB"), "{huge}: {e}");
         }
+        for huge in [
+            "{{ '{0:>99999999999}'.format(1) }}",
+            "{{ '{:.99999999999f}'.format(1.5) }}",
+            "{{ '{0:é>40000000}'.format(1) }}",
+            "{{ '{0:>60000000}{0:>60000000}'.format(1) }}",
+            "{{ '{0:>99999999999999999999999}'.format(1) }}",
+        ] {
+            let e = render(huge).unwrap_err();
+            assert!(e.contains("use smaller ones"), "{huge}: {e}");
+        }
+        assert_eq!(
+            render("{{ '{0:>5}|{1:.2f}|{{0:>99999999999}}|{2:^7}'.format(1, 2.5, 'a') }}")
+                .as_deref(),
+            Ok("    1|2.50|{0:>99999999999}|   a   ")
+        );
         let unknown = render("{{ 'a'.nosuch() }}").unwrap_err();
         assert!(unknown.contains("nosuch"), "{unknown}");
     }
