@@ -6,17 +6,23 @@
 //! expressions is read as a fresh list or mapping that has Python's mutating methods
 //! (`append`, `extend`, `insert`, `pop`, `remove`, `clear`; `update`, `setdefault`, `pop`,
 //! `clear`); everything else reads it as any list or mapping.
+//!
+//! Unlike Python's, these never hold themselves (`l.append(l)`, `d.update({'a': d})`): every
+//! filter that walks a value (`join`, `flatten`, `to_json`, `~`, `pprint`) would never end.
 
 use std::{
     borrow::Cow,
+    collections::HashMap,
     fmt,
     sync::{Arc, Mutex, MutexGuard},
 };
 
 use minijinja::{
     Environment, Error, ErrorKind, State, Value,
-    value::{Enumerator, Object, ObjectRepr},
+    value::{Enumerator, Object, ObjectRepr, ValueKind},
 };
+
+use super::scope::{MAX_RESULT_DEPTH, is_inventory};
 
 /// The functions the rewritten literals call.
 const LIST: &str = "__lbctl_list";
@@ -286,6 +292,74 @@ fn room(len: usize, more: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses to put `values` into the list or mapping at `target` when one of them is it, or
+/// holds it at any depth (a list or mapping that holds itself), or nests deeper than a
+/// variable's value may ([`MAX_RESULT_DEPTH`]). The walk is paid for with the render's fuel,
+/// as the copy it checks would be; the inventory's own values (which hold no template's list)
+/// are not walked.
+fn refuse_cycles<'v>(
+    state: &State,
+    target: *const (),
+    values: impl IntoIterator<Item = &'v Value>,
+) -> Result<(), Error> {
+    for value in values {
+        walk(state, target, value, 1)?;
+    }
+    Ok(())
+}
+
+fn walk(state: &State, target: *const (), value: &Value, depth: usize) -> Result<(), Error> {
+    if !matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+    ) || is_inventory(value)
+    {
+        return Ok(());
+    }
+    let list = value.downcast_object_ref::<List>();
+    let dict = value.downcast_object_ref::<Dict>();
+    let address = list
+        .map(|l| std::ptr::from_ref(l).cast::<()>())
+        .or(dict.map(|d| std::ptr::from_ref(d).cast::<()>()));
+    if address == Some(target) {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "a list or mapping cannot be put into itself, nor into a list or mapping it \
+             holds (Python allows it, but lbctl's filters could not walk the result): add a \
+             copy, such as `l + []` or `dict(d)`",
+        ));
+    }
+    if depth > MAX_RESULT_DEPTH {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "a list or mapping built by a template nests at most {MAX_RESULT_DEPTH} levels"
+            ),
+        ));
+    }
+    let items: Vec<Value> = match (list, dict) {
+        (Some(l), _) => lock(&l.0).clone(),
+        (_, Some(d)) => lock(&d.0)
+            .pairs
+            .iter()
+            .flat_map(|(k, v)| [k.clone(), v.clone()])
+            .collect(),
+        _ if value.kind() == ValueKind::Map => value
+            .try_iter()?
+            .flat_map(|k| {
+                let v = value.get_item(&k).unwrap_or_default();
+                [k, v]
+            })
+            .collect(),
+        _ => value.try_iter()?.collect(),
+    };
+    state.consume_fuel(1 + items.len() as u64 / 2)?;
+    for item in &items {
+        walk(state, target, item, depth + 1)?;
+    }
+    Ok(())
+}
+
 /// An index as Python reads it (negative from the end), if it is within `len`.
 fn index(value: &Value, len: usize) -> Option<usize> {
     let i = value.as_i64()?;
@@ -323,10 +397,30 @@ impl Object for List {
 
     fn call_method(
         self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
+        state: &mut State<'_, '_>,
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
+        let target = Arc::as_ptr(self).cast::<()>();
+        // what `extend` adds, and where `remove` finds its item, read before the list is
+        // locked: `l.extend(l)` adds `l`'s items, `l.remove(l)` compares `l` with each
+        let mut more = Vec::new();
+        let mut found = None;
+        match method {
+            "append" => refuse_cycles(state, target, args.first())?,
+            "insert" => refuse_cycles(state, target, args.get(1))?,
+            "extend" => {
+                arity(method, args, 1, 1)?;
+                more = args[0].try_iter()?.collect();
+                refuse_cycles(state, target, &more)?;
+            }
+            "remove" => {
+                arity(method, args, 1, 1)?;
+                let items = lock(&self.0).clone();
+                found = items.iter().position(|v| v == &args[0]);
+            }
+            _ => {}
+        }
         let mut items = lock(&self.0);
         match method {
             "append" => {
@@ -335,8 +429,6 @@ impl Object for List {
                 items.push(args[0].clone());
             }
             "extend" => {
-                arity(method, args, 1, 1)?;
-                let more: Vec<Value> = args[0].try_iter()?.collect();
                 room(items.len(), more.len())?;
                 items.extend(more);
             }
@@ -367,8 +459,7 @@ impl Object for List {
                 return Ok(items.remove(at));
             }
             "remove" => {
-                arity(method, args, 1, 1)?;
-                let at = items.iter().position(|v| v == &args[0]).ok_or_else(|| {
+                let at = found.ok_or_else(|| {
                     Error::new(ErrorKind::InvalidOperation, "list.remove(x): x not in list")
                 })?;
                 items.remove(at);
@@ -383,28 +474,72 @@ impl Object for List {
     }
 }
 
-/// A Python dict: keys in insertion order.
+/// A Python dict: keys in insertion order, found by hash (so that building one key by key
+/// takes time in proportion to its keys, as in Python).
 #[derive(Default)]
-struct Dict(Mutex<Vec<(Value, Value)>>);
+struct Dict(Mutex<Entries>);
+
+#[derive(Default)]
+struct Entries {
+    pairs: Vec<(Value, Value)>,
+    /// Each key's place in `pairs`.
+    at: HashMap<Value, usize>,
+}
+
+/// Refuses a list or mapping a template changes as a key, as Python does (`unhashable type`):
+/// its hash would change with it, and looking it up in itself would wait on itself.
+fn hashable(key: &Value) -> Result<(), Error> {
+    let kind = if key.downcast_object_ref::<List>().is_some() {
+        "list"
+    } else if key.downcast_object_ref::<Dict>().is_some() {
+        "dict"
+    } else {
+        return Ok(());
+    };
+    Err(Error::new(
+        ErrorKind::InvalidOperation,
+        format!("unhashable type: '{kind}'"),
+    ))
+}
+
+impl Entries {
+    fn get(&self, key: &Value) -> Option<&Value> {
+        self.at.get(key).map(|&i| &self.pairs[i].1)
+    }
+
+    fn set(&mut self, key: Value, value: Value) -> Result<(), Error> {
+        match self.at.get(&key) {
+            Some(&i) => self.pairs[i].1 = value,
+            None => {
+                room(self.pairs.len(), 1)?;
+                self.at.insert(key.clone(), self.pairs.len());
+                self.pairs.push((key, value));
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &Value) -> Option<Value> {
+        let removed = self.at.remove(key)?;
+        for i in self.at.values_mut() {
+            if *i > removed {
+                *i -= 1;
+            }
+        }
+        Some(self.pairs.remove(removed).1)
+    }
+
+    fn clear(&mut self) {
+        self.pairs.clear();
+        self.at.clear();
+    }
+}
 
 impl fmt::Debug for Dict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(lock(&self.0).iter().map(|(k, v)| (k, v)))
+            .entries(lock(&self.0).pairs.iter().map(|(k, v)| (k, v)))
             .finish()
-    }
-}
-
-impl Dict {
-    fn set(entries: &mut Vec<(Value, Value)>, key: Value, value: Value) -> Result<(), Error> {
-        match entries.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => *v = value,
-            None => {
-                room(entries.len(), 1)?;
-                entries.push((key, value));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -414,60 +549,75 @@ impl Object for Dict {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let entries = lock(&self.0);
-        entries
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
+        hashable(key).ok()?;
+        lock(&self.0).get(key).cloned()
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let pairs = lock(&self.0).clone();
+        let pairs = lock(&self.0).pairs.clone();
         Enumerator::KeyValueIter(Box::new(pairs.into_iter()))
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        Some(lock(&self.0).len())
+        Some(lock(&self.0).pairs.len())
     }
 
     fn call_method(
         self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
+        state: &mut State<'_, '_>,
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        let mut entries = lock(&self.0);
+        let target = Arc::as_ptr(self).cast::<()>();
+        // what `update` adds, read before the mapping is locked (`d.update(d)` reads `d`)
+        let mut more = Vec::new();
         match method {
             "update" => {
                 // update(mapping) and update(k=v): minijinja passes keyword arguments as a
                 // trailing mapping, so both read the same.
                 for arg in args {
-                    if arg.kind() != minijinja::value::ValueKind::Map {
+                    if arg.kind() != ValueKind::Map {
                         return Err(Error::new(
                             ErrorKind::InvalidOperation,
                             "update() takes a mapping",
                         ));
                     }
                     for key in arg.try_iter()? {
+                        hashable(&key)?;
                         let value = arg.get_item(&key)?;
-                        Dict::set(&mut entries, key, value)?;
+                        more.push((key, value));
                     }
+                }
+                refuse_cycles(state, target, more.iter().flat_map(|(k, v)| [k, v]))?;
+            }
+            "setdefault" => {
+                hashable(args.first().unwrap_or(&Value::UNDEFINED))?;
+                refuse_cycles(state, target, args)?;
+            }
+            "pop" => hashable(args.first().unwrap_or(&Value::UNDEFINED))?,
+            _ => {}
+        }
+        let mut entries = lock(&self.0);
+        match method {
+            "update" => {
+                for (key, value) in more {
+                    entries.set(key, value)?;
                 }
                 Ok(Value::from(()))
             }
             "setdefault" => {
                 arity(method, args, 1, 2)?;
-                let default = args.get(1).cloned().unwrap_or(Value::from(()));
-                if let Some((_, v)) = entries.iter().find(|(k, _)| *k == args[0]) {
+                if let Some(v) = entries.get(&args[0]) {
                     return Ok(v.clone());
                 }
-                Dict::set(&mut entries, args[0].clone(), default.clone())?;
+                let default = args.get(1).cloned().unwrap_or(Value::from(()));
+                entries.set(args[0].clone(), default.clone())?;
                 Ok(default)
             }
             "pop" => {
                 arity(method, args, 1, 2)?;
-                match entries.iter().position(|(k, _)| *k == args[0]) {
-                    Some(at) => Ok(entries.remove(at).1),
+                match entries.remove(&args[0]) {
+                    Some(v) => Ok(v),
                     None => args.get(1).cloned().ok_or_else(|| {
                         Error::new(
                             ErrorKind::InvalidOperation,
@@ -553,5 +703,56 @@ mod tests {
             "1 {'b': 1, 'a': 2} b,a"
         );
         assert!(render("{% set l = [] %}{{ l.pop() }}").starts_with("error:"));
+    }
+
+    #[test]
+    fn a_list_or_mapping_is_never_put_into_itself() {
+        for cycle in [
+            "{% set l = [] %}{% set _ = l.append(l) %}{{ l | join(',') }}",
+            "{% set l = [] %}{% set _ = l.insert(0, [1, l]) %}{{ l | flatten }}",
+            "{% set l = [] %}{% set _ = l.extend([l]) %}{{ l ~ '' }}",
+            "{% set l = [] %}{% set _ = l.append({'a': [l]}) %}{{ l | to_json }}",
+            "{% set d = {} %}{% set _ = d.update({'a': d}) %}{{ d | pprint }}",
+            "{% set d = {} %}{% set _ = d.update(a={'b': d}) %}{{ d | combine(d, recursive=true) }}",
+            "{% set d = {} %}{% set _ = d.setdefault('a', [d]) %}{{ d | string }}",
+            "{% set a = [] %}{% set b = {} %}{% set _ = a.append(b) %}{% set _ = b.update({'a': a}) %}{{ a }}",
+            "{% set a = [] %}{% set b = [] %}{% set _ = a.append(b) %}{% set _ = b.append(a[0:1]) %}{{ a }}",
+        ] {
+            let e = render(cycle);
+            assert!(e.contains("cannot be put into itself"), "{cycle}: {e}");
+        }
+        // and looking a list up in itself, or a mapping by itself, ends
+        let e = render("{% set l = [] %}{% set _ = l.append(1) %}{{ l.remove(l) }}");
+        assert!(e.contains("x not in list"), "{e}");
+        let e = render("{% set d = {} %}{{ d.setdefault(d, 1) }}");
+        assert!(e.contains("unhashable type: 'dict'"), "{e}");
+        // copies, and a list's own items, are fine
+        assert_eq!(
+            render(
+                "{% set l = [] %}{% set _ = l.append(1) %}{% set _ = l.extend(l) %}{% set _ = l.append(l | list) %}{% set d = {} %}{% set _ = d.update(a=1) %}{% set _ = d.update(d) %}{% set _ = d.update({'l': l}) %}{{ l }} {{ d }}"
+            ),
+            "[1, 1, [1, 1]] {'a': 1, 'l': [1, 1, [1, 1]]}"
+        );
+        let deep = "{% set top = [] %}{% set ns = namespace(cur=top) %}{% for i in range(100) %}{% set next = [] %}{% set _ = next.append(ns.cur) %}{% set ns.cur = next %}{% endfor %}";
+        let e = render(deep);
+        assert!(e.contains("nests at most 64 levels"), "{e}");
+    }
+
+    #[test]
+    fn a_mapping_grows_key_by_key_in_linear_time() {
+        let started = std::time::Instant::now();
+        assert_eq!(
+            render(
+                "{% set d = {} %}{% for i in range(100000) %}{% set _ = d.update({i: 1}) %}{% endfor %}{{ d | length }} {{ d[99999] }}"
+            ),
+            "100000 1"
+        );
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        assert_eq!(
+            render(
+                "{% set d = {} %}{% set _ = d.update({'a': 1, 'b': 2, 'c': 3}) %}{{ d.pop('b') }} {{ d['c'] }} {{ d.setdefault('b', 4) }} {{ d }} {{ d.pop('x', 0) }}"
+            ),
+            "2 3 4 {'a': 1, 'c': 3, 'b': 4} 0"
+        );
     }
 }

@@ -615,6 +615,15 @@ impl Object for HostVarsVars {
 /// The deepest a template's result may nest, as the YAML it stands for.
 pub(super) const MAX_RESULT_DEPTH: usize = MAX_DEPTH;
 
+/// Whether `value` is the inventory's (a variable's list or mapping, `vars`, `hostvars`):
+/// it holds no list or mapping a template built, and walking it would evaluate variables.
+pub(super) fn is_inventory(value: &Value) -> bool {
+    value.downcast_object_ref::<Lazy>().is_some()
+        || value.downcast_object_ref::<HostScope>().is_some()
+        || value.downcast_object_ref::<HostVars>().is_some()
+        || value.downcast_object_ref::<HostVarsVars>().is_some()
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use std::path::PathBuf;
