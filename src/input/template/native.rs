@@ -8,11 +8,24 @@
 //! are put back on a text result; backslashes in the string literals of `{{ }}` expressions
 //! are literal (`regex_replace('(\d+)', '\1')` written in YAML's double quotes works).
 
-use std::borrow::Cow;
+use std::{borrow::Cow, io};
 
-use minijinja::{Error, Value};
+use minijinja::{Error, ErrorKind, Value, value::ValueKind};
 
-use super::env::shared;
+use super::{
+    env::shared,
+    scope::{MAX_RESULT_DEPTH, is_inventory},
+};
+use crate::source::{MAX_FILE_BYTES, MAX_NODES};
+
+/// The most text one variable's value may hold, as an input file may: each variable is its
+/// own render, with its own fuel, so without this a chain of variables that each double the
+/// last (`x2: "{{ x1 }}{{ x1 }}"`) would grow without end.
+const MAX_VALUE_BYTES: usize = MAX_FILE_BYTES as usize;
+
+/// The most items (list items, keys and values) one variable's value may hold, as an
+/// inventory may.
+const MAX_VALUE_ITEMS: usize = MAX_NODES;
 
 /// The name variable templates are compiled under: the formatter keeps their results.
 pub(super) const NAME: &str = "<variable>";
@@ -52,14 +65,30 @@ pub(super) fn render(source: &str, ctx: Value) -> Result<Value, Error> {
     super::mutable::check_chains(&body).map_err(|(_, e)| e)?;
     let body = super::mutable::prepare(&body);
     let template = shared().template_from_named_str(NAME, &body)?;
-    let captured = template.render_captured(ctx)?;
-    let output = captured.output();
+    let mut output = Capped(Vec::new());
+    let captured = template.render_captured_to(ctx, &mut output);
+    if output.0.len() > MAX_VALUE_BYTES {
+        return Err(too_big(format!(
+            "more than {} MiB of text",
+            MAX_VALUE_BYTES >> 20
+        )));
+    }
+    let captured = captured?;
+    let output = String::from_utf8(output.0)
+        .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
     let value = match captured.state().get_extension::<Nodes>() {
         Some(Nodes {
             first: Some(value),
             count: 1,
             text_len,
-        }) if *text_len == output.len() => value.clone(),
+        }) if *text_len == output.len() => {
+            let mut room = Room {
+                items: MAX_VALUE_ITEMS,
+                bytes: MAX_VALUE_BYTES,
+            };
+            measure(value, 0, &mut room)?;
+            value.clone()
+        }
         None if output.is_empty() => Value::from(()),
         _ => Value::from(output),
     };
@@ -74,6 +103,76 @@ pub(super) fn render(source: &str, ctx: Value) -> Result<Value, Error> {
         }
         _ => value,
     })
+}
+
+/// A template's output, refused past [`MAX_VALUE_BYTES`] as it is written (the one byte more
+/// it keeps tells the render it ran out of room).
+struct Capped(Vec<u8>);
+
+impl io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_VALUE_BYTES {
+            self.0.resize(MAX_VALUE_BYTES + 1, 0);
+            return Err(io::Error::other("the value is too big"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What is left of a value's room.
+struct Room {
+    items: usize,
+    bytes: usize,
+}
+
+/// Refuses a value that holds more than [`MAX_VALUE_ITEMS`] items or [`MAX_VALUE_BYTES`] of
+/// text, or nests deeper than [`MAX_RESULT_DEPTH`]: a list doubled variable by variable
+/// (`x2: "{{ x1 + x1 }}"`). The inventory's own values were bounded as they were read.
+fn measure(value: &Value, depth: usize, room: &mut Room) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::String => {
+            let len = value.as_str().map_or(0, str::len);
+            room.bytes = room.bytes.checked_sub(len).ok_or_else(|| {
+                too_big(format!("more than {} MiB of text", MAX_VALUE_BYTES >> 20))
+            })?;
+        }
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable if !is_inventory(value) => {
+            if depth >= MAX_RESULT_DEPTH {
+                return Err(too_big(format!(
+                    "nested deeper than {MAX_RESULT_DEPTH} levels"
+                )));
+            }
+            let is_map = value.kind() == ValueKind::Map;
+            for item in value.try_iter()? {
+                room.items = room
+                    .items
+                    .checked_sub(1 + usize::from(is_map))
+                    .ok_or_else(|| too_big(format!("more than {MAX_VALUE_ITEMS} items")))?;
+                if is_map {
+                    measure(&value.get_item(&item)?, depth + 1, room)?;
+                }
+                measure(&item, depth + 1, room)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn too_big(what: String) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "the value would be {what}: a variable's value may hold at most {} MiB of text \
+             and {MAX_VALUE_ITEMS} items (do variables double the one before?)",
+            MAX_VALUE_BYTES >> 20
+        ),
+    )
 }
 
 fn trailing_newlines(text: &str) -> usize {

@@ -136,8 +136,9 @@ pub struct HostScope {
     name: Value,
     vars: VarMap,
     group_names: Value,
-    /// The variables read so far, each evaluated once.
-    values: Mutex<HashMap<String, Value>>,
+    /// The variables read so far, each evaluated once: a failure too, else a chain of
+    /// variables each reading the last twice would evaluate the failing one 2^n times.
+    values: Mutex<HashMap<String, Result<Value, Box<TemplateError>>>>,
 }
 
 impl fmt::Debug for HostScope {
@@ -279,7 +280,7 @@ impl HostScope {
             _ => {}
         }
         if let Some(value) = self.lock_values().get(name) {
-            return Ok(Some(value.clone()));
+            return value.clone().map(Some);
         }
         let Some(raw) = self.vars.get(name) else {
             return Ok(self.inventory_source(name));
@@ -290,12 +291,14 @@ impl HostScope {
         let value = self.value(name, raw, &[], raw);
         error::missing_since(missing);
         let read_secret = READ_SECRET.with(|r| r.replace(secret || r.get()));
-        let value = value?;
-        if read_secret && let (Some(text), Some(keyring)) = (value.as_str(), self.keyring()) {
+        if read_secret
+            && let (Ok(Some(text)), Some(keyring)) =
+                (value.as_ref().map(Value::as_str), self.keyring())
+        {
             keyring.remember(text);
         }
         self.lock_values().insert(name.to_string(), value.clone());
-        Ok(Some(value))
+        value.map(Some)
     }
 
     /// `inventory_file` and `inventory_dir`, which Ansible sets on each host unless a variable
@@ -316,7 +319,9 @@ impl HostScope {
         Some(Value::from(path.to_string_lossy().into_owned()))
     }
 
-    fn lock_values(&self) -> std::sync::MutexGuard<'_, HashMap<String, Value>> {
+    fn lock_values(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Result<Value, Box<TemplateError>>>> {
         self.values.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -813,5 +818,38 @@ pub(super) mod tests {
             "{hint}"
         );
         assert!(hint.starts_with("`site` has no key `net`"), "{hint}");
+    }
+
+    /// Each variable is its own render with its own fuel, so a chain of variables that each
+    /// double the last would grow without end: each value is bounded as it is made.
+    #[test]
+    fn variables_that_double_the_last_stop_at_a_bound() {
+        let mut text = String::from("x0: xxxxxxxxxx\nl0: [1, 2]\n");
+        for i in 1..60 {
+            let last = i - 1;
+            text += &format!("x{i}: \"{{{{ x{last} }}}}{{{{ x{last} }}}}\"\n");
+            text += &format!("l{i}: \"{{{{ l{last} + l{last} }}}}\"\n");
+        }
+        text += "m: \"{{ {'a': [l20, l20]} }}\"\n";
+        let t = templar(
+            "doubling",
+            &[("hosts", "[lbs]\nlb1\n"), ("group_vars/all.yml", &text)],
+        );
+        let started = std::time::Instant::now();
+        assert_eq!(
+            eval(&t, "lb1", "x3").unwrap(),
+            format!("\"{}\"", "x".repeat(80))
+        );
+        let e = eval(&t, "lb1", "x59").unwrap_err();
+        // x23 is the first over 64 MiB (10 << 23 bytes), on its line
+        assert_eq!((e.var.as_str(), e.loc.line), ("x23", 47), "{e:?}");
+        assert!(e.message.contains("more than 64 MiB of text"), "{e:?}");
+        let e = eval(&t, "lb1", "l40").unwrap_err();
+        // l21 is the first of more than 4,000,000 items (2 << 21)
+        assert_eq!((e.var.as_str(), e.loc.line), ("l21", 44), "{e:?}");
+        assert!(e.message.contains("more than 4000000 items"), "{e:?}");
+        let e = eval(&t, "lb1", "m").unwrap_err();
+        assert!(e.message.contains("more than 4000000 items"), "{e:?}");
+        assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
     }
 }
