@@ -825,7 +825,7 @@ fn a_closed_output_is_no_panic() {
 
 /// Sources that never end (`/dev/zero`, a password script that prints forever) are read up
 /// to lbctl's limit and refused, naming the source: a `--limit @FILE`, a vault password file
-/// or script, a saved plan.
+/// or script; a saved plan that is no regular file is refused before it is read.
 #[test]
 fn an_endless_source_is_cut_at_the_limit() {
     let dir = scratch("endless-sources");
@@ -877,8 +877,9 @@ fn an_endless_source_is_cut_at_the_limit() {
             "password-forever: larger than 64 MiB, more than lbctl reads",
         ),
         (
+            // a plan file is a regular file, as lbctl writes one: a device is refused unread
             &["apply", "/dev/zero"],
-            "cannot read the plan file /dev/zero: larger than 1024 MiB, more than lbctl reads",
+            "the plan file /dev/zero is refused: it is not a regular file",
         ),
     ];
     for (args, error) in cases {
