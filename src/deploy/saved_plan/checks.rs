@@ -10,7 +10,7 @@ use crate::{
     remote,
     source::{Diagnostics, Loc, Node, Value, field},
     spec::managed_path::{self, Owner},
-    spec::{Service, reload, udp_health},
+    spec::{Connection, Service, reload, udp_health},
 };
 
 impl SavedPlan {
@@ -36,18 +36,7 @@ impl SavedPlan {
             let mut at = |field: String, message: String| {
                 problems.push(format!("{name}: hosts[{index}].{field}: {message}"));
             };
-            if host.connection.name != *name {
-                at(
-                    "connection.name".into(),
-                    format!(
-                        "its connection is to another host ({})",
-                        host.connection.name
-                    ),
-                );
-            }
-            for problem in host.connection.problems() {
-                at("connection".into(), problem);
-            }
+            connection_problems(name, &host.connection, &mut at);
             for (i, vip) in host.vips.iter().enumerate() {
                 if vip.parse::<std::net::IpAddr>().is_err() {
                     at(
@@ -66,18 +55,7 @@ impl SavedPlan {
             let mut at = |field: String, message: String| {
                 problems.push(format!("{name}: standbys[{index}].{field}: {message}"));
             };
-            if standby.connection.name != *name {
-                at(
-                    "connection.name".into(),
-                    format!(
-                        "its connection is to another host ({})",
-                        standby.connection.name
-                    ),
-                );
-            }
-            for problem in standby.connection.problems() {
-                at("connection".into(), problem);
-            }
+            connection_problems(name, &standby.connection, &mut at);
             for (i, vip) in standby.vips.iter().enumerate() {
                 if let Some(message) = inventory_rule(vip, |n, d| field::cidr(n, "vip", d)) {
                     at(format!("vips[{i}]"), message);
@@ -96,6 +74,19 @@ impl SavedPlan {
             }
         }
         (problems, outside)
+    }
+}
+
+/// The connection of host `name`: its own, and as the inventory's would be.
+fn connection_problems(name: &str, connection: &Connection, at: &mut At) {
+    if connection.name != name {
+        at(
+            "connection.name".into(),
+            format!("its connection is to another host ({})", connection.name),
+        );
+    }
+    for problem in connection.problems() {
+        at("connection".into(), problem);
     }
 }
 
