@@ -41,24 +41,67 @@ impl Diagnostic {
 /// neither forge another line of output nor restyle the terminal.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = escape_control(&self.file);
+        let shown = |text: &str| clip(escape_control(text).into_owned());
+        let file = shown(&self.file);
         if self.line > 0 {
             write!(f, "{file}:{}: ", self.line)?;
         } else {
             write!(f, "{file}: ")?;
         }
         if !self.key.is_empty() {
-            write!(f, "{}: ", escape_control(&self.key))?;
+            write!(f, "{}: ", shown(&self.key))?;
         }
-        write!(f, "{}", escape_control(&self.message))?;
+        write!(f, "{}", shown(&self.message))?;
         if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {}", escape_control(hint))?;
+            write!(f, "\n  hint: {}", shown(hint))?;
         }
         Ok(())
     }
 }
 
 impl std::error::Error for Diagnostic {}
+
+impl Diagnostic {
+    /// This diagnostic as `--json` prints it: every field at most [`MAX_SHOWN`] characters.
+    pub fn clipped(&self) -> Diagnostic {
+        Diagnostic {
+            file: clip(self.file.clone()),
+            line: self.line,
+            key: clip(self.key.clone()),
+            message: clip(self.message.clone()),
+            hint: self.hint.clone().map(clip),
+        }
+    }
+}
+
+/// The most characters of one message (or key, or hint) a user is shown. Clipping happens as
+/// a message is printed, after secrets were redacted, so no cut can split a secret.
+pub const MAX_SHOWN: usize = 2000;
+
+/// `text`, or when it is longer than [`MAX_SHOWN`] characters its start and its end around
+/// a mark saying how much was left out: a megabyte value quoted in an error is not worth a
+/// megabyte of terminal, and the end of a message usually says what to do.
+pub fn clip(text: String) -> String {
+    const TAIL: usize = 500;
+    let Some((head_end, _)) = text.char_indices().nth(MAX_SHOWN) else {
+        return text;
+    };
+    let total = MAX_SHOWN + text[head_end..].chars().count();
+    let left_out = total - (MAX_SHOWN - TAIL);
+    let head = &text[..text
+        .char_indices()
+        .nth(MAX_SHOWN - TAIL)
+        .map_or(0, |(i, _)| i)];
+    let tail_start = text
+        .char_indices()
+        .rev()
+        .nth(TAIL - 1)
+        .map_or(0, |(i, _)| i);
+    format!(
+        "{head} ... [{left_out} characters left out] ... {}",
+        &text[tail_start..]
+    )
+}
 
 /// `text` with every control character (C0, DEL, C1) and every invisible character that
 /// reorders or hides text (bidirectional overrides, zero-width marks) written as an escape:
@@ -144,6 +187,42 @@ mod tests {
             "vars\\n.yml:3: a\\u{1b}[31mb: `x\\nerror: forged` is bad\\u{202e}\n  hint: tab\\there"
         );
         assert!(matches!(escape_control("plain: text"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn long_text_is_shown_by_its_start_and_end() {
+        assert_eq!(clip("short".into()), "short");
+        let exact = "é".repeat(MAX_SHOWN);
+        assert_eq!(clip(exact.clone()), exact);
+        let long = format!("unknown \"{}\": use one of a, b", "é".repeat(1 << 20));
+        let shown = clip(long);
+        assert_eq!(
+            shown.chars().count(),
+            MAX_SHOWN + " ... [1047103 characters left out] ... ".len()
+        );
+        assert!(shown.starts_with("unknown \"éé"), "{}", &shown[..40]);
+        assert!(shown.ends_with("éé\": use one of a, b"));
+        let d = Diagnostic::new(
+            &Loc::new(&std::sync::Arc::from("vars.yml"), 2),
+            "k".repeat(5000),
+            "m".repeat(5000),
+        )
+        .hint("h".repeat(5000));
+        assert!(
+            d.to_string().len() < 3 * (MAX_SHOWN + 60),
+            "{}",
+            d.to_string().len()
+        );
+        let clipped = d.clipped();
+        assert!(
+            [
+                &clipped.key,
+                &clipped.message,
+                clipped.hint.as_ref().unwrap()
+            ]
+            .iter()
+            .all(|t| t.len() < MAX_SHOWN + 60)
+        );
     }
 
     #[test]

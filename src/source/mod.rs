@@ -16,7 +16,7 @@ mod plain_yaml;
 mod scalar;
 mod var_map;
 
-pub use diagnostic::{Diagnostic, Diagnostics, escape_control};
+pub use diagnostic::{Diagnostic, Diagnostics, clip, escape_control};
 pub use field::parse_duration;
 pub use limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_at_most, read_file, read_text};
 pub use loc::Loc;

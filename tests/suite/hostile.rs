@@ -19,6 +19,8 @@ const VIP: &str = "keepalived_vip: 10.0.0.100/24\nkeepalived_interface: eth0\n";
 const MAX_RSS_KIB: u64 = 200 * 1024;
 const MAX_CPU_SECONDS: f64 = 1.0;
 const VIRTUAL_MEMORY_KIB: u64 = 1024 * 1024;
+/// The most an error's report may be, whatever the size of the value it is about.
+const MAX_ERROR_BYTES: usize = 16 * 1024;
 
 /// What a case must give.
 enum Expect {
@@ -115,6 +117,27 @@ fn cases() -> Vec<Case> {
                     .collect::<String>()
             )),
             refused(ALL, 1, "a.k0", "appears twice"),
+        ),
+        case(
+            "a backend name of a megabyte, quoted in its error",
+            hosts_and(&format!(
+                "haproxy_tcp_backends:\n  - name: \"{}\"\n    port: 3306\n    servers:\n      - {{name: w1, address: 10.0.1.1, port: 30306}}\n",
+                "n".repeat(1 << 20)
+            )),
+            refused(
+                ALL,
+                2,
+                "haproxy_tcp_backends[0].name",
+                "at most 64 characters",
+            ),
+        ),
+        case(
+            "a key of a megabyte (an explicit `?` key), named in its error",
+            hosts_and(&format!(
+                "haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    ? {}\n    : 1\n    servers:\n      - {{name: w1, address: 10.0.1.1, port: 30306}}\n",
+                "k".repeat(1 << 20)
+            )),
+            refused(ALL, 4, "haproxy_tcp_backends[0]", "allowed keys here"),
         ),
         case(
             "a template reading the vars of a host the inventory does not have",
@@ -635,6 +658,12 @@ fn crafted_inputs_are_refused_where_they_are_wrong_within_bounded_resources() {
                 );
                 if text_stderr.chars().any(|c| c.is_control() && c != '\n') {
                     problems.push("raw control characters in the message".into());
+                }
+                // A value quoted in an error is clipped: its error is not its size.
+                for (what, shown) in [("--json", stdout.len()), ("text", text_stderr.len())] {
+                    if shown > MAX_ERROR_BYTES {
+                        problems.push(format!("the {what} error is {shown} bytes"));
+                    }
                 }
             }
         }

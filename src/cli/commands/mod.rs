@@ -29,6 +29,7 @@ use crate::{
     input::Templar,
     input::template,
     render::{RenderedHost, RunContext, Templates, check_flag_dir, override_dirs},
+    source::clip,
     spec::{Fleet, HostSpec, Input},
 };
 
@@ -73,7 +74,7 @@ impl Global {
     pub fn load(&self) -> Result<Loaded, Error> {
         let cfg = AnsibleCfg::load()?;
         for w in &cfg.warnings {
-            errln!("warning: {w}");
+            errln!("warning: {}", clip(w.clone()));
         }
         let inventory = if !self.inventory.is_empty() {
             self.inventory.clone()

@@ -16,7 +16,7 @@ use crate::{
     deploy::Action,
     deploy::{Outcome, Report},
     deploy::{RuntimeState, Why, setting_words},
-    source::escape_control,
+    source::{Diagnostic, clip, escape_control},
 };
 
 /// Standard output for a long text: buffered, where `stdout` alone would make a system call
@@ -78,11 +78,14 @@ pub fn rendered(global: &Global, written: &[Written]) -> ExitStatus {
 
 /// Prints an error: every diagnostic with its hint, then a summary line.
 pub fn error(global: &Global, e: &Error) {
+    let summary = clip(e.to_string());
+    let hint = e.hint().map(clip);
     if global.json {
-        let diagnostics = e.diagnostics();
+        let diagnostics: Vec<Diagnostic> =
+            e.diagnostics().iter().map(Diagnostic::clipped).collect();
         json(&serde_json::json!({
-            "error": e.to_string(),
-            "hint": e.hint(),
+            "error": summary,
+            "hint": hint,
             "diagnostics": diagnostics,
         }));
         return;
@@ -91,8 +94,8 @@ pub fn error(global: &Global, e: &Error) {
     for d in e.diagnostics() {
         let _ = writeln!(err, "error: {d}");
     }
-    let _ = writeln!(err, "error: {e}");
-    if let Some(h) = e.hint() {
+    let _ = writeln!(err, "error: {summary}");
+    if let Some(h) = hint {
         let _ = writeln!(err, "  hint: {h}");
     }
 }

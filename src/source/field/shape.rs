@@ -43,8 +43,14 @@ pub fn entry<'a>(entries: &'a [Entry], key: &str) -> Option<&'a Node> {
 }
 
 /// The closest candidate to a misspelt key, if one is close enough to be a likely typo.
+///
+/// The distance is never less than the difference in length, so a candidate that far apart
+/// is passed over without measuring: the measure takes time and memory of both lengths
+/// multiplied, which a megabyte key would make a second per candidate.
 pub fn suggest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let key_chars = key.chars().count();
     candidates
+        .filter(|c| key_chars.abs_diff(c.chars().count()) <= 2.max(c.len() / 5))
         .map(|c| (strsim::damerau_levenshtein(key, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 5))
         .min()
@@ -161,5 +167,7 @@ mod tests {
             Some("check_interval")
         );
         assert_eq!(suggest("zzzzzz", keys.iter().copied()), None);
+        assert_eq!(suggest("chéck", keys.iter().copied()), Some("check"));
+        assert_eq!(suggest(&"k".repeat(1 << 20), keys.iter().copied()), None);
     }
 }
