@@ -164,12 +164,13 @@ impl Templates {
         // Lookups go through missing values, as in a variable's template (`facts.eth0 |
         // default('eth0')`).
         let source = template.source();
-        let content =
-            template::explain(|| template::render_through_missing(source, || template.render(ctx)))
-                .map_err(|e| match *e {
-                    Ok(variable) => variable.diagnostic(),
-                    Err(e) => template_error(&from, e.line().unwrap_or(0), describe(&e)),
-                })?;
+        let content = template::explain(|| {
+            template::render_through_missing(source, || template::render_file(&template, ctx))
+        })
+        .map_err(|e| match *e {
+            Ok(variable) => variable.diagnostic(),
+            Err(e) => template_error(&from, e.line().unwrap_or(0), describe(&e)),
+        })?;
         Ok(RenderedFile {
             service,
             path,

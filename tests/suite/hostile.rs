@@ -140,6 +140,24 @@ fn cases() -> Vec<Case> {
             refused(ALL, 4, "haproxy_tcp_backends[0]", "allowed keys here"),
         ),
         case(
+            "a template of the user's writing 200 MB",
+            vec![
+                ("hosts", HOSTS.to_string()),
+                (ALL, TCP.to_string()),
+                (
+                    "templates/haproxy.cfg.j2",
+                    "global\n{% for i in range(200) %}# {{ 'x' * 1000000 }}\n{% endfor %}\n"
+                        .to_string(),
+                ),
+            ],
+            refused(
+                "templates/haproxy.cfg.j2",
+                0,
+                "",
+                "would be more than 64 MiB",
+            ),
+        ),
+        case(
             "a template reading the vars of a host the inventory does not have",
             hosts_and(
                 "haproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers:\n      - {name: w1, address: \"{{ hostvars['w9'].ansible_host }}\", port: 30306}\n",

@@ -29,6 +29,6 @@ pub use env::environment;
 pub use error::{TemplateError, advice, explain};
 pub use filters::python_str;
 pub use mutable::{check_chains, prepare};
-pub use native::is_template;
+pub use native::{is_template, render_file};
 pub use scope::{HostScope, Templar};
 pub use stack::{spawn_scoped, with_deep_stack};

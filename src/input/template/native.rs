@@ -105,6 +105,26 @@ pub(super) fn render(source: &str, ctx: Value) -> Result<Value, Error> {
     })
 }
 
+/// Renders one of the user's own config templates, its output held to the bound a variable's
+/// value is: the fuel bounds the steps, not how much each step writes (`{{ x * 10 }}` in a
+/// loop, a `{% filter %}` block repeated).
+pub fn render_file(template: &minijinja::Template, ctx: &Value) -> Result<String, Error> {
+    let mut output = Capped(Vec::new());
+    let rendered = template.render_captured_to(ctx, &mut output);
+    if output.0.len() > MAX_VALUE_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "the rendered file would be more than {} MiB, as no configuration is \
+                 (does a loop repeat more than it should?)",
+                MAX_VALUE_BYTES >> 20
+            ),
+        ));
+    }
+    rendered?;
+    String::from_utf8(output.0).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+}
+
 /// A template's output, refused past [`MAX_VALUE_BYTES`] as it is written (the one byte more
 /// it keeps tells the render it ran out of room).
 struct Capped(Vec<u8>);
