@@ -311,7 +311,7 @@ fn hex(text: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Reads one password from its source, as Ansible does: a file's content without surrounding
-/// whitespace; an executable's standard output without trailing line breaks (a script named
+/// whitespace; an executable's standard output without the line breaks around it (a script named
 /// `*-client` is asked for its label with `--vault-id LABEL`); a prompt on the terminal.
 fn read_password(id: &VaultId) -> Result<Password, InputError> {
     let password = match &id.source {
@@ -363,8 +363,54 @@ fn read_password_file(path: &Path, label: &str) -> Result<Vec<u8>, InputError> {
     if meta.permissions().mode() & 0o111 != 0 {
         return run_password_script(path, label);
     }
-    let text = crate::source::read_file(path).map_err(unreadable)?;
-    Ok(text.trim_ascii().to_vec())
+    use std::os::unix::fs::FileTypeExt;
+    let text = if meta.file_type().is_fifo() {
+        let text = read_fifo(path).map_err(unreadable)?;
+        if text.is_empty() {
+            return Err(InputError::VaultPasswordFile {
+                path: path.to_path_buf(),
+                message: "it is a named pipe (FIFO), and nothing wrote to it".into(),
+            });
+        }
+        text
+    } else {
+        crate::source::read_file(path).map_err(unreadable)?
+    };
+    Ok(python_strip(&text, |b| b.is_ascii_whitespace() || b == b'\x0b').to_vec())
+}
+
+/// A named pipe's content, as a password file (`--vault-password-file <(pass show vault)`
+/// is one): read to its end while something writes to it. Opening one that nothing has open
+/// for writing waited forever; it is opened without waiting, and then reads as empty.
+fn read_fifo(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::{fd::AsRawFd, unix::fs::OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    // Reads wait for the writer again: without O_NONBLOCK, one not written yet would be
+    // an error (EAGAIN) instead of the password.
+    // SAFETY: fcntl on a descriptor this function owns, with flags it read from it.
+    let cleared = unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(std::io::Error::last_os_error());
+    }
+    crate::source::read_at_most(file, crate::source::MAX_FILE_BYTES)
+}
+
+/// `text` without the leading and trailing bytes `strip` matches, as Python's `bytes.strip`:
+/// Ansible strips a password file's ASCII whitespace (vertical tab included, which Rust's
+/// `trim_ascii` keeps), and a script's line breaks at both ends.
+fn python_strip(text: &[u8], strip: impl Fn(u8) -> bool) -> &[u8] {
+    let start = text.iter().position(|b| !strip(*b)).unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|b| !strip(*b))
+        .map_or(start, |i| i + 1);
+    &text[start..end]
 }
 
 fn run_password_script(path: &Path, label: &str) -> Result<Vec<u8>, InputError> {
@@ -372,7 +418,10 @@ fn run_password_script(path: &Path, label: &str) -> Result<Vec<u8>, InputError> 
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut cmd = Command::new(path);
+    // Run by its path, as Ansible runs it: a bare name (`--vault-password-file pass.sh`) is
+    // a file here, never a program found on $PATH.
+    let program = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut cmd = Command::new(program);
     if stem.ends_with("-client") {
         cmd.args(["--vault-id", label]);
     }
@@ -397,7 +446,7 @@ fn run_password_script(path: &Path, label: &str) -> Result<Vec<u8>, InputError> 
         let _ = child.kill();
     }
     let status = child.wait().map_err(started)?;
-    let mut password = printed.map_err(|e| InputError::VaultPasswordFile {
+    let password = printed.map_err(|e| InputError::VaultPasswordFile {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -407,10 +456,7 @@ fn run_password_script(path: &Path, label: &str) -> Result<Vec<u8>, InputError> 
             status: status.to_string(),
         });
     }
-    while password.last().is_some_and(|b| matches!(b, b'\r' | b'\n')) {
-        password.pop();
-    }
-    Ok(password)
+    Ok(python_strip(&password, |b| matches!(b, b'\r' | b'\n')).to_vec())
 }
 
 #[cfg(test)]
@@ -538,12 +584,30 @@ mod tests {
         );
         let keys = Keyring::new(vec![VaultId::file("prod", client)]);
         assert!(keys.decrypt(&read("file-1.2.yml")).is_ok());
+        // Ansible strips line breaks at both ends of what a script prints.
+        let blank_first = script("blank-first.sh", "printf '\\n\\r\\nlbctl-test-pass\\r\\n'");
+        let keys = Keyring::new(vec![VaultId::file("default", blank_first)]);
+        assert!(keys.decrypt(&read("file-1.1.yml")).is_ok());
         let failing = script("fail.sh", "exit 3");
         let keys = Keyring::new(vec![VaultId::file("default", failing)]);
         assert!(matches!(
             keys.decrypt(&read("file-1.1.yml")),
             Err(e @ InputError::VaultScriptFailed { .. }) if e.to_string().contains("fail.sh")
         ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_password_file_is_stripped_of_what_python_calls_whitespace() {
+        let dir = std::env::temp_dir().join(format!("lbctl-vault-ws-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pass");
+        // a vertical tab and a form feed are whitespace to Python's bytes.strip
+        std::fs::write(&file, b"\x0b\x0c lbctl-test-pass\x0b\t\r\n").unwrap();
+        let keys = Keyring::new(vec![VaultId::file("default", file)]);
+        assert!(keys.decrypt(&read("file-1.1.yml")).is_ok());
+        assert_eq!(python_strip(b"\n\n", |b| b == b'\n'), b"");
+        assert_eq!(python_strip(b"\na b\n", |b| b == b'\n'), b"a b");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

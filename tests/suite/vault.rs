@@ -125,6 +125,88 @@ fn a_vault_nobody_needs_is_never_decrypted() {
     );
 }
 
+/// `--vault-password-file pass` names the executable file `./pass`, as Ansible runs it; lbctl
+/// looked a name without a `/` up on $PATH, so it failed (no such file), or ran another
+/// program of that name (password-store's `pass`, say) and took what it printed.
+#[test]
+fn a_password_script_named_without_a_directory_is_the_file_here() {
+    let dir = scratch("vault-relative-script");
+    write(&dir, "pass", "#!/bin/sh\necho lbctl-test-pass\n");
+    std::process::Command::new("chmod")
+        .args(["+x", dir.join("pass").to_str().unwrap()])
+        .status()
+        .unwrap();
+    let out = dir.join("out");
+    Lbctl::new()
+        .current_dir(&dir)
+        .arg("-i")
+        .arg(case().join("inventory").to_str().unwrap())
+        .args(["--vault-password-file", "pass", "render", "-o"])
+        .arg(out.to_str().unwrap())
+        .run();
+    let haproxy = std::fs::read_to_string(out.join("lb1/haproxy.cfg")).unwrap();
+    assert!(
+        haproxy.contains("stats auth admin:stats-secret-from-the-vault"),
+        "{haproxy}"
+    );
+}
+
+/// A password file that is a named pipe: given by process substitution (`<(...)`, which a
+/// shell passes as `/dev/fd/N`), it is read as a file; one that nothing writes to is an
+/// error at once. lbctl waited to open it for as long as nothing opened it to write.
+#[test]
+fn a_password_pipe_is_read_and_an_abandoned_one_is_an_error() {
+    let dir = scratch("vault-fifo");
+    let lbctl = env!("CARGO_BIN_EXE_lbctl");
+    let substituted = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec {lbctl} -i inventory --vault-password-file <(echo lbctl-test-pass) validate"
+        ))
+        .current_dir(case())
+        .output()
+        .expect("bash runs");
+    assert!(
+        substituted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&substituted.stderr)
+    );
+    let fifo = dir.join("pass.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = std::process::Command::new(lbctl)
+        .args(["-i", "inventory", "--vault-password-file"])
+        .arg(&fifo)
+        .arg("validate")
+        .current_dir(case())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not a timing: a bound on a wait that never ended, so the test fails instead of hanging.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("lbctl still waits for a writer to the FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("it is a named pipe (FIFO), and nothing wrote to it"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn errors_never_show_a_decrypted_value() {
     let dir = scratch("vault-redacted");
