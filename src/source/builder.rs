@@ -227,6 +227,24 @@ impl<'f> Builder<'f> {
         }
     }
 
+    /// `!vault` on a list or mapping: Ansible refuses the file (the tag requires a string
+    /// value); lbctl read it as an untagged list or mapping, and used it as plain data.
+    fn refuse_vault_tag(&mut self, tag: Option<&saphyr_parser::Tag>, what: &str, loc: &Loc) {
+        let Some(tag) = tag.filter(|t| t.handle == "!") else {
+            return;
+        };
+        if matches!(tag.suffix.as_str(), "vault" | "vault-encrypted") {
+            self.fail(
+                Diagnostic::new(
+                    loc,
+                    self.path(),
+                    format!("the !{} tag requires a string value, not a {what}", tag.suffix),
+                )
+                .hint("an inline vault is the text `ansible-vault encrypt_string` prints, after `!vault |`"),
+            );
+        }
+    }
+
     fn start(&mut self, items: Items, loc: Loc, anchor: usize) {
         if self.stack.len() >= MAX_DEPTH {
             self.fail(
@@ -332,8 +350,12 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
                     );
                 }
             }
-            Event::SequenceStart(anchor, _) => self.start(Items::Seq(Vec::new()), loc, anchor),
-            Event::MappingStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                self.refuse_vault_tag(tag.as_deref(), "list", &loc);
+                self.start(Items::Seq(Vec::new()), loc, anchor)
+            }
+            Event::MappingStart(anchor, tag) => {
+                self.refuse_vault_tag(tag.as_deref(), "mapping", &loc);
                 self.start(Items::Map(Vec::new(), None, None), loc, anchor)
             }
             Event::SequenceEnd | Event::MappingEnd => {

@@ -164,6 +164,23 @@ mod tests {
             vault.get("p").unwrap().value,
             Value::Vault("$ANSIBLE_VAULT;1.1;AES256\n6162".into())
         );
+        // Ansible: "the '!vault' tag requires a string value"
+        for text in [
+            "a: 1\np: !vault [1]\n",
+            "a: 1\np: !vault {a: 1}\n",
+            "a: 1\np: !vault-encrypted\n  - x\n",
+        ] {
+            let refused = parse_str(text, &file).unwrap_err();
+            assert_eq!(
+                (refused.line, refused.key.as_str()),
+                (2, "p"),
+                "{text}: {refused}"
+            );
+            assert!(
+                refused.message.contains("requires a string value"),
+                "{refused}"
+            );
+        }
         let two = parse_str("a: 1\n---\nb: 2\n", &file).unwrap_err();
         assert_eq!(two.line, 2, "{two}");
         assert!(parse_str("---\na: 1\n", &file).is_ok());
