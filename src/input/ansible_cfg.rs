@@ -270,7 +270,7 @@ impl AnsibleCfg {
     }
 
     /// The vault ids Ansible would use with these command-line options: the configured
-    /// identity list first, then `--vault-id`s, then password files (`--vault-password-file`,
+    /// identity list first (its files relative to the working directory), then `--vault-id`s, then password files (`--vault-password-file`,
     /// then the configured one), then a prompt if asked.
     pub fn vault_ids(&self, cli_ids: &[String], cli_files: &[PathBuf], ask: bool) -> Vec<VaultId> {
         let mut ids: Vec<VaultId> = self
@@ -284,15 +284,9 @@ impl AnsibleCfg {
                     .split(',')
                     .map(|s| unquote(s.trim()))
                     .filter(|s| !s.is_empty())
-                    .map(|s| {
-                        let mut id = VaultId::parse(s);
-                        if let crate::input::vault::PasswordSource::File(p) = &id.source {
-                            id.source = crate::input::vault::PasswordSource::File(
-                                self.resolve(&p.to_string_lossy()),
-                            );
-                        }
-                        id
-                    })
+                    // A list setting, not a path one: Ansible reads a relative file in it from
+                    // the working directory, not from the configuration file's.
+                    .map(VaultId::parse)
                     .collect()
             })
             .unwrap_or_default();
@@ -579,7 +573,7 @@ mod tests {
     #[test]
     fn reads_sections_comments_and_relative_paths() {
         let cfg = AnsibleCfg::parse(
-            "# top\n[defaults]\nInventory = hosts.ini, ./more ; inline\nremote_user: ops\nvault_password_file = secrets/pass\n\n[privilege_escalation]\nbecome=True\n[ssh_connection]\nssh_args = -o ControlMaster=auto\n  -o Port=22\n",
+            "# top\n[defaults]\nInventory = hosts.ini, ./more ; inline\nremote_user: ops\nvault_password_file = secrets/pass\nvault_identity_list = dev@dev-pass, ci@/ci/pass\n\n[privilege_escalation]\nbecome=True\n[ssh_connection]\nssh_args = -o ControlMaster=auto\n  -o Port=22\n",
             Some(PathBuf::from("/repo/ansible.cfg")),
         )
         .unwrap();
@@ -604,6 +598,9 @@ mod tests {
         assert_eq!(
             labels,
             [
+                // from the working directory, as Ansible reads a list setting
+                ("dev", "File(\"dev-pass\")".to_string()),
+                ("ci", "File(\"/ci/pass\")".to_string()),
                 ("prod", "File(\"/p\")".to_string()),
                 ("default", "File(\"cli-pass\")".to_string()),
                 ("default", "File(\"/repo/secrets/pass\")".to_string()),
