@@ -34,7 +34,7 @@ impl Inventory {
         // declaring them (a child, a :vars section), with where and for which parent.
         let mut declared: HashSet<String> = ["all", "ungrouped"].map(String::from).into();
         let mut named: Vec<(String, Loc, Option<String>)> = Vec::new();
-        for (idx, raw) in text.lines().enumerate() {
+        for (idx, raw) in python_lines(text).enumerate() {
             let loc = Loc::new(file, idx + 1);
             let line = raw.trim();
             if line.is_empty() || line.starts_with(['#', ';']) {
@@ -188,6 +188,44 @@ impl Inventory {
             );
         }
     }
+}
+
+/// The lines of `text` as Python's `str.splitlines` gives them to Ansible's INI plugin: broken
+/// at `\n`, `\r\n` and a lone `\r` (a file saved with old Mac line ends read as one line
+/// before), and at the other breaks Python knows (`\v`, `\f`, `\x1c`-`\x1e`, U+0085,
+/// U+2028, U+2029); a break at the very end starts no line.
+fn python_lines(text: &str) -> impl Iterator<Item = &str> {
+    let is_break = |c: char| {
+        matches!(
+            c,
+            '\n' | '\r'
+                | '\x0b'
+                | '\x0c'
+                | '\x1c'
+                | '\x1d'
+                | '\x1e'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+    };
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(at) = rest.find(is_break) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..at];
+        let brk = if rest[at..].starts_with("\r\n") {
+            2
+        } else {
+            rest[at..].chars().next().map_or(1, char::len_utf8)
+        };
+        rest = &rest[at + brk..];
+        Some(line)
+    })
 }
 
 /// A section header or child group name with its trailing `# comment` removed.

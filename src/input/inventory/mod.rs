@@ -706,6 +706,29 @@ mod tests {
         assert_eq!(inv.group_names("solo"), ["ungrouped"]);
     }
 
+    /// Line ends as Python's `splitlines` reads them for Ansible: CR alone (old Mac files),
+    /// CRLF and a form feed each end a line, so the numbers count what Ansible counts.
+    #[test]
+    fn ini_lines_end_where_ansible_ends_them() {
+        let d = tempdir("line-ends");
+        write(
+            &d,
+            "hosts",
+            "[haproxy_servers]\rlb1 ansible_host=10.0.0.1\r\nlb2\x0c[workers]\rw1 junk\r",
+        );
+        let errs = Inventory::load(&[d.join("hosts")]).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].line, errs[0].key.as_str()), (5, "junk"));
+        write(
+            &d,
+            "hosts",
+            "[haproxy_servers]\rlb1 ansible_host=10.0.0.1\rlb2\r",
+        );
+        let inv = Inventory::load(&[d.join("hosts")]).unwrap();
+        assert_eq!(inv.hosts_of("haproxy_servers"), ["lb1", "lb2"]);
+        assert_eq!(inv.hosts["lb1"].loc.map(|l| l.line), Some(2));
+    }
+
     #[test]
     fn bad_ini_lines_are_all_reported() {
         let d = tempdir("bad");
