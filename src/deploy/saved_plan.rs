@@ -34,6 +34,7 @@ use crate::{
 };
 
 mod checks;
+mod stamp;
 
 /// What the file says it is.
 pub const FORMAT: &str = "lbctl-plan";
@@ -71,6 +72,7 @@ pub struct PlannedHost {
     /// The VIPs, as `ip` lists them: who holds one goes last.
     pub vips: Vec<String>,
     pub files: Vec<PlannedFile>,
+    #[serde(deserialize_with = "stamp::unique_keys")]
     pub controls: BTreeMap<Service, ServiceControl>,
     pub verify: Verify,
     /// What carries the servers' state across the apply: HAProxy's state file, and nginx's
@@ -102,7 +104,7 @@ pub enum SavedPlanError {
     #[error("{path} is not an lbctl plan file: {message}")]
     Format { path: String, message: String },
     #[error("{path} is an lbctl plan file of version {found}; this lbctl reads version {VERSION}")]
-    Version { path: String, found: u32 },
+    Version { path: String, found: String },
     #[error("cannot write the plan file {path}: {message}")]
     Write { path: String, message: String },
     #[error("the plan file {path} is refused: {message}; nothing was changed on any host")]
@@ -257,29 +259,27 @@ impl SavedPlan {
                 message: e.to_string(),
             })
         })?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| SavedPlanError::Format {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
-        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        let malformed = |e: serde_json::Error| SavedPlanError::Format {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
+        let stamp: stamp::Stamp = serde_json::from_slice(&text).map_err(malformed)?;
+        if !stamp.format.is_some_and(|f| f.is_text(FORMAT)) {
             return Err(SavedPlanError::Format {
                 path: shown,
                 message: format!("it has no \"format\": \"{FORMAT}\""),
             });
         }
-        let found = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-        if found != u64::from(VERSION) {
-            return Err(SavedPlanError::Version {
-                path: shown,
-                found: u32::try_from(found).unwrap_or(u32::MAX),
-            });
+        match stamp.version {
+            Some(v) if v.number() == Some(u64::from(VERSION)) => {}
+            found => {
+                return Err(SavedPlanError::Version {
+                    path: shown,
+                    found: found.map_or_else(|| "none".into(), |v| v.to_string()),
+                });
+            }
         }
-        let plan: SavedPlan =
-            serde_json::from_value(value).map_err(|e| SavedPlanError::Format {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
+        let plan: SavedPlan = serde_json::from_slice(&text).map_err(malformed)?;
         let (problems, outside) = plan.problems(confine_paths);
         if problems.is_empty() {
             Ok(plan)
@@ -859,6 +859,40 @@ mod tests {
     }
 
     #[test]
+    fn a_key_written_twice_is_refused_where_it_is() {
+        let dir = scratch("twice");
+        let path = dir.join("p");
+        let text =
+            String::from_utf8(serde_json::to_vec_pretty(&plans_of("inventory/example")).unwrap())
+                .unwrap();
+        // a JSON reader keeps the last of two keys; whoever reviews the file may read the first
+        let cases = [
+            (
+                "\"version\": 1,",
+                "\"version\": 1,\n  \"version\": 1,",
+                "duplicate field `version` at line 4",
+            ),
+            (
+                "\"controls\": {",
+                "\"controls\": {\n \"haproxy\": {\"check\": \"true\", \"reload\": \"true\"},",
+                "the key \"haproxy\" is written twice at line",
+            ),
+        ];
+        for (at, twice, why) in cases {
+            assert!(text.contains(at), "{at}");
+            std::fs::write(&path, text.replacen(at, twice, 1)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            match SavedPlan::read(&path, true) {
+                Err(e @ SavedPlanError::Format { .. }) => {
+                    assert!(e.to_string().contains(why), "{e}")
+                }
+                other => panic!("{why}: {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn another_version_or_format_is_refused() {
         let dir = scratch("version");
         let path = dir.join("p");
@@ -869,8 +903,27 @@ mod tests {
         .unwrap();
         assert!(matches!(
             SavedPlan::read(&path, true),
-            Err(SavedPlanError::Version { found: 2, .. })
+            Err(SavedPlanError::Version { found, .. }) if found == "2"
         ));
+        // shown as written, not as a number it is not
+        for (written, shown) in [
+            ("4294967297", "4294967297"),
+            ("\"1\"", "\"1\""),
+            ("1.0", "1.0"),
+        ] {
+            std::fs::write(
+                &path,
+                format!(r#"{{"format": "lbctl-plan", "version": {written}, "hosts": []}}"#),
+            )
+            .unwrap();
+            let refused = SavedPlan::read(&path, true).unwrap_err();
+            assert!(
+                refused
+                    .to_string()
+                    .contains(&format!("of version {shown};")),
+                "{refused}"
+            );
+        }
         std::fs::write(&path, r#"{"hosts": []}"#).unwrap();
         assert!(matches!(
             SavedPlan::read(&path, true),

@@ -1026,3 +1026,33 @@ fn render_writes_private_files_and_never_through_a_planted_link() {
         assert_eq!(mode & 0o777, 0o600, "{host}/haproxy.cfg");
     }
 }
+
+/// A plan file of 12 million numbers (24 MB) where lbctl reads none: it was read whole into a
+/// tree of JSON values first (32 bytes each: 12 million took 395 MiB, and the 1 GiB a plan
+/// file may be would take 16 GiB), then into the plan. Now the fields it has are read
+/// straight from the text, and the rest passed over: refused, within the usual 200 MiB.
+#[test]
+fn a_plan_file_of_millions_of_numbers_is_refused_without_holding_them() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = scratch("hostile-plan-numbers");
+    let path = dir.join("plan.json");
+    let mut text = String::from(r#"{"format": "lbctl-plan", "version": 1, "padding": ["#);
+    text.push_str(&"0,".repeat(12_000_000));
+    text.push_str("0]}");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    drop(file);
+    let (code, _, stderr, rss, _) = limited(&["apply".into(), path.display().to_string()]);
+    eprintln!("exit {code}, {} MiB", rss / 1024);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("is not an lbctl plan file: missing field `lbctl` at line 1"),
+        "{stderr}"
+    );
+    assert!(rss <= MAX_RSS_KIB, "{} MiB", rss / 1024);
+}
