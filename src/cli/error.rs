@@ -93,7 +93,8 @@ impl Error {
         match self {
             Error::Invalid(d)
             | Error::Spec(SpecError::Invalid(d))
-            | Error::Input(InputError::ConfigSyntax { problems: d, .. }) => d,
+            | Error::Input(InputError::ConfigSyntax { problems: d, .. })
+            | Error::Input(InputError::ConfigEncoding { problems: d, .. }) => d,
             _ => &[],
         }
     }

@@ -73,12 +73,13 @@ impl AnsibleCfg {
                 return Err(InputError::ConfigType { path });
             }
             Some(path) => {
-                let text = match crate::source::read_file(&path).and_then(|bytes| {
-                    String::from_utf8(bytes).map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
-                    })
-                }) {
-                    Ok(text) => text,
+                let text = match crate::source::read_file(&path) {
+                    Ok(bytes) => {
+                        decode(bytes, &path).map_err(|problems| InputError::ConfigEncoding {
+                            path: path.clone(),
+                            problems,
+                        })?
+                    }
                     Err(source) => {
                         return Err(InputError::ReadConfig {
                             path,
@@ -427,6 +428,39 @@ impl AnsibleCfg {
     }
 }
 
+/// The file's text. Ansible reads a file that is not all UTF-8 (its other bytes escaped), so a
+/// comment saved in Latin-1 (`# Configuración`) changes nothing: such a comment line is read
+/// as an empty comment. lbctl refused the whole file ("not UTF-8 text"), with no line. A
+/// line that sets something, in bytes that are not UTF-8, is an error at its line.
+fn decode(bytes: Vec<u8>, path: &Path) -> Result<String, Vec<Diagnostic>> {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(e) => e.into_bytes(),
+    };
+    let origin: Arc<str> = Arc::from(path.display().to_string());
+    let mut text = String::with_capacity(bytes.len());
+    let mut problems = Vec::new();
+    for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if n > 0 {
+            text.push('\n');
+        }
+        match std::str::from_utf8(line) {
+            Ok(line) => text.push_str(line),
+            Err(_) if line.trim_ascii_start().starts_with(b"#") => text.push('#'),
+            Err(_) if line.trim_ascii_start().starts_with(b";") => text.push(';'),
+            Err(_) => problems.push(
+                Diagnostic::new(&Loc::new(&origin, n + 1), "", "this line is not UTF-8 text")
+                    .hint("save the file as UTF-8"),
+            ),
+        }
+    }
+    if problems.is_empty() {
+        Ok(text)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Ansible's boolean spellings for configuration values.
 pub fn boolean(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
@@ -630,6 +664,21 @@ mod tests {
         assert_eq!(unquote("\"a\\\""), "\"a\\\"");
         assert_eq!(unquote("'a\""), "'a\"");
         assert_eq!(unquote("\"\""), "");
+    }
+
+    #[test]
+    fn a_comment_not_in_utf8_is_read_as_ansible_reads_it() {
+        let path = Path::new("/repo/ansible.cfg");
+        let latin1 = b"# Configuraci\xf3n\n[defaults]\n  ; \xe9t\xe9\nremote_user = ops\n".to_vec();
+        let cfg = AnsibleCfg::parse(&decode(latin1, path).unwrap(), None).unwrap();
+        assert_eq!(cfg.remote_user().as_deref(), Some("ops"));
+        let setting = b"[defaults]\nremote_user = op\xe9\n".to_vec();
+        let problems = decode(setting, path).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            (problems[0].file.as_str(), problems[0].line),
+            ("/repo/ansible.cfg", 2)
+        );
     }
 
     /// The lines configparser refuses, each located, with the first fatal one last.

@@ -44,6 +44,11 @@ pub enum InputError {
         path: PathBuf,
         problems: Vec<crate::source::Diagnostic>,
     },
+    #[error("{}: {} in bytes that are not UTF-8, which lbctl cannot use; nothing was changed", path.display(), if .problems.len() == 1 { "a setting is" } else { "settings are" })]
+    ConfigEncoding {
+        path: PathBuf,
+        problems: Vec<crate::source::Diagnostic>,
+    },
 
     // --limit
     #[error("--limit {pattern}: {message}")]
@@ -118,6 +123,9 @@ impl InputError {
             | ReadConfig { .. } => return None,
             ConfigType { .. } => {
                 "point ANSIBLE_CONFIG at an ansible.cfg (or the directory holding one); Ansible reads only .cfg and .ini files"
+            }
+            ConfigEncoding { .. } => {
+                "Ansible reads such bytes escaped; save ansible.cfg as UTF-8 (a comment in another encoding is fine)"
             }
             ConfigSyntax { .. } => {
                 "ansible.cfg is read as Python's configparser reads it: `[section]` headers, `key = value` lines, each key once a section, comments starting with `#` or `;`"
