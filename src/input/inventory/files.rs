@@ -232,16 +232,19 @@ fn walk_once(
     if seen_before(dir, seen) {
         return Ok(());
     }
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+    // Names as the system gives them (bytes, sorted as Ansible sorts them): one that is not
+    // UTF-8, made text, named no file, so the file was passed over without a word.
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
         .map_err(|e| file_error(dir, format!("cannot read inventory directory: {e}")))?
         .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| e.file_name())
         .collect();
     names.sort();
     for name in names {
-        let ignored = name.starts_with('.')
-            || matches!(name.as_str(), "group_vars" | "host_vars" | "vars_plugins")
-            || IGNORED_ENDINGS.iter().any(|e| name.ends_with(e));
+        let text = name.to_string_lossy();
+        let ignored = text.starts_with('.')
+            || matches!(text.as_ref(), "group_vars" | "host_vars" | "vars_plugins")
+            || IGNORED_ENDINGS.iter().any(|e| text.ends_with(e));
         if ignored {
             continue;
         }
@@ -329,20 +332,21 @@ fn dir_vars_files(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<(u64, u
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let mut names: Vec<String> = entries
+    let mut names: Vec<std::ffi::OsString> = entries
         .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| e.file_name())
         .collect();
     names.sort();
     for name in names {
-        if name.starts_with('.') || name.ends_with('~') {
+        let text = name.to_string_lossy();
+        if text.starts_with('.') || text.ends_with('~') {
             continue;
         }
         let path = dir.join(&name);
-        let ext = path.extension().and_then(|e| e.to_str());
+        let ext = path.extension().map(|e| e.to_string_lossy());
         if path.is_dir() && ext.is_none() {
             dir_vars_files(&path, out, seen);
-        } else if path.is_file() && ext.is_none_or(|e| YAML_EXTENSIONS.contains(&e)) {
+        } else if path.is_file() && ext.is_none_or(|e| YAML_EXTENSIONS.contains(&e.as_ref())) {
             out.push(path);
         }
     }

@@ -729,6 +729,31 @@ mod tests {
         assert_eq!(inv.hosts["lb1"].loc.map(|l| l.line), Some(2));
     }
 
+    /// A file whose name is not UTF-8 is read, as Ansible reads it (its hosts went missing
+    /// without a word), and so is a vars file so named.
+    #[test]
+    fn files_named_in_bytes_that_are_not_utf8_are_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempdir("bytes");
+        write(
+            &d,
+            "hosts",
+            "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\n",
+        );
+        let name = std::ffi::OsStr::from_bytes(b"more-\xff");
+        std::fs::write(
+            d.join(name),
+            "[haproxy_servers]\nlb2 ansible_host=10.0.0.2\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(d.join("group_vars/haproxy_servers")).unwrap();
+        let vars = std::ffi::OsStr::from_bytes(b"v\xe9.yml");
+        std::fs::write(d.join("group_vars/haproxy_servers").join(vars), "x: 1\n").unwrap();
+        let inv = Inventory::load(std::slice::from_ref(&d)).unwrap();
+        assert_eq!(inv.hosts_of("haproxy_servers"), ["lb1", "lb2"]);
+        assert_eq!(inv.groups["haproxy_servers"].file_vars.len(), 1);
+    }
+
     #[test]
     fn bad_ini_lines_are_all_reported() {
         let d = tempdir("bad");
