@@ -492,6 +492,11 @@ fn cases() -> Vec<Case> {
 /// Runs lbctl under the limits; returns its exit code, stdout, stderr, and (resident KiB,
 /// CPU seconds) from `/usr/bin/time`.
 fn limited(args: &[String]) -> (i32, String, String, u64, f64) {
+    limited_in(&crate::support::repo_root(), args)
+}
+
+/// [`limited`], run from `dir` (where its `ansible.cfg` applies).
+fn limited_in(dir: &Path, args: &[String]) -> (i32, String, String, u64, f64) {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -499,7 +504,8 @@ fn limited(args: &[String]) -> (i32, String, String, u64, f64) {
         ))
         .arg(env!("CARGO_BIN_EXE_lbctl"))
         .args(args)
-        .current_dir(crate::support::repo_root())
+        .current_dir(dir)
+        .env_remove("ANSIBLE_CONFIG")
         .output()
         .expect("run lbctl under /usr/bin/time");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -1055,4 +1061,25 @@ fn a_plan_file_of_millions_of_numbers_is_refused_without_holding_them() {
         "{stderr}"
     );
     assert!(rss <= MAX_RSS_KIB, "{} MiB", rss / 1024);
+}
+
+/// An ansible.cfg value continued over 3 million short lines (12 MB): kept as a list of its
+/// lines, it took 15 times the file (190 MiB); now it is one text, within 10 times.
+#[test]
+fn a_setting_continued_over_millions_of_lines_stays_near_its_size() {
+    let dir = scratch("hostile-cfg-continuation");
+    write(&dir, "hosts", HOSTS);
+    write(&dir, ALL, TCP);
+    let mut cfg = String::from("[defaults]\ninventory = hosts\nansible_managed = a\n");
+    cfg.push_str(&"  c\n".repeat(3_000_000));
+    write(&dir, "ansible.cfg", &cfg);
+    let (code, _, stderr, rss, _) = limited_in(&dir, &["validate".into()]);
+    eprintln!("exit {code}, {} MiB", rss / 1024);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        rss <= 10 * cfg.len() as u64 / 1024,
+        "{} MiB for a file of {} MiB",
+        rss / 1024,
+        cfg.len() >> 20
+    );
 }
