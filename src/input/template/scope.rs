@@ -590,6 +590,17 @@ impl Object for HostVars {
     }
 }
 
+/// The Python type Ansible's own `hostvars` and `hostvars[host]` are (`type_debug`).
+pub(super) fn python_type_name(value: &Value) -> Option<&'static str> {
+    if value.downcast_object_ref::<HostVars>().is_some() {
+        Some("HostVars")
+    } else if value.downcast_object_ref::<HostVarsVars>().is_some() {
+        Some("HostVarsVars")
+    } else {
+        None
+    }
+}
+
 /// `hostvars[host]`: the host's variables without `hostvars` itself, as Ansible gives them
 /// (`include_hostvars=False`), so that walking them (`hostvars | to_json`) ends.
 #[derive(Debug)]

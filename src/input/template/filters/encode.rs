@@ -113,6 +113,17 @@ fn write_json(value: &Value, style: &JsonStyle, depth: usize, out: &mut String) 
     let (items, map) = match value.kind() {
         ValueKind::None | ValueKind::Undefined => return out.push_str("null"),
         ValueKind::Bool => return out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Number if !value.is_integer() => {
+            let x = f64::try_from(value.clone()).unwrap_or(f64::NAN);
+            // Python's json writes a float as its repr, and infinity and NaN as JavaScript's
+            let text = match super::python::float_repr(x).as_str() {
+                "inf" => "Infinity".to_string(),
+                "-inf" => "-Infinity".to_string(),
+                "nan" => "NaN".to_string(),
+                repr => repr.to_string(),
+            };
+            return out.push_str(&text);
+        }
         ValueKind::Number => return out.push_str(&value.to_string()),
         ValueKind::String => {
             return write_json_string(value.as_str().unwrap_or_default(), style, out);

@@ -5,7 +5,7 @@
 //! `symmetric_difference`, `basename`, `dirname`, `quote`, `regex_escape`, `ipaddr`, `ipv4`,
 //! `ipv6`, `ipwrap`, `ipmath`, `hash`, `checksum`, `md5`, `sha1`, `to_uuid`, `random` and
 //! `shuffle` with a seed, `comment`, `subelements`, `product`, `combinations`, `permutations`,
-//! `zip_longest`, and the tests `match`, `search`, `regex`,
+//! `zip_longest`, `type_debug`, and the tests `match`, `search`, `regex`,
 //! and in `checks`, `version`, `subset`, `superset`, `contains`, `any`, `all`, `truthy`,
 //! `falsy`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
@@ -20,6 +20,7 @@ mod patterns;
 mod python;
 mod seeded;
 mod text;
+mod types;
 
 use minijinja::{Environment, Value, value::Kwargs};
 
@@ -168,6 +169,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
         ("permutations", |e, n| e.add_filter(n, permutations)),
         ("zip_longest", |e, n| e.add_filter(n, zip_longest)),
         ("shuffle", |e, n| e.add_filter(n, seeded::shuffle)),
+        ("type_debug", |e, n| e.add_filter(n, types::type_debug)),
     ];
     for (name, add) in core {
         add(env, name.to_string());
@@ -277,8 +279,13 @@ mod tests {
             .unwrap()
     }
 
+    /// What `template` renders to, without variables.
+    pub(super) fn rendered(template: &str) -> String {
+        render(template, Value::UNDEFINED)
+    }
+
     /// The error `template` fails with (it must fail).
-    fn refusal(template: &str) -> String {
+    pub(super) fn refusal(template: &str) -> String {
         super::super::environment()
             .render_str(template, Value::UNDEFINED)
             .unwrap_err()
@@ -807,6 +814,25 @@ mod tests {
             ),
             "False True True True True True True True True"
         );
+    }
+
+    /// What ansible-core 2.19.14 printed (`ansible -m debug`): Python's float repr.
+    #[test]
+    fn floats_print_as_python_prints_them() {
+        for (template, ansible) in [
+            (
+                "{{ [1e22, 1e-5, 0.1 + 0.2, -0.0, 1e16, 1234567890123456.7, 0.0001, 1e100, 5e-324, 1.7976931348623157e308, 100.0, -1.5e-7] }}",
+                "[1e+22, 1e-05, 0.30000000000000004, -0.0, 1e+16, 1234567890123456.8, 0.0001, 1e+100, 5e-324, 1.7976931348623157e+308, 100.0, -1.5e-07]",
+            ),
+            (
+                "{{ [1e22, 1e-5, 'inf' | float, '-inf' | float, 'nan' | float] | to_json }}",
+                "[1e+22, 1e-05, Infinity, -Infinity, NaN]",
+            ),
+            ("{{ 1e22 | string }}", "1e+22"),
+            ("{{ 'nan' | float }}", "nan"),
+        ] {
+            assert_eq!(rendered(template), ansible, "{template}");
+        }
     }
 
     #[test]

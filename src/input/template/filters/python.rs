@@ -213,10 +213,59 @@ fn write_repr(out: &mut String, value: &Value, depth: usize, tuples: Tuples) {
             }
             out.push('}');
         }
+        ValueKind::Number if !value.is_integer() => {
+            out.push_str(&float_repr(
+                f64::try_from(value.clone()).unwrap_or(f64::NAN),
+            ));
+        }
         _ => {
             use std::fmt::Write;
             let _ = write!(out, "{value}");
         }
+    }
+}
+
+/// A float as Python's `repr()` writes it: the fewest digits that read back as the same
+/// number, in positional notation from 1e-4 up to below 1e16 (`0.0001`, `1024.0`) and in
+/// exponent notation beyond (`1e-05`, `1e+16`, `1.5e+300`); `inf`, `-inf`, `nan`.
+pub(crate) fn float_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x < 0.0 { "-inf" } else { "inf" }.into();
+    }
+    // Rust's `{:e}` gives the same shortest digits as Python's repr: `-1.2345e3`
+    let scientific = format!("{:e}", x.abs());
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .unwrap_or((scientific.as_str(), "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1;
+        let text = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+        } else {
+            let (whole, fraction) = digits.split_at(point as usize);
+            format!("{whole}.{fraction}")
+        };
+        format!("{sign}{text}")
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let rest = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        format!(
+            "{sign}{first}{rest}e{exponent_sign}{:02}",
+            exponent.unsigned_abs()
+        )
     }
 }
 
