@@ -1,5 +1,7 @@
-//! Ansible's filters on mappings: `combine`, `dict2items`, `items2dict`; mappings keep their
-//! keys in order, as Python's dicts do.
+//! Ansible's filters on mappings: `combine`, `dict2items`, `items2dict`, `rekey_on_member`;
+//! mappings keep their keys in order, as Python's dicts do.
+
+use std::collections::HashMap;
 
 use minijinja::{
     Error, ErrorKind, Value,
@@ -90,6 +92,74 @@ fn merge(
         };
     }
     Ok(x)
+}
+
+/// Ansible's `rekey_on_member(key, duplicates='error')`: a list of mappings (or a mapping's
+/// values) as a mapping from each one's `key` to it; a key met twice is an error, or with
+/// `duplicates='overwrite'` the later mapping wins (the key keeps its first place).
+pub(super) fn rekey_on_member(
+    data: Value,
+    key: Value,
+    duplicates: Option<String>,
+) -> Result<Value, Error> {
+    let fail = |message: String| Error::new(ErrorKind::InvalidOperation, message);
+    super::defined(&data)?;
+    let overwrite = match duplicates.as_deref() {
+        None | Some("error") => false,
+        Some("overwrite") => true,
+        Some(other) => {
+            return Err(fail(format!(
+                "duplicates parameter to rekey_on_member has unknown value {}",
+                super::python_repr(&Value::from(other))
+            )));
+        }
+    };
+    let items: Vec<Value> = match data.kind() {
+        ValueKind::Map => data
+            .try_iter()?
+            .map(|k| data.get_item(&k).unwrap_or_default())
+            .collect(),
+        ValueKind::Seq | ValueKind::Iterable => data.try_iter()?.collect(),
+        _ => return Err(fail("Type is not a valid list, set, or dict".into())),
+    };
+    let mut pairs: Vec<(Value, Value)> = Vec::new();
+    let mut at: HashMap<Value, usize> = HashMap::new();
+    for item in items {
+        if item.kind() != ValueKind::Map {
+            return Err(fail("List item is not a valid dict".into()));
+        }
+        let found = item.get_item(&key).unwrap_or_default();
+        if found.is_undefined() {
+            return Err(fail(format!(
+                "Key {} was not found.",
+                super::python_repr(&key)
+            )));
+        }
+        if matches!(
+            found.kind(),
+            ValueKind::Seq | ValueKind::Iterable | ValueKind::Map
+        ) && !found.is_tuple()
+        {
+            return Err(fail(format!(
+                "unhashable type: '{}'",
+                super::types::python_type_name(&found)
+            )));
+        }
+        match at.get(&found) {
+            Some(&i) if overwrite => pairs[i].1 = item,
+            Some(_) => {
+                return Err(fail(format!(
+                    "Key {} is not unique, cannot convert to dict.",
+                    super::python_repr(&found)
+                )));
+            }
+            None => {
+                at.insert(found.clone(), pairs.len());
+                pairs.push((found, item));
+            }
+        }
+    }
+    Ok(ordered_map(pairs))
 }
 
 /// A mapping that keeps its keys in the order given, as Python's dicts do.

@@ -5,7 +5,9 @@
 //! `symmetric_difference`, `basename`, `dirname`, `quote`, `regex_escape`, `ipaddr`, `ipv4`,
 //! `ipv6`, `ipwrap`, `ipmath`, `hash`, `checksum`, `md5`, `sha1`, `to_uuid`, `random` and
 //! `shuffle` with a seed, `comment`, `subelements`, `product`, `combinations`, `permutations`,
-//! `zip_longest`, `type_debug`, and the tests `match`, `search`, `regex`,
+//! `zip_longest`, `type_debug`, `log`, `pow`, `root`, `human_readable`, `human_to_bytes`,
+//! `splitext`, `path_join`, `normpath`, `urlsplit`, `urldecode`, `wordcount`,
+//! `rekey_on_member`, and the tests `match`, `search`, `regex`,
 //! and in `checks`, `version`, `subset`, `superset`, `contains`, `any`, `all`, `truthy`,
 //! `falsy`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
@@ -16,17 +18,24 @@ mod digest;
 mod encode;
 mod ipaddr;
 mod lists;
+mod math;
+mod paths;
 mod patterns;
 mod python;
 mod seeded;
+mod sizes;
 mod text;
 mod types;
+mod url;
 
-use minijinja::{Environment, Value, value::Kwargs};
+use minijinja::{
+    Environment, Value,
+    value::{Kwargs, Rest},
+};
 
 use crate::source::base64;
 
-use dicts::{combine, dict2items, items2dict};
+use dicts::{combine, dict2items, items2dict, rekey_on_member};
 use encode::{JsonStyle, b64decode, from_json, from_yaml, json, to_yaml};
 use ipaddr::{ipaddr, ipmath, ipwrap};
 use lists::{
@@ -35,7 +44,7 @@ use lists::{
 };
 use patterns::{Find, regex_findall, regex_replace, regex_search, regex_test};
 use python::{mandatory, ternary, to_bool, to_int};
-use text::{basename, center, comment, dirname, quote, regex_escape, truncate};
+use text::{basename, center, comment, dirname, quote, regex_escape, truncate, wordcount};
 
 pub(super) use dicts::ordered_map;
 use python::defined;
@@ -58,6 +67,36 @@ where
             format!("{name} given twice, by position and by name"),
         )),
         (given, None) | (None, given) => Ok(given),
+    }
+}
+
+/// A filter's one argument after the value, by position or by name, where `none` given is
+/// not the same as nothing given (`pow(none)` is Python's TypeError, not a missing argument).
+fn argument(
+    given: &[Value],
+    kw: &Kwargs,
+    name: &str,
+    filter: &str,
+) -> Result<Option<Value>, minijinja::Error> {
+    let too_many = |why: String| minijinja::Error::new(minijinja::ErrorKind::TooManyArguments, why);
+    if given.len() > 1 {
+        return Err(too_many(format!(
+            "{filter}() takes at most 2 positional arguments but {} were given",
+            given.len() + 1
+        )));
+    }
+    let named = if kw.has(name) {
+        Some(kw.get::<Value>(name)?)
+    } else {
+        None
+    };
+    kw.assert_all_used()?;
+    match (given.first(), named) {
+        (Some(_), Some(_)) => Err(too_many(format!(
+            "{filter}() got multiple values for argument '{name}'"
+        ))),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, named) => Ok(named),
     }
 }
 
@@ -170,6 +209,73 @@ pub(super) fn register(env: &mut Environment<'static>) {
         ("zip_longest", |e, n| e.add_filter(n, zip_longest)),
         ("shuffle", |e, n| e.add_filter(n, seeded::shuffle)),
         ("type_debug", |e, n| e.add_filter(n, types::type_debug)),
+        ("log", |e, n| {
+            e.add_filter(n, |x: Value, rest: Rest<Value>, kw: Kwargs| {
+                let base = argument(&rest, &kw, "base", "log")?;
+                defined(&x).and_then(|()| math::log(x, base))
+            })
+        }),
+        ("pow", |e, n| {
+            e.add_filter(n, |x: Value, rest: Rest<Value>, kw: Kwargs| {
+                let y = argument(&rest, &kw, "y", "pow")?.ok_or_else(|| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::MissingArgument,
+                        "pow() missing 1 required positional argument: 'y'",
+                    )
+                })?;
+                defined(&x).and_then(|()| math::pow(x, y))
+            })
+        }),
+        ("root", |e, n| {
+            e.add_filter(n, |x: Value, rest: Rest<Value>, kw: Kwargs| {
+                let base = argument(&rest, &kw, "base", "root")?;
+                defined(&x).and_then(|()| math::root(x, base))
+            })
+        }),
+        ("human_readable", |e, n| {
+            e.add_filter(
+                n,
+                |v: Value, b: Option<Value>, u: Option<Value>, kw: Kwargs| {
+                    let isbits = positional_or_keyword(b, &kw, "isbits")?;
+                    let unit = positional_or_keyword(u, &kw, "unit")?;
+                    kw.assert_all_used()?;
+                    sizes::human_readable(v, isbits, unit)
+                },
+            )
+        }),
+        ("human_to_bytes", |e, n| {
+            e.add_filter(
+                n,
+                |v: Value, u: Option<Value>, b: Option<Value>, kw: Kwargs| {
+                    let default_unit = positional_or_keyword(u, &kw, "default_unit")?;
+                    let isbits = positional_or_keyword(b, &kw, "isbits")?;
+                    kw.assert_all_used()?;
+                    sizes::human_to_bytes(v, default_unit, isbits)
+                },
+            )
+        }),
+        ("splitext", |e, n| e.add_filter(n, paths::splitext)),
+        ("path_join", |e, n| e.add_filter(n, paths::path_join)),
+        ("normpath", |e, n| e.add_filter(n, paths::normpath)),
+        ("urlsplit", |e, n| {
+            e.add_filter(
+                n,
+                |v: Value, q: Option<Value>, a: Option<String>, kw: Kwargs| {
+                    let query = positional_or_keyword(q, &kw, "query")?;
+                    let alias = positional_or_keyword(a, &kw, "alias")?;
+                    kw.assert_all_used()?;
+                    url::urlsplit(v, query, alias)
+                },
+            )
+        }),
+        ("urldecode", |e, n| e.add_filter(n, url::urldecode)),
+        ("rekey_on_member", |e, n| {
+            e.add_filter(n, |v: Value, key: Value, d: Option<String>, kw: Kwargs| {
+                let duplicates = positional_or_keyword(d, &kw, "duplicates")?;
+                kw.assert_all_used()?;
+                rekey_on_member(v, key, duplicates)
+            })
+        }),
     ];
     for (name, add) in core {
         add(env, name.to_string());
@@ -179,6 +285,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
     // Jinja2's own, which minijinja leaves out
     env.add_filter("center", center);
     env.add_filter("truncate", truncate);
+    env.add_filter("wordcount", wordcount);
     for name in ["ipaddr", "ansible.utils.ipaddr", "ansible.netcommon.ipaddr"] {
         env.add_filter(name, |v: Value, q: Option<String>| {
             ipaddr(&v, q.as_deref(), None)
@@ -816,6 +923,69 @@ mod tests {
         );
     }
 
+    /// What ansible-core 2.19.14 printed (`ansible -m debug`).
+    #[test]
+    fn rekey_on_member_is_ansible_s() {
+        for (template, ansible) in [
+            (
+                "{{ [{'name': 'a', 'p': 1}, {'name': 'b', 'p': 2}] | rekey_on_member('name') }}",
+                "{'a': {'name': 'a', 'p': 1}, 'b': {'name': 'b', 'p': 2}}",
+            ),
+            (
+                "{{ {'x': {'name': 'a', 'p': 1}, 'y': {'name': 'b'}} | rekey_on_member('name') }}",
+                "{'a': {'name': 'a', 'p': 1}, 'b': {'name': 'b'}}",
+            ),
+            (
+                "{{ [{'name': 'a', 'p': 1}, {'name': 'a', 'p': 2}] | rekey_on_member('name', duplicates='overwrite') }}",
+                "{'a': {'name': 'a', 'p': 2}}",
+            ),
+            (
+                "{{ [{'name': 1}, {'name': 'x'}] | rekey_on_member('name') }}",
+                "{1: {'name': 1}, 'x': {'name': 'x'}}",
+            ),
+            ("{{ [] | rekey_on_member('name') }}", "{}"),
+            (
+                "{{ [{'name': 'a'}] | ansible.builtin.rekey_on_member('name') | type_debug }}",
+                "dict",
+            ),
+        ] {
+            assert_eq!(rendered(template), ansible, "{template}");
+        }
+        for (template, ansible) in [
+            (
+                "{{ [{'name': 'a', 'p': 1}, {'name': 'a', 'p': 2}] | rekey_on_member('name') }}",
+                "Key 'a' is not unique, cannot convert to dict.",
+            ),
+            (
+                "{{ [{'name': 'a'}] | rekey_on_member('name', duplicates='nope') }}",
+                "duplicates parameter to rekey_on_member has unknown value 'nope'",
+            ),
+            (
+                "{{ [{'p': 1}] | rekey_on_member('name') }}",
+                "Key 'name' was not found.",
+            ),
+            (
+                "{{ [1] | rekey_on_member('name') }}",
+                "List item is not a valid dict",
+            ),
+            (
+                "{{ 'abc' | rekey_on_member('name') }}",
+                "Type is not a valid list, set, or dict",
+            ),
+            (
+                "{{ [{'name': [1]}] | rekey_on_member('name') }}",
+                "unhashable type: 'list'",
+            ),
+            (
+                "{{ [{'name': none}, {'name': none}] | rekey_on_member('name') }}",
+                "Key None is not unique, cannot convert to dict.",
+            ),
+        ] {
+            let e = refusal(template);
+            assert!(e.contains(ansible), "{template}: {e}");
+        }
+    }
+
     /// What ansible-core 2.19.14 printed (`ansible -m debug`): Python's float repr.
     #[test]
     fn floats_print_as_python_prints_them() {
@@ -829,6 +999,7 @@ mod tests {
                 "[1e+22, 1e-05, Infinity, -Infinity, NaN]",
             ),
             ("{{ 1e22 | string }}", "1e+22"),
+            ("{{ (2 | pow(70)) | string }}", "1.1805916207174113e+21"),
             ("{{ 'nan' | float }}", "nan"),
         ] {
             assert_eq!(rendered(template), ansible, "{template}");

@@ -365,7 +365,7 @@ fn python_int(text: &str, base: i64) -> Option<i64> {
 
 /// Python's `float(text)` (`None`: its ValueError): a decimal number, `inf` or `nan`, one `_`
 /// allowed between digits.
-fn python_float(text: &str) -> Option<f64> {
+pub(super) fn python_float(text: &str) -> Option<f64> {
     let text = text.trim();
     let digits_only = text.trim_start_matches(['+', '-']);
     if !underscores_between(digits_only, u8::is_ascii_digit) {

@@ -1,7 +1,7 @@
 //! Ansible's filters on paths and on text that goes into commands and patterns: `basename`
 //! and `dirname` (Python's `os.path`), `quote` (`shlex.quote`), `regex_escape` (`re.escape`,
-//! or a POSIX basic expression's escaping); and two of Jinja2's own that minijinja lacks,
-//! `center` and `truncate`.
+//! or a POSIX basic expression's escaping); and three of Jinja2's own that minijinja lacks,
+//! `center`, `truncate` and `wordcount`.
 
 use minijinja::{Error, ErrorKind, Value, value::Kwargs};
 
@@ -123,6 +123,18 @@ pub(super) fn truncate(
         _ => kept.as_str(),
     };
     Ok(format!("{kept}{end}"))
+}
+
+/// Jinja2's `wordcount`: how many runs of Python's word characters (letters, digits of any
+/// script, `_`) the value's text has; a value that is not text is counted as Python prints it.
+pub(super) fn wordcount(value: Value) -> Result<usize, Error> {
+    super::printable(&value)?;
+    let text = super::python_str(&value);
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    Ok(text
+        .split(|c: char| !word(c))
+        .filter(|w| !w.is_empty())
+        .count())
 }
 
 /// Ansible's `comment(style='plain', ...)`: the text as a comment block
@@ -251,6 +263,33 @@ mod tests {
             assert_eq!(basename(path.into()), base, "basename {path}");
             assert_eq!(dirname(path.into()), dir, "dirname {path}");
         }
+    }
+
+    /// What ansible-core 2.19.14 counted (`ansible -m debug`).
+    #[test]
+    fn wordcount_counts_as_jinja2_counts() {
+        for (template, ansible) in [
+            ("{{ 'one two  three' | wordcount }}", "3"),
+            ("{{ '' | wordcount }}", "0"),
+            ("{{ 'foo-bar_baz 1.5 é ñandú 日本語' | wordcount }}", "7"),
+            ("{{ 'a,b;c' | wordcount }}", "3"),
+            ("{{ 123 | wordcount }}", "1"),
+            ("{{ none | wordcount }}", "1"),
+            ("{{ ['a b', 'c'] | wordcount }}", "3"),
+            ("{{ 'x²' | wordcount }}", "1"),
+            ("{{ '½' | wordcount }}", "1"),
+            ("{{ '٣' | wordcount }}", "1"),
+            ("{{ 'Ⅻ' | wordcount }}", "1"),
+        ] {
+            assert_eq!(
+                super::super::tests::rendered(template),
+                ansible,
+                "{template}"
+            );
+        }
+        // a value that would print as 300 MB is refused before it is printed
+        let e = super::super::tests::refusal("{{ ([1] * 10 ** 8) | wordcount }}");
+        assert!(e.contains("would print as more than 64 MiB"), "{e}");
     }
 
     #[test]
