@@ -1083,3 +1083,29 @@ fn a_setting_continued_over_millions_of_lines_stays_near_its_size() {
         cfg.len() >> 20
     );
 }
+
+/// An inventory with 3,000 bad lines is 3,000 problems, but an error prints the first thousand
+/// and says how many more there are, in text and in `--json`: the rest would only bury them.
+#[test]
+fn thousands_of_problems_print_the_first_thousand_and_a_count() {
+    let dir = scratch("many-problems");
+    let lines: String = (0..3000)
+        .map(|i| format!("lb{i} ansible_port=x\n"))
+        .collect();
+    write(&dir, "hosts", &format!("[haproxy_servers]\n{lines}"));
+    let inventory = dir.join("hosts").display().to_string();
+    let text = Lbctl::new()
+        .args(["-i", &inventory, "validate"])
+        .stderr_has("error: ... and 2000 more problems not shown (the first 1000 are above)")
+        .stderr_has("error: 3000 problems found in the input")
+        .exit(1)
+        .run();
+    assert_eq!(text.stderr.matches("expected a whole number").count(), 1000);
+    let json = Lbctl::new()
+        .args(["-i", &inventory, "--json", "validate"])
+        .exit(1)
+        .run();
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("--json is JSON");
+    assert_eq!(report["diagnostics"].as_array().map(Vec::len), Some(1000));
+    assert_eq!(report["diagnostics_not_shown"], 2000);
+}

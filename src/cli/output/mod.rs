@@ -76,23 +76,36 @@ pub fn rendered(global: &Global, written: &[Written]) -> ExitStatus {
     ExitStatus::Success
 }
 
-/// Prints an error: every diagnostic with its hint, then a summary line.
+/// The most problems one error prints: past a thousand, the input is not what its author
+/// meant (a binary file given as an inventory), and the rest would only bury the first.
+const MAX_DIAGNOSTICS_SHOWN: usize = 1000;
+
+/// Prints an error: every diagnostic with its hint (the first thousand), then a summary line.
 pub fn error(global: &Global, e: &Error) {
     let summary = clip(e.to_string());
     let hint = e.hint().map(clip);
+    let all = e.diagnostics();
+    let shown = &all[..all.len().min(MAX_DIAGNOSTICS_SHOWN)];
+    let not_shown = all.len() - shown.len();
     if global.json {
-        let diagnostics: Vec<Diagnostic> =
-            e.diagnostics().iter().map(Diagnostic::clipped).collect();
+        let diagnostics: Vec<Diagnostic> = shown.iter().map(Diagnostic::clipped).collect();
         json(&serde_json::json!({
             "error": summary,
             "hint": hint,
             "diagnostics": diagnostics,
+            "diagnostics_not_shown": not_shown,
         }));
         return;
     }
     let mut err = std::io::stderr().lock();
-    for d in e.diagnostics() {
+    for d in shown {
         let _ = writeln!(err, "error: {d}");
+    }
+    if not_shown > 0 {
+        let _ = writeln!(
+            err,
+            "error: ... and {not_shown} more problems not shown (the first {MAX_DIAGNOSTICS_SHOWN} are above)"
+        );
     }
     let _ = writeln!(err, "error: {summary}");
     if let Some(h) = hint {
