@@ -109,6 +109,11 @@ fn decrypt_vars_node(path: &Path, text: &str, keyring: &Keyring) -> Result<Node,
             "",
             "the decrypted vault is not UTF-8 text",
         )
+        .hint(format!(
+            "a vaulted vars file holds YAML: `ansible-vault view {}` shows what it holds; \
+             re-encrypt it from a UTF-8 file",
+            path.display()
+        ))
     })?;
     let node = parse_str(plain, &name)?;
     remember_strings(&node, keyring);

@@ -346,3 +346,38 @@ fn errors_about_a_password_never_show_it_nor_its_start() {
         }
     }
 }
+
+/// A vaulted vars file that decrypts to bytes that are not UTF-8 (a Latin-1 file encrypted as
+/// it was) is one error at the file, with a hint saying how to look at it and fix it.
+#[test]
+fn a_vault_of_latin1_bytes_is_an_error_with_a_hint() {
+    let dir = scratch("vault-latin1");
+    write(
+        &dir,
+        "hosts",
+        "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\n",
+    );
+    std::fs::create_dir_all(dir.join("group_vars")).unwrap();
+    let vars = dir.join("group_vars/all.yml");
+    std::fs::write(&vars, b"keepalived_interface: eth0 # Configuraci\xf3n\n").unwrap();
+    let out = std::process::Command::new(crate::ansible::ansible_bin().join("ansible-vault"))
+        .args(["encrypt", "--vault-password-file"])
+        .arg(case().join("vault-pass"))
+        .arg(&vars)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Lbctl::new()
+        .current_dir(&dir)
+        .args(["-i", "hosts", "--vault-password-file"])
+        .arg(case().join("vault-pass").to_str().unwrap())
+        .arg("validate")
+        .stderr_has("group_vars/all.yml: the decrypted vault is not UTF-8 text")
+        .stderr_has("hint: a vaulted vars file holds YAML: `ansible-vault view ")
+        .exit(1)
+        .run();
+}
