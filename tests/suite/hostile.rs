@@ -8,7 +8,7 @@ use std::{
     process::Command,
 };
 
-use crate::support::{Lbctl, require_root_and, scratch, write};
+use crate::support::{Lbctl, require_root_and, scratch, write, write_private};
 
 const HOSTS: &str = "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\nlb2 ansible_host=10.0.0.2\n";
 const ALL: &str = "group_vars/all.yml";
@@ -1039,20 +1039,11 @@ fn render_writes_private_files_and_never_through_a_planted_link() {
 /// straight from the text, and the rest passed over: refused, within the usual 200 MiB.
 #[test]
 fn a_plan_file_of_millions_of_numbers_is_refused_without_holding_them() {
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = scratch("hostile-plan-numbers");
-    let path = dir.join("plan.json");
     let mut text = String::from(r#"{"format": "lbctl-plan", "version": 1, "padding": ["#);
     text.push_str(&"0,".repeat(12_000_000));
     text.push_str("0]}");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
-    drop(file);
+    let path = write_private(&dir, "plan.json", text.as_bytes());
     let (code, _, stderr, rss, _) = limited(&["apply".into(), path.display().to_string()]);
     eprintln!("exit {code}, {} MiB", rss / 1024);
     assert_eq!(code, 1, "{stderr}");

@@ -3,12 +3,12 @@
 //! a plan file edited to run or write what the inventory could not is refused before any
 //! host is reached.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 
 use serde_json::json;
 
 use crate::support::lab::{LBS, Lab};
-use crate::support::{Lbctl, scratch};
+use crate::support::{Lbctl, scratch, write_private};
 
 const CHANGE: &str = "@tests/inputs/limit-change.yaml";
 const FILES: [&str; 3] = [
@@ -205,15 +205,7 @@ fn offline_plan() -> serde_json::Value {
 
 /// Writes `plan` as lbctl does (mode 0600) to `name` in `dir`; its path.
 fn write_plan(dir: &std::path::Path, name: &str, plan: &serde_json::Value) -> String {
-    let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    std::io::Write::write_all(&mut file, plan.to_string().as_bytes()).unwrap();
+    let path = write_private(dir, name, plan.to_string().as_bytes());
     path.to_str().unwrap().to_string()
 }
 

@@ -323,6 +323,22 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
+/// Writes `bytes` to a new file `name` in `dir` as lbctl writes a plan (mode 0600, created
+/// fresh: an old one is removed first); its path.
+pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, bytes).unwrap();
+    path
+}
+
 /// Fails the test (never skips) when a required program or privilege is missing.
 pub fn require_root_and(programs: &[&str]) {
     let uid = Command::new("id").arg("-u").output().expect("run id");
