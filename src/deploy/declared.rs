@@ -3,12 +3,29 @@
 //! these, so a template of the user's own that binds other ports or another socket is checked
 //! for what it declares, not for lbctl's defaults.
 
+use crate::spec::Service;
+
 /// The runtime socket and ports a host's configuration declares.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Declared {
     pub socket: Option<String>,
     pub tcp: Vec<u16>,
     pub udp: Vec<u16>,
+}
+
+/// What a host's files declare, given as (service, content): its `haproxy.cfg` and, when it
+/// has one, its nginx stream file. A planned host and a saved plan's host hold their files in
+/// different types; both are read here the same way.
+pub fn declared_by<'a>(files: impl IntoIterator<Item = (Service, &'a str)>) -> Declared {
+    let (mut haproxy, mut nginx) = (None, None);
+    for (service, content) in files {
+        match service {
+            Service::Haproxy => haproxy = haproxy.or(Some(content)),
+            Service::Nginx => nginx = nginx.or(Some(content)),
+            _ => {}
+        }
+    }
+    declared(haproxy.unwrap_or_default(), nginx)
 }
 
 /// Reads a rendered `haproxy.cfg` and, when the host has one, its nginx stream file.
@@ -89,5 +106,17 @@ mod tests {
             }
         );
         assert_eq!(declared("global\n    maxconn 1\n", None).socket, None);
+        assert_eq!(
+            declared_by([
+                (
+                    Service::Keepalived,
+                    "global\n    stats socket /run/not-haproxy.sock\n"
+                ),
+                (Service::Nginx, nginx),
+                (Service::Haproxy, haproxy),
+            ]),
+            declared(haproxy, Some(nginx))
+        );
+        assert_eq!(declared_by([]), declared("", None));
     }
 }

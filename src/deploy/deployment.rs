@@ -109,16 +109,8 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
         pid_files.push(("the UDP health watcher".to_string(), w.pid_file.clone()));
     }
     // What the rendered files declare (the plan holds every file, changed or not).
-    let content = |service: Service| {
-        plan.files
-            .iter()
-            .find(|f| f.service == service)
-            .map(|f| f.content.as_str())
-    };
-    let declared = declared::declared(
-        content(Service::Haproxy).unwrap_or_default(),
-        content(Service::Nginx),
-    );
+    let declared =
+        declared::declared_by(plan.files.iter().map(|f| (f.service, f.content.as_str())));
     Deployment {
         files,
         controls,

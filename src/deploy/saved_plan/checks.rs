@@ -237,16 +237,8 @@ impl PlannedHost {
     /// declare (as `lbctl plan` derived them), and plain absolute paths for the master socket
     /// and the pid files.
     fn verify_problems(&self, at: &mut At) {
-        let content = |service: Service| {
-            self.files
-                .iter()
-                .find(|f| f.service == service)
-                .map(|f| f.content.as_str())
-        };
-        let declared = declared::declared(
-            content(Service::Haproxy).unwrap_or_default(),
-            content(Service::Nginx),
-        );
+        let declared =
+            declared::declared_by(self.files.iter().map(|f| (f.service, f.content.as_str())));
         let verify = &self.verify;
         if verify.haproxy_runtime_socket != declared.socket {
             at(
