@@ -770,11 +770,15 @@ forget_dirs() {
 	return 0
 }
 
+# rollback_reload NAME RELOAD: the service reloaded with the file put back. A failure here
+# means the previous configuration is on disk but not what runs (or nothing runs: a daemon
+# that died before the apply cannot be reloaded), so the host is not rolled back.
 rollback_reload() {
 	save_state "$1"
 	if run_cmd "$2"; then
 		ok rollback "$(enc "reloaded $1")"
 	else
+		ROLLBACK_OK=0
 		emit "step rollback failed $(enc "reloading $1 failed: $2: $(output)")"
 	fi
 	return 0

@@ -536,3 +536,70 @@ fn a_reload_haproxys_master_refuses_is_rolled_back_not_reported_applied() {
         .stdout_has("VIP held by lb1")
         .run();
 }
+
+/// HAProxy killed (SIGKILL, master and workers) on a load balancer between two applies: the
+/// apply's reload cannot reach it, and neither can the rollback's. The file is put back, but
+/// nothing serves it: the report must not say "the previous configuration is serving".
+#[test]
+fn an_apply_to_a_host_whose_haproxy_died_is_not_reported_rolled_back() {
+    let lab = Lab::up();
+    Lbctl::on_lab().args(["apply", "--yes"]).run();
+    let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
+    let dead = LBS.iter().find(|h| h.name != holder.name).unwrap().name;
+    let configs: Vec<String> = LBS
+        .iter()
+        .map(|h| file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"))
+        .collect();
+    let killed = lab.exec(
+        dead,
+        &[
+            "sh",
+            "-c",
+            "m=$(cat /run/haproxy.pid); kill -KILL $m $(pgrep -P $m)",
+        ],
+    );
+    assert!(
+        killed.status.success(),
+        "{}",
+        lab::describe("kill", &killed)
+    );
+
+    let run = Lbctl::on_lab()
+        .args(["-e", "haproxy_maxconn=4097", "apply", "--yes"])
+        .timeout(120)
+        .exit(1)
+        .stderr_has(format!("error: {dead}: reload failed"))
+        .stderr_has(format!("{dead}: NOT rolled back: reloading haproxy failed"))
+        .run();
+    assert!(
+        !run.stderr.contains(&format!("{dead}: rolled back")),
+        "a host with no HAProxy is not serving anything: {}",
+        run.stderr
+    );
+    let json = Lbctl::on_lab()
+        .args(["-e", "haproxy_maxconn=4097", "apply", "--yes", "--json"])
+        .timeout(120)
+        .exit(1)
+        .run()
+        .json();
+    let host = json["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == dead)
+        .unwrap();
+    assert_eq!(host["outcome"], "failed", "{host}");
+    assert_eq!(host["rolled_back"], false, "{host}");
+    // the file is the previous one on every host, and the others still run theirs
+    assert_haproxy_configs(&lab, &configs, "does not hold its previous configuration");
+    for h in LBS.iter().filter(|h| h.name != dead) {
+        assert!(!haproxy_processes(&lab, h.name).is_empty(), "{}", h.name);
+    }
+
+    // `lab.sh up` starts the dead HAProxy again, with that file: nothing left to apply
+    lab.bring_up();
+    Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .exit(0)
+        .run();
+}

@@ -655,7 +655,13 @@ async fn apply_never_writes_through_a_link_it_did_not_create() {
     fs::remove_file(&prev).unwrap();
     std::os::unix::fs::symlink(&victims[0], &prev).unwrap();
     let (report, _) = apply_locally(&haproxy_deployment(&live, &newer, "false"), &host).await;
-    assert!(report.rolled_back, "{report:?}");
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| s.step == Step::Rollback && s.ok && s.detail == format!("restored {live}")),
+        "{report:?}"
+    );
     assert_eq!(fs::read_to_string(&live).unwrap(), new);
     assert_eq!(fs::read_to_string(&victims[0]).unwrap(), "precious\n");
 }
@@ -1190,6 +1196,39 @@ async fn apply_rolls_back_when_the_reload_fails() {
     );
 }
 
+/// A rollback whose reload fails too (the daemon died before the apply, so neither reload
+/// can reach it) puts the file back but is not reported as rolled back: nothing serves the
+/// previous configuration, and the report says which rollback step failed.
+#[tokio::test]
+async fn a_rollback_whose_reload_fails_is_not_reported_rolled_back() {
+    let host = Scratch::new("apply-rollback-reload-fails");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    fs::write(&live, &old).unwrap();
+    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+    let reload = "echo 'master.sock: Connection refused' >&2; false";
+    let deployment = haproxy_deployment(&live, &new, reload);
+
+    let (report, output) = apply_locally(&deployment, &host).await;
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(report.failure.as_ref().map(|f| f.step), Some(Step::Reload));
+    assert!(!report.rolled_back, "{report:?}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), old, "the file is back");
+    let failed: Vec<&str> = report
+        .steps
+        .iter()
+        .filter(|s| s.step == Step::Rollback && !s.ok)
+        .map(|s| s.detail.as_str())
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:?}");
+    assert!(
+        failed[0].starts_with("reloading haproxy failed: ")
+            && failed[0].contains("Connection refused"),
+        "{failed:?}"
+    );
+}
+
 #[tokio::test]
 async fn apply_removes_a_file_that_did_not_exist_before_on_rollback() {
     let host = Scratch::new("apply-new-file");
@@ -1200,13 +1239,13 @@ async fn apply_removes_a_file_that_did_not_exist_before_on_rollback() {
     let (report, _) = apply_locally(&deployment, &host).await;
 
     assert_eq!(report.failure.as_ref().map(|f| f.step), Some(Step::Reload));
-    assert!(report.rolled_back, "{report:?}");
     assert!(!Path::new(&live).exists());
     assert!(
         !host.join("etc").exists(),
         "the directories staging created are removed again"
     );
-    // The rollback's own reload failed too, and says so.
+    // The rollback's own reload failed too, and says so: not rolled back.
+    assert!(!report.rolled_back, "{report:?}");
     assert!(
         report
             .steps

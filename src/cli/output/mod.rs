@@ -16,6 +16,7 @@ use crate::{
     deploy::Action,
     deploy::{Outcome, Report},
     deploy::{RuntimeState, Why, setting_words},
+    remote::Step,
     source::{Diagnostic, clip, escape_control},
 };
 
@@ -376,6 +377,13 @@ pub fn applied(global: &Global, report: &Report) -> ExitStatus {
                     errln!(
                         "  {}: rolled back; the previous configuration is serving",
                         h.host
+                    );
+                }
+                for step in h.steps.iter().filter(|s| s.step == Step::Rollback && !s.ok) {
+                    errln!(
+                        "  {}: NOT rolled back: {}; see to the host before the next apply",
+                        h.host,
+                        step.detail
                     );
                 }
             }
