@@ -742,3 +742,69 @@ fn the_next_drain_brings_a_load_balancer_that_missed_one_in_line() {
             .run();
     }
 }
+
+/// lb3 cut off the network (every packet in and out dropped, inside its namespace) while
+/// lbctl keeps an SSH connection to it open from an earlier run, as it does by default
+/// (`--ssh-persist`): that connection fails only once its keep-alives go unanswered. The
+/// drain names lb3 unreachable and changes lb1 and lb2, as it does when lb3's connection
+/// cannot be opened at all; it used to change no load balancer.
+#[test]
+fn a_load_balancer_cut_off_behind_a_kept_connection_is_unreachable_and_the_others_change() {
+    let lab = Lab::up();
+    applied(&lab, &[]);
+    wait_all_up();
+    // keeps a connection to every load balancer for the next run
+    Lbctl::on_lab().args(["status"]).timeout(60).run();
+    let rules = [
+        "INPUT ! -i lo -m comment --comment lbctl-test-cut -j DROP",
+        "OUTPUT ! -o lo -m comment --comment lbctl-test-cut -j DROP",
+    ];
+    for rule in rules {
+        let out = lab.exec("lb3", &["sh", "-c", &format!("iptables -w 5 -I {rule}")]);
+        assert!(out.status.success(), "{}", describe("iptables", &out));
+    }
+    let started = Instant::now();
+    let drain = Lbctl::on_lab()
+        .args(["drain", "--worker", WORKER, "--backend", "mysql"])
+        .timeout(120)
+        .output();
+    let took = started.elapsed();
+    for rule in rules {
+        lab.exec("lb3", &["sh", "-c", &format!("iptables -w 5 -D {rule}")]);
+    }
+    // lb3, hearing no advert while cut off, took the VIP as well: until it hears lb1 again
+    lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
+    eprintln!(
+        "drain with lb3 cut off: exit {} after {took:?}\n{}{}",
+        drain.code, drain.stdout, drain.stderr
+    );
+    assert_eq!(drain.code, 1, "a load balancer was not reached");
+    assert!(
+        drain.stdout.contains("lb3: not changed: unreachable"),
+        "{}",
+        drain.stdout
+    );
+    assert!(
+        drain
+            .stdout
+            .contains(&format!("{WORKER} drained on lb1, lb2 (run ")),
+        "{}",
+        drain.stdout
+    );
+    let states = worker_states(&status(), WORKER);
+    for (lb, backend, state) in &states {
+        let drained = backend == "mysql" && lb != "lb3";
+        assert_eq!(state == "DRAIN", drained, "{states:?}");
+    }
+
+    // back on the network, the next command brings lb3 in line on its way
+    Lbctl::on_lab()
+        .args(["ready", "--worker", WORKER])
+        .timeout(60)
+        .stdout_has(format!("{WORKER} ready on lb1, lb2, lb3"))
+        .run();
+    Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .timeout(60)
+        .run();
+}

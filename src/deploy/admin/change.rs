@@ -84,6 +84,15 @@ pub async fn change(
                         host.looked = looked;
                         host.running = Some(running);
                     }
+                    // The connection, not the host, failed: a connection an earlier run
+                    // kept open (`--ssh-persist`) to a host since cut off reports it only
+                    // here, once its keep-alives go unanswered. Its script, if it started,
+                    // changes nothing without the go-ahead: the host is unreachable, as one
+                    // whose connection could not be opened is.
+                    Err(HostProblem::Deploy(DeployError::Transport(e))) => {
+                        host.report.error = Some(e.to_string());
+                        host.report.unreachable = true;
+                    }
                     Err(e) => {
                         host.report.error = Some(e.to_string());
                         host.problem = Some(e);
@@ -93,6 +102,12 @@ pub async fn change(
             host
         });
     let mut hosts: Vec<Host<'_>> = join_all(looks).await;
+    // `drain --wait` counts over the sessions of the load balancers that were reached.
+    let sessions: Vec<Option<Arc<Session>>> = sessions
+        .into_iter()
+        .zip(&hosts)
+        .map(|(session, h)| session.filter(|_| !h.report.unreachable))
+        .collect();
 
     let not_ready = not_ready(&hosts, request);
     if !not_ready.is_empty() {
