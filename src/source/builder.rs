@@ -65,6 +65,9 @@ pub(super) struct Builder<'f> {
     pub(super) error: Option<Diagnostic>,
     /// Documents started so far: Ansible refuses a file with more than one.
     documents: usize,
+    /// Every document's value so far, when all are read (`from_yaml_all`); `None` when a
+    /// second document is an error.
+    every_document: Option<Vec<Node>>,
 }
 
 impl<'f> Builder<'f> {
@@ -80,6 +83,23 @@ impl<'f> Builder<'f> {
             root: None,
             error: None,
             documents: 0,
+            every_document: None,
+        }
+    }
+
+    /// A builder that reads every document of a stream, each with anchors of its own.
+    pub(super) fn every_document(file: &'f Arc<str>) -> Self {
+        Builder {
+            every_document: Some(Vec::new()),
+            ..Builder::new(file)
+        }
+    }
+
+    /// Each document's value, in order (none for a stream without documents).
+    pub(super) fn finish_documents(self) -> Result<Vec<Node>, Diagnostic> {
+        match self.error {
+            Some(d) => Err(d),
+            None => Ok(self.every_document.unwrap_or_default()),
         }
     }
 
@@ -341,6 +361,13 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
                 let value = typed.unwrap_or_else(|| Value::Str(shared(&mut self.strings, &text)));
                 self.complete(Node::new(value, loc), anchor, 1, 0);
             }
+            Event::DocumentStart(_) if self.every_document.is_some() => self.anchors.clear(),
+            Event::DocumentEnd => {
+                if let Some(documents) = &mut self.every_document {
+                    let value = self.root.take();
+                    documents.push(value.unwrap_or_else(|| Node::new(Value::Null, loc)));
+                }
+            }
             Event::DocumentStart(_) => {
                 self.documents += 1;
                 if self.documents > 1 {
@@ -380,7 +407,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
                 );
             }
             Event::Alias(id) => self.alias(id, loc),
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+            Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
         }
     }
 }

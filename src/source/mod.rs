@@ -21,5 +21,5 @@ pub use field::parse_duration;
 pub use limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_at_most, read_file, read_text};
 pub use loc::Loc;
 pub use node::{Entry, Node, Value};
-pub use parse::{load_file, parse_str};
+pub use parse::{load_file, parse_documents, parse_str};
 pub use var_map::{VarMap, map_entries};

@@ -39,6 +39,21 @@ pub(crate) fn parse_plain(text: &str, file: &Arc<str>) -> Option<Result<Node, Di
 /// nesting) and reading stops at the first problem.
 pub(crate) fn parse_full(text: &str, file: &Arc<str>) -> Result<Node, Diagnostic> {
     let mut builder = Builder::new(file);
+    feed(text, file, &mut builder)?;
+    builder.finish()
+}
+
+/// Every document of `text` (`a: 1\n---\nb: 2` holds two), each typed and bounded as
+/// [`parse_str`] reads one; an empty document is a null, a text of only comments none.
+pub fn parse_documents(text: &str, file: &Arc<str>) -> Result<Vec<Node>, Diagnostic> {
+    let mut builder = Builder::every_document(file);
+    feed(text, file, &mut builder)?;
+    builder.finish_documents()
+}
+
+/// saphyr-parser's events for `text`, one at a time, into `builder`, until the end or the
+/// first problem.
+fn feed(text: &str, file: &Arc<str>, builder: &mut Builder) -> Result<(), Diagnostic> {
     let mut parser = Parser::new_from_str(text);
     while builder.error.is_none() {
         match parser.next_event() {
@@ -54,7 +69,7 @@ pub(crate) fn parse_full(text: &str, file: &Arc<str>) -> Result<Node, Diagnostic
             }
         }
     }
-    builder.finish()
+    Ok(())
 }
 
 #[cfg(test)]

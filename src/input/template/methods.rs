@@ -79,13 +79,10 @@ fn room_to_format(state: &State, text: &str) -> Result<(), Error> {
             bytes = bytes.saturating_add(n.saturating_mul(widest_char));
         }
     }
-    let fuel = state
-        .fuel_levels()
-        .map_or(u64::MAX, |(_, remaining)| remaining.saturating_mul(64));
-    if bytes <= MAX_FILE_BYTES.min(fuel) {
+    let limit = room_left(state);
+    if bytes <= limit {
         return Ok(());
     }
-    let limit = MAX_FILE_BYTES.min(fuel);
     Err(Error::new(
         ErrorKind::InvalidOperation,
         format!(
@@ -93,6 +90,16 @@ fn room_to_format(state: &State, text: &str) -> Result<(), Error> {
              bytes, more than this template may still make ({limit} bytes); use smaller ones"
         ),
     ))
+}
+
+/// The most text a filter or method may still make in this render: what a rendered file may
+/// hold ([`MAX_FILE_BYTES`]), and no more than the render's fuel pays for (one unit per 64
+/// bytes, as the `format` filter counts them).
+pub(super) fn room_left(state: &State) -> u64 {
+    let fuel = state
+        .fuel_levels()
+        .map_or(u64::MAX, |(_, remaining)| remaining.saturating_mul(64));
+    MAX_FILE_BYTES.min(fuel)
 }
 
 /// Python's ValueError, as a template error.

@@ -295,14 +295,34 @@ pub(super) fn from_yaml(text: Value) -> Result<Value, Error> {
     if empty {
         return Ok(Value::from(()));
     }
-    let node =
-        crate::source::parse_str(source, &std::sync::Arc::from("from_yaml")).map_err(|d| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!("from_yaml: {}", d.message),
-            )
-        })?;
+    let node = crate::source::parse_str(source, &std::sync::Arc::from("from_yaml"))
+        .map_err(|d| yaml_error("from_yaml", &d))?;
     plain(&node)
+}
+
+/// `from_yaml_all`: every document of the text (`---` starts each), a list of what
+/// `from_yaml` makes of each one; `None` is an empty list, anything else but text is given
+/// back as it is.
+pub(super) fn from_yaml_all(text: Value) -> Result<Value, Error> {
+    super::defined(&text)?;
+    if text.is_none() {
+        return Ok(Value::from(Vec::<Value>::new()));
+    }
+    let Some(source) = text.as_str() else {
+        return Ok(text);
+    };
+    let documents = crate::source::parse_documents(source, &std::sync::Arc::from("from_yaml_all"))
+        .map_err(|d| yaml_error("from_yaml_all", &d))?;
+    let values: Result<Vec<Value>, Error> = documents.iter().map(plain).collect();
+    Ok(Value::from(values?))
+}
+
+/// Why `filter` could not read its text as YAML.
+fn yaml_error(filter: &str, d: &crate::source::Diagnostic) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("{filter}: {}", d.message),
+    )
 }
 
 /// A YAML tree as template values; a template in it stays text, as Ansible leaves what a

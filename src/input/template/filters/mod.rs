@@ -16,9 +16,11 @@ mod checks;
 mod dicts;
 mod digest;
 mod encode;
+mod host_paths;
 mod ipaddr;
 mod lists;
 mod math;
+mod ntpath;
 mod paths;
 mod patterns;
 mod python;
@@ -36,7 +38,7 @@ use minijinja::{
 use crate::source::base64;
 
 use dicts::{combine, dict2items, items2dict, rekey_on_member};
-use encode::{JsonStyle, b64decode, from_json, from_yaml, json, to_yaml};
+use encode::{JsonStyle, b64decode, from_json, from_yaml, from_yaml_all, json, to_yaml};
 use ipaddr::{ipaddr, ipmath, ipwrap};
 use lists::{
     combinations, difference, extract, flatten, intersect, map, permutations, product, subelements,
@@ -159,6 +161,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
         ("to_yaml", |e, n| e.add_filter(n, to_yaml)),
         ("from_json", |e, n| e.add_filter(n, from_json)),
         ("from_yaml", |e, n| e.add_filter(n, from_yaml)),
+        ("from_yaml_all", |e, n| e.add_filter(n, from_yaml_all)),
         ("to_nice_yaml", |e, n| e.add_filter(n, to_yaml)),
         ("regex_replace", |e, n| e.add_filter(n, regex_replace)),
         ("regex_search", |e, n| e.add_filter(n, regex_search)),
@@ -257,6 +260,22 @@ pub(super) fn register(env: &mut Environment<'static>) {
         ("splitext", |e, n| e.add_filter(n, paths::splitext)),
         ("path_join", |e, n| e.add_filter(n, paths::path_join)),
         ("normpath", |e, n| e.add_filter(n, paths::normpath)),
+        ("commonpath", |e, n| e.add_filter(n, paths::commonpath)),
+        ("expanduser", |e, n| e.add_filter(n, host_paths::expanduser)),
+        ("expandvars", |e, n| e.add_filter(n, host_paths::expandvars)),
+        ("realpath", |e, n| e.add_filter(n, host_paths::realpath)),
+        ("relpath", |e, n| {
+            e.add_filter(n, |v: Value, s: Option<Value>, kw: Kwargs| {
+                let start = positional_or_keyword(s, &kw, "start")?;
+                kw.assert_all_used()?;
+                host_paths::relpath(v, start)
+            })
+        }),
+        ("win_basename", |e, n| e.add_filter(n, ntpath::win_basename)),
+        ("win_dirname", |e, n| e.add_filter(n, ntpath::win_dirname)),
+        ("win_splitdrive", |e, n| {
+            e.add_filter(n, ntpath::win_splitdrive)
+        }),
         ("urlsplit", |e, n| {
             e.add_filter(
                 n,

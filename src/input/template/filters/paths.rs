@@ -1,16 +1,17 @@
-//! Ansible's filters on POSIX paths that need no file system: `splitext`, `path_join` and
-//! `normpath` (Python's `os.path.splitext`, `os.path.join` and `os.path.normpath`).
+//! Ansible's filters on POSIX paths that need no file system: `splitext`, `path_join`,
+//! `normpath` and `commonpath` (Python's `os.path.splitext`, `os.path.join`,
+//! `os.path.normpath` and `os.path.commonpath`).
 
 use minijinja::{Error, ErrorKind, Value, value::ValueKind};
 
 use super::types::python_type_name;
 
-fn failure(message: String) -> Error {
+pub(super) fn failure(message: String) -> Error {
     Error::new(ErrorKind::InvalidOperation, message)
 }
 
 /// The text of a path, or Python's TypeError for anything else (after `filter`'s name).
-fn path_text<'a>(value: &'a Value, filter: &str) -> Result<&'a str, Error> {
+pub(super) fn path_text<'a>(value: &'a Value, filter: &str) -> Result<&'a str, Error> {
     super::defined(value)?;
     value.as_str().ok_or_else(|| {
         failure(format!(
@@ -66,24 +67,32 @@ pub(super) fn path_join(value: Value) -> Result<String, Error> {
                 python_type_name(&part)
             )));
         };
-        if part.starts_with('/') {
-            path = part.to_string();
-        } else if path.is_empty() || path.ends_with('/') {
-            path.push_str(part);
-        } else {
-            path.push('/');
-            path.push_str(part);
-        }
+        join_onto(&mut path, part);
     }
     Ok(path)
+}
+
+/// `os.path.join(path, part)` in place: `part` after a `/` unless `path` ends with one or is
+/// empty; an absolute `part` starts over.
+pub(super) fn join_onto(path: &mut String, part: &str) {
+    if part.starts_with('/') {
+        path.clear();
+    } else if !path.is_empty() && !path.ends_with('/') {
+        path.push('/');
+    }
+    path.push_str(part);
 }
 
 /// `normpath`: `.` parts and doubled slashes dropped, `..` taking its parent away where it
 /// can; exactly two leading slashes stay two, as POSIX leaves their meaning open.
 pub(super) fn normpath(value: Value) -> Result<String, Error> {
-    let path = path_text(&value, "normpath")?;
+    path_text(&value, "normpath").map(normalized)
+}
+
+/// `os.path.normpath` of a text (see [`normpath`]).
+pub(super) fn normalized(path: &str) -> String {
     if path.is_empty() {
-        return Ok(".".into());
+        return ".".into();
     }
     let slashes = match path.bytes().take_while(|&b| b == b'/').count() {
         0 => 0,
@@ -102,11 +111,64 @@ pub(super) fn normpath(value: Value) -> Result<String, Error> {
         }
     }
     let joined = format!("{}{}", "/".repeat(slashes), parts.join("/"));
-    Ok(if joined.is_empty() {
+    if joined.is_empty() {
         ".".into()
     } else {
         joined
-    })
+    }
+}
+
+/// `commonpath`: the longest path that every path of the list starts with, part by part
+/// (`.` parts and empty ones skipped, nothing normalised otherwise); absolute and relative
+/// paths do not mix.
+pub(super) fn commonpath(value: Value) -> Result<String, Error> {
+    super::defined(&value)?;
+    if value.as_str().is_some() || !matches!(value.kind(), ValueKind::Seq | ValueKind::Iterable) {
+        return Err(failure(format!(
+            "|commonpath expects sequence, got <class '{}'> instead.",
+            python_type_name(&value)
+        )));
+    }
+    let paths: Vec<Value> = value.try_iter()?.collect();
+    let texts = paths
+        .iter()
+        .map(|p| path_text(p, "commonpath"))
+        .collect::<Result<Vec<&str>, Error>>()?;
+    let Some(first) = texts.first() else {
+        return Err(failure(
+            "commonpath: commonpath() arg is an empty sequence".into(),
+        ));
+    };
+    let absolute = first.starts_with('/');
+    if texts.iter().any(|t| t.starts_with('/') != absolute) {
+        return Err(failure(
+            "commonpath: Can't mix absolute and relative paths".into(),
+        ));
+    }
+    let split: Vec<Vec<&str>> = texts
+        .iter()
+        .map(|t| {
+            t.split('/')
+                .filter(|p| !p.is_empty() && *p != ".")
+                .collect()
+        })
+        .collect();
+    // the least and the greatest (as Python orders lists of texts) share what all share
+    let (least, greatest) = (split.iter().min(), split.iter().max());
+    let common: Vec<&str> = match (least, greatest) {
+        (Some(a), Some(b)) => a
+            .iter()
+            .zip(b)
+            .take_while(|(x, y)| x == y)
+            .map(|(x, _)| *x)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(format!(
+        "{}{}",
+        if absolute { "/" } else { "" },
+        common.join("/")
+    ))
 }
 
 #[cfg(test)]
