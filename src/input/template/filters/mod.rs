@@ -13,6 +13,8 @@
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
 
 mod checks;
+mod clock;
+mod datetime;
 mod dicts;
 mod digest;
 mod encode;
@@ -31,7 +33,7 @@ mod types;
 mod url;
 
 use minijinja::{
-    Environment, Value,
+    Environment, State, Value,
     value::{Kwargs, Rest},
 };
 
@@ -269,6 +271,24 @@ pub(super) fn register(env: &mut Environment<'static>) {
                 let start = positional_or_keyword(s, &kw, "start")?;
                 kw.assert_all_used()?;
                 host_paths::relpath(v, start)
+            })
+        }),
+        ("strftime", |e, n| {
+            e.add_filter(
+                n,
+                |state: &State, f: Value, s: Option<Value>, u: Option<Value>, kw: Kwargs| {
+                    let second = positional_or_keyword(s, &kw, "second")?;
+                    let utc = positional_or_keyword(u, &kw, "utc")?;
+                    kw.assert_all_used()?;
+                    datetime::strftime(state, f, second, utc)
+                },
+            )
+        }),
+        ("to_datetime", |e, n| {
+            e.add_filter(n, |v: Value, f: Option<Value>, kw: Kwargs| {
+                let format = positional_or_keyword(f, &kw, "format")?;
+                kw.assert_all_used()?;
+                datetime::to_datetime(v, format)
             })
         }),
         ("win_basename", |e, n| e.add_filter(n, ntpath::win_basename)),

@@ -19,6 +19,12 @@ pub(super) fn python_type_name(value: &Value) -> &'static str {
     if super::super::chain::lacks_value(value) {
         return "UndefinedMarker";
     }
+    if value
+        .downcast_object_ref::<super::datetime::DateTime>()
+        .is_some()
+    {
+        return "datetime";
+    }
     if let Some(name) = super::super::scope::python_type_name(value) {
         return name;
     }
