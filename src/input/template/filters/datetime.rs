@@ -38,6 +38,29 @@ impl DateTime {
     }
 }
 
+/// Python's `repr()` of a `datetime` (`datetime.datetime(2016, 8, 14, 20, 0)`: the second
+/// and microsecond only where not zero), for one printed inside a list or mapping.
+pub(super) fn python_repr_of(value: &Value) -> Option<String> {
+    let c = &value.downcast_object_ref::<DateTime>()?.0;
+    let mut repr = format!(
+        "datetime.datetime({}, {}, {}, {}, {}",
+        c.year, c.month, c.day, c.hour, c.minute
+    );
+    if c.second != 0 || c.micro != 0 {
+        repr.push_str(&format!(", {}", c.second));
+    }
+    if c.micro != 0 {
+        repr.push_str(&format!(", {}", c.micro));
+    }
+    repr.push(')');
+    Some(repr)
+}
+
+/// A `datetime` as Ansible's JSON writes it: `isoformat()`.
+pub(super) fn iso_format_of(value: &Value) -> Option<String> {
+    Some(value.downcast_object_ref::<DateTime>()?.printed('T'))
+}
+
 impl Object for DateTime {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         ObjectRepr::Plain

@@ -139,7 +139,10 @@ fn write_json(value: &Value, style: &JsonStyle, depth: usize, out: &mut String) 
             value.try_iter().map(|i| i.collect()).unwrap_or_default(),
             false,
         ),
-        _ => return write_json_string(&value.to_string(), style, out),
+        _ => {
+            let text = super::datetime::iso_format_of(value).unwrap_or_else(|| value.to_string());
+            return write_json_string(&text, style, out);
+        }
     };
     let (open, close) = if map { ('{', '}') } else { ('[', ']') };
     out.push(open);

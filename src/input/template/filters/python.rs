@@ -9,6 +9,8 @@ use crate::source::MAX_FILE_BYTES;
 pub fn python_str(value: &Value) -> String {
     match value.kind() {
         ValueKind::String => value.as_str().unwrap_or_default().to_string(),
+        // a `datetime`'s `str()`
+        ValueKind::Plain => value.to_string(),
         _ => python_repr(value),
     }
 }
@@ -124,6 +126,7 @@ pub(crate) fn python_repr(value: &Value) -> String {
 pub fn printed(value: &Value) -> String {
     match value.kind() {
         ValueKind::String => value.as_str().unwrap_or_default().to_string(),
+        ValueKind::Plain => value.to_string(),
         _ => {
             let mut out = String::new();
             write_repr(&mut out, value, 0, Tuples::AsLists);
@@ -218,10 +221,13 @@ fn write_repr(out: &mut String, value: &Value, depth: usize, tuples: Tuples) {
                 f64::try_from(value.clone()).unwrap_or(f64::NAN),
             ));
         }
-        _ => {
-            use std::fmt::Write;
-            let _ = write!(out, "{value}");
-        }
+        _ => match super::datetime::python_repr_of(value) {
+            Some(repr) => out.push_str(&repr),
+            None => {
+                use std::fmt::Write;
+                let _ = write!(out, "{value}");
+            }
+        },
     }
 }
 
