@@ -177,6 +177,28 @@ fn cases() -> Vec<Case> {
             refused(ALL, 6, "haproxy_stats_user", "would be over 64 MiB"),
         ),
         case(
+            "a format of five million directives given to strftime",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: \"{{{{ ('%c' * 5000000) | strftime(0) }}}}\"\nhaproxy_stats_password: pw\n"
+            )),
+            refused(ALL, 6, "haproxy_stats_user", "the format could make"),
+        ),
+        case(
+            "a stream of YAML documents, each an alias bomb, read by from_yaml_all",
+            hosts_and(&format!(
+                "{TCP}haproxy_stats_user: \"{{{{ stream | from_yaml_all | length }}}}\"\nhaproxy_stats_password: pw\nstream: |\n{}",
+                format!(
+                    "---\n{}",
+                    bomb.lines().take(7).collect::<Vec<_>>().join("\n")
+                )
+                .repeat(3)
+                .lines()
+                .map(|l| format!("  {l}\n"))
+                .collect::<String>()
+            )),
+            refused(ALL, 6, "haproxy_stats_user", "would copy more than"),
+        ),
+        case(
             "every host's variables printed whole: hostvars and vars",
             hosts_and(&format!(
                 "{TCP}haproxy_stats_user: \"u{{{{ hostvars | to_json | length }}}}x{{{{ (vars | string | length) > 0 }}}}\"\nhaproxy_stats_password: \"p{{{{ hostvars[inventory_hostname] | to_nice_json | length }}}}\"\n"

@@ -164,8 +164,9 @@ impl Clock {
         Some(unsafe { libc::mktime(&mut tm) })
     }
 
-    /// `strftime(format)` of this time; `python_datetime` adds `datetime.strftime`'s own
-    /// `%f`, and its empty `%z` and `%Z` for a time without a zone. At most `room` bytes.
+    /// `strftime(format)` of this time; one without a zone (a `datetime`) also has `%f`, and
+    /// empty `%z` and `%Z`, as `datetime.strftime` gives them. Refused where it could
+    /// make more than `room` bytes.
     pub(super) fn strftime(&self, format: &str, filter: &str, room: u64) -> Result<String, Error> {
         let unsupported = |what: String| {
             Error::new(
@@ -173,17 +174,19 @@ impl Clock {
                 format!("{filter}: {what} is not supported by lbctl (in format '{format}')"),
             )
         };
+        // Counted before anything is made: no directive writes more than 64 bytes.
+        let most = format.len() as u64 + 64 * format.matches('%').count() as u64;
+        if most > room {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "{filter}: the format could make {most} bytes of text, more than this template may still make ({room} bytes)"
+                ),
+            ));
+        }
         let mut out = String::new();
         let mut rest = format.chars();
         while let Some(c) = rest.next() {
-            if out.len() as u64 > room {
-                return Err(Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!(
-                        "{filter}: the text would be longer than this template may still make ({room} bytes)"
-                    ),
-                ));
-            }
             if c != '%' {
                 out.push(c);
                 continue;

@@ -351,3 +351,105 @@ fn pattern_of(format: &str) -> Result<String, Error> {
     }
     Ok(pattern)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{refusal, rendered};
+
+    /// Each template, and what ansible-core 2.19.14 printed for it, in UTC; the differential
+    /// case templated-paths-times-yaml-documents compares many more, in the local time zone.
+    #[test]
+    fn times_are_ansible_s() {
+        for (template, ansible) in [
+            (
+                "{{ '%Y-%m-%d %H:%M:%S %a %j %U %W %V %G %-d %_m %^b %s' | strftime(1709622489, utc=true) }}",
+                "2024-03-05 07:08:09 Tue 065 09 10 10 2024 5  3 MAR 1709622489",
+            ),
+            (
+                "{{ '%F %T' | strftime('-1.5', true) }}",
+                "1969-12-31 23:59:58",
+            ),
+            (
+                "{{ '14/8/16 8:05 PM' | to_datetime('%d/%m/%y %I:%M %p') }}",
+                "2016-08-14 20:05:00",
+            ),
+            (
+                "{{ '2023 366' | to_datetime('%Y %j') }}",
+                "2024-01-01 00:00:00",
+            ),
+            (
+                "{{ ['2016-08-14 20:00:00.5' | to_datetime('%Y-%m-%d %H:%M:%S.%f')] }}",
+                "[datetime.datetime(2016, 8, 14, 20, 0, 0, 500000)]",
+            ),
+            (
+                "{{ '2016-08-14 20:00:12' | to_datetime | to_json }}",
+                "\"2016-08-14T20:00:12\"",
+            ),
+            (
+                "{{ ('2024-01-07 01:02:03' | to_datetime).isoweekday() }}",
+                "7",
+            ),
+        ] {
+            assert_eq!(rendered(template), ansible, "{template}");
+        }
+        for (template, ansible) in [
+            (
+                "{{ '2016' | to_datetime }}",
+                "time data '2016' does not match format '%Y-%m-%d %H:%M:%S'",
+            ),
+            (
+                "{{ '2016-01-01 00:00:00x' | to_datetime }}",
+                "unconverted data remains: x",
+            ),
+            (
+                "{{ '2016-02-30' | to_datetime('%Y-%m-%d') }}",
+                "day is out of range for month",
+            ),
+            (
+                "{{ '1' | to_datetime('%q') }}",
+                "'q' is a bad directive in format '%q'",
+            ),
+            ("{{ '1' | to_datetime('%') }}", "stray % in format '%'"),
+            (
+                "{{ 1 | to_datetime }}",
+                "strptime() argument 1 must be str, not int",
+            ),
+            (
+                "{{ '1' | to_datetime('%z') }}",
+                "the directive %z is not supported by lbctl",
+            ),
+            (
+                "{{ '1 1' | to_datetime('%d %d') }}",
+                "redefinition of group name 'd'",
+            ),
+            (
+                "{{ '%Y' | strftime('x') }}",
+                "Invalid value for epoch value (x)",
+            ),
+            (
+                "{{ '%Y %q' | strftime(0) }}",
+                "the directive %q is not supported by lbctl",
+            ),
+            (
+                "{{ '%Y %' | strftime(0) }}",
+                "a `%` at the end of the format is not supported",
+            ),
+            ("{{ '%Y' | strftime('inf') }}", "timestamp out of range"),
+            (
+                "{{ '%Y' | strftime }}",
+                "strftime without a time is not supported by lbctl",
+            ),
+            (
+                "{{ '%f' | strftime(0) }}",
+                "the directive %f is not supported by lbctl",
+            ),
+            (
+                "{{ ('2016-01-01 00:00:00' | to_datetime) - ('2016-01-01 00:00:00' | to_datetime) }}",
+                "unsupported types",
+            ),
+        ] {
+            let e = refusal(template);
+            assert!(e.contains(ansible), "{template}: {e}");
+        }
+    }
+}

@@ -309,3 +309,104 @@ fn passwd_home(user: Option<&str>) -> Result<Option<String>, Error> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{refusal, rendered};
+
+    /// Each template, and what ansible-core 2.19.14 printed for it (`ansible -m debug`); the
+    /// differential case templated-paths-times-yaml-documents compares many more.
+    #[test]
+    fn path_filters_of_the_machine_are_ansible_s() {
+        for (template, ansible) in [
+            ("{{ 'a~' | expanduser }}", "a~"),
+            (
+                "{{ '~lbctl-no-such-user/x' | expanduser }}",
+                "~lbctl-no-such-user/x",
+            ),
+            ("{{ '~root' | expanduser }}", "/root"),
+            (
+                "{{ '$LBCTL_NO_SUCH_VAR/${LBCTL_NO_SUCH_VAR}/${}/$/a$$b/${x' | expandvars }}",
+                "$LBCTL_NO_SUCH_VAR/${LBCTL_NO_SUCH_VAR}/${}/$/a$$b/${x",
+            ),
+            ("{{ '/lbctl-no-such-dir/../a/./b//' | realpath }}", "/a/b"),
+            ("{{ '//x' | realpath }}", "/x"),
+            (
+                "{{ ['/a/b/c', '/a', '/x/y'] | map('relpath', '/a/b') | list }}",
+                "['c', '..', '../../x/y']",
+            ),
+            ("{{ '/a/b' | relpath(start='/a/b') }}", "."),
+        ] {
+            assert_eq!(rendered(template), ansible, "{template}");
+        }
+        for (template, ansible) in [
+            (
+                "{{ 1 | expanduser }}",
+                "expected str, bytes or os.PathLike object, not int",
+            ),
+            (
+                "{{ none | realpath }}",
+                "expected str, bytes or os.PathLike object, not NoneType",
+            ),
+            (
+                "{{ 5 | expandvars }}",
+                "expected str, bytes or os.PathLike object, not int",
+            ),
+            ("{{ '' | relpath }}", "no path specified"),
+            (
+                "{{ 'a' | relpath(1) }}",
+                "expected str, bytes or os.PathLike object, not int",
+            ),
+            (
+                "{{ [] | commonpath }}",
+                "commonpath() arg is an empty sequence",
+            ),
+            (
+                "{{ ['/a', 'b'] | commonpath }}",
+                "Can't mix absolute and relative paths",
+            ),
+            (
+                "{{ 'x' | commonpath }}",
+                "|commonpath expects sequence, got <class 'str'> instead.",
+            ),
+            (
+                "{{ [1] | commonpath }}",
+                "expected str, bytes or os.PathLike object, not int",
+            ),
+            (
+                "{{ 1 | win_basename }}",
+                "expected str, bytes or os.PathLike object, not int",
+            ),
+            (
+                "{{ 'a: [' | from_yaml_all }}",
+                "from_yaml_all: invalid YAML",
+            ),
+            // each document has anchors of its own, as in PyYAML
+            ("{{ '--- &a x\n--- *a' | from_yaml_all }}", "unknown anchor"),
+        ] {
+            let e = refusal(template);
+            assert!(e.contains(ansible), "{template}: {e}");
+        }
+    }
+
+    /// A symbolic link that leads back to itself stops the resolution where it is, as in
+    /// Python; each link is read once.
+    #[test]
+    fn realpath_reads_links_and_stops_at_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        std::fs::create_dir_all(dir.path().join("real/b")).unwrap();
+        std::os::unix::fs::symlink("real/b", dir.path().join("to-b")).unwrap();
+        std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
+        std::os::unix::fs::symlink("../to-b/../../loop", dir.path().join("real/back")).unwrap();
+        for (path, want) in [
+            ("to-b/c", format!("{root}/real/b/c")),
+            ("to-b/..", format!("{root}/real")),
+            ("loop/x/../y", format!("{root}/loop/y")),
+            ("real/back/z", format!("{root}/loop/z")),
+        ] {
+            let template = format!("{{{{ '{root}/{path}' | realpath }}}}");
+            assert_eq!(rendered(&template), want, "{path}");
+        }
+    }
+}
