@@ -6,8 +6,9 @@
 //! `ipv6`, `ipwrap`, `ipmath`, `hash`, `checksum`, `md5`, `sha1`, `to_uuid`, `random` and
 //! `shuffle` with a seed, `comment`, `subelements`, `product`, `combinations`, `permutations`,
 //! `zip_longest`, `type_debug`, `log`, `pow`, `root`, `human_readable`, `human_to_bytes`,
-//! `splitext`, `path_join`, `normpath`, `urlsplit`, `urldecode`, `wordcount`,
-//! `rekey_on_member`, and the tests `match`, `search`, `regex`,
+//! `splitext`, `path_join`, `normpath`, `commonpath`, `expanduser`, `expandvars`, `realpath`,
+//! `relpath`, `win_basename`, `win_dirname`, `win_splitdrive`, `from_yaml_all`, `strftime`,
+//! `to_datetime`, `urlsplit`, `urldecode`, `wordcount`, `rekey_on_member`, and the tests `match`, `search`, `regex`,
 //! and in `checks`, `version`, `subset`, `superset`, `contains`, `any`, `all`, `truthy`,
 //! `falsy`),
 //! also under their `ansible.builtin.` / `ansible.utils.` names.
