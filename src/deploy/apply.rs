@@ -18,7 +18,7 @@ use crate::{
     deploy::plan::HostPlan,
     deploy::report::{HostError, HostReport, Report, Timing},
     deploy::reporter::Reporter,
-    deploy::rollout::{Host, Shell, Target, all_held, go_in_waves, rollout, rollout_order},
+    deploy::rollout::{Host, Shell, Target, go_in_waves, rollout, rollout_order},
     deploy::runtime_state::{self, for_apply},
     deploy::saved_plan::{self, Moved, PlannedHost, SavedPlan},
     deploy::standby::{Standby, holders_needing_a_standby, some_standby_ready},
@@ -314,16 +314,11 @@ pub async fn apply_saved<R: Reporter>(
     // The plan still holds: the staged hosts are shown, each waits for its go-ahead, in
     // rollout order (as planned, the VIP holders last).
     staged.sort_by_key(|(s, _)| s.plan.holds_vip);
-    let hosts = all_held(
-        staged
-            .into_iter()
-            .map(|(s, _)| async move {
-                let mut host = Host::checking(s.plan, s.timing, s.since, reporter);
-                host.hold(Ok(s.running)).await;
-                host
-            })
-            .collect(),
-    )
+    let hosts = join_all(staged.into_iter().map(|(s, _)| async move {
+        let mut host = Host::checking(s.plan, s.timing, s.since, reporter);
+        host.hold(Ok(s.running)).await;
+        host
+    }))
     .await;
     let applied = go_in_waves(hosts, serial, reporter).await;
     reports.splice(0..0, applied);

@@ -9,14 +9,14 @@
 //! Each host swaps, reloads, verifies and rolls back by itself. The first wave with a failure
 //! stops the rollout: the hosts still waiting are told to stop and keep their configuration.
 
-use std::{future::Future, time::Instant};
+use std::time::Instant;
 
 use crate::{
     deploy::DeployError,
     deploy::plan::HostPlan,
     deploy::report::{HostError, HostReport, Outcome, Timing},
     deploy::reporter::Reporter,
-    remote::{self, APPLIED, APPLY_LOCK, ApplyReport, Deployment, GO, HEARTBEAT, READY, WAIT},
+    remote::{self, APPLIED, APPLY_LOCK, ApplyReport, Deployment, GO, READY},
     ssh::{RemoteOutput, Running, Session},
 };
 use futures_util::future::join_all;
@@ -146,29 +146,9 @@ pub async fn rollout<R: Reporter>(
             host
         },
     );
-    let hosts = all_held(checks.collect()).await;
+    let hosts = join_all(checks).await;
     let reports = go_in_waves(hosts, serial, reporter).await;
     (reports, sessions)
-}
-
-/// Phase 1's end: every host's `check` (its held script, until it is ready or has ended),
-/// those ready first hearing that lbctl is still there until every check is done.
-pub(super) async fn all_held<T, F: Future<Output = Host<T>>>(checks: Vec<F>) -> Vec<Host<T>> {
-    let count = checks.len();
-    let (heard, heard_from) = tokio::sync::watch::channel(0usize);
-    let heard = &heard;
-    join_all(checks.into_iter().map(|check| {
-        let mut heard_from = heard_from.clone();
-        async move {
-            let mut host = check.await;
-            heard.send_modify(|n| *n += 1);
-            if let Some(running) = host.running.as_mut() {
-                let _ = beating(&mut [running], heard_from.wait_for(|n| *n == count)).await;
-            }
-            host
-        }
-    }))
-    .await
 }
 
 /// Phase 2: when every host is ready, in waves (see [`waves`]), go ahead; after a failure,
@@ -194,12 +174,7 @@ pub(super) async fn go_in_waves<R: Reporter>(
                 (i, go(running).await, began.elapsed().as_secs_f64())
             })
         });
-        let going = join_all(going.collect::<Vec<_>>());
-        let mut waiting: Vec<&mut Running> = hosts
-            .iter_mut()
-            .filter_map(|h| h.running.as_mut())
-            .collect();
-        for (i, gone, seconds) in beating(&mut waiting, going).await {
+        for (i, gone, seconds) in join_all(going.collect::<Vec<_>>()).await {
             let host = &mut hosts[i];
             host.report.timing.apply = Some(seconds);
             match gone {
@@ -256,23 +231,6 @@ pub(super) async fn go_in_waves<R: Reporter>(
         reports.push(host.report);
     }
     reports
-}
-
-/// `work`, while every `waiting` script hears [`WAIT`] each [`HEARTBEAT`]: a held script that
-/// hears nothing for a while stops by itself (lbctl or its connection is gone), and a host
-/// whose connection is lost already says so when it is told to go ahead.
-async fn beating<F: Future>(waiting: &mut [&mut Running], work: F) -> F::Output {
-    let mut work = std::pin::pin!(work);
-    loop {
-        tokio::select! {
-            done = &mut work => return done,
-            () = tokio::time::sleep(HEARTBEAT) => {
-                for running in waiting.iter_mut() {
-                    let _ = running.send(WAIT).await;
-                }
-            }
-        }
-    }
 }
 
 /// How a held script's first phase ended.

@@ -243,19 +243,6 @@ enum Mode {
 /// What a held apply script waits for (see [`held_apply_script`]).
 pub const GO: &str = "go\n";
 
-/// What lbctl says every [`HEARTBEAT`] to a held apply script still waiting for [`GO`].
-pub const WAIT: &str = "wait\n";
-
-/// How often a waiting script hears [`WAIT`].
-pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How long a held script waits without a word from lbctl before it stops by itself, leaving
-/// the host as it was and its lock free: lbctl, or its connection, is gone (a host cut off
-/// mid-apply), which the host's sshd may not notice for hours. Longer than lbctl takes to give
-/// up on a connection whose keep-alives go unanswered (15–20 s), so a wait lbctl still
-/// follows never ends this way.
-const SILENCE_SECONDS: u32 = 60;
-
 /// The frame a held apply script sends when it waits for [`GO`].
 pub const READY: &[u8] = b"@@lbctl ready";
 
@@ -308,7 +295,6 @@ fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
     }
     script.push_str("}\n");
     let _ = writeln!(script, "COMMAND_TIMEOUT={COMMAND_TIMEOUT_SECONDS}");
-    let _ = writeln!(script, "SILENCE={SILENCE_SECONDS}");
     let _ = writeln!(script, "CHANGES={}", deployment.files.len());
     let keep = &deployment.keep;
     let _ = writeln!(

@@ -373,9 +373,9 @@ resync_stop() {
 hold() {
 	[ -n "$HOLD" ] || return 0
 	emit ready
-	listen
-	# shellcheck disable=SC2153 # set by listen, in common.sh (sent ahead of this script)
-	[ "$ANSWER" = go ] && return 0
+	answer=
+	IFS= read -r answer <&3
+	[ "$answer" = go ] && return 0
 	fail hold "" "" "lbctl did not go ahead: another host failed, or lbctl stopped"
 	return 1
 }
@@ -844,9 +844,8 @@ finish() {
 
 # abort: leaves the host as it was and ends the script. Nothing interrupts it once begun.
 abort() {
-	trap '' HUP INT TERM PIPE ALRM
+	trap '' HUP INT TERM PIPE
 	ABORTING=1
-	silence_unwatch
 	resync_stop
 	forget_saving
 	if [ -n "$OUT" ]; then
@@ -878,7 +877,6 @@ connection_lost() {
 main() {
 	trap connection_lost HUP PIPE
 	trap 'interrupted "terminated by a signal"' INT TERM
-	trap 'interrupted "lbctl said nothing for $SILENCE s: it or its connection is gone"' ALRM
 	umask 077
 	NL='
 '

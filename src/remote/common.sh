@@ -22,44 +22,6 @@ emit() {
 	printf '@@lbctl %s\n' "$*" || connection_lost
 }
 
-# listen: the next line lbctl sends (fd 3), in ANSWER, passing over the "wait" lbctl says
-# every few seconds while this script waits for it; false at the end of the input. SILENCE
-# seconds without a line mean lbctl or its connection is gone, which the host's sshd may not
-# notice for hours (Debian's TCP keep-alive) while the script holds its lock: the script gets
-# SIGALRM then (see silence_watch), which its trap turns into a clean stop.
-listen() {
-	silence_watch
-	while :; do
-		ANSWER=
-		if ! IFS= read -r ANSWER <&3; then
-			silence_unwatch
-			return 1
-		fi
-		[ "$ANSWER" = wait ] || break
-		silence_watch
-	done
-	silence_unwatch
-}
-
-# silence_watch: (re)starts the count of SILENCE seconds after which this script gets SIGALRM.
-silence_watch() {
-	silence_unwatch
-	(
-		trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-		sleep "$SILENCE" &
-		sleeper=$!
-		wait "$sleeper" && kill -ALRM $$
-	) </dev/null >/dev/null 2>&1 9>&- 3<&- &
-	SILENCE_WATCH=$!
-}
-
-silence_unwatch() {
-	[ -n "$SILENCE_WATCH" ] || return 0
-	kill "$SILENCE_WATCH" 2>/dev/null
-	wait "$SILENCE_WATCH" 2>/dev/null
-	SILENCE_WATCH=
-}
-
 # read_pid FILE: sets pid to the first line of a daemon's pid file, empty if there is none.
 # One that is missing or empty is read again, 5 times 20 ms apart: HAProxy's master removes
 # and rewrites its pid file at every reload, and a look in that instant must not find HAProxy
