@@ -71,8 +71,9 @@ struct GlobalArgs {
     #[arg(long, global = true, env = "LBCTL_SSH_PERSIST", default_value_t = 60)]
     ssh_persist: u64,
     /// Private directory for the persisting connections' control sockets
-    /// [default: $XDG_RUNTIME_DIR/lbctl-ssh, else ~/.local/state/lbctl/ssh].
-    #[arg(long, global = true, env = "LBCTL_SSH_CONTROL_DIR")]
+    /// [default: $XDG_RUNTIME_DIR/lbctl-ssh, else ~/.local/state/lbctl/ssh]: a new directory
+    /// (lbctl creates it) or one of mode 0700.
+    #[arg(long, global = true, env = "LBCTL_SSH_CONTROL_DIR", value_parser = control_dir)]
     ssh_control_dir: Option<PathBuf>,
 }
 
@@ -280,6 +281,13 @@ fn ssh_dial(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
 
 fn family(text: &str) -> Result<Family, String> {
     Family::parse(text).ok_or_else(|| format!("`{text}` is not any, inet or inet6"))
+}
+
+/// `--ssh-control-dir`: refused when others may enter it (lbctl changes no directory's mode).
+fn control_dir(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    lbctl::ssh::check_masters_directory(&path).map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

@@ -49,28 +49,64 @@ pub struct Directory {
     path: PathBuf,
 }
 
+/// Whether `path` can hold the masters' sockets: missing (lbctl creates it, mode 0700), or a
+/// directory of this user's that no one else may enter (not a link to one). lbctl changes
+/// the mode of no directory it did not create: `--ssh-control-dir /etc` made /etc mode 0700.
+pub fn check_masters_directory(path: &Path) -> Result<(), MastersDirectoryError> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(MastersDirectoryError::Look(e)),
+        Ok(meta) => meta,
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.file_type().is_symlink() {
+        Err(MastersDirectoryError::Link)
+    } else if !meta.is_dir() {
+        Err(MastersDirectoryError::NotDirectory)
+    } else if meta.uid() != me {
+        Err(MastersDirectoryError::Owner { uid: meta.uid() })
+    } else if meta.permissions().mode() & 0o077 != 0 {
+        Err(MastersDirectoryError::Shared {
+            mode: meta.permissions().mode() & 0o7777,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Why a directory cannot hold the masters' sockets.
+#[derive(Debug, thiserror::Error)]
+pub enum MastersDirectoryError {
+    #[error("cannot look at it: {0}")]
+    Look(std::io::Error),
+    #[error("it is a symbolic link; name the directory itself")]
+    Link,
+    #[error("it is not a directory")]
+    NotDirectory,
+    #[error("it belongs to user {uid}, not to this one")]
+    Owner { uid: u32 },
+    #[error(
+        "other users may enter it (mode {mode:o}); lbctl keeps SSH control sockets only in a directory of mode 0700 (chmod 700 it, or name a new directory: lbctl creates it)"
+    )]
+    Shared { mode: u32 },
+}
+
 impl Directory {
-    /// `path`, created when missing. `None` (no reuse) when it cannot be made private to
-    /// this user.
+    /// `path`, created when missing. `None` (no reuse) when it is not private to this user
+    /// ([`check_masters_directory`]).
     pub fn open(path: &Path) -> Option<Directory> {
-        let path = path.to_path_buf();
-        if !path.is_dir() {
+        if fs::symlink_metadata(path).is_err() {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
-                .create(&path)
+                .create(path)
                 .ok()?;
         }
-        let meta = fs::symlink_metadata(&path).ok()?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if !meta.is_dir() || meta.uid() != me {
-            return None;
-        }
-        if meta.permissions().mode() & 0o077 != 0 {
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).ok()?;
-        }
-        Some(Directory { path })
+        check_masters_directory(path).ok()?;
+        Some(Directory {
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -128,7 +164,7 @@ impl Directory {
                 if settled && !path.join("master").exists() {
                     let _ = fs::remove_dir_all(&path);
                 }
-            } else if kind.is_symlink() && fs::metadata(&path).is_err() {
+            } else if kind.is_symlink() && is_record_name(&name) && fs::metadata(&path).is_err() {
                 let _ = fs::remove_file(&path);
             }
         }
@@ -137,6 +173,12 @@ impl Directory {
     fn record(&self, conn: &Connection) -> PathBuf {
         self.path.join(key(conn, &network_namespace()))
     }
+}
+
+/// Whether `name` is one [`Directory::record`] gives: only such links are lbctl's to remove.
+fn is_record_name(name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    name.len() == 32 && name.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The network namespace this thread runs in (the one the `ssh` it starts will use), as the
@@ -225,6 +267,50 @@ mod tests {
         let mut other = base.clone();
         other.name = "renamed".into();
         assert_eq!(key(&base), key(&other));
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lbctl-masters-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        dir
+    }
+
+    /// `--ssh-control-dir /etc` made /etc mode 0700 and removed its dangling links.
+    #[test]
+    fn a_directory_others_may_enter_is_left_as_it_is_and_not_used() {
+        let dir = scratch("shared");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.join("dangling")).unwrap();
+        assert!(Directory::open(&dir).is_none());
+        let e = check_masters_directory(&dir).unwrap_err().to_string();
+        assert!(e.contains("mode 755") && e.contains("chmod 700"), "{e}");
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert!(fs::symlink_metadata(dir.join("dangling")).is_ok());
+        std::os::unix::fs::symlink(&dir, dir.with_extension("link")).unwrap();
+        let link = check_masters_directory(&dir.with_extension("link"))
+            .unwrap_err()
+            .to_string();
+        assert!(link.contains("symbolic link"), "{link}");
+        fs::remove_file(dir.with_extension("link")).unwrap();
+        assert!(check_masters_directory(&dir.join("new/one")).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_links_named_as_records_are_forgotten() {
+        let dir = scratch("private");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let record = key(&conn("10.0.0.1"), "net");
+        std::os::unix::fs::symlink("/nonexistent", dir.join(&record)).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.join("known_hosts")).unwrap();
+        Directory::open(&dir).unwrap().forget_exited();
+        assert!(fs::symlink_metadata(dir.join(&record)).is_err());
+        assert!(fs::symlink_metadata(dir.join("known_hosts")).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

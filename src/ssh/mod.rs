@@ -15,7 +15,7 @@ mod session;
 
 pub use dialer::{Dial, DialError, Family, add_to_log, dial_for_ssh, dial_through};
 pub use error::TransportError;
-pub use masters::default_masters_directory;
+pub use masters::{MastersDirectoryError, check_masters_directory, default_masters_directory};
 pub use output::RemoteOutput;
 pub use pool::{Connected, connect_all, connect_every, run_all};
 pub use running::Running;
