@@ -93,7 +93,7 @@ enum Command {
         detailed_exitcode: bool,
         /// Also save the plan to FILE (mode 0600: it holds the rendered files and their
         /// secrets), for `lbctl apply FILE`.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", value_parser = output_file)]
         out: Option<PathBuf>,
     },
     /// Deploy: per host stage, check on the host, swap, reload, verify, roll back on failure.
@@ -200,7 +200,7 @@ enum Command {
         force: bool,
         /// Also draw the drill as one self-contained HTML page (timeline of every probe
         /// connection, the fault, each load balancer's marks against their budgets).
-        #[arg(long, value_name = "FILE.html")]
+        #[arg(long, value_name = "FILE.html", value_parser = output_file)]
         report: Option<PathBuf>,
     },
     /// Print a shell completion script (install it as the README says).
@@ -287,6 +287,21 @@ fn family(text: &str) -> Result<Family, String> {
 fn control_dir(text: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
     lbctl::ssh::check_masters_directory(&path).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// `--ssh-control-dir`: refused when others may enter it (lbctl changes no directory's mode).
+fn control_dir(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    lbctl::ssh::check_masters_directory(&path).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// A file lbctl is to write (`plan --out`, `failover-test --report`), checked before any host
+/// is touched.
+fn output_file(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    lbctl::source::check_output_file(&path).map_err(|e| e.to_string())?;
     Ok(path)
 }
 

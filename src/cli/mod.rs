@@ -129,9 +129,11 @@ pub fn failover_test(global: &Global, options: &FailoverOptions) -> ExitStatus {
         commands::failover_test::run(global, options).and_then(|r| {
             if let Some(path) = &options.report {
                 let html = output::report_html::render(r.timeline());
-                std::fs::write(path, html).map_err(|source| Error::Write {
-                    path: path.clone(),
-                    source,
+                crate::source::replace_file(path, html.as_bytes(), 0o644).map_err(|source| {
+                    Error::Write {
+                        path: path.clone(),
+                        source,
+                    }
                 })?;
                 if !global.json {
                     errln!("lbctl: wrote the drill's timeline to {}", path.display());

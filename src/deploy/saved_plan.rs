@@ -10,7 +10,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write as _,
     os::unix::fs::{MetadataExt as _, OpenOptionsExt},
     path::Path,
     time::Instant,
@@ -211,39 +210,16 @@ impl SavedPlan {
         })
     }
 
-    /// Writes the plan to `path`, created afresh with mode 0600 (it holds secrets): the
-    /// content goes to a new file beside it, which then replaces `path` (a symlink there is
-    /// replaced, never followed).
+    /// Writes the plan to `path`, created afresh with mode 0600 (it holds secrets), as
+    /// [`crate::source::replace_file`] writes: a symlink there is replaced, never followed.
     pub fn write(&self, path: &Path) -> Result<(), SavedPlanError> {
         let failed = |message: String| SavedPlanError::Write {
             path: path.display().to_string(),
             message,
         };
-        let name = path
-            .file_name()
-            .ok_or_else(|| failed("it names no file".into()))?;
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(".lbctl-{}", std::process::id()));
-        let temp = path.with_file_name(temp_name);
-        let text = serde_json::to_vec_pretty(self).map_err(|e| failed(e.to_string()))?;
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)
-            .and_then(|mut f| {
-                f.write_all(&text)?;
-                f.write_all(b"\n")?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&temp, path));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&temp);
-            return Err(failed(e.to_string()));
-        }
-        Ok(())
+        let mut text = serde_json::to_vec_pretty(self).map_err(|e| failed(e.to_string()))?;
+        text.push(b'\n');
+        crate::source::replace_file(path, &text, 0o600).map_err(|e| failed(e.to_string()))
     }
 
     /// Reads the plan at `path` and holds every field that decides what runs on a host, or
