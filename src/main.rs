@@ -63,12 +63,13 @@ struct GlobalArgs {
     /// limited).
     #[arg(long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     forks: u16,
-    /// Seconds to wait for a host's SSH connection before calling it unreachable.
-    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seconds to wait for a host's SSH connection before calling it unreachable (at most
+    /// 2147483647, OpenSSH's own limit).
+    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=SSH_MAX_SECONDS))]
     connect_timeout: u64,
     /// Seconds an SSH connection stays open after a run, for the next run to reuse (like
-    /// Ansible's ControlPersist); 0 closes connections when lbctl exits.
-    #[arg(long, global = true, env = "LBCTL_SSH_PERSIST", default_value_t = 60)]
+    /// Ansible's ControlPersist); 0 closes connections when lbctl exits; at most 2147483647.
+    #[arg(long, global = true, env = "LBCTL_SSH_PERSIST", default_value_t = 60, value_parser = clap::value_parser!(u64).range(..=SSH_MAX_SECONDS))]
     ssh_persist: u64,
     /// Private directory for the persisting connections' control sockets
     /// [default: $XDG_RUNTIME_DIR/lbctl-ssh, else ~/.local/state/lbctl/ssh]: a new directory
@@ -182,8 +183,8 @@ enum Command {
         /// stop-haproxy (--lb, default stop-keepalived).
         #[arg(long, value_enum)]
         method: Option<MethodArg>,
-        /// How long the fault stays, at least (e.g. 30s, 500ms).
-        #[arg(long, default_value = "30s", value_parser = duration)]
+        /// How long the fault stays, at least (e.g. 30s, 500ms; at most 1h).
+        #[arg(long, default_value = "30s", value_parser = hold)]
         hold: Duration,
         /// Inventory host to probe the VIP from, over SSH (default: where lbctl runs).
         #[arg(long)]
@@ -283,11 +284,21 @@ fn family(text: &str) -> Result<Family, String> {
     Family::parse(text).ok_or_else(|| format!("`{text}` is not any, inet or inet6"))
 }
 
-/// `--ssh-control-dir`: refused when others may enter it (lbctl changes no directory's mode).
-fn control_dir(text: &str) -> Result<PathBuf, String> {
-    let path = PathBuf::from(text);
-    lbctl::ssh::check_masters_directory(&path).map_err(|e| e.to_string())?;
-    Ok(path)
+/// The most seconds OpenSSH takes for `ConnectTimeout` and `ControlPersist` (a C `int`); past
+/// it ssh refused every connection, and a connect timeout near `u64::MAX` overflowed lbctl's
+/// own deadline (a panic).
+const SSH_MAX_SECONDS: u64 = i32::MAX as u64;
+
+/// The longest `--hold`: the probe records every connection it makes (up to 1000 a second),
+/// and a hold of `u64::MAX` milliseconds overflowed the probe's deadline (a panic).
+const MAX_HOLD: Duration = Duration::from_secs(3600);
+
+fn hold(text: &str) -> Result<Duration, String> {
+    let hold = duration(text)?;
+    if hold > MAX_HOLD {
+        return Err(format!("`{text}` is longer than 1h, the longest hold"));
+    }
+    Ok(hold)
 }
 
 /// `--ssh-control-dir`: refused when others may enter it (lbctl changes no directory's mode).
