@@ -380,24 +380,9 @@ fn read_password_file(path: &Path, label: &str) -> Result<Vec<u8>, InputError> {
 }
 
 /// A named pipe's content, as a password file (`--vault-password-file <(pass show vault)`
-/// is one): read to its end while something writes to it. Opening one that nothing has open
-/// for writing waited forever; it is opened without waiting, and then reads as empty.
+/// is one): read to its end while something writes to it, empty when nothing does.
 fn read_fifo(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::os::{fd::AsRawFd, unix::fs::OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    // Reads wait for the writer again: without O_NONBLOCK, one not written yet would be
-    // an error (EAGAIN) instead of the password.
-    // SAFETY: fcntl on a descriptor this function owns, with flags it read from it.
-    let cleared = unsafe {
-        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        flags >= 0 && libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
-    };
-    if !cleared {
-        return Err(std::io::Error::last_os_error());
-    }
+    let file = crate::source::open_without_waiting(path)?;
     crate::source::read_at_most(file, crate::source::MAX_FILE_BYTES)
 }
 

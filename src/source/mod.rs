@@ -20,7 +20,9 @@ mod var_map;
 
 pub use diagnostic::{Diagnostic, Diagnostics, clip, escape_control};
 pub use field::parse_duration;
-pub use limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_at_most, read_file, read_text};
+pub use limits::{
+    MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, open_without_waiting, read_at_most, read_file, read_text,
+};
 pub use loc::Loc;
 pub use node::{Entry, Node, Value};
 pub use output_file::{OutputFileError, check_output_file, replace_file};
