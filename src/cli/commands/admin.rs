@@ -112,7 +112,7 @@ pub fn run(
 fn who() -> String {
     let user = ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .find_map(|k| std::env::var(k).ok().filter(|v| plausible_user(v)))
         .or_else(user_name)
         .unwrap_or_else(|| "?".to_string());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -123,6 +123,13 @@ fn who() -> String {
     } else {
         format!("{user}@{host}")
     }
+}
+
+/// Whether an environment variable's value can be the user's name in the record, which
+/// `status` and `plan` show to whoever runs them later: one short line of plain text, as a
+/// `--reason` is (`USER=$'\e]2;...'` reached their terminals, a 100 KiB one every line).
+fn plausible_user(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && !name.chars().any(char::is_control)
 }
 
 /// The name of the user lbctl runs as, from the password database.
@@ -146,4 +153,18 @@ fn user_name() -> Option<String> {
     // SAFETY: on success pw_name points to a NUL-terminated string inside `buffer`.
     let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
     Some(name.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_short_line_of_plain_text_is_taken_for_a_user_name() {
+        assert!(plausible_user("alice") && plausible_user("svc-deploy.ci"));
+        for hostile in ["", "al\nice", "\u{1b}]2;owned\u{7}", &"x".repeat(65)] {
+            assert!(!plausible_user(hostile), "{hostile:?}");
+        }
+        assert!(!who().chars().any(char::is_control));
+    }
 }
