@@ -1122,3 +1122,132 @@ fn thousands_of_problems_print_the_first_thousand_and_a_count() {
     assert_eq!(report["diagnostics"].as_array().map(Vec::len), Some(1000));
     assert_eq!(report["diagnostics_not_shown"], 2000);
 }
+
+/// The command line and the environment, hostile: each value is refused (exit 1, naming its
+/// flag or file) at once, before any host is reached, with no panic. Before: a connect
+/// timeout of u64::MAX panicked after connecting; a `--hold` of u64::MAX ms would overflow
+/// the probe's deadline; `--ssh-control-dir` made a shared directory mode 0700 and removed
+/// its dangling links; `plan --out /dev/null` would have renamed the plan over the device;
+/// `--report FIFO` would have waited for a reader after the drill; `-e @FIFO` and
+/// `--limit @FIFO` waited for ever; 200 `~regex` terms took more than a minute.
+#[test]
+fn hostile_flags_and_environment_are_refused_before_any_host_is_reached() {
+    let dir = scratch("hostile-flags");
+    write(
+        &dir,
+        "hosts",
+        "[haproxy_servers]\nlb1 ansible_host=127.0.0.1 ansible_port=1\n\
+         lb2 ansible_host=127.0.0.2 ansible_port=1\n[workers]\nw1 ansible_host=10.0.1.1\n",
+    );
+    write(&dir, ALL, &format!("{TCP}{VIP}"));
+    let fifo = dir.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::os::unix::fs::symlink("/nonexistent", shared.join("dangling")).unwrap();
+    let path = |p: &Path| p.display().to_string();
+    let regexes = vec![r"~[\p{L}\p{N}]{199}"; 200].join(",");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--connect-timeout".into(),
+                u64::MAX.to_string(),
+                "status".into(),
+            ],
+            "'--connect-timeout <CONNECT_TIMEOUT>': 18446744073709551615 is not in 1..=2147483647",
+        ),
+        (
+            vec!["--ssh-persist".into(), "2147483648".into(), "status".into()],
+            "is not in 0..=2147483647",
+        ),
+        (
+            vec![
+                "failover-test".into(),
+                "--worker".into(),
+                "w1".into(),
+                "--hold".into(),
+                "99999999999999999h".into(),
+            ],
+            "longer than 1h, the longest hold",
+        ),
+        (
+            vec!["plan".into(), "--out".into(), "/dev/null".into()],
+            "'--out <FILE>': it is a device, not a file",
+        ),
+        (
+            vec![
+                "plan".into(),
+                "--out".into(),
+                path(&dir.join("missing/plan.json")),
+            ],
+            "No such file or directory",
+        ),
+        (
+            vec![
+                "failover-test".into(),
+                "--worker".into(),
+                "w1".into(),
+                "--report".into(),
+                path(&fifo),
+            ],
+            "'--report <FILE.html>': it is a named pipe, not a file",
+        ),
+        (
+            vec!["--ssh-control-dir".into(), path(&shared), "status".into()],
+            "other users may enter it (mode 755)",
+        ),
+        (
+            vec!["--limit".into(), regexes, "validate".into()],
+            "the 200 `~` terms share 10 MiB compiled",
+        ),
+        (
+            vec![
+                "--limit".into(),
+                format!("@{}", path(&fifo)),
+                "validate".into(),
+            ],
+            "it is a named pipe (FIFO), and nothing wrote to it",
+        ),
+        (
+            vec!["-e".into(), format!("@{}", path(&fifo)), "validate".into()],
+            "it is a named pipe (FIFO), and nothing wrote to it",
+        ),
+        (
+            vec!["--limit".into(), "lb1\nlb2".into(), "validate".into()],
+            r"holds the control character '\n'",
+        ),
+    ];
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for (args, error) in cases {
+        let started = std::time::Instant::now();
+        let run = Lbctl::new()
+            .args(["-i", &path(&dir)])
+            .args(&args)
+            .timeout(20)
+            .stderr_has(error)
+            .exit(1)
+            .run();
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+        assert!(
+            !run.stdout.contains("unreachable"),
+            "{args:?}: {}",
+            run.stdout
+        );
+        let elapsed = started.elapsed();
+        assert!(elapsed.as_secs() < 3, "{args:?} took {elapsed:?}");
+    }
+    let meta = std::fs::metadata(&shared).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o755
+    );
+    assert!(std::fs::symlink_metadata(shared.join("dangling")).is_ok());
+    let null = std::fs::metadata("/dev/null").unwrap().file_type();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&null));
+}
