@@ -107,7 +107,7 @@ impl Limit {
             }
             if let Some(c) = term.chars().find(|c| c.is_control()) {
                 return Err(invalid(format!(
-                    "the term `{}` holds the control character {c:?}, which no host or group name has; separate terms with `,` (or one a line in @FILE)",
+                    "the term `{}` holds the control character {c:?}, which no host or group name has; separate terms with `,`, or one a line in @FILE",
                     shown(term)
                 )));
             }
@@ -401,7 +401,13 @@ fn split(pattern: &str) -> Vec<String> {
             match c {
                 '[' => depth += 1,
                 ']' => depth = (depth - 1).max(0),
+                // As ansible-core's `re.findall`: whitespace separates terms too, so a
+                // retry file given as `--limit "$(cat hosts)"` is one term a line.
                 ':' if depth == 0 => {
+                    parts.push(std::mem::take(&mut current));
+                    continue;
+                }
+                c if c.is_whitespace() && depth == 0 => {
                     parts.push(std::mem::take(&mut current));
                     continue;
                 }
@@ -472,6 +478,7 @@ mod tests {
         assert_eq!(split("g[1:2]:&k8s"), ["g[1:2]", "&k8s"]);
         assert_eq!(split("a:b,c"), ["a:b", "c"]);
         assert_eq!(split("fe80::1"), ["fe80::1"]);
+        assert_eq!(split("lb1 lb2\nlb3:!w1"), ["lb1", "lb2", "lb3", "!w1"]);
     }
 
     #[test]
@@ -538,7 +545,8 @@ mod tests {
 
     #[test]
     fn a_control_character_is_refused_and_never_echoed() {
-        let e = Limit::parse("lb1\nlb2").unwrap_err().to_string();
+        assert_eq!(hosts("lb1\nlb2"), ["lb1", "lb2"]);
+        let e = Limit::parse("lb1\nlb2,lb3").unwrap_err().to_string();
         assert!(e.contains(r"control character '\n'"), "{e}");
         assert!(!e.contains('\n'), "{e}");
         let e = Limit::parse("lb1,\u{1b}[2J").unwrap_err().to_string();

@@ -1219,7 +1219,7 @@ fn hostile_flags_and_environment_are_refused_before_any_host_is_reached() {
             "it is a named pipe (FIFO), and nothing wrote to it",
         ),
         (
-            vec!["--limit".into(), "lb1\nlb2".into(), "validate".into()],
+            vec!["--limit".into(), "lb1\nlb2,lb3".into(), "validate".into()],
             r"holds the control character '\n'",
         ),
     ];
