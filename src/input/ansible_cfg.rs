@@ -512,46 +512,18 @@ fn unquote(value: &str) -> &str {
 /// A path setting as Ansible's `unfrackpath` reads it: environment variables expanded
 /// (`$HOME/.ssh/id`, `${KEYS}/lb`), then `~`.
 fn expand_home(path: &str) -> PathBuf {
-    let path = expand_vars(path);
+    let path = super::expand::expand_vars(
+        path,
+        |name| Ok::<_, std::convert::Infallible>(std::env::var(name).ok()),
+        |_| Ok(()),
+    )
+    .unwrap_or_else(|never| match never {});
     let home = std::env::var_os("HOME");
     match (path.as_str(), path.strip_prefix("~/"), home) {
         ("~", _, Some(home)) => PathBuf::from(home),
         (_, Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),
     }
-}
-
-/// Python's `os.path.expandvars`: `$NAME` and `${NAME}` (letters, digits, `_`) replaced by
-/// the variable's value; a variable that is not set, or a `$` before anything else, is left
-/// as written.
-fn expand_vars(text: &str) -> String {
-    let name_end = |s: &str| {
-        s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(s.len())
-    };
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, len) = match after.strip_prefix('{') {
-            Some(inner) => match inner.find('}') {
-                Some(end) => (&inner[..end], end + 2),
-                None => ("", 0),
-            },
-            None => {
-                let end = name_end(after);
-                (&after[..end], end)
-            }
-        };
-        match std::env::var(name) {
-            Ok(value) if !name.is_empty() => out.push_str(&value),
-            _ => out.push_str(&rest[at..at + 1 + len]),
-        }
-        rest = &rest[at + 1 + len..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Whether `path` exists and this user may read it: Ansible passes over a file it may not read.

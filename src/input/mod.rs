@@ -7,6 +7,7 @@
 
 mod ansible_cfg;
 mod error;
+mod expand;
 mod inventory;
 mod limit;
 mod redaction;

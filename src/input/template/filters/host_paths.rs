@@ -48,42 +48,23 @@ pub(super) fn expanduser(value: Value) -> Result<String, Error> {
 pub(super) fn expandvars(state: &State, value: Value) -> Result<String, Error> {
     let path = path_text(&value, "expandvars")?;
     let room = super::super::methods::room_left(state);
-    let mut out = String::with_capacity(path.len());
-    let mut rest = path;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, written) = match after.strip_prefix('{') {
-            Some(braced) => match braced.find('}') {
-                Some(end) => (&braced[..end], end + 2),
-                None => ("", 0),
-            },
-            None => {
-                let end = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                (&after[..end], end)
-            }
-        };
-        let value = match name {
-            "" => None,
-            // no environment variable's name holds these
-            name if name.contains(['=', '\0']) => None,
-            name => std::env::var_os(name),
-        };
-        match value {
-            Some(v) => out.push_str(&utf8(v, "expandvars", &format!("${name}"))?),
-            None => out.push_str(&rest[at..at + 1 + written]),
-        }
-        if out.len() as u64 > room {
-            return Err(failure(format!(
+    let value = |name: &str| match name {
+        // no environment variable's name holds these
+        name if name.contains(['=', '\0']) => Ok(None),
+        name => std::env::var_os(name)
+            .map(|v| utf8(v, "expandvars", &format!("${name}")))
+            .transpose(),
+    };
+    let grown = |so_far: &str| {
+        if so_far.len() as u64 > room {
+            Err(failure(format!(
                 "expandvars: the expanded text would be longer than this template may still make ({room} bytes)"
-            )));
+            )))
+        } else {
+            Ok(())
         }
-        rest = &after[written..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    };
+    crate::input::expand::expand_vars(path, value, grown)
 }
 
 /// `realpath`: the absolute path with every symbolic link on the way replaced by what it
