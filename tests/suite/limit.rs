@@ -142,6 +142,35 @@ fn limit_selects_the_load_balancers_ansible_selects() {
 }
 
 #[test]
+fn a_pattern_file_of_stale_names_warns_about_the_first_twenty_and_counts_the_rest() {
+    let dir = scratch("limit-stale");
+    write(&dir, "hosts", INVENTORY);
+    let stale: String = (1..=25).map(|i| format!("gone{i}\n")).collect();
+    write(&dir, "limit.txt", &format!("lb3\n{stale}"));
+    let run = Lbctl::new()
+        .args([
+            "-i",
+            dir.join("hosts").to_str().unwrap(),
+            "-e",
+            "@tests/inputs/seed004-vars.yaml",
+            "--limit",
+            &format!("@{}", dir.join("limit.txt").display()),
+            "validate",
+        ])
+        .stdout_has("valid: 1 load balancer (lb3)")
+        .stderr_has("ignoring: gone20\n")
+        .stderr_has("warning: --limit: 5 more host patterns matched nothing and are ignored")
+        .run();
+    let warned = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("could not match supplied host pattern"))
+        .count();
+    assert_eq!(warned, 20, "{}", run.stderr);
+    assert!(!run.stderr.contains("gone21"), "{}", run.stderr);
+}
+
+#[test]
 fn a_limit_that_selects_no_load_balancer_is_an_error_naming_them() {
     let dir = scratch("limit-none");
     write(&dir, "hosts", INVENTORY);

@@ -121,8 +121,18 @@ fn limit_fleet(
     lb_group: &str,
 ) -> Result<Vec<HostSpec>, Error> {
     let selection = Limit::parse(pattern).and_then(|limit| limit.select(inventory))?;
-    for term in &selection.unmatched {
-        errln!("warning: --limit: could not match supplied host pattern, ignoring: {term}");
+    // One line per term, as Ansible warns, up to a screenful: a pattern file of thousands of
+    // stale names says how many more there were.
+    const SHOWN: usize = 20;
+    for term in selection.unmatched.iter().take(SHOWN) {
+        errln!(
+            "warning: --limit: could not match supplied host pattern, ignoring: {}",
+            crate::source::escape_control(term)
+        );
+    }
+    let more = selection.unmatched.len().saturating_sub(SHOWN);
+    if more > 0 {
+        errln!("warning: --limit: {more} more host patterns matched nothing and are ignored");
     }
     let all: Vec<String> = fleet.hosts.iter().map(|h| h.name.clone()).collect();
     let (kept, left): (Vec<HostSpec>, Vec<HostSpec>) = std::mem::take(&mut fleet.hosts)
