@@ -16,7 +16,7 @@
 //! there is none it matches nothing. lbctl then reads it as an inventory host range, as in
 //! the inventory file itself (`lb1`, `lb2`), keeping the hosts that exist.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use regex::Regex;
 
@@ -161,10 +161,13 @@ impl Limit {
                 .map(String::as_str),
         );
 
+        // The hosts in order, and the same names as a set: an inventory of many thousand
+        // hosts is selected in linear time.
         let mut selection = Selection::default();
+        let mut chosen: HashSet<String> = HashSet::new();
         for term in ordered {
             if inventory.hosts.contains_key(term) {
-                if !selection.hosts.iter().any(|h| h == term) {
+                if chosen.insert(term.to_string()) {
                     selection.hosts.push(term.to_string());
                 }
                 continue;
@@ -173,17 +176,21 @@ impl Limit {
             if let Some(name) = unmatched {
                 selection.unmatched.push(name);
             }
-            match term.as_bytes()[0] {
-                b'!' => selection.hosts.retain(|h| !matched.contains(h)),
-                b'&' => selection.hosts.retain(|h| matched.contains(h)),
+            let keep = match term.as_bytes()[0] {
+                b'!' => false,
+                b'&' => true,
                 _ => {
                     for host in matched {
-                        if !selection.hosts.contains(&host) {
+                        if chosen.insert(host.clone()) {
                             selection.hosts.push(host);
                         }
                     }
+                    continue;
                 }
-            }
+            };
+            let matched: HashSet<String> = matched.into_iter().collect();
+            selection.hosts.retain(|h| matched.contains(h) == keep);
+            chosen.retain(|h| matched.contains(h) == keep);
         }
         Ok(selection)
     }

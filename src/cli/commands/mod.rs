@@ -135,9 +135,11 @@ fn limit_fleet(
         errln!("warning: --limit: {more} more host patterns matched nothing and are ignored");
     }
     let all: Vec<String> = fleet.hosts.iter().map(|h| h.name.clone()).collect();
+    let selected: std::collections::HashSet<&str> =
+        selection.hosts.iter().map(String::as_str).collect();
     let (kept, left): (Vec<HostSpec>, Vec<HostSpec>) = std::mem::take(&mut fleet.hosts)
         .into_iter()
-        .partition(|h| selection.hosts.contains(&h.name));
+        .partition(|h| selected.contains(h.name.as_str()));
     if kept.is_empty() {
         return Err(Error::LimitSelectsNone {
             pattern: pattern.to_string(),
