@@ -245,12 +245,9 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
                 servers: rows
                     .iter()
                     .filter(|r| r.kind == RowKind::Server && r.proxy == row.proxy)
-                    .map(|r| ServerStatus {
-                        nginx_down: match protocol {
-                            Protocol::Udp => state.udp_marked_down(&r.proxy, &r.name),
-                            Protocol::Tcp => None,
-                        },
-                        ..server(spec, &record, r)
+                    .map(|r| match protocol {
+                        Protocol::Udp => udp_server(spec, &record, &state, r),
+                        Protocol::Tcp => server(spec, &record, r),
                     })
                     .collect(),
             });
@@ -267,6 +264,43 @@ fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
     status
 }
 
+/// A UDP server: HAProxy checks it for nginx, which carries its traffic, so its weight and
+/// what lbctl set for it are nginx's.
+fn udp_server(spec: &HostSpec, record: &Record, state: &LbState, row: &StatRow) -> ServerStatus {
+    let configured = spec
+        .udp_backends
+        .iter()
+        .filter(|b| b.name == row.proxy)
+        .flat_map(|b| b.servers.iter())
+        .find(|s| s.name == row.name)
+        .and_then(|s| s.weight)
+        .unwrap_or(1);
+    ServerStatus {
+        weight: state.udp_weight(&row.proxy, &row.name),
+        configured_weight: u64::from(configured),
+        set_by_lbctl: set_by_lbctl(record, Engine::Nginx, row),
+        nginx_down: state.udp_marked_down(&row.proxy, &row.name),
+        ..server(spec, record, row)
+    }
+}
+
+/// What lbctl's record says it set for the server (`drain`, `maint`, `weight 5`).
+fn set_by_lbctl(record: &Record, engine: Engine, row: &StatRow) -> Vec<String> {
+    [
+        record.state_of(engine, &row.proxy, &row.name),
+        record.weight_of(engine, &row.proxy, &row.name),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|e| e.setting.active())
+    .map(|e| match e.setting {
+        Setting::State(state) => state.name().to_string(),
+        Setting::Weight(Some(w)) => format!("weight {w}"),
+        Setting::Weight(None) => String::new(),
+    })
+    .collect()
+}
+
 fn server(spec: &HostSpec, record: &Record, row: &StatRow) -> ServerStatus {
     let configured = spec
         .tcp_backends
@@ -278,23 +312,10 @@ fn server(spec: &HostSpec, record: &Record, row: &StatRow) -> ServerStatus {
         .find(|s| s.name == row.name)
         .and_then(|s| s.weight)
         .unwrap_or(1);
-    let set_by_lbctl = [
-        record.state_of(Engine::Haproxy, &row.proxy, &row.name),
-        record.weight_of(Engine::Haproxy, &row.proxy, &row.name),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|e| e.setting.active())
-    .map(|e| match e.setting {
-        Setting::State(state) => state.name().to_string(),
-        Setting::Weight(Some(w)) => format!("weight {w}"),
-        Setting::Weight(None) => String::new(),
-    })
-    .collect();
     ServerStatus {
         weight: row.weight,
         configured_weight: u64::from(configured),
-        set_by_lbctl,
+        set_by_lbctl: set_by_lbctl(record, Engine::Haproxy, row),
         nginx_down: None,
         name: row.name.clone(),
         address: row.address.clone(),

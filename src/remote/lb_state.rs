@@ -14,6 +14,7 @@
 //! @@lbctl udp <address:port> <nginx's UDP sessions to it>
 //! @@lbctl record <lbctl's admin record> | -
 //! @@lbctl udp-down <backend/server, one a line> | udp-down-error <message>
+//! @@lbctl udp-weights <"backend/server weight", one a line>
 //! @@lbctl clock <ms since the epoch, right after the last observation>
 //! @@lbctl error <message>
 //! @@lbctl end lb-state
@@ -181,6 +182,9 @@ pub struct LbState {
     /// The UDP servers (`backend/server`) marked down in nginx's stream file, or why it could
     /// not be read; `None` when not asked.
     pub udp_down: Option<Result<Vec<String>, UdpDownError>>,
+    /// The weight nginx gives each UDP server (`backend/server`), from its stream file;
+    /// empty when not asked or unreadable.
+    pub udp_weights: BTreeMap<String, u64>,
     /// The host's clock (ms since the epoch) right after it looked; `None` without GNU date.
     pub clock_ms: Option<u64>,
 }
@@ -214,6 +218,11 @@ impl LbState {
             ),
             _ => None,
         }
+    }
+
+    /// The weight nginx gives the UDP server `backend/name`, when its stream file was read.
+    pub fn udp_weight(&self, backend: &str, name: &str) -> Option<u64> {
+        self.udp_weights.get(&format!("{backend}/{name}")).copied()
     }
 
     /// Every server row of `backend`.
@@ -270,6 +279,15 @@ pub fn parse_lb_state(stdout: &[u8]) -> Result<LbState, ReportError> {
             ["udp-down", keys] => {
                 let keys = frame.text(keys)?;
                 state.udp_down = Some(Ok(keys.lines().map(str::to_string).collect()));
+            }
+            ["udp-weights", lines] => {
+                for line in frame.text(lines)?.lines() {
+                    let (key, weight) = line
+                        .split_once(' ')
+                        .and_then(|(k, w)| Some((k, w.parse().ok()?)))
+                        .ok_or_else(|| frame.malformed("invalid UDP server weight"))?;
+                    state.udp_weights.insert(key.to_string(), weight);
+                }
             }
             ["udp-down-error", message] => {
                 state.udp_down = Some(Err(UdpDownError(frame.text(message)?)));
@@ -340,7 +358,7 @@ mod tests {
         };
         std::fs::write(
             dir.join("live.conf"),
-            "stream {\n    upstream udp_dns {\n        server 10.0.0.1:53 max_fails=1 fail_timeout=10s down; # lbctl:dns/w1 down\n        server 10.0.0.2:53 max_fails=1 fail_timeout=10s weight=2; # lbctl:dns/w2 weight=2\n        server 10.0.0.3:53 max_fails=1 fail_timeout=10s; # lbctl:dns/w3\n    }\n}\n",
+            "stream {\n    upstream udp_dns {\n        server 10.0.0.1:53 max_fails=1 fail_timeout=10s down; # lbctl:dns/w1 down\n        server 10.0.0.2:53 max_fails=1 fail_timeout=10s weight=2; # lbctl:dns/w2 weight=2\n        server 10.0.0.3:53 max_fails=1 fail_timeout=10s; # lbctl:dns/w3\n        server 10.0.0.4:53 weight=3 max_fails=1 fail_timeout=10s weight=7; # lbctl:dns/w4 weight=7\n        server 10.0.0.5:53 weight=3 max_fails=1 fail_timeout=10s; # lbctl:dns/w5\n    }\n}\n",
         )
         .unwrap();
         let state = parse_lb_state(&run_locally(&query.script())).unwrap();
@@ -361,6 +379,12 @@ mod tests {
         assert_eq!(state.udp_marked_down("dns", "w1"), Some(true));
         assert_eq!(state.udp_marked_down("dns", "w2"), Some(false));
         assert_eq!(state.udp_marked_down("dns", "w3"), Some(false));
+        // nginx's weight: the last on the line (lbctl's mark after the configured one)
+        let weights: Vec<_> = ["w1", "w2", "w3", "w4", "w5", "w6"]
+            .iter()
+            .map(|w| state.udp_weight("dns", w))
+            .collect();
+        assert_eq!(weights, [Some(1), Some(2), Some(1), Some(7), Some(3), None]);
         // once the watcher says what nginx runs, that is what counts
         std::fs::write(dir.join("nginx-down"), "dns/w3\n").unwrap();
         let state = parse_lb_state(&run_locally(&query.script())).unwrap();

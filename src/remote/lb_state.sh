@@ -91,6 +91,24 @@ state_udp_down() {
 	fi
 }
 
+# state_udp_weights: the weight nginx gives each UDP server of its stream file, one
+# "backend/server N" a line: the last `weight=` of the server's line (`lbctl weight` marks
+# one after the configured one; nginx takes the last), else nginx's default, 1.
+state_udp_weights() {
+	[ -r "$UDP_LIVE" ] || return 0
+	if weights=$(awk '{
+		at = index($0, "; # lbctl:")
+		if (!at) next
+		split(substr($0, at + 10), tag, " ")
+		n = split(substr($0, 1, at - 1), words, " ")
+		weight = 1
+		for (i = 1; i <= n; i++) if (words[i] ~ /^weight=[0-9]+$/) weight = substr(words[i], 8)
+		print tag[1], weight
+	}' "$UDP_LIVE" 2>&1); then
+		emit "udp-weights $(enc "$weights")"
+	fi
+}
+
 main() {
 	trap connection_lost PIPE
 	CLOCK=-
@@ -109,6 +127,7 @@ main() {
 	udp_peers
 	[ -z "$RECORD" ] || state_record
 	[ -z "$UDP_LIVE" ] || state_udp_down
+	[ -z "$UDP_LIVE" ] || state_udp_weights
 	[ "$CLOCK" = - ] || emit "clock $CLOCK"
 	emit "end lb-state"
 }

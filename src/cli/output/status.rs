@@ -141,13 +141,22 @@ fn lost(host: &HostStatus) -> Vec<String> {
                 .set_by_lbctl
                 .iter()
                 .map(String::as_str)
-                .filter(|set| match *set {
-                    "drain" => s.status.starts_with("UP"),
-                    "maint" => !s.status.starts_with("MAINT"),
-                    set => set
+                .filter(|set| {
+                    let weight = set
                         .strip_prefix("weight ")
-                        .and_then(|w| w.parse::<u64>().ok())
-                        .is_some_and(|w| s.weight != Some(w)),
+                        .and_then(|w| w.parse::<u64>().ok());
+                    match (b.protocol, *set, weight) {
+                        // nginx has no drain: a drained, maintained or weight-0 server is
+                        // down there (unknown when its file could not be read)
+                        (Protocol::Udp, "drain" | "maint", _) | (Protocol::Udp, _, Some(0)) => {
+                            s.nginx_down == Some(false)
+                        }
+                        (Protocol::Tcp, "drain", _) => s.status.starts_with("UP"),
+                        (Protocol::Tcp, "maint", _) => !s.status.starts_with("MAINT"),
+                        (Protocol::Udp, _, Some(w)) => s.weight.is_some_and(|now| now != w),
+                        (Protocol::Tcp, _, Some(w)) => s.weight != Some(w),
+                        (_, _, None) => false,
+                    }
                 })
                 .collect();
             if !missing.is_empty() {
@@ -205,4 +214,82 @@ fn summary(status: &TierStatus) -> String {
         parts.push(format!("could not ask {}", unreachable.join(", ")));
     }
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::{BackendStatus, ServerStatus};
+
+    fn server(name: &str, set: &str, status: &str, weight: u64, nginx_down: bool) -> ServerStatus {
+        ServerStatus {
+            name: name.into(),
+            address: None,
+            status: status.into(),
+            up: status == "UP",
+            check: None,
+            check_desc: None,
+            sessions: 0,
+            backup: false,
+            weight: Some(weight),
+            configured_weight: 1,
+            set_by_lbctl: vec![set.into()],
+            nginx_down: Some(nginx_down),
+        }
+    }
+
+    fn host(protocol: Protocol, servers: Vec<ServerStatus>) -> HostStatus {
+        HostStatus {
+            host: "lb1".into(),
+            error: None,
+            vips: Default::default(),
+            holds_vip: false,
+            daemons: Default::default(),
+            runtime_api_error: None,
+            backends: vec![BackendStatus {
+                name: "b".into(),
+                protocol,
+                status: "UP".into(),
+                servers,
+            }],
+            missing_backends: Vec::new(),
+            admin: Vec::new(),
+            admin_error: None,
+            udp_error: None,
+        }
+    }
+
+    #[test]
+    fn a_udp_server_s_setting_is_in_force_when_nginx_has_it() {
+        // HAProxy only checks UDP servers: a drain is nginx's `down`, a weight nginx's
+        let udp = host(
+            Protocol::Udp,
+            vec![
+                server("drained", "drain", "UP", 1, true),
+                server("weighted", "weight 5", "UP", 5, false),
+                server("zero", "weight 0", "UP", 1, true),
+                server("lost-drain", "drain", "UP", 1, false),
+                server("lost-weight", "weight 5", "UP", 1, false),
+            ],
+        );
+        assert_eq!(lost(&udp), ["b/lost-drain drain", "b/lost-weight weight 5"]);
+        let tcp = host(
+            Protocol::Tcp,
+            vec![
+                server("drained", "drain", "DRAIN", 1, false),
+                server("weighted", "weight 5", "UP", 5, false),
+                server("lost-drain", "drain", "UP", 1, false),
+            ],
+        );
+        assert_eq!(lost(&tcp), ["b/lost-drain drain"]);
+        assert!(
+            text(&TierStatus {
+                hosts: vec![udp],
+                vip_holders: Vec::new(),
+                vips: Default::default(),
+                vip_problems: Vec::new(),
+            })
+            .contains("UP, weight 5")
+        );
+    }
 }
