@@ -10,6 +10,7 @@ use crate::{
         nginx_marks_of,
     },
     spec::HostSpec,
+    spec::Reload,
     spec::Service,
     spec::UdpEngine,
 };
@@ -63,6 +64,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
         ServiceControl {
             check: check_command(Service::Haproxy).into(),
             reload: spec.haproxy.reload.shell(),
+            running: running(&spec.haproxy.reload, "HAProxy", &spec.haproxy.pid_file),
         },
     );
     if let Some(k) = &spec.keepalived {
@@ -71,6 +73,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
             ServiceControl {
                 check: check_command(Service::Keepalived).into(),
                 reload: k.reload.shell(),
+                running: running(&k.reload, "keepalived", &spec.daemons.keepalived_pid_file),
             },
         );
     }
@@ -81,22 +84,26 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
             Some(w) => format!("{} sync", w.script_path),
             None => reload.shell(),
         };
+        // lbctl knows no pid file of nginx's to ask
         controls.insert(
             Service::Nginx,
             ServiceControl {
                 check: check_command(Service::Nginx).into(),
                 reload,
+                running: None,
             },
         );
     }
     let mut pid_files = Vec::new();
     if let Some(w) = &spec.udp_health {
+        // a restart, which starts the watcher when it does not run
         let restart = w.reload.shell();
         controls.insert(
             Service::UdpHealth,
             ServiceControl {
                 check: check_command(Service::UdpHealth).into(),
                 reload: restart.clone(),
+                running: None,
             },
         );
         controls.insert(
@@ -104,6 +111,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
             ServiceControl {
                 check: check_command(Service::UdpHealthUnit).into(),
                 reload: restart,
+                running: None,
             },
         );
         pid_files.push(("the UDP health watcher".to_string(), w.pid_file.clone()));
@@ -112,6 +120,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
     let declared =
         declared::declared_by(plan.files.iter().map(|f| (f.service, f.content.as_str())));
     Deployment {
+        host: spec.name.clone(),
         files,
         controls,
         verify: Verify {
@@ -129,4 +138,11 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
             commands: admin.map(|a| a.commands.clone()).unwrap_or_default(),
         },
     }
+}
+
+/// The daemon `reload` needs running, when it needs one: `what` it is, and its pid file.
+fn running(reload: &Reload, what: &str, pid_file: &str) -> Option<(String, String)> {
+    reload
+        .needs_running()
+        .then(|| (what.to_string(), pid_file.to_string()))
 }

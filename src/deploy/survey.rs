@@ -398,6 +398,7 @@ mod tests {
 
     fn deployment(files: &[(&str, &str)]) -> Deployment {
         Deployment {
+            host: "lb1".to_owned(),
             files: files
                 .iter()
                 .map(|(path, content)| ManagedFile {

@@ -36,10 +36,18 @@ pub struct ServiceControl {
     pub check: String,
     /// Shell command reloading the service gracefully.
     pub reload: String,
+    /// The daemon that reload acts on, when it needs it running (see
+    /// [`crate::spec::Reload::needs_running`]): what it is, and its pid file. A host whose
+    /// files for the service exist but where it does not run is refused before any host
+    /// changes, rather than found out at its reload, mid-rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
+    /// The host's inventory name, for what the host tells the user.
+    pub host: String,
     /// Only the files that change: a service without a changed file is not reloaded.
     pub files: Vec<ManagedFile>,
     pub controls: BTreeMap<Service, ServiceControl>,
@@ -265,6 +273,7 @@ fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
     };
     let verify = &deployment.verify;
     let mut script = String::new();
+    let _ = writeln!(script, "INVENTORY_NAME={}", quote(&deployment.host));
     let _ = writeln!(script, "LOCK={}", quote(lock));
     let _ = writeln!(script, "LOCK64={}", base64::encode(lock.as_bytes()));
     let _ = writeln!(script, "HOLD={}", if hold { "1" } else { "" });
@@ -346,23 +355,29 @@ fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
     changed.sort();
     changed.dedup();
     for service in changed {
-        let reload = deployment
-            .controls
-            .get(&service)
-            .map(|control| control.reload.as_str())
-            .unwrap_or("");
+        let control = deployment.controls.get(&service);
+        let reload = control.map_or("", |control| control.reload.as_str());
+        let (what, pid_file) = control
+            .and_then(|control| control.running.as_ref())
+            .map_or(("", ""), |(what, pid_file)| {
+                (what.as_str(), pid_file.as_str())
+            });
         let paths: Vec<&str> = deployment
             .files
             .iter()
             .filter(|file| file.service == service)
             .map(|file| file.path.as_str())
             .collect();
+        let quoted: Vec<String> = paths.iter().map(|path| quote(path)).collect();
         let _ = writeln!(
             script,
-            "\t{}\"$@\" {service} {} {} || return",
+            "\t{}\"$@\" {service} {} {} {} {} {} || return",
             unless(&paths),
             quote(reload),
-            detail(service.name())
+            detail(service.name()),
+            quote(what),
+            quote(pid_file),
+            quoted.join(" ")
         );
     }
     script.push_str("}\n");
@@ -462,6 +477,7 @@ mod tests {
                 })
                 .into_iter()
                 .collect(),
+            host: "lb1".into(),
             controls: BTreeMap::new(),
             verify: Verify::default(),
             keep: Keep {

@@ -24,7 +24,8 @@
 # link at its target name either: it links under a temporary name and renames that over it); swaps and restores are renames (`mv -T`), which replace a name
 # rather than write through it. A live file that is itself a symbolic link is refused.
 #
-# The generated header defines LOCK, SOCKET (empty when not verified), MASTER (HAProxy's
+# The generated header defines INVENTORY_NAME (the host's name in lbctl's inventory, for
+# what the script tells the user), LOCK, SOCKET (empty when not verified), MASTER (HAProxy's
 # master CLI socket, empty when unknown: see fresh), TCP_PORTS and UDP_PORTS
 # (space-separated, possibly empty), DAEMONS (how many daemons pid_files lists),
 # COMMAND_TIMEOUT (seconds), CHANGES (how many files change), HOLD (empty or 1), SPECULATIVE
@@ -33,8 +34,10 @@
 # files() calls "$@" INDEX PATH UMASK CHECK CONTENT PATH64 SHA256 EXEC once per changed file
 # (UMASK gives the new file its mode, EXEC is x for a program, made 0755; CHECK is a shell
 # command, empty when there is none; CONTENT and PATH64 are base64; SHA256 is the content's
-# digest), services() calls "$@" NAME RELOAD NAME64 once per service with a changed file,
-# and pid_files() calls "$@" WHAT PATH once per daemon that must run after the reloads.
+# digest), services() calls "$@" NAME RELOAD NAME64 WHAT PIDFILE PATH... once per service
+# with a changed file (WHAT and PIDFILE name the daemon its reload needs running, both empty
+# when the reload needs none: see alive; the PATHs are the service's changed files), and
+# pid_files() calls "$@" WHAT PATH once per daemon that must run after the reloads.
 #
 # SPECULATIVE: the script was sent along with the fetch, before lbctl knew which files change
 # (remote::fetch_then), and lists every managed file; the fetch named those that already hold
@@ -136,9 +139,37 @@ $1 is not installed on the host; lbctl needs it $2"
 		fail preflight "" "command -v" "${missing#?}"
 		return 1
 	fi
+	services alive || return 1
 	TIMEOUT=
 	command -v timeout >/dev/null 2>&1 && TIMEOUT=1
 	ok preflight
+}
+
+# alive NAME RELOAD NAME64 WHAT PIDFILE PATH...: the daemon WHAT, whose reload acts on its
+# running process (systemd's reload, HAProxy's master CLI), runs: PIDFILE names a live
+# process (running, as verify asks). Asked here, while every host is still being checked:
+# found only at the reload, in the one-host-at-a-time part, the hosts before this one would
+# have changed already. Not asked when the reload needs no running process (no PIDFILE), nor
+# when none of the service's files exists yet: lbctl is installing it.
+alive() {
+	[ -n "$5" ] || return 0
+	what=$4
+	pidfile=$5
+	service=$1
+	how=$2
+	shift 5
+	installed=
+	for path in "$@"; do
+		if [ -e "$path" ] || [ -L "$path" ]; then
+			installed=1
+		fi
+	done
+	[ -n "$installed" ] || return 0
+	PROBLEMS=
+	running "$what" "$pidfile"
+	[ -n "$PROBLEMS" ] || return 0
+	fail preflight "" "kill -0 \$(cat $pidfile)" "${PROBLEMS%"$NL"}, and reloading it (\`$how\`) needs it running: start it (e.g. \`systemctl start $service\`) and apply again, or leave this host out with \`--limit 'all:!$INVENTORY_NAME'\`"
+	return 1
 }
 
 take_lock() {

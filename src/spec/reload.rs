@@ -38,6 +38,16 @@ impl Reload {
             Reload::Command { command } => command.clone(),
         }
     }
+
+    /// Whether the reload acts on the daemon's running process, and so fails when it does not
+    /// run: `systemctl reload` of an inactive unit fails, and HAProxy's master CLI socket
+    /// answers only while its master runs. The user's own command may well start it.
+    pub fn needs_running(&self) -> bool {
+        match self {
+            Reload::Systemd { .. } | Reload::MasterCli { .. } => true,
+            Reload::Command { .. } => false,
+        }
+    }
 }
 
 /// Reads `<service>_reload_method` and `<service>_reload_command`.

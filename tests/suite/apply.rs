@@ -537,15 +537,19 @@ fn a_reload_haproxys_master_refuses_is_rolled_back_not_reported_applied() {
         .run();
 }
 
-/// HAProxy killed (SIGKILL, master and workers) on a load balancer between two applies: the
-/// apply's reload cannot reach it, and neither can the rollback's. The file is put back, but
-/// nothing serves it: the report must not say "the previous configuration is serving".
+/// HAProxy killed (SIGKILL, master and workers) on a load balancer between two applies: its
+/// reload (HAProxy's master CLI) cannot reach it. Found only at that reload, in the
+/// one-host-at-a-time part, the hosts before it would have changed already, and the tier
+/// would be half applied. Every host's check asks first whether the daemons it will reload
+/// run: the apply, and a saved plan's, are refused naming the host and HAProxy, and no host
+/// changes or reloads.
 #[test]
-fn an_apply_to_a_host_whose_haproxy_died_is_not_reported_rolled_back() {
+fn an_apply_to_a_tier_with_a_dead_haproxy_is_refused_before_any_host_changes() {
     let lab = Lab::up();
     Lbctl::on_lab().args(["apply", "--yes"]).run();
     let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
-    let dead = LBS.iter().find(|h| h.name != holder.name).unwrap().name;
+    // the last host to change before the holder: another one would go before it
+    let dead = LBS.iter().rfind(|h| h.name != holder.name).unwrap().name;
     let configs: Vec<String> = LBS
         .iter()
         .map(|h| file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"))
@@ -563,37 +567,65 @@ fn an_apply_to_a_host_whose_haproxy_died_is_not_reported_rolled_back() {
         "{}",
         lab::describe("kill", &killed)
     );
+    let alive: Vec<(&str, String)> = LBS
+        .iter()
+        .filter(|h| h.name != dead)
+        .map(|h| (h.name, haproxy_processes(&lab, h.name)))
+        .collect();
+    let refusal = format!(
+        "error: {dead}: preflight failed: `kill -0 $(cat /run/haproxy.pid)`: HAProxy is not running: pid "
+    );
+    let how = format!(
+        "start it (e.g. `systemctl start haproxy`) and apply again, or leave this host out with `--limit 'all:!{dead}'`"
+    );
 
     let run = Lbctl::on_lab()
         .args(["-e", "haproxy_maxconn=4097", "apply", "--yes"])
         .timeout(120)
         .exit(1)
-        .stderr_has(format!("error: {dead}: reload failed"))
-        .stderr_has(format!("{dead}: NOT rolled back: reloading haproxy failed"))
+        .stderr_has(&refusal)
+        .stderr_has(&how)
+        .stdout_has("Apply: 0 changed, 0 unchanged, 1 failed.")
         .run();
-    assert!(
-        !run.stderr.contains(&format!("{dead}: rolled back")),
-        "a host with no HAProxy is not serving anything: {}",
-        run.stderr
-    );
+    assert!(!run.stderr.contains("rolled back"), "{}", run.stderr);
     let json = Lbctl::on_lab()
         .args(["-e", "haproxy_maxconn=4097", "apply", "--yes", "--json"])
         .timeout(120)
         .exit(1)
         .run()
         .json();
-    let host = json["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == dead)
-        .unwrap();
-    assert_eq!(host["outcome"], "failed", "{host}");
-    assert_eq!(host["rolled_back"], false, "{host}");
-    // the file is the previous one on every host, and the others still run theirs
-    assert_haproxy_configs(&lab, &configs, "does not hold its previous configuration");
-    for h in LBS.iter().filter(|h| h.name != dead) {
-        assert!(!haproxy_processes(&lab, h.name).is_empty(), "{}", h.name);
+    for host in json["hosts"].as_array().unwrap() {
+        if host["host"] == dead {
+            assert_eq!(host["outcome"], "failed", "{host}");
+            assert_eq!(host["failure"]["step"], "preflight", "{host}");
+            let said = host["failure"]["stderr"].as_str().unwrap();
+            assert!(said.contains(&how), "{said}");
+        } else {
+            assert_eq!(host["outcome"], "skipped", "{host}");
+        }
+        assert_eq!(host["rolled_back"], false, "{host}");
+    }
+
+    // a saved plan's apply asks the same
+    let dir = scratch("apply-dead-haproxy");
+    let plan = dir.join("plan.json");
+    let plan = plan.to_str().unwrap();
+    Lbctl::on_lab()
+        .args(["-e", "haproxy_maxconn=4097", "plan", "--out", plan])
+        .timeout(120)
+        .run();
+    Lbctl::on_lab()
+        .args(["apply", plan])
+        .timeout(120)
+        .exit(1)
+        .stderr_has(&refusal)
+        .stdout_has("Apply: 0 changed, 0 unchanged, 1 failed.")
+        .run();
+
+    // no host changed, and none was reloaded
+    assert_haproxy_configs(&lab, &configs, "was changed");
+    for (host, processes) in &alive {
+        assert_eq!(&haproxy_processes(&lab, host), processes, "{host}");
     }
 
     // `lab.sh up` starts the dead HAProxy again, with that file: nothing left to apply

@@ -830,6 +830,7 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
         ServiceControl {
             check: "test -s {path}".to_owned(),
             reload: format!("touch '{marked}'"),
+            running: None,
         },
     );
     let record = format!("{live}.record");
@@ -1019,6 +1020,7 @@ async fn apply_swaps_a_valid_change_and_keeps_the_previous_file() {
         ServiceControl {
             check: "test -s {path}".to_owned(),
             reload: format!("echo keepalived >> '{reloaded}'"),
+            running: None,
         },
     );
 
@@ -1069,6 +1071,7 @@ async fn apply_swaps_a_valid_change_and_keeps_the_previous_file() {
 async fn apply_with_nothing_to_change_reloads_and_verifies_nothing() {
     let host = Scratch::new("apply-nothing");
     let deployment = Deployment {
+        host: "lb1".to_owned(),
         files: Vec::new(),
         controls: haproxy_deployment("unused", "", "false").controls,
         verify: Verify {
@@ -1227,6 +1230,93 @@ async fn a_rollback_whose_reload_fails_is_not_reported_rolled_back() {
             && failed[0].contains("Connection refused"),
         "{failed:?}"
     );
+}
+
+/// A daemon whose reload acts on its running process (systemd's reload, HAProxy's master
+/// CLI) and that is not running: the apply is refused at its preflight, before it takes the
+/// lock or stages anything, saying which daemon, which pid file, and what to do; a held apply
+/// never says it is ready. Where the service's file does not exist yet (lbctl installs it),
+/// or the reload is the user's own command (which may start it), nothing is asked.
+#[tokio::test]
+async fn a_dead_daemon_whose_reload_needs_it_running_is_refused_before_anything_is_staged() {
+    let host = Scratch::new("apply-dead-daemon");
+    let live = path(&host, "haproxy.cfg");
+    let old = haproxy_cfg(&host, free_port(), &[]);
+    fs::write(&live, &old).unwrap();
+    let new = haproxy_cfg(&host, free_port(), &[free_port()]);
+    let reloaded = path(&host, "reloaded");
+    let lock = path(&host, "apply.lock");
+    let pid_file = path(&host, "haproxy.pid");
+    // no process ever has a pid as large as the kernel's limit
+    let dead = fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let dead = dead.trim();
+    let mut deployment = haproxy_deployment(&live, &new, &format!("touch '{reloaded}'"));
+    deployment.host = "lb2".to_owned();
+    let haproxy = deployment.controls.get_mut(&Service::Haproxy).unwrap();
+    haproxy.running = Some(("HAProxy".to_owned(), pid_file.clone()));
+
+    for (pid, says) in [
+        (
+            format!("{dead}\n"),
+            format!("pid {dead} in {pid_file} is gone"),
+        ),
+        (String::new(), format!("no pid in {pid_file}")),
+    ] {
+        fs::write(&pid_file, pid).unwrap();
+        let (report, output) = apply_locally(&deployment, &host).await;
+        assert_eq!(output.status.code(), Some(1));
+        let failure = report.failure.as_ref().expect("refused");
+        assert_eq!(failure.step, Step::Preflight, "{report:?}");
+        assert_eq!(failure.command, format!("kill -0 $(cat {pid_file})"));
+        assert_eq!(
+            failure.stderr,
+            format!(
+                "HAProxy is not running: {says}, and reloading it (`touch '{reloaded}'`) needs it \
+                 running: start it (e.g. `systemctl start haproxy`) and apply again, or leave \
+                 this host out with `--limit 'all:!lb2'`"
+            )
+        );
+        let steps: Vec<(Step, bool)> = report.steps.iter().map(|s| (s.step, s.ok)).collect();
+        assert_eq!(steps, [(Step::Preflight, false)]);
+        assert!(!report.rolled_back);
+        assert_eq!(fs::read_to_string(&live).unwrap(), old);
+        assert!(!Path::new(&format!("{live}.lbctl-new")).exists());
+        assert!(!Path::new(&lock).exists(), "the lock is not even taken");
+        assert!(!Path::new(&reloaded).exists(), "nothing is reloaded");
+    }
+
+    // Held, as `apply` runs it on every host at once: refused before it is ready.
+    let held = run_locally(&held_apply_script(&deployment, &lock)).await;
+    let report = parse_apply(&held.stdout).unwrap();
+    assert!(!report.ready, "{report:?}");
+    assert_eq!(report.failure.map(|f| f.step), Some(Step::Preflight));
+    assert_eq!(fs::read_to_string(&live).unwrap(), old);
+
+    // A daemon being installed: none of its files exists yet, so nothing runs; not asked.
+    let fresh = path(&host, "etc/haproxy/haproxy.cfg");
+    let mut installing = haproxy_deployment(&fresh, &new, &format!("touch '{reloaded}'"));
+    installing.controls = deployment.controls.clone();
+    let (report, _) = apply_locally(&installing, &host).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(fs::read_to_string(&fresh).unwrap(), new);
+    fs::remove_file(&reloaded).unwrap();
+
+    // A reload of the user's own: it may start the daemon, so nothing is asked.
+    let mut command = deployment.clone();
+    command.controls.get_mut(&Service::Haproxy).unwrap().running = None;
+    let (report, _) = apply_locally(&command, &host).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    assert!(Path::new(&reloaded).exists());
+
+    // Running (this test's own process): the apply goes through.
+    fs::write(&live, &old).unwrap();
+    fs::remove_file(&reloaded).unwrap();
+    fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+    let (report, _) = apply_locally(&deployment, &host).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    assert!(Path::new(&reloaded).exists());
 }
 
 #[tokio::test]
@@ -1668,6 +1758,7 @@ fn haproxy_deployment(live: &str, content: &str, reload: &str) -> Deployment {
         "{HAPROXY} is missing: the apply tests validate with the real haproxy (apt-get install haproxy)"
     );
     Deployment {
+        host: "lb1".to_owned(),
         files: vec![ManagedFile {
             service: Service::Haproxy,
             path: live.to_owned(),
@@ -1679,6 +1770,7 @@ fn haproxy_deployment(live: &str, content: &str, reload: &str) -> Deployment {
                 // Not `-q`: HAProxy 2.6 then keeps the reason for a rejection to itself.
                 check: "haproxy -c -f {path}".to_owned(),
                 reload: reload.to_owned(),
+                running: None,
             },
         )]),
         verify: Verify::default(),

@@ -230,6 +230,13 @@ impl PlannedHost {
                     format!("{} is refused: {message}", field::quote(&control.reload)),
                 );
             }
+            if let Some((_, pid_file)) = &control.running {
+                let key = format!("controls.{service}.running");
+                if let Some(message) = inventory_rule(pid_file, |n, d| field::abs_path(n, &key, d))
+                {
+                    at(key, message);
+                }
+            }
         }
     }
 
