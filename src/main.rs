@@ -116,7 +116,9 @@ enum Command {
         #[arg(long, requires = "plan")]
         no_confine_paths: bool,
     },
-    /// Every load balancer: does it hold the VIP, and its servers as HAProxy sees them.
+    /// Every load balancer: does it hold the VIP, do its daemons run, and its servers as
+    /// HAProxy sees them; exit status 1 when a host does not answer, a VIP has no holder or
+    /// more than one, or a daemon does not run.
     Status,
     /// Take a worker out of new traffic on every load balancer, keeping its connections
     /// (HAProxy `drain`, no reload; UDP through nginx: marked `down`, nginx reloaded).

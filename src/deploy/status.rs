@@ -27,6 +27,8 @@ pub struct TierStatus {
     pub vips: BTreeMap<String, Vec<String>>,
     /// What is wrong with who holds the VIPs: split brain (two holders) or none.
     pub vip_problems: Vec<String>,
+    /// Each daemon a host that answered does not run, in a sentence naming the host.
+    pub daemon_problems: Vec<String>,
 }
 
 impl TierStatus {
@@ -35,9 +37,9 @@ impl TierStatus {
         self.hosts.iter().all(|h| h.error.is_none())
     }
 
-    /// Every host answered and every VIP has exactly one holder.
+    /// Every host answered, every VIP has exactly one holder, and every daemon runs.
     pub fn healthy(&self) -> bool {
-        self.complete() && self.vip_problems.is_empty()
+        self.complete() && self.vip_problems.is_empty() && self.daemon_problems.is_empty()
     }
 }
 
@@ -69,6 +71,23 @@ pub fn vip_problems(holders: &BTreeMap<String, Vec<String>>) -> Vec<String> {
                 "split brain: VIP {vip} is held by {} at once",
                 and_list(many)
             )),
+        })
+        .collect()
+}
+
+/// The daemons `host` answered are not running, one sentence each, in the order of
+/// `pid_files` (each daemon's name and pid file, as it was asked):
+/// `lb2: haproxy is not running (pid 4242 in /run/haproxy.pid is gone)`.
+fn daemon_problems(host: &HostStatus, pid_files: &[(String, String)]) -> Vec<String> {
+    pid_files
+        .iter()
+        .filter_map(|(name, pid_file)| {
+            let daemon = host.daemons.get(name).filter(|d| !d.running)?;
+            let why = match daemon.pid {
+                Some(pid) => format!("pid {pid} in {pid_file} is gone"),
+                None => format!("no pid in {pid_file}"),
+            };
+            Some(format!("{}: {name} is not running ({why})", host.host))
         })
         .collect()
 }
@@ -177,11 +196,17 @@ pub async fn gather_status(fleet: &Fleet, options: ConnectOptions, forks: usize)
         .collect();
     let vips = holders_by_vip(hosts.iter().map(|h| (h.host.as_str(), &h.vips)));
     let vip_problems = vip_problems(&vips);
+    let daemon_problems = hosts
+        .iter()
+        .zip(&fleet.hosts)
+        .flat_map(|(host, spec)| daemon_problems(host, &Query::full(spec).daemons))
+        .collect();
     TierStatus {
         hosts,
         vip_holders,
         vips,
         vip_problems,
+        daemon_problems,
     }
 }
 
@@ -348,5 +373,46 @@ mod tests {
         );
         let holders = holders_by_vip([("lb1", &a), ("lb3", &c)]);
         assert!(vip_problems(&holders).is_empty());
+    }
+
+    #[test]
+    fn a_daemon_that_does_not_run_is_a_problem_naming_its_host_and_pid_file() {
+        let pid_files = [
+            ("haproxy".to_string(), "/run/haproxy.pid".to_string()),
+            ("keepalived".to_string(), "/run/keepalived.pid".to_string()),
+            (
+                "udp-health".to_string(),
+                "/run/lbctl-udp-health.pid".to_string(),
+            ),
+        ];
+        let host = |daemons: [(bool, Option<u32>); 3]| HostStatus {
+            host: "lb2".into(),
+            error: None,
+            vips: BTreeMap::new(),
+            holds_vip: false,
+            daemons: pid_files
+                .iter()
+                .zip(daemons)
+                .map(|((name, _), (running, pid))| (name.clone(), Daemon { running, pid }))
+                .collect(),
+            runtime_api_error: None,
+            backends: Vec::new(),
+            missing_backends: Vec::new(),
+            admin: Vec::new(),
+            admin_error: None,
+            udp_error: None,
+        };
+        let running = (true, Some(7));
+        assert!(daemon_problems(&host([running; 3]), &pid_files).is_empty());
+        assert_eq!(
+            daemon_problems(
+                &host([(false, Some(4242)), running, (false, None)]),
+                &pid_files
+            ),
+            [
+                "lb2: haproxy is not running (pid 4242 in /run/haproxy.pid is gone)",
+                "lb2: udp-health is not running (no pid in /run/lbctl-udp-health.pid)",
+            ]
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `lbctl status` against the lab: after `apply`, the VIP holder and every server UP, as a
-//! table and as JSON; an unreachable load balancer is an error for that host, not a hang.
+//! table and as JSON; an unreachable load balancer is an error for that host, not a hang; a
+//! daemon that does not run makes the exit status 1.
 //!
 //!     sudo -E cargo test --test suite -- status:: --nocapture
 
@@ -123,4 +124,74 @@ fn status_shows_the_vip_holder_and_every_server_up() {
             "{text}"
         );
     }
+}
+
+/// Monitoring runs `lbctl status` and reads its exit status: a daemon that does not run is a
+/// problem, as an unreachable host or a VIP without a holder is. HAProxy killed (SIGKILL,
+/// master and workers) on a load balancer that does not hold the VIP, so that the daemon is
+/// the only problem: exit 1, the host and the daemon named on stderr and in `--json`; started
+/// again (`lab.sh up`), exit 0.
+#[test]
+fn status_exits_1_while_a_daemon_does_not_run_and_names_it() {
+    let lab = Lab::up();
+    Lbctl::on_lab().args(["apply", "--yes"]).timeout(300).run();
+    let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
+    let dead = LBS.iter().find(|h| h.name != holder.name).unwrap().name;
+    let json = Lbctl::on_lab()
+        .args(["status", "--json"])
+        .timeout(60)
+        .run()
+        .json();
+    assert_eq!(json["daemon_problems"], serde_json::json!([]), "{json}");
+
+    let pid = lab.daemon_pid(dead, "/run/haproxy.pid");
+    let killed = lab.exec(
+        dead,
+        &[
+            "sh",
+            "-c",
+            "m=$(cat /run/haproxy.pid); kill -KILL $m $(pgrep -P $m)",
+        ],
+    );
+    assert!(killed.status.success(), "{}", describe("kill", &killed));
+    let problem = format!("{dead}: haproxy is not running (pid {pid} in /run/haproxy.pid is gone)");
+    let run = Lbctl::on_lab()
+        .arg("status")
+        .timeout(60)
+        .exit(1)
+        .stdout_has("haproxy NOT RUNNING")
+        .stderr_has(format!("error: {problem}\n"))
+        .run();
+    assert_eq!(run.stderr.matches("error: ").count(), 1, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("{dead}: ")) && l.contains("haproxy NOT RUNNING")),
+        "{}",
+        run.stdout
+    );
+    let json = Lbctl::on_lab()
+        .args(["status", "--json"])
+        .timeout(60)
+        .exit(1)
+        .run()
+        .json();
+    assert_eq!(
+        json["daemon_problems"],
+        serde_json::json!([problem]),
+        "{json}"
+    );
+    assert_eq!(json["vip_problems"], serde_json::json!([]), "{json}");
+
+    // started again: nothing wrong, exit 0
+    lab.bring_up();
+    let json = lab::wait_for(Duration::from_secs(20), "status exit 0", || {
+        let run = Lbctl::on_lab()
+            .args(["status", "--json"])
+            .timeout(60)
+            .output();
+        (run.code == 0).then(|| run.json())
+    });
+    assert_eq!(json["daemon_problems"], serde_json::json!([]), "{json}");
+    Lbctl::on_lab().arg("status").timeout(60).run();
 }

@@ -10,8 +10,9 @@ use crate::{
     spec::Protocol,
 };
 
-/// Prints the tier's status; exit status 1 when a host could not be asked, or when a VIP has
-/// no holder or more than one (split brain).
+/// Prints the tier's status; exit status 1 when a host could not be asked, when a VIP has
+/// no holder or more than one (split brain), or when a daemon (HAProxy, keepalived, the UDP
+/// health watcher) does not run on a host that answered.
 pub fn print(global: &Global, status: &TierStatus) -> ExitStatus {
     if global.json {
         json(status);
@@ -26,6 +27,12 @@ pub fn print(global: &Global, status: &TierStatus) -> ExitStatus {
                  hear each other's VRRP adverts (protocol 112, unicast peers, firewalls) and that \
                  keepalived runs on each"
             );
+        }
+        for problem in &status.daemon_problems {
+            errln!("error: {problem}");
+        }
+        if !status.daemon_problems.is_empty() {
+            errln!("  hint: start it again on that host (e.g. `systemctl start haproxy`)");
         }
     }
     ExitStatus::failed_if(!status.healthy())
