@@ -3,7 +3,7 @@
 //! with a long-lived connection; the state kept across applies and reloads (a DOWN server
 //! stays DOWN); `plan` naming the drained worker; a load balancer unreachable during a drain
 //! named and brought in line by the next apply; `maint --backend` touching one backend; bad
-//! input changing nothing.
+//! input changing nothing; `weight` moving new TCP and UDP traffic, and `--reset`.
 //!
 //!     sudo -E cargo test --test suite -- admin:: --nocapture
 
@@ -819,4 +819,157 @@ fn a_load_balancer_cut_off_behind_a_kept_connection_is_unreachable_and_the_other
         .args(["plan", "--detailed-exitcode"])
         .timeout(60)
         .run();
+}
+
+/// `(lb, backend, weight, configured_weight, set_by_lbctl)` of every server of the worker,
+/// TCP and UDP, from `status --json`.
+fn worker_weights(status: &Value, worker: &str) -> Vec<(String, String, Value, Value, Value)> {
+    let mut out = Vec::new();
+    for h in status["hosts"].as_array().unwrap() {
+        for b in h["backends"].as_array().unwrap() {
+            for s in b["servers"].as_array().unwrap() {
+                if s["name"] == worker {
+                    out.push((
+                        h["host"].as_str().unwrap().to_string(),
+                        b["name"].as_str().unwrap().to_string(),
+                        s["weight"].clone(),
+                        s["configured_weight"].clone(),
+                        s["set_by_lbctl"].clone(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `weight`: new connections through the VIP follow the worker's weight on every load
+/// balancer, TCP (HAProxy's runtime weight, no reload) and UDP (nginx's `weight=`); `status`
+/// shows it as in force; 0 takes the worker out of new traffic and an apply keeps it so;
+/// `--reset` puts the configured weight back.
+#[test]
+fn weight_moves_new_traffic_for_tcp_and_udp_and_reset_puts_it_back() {
+    let lab = Lab::up();
+    applied(&lab, &[]);
+    wait_all_up();
+    let pids: Vec<String> = LBS
+        .iter()
+        .map(|lb| haproxy_worker_pid(&lab, lb.name))
+        .collect();
+
+    Lbctl::on_lab()
+        .args(["weight", "--worker", WORKER, "--weight", "5"])
+        .args(["--reason", "canary"])
+        .timeout(60)
+        .stdout_has("k8s-worker-2 at weight 5 on lb1, lb2, lb3")
+        .run();
+    let weights = worker_weights(&status(), WORKER);
+    assert_eq!(weights.len(), 12, "4 backends on 3 LBs: {weights:?}");
+    for (lb, backend, weight, configured, set) in &weights {
+        assert_eq!(weight, 5, "{lb} {backend}");
+        assert_eq!(configured, 1, "{lb} {backend}");
+        assert_eq!(set, &serde_json::json!(["weight 5"]), "{lb} {backend}");
+    }
+    for (lb, pid) in LBS.iter().zip(&pids) {
+        assert_eq!(
+            &haproxy_worker_pid(&lab, lb.name),
+            pid,
+            "{}: reloaded",
+            lb.name
+        );
+        assert!(
+            nginx_stream(&lab, lb.name)
+                .contains("weight=5; # lbctl:wireguard/k8s-worker-2 weight=5"),
+            "{}",
+            lb.name
+        );
+    }
+    let text = Lbctl::on_lab()
+        .arg("status")
+        .timeout(60)
+        .stdout_has("k8s-worker-2 at weight 5 since")
+        .run()
+        .stdout;
+    assert!(!text.contains("not in force"), "{text}");
+    let wireguard = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("wireguard (udp)") && l.contains(WORKER))
+        .collect::<Vec<_>>();
+    assert_eq!(wireguard.len(), 3, "{text}");
+    assert!(
+        wireguard.iter().all(|l| l.contains("UP, weight 5")),
+        "{text}"
+    );
+    // 5 against 1 and 1: HAProxy's round robin gives the worker 5 connections of every 7,
+    // nginx's consistent hash about as many flows
+    let tcp = tcp_answers(&lab, 3306, 14);
+    let to_worker = tcp.iter().filter(|a| *a == WORKER).count();
+    assert!(answered(&tcp) >= 12 && to_worker >= 8, "{tcp:?}");
+    let udp = udp_answers(&lab, 21);
+    let to_worker = udp.iter().filter(|a| *a == WORKER).count();
+    assert!(answered(&udp) >= 18 && to_worker >= 9, "{udp:?}");
+
+    // 0: no new traffic, TCP or UDP; an apply that reloads every HAProxy keeps it
+    Lbctl::on_lab()
+        .args(["weight", "--worker", WORKER, "--weight", "0"])
+        .timeout(60)
+        .stdout_has("k8s-worker-2 at weight 0 on lb1, lb2, lb3")
+        .run();
+    applied(&lab, &["-e", "haproxy_maxconn=4001"]);
+    let now = status();
+    for (lb, backend, weight, _, set) in worker_weights(&now, WORKER) {
+        assert_eq!(set, serde_json::json!(["weight 0"]), "{lb} {backend}");
+        if backend != "wireguard" {
+            assert_eq!(weight, 0, "{lb} {backend}");
+        }
+    }
+    for h in now["hosts"].as_array().unwrap() {
+        let wireguard = h["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == "wireguard")
+            .unwrap();
+        let server = wireguard["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == WORKER)
+            .unwrap();
+        assert_eq!(server["nginx_down"], true, "{server}");
+    }
+    let tcp = tcp_answers(&lab, 3306, 9);
+    assert!(answered(&tcp) >= 6, "{tcp:?}");
+    assert!(!tcp.iter().any(|a| a == WORKER), "{tcp:?}");
+    let udp = udp_answers(&lab, 9);
+    assert!(answered(&udp) >= 6, "{udp:?}");
+    assert!(!udp.iter().any(|a| a == WORKER), "{udp:?}");
+
+    // --reset: the configured weight, nothing set by lbctl, the worker back in the traffic
+    Lbctl::on_lab()
+        .args(["weight", "--worker", WORKER, "--reset"])
+        .timeout(60)
+        .stdout_has("k8s-worker-2 at its configured weight on lb1, lb2, lb3")
+        .run();
+    for (lb, backend, weight, configured, set) in worker_weights(&status(), WORKER) {
+        assert_eq!(weight, configured, "{lb} {backend}");
+        assert_eq!(set, serde_json::json!([]), "{lb} {backend}");
+    }
+    for lb in LBS {
+        let stream = nginx_stream(&lab, lb.name);
+        assert!(
+            stream.contains("fail_timeout=10s; # lbctl:wireguard/k8s-worker-2\n"),
+            "{}: {stream}",
+            lb.name
+        );
+    }
+    wait_for(
+        Duration::from_secs(20),
+        "k8s-worker-2 answering TCP and UDP",
+        || {
+            (tcp_answers(&lab, 3306, 3).iter().any(|a| a == WORKER)
+                && udp_answers(&lab, 3).iter().any(|a| a == WORKER))
+            .then_some(())
+        },
+    );
 }

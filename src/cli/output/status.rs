@@ -160,7 +160,10 @@ fn lost(host: &HostStatus) -> Vec<String> {
                         }
                         (Protocol::Tcp, "drain", _) => s.status.starts_with("UP"),
                         (Protocol::Tcp, "maint", _) => !s.status.starts_with("MAINT"),
-                        (Protocol::Udp, _, Some(w)) => s.weight.is_some_and(|now| now != w),
+                        // a server down in nginx carries no weight there
+                        (Protocol::Udp, _, Some(w)) => {
+                            s.nginx_down == Some(false) && s.weight.is_some_and(|now| now != w)
+                        }
                         (Protocol::Tcp, _, Some(w)) => s.weight != Some(w),
                         (_, _, None) => false,
                     }
@@ -277,6 +280,7 @@ mod tests {
                 server("zero", "weight 0", "UP", 1, true),
                 server("lost-drain", "drain", "UP", 1, false),
                 server("lost-weight", "weight 5", "UP", 1, false),
+                server("drained-weighted", "weight 5", "UP", 1, true),
             ],
         );
         assert_eq!(lost(&udp), ["b/lost-drain drain", "b/lost-weight weight 5"]);
@@ -295,6 +299,7 @@ mod tests {
                 vip_holders: Vec::new(),
                 vips: Default::default(),
                 vip_problems: Vec::new(),
+                daemon_problems: Vec::new(),
             })
             .contains("UP, weight 5")
         );
