@@ -2,8 +2,8 @@
 //! SIGKILL on the VIP holder, the holder cut off the network (with sub-second VRRPv3), lbctl
 //! itself killed mid-drill, a VRRP cut reported as split brain by `status`, a sticky client
 //! kept on its worker across a VIP move and a reload of every host, and keepalived's process
-//! tracking (`vrrp_track_process`, lbctl's default) in the machine's own namespaces, where
-//! the kernel's process events reach it.
+//! tracking (`vrrp_track_process`, lbctl's default) of HAProxy and of nginx in the machine's
+//! own namespaces, where the kernel's process events reach it.
 //!
 //!     sudo -E cargo test --test suite -- crash:: --nocapture
 
@@ -674,6 +674,7 @@ fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
     let mut cleanup = Cleanup {
         netns: ns.clone(),
         children: Vec::new(),
+        names: Vec::new(),
     };
 
     // lbctl's keepalived.conf for one load balancer tracking the process `name`
@@ -806,6 +807,8 @@ fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
 struct Cleanup {
     netns: String,
     children: Vec<Child>,
+    /// Process names to kill as well: workers outlive a killed master.
+    names: Vec<String>,
 }
 
 impl Drop for Cleanup {
@@ -814,6 +817,186 @@ impl Drop for Cleanup {
             let _ = child.kill();
             let _ = child.wait();
         }
+        for name in &self.names {
+            let _ = run(10, "pkill", &["-KILL", "-x", name]);
+        }
         let _ = run(10, "ip", &["netns", "del", &self.netns]);
     }
+}
+
+/// keepalived as lbctl renders it for a host whose UDP services go through nginx, run where
+/// process events reach it (as above): it tracks nginx's processes beside HAProxy's. nginx's
+/// reloads (`nginx -s reload`, SIGHUP) leave the VIP alone; a SIGKILL of every nginx process
+/// drops it within 1 s while HAProxy still runs. The tracked processes are copies under names
+/// no other process has (the lab's own nginx runs on this machine too): HAProxy's name is a
+/// variable, nginx's is fixed, so the test renames it in the rendered file.
+#[test]
+fn process_tracking_drops_the_vip_when_nginx_dies_and_rides_out_its_reloads() {
+    require_root_and(&["nginx", "keepalived", "ip", "sleep"]);
+    let id = std::process::id();
+    let haproxy = format!("hap-ngx-{}", id % 100_000);
+    let nginx = format!("ngx-trk-{}", id % 100_000);
+    let dir = scratch("crash-track-nginx");
+    let ns = format!("lbctl-ngx-{id}");
+    let _ = run(10, "ip", &["netns", "del", &ns]);
+    for args in [
+        vec!["netns", "add", &ns],
+        vec![
+            "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+        ],
+        vec!["-n", &ns, "link", "set", "eth0", "up"],
+        vec!["-n", &ns, "link", "set", "eth1", "up"],
+        vec!["-n", &ns, "addr", "add", "10.98.1.1/24", "dev", "eth0"],
+    ] {
+        let out = run(10, "ip", &args);
+        assert!(out.status.success(), "{}", describe("ip", &out));
+    }
+    let mut cleanup = Cleanup {
+        netns: ns.clone(),
+        children: Vec::new(),
+        names: vec![nginx.clone()],
+    };
+
+    // lbctl's keepalived.conf for one load balancer carrying a UDP service through nginx
+    write(
+        &dir,
+        "inv/hosts.ini",
+        "[haproxy_servers]\ntrk ansible_host=10.98.1.1\n",
+    );
+    write(
+        &dir,
+        "inv/group_vars/all.yml",
+        &format!(
+            "keepalived_vip: 10.98.1.100/24\nkeepalived_interface: eth0\nkeepalived_unicast: false\nkeepalived_haproxy_process: {haproxy}\nhaproxy_tcp_backends: []\nhaproxy_udp_backends:\n  - name: wg\n    port: 51820\n    servers:\n      - {{name: w1, address: 10.0.1.1, port: 31820}}\n"
+        ),
+    );
+    Lbctl::new()
+        .args(["-i", dir.join("inv").to_str().unwrap(), "render", "-o"])
+        .arg(dir.join("out").to_str().unwrap())
+        .run();
+    let text = std::fs::read_to_string(dir.join("out/trk/keepalived.conf")).unwrap();
+    let block = "vrrp_track_process nginx {\n    process nginx\n    quorum 1\n    weight 0\n}\n";
+    assert!(text.contains(block), "{text}");
+    assert!(
+        text.contains(
+            "    track_process {\n        haproxy weight 0\n        nginx weight 0\n    }\n"
+        ),
+        "{text}"
+    );
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        text.replace("    process nginx\n", &format!("    process {nginx}\n")),
+    )
+    .unwrap();
+
+    // HAProxy's stand-in: a process of the tracked name that stays
+    let sleeper = dir.join(&haproxy);
+    std::fs::copy("/bin/sleep", &sleeper).unwrap();
+    let stand_in = Command::new(&sleeper)
+        .arg("600")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    cleanup.children.push(stand_in);
+
+    // nginx under that other name: a master and two workers
+    let binary = dir.join(&nginx);
+    std::fs::copy("/usr/sbin/nginx", &binary).unwrap();
+    let nginx_conf = dir.join("nginx.conf");
+    write(
+        &dir,
+        "nginx.conf",
+        &format!(
+            "daemon off;\nworker_processes 2;\npid {0}/nginx.pid;\nerror_log {0}/nginx.log;\nevents {{}}\n",
+            dir.display()
+        ),
+    );
+    let master = Command::new(&binary)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&nginx_conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    cleanup.children.push(master);
+    let processes = || {
+        let out = Command::new("pgrep").args(["-x", &nginx]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "nginx's master and workers",
+        || (processes().len() >= 3).then_some(()),
+    );
+    let keepalived = Command::new("keepalived")
+        .args(["-n", "-l", "-D", "-s", &ns, "-f"])
+        .arg(&conf)
+        .args(["-p", &format!("{}", dir.join("k.pid").display())])
+        .args(["-r", &format!("{}", dir.join("kv.pid").display())])
+        .args(["-c", &format!("{}", dir.join("kc.pid").display())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("keepalived.log")).unwrap())
+        .spawn()
+        .unwrap();
+    cleanup.children.push(keepalived);
+    let holds = || {
+        let out = run(
+            10,
+            "ip",
+            &["-n", &ns, "-o", "-4", "addr", "show", "dev", "eth0"],
+        );
+        String::from_utf8_lossy(&out.stdout).contains(" 10.98.1.100/")
+    };
+    let log = || std::fs::read_to_string(dir.join("keepalived.log")).unwrap_or_default();
+    wait_for(
+        Duration::from_secs(10),
+        "keepalived to take the VIP",
+        || holds().then_some(()),
+    );
+
+    // reloads as `nginx_reload_command: nginx -s reload` and systemd's unit (SIGHUP) make them
+    let master_pid = cleanup.children[1].id().to_string();
+    for i in 0..6 {
+        let out = if i % 2 == 0 {
+            let prefix = dir.to_str().unwrap();
+            let config = nginx_conf.to_str().unwrap();
+            let binary = binary.to_str().unwrap();
+            run(10, binary, &["-p", prefix, "-c", config, "-s", "reload"])
+        } else {
+            run(10, "kill", &["-HUP", &master_pid])
+        };
+        assert!(out.status.success(), "{}", describe("nginx reload", &out));
+        sleep(Duration::from_millis(400));
+        assert!(holds(), "reload {i} gave the VIP up:\n{}", log());
+    }
+    assert!(!log().contains("FAULT"), "{}", log());
+
+    let pids = processes();
+    assert!(pids.len() >= 3, "master and workers: {pids:?}");
+    let killed = Instant::now();
+    let out = run(
+        10,
+        "kill",
+        &[
+            &["-KILL"][..],
+            &pids.iter().map(String::as_str).collect::<Vec<_>>(),
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", describe("kill", &out));
+    let gone = wait_for(Duration::from_secs(5), "the VIP dropped", || {
+        (!holds()).then(Instant::now)
+    });
+    let took = gone - killed;
+    eprintln!("VIP dropped {took:?} after SIGKILL of every nginx process");
+    assert!(took <= Duration::from_secs(1), "{took:?}\n{}", log());
+    assert!(log().contains("Entering FAULT STATE"), "{}", log());
 }
