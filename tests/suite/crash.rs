@@ -13,7 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::lab::{self, CLIENT_NS, Host, LBS, Lab, VIP, describe, run, wait_for};
+use crate::support::lab::{
+    self, CLIENT_NS, Host, LBS, Lab, VIP, describe, run, wait_for, wait_for_or_explain,
+};
 use crate::support::{self, Lbctl, repo_root, require_root_and, scratch, write};
 use serde_json::Value;
 
@@ -780,6 +782,7 @@ fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
         assert!(holds(), "reload {i} gave the VIP up:\n{}", log());
     }
     assert!(!log().contains("FAULT"), "{}", log());
+    assert!(!log().contains("effective priority"), "{}", log());
 
     let pids = processes();
     assert!(pids.len() >= 2, "master and worker: {pids:?}");
@@ -826,12 +829,13 @@ impl Drop for Cleanup {
 
 /// keepalived as lbctl renders it for a host whose UDP services go through nginx, run where
 /// process events reach it (as above): it tracks nginx's processes beside HAProxy's. nginx's
-/// reloads (`nginx -s reload`, SIGHUP) leave the VIP alone; a SIGKILL of every nginx process
-/// drops it within 1 s while HAProxy still runs. The tracked processes are copies under names
+/// reloads (`nginx -s reload`, SIGHUP) leave its priority alone; a SIGKILL of every nginx
+/// process lowers it within 1 s, below the other host's (by their spread plus one), without
+/// entering FAULT: were nginx dead everywhere, the VIP would stay where HAProxy serves TCP. The tracked processes are copies under names
 /// no other process has (the lab's own nginx runs on this machine too): HAProxy's name is a
 /// variable, nginx's is fixed, so the test renames it in the rendered file.
 #[test]
-fn process_tracking_drops_the_vip_when_nginx_dies_and_rides_out_its_reloads() {
+fn process_tracking_lowers_the_priority_when_nginx_dies_and_rides_out_its_reloads() {
     require_root_and(&["nginx", "keepalived", "ip", "sleep"]);
     let id = std::process::id();
     let haproxy = format!("hap-ngx-{}", id % 100_000);
@@ -861,7 +865,7 @@ fn process_tracking_drops_the_vip_when_nginx_dies_and_rides_out_its_reloads() {
     write(
         &dir,
         "inv/hosts.ini",
-        "[haproxy_servers]\ntrk ansible_host=10.98.1.1\n",
+        "[haproxy_servers]\ntrk ansible_host=10.98.1.1\ntrk2 ansible_host=10.98.1.2\n",
     );
     write(
         &dir,
@@ -875,11 +879,12 @@ fn process_tracking_drops_the_vip_when_nginx_dies_and_rides_out_its_reloads() {
         .arg(dir.join("out").to_str().unwrap())
         .run();
     let text = std::fs::read_to_string(dir.join("out/trk/keepalived.conf")).unwrap();
-    let block = "vrrp_track_process nginx {\n    process nginx\n    quorum 1\n    weight 0\n}\n";
+    // priorities 254 and 244: nginx's death drops this host by the spread plus one, below trk2
+    let block = "vrrp_track_process nginx {\n    process nginx\n    quorum 1\n    weight -11\n}\n";
     assert!(text.contains(block), "{text}");
     assert!(
         text.contains(
-            "    track_process {\n        haproxy weight 0\n        nginx weight 0\n    }\n"
+            "    track_process {\n        haproxy weight 0\n        nginx weight -11\n    }\n"
         ),
         "{text}"
     );
@@ -992,11 +997,19 @@ fn process_tracking_drops_the_vip_when_nginx_dies_and_rides_out_its_reloads() {
         .concat(),
     );
     assert!(out.status.success(), "{}", describe("kill", &out));
-    let gone = wait_for(Duration::from_secs(5), "the VIP dropped", || {
-        (!holds()).then(Instant::now)
-    });
-    let took = gone - killed;
-    eprintln!("VIP dropped {took:?} after SIGKILL of every nginx process");
+    let dropped = wait_for_or_explain(
+        Duration::from_secs(5),
+        "the priority dropped",
+        || {
+            log()
+                .contains("Changing effective priority from 254 to 243")
+                .then(Instant::now)
+        },
+        log,
+    );
+    let took = dropped - killed;
+    eprintln!("priority dropped {took:?} after SIGKILL of every nginx process");
     assert!(took <= Duration::from_secs(1), "{took:?}\n{}", log());
-    assert!(log().contains("Entering FAULT STATE"), "{}", log());
+    // not FAULT: with nginx dead everywhere, every host drops alike and the VIP stays with HAProxy
+    assert!(!log().contains("FAULT"), "{}", log());
 }
