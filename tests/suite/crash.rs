@@ -725,8 +725,7 @@ fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_copied();
     cleanup.children.push(haproxy);
     let processes = || {
         let out = Command::new("pgrep").args(["-x", &name]).output().unwrap();
@@ -901,8 +900,7 @@ fn process_tracking_lowers_the_priority_when_nginx_dies_and_rides_out_its_reload
     let stand_in = Command::new(&sleeper)
         .arg("600")
         .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_copied();
     cleanup.children.push(stand_in);
 
     // nginx under that other name: a master and two workers
@@ -925,8 +923,7 @@ fn process_tracking_lowers_the_priority_when_nginx_dies_and_rides_out_its_reload
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_copied();
     cleanup.children.push(master);
     let processes = || {
         let out = Command::new("pgrep").args(["-x", &nginx]).output().unwrap();
@@ -1012,4 +1009,25 @@ fn process_tracking_lowers_the_priority_when_nginx_dies_and_rides_out_its_reload
     assert!(took <= Duration::from_secs(1), "{took:?}\n{}", log());
     // not FAULT: with nginx dead everywhere, every host drops alike and the VIP stays with HAProxy
     assert!(!log().contains("FAULT"), "{}", log());
+}
+
+/// Spawning a program the test has just copied.
+trait SpawnCopied {
+    /// Spawns it; while a child another thread forked meanwhile still holds the copy's write
+    /// descriptor (until its own exec), exec fails with ETXTBSY, "Text file busy". That lasts
+    /// milliseconds, so it is tried again, at most 50 times 20 ms.
+    fn spawn_copied(&mut self) -> Child;
+}
+
+impl SpawnCopied for Command {
+    fn spawn_copied(&mut self) -> Child {
+        const ETXTBSY: i32 = 26;
+        for _ in 0..50 {
+            match self.spawn() {
+                Err(e) if e.raw_os_error() == Some(ETXTBSY) => sleep(Duration::from_millis(20)),
+                other => return other.unwrap(),
+            }
+        }
+        self.spawn().unwrap()
+    }
 }
