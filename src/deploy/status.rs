@@ -211,20 +211,27 @@ pub async fn gather_status(fleet: &Fleet, options: ConnectOptions, forks: usize)
 }
 
 /// What the user sees of one host's answer.
+impl HostStatus {
+    /// A host's status before anything is known about it.
+    pub fn new(host: &str) -> HostStatus {
+        HostStatus {
+            host: host.to_string(),
+            error: None,
+            vips: BTreeMap::new(),
+            holds_vip: false,
+            daemons: BTreeMap::new(),
+            runtime_api_error: None,
+            backends: Vec::new(),
+            missing_backends: Vec::new(),
+            admin: Vec::new(),
+            admin_error: None,
+            udp_error: None,
+        }
+    }
+}
+
 fn view(spec: &HostSpec, state: Result<LbState, DeployError>) -> HostStatus {
-    let mut status = HostStatus {
-        host: spec.name.clone(),
-        error: None,
-        vips: BTreeMap::new(),
-        holds_vip: false,
-        daemons: BTreeMap::new(),
-        runtime_api_error: None,
-        backends: Vec::new(),
-        missing_backends: Vec::new(),
-        admin: Vec::new(),
-        admin_error: None,
-        udp_error: None,
-    };
+    let mut status = HostStatus::new(&spec.name);
     let mut state = match state {
         Ok(state) => state,
         Err(e) => {
@@ -386,21 +393,12 @@ mod tests {
             ),
         ];
         let host = |daemons: [(bool, Option<u32>); 3]| HostStatus {
-            host: "lb2".into(),
-            error: None,
-            vips: BTreeMap::new(),
-            holds_vip: false,
             daemons: pid_files
                 .iter()
                 .zip(daemons)
                 .map(|((name, _), (running, pid))| (name.clone(), Daemon { running, pid }))
                 .collect(),
-            runtime_api_error: None,
-            backends: Vec::new(),
-            missing_backends: Vec::new(),
-            admin: Vec::new(),
-            admin_error: None,
-            udp_error: None,
+            ..HostStatus::new("lb2")
         };
         let running = (true, Some(7));
         assert!(daemon_problems(&host([running; 3]), &pid_files).is_empty());

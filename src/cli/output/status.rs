@@ -250,22 +250,13 @@ mod tests {
 
     fn host(protocol: Protocol, servers: Vec<ServerStatus>) -> HostStatus {
         HostStatus {
-            host: "lb1".into(),
-            error: None,
-            vips: Default::default(),
-            holds_vip: false,
-            daemons: Default::default(),
-            runtime_api_error: None,
             backends: vec![BackendStatus {
                 name: "b".into(),
                 protocol,
                 status: "UP".into(),
                 servers,
             }],
-            missing_backends: Vec::new(),
-            admin: Vec::new(),
-            admin_error: None,
-            udp_error: None,
+            ..HostStatus::new("lb1")
         }
     }
 
