@@ -8,6 +8,7 @@
 //!     sudo -E cargo test --test suite -- crash:: --nocapture
 
 use std::{
+    path::Path,
     process::{Child, Command, Stdio},
     thread::sleep,
     time::{Duration, Instant},
@@ -660,19 +661,7 @@ fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
     let name = format!("hap-trk-{}", id % 100_000);
     let dir = scratch("crash-track-process");
     let ns = format!("lbctl-trk-{id}");
-    let _ = run(10, "ip", &["netns", "del", &ns]);
-    for args in [
-        vec!["netns", "add", &ns],
-        vec![
-            "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
-        ],
-        vec!["-n", &ns, "link", "set", "eth0", "up"],
-        vec!["-n", &ns, "link", "set", "eth1", "up"],
-        vec!["-n", &ns, "addr", "add", "10.98.0.1/24", "dev", "eth0"],
-    ] {
-        let out = run(10, "ip", &args);
-        assert!(out.status.success(), "{}", describe("ip", &out));
-    }
+    veth_namespace(&ns, "10.98.0.1/24");
     let mut cleanup = Cleanup {
         netns: ns.clone(),
         children: Vec::new(),
@@ -727,38 +716,14 @@ fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
         .stderr(Stdio::null())
         .spawn_copied();
     cleanup.children.push(haproxy);
-    let processes = || {
-        let out = Command::new("pgrep").args(["-x", &name]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
+    let processes = || processes_named(&name);
     wait_for(
         Duration::from_secs(10),
         "HAProxy's master and worker",
         || (processes().len() >= 2).then_some(()),
     );
-    let keepalived = Command::new("keepalived")
-        .args(["-n", "-l", "-D", "-s", &ns, "-f"])
-        .arg(&conf)
-        .args(["-p", &format!("{}", dir.join("k.pid").display())])
-        .args(["-r", &format!("{}", dir.join("kv.pid").display())])
-        .args(["-c", &format!("{}", dir.join("kc.pid").display())])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("keepalived.log")).unwrap())
-        .spawn()
-        .unwrap();
-    cleanup.children.push(keepalived);
-    let holds = || {
-        let out = run(
-            10,
-            "ip",
-            &["-n", &ns, "-o", "-4", "addr", "show", "dev", "eth0"],
-        );
-        String::from_utf8_lossy(&out.stdout).contains(" 10.98.0.100/")
-    };
+    cleanup.children.push(spawn_keepalived(&ns, &conf, &dir));
+    let holds = || holds_address(&ns, "10.98.0.100");
     let log = || std::fs::read_to_string(dir.join("keepalived.log")).unwrap_or_default();
     wait_for(
         Duration::from_secs(10),
@@ -781,21 +746,11 @@ fn process_tracking_drops_the_vip_when_haproxy_dies_and_rides_out_reloads() {
         assert!(holds(), "reload {i} gave the VIP up:\n{}", log());
     }
     assert!(!log().contains("FAULT"), "{}", log());
-    assert!(!log().contains("effective priority"), "{}", log());
 
     let pids = processes();
     assert!(pids.len() >= 2, "master and worker: {pids:?}");
     let killed = Instant::now();
-    let out = run(
-        10,
-        "kill",
-        &[
-            &["-KILL"][..],
-            &pids.iter().map(String::as_str).collect::<Vec<_>>(),
-        ]
-        .concat(),
-    );
-    assert!(out.status.success(), "{}", describe("kill", &out));
+    kill_all(&pids);
     let gone = wait_for(Duration::from_secs(5), "the VIP dropped", || {
         (!holds()).then(Instant::now)
     });
@@ -841,19 +796,7 @@ fn process_tracking_lowers_the_priority_when_nginx_dies_and_rides_out_its_reload
     let nginx = format!("ngx-trk-{}", id % 100_000);
     let dir = scratch("crash-track-nginx");
     let ns = format!("lbctl-ngx-{id}");
-    let _ = run(10, "ip", &["netns", "del", &ns]);
-    for args in [
-        vec!["netns", "add", &ns],
-        vec![
-            "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
-        ],
-        vec!["-n", &ns, "link", "set", "eth0", "up"],
-        vec!["-n", &ns, "link", "set", "eth1", "up"],
-        vec!["-n", &ns, "addr", "add", "10.98.1.1/24", "dev", "eth0"],
-    ] {
-        let out = run(10, "ip", &args);
-        assert!(out.status.success(), "{}", describe("ip", &out));
-    }
+    veth_namespace(&ns, "10.98.1.1/24");
     let mut cleanup = Cleanup {
         netns: ns.clone(),
         children: Vec::new(),
@@ -925,38 +868,14 @@ fn process_tracking_lowers_the_priority_when_nginx_dies_and_rides_out_its_reload
         .stderr(Stdio::null())
         .spawn_copied();
     cleanup.children.push(master);
-    let processes = || {
-        let out = Command::new("pgrep").args(["-x", &nginx]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
+    let processes = || processes_named(&nginx);
     wait_for(
         Duration::from_secs(10),
         "nginx's master and workers",
         || (processes().len() >= 3).then_some(()),
     );
-    let keepalived = Command::new("keepalived")
-        .args(["-n", "-l", "-D", "-s", &ns, "-f"])
-        .arg(&conf)
-        .args(["-p", &format!("{}", dir.join("k.pid").display())])
-        .args(["-r", &format!("{}", dir.join("kv.pid").display())])
-        .args(["-c", &format!("{}", dir.join("kc.pid").display())])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("keepalived.log")).unwrap())
-        .spawn()
-        .unwrap();
-    cleanup.children.push(keepalived);
-    let holds = || {
-        let out = run(
-            10,
-            "ip",
-            &["-n", &ns, "-o", "-4", "addr", "show", "dev", "eth0"],
-        );
-        String::from_utf8_lossy(&out.stdout).contains(" 10.98.1.100/")
-    };
+    cleanup.children.push(spawn_keepalived(&ns, &conf, &dir));
+    let holds = || holds_address(&ns, "10.98.1.100");
     let log = || std::fs::read_to_string(dir.join("keepalived.log")).unwrap_or_default();
     wait_for(
         Duration::from_secs(10),
@@ -980,20 +899,12 @@ fn process_tracking_lowers_the_priority_when_nginx_dies_and_rides_out_its_reload
         assert!(holds(), "reload {i} gave the VIP up:\n{}", log());
     }
     assert!(!log().contains("FAULT"), "{}", log());
+    assert!(!log().contains("effective priority"), "{}", log());
 
     let pids = processes();
     assert!(pids.len() >= 3, "master and workers: {pids:?}");
     let killed = Instant::now();
-    let out = run(
-        10,
-        "kill",
-        &[
-            &["-KILL"][..],
-            &pids.iter().map(String::as_str).collect::<Vec<_>>(),
-        ]
-        .concat(),
-    );
-    assert!(out.status.success(), "{}", describe("kill", &out));
+    kill_all(&pids);
     let dropped = wait_for_or_explain(
         Duration::from_secs(5),
         "the priority dropped",
@@ -1030,4 +941,67 @@ impl SpawnCopied for Command {
         }
         self.spawn().unwrap()
     }
+}
+
+/// A network namespace `ns` of its own (made afresh), with a veth `eth0` up at `address`: where
+/// the process-tracking tests run keepalived, outside the lab, so the kernel's process events
+/// reach it.
+fn veth_namespace(ns: &str, address: &str) {
+    let _ = run(10, "ip", &["netns", "del", ns]);
+    for args in [
+        vec!["netns", "add", ns],
+        vec![
+            "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+        ],
+        vec!["-n", ns, "link", "set", "eth0", "up"],
+        vec!["-n", ns, "link", "set", "eth1", "up"],
+        vec!["-n", ns, "addr", "add", address, "dev", "eth0"],
+    ] {
+        let out = run(10, "ip", &args);
+        assert!(out.status.success(), "{}", describe("ip", &out));
+    }
+}
+
+/// The pids of the processes named exactly `name`.
+fn processes_named(name: &str) -> Vec<String> {
+    let out = Command::new("pgrep").args(["-x", name]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// keepalived with `conf`, in the foreground with its VRRP in `ns`, its pid files in `dir` and
+/// its detailed log in `dir/keepalived.log`.
+fn spawn_keepalived(ns: &str, conf: &Path, dir: &Path) -> Child {
+    Command::new("keepalived")
+        .args(["-n", "-l", "-D", "-s", ns, "-f"])
+        .arg(conf)
+        .args(["-p", &format!("{}", dir.join("k.pid").display())])
+        .args(["-r", &format!("{}", dir.join("kv.pid").display())])
+        .args(["-c", &format!("{}", dir.join("kc.pid").display())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("keepalived.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Whether `eth0` in `ns` holds the IPv4 address `address`.
+fn holds_address(ns: &str, address: &str) -> bool {
+    let out = run(
+        10,
+        "ip",
+        &["-n", ns, "-o", "-4", "addr", "show", "dev", "eth0"],
+    );
+    String::from_utf8_lossy(&out.stdout).contains(&format!(" {address}/"))
+}
+
+/// SIGKILL to every process of `pids` at once.
+fn kill_all(pids: &[String]) {
+    let args: Vec<&str> = std::iter::once("-KILL")
+        .chain(pids.iter().map(String::as_str))
+        .collect();
+    let out = run(10, "kill", &args);
+    assert!(out.status.success(), "{}", describe("kill", &out));
 }
