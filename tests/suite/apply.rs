@@ -559,7 +559,8 @@ fn an_apply_to_a_tier_with_a_dead_haproxy_is_refused_before_any_host_changes() {
         &[
             "sh",
             "-c",
-            "m=$(cat /run/haproxy.pid); kill -KILL $m $(pgrep -P $m)",
+            // a worker of an earlier reload may end by itself meanwhile: the master must be gone (within 5 s)
+            "m=$(cat /run/haproxy.pid); kill -KILL $m $(pgrep -P $m) 2>/dev/null; for i in $(seq 50); do kill -0 $m 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
         ],
     );
     assert!(
