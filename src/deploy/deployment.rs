@@ -77,20 +77,28 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
             },
         );
     }
-    if let UdpEngine::Nginx { reload, .. } = &spec.udp_engine {
+    if let UdpEngine::Nginx {
+        reload: reload_method,
+        ..
+    } = &spec.udp_engine
+    {
         // With UDP services, nginx's file is the watcher's copy of lbctl's: `sync` writes it,
         // servers not UP in HAProxy marked down, and reloads nginx when it changed.
         let reload = match &spec.udp_health {
             Some(w) => format!("{} sync", w.script_path),
-            None => reload.shell(),
+            None => reload_method.shell(),
         };
-        // lbctl knows no pid file of nginx's to ask
+        // the watcher's `sync` reloads nginx as `nginx_reload_method` says
+        let running = spec
+            .udp_health
+            .as_ref()
+            .and_then(|w| running(reload_method, "nginx", &w.nginx_pid_file));
         controls.insert(
             Service::Nginx,
             ServiceControl {
                 check: check_command(Service::Nginx).into(),
                 reload,
-                running: None,
+                running,
             },
         );
     }

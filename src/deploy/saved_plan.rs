@@ -567,9 +567,9 @@ mod tests {
 
     /// `apply FILE` asks whether the daemons whose reload needs them running run, as `apply`
     /// does: the plan names them, with their pid files. systemd's reload and HAProxy's master
-    /// CLI need them (the example's defaults, the lab's HAProxy); a command of the inventory's
-    /// own does not (the lab's keepalived), nor the UDP health watcher's restart; lbctl knows
-    /// no pid file of nginx's.
+    /// CLI need them (the example's defaults, nginx's too, reloaded by the UDP health
+    /// watcher's `sync`; the lab's HAProxy); a command of the inventory's own does not (the
+    /// lab's keepalived and nginx), nor the UDP health watcher's restart.
     #[test]
     fn a_plan_names_the_daemons_whose_reload_needs_them_running() {
         let running = |dir: &str| {
@@ -598,7 +598,7 @@ mod tests {
                     Service::Keepalived,
                     named("keepalived", "/run/keepalived.pid")
                 ),
-                (Service::Nginx, None),
+                (Service::Nginx, named("nginx", "/run/nginx.pid")),
                 (Service::UdpHealth, None),
                 (Service::UdpHealthUnit, None),
             ])
@@ -606,6 +606,7 @@ mod tests {
         let (lab, _) = running("inventory/lab");
         assert_eq!(lab[&Service::Haproxy], named("HAProxy", "/run/haproxy.pid"));
         assert_eq!(lab[&Service::Keepalived], None);
+        assert_eq!(lab[&Service::Nginx], None);
     }
 
     fn file(service: Service, path: &str, content: &str) -> PlannedFile {

@@ -81,6 +81,8 @@ impl Query {
             ));
         }
         if let Some(w) = &spec.udp_health {
+            // nginx carries the UDP services, and the watcher keeps its file
+            daemons.push(("nginx".to_string(), w.nginx_pid_file.clone()));
             daemons.push(("udp-health".to_string(), w.pid_file.clone()));
         }
         Query {

@@ -245,11 +245,13 @@ pub fn parse(
             Some(UdpEngine::Nginx {
                 config_path,
                 reload,
+                pid_file,
                 ..
             }),
             Some(h),
         ) if !udp_backends.is_empty() => {
-            udp_health::parse(vars, config_path, reload, &h.runtime_socket, diags).map(|mut w| {
+            let nginx = (reload, pid_file.as_str());
+            udp_health::parse(vars, config_path, nginx, &h.runtime_socket, diags).map(|mut w| {
                 w.external_check = udp_backends
                     .iter()
                     .any(|b| matches!(b.udp_health_check, Some(UdpHealthCheck::Udp { .. })));

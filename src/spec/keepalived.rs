@@ -43,6 +43,10 @@ pub struct Keepalived {
     /// Lowers this host below every other while its HAProxy has no server up: filled in by
     /// the fleet, which knows every member's priority; `None` for a lone load balancer.
     pub servers_check: Option<ServersCheck>,
+    /// With a script check, the script that fails while nginx, which carries this host's UDP
+    /// services, is dead ([`pid_alive_script`] on its pid file): weighted as the servers check.
+    /// Filled in by the fleet with it; `None` without UDP services through nginx.
+    pub nginx_check: Option<String>,
     pub config_path: String,
     pub reload: Reload,
     #[serde(skip)]
@@ -281,6 +285,7 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         unicast_peers: Vec::new(),
         haproxy_check: haproxy_check?,
         servers_check: None,
+        nginx_check: None,
         config_path: config_path?,
         reload: reload?,
         priority_loc: priority.and(vars.get("keepalived_priority").map(|n| n.loc)),
@@ -469,18 +474,24 @@ fn haproxy_check(
     Some(HaproxyCheck::Process { name, delay })
 }
 
-/// The default script check: wait up to 0.9 s on HAProxy's master pid, answering the moment
-/// it dies (`tail --pid` looks every 20 ms) rather than at keepalived's next one-second run.
-/// `timeout` ending the wait (exit 124) means HAProxy lived through it.
+/// The default script check: [`pid_alive_script`] on HAProxy's pid file.
+fn default_script(haproxy_pid_file: &str) -> String {
+    pid_alive_script(haproxy_pid_file)
+}
+
+/// A check script that waits up to 0.9 s on the pid in `pid_file` (a daemon's master),
+/// answering the moment it dies (`tail --pid` looks every 20 ms) rather than at keepalived's
+/// next one-second run. `timeout` ending the wait (exit 124) means the daemon lived through it.
 ///
 /// HAProxy's master removes and rewrites its pid file at every reload (a new file, empty until
-/// it has started the new worker): a check that read it then would fail, and with `fall 1` the
-/// holder would give the VIP away in the middle of a hitless apply. So a pid file that is
-/// missing or empty is read again, up to 10 times 50 ms apart, before the check fails; a dead
-/// HAProxy whose pid file is still there fails it as fast as before.
-fn default_script(haproxy_pid_file: &str) -> String {
+/// it has started the new worker), and nginx renames its own during a binary upgrade: a check
+/// that read it then would fail, and with `fall 1` the holder would give the VIP away in the
+/// middle of a hitless apply. So a pid file that is missing or empty is read again, up to 10
+/// times 50 ms apart, before the check fails; a dead daemon whose pid file is still there
+/// fails it as fast as before.
+pub fn pid_alive_script(pid_file: &str) -> String {
     format!(
-        "/bin/sh -c 'exec 2>/dev/null; for t in 1 2 3 4 5 6 7 8 9 10; do read -r p <{haproxy_pid_file} && break; sleep 0.05; done; timeout 0.9 tail -s 0.02 --pid=$p -f /dev/null; [ $? -eq 124 ]'"
+        "/bin/sh -c 'exec 2>/dev/null; for t in 1 2 3 4 5 6 7 8 9 10; do read -r p <{pid_file} && break; sleep 0.05; done; timeout 0.9 tail -s 0.02 --pid=$p -f /dev/null; [ $? -eq 124 ]'"
     )
 }
 

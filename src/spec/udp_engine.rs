@@ -30,6 +30,9 @@ pub enum UdpEngine {
         /// `nginx_resolver`: the DNS servers nginx asks for the UDP servers given by name,
         /// each as nginx writes it (`10.0.0.53`, `[fd00::53]`).
         resolver: Vec<String>,
+        /// `nginx_pid_file`: where nginx's master writes its pid (the `pid` directive of its
+        /// nginx.conf; Debian's is `/run/nginx.pid`), for lbctl to see whether nginx runs.
+        pid_file: String,
     },
     Lvs,
 }
@@ -41,6 +44,7 @@ pub const KEYS: &[&str] = &[
     "nginx_reload_method",
     "nginx_reload_command",
     "nginx_resolver",
+    "nginx_pid_file",
 ];
 
 pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<UdpEngine> {
@@ -69,10 +73,15 @@ pub fn parse(vars: &VarMap, diags: &mut Diagnostics) -> Option<UdpEngine> {
         Some(n) => resolver(n, diags)?,
         None => Vec::new(),
     };
+    let pid_file = match vars.get("nginx_pid_file") {
+        Some(n) => field::abs_path(n, "nginx_pid_file", diags)?,
+        None => "/run/nginx.pid".to_string(),
+    };
     Some(UdpEngine::Nginx {
         config_path,
         reload,
         resolver,
+        pid_file,
     })
 }
 

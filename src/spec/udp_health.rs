@@ -35,6 +35,9 @@ pub struct UdpHealth {
     pub applied_path: String,
     /// How nginx reloads (`nginx_reload_method`), run by the watcher after each change.
     pub nginx_reload: String,
+    /// nginx's pid file (`nginx_pid_file`): its master, whose workers the watcher watches
+    /// take over after a reload, and whose life keepalived and `status` follow.
+    pub nginx_pid_file: String,
     /// How the watcher itself is (re)started after its script changes.
     pub reload: Reload,
     /// The systemd unit file lbctl installs, with `lbctl_udp_health_reload_method: systemd`.
@@ -70,7 +73,7 @@ pub const POLL_MS: u64 = 200;
 pub fn parse(
     vars: &VarMap,
     live_path: &str,
-    nginx_reload: &Reload,
+    (nginx_reload, nginx_pid_file): (&Reload, &str),
     runtime_socket: &str,
     diags: &mut Diagnostics,
 ) -> Option<UdpHealth> {
@@ -123,6 +126,7 @@ pub fn parse(
         live_path: live_path.to_string(),
         applied_path: format!("{dir}/nginx-down"),
         nginx_reload: nginx_reload.shell(),
+        nginx_pid_file: nginx_pid_file.to_string(),
         reload,
         unit_path,
         unit: UNIT.to_string(),

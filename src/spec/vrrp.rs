@@ -6,7 +6,7 @@
 use crate::{
     source::{Diagnostic, Diagnostics, Loc},
     spec::host::HostSpec,
-    spec::keepalived::ServersCheck,
+    spec::keepalived::{HaproxyCheck, ServersCheck, pid_alive_script},
 };
 
 /// The priority lbctl gives the first host; the next get 10 less each ([`PRIORITY_STEP`]).
@@ -200,8 +200,12 @@ pub(super) fn assign_vrrp(hosts: &mut [HostSpec], diags: &mut Diagnostics) {
     if members > 1 {
         for h in hosts.iter_mut() {
             let socket = h.haproxy.runtime_socket.clone();
+            let nginx = h.udp_health.as_ref().map(|w| w.nginx_pid_file.clone());
             if let Some(k) = &mut h.keepalived {
                 k.servers_check = Some(ServersCheck::new(&socket, lowest, highest));
+                if matches!(k.haproxy_check, HaproxyCheck::Script { .. }) {
+                    k.nginx_check = nginx.map(|pid_file| pid_alive_script(&pid_file));
+                }
             }
         }
     }

@@ -52,6 +52,15 @@ const CASES: &[(&str, &[&str])] = &[
     ),
     ("udp-health", &["-i", "tests/inputs/udp-health"]),
     (
+        "udp-health-script",
+        &[
+            "-i",
+            "tests/inputs/udp-health",
+            "-e",
+            "keepalived_haproxy_check=script nginx_pid_file=/run/nginx/nginx.pid",
+        ],
+    ),
+    (
         "udp-health-lvs",
         &[
             "-i",

@@ -34,6 +34,7 @@ fn status_shows_the_vip_holder_and_every_server_up() {
             .map(|b| b["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["mysql", "postgresql", "redis", "wireguard"], "{h}");
+        assert_eq!(h["daemons"]["nginx"]["running"], true, "{h}");
         assert_eq!(h["daemons"]["udp-health"]["running"], true, "{h}");
         for b in h["backends"].as_array().unwrap() {
             let servers = b["servers"].as_array().unwrap();

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::lab::{LBS, Lab, STATE_DIR, VIP, describe, wait_for};
+use crate::support::lab::{CLIENT_NS, LBS, Lab, STATE_DIR, VIP, describe, wait_for};
 use crate::support::{self, Lbctl};
 
 const WORKER: &str = "k8s-worker-2";
@@ -523,4 +523,113 @@ fn the_watcher_survives_apply_reload_and_restart() {
     for (lb, at) in LBS.iter().zip(back) {
         assert!(at - off <= RECOVER_BUDGET, "{}: {:?}", lb.name, at - off);
     }
+}
+
+/// nginx SIGKILLed (master and workers) on the VIP holder: every UDP service through the VIP
+/// dies with it while HAProxy, which keepalived tracks for the VIP, still runs. The lab's
+/// script check also waits on nginx's master (`chk_nginx`, weighted as the servers check):
+/// the holder drops below the others and the next one takes the VIP, and UDP through the VIP
+/// answers again. `status` names nginx (exit 1); an apply that would reload nginx the way that
+/// needs it running (systemd's) is refused before any host changes. nginx started again:
+/// the holder takes the VIP back, and `status` exits 0.
+#[test]
+fn a_dead_nginx_on_the_holder_moves_the_vip_and_status_names_it() {
+    let lab = Lab::up();
+    applied(&lab);
+    let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
+    let answered = |limit: Duration, what: &str| {
+        wait_for(limit, what, || {
+            let out = lab.udp_reply(CLIENT_NS, VIP, FRONTEND, "ping\n");
+            (out.status.success() && !out.stdout.is_empty()).then_some(())
+        })
+    };
+    answered(
+        Duration::from_secs(10),
+        "UDP through the VIP before the kill",
+    );
+    let pid = lab.daemon_pid(holder.name, "/run/nginx.pid");
+    let killed_at = Instant::now();
+    let killed = lab.exec(
+        holder.name,
+        &[
+            "sh",
+            "-c",
+            "m=$(cat /run/nginx.pid); kill -KILL $m $(pgrep -P $m) 2>/dev/null; for i in $(seq 50); do kill -0 $m 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
+        ],
+    );
+    assert!(
+        killed.status.success(),
+        "{}",
+        describe("kill nginx", &killed)
+    );
+    let new_holder = wait_for(
+        Duration::from_secs(10),
+        "the VIP off nginx's dead host",
+        || match lab.vip_holders(&LBS).as_slice() {
+            [one] if one.name != holder.name => Some(*one),
+            _ => None,
+        },
+    );
+    eprintln!(
+        "VIP moved from {} to {} {} ms after nginx's kill",
+        holder.name,
+        new_holder.name,
+        killed_at.elapsed().as_millis()
+    );
+    answered(
+        Duration::from_secs(10),
+        "UDP through the VIP after the move",
+    );
+
+    let problem = format!(
+        "{}: nginx is not running (pid {pid} in /run/nginx.pid is gone)",
+        holder.name
+    );
+    let run = Lbctl::on_lab()
+        .arg("status")
+        .timeout(60)
+        .exit(1)
+        .stdout_has("nginx NOT RUNNING")
+        .stderr_has(format!("error: {problem}\n"))
+        .run();
+    assert_eq!(run.stderr.matches("error: ").count(), 1, "{}", run.stderr);
+
+    // systemd's reload needs nginx running: refused in the check, before any host changes
+    let files = |lb: &str| {
+        ["etc/nginx/lbctl-stream.conf", "etc/lbctl/nginx-stream.conf"].map(|f| {
+            std::fs::read_to_string(PathBuf::from(STATE_DIR).join(format!("hosts/{lb}/{f}")))
+                .unwrap()
+        })
+    };
+    let before: Vec<_> = LBS.iter().map(|lb| files(lb.name)).collect();
+    Lbctl::on_lab()
+        .args([
+            "-e",
+            "nginx_reload_method=systemd nginx_resolver=10.77.77.53",
+            "apply",
+            "--yes",
+        ])
+        .timeout(120)
+        .exit(1)
+        .stderr_has(format!(
+            "error: {}: preflight failed: `kill -0 $(cat /run/nginx.pid)`: nginx is not running: pid {pid} in /run/nginx.pid is gone",
+            holder.name
+        ))
+        .stderr_has("(e.g. `systemctl start nginx`)")
+        .stdout_has("Apply: 0 changed, 0 unchanged, 1 failed.")
+        .run();
+    let after: Vec<_> = LBS.iter().map(|lb| files(lb.name)).collect();
+    assert!(before == after, "a host's nginx files changed");
+
+    // started again: the holder takes the VIP back once its check has passed twice
+    lab.bring_up();
+    lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(15));
+    answered(
+        Duration::from_secs(10),
+        "UDP through the VIP once nginx is back",
+    );
+    wait_for(Duration::from_secs(20), "status exit 0", || {
+        let run = Lbctl::on_lab().arg("status").timeout(60).output();
+        (run.code == 0).then_some(())
+    });
 }

@@ -108,6 +108,14 @@ fn cases() -> Vec<Case> {
             "expected a whole number, found the number 4096.5",
         ),
         case(
+            "nginx pid file that could carry a command",
+            Append("nginx_pid_file: /run/nginx.pid; reboot"),
+            ALL,
+            21,
+            "nginx_pid_file",
+            "is not a plain absolute path",
+        ),
+        case(
             "unknown backend key",
             Line(4, "    balanse: roundrobin"),
             ALL,
