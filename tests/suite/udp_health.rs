@@ -38,7 +38,7 @@ impl Watcher {
             ("SOURCE='/etc/lbctl/nginx-stream.conf'", "source.conf"),
             ("LIVE='/etc/nginx/lbctl-stream.conf'", "live.conf"),
             ("APPLIED='/etc/lbctl/nginx-down'", "nginx-down"),
-            ("NGINX_PID=/run/nginx.pid", "nginx.pid"),
+            ("NGINX_PID='/run/nginx.pid'", "nginx.pid"),
             ("PID_FILE='/run/lbctl-udp-health.pid'", "pid"),
             ("LOG='/var/log/lbctl-udp-health.log'", "log"),
             ("LOCK=/run/lbctl-udp-health.lock", "lock"),
