@@ -502,6 +502,30 @@ mod tests {
         assert_eq!(header(None).as_deref(), Some("PEERS_SECTION=1"));
     }
 
+    /// A held script says it still waits every few seconds, from its `ready` until lbctl's
+    /// answer comes (and a line may follow that answer): its report reads as without them.
+    #[test]
+    fn a_held_scripts_keep_alives_are_passed_over() {
+        let plain = "@@lbctl begin apply 1\n@@lbctl step lock ok L3J1bi9sb2Nr\n@@lbctl ready\n@@lbctl step backup ok -\n@@lbctl end apply ok\n";
+        let beating = "@@lbctl begin apply 1\n@@lbctl step lock ok L3J1bi9sb2Nr\n@@lbctl ready\n@@lbctl waiting\n@@lbctl waiting\n@@lbctl step backup ok -\n@@lbctl waiting\n@@lbctl end apply ok\n";
+        let report = parse_apply(beating.as_bytes()).unwrap();
+        assert_eq!(report, parse_apply(plain.as_bytes()).unwrap());
+        assert!(report.ready && report.succeeded());
+        assert_eq!(report.steps.len(), 2);
+        // told to stop, or its connection lost, while it waited
+        let stopped = "@@lbctl begin apply 1\n@@lbctl ready\n@@lbctl waiting\n@@lbctl step hold failed -\n@@lbctl failure hold - aW50ZXJydXB0ZWQ=\n@@lbctl end apply failed\n";
+        let report = parse_apply(stopped.as_bytes()).unwrap();
+        assert_eq!(report.failure.unwrap().stderr, "interrupted");
+        // cut off while it waited: what it said last is the step before
+        assert_eq!(
+            parse_apply(b"@@lbctl begin apply 1\n@@lbctl step lock ok L3J1bi9sb2Nr\n@@lbctl ready\n@@lbctl waiting\n"),
+            Err(ReportError::Truncated {
+                script: "apply",
+                after: Some("step lock /run/lock".to_owned()),
+            })
+        );
+    }
+
     #[test]
     fn a_report_without_its_end_is_truncated() {
         let stdout = b"motd\n@@lbctl begin apply 1\n@@lbctl step lock ok L3J1bi9sb2Nr\n";

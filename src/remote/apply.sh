@@ -7,7 +7,8 @@
 # With HOLD set, the script stops once every file is staged and validated, says "ready",
 # and goes on to the swap only when lbctl answers "go" on fd 3 (the SSH channel's stdin);
 # anything else, or the connection closing, aborts with the host unchanged. lbctl uses it
-# to check every host before it changes any.
+# to check every host before it changes any. While it waits, it says so every few seconds
+# ("@@lbctl waiting", see beat_begin), so that a connection lost meanwhile ends it.
 #
 # Every process started costs milliseconds, so the happy path starts only those that do
 # the work (flock, base64, dd, one sha256sum, the checks, ln, mv, the reloads, socat, one
@@ -400,12 +401,16 @@ resync_stop() {
 	RESYNCING=
 }
 
-# hold: with HOLD set, waits for lbctl's go-ahead; anything but "go" aborts.
+# hold: with HOLD set, waits for lbctl's go-ahead; anything but "go" aborts, the input's end
+# too: lbctl stopped, or its connection is gone, which the keep-alives written meanwhile make
+# sshd notice (see beat_begin).
 hold() {
 	[ -n "$HOLD" ] || return 0
 	emit ready
+	beat_begin
 	answer=
 	IFS= read -r answer <&3
+	beat_stop
 	[ "$answer" = go ] && return 0
 	fail hold "" "" "lbctl did not go ahead: another host failed, or lbctl stopped"
 	return 1
@@ -877,6 +882,7 @@ finish() {
 abort() {
 	trap '' HUP INT TERM PIPE
 	ABORTING=1
+	beat_end
 	resync_stop
 	forget_saving
 	if [ -n "$OUT" ]; then

@@ -6,6 +6,7 @@
 # mistaken for a frame or break one.
 
 LBCTL_LOST=0
+BEATING=
 
 # enc TEXT: TEXT as one base64 field.
 enc() {
@@ -16,10 +17,52 @@ enc() {
 	fi
 }
 
-# emit WORDS...: one frame. A failed write means lbctl is no longer listening.
+# emit WORDS...: one frame. A failed write means lbctl is no longer listening. The keep-alive
+# writer (beat_begin) is gone before it: no frame is ever written beside one of its lines.
 emit() {
+	[ -z "$BEATING" ] || beat_end
 	[ "$LBCTL_LOST" = 1 ] && return 0
 	printf '@@lbctl %s\n' "$*" || connection_lost
+}
+
+# beat_begin: while the script waits for lbctl's answer on fd 3, holding the apply lock, a
+# frame "@@lbctl waiting" on stdout every 5 seconds, which lbctl passes over. lbctl says
+# nothing meanwhile, and an idle connection whose other end is gone goes unnoticed by the
+# host's sshd for hours (TCP keep-alive): a host cut off from lbctl mid-apply, whose lbctl gave
+# up, kept its script waiting, and its lock held, all that time. Data on its way out is noticed:
+# TCP retransmits it, and once the cut heals the client host, whose ssh has exited, answers with
+# a reset (during a cut of over about 15 minutes, TCP gives up retransmitting); sshd then closes
+# the session, fd 3 ends, and the script stops as when lbctl tells it to.
+# The writer is a subshell holding neither the lock (fd 9) nor fd 3, its `sleep` on /dev/null,
+# so that nothing it leaves keeps the lock or the SSH channel; it writes only while the script
+# is blocked in its read, one short line in one write (whole on a pipe); it ends at a failed
+# write, when the script's shell is gone, or when killed (beat_stop, beat_end). SIGKILL, as a
+# subshell runs its parent's traps until it has cleared them: a SIGTERM in that instant ran
+# this script's own trap in the writer, and the writer lived on. Its last `sleep` (holding
+# nothing) ends by itself, within 5 s.
+beat_begin() {
+	{
+		while sleep 5 >/dev/null; do
+			kill -0 "$$" || exit 0
+			printf '@@lbctl waiting\n' || exit 0
+		done
+	} </dev/null 2>/dev/null 9>&- 3<&- &
+	BEATING=$!
+}
+
+# beat_stop: the keep-alive writer killed, as soon as the read it was for returns. Waited for
+# by beat_end, at the latest before the next frame: meanwhile the script does the work that
+# follows, so that the writer's end costs the apply nothing.
+beat_stop() {
+	[ -z "$BEATING" ] || kill -KILL "$BEATING" 2>/dev/null
+}
+
+# beat_end: the keep-alive writer killed, and gone.
+beat_end() {
+	[ -n "$BEATING" ] || return 0
+	kill -KILL "$BEATING" 2>/dev/null
+	wait "$BEATING" 2>/dev/null
+	BEATING=
 }
 
 # read_pid FILE: sets pid to the first line of a daemon's pid file, empty if there is none.

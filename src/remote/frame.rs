@@ -6,6 +6,10 @@
 //! can look like a frame. A report opens with `@@lbctl begin <script> 1` and closes with
 //! `@@lbctl end <script> ...`; a report without its end is truncated and says so.
 //!
+//! A script waiting for lbctl's answer (a held apply, an admin script) says `@@lbctl waiting`
+//! every few seconds, so that its host's sshd notices a connection lost meanwhile (see
+//! `beat_begin` in `common.sh`); the line belongs to no report, and [`frames`] passes over it.
+//!
 //! ```text
 //! @@lbctl begin fetch 1
 //! @@lbctl file <path> present <content> | absent | unreadable <message>
@@ -65,7 +69,11 @@ impl Frame<'_> {
     }
 }
 
-/// The frames after `begin <script> 1`, checked to exist.
+/// The line a script prints while it waits for lbctl, to be passed over (see the module's
+/// documentation).
+const WAITING: &[u8] = b"waiting";
+
+/// The frames after `begin <script> 1`, checked to exist; [`WAITING`] lines are left out.
 pub(crate) fn frames<'a>(
     script: &'static str,
     stdout: &'a [u8],
@@ -77,6 +85,7 @@ pub(crate) fn frames<'a>(
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             line.strip_prefix(b"@@lbctl ").map(|rest| (index + 1, rest))
         })
+        .filter(|(_, rest)| *rest != WAITING)
         .map(move |(line, rest)| match std::str::from_utf8(rest) {
             Ok(rest) => Ok(Frame {
                 script,

@@ -11,8 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lbctl::remote::{
-    ApplyReport, Deployment, FetchOptions, GO, Keep, LockState, ManagedFile, PART_END, READY,
-    SPECULATION_DECLINED, SPECULATION_STAGING, Service, ServiceControl, Step, Verify,
+    APPLIED, ApplyReport, Deployment, FetchOptions, GO, Keep, LockState, ManagedFile, PART_END,
+    READY, SPECULATION_DECLINED, SPECULATION_STAGING, Service, ServiceControl, Step, Verify,
     apply_script_with_lock, fetch_script, fetch_then, first_part, held_apply_script, parse_apply,
     parse_fetch, parse_fetch_knowing, sha256_hex, speculative_apply_script,
 };
@@ -751,6 +751,61 @@ async fn a_held_apply_checks_then_waits_and_changes_nothing_without_the_go_ahead
     assert_eq!(fs::read_to_string(&live).unwrap(), new);
     let details: Vec<&str> = report.steps.iter().map(|s| s.detail.as_str()).collect();
     assert!(details.contains(&live.as_str()), "{details:?}");
+}
+
+/// A held apply says it still waits every 5 s (`@@lbctl waiting`), so that its host's sshd
+/// notices a connection lost meanwhile (the lab's
+/// `apply::a_held_apply_cut_off_from_lbctl_frees_its_lock_once_the_cut_heals`); lbctl passes
+/// over those lines, and the go-ahead ends them: the script applies, and its shell exits at
+/// once, nothing of the writer left to hold the channel or the lock.
+#[tokio::test]
+async fn a_held_apply_says_it_still_waits_and_goes_ahead_as_ever() {
+    let SshChange {
+        live,
+        new,
+        deployment,
+        lock,
+        session,
+        _host,
+        _sshd,
+        ..
+    } = SshChange::connect("apply-held-beating").await;
+    let mut held = session
+        .start(&held_apply_script(&deployment, &lock))
+        .await
+        .unwrap();
+    assert!(held.read_until(READY).await.unwrap());
+    let ready = Instant::now();
+    let waiting =
+        tokio::time::timeout(Duration::from_secs(10), held.read_until(b"@@lbctl waiting")).await;
+    assert!(
+        matches!(waiting, Ok(Ok(true))),
+        "no keep-alive within 10 s of ready: {waiting:?}\n{}",
+        String::from_utf8_lossy(held.output())
+    );
+    let after = ready.elapsed();
+    assert!(
+        after > Duration::from_secs(4) && after < Duration::from_secs(8),
+        "the first keep-alive came {after:?} after ready"
+    );
+    held.answer(GO).await.unwrap();
+    let went = Instant::now();
+    assert!(held.read_until(APPLIED).await.unwrap());
+    let output = held.finish().await.unwrap();
+    let ended = went.elapsed();
+    assert!(
+        ended < Duration::from_secs(3),
+        "the shell took {ended:?} to end after the go-ahead"
+    );
+    let report = parse_apply(&output.stdout).unwrap();
+    assert!(report.succeeded(), "{report:?}\n{output}");
+    assert_eq!(fs::read_to_string(&live).unwrap(), new);
+    let free = Command::new("flock")
+        .args(["-n", &lock, "true"])
+        .status()
+        .unwrap();
+    assert!(free.success(), "the apply lock is still held");
+    session.close().await.unwrap();
 }
 
 /// What `apply` does on each host: the fetch runs as the first part of a shell that stays
