@@ -338,6 +338,27 @@ mod tests {
         record
     }
 
+    /// The admin script says it still waits every few seconds, from its `ready` until lbctl's
+    /// answer comes: what it looked at, and what it changed, read as without those lines.
+    #[test]
+    fn keep_alives_while_the_script_waits_are_passed_over() {
+        let looked =
+            "@@lbctl begin admin 1\n@@lbctl record -\n@@lbctl nginx-absent\n@@lbctl ready\n";
+        let waited = format!("{looked}@@lbctl waiting\n@@lbctl waiting\n");
+        let until_ready = parse_admin(waited.as_bytes(), true).unwrap();
+        assert!(until_ready.ready);
+        assert_eq!(until_ready.looked.record, Some(Ok(Record::default())));
+        let changed = format!("{waited}@@lbctl record-written\n@@lbctl end admin ok\n");
+        let report = parse_admin(changed.as_bytes(), false).unwrap();
+        assert_eq!(report.outcome, ScriptOutcome::Ok);
+        assert_eq!(report.changed.record, Some(Ok(())));
+        let stopped = format!("{waited}@@lbctl end admin stopped\n");
+        assert_eq!(
+            parse_admin(stopped.as_bytes(), false).unwrap().outcome,
+            ScriptOutcome::Stopped
+        );
+    }
+
     const STREAM: &str =
         "upstream u {\n    server 10.0.0.2:31820 max_fails=1; # lbctl:wireguard/w2\n}\n";
 

@@ -4,7 +4,8 @@
 # Phase 1, looking: takes the apply lock (waiting up to LOCK_WAIT seconds for an apply to
 # end), reports lbctl's record, HAProxy's `show servers state` and the marks in nginx's
 # stream file, says "ready" and waits on fd 3 (the SSH channel's stdin) for lbctl, which
-# decides once every load balancer has answered.
+# decides once every load balancer has answered; it holds the lock meanwhile, and says it
+# still waits every few seconds, so that a connection lost meanwhile ends it (see beat_begin).
 # Phase 2, changing: lbctl answers "go" and three lines: the runtime API commands
 # (";"-separated) and the new record, each base64 or "-", and "1" when nginx's marks are to be
 # redone. Anything else, or the channel closing, ends the script with the host unchanged.
@@ -26,6 +27,7 @@ connection_lost() {
 
 stop() {
 	trap '' HUP INT TERM PIPE
+	beat_end
 	[ -n "$TMP" ] && rm -f "$TMP"
 	[ -n "$NGINX_CONF" ] && rm -f "$NGINX_CONF.lbctl-new"
 	emit "end admin $1"
@@ -179,8 +181,10 @@ remark_nginx() {
 }
 
 change() {
+	beat_begin
 	answer=
 	IFS= read -r answer <&3
+	beat_stop
 	[ "$answer" = go ] || stop stopped
 	commands=
 	new_record=
