@@ -636,3 +636,155 @@ fn an_apply_to_a_tier_with_a_dead_haproxy_is_refused_before_any_host_changes() {
         .exit(0)
         .run();
 }
+
+/// Found on the lab: a host cut off the network (every packet in and out dropped, in its
+/// namespace) while its apply script waited for the go-ahead. lbctl gave up on it (its SSH
+/// keep-alives unanswered) and ended; the host's sshd, hearing nothing, kept the session and
+/// the script waiting, with its file staged and the apply lock held, for hours after the cut
+/// healed: every apply and drain there was refused meanwhile. The held script now says it
+/// still waits every 5 s; once the cut heals, TCP's retransmission of that reaches lbctl's
+/// machine, whose ssh has exited and which answers with a reset: sshd closes the session, and
+/// the script stops as when told to. Its lock is free again, its staged file gone, its live
+/// file the previous one, and the next apply changes every host.
+///
+/// Deterministic: the first host of the rollout reloads slowly (a file of the test's on that
+/// host alone makes its reload command sleep first), so every other host is held, ready and
+/// waiting, when the second one is cut. lbctl's machine keeps the closed connection a while
+/// (orphaned, retransmitting its last data and its FIN): a cut that heals before the kernel
+/// gives up on it lets the FIN through, which ends the session without any keep-alive. The
+/// test removes it (`ss -K`) once lbctl has ended, as a cut of a few minutes would, so that
+/// the cut can be short.
+#[test]
+fn a_held_apply_cut_off_from_lbctl_frees_its_lock_once_the_cut_heals() {
+    const SLOW: &str = "/run/lbctl-test-slow-reload";
+    const LOCK: &str = "/run/lbctl.apply.lock";
+    const STAGED: &str = "/etc/haproxy/haproxy.cfg.lbctl-new";
+    let lab = Lab::up();
+    Lbctl::on_lab().args(["apply", "--yes"]).timeout(120).run();
+    let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
+    // the rollout's order: the hosts without the VIP first, in inventory order
+    let others: Vec<Host> = LBS.iter().copied().filter(|h| *h != holder).collect();
+    let (first, cut) = (others[0], others[1]);
+    let configs: Vec<String> = LBS
+        .iter()
+        .map(|h| file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"))
+        .collect();
+    let previous = &configs[LBS.iter().position(|h| *h == cut).unwrap()];
+    let dir = scratch("apply-held-cut");
+    write(
+        &dir,
+        "slow.yml",
+        &format!(
+            "haproxy_maxconn: 4097\nhaproxy_reload_method: command\nhaproxy_reload_command: '[ ! -e {SLOW} ] || sleep 20; echo reload | socat -t 5 STDIO UNIX-CONNECT:/run/haproxy/master.sock'\n"
+        ),
+    );
+    let slow = format!("@{}", dir.join("slow.yml").display());
+    let touched = lab.exec(first.name, &["touch", SLOW]);
+    assert!(
+        touched.status.success(),
+        "{}",
+        lab::describe("touch", &touched)
+    );
+
+    let apply = Lbctl::on_lab()
+        .args(["-e", &slow, "apply", "--yes"])
+        .timeout(120);
+    let applying = std::thread::spawn(move || apply.output());
+    lab::wait_for(
+        Duration::from_secs(30),
+        &format!("{} to reload (every other host held)", first.name),
+        || {
+            assert!(
+                !applying.is_finished(),
+                "lbctl ended before {} reloaded",
+                first.name
+            );
+            lab.exec(first.name, &["pgrep", "-f", "^sleep 20$"])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    let rules = [
+        "INPUT ! -i lo -m comment --comment lbctl-test-held-cut -j DROP",
+        "OUTPUT ! -o lo -m comment --comment lbctl-test-held-cut -j DROP",
+    ];
+    for rule in rules {
+        let out = lab.exec(cut.name, &["sh", "-c", &format!("iptables -w 5 -I {rule}")]);
+        assert!(out.status.success(), "{}", lab::describe("iptables", &out));
+    }
+    let cut_at = Instant::now();
+    let run = applying.join().unwrap();
+    let lbctl_took = cut_at.elapsed();
+    assert_eq!(
+        run.code, 1,
+        "lbctl lost {} yet:\n{}{}",
+        cut.name, run.stdout, run.stderr
+    );
+    assert!(
+        run.stdout.contains(&format!("{}: applied", first.name))
+            && run.stderr.contains(&format!("{}:", cut.name)),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    // lbctl's machine forgets the connection (see above)
+    let forgot = lab::run(10, "ss", &["-K", "-t", "dst", cut.ip, "dport", "=", "22"]);
+    assert!(
+        forgot.status.success(),
+        "{}",
+        lab::describe("ss -K", &forgot)
+    );
+    // the script still waits, its lock held: what the keep-alives are for
+    let held = |host: Host| {
+        !lab.exec(host.name, &["flock", "-n", LOCK, "true"])
+            .status
+            .success()
+    };
+    assert!(held(cut), "{} freed its lock while cut off", cut.name);
+    for rule in rules {
+        let out = lab.exec(cut.name, &["sh", "-c", &format!("iptables -w 5 -D {rule}")]);
+        assert!(out.status.success(), "{}", lab::describe("iptables", &out));
+    }
+    let healed = Instant::now();
+    lab::wait_for(
+        Duration::from_secs(180),
+        &format!("{} to free its apply lock after the cut healed", cut.name),
+        || (!held(cut)).then_some(()),
+    );
+    eprintln!(
+        "{} cut {lbctl_took:?} before lbctl ended; its lock free {:?} after the cut healed",
+        cut.name,
+        healed.elapsed()
+    );
+    let left = lab.exec(
+        cut.name,
+        &["sh", "-c", &format!("! ls {STAGED} 2>/dev/null")],
+    );
+    assert!(
+        left.status.success(),
+        "{}",
+        lab::describe("staged file left", &left)
+    );
+    assert_eq!(
+        &file_on(&lab, cut.name, "/etc/haproxy/haproxy.cfg"),
+        previous,
+        "{} does not hold its previous configuration",
+        cut.name
+    );
+    // it took the VIP while it heard no advert: until it hears the holder again
+    lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
+
+    // The next apply changes every host that needs it, the cut one included.
+    let rm = lab.exec(first.name, &["rm", "-f", SLOW]);
+    assert!(rm.status.success(), "{}", lab::describe("rm", &rm));
+    Lbctl::on_lab()
+        .args(["-e", &slow, "apply", "--yes"])
+        .timeout(120)
+        .stdout_has("Apply: 2 changed, 1 unchanged, 0 failed.")
+        .run();
+    Lbctl::on_lab()
+        .args(["-e", &slow, "plan", "--detailed-exitcode"])
+        .timeout(120)
+        .run();
+}
