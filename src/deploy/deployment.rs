@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use crate::{
     deploy::{declared, plan::HostPlan},
     remote::{
-        Deployment, Keep, ManagedFile, Record, ServiceControl, Verify, mark_nginx_servers,
-        nginx_marks_of,
+        Deployment, FirstStart, Keep, ManagedFile, Record, ServiceControl, Verify,
+        mark_nginx_servers, nginx_marks_of,
     },
     spec::HostSpec,
     spec::Reload,
@@ -65,6 +65,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
             check: check_command(Service::Haproxy).into(),
             reload: spec.haproxy.reload.shell(),
             running: running(&spec.haproxy.reload, "HAProxy", &spec.haproxy.pid_file),
+            first_start: None,
         },
     );
     if let Some(k) = &spec.keepalived {
@@ -74,6 +75,13 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
                 check: check_command(Service::Keepalived).into(),
                 reload: k.reload.shell(),
                 running: running(&k.reload, "keepalived", &spec.daemons.keepalived_pid_file),
+                // Debian's keepalived does not start without a configuration: the first apply
+                // to a fresh host starts it (HAProxy and nginx run from their packages' own).
+                first_start: Some(FirstStart {
+                    start: spec.daemons.keepalived_start.clone(),
+                    stop: spec.daemons.keepalived_stop.clone(),
+                    pid_file: spec.daemons.keepalived_pid_file.clone(),
+                }),
             },
         );
     }
@@ -99,6 +107,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
                 check: check_command(Service::Nginx).into(),
                 reload,
                 running,
+                first_start: None,
             },
         );
     }
@@ -112,6 +121,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
                 check: check_command(Service::UdpHealth).into(),
                 reload: restart.clone(),
                 running: None,
+                first_start: None,
             },
         );
         controls.insert(
@@ -120,6 +130,7 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
                 check: check_command(Service::UdpHealthUnit).into(),
                 reload: restart,
                 running: None,
+                first_start: None,
             },
         );
         pid_files.push(("the UDP health watcher".to_string(), w.pid_file.clone()));

@@ -631,6 +631,7 @@ mod tests {
                 check,
                 reload,
                 running,
+                first_start: None,
             },
         )
     }
@@ -811,6 +812,31 @@ mod tests {
         assert!(
             running.starts_with("lb1: hosts[0].controls.haproxy.running: \"run/haproxy.pid\""),
             "{running}"
+        );
+        let first_start = |start: &str, pid_file: &str| {
+            Some(crate::remote::FirstStart {
+                start: start.into(),
+                stop: "systemctl stop keepalived".into(),
+                pid_file: pid_file.into(),
+            })
+        };
+        let start = refused("first-start", true, |h| {
+            h.controls.get_mut(&Service::Haproxy).unwrap().first_start =
+                first_start("start\nreboot", "/run/keepalived.pid");
+        });
+        assert_eq!(
+            start,
+            "lb1: hosts[0].controls.haproxy.first_start.start: \"start\\nreboot\" is refused: expected a non-empty command on a single line"
+        );
+        let pid = refused("first-start-pid", true, |h| {
+            h.controls.get_mut(&Service::Haproxy).unwrap().first_start =
+                first_start("systemctl start keepalived", "/run/k.pid; reboot");
+        });
+        assert!(
+            pid.starts_with(
+                "lb1: hosts[0].controls.haproxy.first_start.pid_file: \"/run/k.pid; reboot\""
+            ),
+            "{pid}"
         );
         let none = refused("no-control", true, |h| {
             h.controls.remove(&Service::Haproxy);

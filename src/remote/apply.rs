@@ -42,6 +42,22 @@ pub struct ServiceControl {
     /// changes, rather than found out at its reload, mid-rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<(String, String)>,
+    /// How the daemon is started where this apply installs the service, see [`FirstStart`];
+    /// none for a daemon that its package starts on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_start: Option<FirstStart>,
+}
+
+/// Where an apply installs a service (none of its files exists on the host yet) and its
+/// daemon does not run, as on a fresh host (Debian's keepalived does not start without a
+/// configuration), a reload would act on nothing: the daemon is started instead, after the
+/// swap, verified to run, and stopped again by a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FirstStart {
+    pub start: String,
+    pub stop: String,
+    /// The daemon's pid file, which says whether it runs: before the apply, and after the start.
+    pub pid_file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,6 +303,11 @@ fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
     let _ = writeln!(script, "WAS_ABSENT64={}", detail(" (did not exist)"));
     let _ = writeln!(
         script,
+        "STARTED64={}",
+        detail(" (started: lbctl installs it, and it did not run)")
+    );
+    let _ = writeln!(
+        script,
         "SOCKET={}",
         quote(verify.haproxy_runtime_socket.as_deref().unwrap_or(""))
     );
@@ -362,6 +383,15 @@ fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
             .map_or(("", ""), |(what, pid_file)| {
                 (what.as_str(), pid_file.as_str())
             });
+        let (start, stop, start_pid) = control
+            .and_then(|control| control.first_start.as_ref())
+            .map_or(("", "", ""), |first| {
+                (
+                    first.start.as_str(),
+                    first.stop.as_str(),
+                    first.pid_file.as_str(),
+                )
+            });
         let paths: Vec<&str> = deployment
             .files
             .iter()
@@ -371,12 +401,15 @@ fn apply_script_at(deployment: &Deployment, lock: &str, mode: Mode) -> String {
         let quoted: Vec<String> = paths.iter().map(|path| quote(path)).collect();
         let _ = writeln!(
             script,
-            "\t{}\"$@\" {service} {} {} {} {} {} || return",
+            "\t{}\"$@\" {service} {} {} {} {} {} {} {} {} || return",
             unless(&paths),
             quote(reload),
             detail(service.name()),
             quote(what),
             quote(pid_file),
+            quote(start),
+            quote(stop),
+            quote(start_pid),
             quoted.join(" ")
         );
     }

@@ -35,9 +35,11 @@
 # files() calls "$@" INDEX PATH UMASK CHECK CONTENT PATH64 SHA256 EXEC once per changed file
 # (UMASK gives the new file its mode, EXEC is x for a program, made 0755; CHECK is a shell
 # command, empty when there is none; CONTENT and PATH64 are base64; SHA256 is the content's
-# digest), services() calls "$@" NAME RELOAD NAME64 WHAT PIDFILE PATH... once per service
-# with a changed file (WHAT and PIDFILE name the daemon its reload needs running, both empty
-# when the reload needs none: see alive; the PATHs are the service's changed files), and
+# digest), services() calls "$@" NAME RELOAD NAME64 WHAT PIDFILE START STOP DAEMON PATH...
+# once per service with a changed file (WHAT and PIDFILE name the daemon its reload needs
+# running, both empty when the reload needs none: see alive; START and STOP start and stop
+# its daemon, whose pid file is DAEMON, where this apply installs it: see installing, all
+# three empty when lbctl never starts it; the PATHs are the service's changed files), and
 # pid_files() calls "$@" WHAT PATH once per daemon that must run after the reloads.
 #
 # SPECULATIVE: the script was sent along with the fetch, before lbctl knew which files change
@@ -74,6 +76,8 @@ ABORTING=
 OUT=
 ROLLBACK_OK=1
 STAGED_SUMS=
+STARTING=
+STARTED=
 
 # matched PATH64: the fetch before a speculative script found that file holding what lbctl
 # would write.
@@ -141,6 +145,7 @@ $1 is not installed on the host; lbctl needs it $2"
 		return 1
 	fi
 	services alive || return 1
+	services installing
 	TIMEOUT=
 	command -v timeout >/dev/null 2>&1 && TIMEOUT=1
 	ok preflight
@@ -158,7 +163,7 @@ alive() {
 	pidfile=$5
 	service=$1
 	how=$2
-	shift 5
+	shift 8
 	installed=
 	for path in "$@"; do
 		if [ -e "$path" ] || [ -L "$path" ]; then
@@ -170,6 +175,36 @@ alive() {
 	running "$what" "$pidfile"
 	[ -n "$PROBLEMS" ] || return 0
 	fail preflight "" "kill -0 \$(cat $pidfile)" "${PROBLEMS%"$NL"}, and reloading it (\`$how\`) needs it running: start it (e.g. \`systemctl start $service\`) and apply again, or leave this host out with \`--limit 'all:!$INVENTORY_NAME'\`"
+	return 1
+}
+
+# installing NAME RELOAD NAME64 WHAT PIDFILE START STOP DAEMON PATH...: adds NAME to STARTING
+# when this apply installs the service (none of its files exists yet) and its daemon, which
+# lbctl knows how to start (START), does not run, as on a fresh host: Debian's keepalived does
+# not start without a configuration, and reloading a daemon that does not run fails. Such a
+# service is started after the swap rather than reloaded (reload), verified to run
+# (verify_once), and stopped again by a rollback (rollback_reload).
+installing() {
+	[ -n "$6" ] || return 0
+	service=$1
+	pidfile=$8
+	shift 8
+	for path in "$@"; do
+		if [ -e "$path" ] || [ -L "$path" ]; then
+			return 0
+		fi
+	done
+	PROBLEMS=
+	running "$service" "$pidfile"
+	[ -z "$PROBLEMS" ] || STARTING="$STARTING $service "
+	return 0
+}
+
+# among NAME LIST: whether NAME is a word of LIST.
+among() {
+	case " $2 " in
+	*" $1 "*) return 0 ;;
+	esac
 	return 1
 }
 
@@ -587,12 +622,28 @@ reload() {
 			OLD_PID=$ANSWERING_PID
 		fi
 	fi
-	if run_cmd "$2"; then
+	if among "$1" "$STARTING"; then
+		# installed by this apply, and not running: started, not reloaded (see installing)
+		if run_cmd "$6"; then
+			STARTED="$STARTED $1 "
+			ok reload "$3" "$STARTED64"
+		else
+			fail reload "$3" "$6" "$(output)"
+			return 1
+		fi
+	elif run_cmd "$2"; then
 		ok reload "$3"
 	else
 		fail reload "$3" "$2" "$(output)"
 		return 1
 	fi
+}
+
+# started_running NAME RELOAD NAME64 WHAT PIDFILE START STOP DAEMON ...: adds to PROBLEMS
+# unless the daemon that this apply started for NAME runs.
+started_running() {
+	among "$1" "$STARTED" || return 0
+	running "$1" "$8"
 }
 
 # list_sockets: starts listing the listening sockets (ss, into $OUT.sockets, next to the
@@ -645,6 +696,7 @@ LBCTL_SHOW_INFO
 		done
 	fi
 	pid_files running
+	[ -z "$STARTED" ] || services started_running
 }
 
 # running WHAT PATH: adds to PROBLEMS unless PATH names a live process.
@@ -725,7 +777,7 @@ LBCTL_SHOW_PROC
 # which uses it, is at once followed by a look of its own; a port the old process listened on
 # is passed on to the new one (or the new one does not start, and fresh says so).
 verify() {
-	[ -z "$SOCKET$TCP_PORTS$UDP_PORTS" ] && [ "$DAEMONS" -eq 0 ] && return 0
+	[ -z "$SOCKET$TCP_PORTS$UDP_PORTS$STARTED" ] && [ "$DAEMONS" -eq 0 ] && return 0
 	LISTING=
 	if [ -n "$TCP_PORTS$UDP_PORTS" ] && [ -n "$OLD_PID" ] && [ -n "$RELOADS_HAPROXY" ]; then
 		list_sockets
@@ -806,10 +858,38 @@ forget_dirs() {
 	return 0
 }
 
-# rollback_reload NAME RELOAD: the service reloaded with the file put back. A failure here
-# means the previous configuration is on disk but not what runs (or nothing runs: a daemon
-# that died before the apply cannot be reloaded), so the host is not rolled back.
+# rollback_reload NAME RELOAD NAME64 WHAT PIDFILE START STOP DAEMON: the service reloaded with
+# the file put back, or, where this apply installed it and started its daemon (see
+# installing), that daemon stopped. A failure here means the previous configuration is on disk
+# but not what runs (or nothing runs: a daemon that died before the apply cannot be reloaded),
+# so the host is not rolled back.
 rollback_reload() {
+	if among "$1" "$STARTING"; then
+		# its file is removed again: the daemon this apply started (if its start got that
+		# far) is stopped, as it was before
+		PROBLEMS=
+		running "$1" "$8"
+		[ -n "$PROBLEMS" ] && return 0
+		if run_cmd "$7"; then
+			# a stop command may only signal it: it ends within 3 s
+			tries=0
+			while [ -z "$PROBLEMS" ] && [ "$tries" -lt 30 ]; do
+				sleep 0.1
+				tries=$((tries + 1))
+				running "$1" "$8"
+			done
+			if [ -n "$PROBLEMS" ]; then
+				ok rollback "$(enc "stopped $1, which this apply had started")"
+			else
+				ROLLBACK_OK=0
+				emit "step rollback failed $(enc "$1, which this apply had started, still runs 3 s after $7")"
+			fi
+		else
+			ROLLBACK_OK=0
+			emit "step rollback failed $(enc "stopping $1 failed: $7: $(output)")"
+		fi
+		return 0
+	fi
 	save_state "$1"
 	if run_cmd "$2"; then
 		ok rollback "$(enc "reloaded $1")"

@@ -39,8 +39,8 @@ pub use admin_record::{
     AdminState, Attribute, Engine, Entry, MAX_WEIGHT, Record, RecordError, Setting,
 };
 pub use apply::{
-    APPLIED, APPLY_LOCK, ApplyReport, Deployment, Failure, GO, Keep, ManagedFile, READY,
-    ServiceControl, Step, StepResult, Verify, apply_script, apply_script_with_lock,
+    APPLIED, APPLY_LOCK, ApplyReport, Deployment, Failure, FirstStart, GO, Keep, ManagedFile,
+    READY, ServiceControl, Step, StepResult, Verify, apply_script, apply_script_with_lock,
     held_apply_script, parse_apply, speculative_apply_script,
 };
 pub use error::ReportError;

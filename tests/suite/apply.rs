@@ -554,20 +554,7 @@ fn an_apply_to_a_tier_with_a_dead_haproxy_is_refused_before_any_host_changes() {
         .iter()
         .map(|h| file_on(&lab, h.name, "/etc/haproxy/haproxy.cfg"))
         .collect();
-    let killed = lab.exec(
-        dead,
-        &[
-            "sh",
-            "-c",
-            // a worker of an earlier reload may end by itself meanwhile: the master must be gone (within 5 s)
-            "m=$(cat /run/haproxy.pid); kill -KILL $m $(pgrep -P $m) 2>/dev/null; for i in $(seq 50); do kill -0 $m 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
-        ],
-    );
-    assert!(
-        killed.status.success(),
-        "{}",
-        lab::describe("kill", &killed)
-    );
+    lab.kill_master(dead, "/run/haproxy.pid");
     let alive: Vec<(&str, String)> = LBS
         .iter()
         .filter(|h| h.name != dead)
@@ -787,4 +774,118 @@ fn a_held_apply_cut_off_from_lbctl_frees_its_lock_once_the_cut_heals() {
         .args(["-e", &slow, "plan", "--detailed-exitcode"])
         .timeout(120)
         .run();
+}
+
+/// keepalived's state on `host`: whether its configuration exists, and the pid of a running
+/// keepalived (none when it does not run).
+fn keepalived_on(lab: &Lab, host: &str) -> (bool, Option<u32>) {
+    let out = lab.exec(
+        host,
+        &[
+            "sh",
+            "-c",
+            "test -e /etc/keepalived/keepalived.conf && echo conf; p=$(cat /run/keepalived.pid 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && echo \"pid $p\"; true",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pid = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pid ").and_then(|p| p.trim().parse().ok()));
+    (text.lines().any(|l| l == "conf"), pid)
+}
+
+/// Makes `host` a fresh load balancer as far as keepalived goes: not running, no configuration.
+fn make_fresh(lab: &Lab, host: &str) {
+    lab.kill_master(host, "/run/keepalived.pid");
+    let removed = lab.exec(
+        host,
+        &[
+            "rm",
+            "-f",
+            "/etc/keepalived/keepalived.conf",
+            "/etc/keepalived/keepalived.conf.lbctl-prev",
+        ],
+    );
+    assert!(
+        removed.status.success(),
+        "{}",
+        lab::describe("rm", &removed)
+    );
+    assert_eq!(keepalived_on(lab, host), (false, None));
+}
+
+/// Found while reading the reload path: Debian's keepalived does not start without a
+/// configuration (its unit's `ConditionFileNotEmpty`), so on a fresh load balancer it does not
+/// run, and the first apply's reload of it (`systemctl reload`, or a signal to its pid) acted on
+/// nothing: that host failed, and the rollout stopped there. An apply that installs keepalived's
+/// configuration where keepalived does not run now starts it (`keepalived_start_command`),
+/// verifies that it runs, and a rollback stops it again. A host whose configuration exists
+/// and whose keepalived is dead is still refused before any host changes (see the test above).
+#[test]
+fn a_first_apply_starts_the_keepalived_it_installs_and_a_rollback_stops_it_again() {
+    let lab = Lab::up();
+    Lbctl::on_lab().args(["apply", "--yes"]).run();
+    let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
+    let fresh = LBS.iter().rfind(|h| h.name != holder.name).unwrap().name;
+    make_fresh(&lab, fresh);
+
+    // A start that fails once keepalived runs: the host is rolled back, its keepalived
+    // stopped again and its file removed.
+    let start = "setsid keepalived -n -l -D -f /etc/keepalived/keepalived.conf -p /run/keepalived.pid -r /run/keepalived_vrrp.pid -c /run/keepalived_checkers.pid </dev/null >>/var/log/keepalived.log 2>&1 &";
+    let failing = format!("keepalived_start_command='{start} sleep 1; echo cannot enable; exit 3'");
+    let limit = fresh.to_string();
+    let run = Lbctl::on_lab()
+        .args(["-e", &failing, "apply", "--yes", "--limit", &limit])
+        .timeout(120)
+        .exit(1)
+        .stderr_has(format!("error: {fresh}: reload failed"))
+        .stderr_has("cannot enable")
+        .stderr_has(format!("{fresh}: rolled back"))
+        .run();
+    assert!(!run.stdout.contains("started keepalived"), "{}", run.stdout);
+    // the lab's stop command signals keepalived, which takes a moment to end
+    lab::wait_for_or_explain(
+        Duration::from_secs(5),
+        &format!("{fresh}: keepalived stopped by the rollback"),
+        || (keepalived_on(&lab, fresh) == (false, None)).then_some(()),
+        || format!("{:?}\n{}", keepalived_on(&lab, fresh), run.stderr),
+    );
+
+    // The first apply proper: keepalived installed, started and running, the VIP where it was.
+    let json = Lbctl::on_lab()
+        .args(["apply", "--yes", "--limit", &limit, "--json"])
+        .timeout(120)
+        .run()
+        .json();
+    let host = &json["hosts"][0];
+    assert_eq!(host["outcome"], "applied", "{host}");
+    let reload = host["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "reload")
+        .unwrap_or_else(|| panic!("no reload step: {host}"));
+    assert_eq!(
+        reload["detail"], "keepalived (started: lbctl installs it, and it did not run)",
+        "{host}"
+    );
+    let (conf, pid) = keepalived_on(&lab, fresh);
+    assert!(conf && pid.is_some(), "{fresh}: keepalived does not run");
+    lab.wait_vip_held_by(&LBS, holder, Duration::from_secs(10));
+    Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .exit(0)
+        .run();
+    Lbctl::on_lab().args(["status"]).exit(0).run();
+
+    // the human report says so
+    make_fresh(&lab, fresh);
+    Lbctl::on_lab()
+        .args(["apply", "--yes", "--limit", &limit])
+        .timeout(120)
+        .stdout_has(format!(
+            "{fresh}: started keepalived: it did not run, and this apply installed its configuration"
+        ))
+        .run();
+    assert!(keepalived_on(&lab, fresh).1.is_some());
 }

@@ -146,16 +146,7 @@ fn status_exits_1_while_a_daemon_does_not_run_and_names_it() {
     assert_eq!(json["daemon_problems"], serde_json::json!([]), "{json}");
 
     let pid = lab.daemon_pid(dead, "/run/haproxy.pid");
-    let killed = lab.exec(
-        dead,
-        &[
-            "sh",
-            "-c",
-            // a worker of an earlier reload may end by itself meanwhile: the master must be gone (within 5 s)
-            "m=$(cat /run/haproxy.pid); kill -KILL $m $(pgrep -P $m) 2>/dev/null; for i in $(seq 50); do kill -0 $m 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
-        ],
-    );
-    assert!(killed.status.success(), "{}", describe("kill", &killed));
+    lab.kill_master(dead, "/run/haproxy.pid");
     let problem = format!("{dead}: haproxy is not running (pid {pid} in /run/haproxy.pid is gone)");
     let run = Lbctl::on_lab()
         .arg("status")

@@ -886,6 +886,7 @@ async fn a_speculative_apply_goes_with_the_fetch_and_stages_only_what_differs() 
             check: "test -s {path}".to_owned(),
             reload: format!("touch '{marked}'"),
             running: None,
+            first_start: None,
         },
     );
     let record = format!("{live}.record");
@@ -1076,6 +1077,7 @@ async fn apply_swaps_a_valid_change_and_keeps_the_previous_file() {
             check: "test -s {path}".to_owned(),
             reload: format!("echo keepalived >> '{reloaded}'"),
             running: None,
+            first_start: None,
         },
     );
 
@@ -1826,6 +1828,7 @@ fn haproxy_deployment(live: &str, content: &str, reload: &str) -> Deployment {
                 check: "haproxy -c -f {path}".to_owned(),
                 reload: reload.to_owned(),
                 running: None,
+                first_start: None,
             },
         )]),
         verify: Verify::default(),

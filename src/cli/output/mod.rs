@@ -355,12 +355,23 @@ pub fn applied(global: &Global, report: &Report) -> ExitStatus {
             .map(|f| f.path.as_str())
             .collect();
         match h.outcome {
-            Outcome::Applied => outln!(
-                "{}: applied {} in {:.2} s",
-                h.host,
-                files.join(", "),
-                h.seconds.unwrap_or_default()
-            ),
+            Outcome::Applied => {
+                outln!(
+                    "{}: applied {} in {:.2} s",
+                    h.host,
+                    files.join(", "),
+                    h.seconds.unwrap_or_default()
+                );
+                // a daemon that did not run where this apply installed its configuration
+                for step in h.steps.iter().filter(|s| s.ok && s.step == Step::Reload) {
+                    if let Some((service, _)) = step.detail.split_once(" (started: ") {
+                        outln!(
+                            "{}: started {service}: it did not run, and this apply installed its configuration",
+                            h.host
+                        );
+                    }
+                }
+            }
             Outcome::Unchanged => outln!("{}: unchanged (not reloaded)", h.host),
             Outcome::Skipped => outln!(
                 "{}: not changed (another host failed; this one keeps its configuration)",

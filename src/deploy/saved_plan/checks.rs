@@ -237,6 +237,25 @@ impl PlannedHost {
                     at(key, message);
                 }
             }
+            if let Some(first) = &control.first_start {
+                for (name, command) in [("start", &first.start), ("stop", &first.stop)] {
+                    let key = format!("controls.{service}.first_start.{name}");
+                    if let Some(message) =
+                        inventory_rule(command, |n, d| reload::command(n, &key, d))
+                    {
+                        at(
+                            key.clone(),
+                            format!("{} is refused: {message}", field::quote(command)),
+                        );
+                    }
+                }
+                let key = format!("controls.{service}.first_start.pid_file");
+                if let Some(message) =
+                    inventory_rule(&first.pid_file, |n, d| field::abs_path(n, &key, d))
+                {
+                    at(key, message);
+                }
+            }
         }
     }
 

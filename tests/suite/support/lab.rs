@@ -492,6 +492,21 @@ impl Lab {
         )
     }
 
+    /// SIGKILLs the daemon whose master's pid is in `host`'s `pid_file`, with its children (a
+    /// worker of an earlier reload may end by itself meanwhile), and fails the test unless the
+    /// master is gone within 5 s.
+    pub fn kill_master(&self, host: &str, pid_file: &str) {
+        let script = format!(
+            "m=$(cat {pid_file}); kill -KILL $m $(pgrep -P $m) 2>/dev/null; for i in $(seq 50); do kill -0 $m 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+        );
+        let killed = self.exec(host, &["sh", "-c", &script]);
+        assert!(
+            killed.status.success(),
+            "{}",
+            describe(&format!("kill {host}:{pid_file}"), &killed)
+        );
+    }
+
     /// The pid of a daemon inside a host, from the host's own pid file (`/run/NAME.pid`).
     pub fn daemon_pid(&self, host: &str, pidfile: &str) -> u32 {
         let out = self.exec(host, &["cat", pidfile]);
