@@ -821,6 +821,109 @@ fn a_load_balancer_cut_off_behind_a_kept_connection_is_unreachable_and_the_other
         .run();
 }
 
+/// A drain's script on a load balancer holds the apply lock while it waits for lbctl to have
+/// heard from every load balancer. Found with the apply (`apply::a_held_apply_cut_off_from_lbctl_frees_its_lock_once_the_cut_heals`):
+/// one cut off from lbctl meanwhile went on waiting after lbctl gave up, its host's sshd
+/// having nothing to send, and every apply and drain there was refused for hours. The script
+/// says it still waits every 5 s; once the cut heals, that reaches lbctl's machine, which
+/// answers with a reset, and the script ends with its lock free and nothing changed.
+///
+/// Deterministic: the first load balancer's lock is held (by the test) for longer than a drain
+/// waits for it (10 s), so that the others are held, ready, when the last one is cut, and the
+/// drain then fails there: no load balancer changes. lbctl's machine forgets the dead
+/// connection (`ss -K`) once lbctl has ended, as a longer cut would make it.
+#[test]
+fn a_drain_held_on_a_load_balancer_cut_off_from_lbctl_frees_its_lock_once_the_cut_heals() {
+    const LOCK: &str = "/run/lbctl.apply.lock";
+    let lab = Lab::up();
+    applied(&lab, &[]);
+    wait_all_up();
+    let (slow, cut) = (LBS[0], LBS[2]);
+    let locked = |host: &str| {
+        !lab.exec(host, &["flock", "-n", LOCK, "true"])
+            .status
+            .success()
+    };
+    let holding = lab.exec(
+        slow.name,
+        &[
+            "sh",
+            "-c",
+            &format!("setsid flock {LOCK} sleep 14 </dev/null >/dev/null 2>&1 &"),
+        ],
+    );
+    assert!(holding.status.success(), "{}", describe("flock", &holding));
+    wait_for(Duration::from_secs(5), "the test's lock", || {
+        locked(slow.name).then_some(())
+    });
+    let drain = Lbctl::on_lab()
+        .args(["drain", "--worker", WORKER, "--backend", "mysql"])
+        .timeout(120);
+    let draining = std::thread::spawn(move || drain.output());
+    wait_for(
+        Duration::from_secs(20),
+        &format!("the drain to hold {}'s lock", cut.name),
+        || {
+            assert!(!draining.is_finished(), "lbctl ended before the cut");
+            locked(cut.name).then_some(())
+        },
+    );
+    // its report and "ready" on their way
+    sleep(Duration::from_millis(500));
+    let rules = [
+        "INPUT ! -i lo -m comment --comment lbctl-test-drain-cut -j DROP",
+        "OUTPUT ! -o lo -m comment --comment lbctl-test-drain-cut -j DROP",
+    ];
+    for rule in rules {
+        let out = lab.exec(cut.name, &["sh", "-c", &format!("iptables -w 5 -I {rule}")]);
+        assert!(out.status.success(), "{}", describe("iptables", &out));
+    }
+    let run = draining.join().unwrap();
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let forgot = lab::run(10, "ss", &["-K", "-t", "dst", cut.ip, "dport", "=", "22"]);
+    assert!(forgot.status.success(), "{}", describe("ss -K", &forgot));
+    // the script still waits, its lock held: what the keep-alives are for
+    assert!(
+        locked(cut.name),
+        "{} freed its lock while cut off",
+        cut.name
+    );
+    for rule in rules {
+        let out = lab.exec(cut.name, &["sh", "-c", &format!("iptables -w 5 -D {rule}")]);
+        assert!(out.status.success(), "{}", describe("iptables", &out));
+    }
+    let healed = Instant::now();
+    wait_for(
+        Duration::from_secs(15),
+        &format!("{}'s lock free after the cut healed", cut.name),
+        || (!locked(cut.name)).then_some(()),
+    );
+    eprintln!(
+        "drain with {} cut off: lbctl exit {}; its lock free {:?} after the cut healed\n{}{}",
+        cut.name,
+        run.code,
+        healed.elapsed(),
+        run.stdout,
+        run.stderr
+    );
+    // nothing changed anywhere, and the next drain goes through
+    lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
+    let states = worker_states(&status(), WORKER);
+    assert!(
+        states.iter().all(|(_, _, state)| state != "DRAIN"),
+        "{states:?}"
+    );
+    Lbctl::on_lab()
+        .args(["drain", "--worker", WORKER, "--backend", "mysql"])
+        .timeout(60)
+        .stdout_has(format!("{WORKER} drained on lb1, lb2, lb3"))
+        .run();
+    Lbctl::on_lab()
+        .args(["ready", "--worker", WORKER])
+        .timeout(60)
+        .run();
+}
+
 /// `(lb, backend, weight, configured_weight, set_by_lbctl)` of every server of the worker,
 /// TCP and UDP, from `status --json`.
 fn worker_weights(status: &Value, worker: &str) -> Vec<(String, String, Value, Value, Value)> {
