@@ -164,13 +164,7 @@ alive() {
 	service=$1
 	how=$2
 	shift 8
-	installed=
-	for path in "$@"; do
-		if [ -e "$path" ] || [ -L "$path" ]; then
-			installed=1
-		fi
-	done
-	[ -n "$installed" ] || return 0
+	any_exists "$@" || return 0
 	PROBLEMS=
 	running "$what" "$pidfile"
 	[ -n "$PROBLEMS" ] || return 0
@@ -189,15 +183,21 @@ installing() {
 	service=$1
 	pidfile=$8
 	shift 8
+	any_exists "$@" && return 0
+	PROBLEMS=
+	running "$service" "$pidfile"
+	[ -z "$PROBLEMS" ] || STARTING="$STARTING $service "
+	return 0
+}
+
+# any_exists PATH...: whether any of the PATHs exists (a dangling link included).
+any_exists() {
 	for path in "$@"; do
 		if [ -e "$path" ] || [ -L "$path" ]; then
 			return 0
 		fi
 	done
-	PROBLEMS=
-	running "$service" "$pidfile"
-	[ -z "$PROBLEMS" ] || STARTING="$STARTING $service "
-	return 0
+	return 1
 }
 
 # among NAME LIST: whether NAME is a word of LIST.
