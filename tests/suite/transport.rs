@@ -711,11 +711,7 @@ async fn a_held_apply_checks_then_waits_and_changes_nothing_without_the_go_ahead
     } = SshChange::connect("apply-held").await;
 
     // Ready means staged and checked: the new file waits next to the live one, unchanged.
-    let mut held = session
-        .start(&held_apply_script(&deployment, &lock))
-        .await
-        .unwrap();
-    assert!(held.read_until(READY).await.unwrap());
+    let held = hold(&session, &deployment, &lock).await;
     assert_eq!(fs::read_to_string(&live).unwrap(), old);
     assert_eq!(
         fs::read_to_string(format!("{live}.lbctl-new")).unwrap(),
@@ -738,11 +734,7 @@ async fn a_held_apply_checks_then_waits_and_changes_nothing_without_the_go_ahead
     assert!(!steps.contains(&Step::Swap), "{steps:?}");
 
     // With the go-ahead it goes on: swap, reload, verify.
-    let mut held = session
-        .start(&held_apply_script(&deployment, &lock))
-        .await
-        .unwrap();
-    assert!(held.read_until(READY).await.unwrap());
+    let mut held = hold(&session, &deployment, &lock).await;
     held.answer(GO).await.unwrap();
     let output = held.finish().await.unwrap();
     session.close().await.unwrap();
@@ -770,11 +762,7 @@ async fn a_held_apply_says_it_still_waits_and_goes_ahead_as_ever() {
         _sshd,
         ..
     } = SshChange::connect("apply-held-beating").await;
-    let mut held = session
-        .start(&held_apply_script(&deployment, &lock))
-        .await
-        .unwrap();
-    assert!(held.read_until(READY).await.unwrap());
+    let mut held = hold(&session, &deployment, &lock).await;
     let ready = Instant::now();
     let waiting =
         tokio::time::timeout(Duration::from_secs(10), held.read_until(b"@@lbctl waiting")).await;
@@ -1754,6 +1742,16 @@ struct SshChange {
     session: Session,
     _host: Scratch,
     _sshd: Sshd,
+}
+
+/// A held apply of `deployment` started over `session`, staged, checked and ready.
+async fn hold(session: &Session, deployment: &Deployment, lock: &str) -> Running {
+    let mut held = session
+        .start(&held_apply_script(deployment, lock))
+        .await
+        .unwrap();
+    assert!(held.read_until(READY).await.unwrap());
+    held
 }
 
 impl SshChange {
