@@ -41,6 +41,23 @@ pub struct Admin {
     pub commands: Vec<String>,
 }
 
+/// The services whose daemon an apply starts, rather than reloads, where it installs them, and
+/// how. Debian's keepalived does not start without a configuration: the first apply to a fresh
+/// host starts it (HAProxy and nginx run from their packages' own).
+pub fn first_starts(spec: &HostSpec) -> Vec<(Service, FirstStart)> {
+    spec.keepalived
+        .iter()
+        .map(|_| {
+            let start = FirstStart {
+                start: spec.daemons.keepalived_start.clone(),
+                stop: spec.daemons.keepalived_stop.clone(),
+                pid_file: spec.daemons.keepalived_pid_file.clone(),
+            };
+            (Service::Keepalived, start)
+        })
+        .collect()
+}
+
 /// What an apply hands `spec`'s host for `plan`. A changed nginx stream file goes with the
 /// marks (`down`, `weight=N`) the tier's record in `admin` asks for, so that a drained UDP
 /// server stays out of rotation across the apply.
@@ -75,13 +92,9 @@ pub fn build(spec: &HostSpec, plan: &HostPlan, admin: Option<&Admin>) -> Deploym
                 check: check_command(Service::Keepalived).into(),
                 reload: k.reload.shell(),
                 running: running(&k.reload, "keepalived", &spec.daemons.keepalived_pid_file),
-                // Debian's keepalived does not start without a configuration: the first apply
-                // to a fresh host starts it (HAProxy and nginx run from their packages' own).
-                first_start: Some(FirstStart {
-                    start: spec.daemons.keepalived_start.clone(),
-                    stop: spec.daemons.keepalived_stop.clone(),
-                    pid_file: spec.daemons.keepalived_pid_file.clone(),
-                }),
+                first_start: first_starts(spec)
+                    .into_iter()
+                    .find_map(|(service, start)| (service == Service::Keepalived).then_some(start)),
             },
         );
     }

@@ -34,6 +34,9 @@ pub struct HostPlan {
     pub host: String,
     pub holds_vip: bool,
     pub files: Vec<FilePlan>,
+    /// The daemons an apply would start rather than reload: it installs their configuration
+    /// (none of their files is on the host) and they do not run ([`starts`]).
+    pub starts: Vec<Service>,
 }
 
 impl HostPlan {
@@ -63,6 +66,7 @@ pub fn all_new(rendered: &RenderedHost) -> HostPlan {
                 content: file.content.clone(),
             })
             .collect(),
+        starts: Vec::new(),
     }
 }
 
@@ -116,7 +120,28 @@ pub fn host_plan(rendered: &RenderedHost, fetched: &Fetched, secrets: &[&str]) -
         host: rendered.host.clone(),
         holds_vip: fetched.holds_any_vip(),
         files,
+        starts: Vec::new(),
     }
+}
+
+/// Which of `startable` (services whose daemon an apply starts where it installs them) an
+/// apply of `plan` would start, as the apply script decides on the host (`installing`): the
+/// plan creates the service's files, none of which is there yet, and `fetched` says its
+/// daemon does not run. A daemon the fetch was not asked about is not named.
+pub fn starts(plan: &HostPlan, fetched: &Fetched, startable: &[Service]) -> Vec<Service> {
+    startable
+        .iter()
+        .copied()
+        .filter(|&service| {
+            let mut files = plan
+                .changed_files()
+                .filter(|f| f.service == service)
+                .peekable();
+            files.peek().is_some()
+                && files.all(|f| f.action == Action::Create)
+                && fetched.daemons.get(service.name()) == Some(&false)
+        })
+        .collect()
 }
 
 /// Masks known secret values anywhere, and the values of secret-carrying directives.
@@ -208,5 +233,47 @@ mod tests {
                 .diff
                 .contains("only a secret value changed")
         );
+    }
+    #[test]
+    fn an_apply_starts_a_daemon_it_installs_where_it_does_not_run() {
+        let conf = "/etc/keepalived/keepalived.conf";
+        let host = |files: &[(Service, &str)]| RenderedHost {
+            host: "lb1".into(),
+            files: files
+                .iter()
+                .map(|(service, path)| RenderedFile {
+                    service: *service,
+                    path: (*path).into(),
+                    content: "new\n".into(),
+                })
+                .collect(),
+        };
+        let keepalived = host(&[(Service::Keepalived, conf)]);
+        let with = |content: Option<&str>, running: Option<bool>| {
+            let mut f = fetched(conf, content);
+            if let Some(running) = running {
+                f.daemons.insert("keepalived".into(), running);
+            }
+            f
+        };
+        let starts_of = |rendered: &RenderedHost, fetched: &Fetched| {
+            let plan = host_plan(rendered, fetched, &[]);
+            starts(&plan, fetched, &[Service::Keepalived])
+        };
+        // a fresh host: no file, no daemon
+        assert_eq!(
+            starts_of(&keepalived, &with(None, Some(false))),
+            vec![Service::Keepalived]
+        );
+        // it runs without its file (reloaded), or its file is there (updated, or unchanged)
+        assert!(starts_of(&keepalived, &with(None, Some(true))).is_empty());
+        assert!(starts_of(&keepalived, &with(Some("old\n"), Some(false))).is_empty());
+        assert!(starts_of(&keepalived, &with(Some("new\n"), Some(false))).is_empty());
+        // not asked, or not a service lbctl starts, or nothing of it rendered
+        assert!(starts_of(&keepalived, &with(None, None)).is_empty());
+        let plan = host_plan(&keepalived, &with(None, Some(false)), &[]);
+        assert!(starts(&plan, &with(None, Some(false)), &[]).is_empty());
+        let haproxy = host(&[(Service::Haproxy, "/etc/haproxy/haproxy.cfg")]);
+        assert!(starts_of(&haproxy, &with(None, Some(false))).is_empty());
     }
 }

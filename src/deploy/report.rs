@@ -7,6 +7,7 @@ use crate::{
     deploy::plan::{FilePlan, HostPlan},
     deploy::runtime_state::RuntimeState,
     remote::{Failure, StepResult},
+    spec::Service,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,6 +33,10 @@ pub struct HostReport {
     pub changed: bool,
     pub outcome: Outcome,
     pub files: Vec<FilePlan>,
+    /// The daemons the apply starts rather than reloads: it installs their configuration and
+    /// they do not run (a fresh host's keepalived). The apply decides again on the host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub starts: Vec<Service>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +82,7 @@ impl HostReport {
                 Outcome::Unchanged
             },
             files: plan.files,
+            starts: plan.starts,
             steps: Vec::new(),
             failure: None,
             error: None,
@@ -93,6 +99,7 @@ impl HostReport {
             changed: false,
             outcome: Outcome::Unreachable,
             files: Vec::new(),
+            starts: Vec::new(),
             steps: Vec::new(),
             failure: None,
             error: Some(error),

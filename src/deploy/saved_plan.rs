@@ -78,6 +78,10 @@ pub struct PlannedHost {
     /// marks as lbctl's record on the host asks for them when the plan is applied.
     #[serde(default)]
     pub keep: Keep,
+    /// The daemons the plan said the apply would start (see `plan::starts`); the apply
+    /// decides again on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub starts: Vec<Service>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,6 +199,7 @@ impl SavedPlan {
                 controls: deployment.controls,
                 verify: deployment.verify,
                 keep: deployment.keep,
+                starts: plan.starts.clone(),
             });
         }
         Some(SavedPlan {
@@ -333,6 +338,7 @@ impl PlannedHost {
                     content: f.content.clone(),
                 })
                 .collect(),
+            starts: self.starts.clone(),
         }
     }
 
@@ -699,7 +705,26 @@ mod tests {
                 haproxy_config: "/etc/haproxy/haproxy.cfg".into(),
                 ..Keep::default()
             },
+            starts: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_daemons_a_plan_said_it_starts_are_read_back() {
+        let mut p = plan();
+        p.hosts = vec![host("lb1"), host("lb2")];
+        p.hosts[1].starts = vec![Service::Keepalived];
+        let dir = scratch("starts");
+        let path = dir.join("p");
+        p.write(&path).unwrap();
+        let read = SavedPlan::read(&path, true);
+        let _ = std::fs::remove_dir_all(&dir);
+        let read = read.unwrap();
+        assert!(read.hosts[0].host_plan(false).starts.is_empty());
+        assert_eq!(
+            read.hosts[1].host_plan(false).starts,
+            vec![Service::Keepalived]
+        );
     }
 
     /// The problems of `plan` once written and read back, or `None` when it is read.

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     deploy::DeployError,
+    deploy::deployment,
     deploy::plan::{self, HostPlan},
     deploy::report::{HostError, Timing},
     remote::{
@@ -215,10 +216,15 @@ async fn survey_host(
         Hold::Shell(speculative) => speculative.as_ref(),
         Hold::No => None,
     };
+    let startable = deployment::first_starts(spec);
     let options = FetchOptions {
         admin_record: Some(spec.admin_record.clone()),
         runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
         matches_to_fd3: speculative.is_some(),
+        daemons: startable
+            .iter()
+            .map(|(service, start)| (service.name().to_owned(), start.pid_file.clone()))
+            .collect(),
         ..fetch_options(rendered)
     };
     let script = remote::fetch_script(&managed_paths(rendered), &vip_addresses(spec), &options);
@@ -258,7 +264,10 @@ async fn survey_host(
             let (nginx_marks, unmarked) = unmark_nginx(rendered, &fetched);
             let secrets = spec.secrets();
             let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-            let plan = plan::host_plan(rendered, unmarked.as_ref().unwrap_or(&fetched), &secrets);
+            let mut plan =
+                plan::host_plan(rendered, unmarked.as_ref().unwrap_or(&fetched), &secrets);
+            let startable: Vec<Service> = startable.iter().map(|(service, _)| *service).collect();
+            plan.starts = plan::starts(&plan, &fetched, &startable);
             Surveyed {
                 host,
                 session: Some(session),

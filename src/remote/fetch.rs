@@ -36,6 +36,9 @@ pub struct FetchOptions {
     /// Each file that matches its digest is also named on fd 3, for the apply script that
     /// [`super::fetch_then`] sends along.
     pub matches_to_fd3: bool,
+    /// Daemons asked whether they run, each a name and its pid file: those an apply starts
+    /// where it installs them (see `remote::FirstStart`).
+    pub daemons: Vec<(String, String)>,
 }
 
 impl Default for FetchOptions {
@@ -46,6 +49,7 @@ impl Default for FetchOptions {
             admin_record: None,
             runtime_socket: None,
             matches_to_fd3: false,
+            daemons: Vec::new(),
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct Fetched {
     /// HAProxy's servers, asked when the record sets anything, or why the runtime API did
     /// not answer.
     pub servers: Option<Result<Vec<ServerState>, ReportError>>,
+    /// Every daemon asked about ([`FetchOptions::daemons`]), by name, and whether it runs.
+    pub daemons: BTreeMap<String, bool>,
 }
 
 impl Fetched {
@@ -125,6 +131,15 @@ pub fn fetch_script(paths: &[String], vips: &[String], options: &FetchOptions) -
             "\tfetch_vip {} {}",
             quote(&address_of(vip)),
             base64::encode(vip.as_bytes()),
+        );
+    }
+    script.push_str("}\ndaemons() {\n\t:\n");
+    for (name, pid_file) in &options.daemons {
+        let _ = writeln!(
+            script,
+            "\tfetch_daemon {} {}",
+            quote(pid_file),
+            base64::encode(name.as_bytes()),
         );
     }
     script.push_str("}\n");
@@ -243,6 +258,14 @@ fn parse_with(stdout: &[u8]) -> Result<Parsed, ReportError> {
                     _ => return Err(malformed("unknown vip state")),
                 };
                 fetched.vips.insert(frame.text(vip)?, held);
+            }
+            ["daemon", name, state] => {
+                let running = match *state {
+                    "running" => true,
+                    "stopped" => false,
+                    _ => return Err(malformed("unknown daemon state")),
+                };
+                fetched.daemons.insert(frame.text(name)?, running);
             }
             ["lock", "free"] => fetched.lock = LockState::Free,
             ["lock", "held", pid] => {

@@ -3,8 +3,8 @@
 # generated header defines LOCK, MAX_BYTES, RECORD and SOCKET (lbctl's admin record and
 # HAProxy's admin socket, empty when not asked), WANT_VIPS (empty when there are none),
 # MATCHES_TO_FD3 (empty, or 1: each matching file's PATH64 is also written to fd 3, a line
-# each, for an apply script sent along to skip, see remote::fetch_then) and the lists paths()
-# and vips(), which call fetch_file and fetch_vip once per item.
+# each, for an apply script sent along to skip, see remote::fetch_then) and the lists paths(),
+# vips() and daemons(), which call fetch_file, fetch_vip and fetch_daemon once per item.
 
 connection_lost() {
 	exit 1
@@ -110,6 +110,25 @@ fetch_vip() {
 	esac
 }
 
+# fetch_daemon PIDFILE NAME64: whether the daemon whose pid file is PIDFILE runs (the pid in
+# it answers kill -0), for a plan to say which daemon an apply would start. Read once, with
+# the shell's own read and kill: a plan is a look at this moment, and starts no process for it.
+# Only a regular file is read (a FIFO would block the read).
+fetch_daemon() {
+	pid=
+	[ -f "$1" ] && IFS= read -r pid 2>/dev/null <"$1"
+	case $pid in
+	'' | *[!0-9]*) emit "daemon $2 stopped" ;;
+	*)
+		if kill -0 "$pid" 2>/dev/null; then
+			emit "daemon $2 running"
+		else
+			emit "daemon $2 stopped"
+		fi
+		;;
+	esac
+}
+
 # Whether anything holds a flock at all: looking for the holder costs a few processes.
 any_flock() {
 	while read -r _ kind _; do
@@ -182,6 +201,7 @@ main() {
 			emit "error $(enc "ip (iproute2) is not installed; lbctl needs it to see which addresses the host holds")"
 		fi
 	fi
+	daemons
 	probe_lock
 	admin_state
 	emit "end fetch"

@@ -827,13 +827,52 @@ fn a_first_apply_starts_the_keepalived_it_installs_and_a_rollback_stops_it_again
     Lbctl::on_lab().args(["apply", "--yes"]).run();
     let holder = lab.wait_single_vip_holder(&LBS, Duration::from_secs(20));
     let fresh = LBS.iter().rfind(|h| h.name != holder.name).unwrap().name;
+    let limit = fresh.to_string();
+
+    // A keepalived that still runs without its file (someone removed it) is reloaded, not
+    // started: the plan says nothing of a start.
+    let removed = lab.exec(fresh, &["rm", "-f", "/etc/keepalived/keepalived.conf"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        lab::describe("rm", &removed)
+    );
+    let run = Lbctl::on_lab()
+        .args(["plan", "--limit", &limit])
+        .stdout_has(format!("{fresh}: 1 file to change"))
+        .run();
+    assert!(!run.stdout.contains("will start"), "{}", run.stdout);
+
+    // Where it does not run either, the plan says that the apply starts it, for this host
+    // only, and so does its JSON.
     make_fresh(&lab, fresh);
+    let run = Lbctl::on_lab()
+        .args(["plan", "--detailed-exitcode"])
+        .exit(2)
+        .stdout_has(format!(
+            "{fresh}: will start keepalived: it does not run, and this apply installs its configuration"
+        ))
+        .run();
+    assert_eq!(
+        run.stdout.matches("will start").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    let json = Lbctl::on_lab().args(["plan", "--json"]).run().json();
+    for host in json["hosts"].as_array().unwrap() {
+        let starts = if host["host"] == fresh {
+            serde_json::json!(["keepalived"])
+        } else {
+            serde_json::Value::Null
+        };
+        assert_eq!(host["starts"], starts, "{host}");
+    }
 
     // A start that fails once keepalived runs: the host is rolled back, its keepalived
     // stopped again and its file removed.
     let start = "setsid keepalived -n -l -D -f /etc/keepalived/keepalived.conf -p /run/keepalived.pid -r /run/keepalived_vrrp.pid -c /run/keepalived_checkers.pid </dev/null >>/var/log/keepalived.log 2>&1 &";
     let failing = format!("keepalived_start_command='{start} sleep 1; echo cannot enable; exit 3'");
-    let limit = fresh.to_string();
     let run = Lbctl::on_lab()
         .args(["-e", &failing, "apply", "--yes", "--limit", &limit])
         .timeout(120)

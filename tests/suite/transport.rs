@@ -575,6 +575,50 @@ async fn fetch_refusal(path: &str) -> String {
 
 /// `plan` shows the current content of exactly the managed file: never what a link there (or
 /// on the way to it) points at, never a FIFO or a device, never a file too large to send.
+/// What a plan says an apply starts rests on this: the daemon runs when its pid file names a
+/// live process. A pid file that is missing, empty, not a number, names no process or is a
+/// FIFO (read, it would block the fetch) says it does not.
+#[tokio::test]
+async fn fetch_says_which_daemons_run_reading_each_pid_file_once() {
+    let host = Scratch::new("fetch-daemons");
+    let me = std::process::id();
+    let mut exited = Command::new("true").spawn().unwrap();
+    let gone = exited.id();
+    exited.wait().unwrap();
+    let files = [
+        ("live", format!("{me}\n")),
+        ("unterminated", me.to_string()),
+        ("gone", format!("{gone}\n")),
+        ("empty", String::new()),
+        ("word", "12ab\n".to_string()),
+    ];
+    for (name, content) in &files {
+        fs::write(host.join(&format!("{name}.pid")), content).unwrap();
+    }
+    mkfifo(&path(&host, "fifo.pid"));
+    let names = [
+        "live",
+        "unterminated",
+        "gone",
+        "empty",
+        "word",
+        "fifo",
+        "missing",
+    ];
+    let options = FetchOptions {
+        daemons: names
+            .iter()
+            .map(|name| (name.to_string(), path(&host, &format!("{name}.pid"))))
+            .collect(),
+        ..FetchOptions::default()
+    };
+    let fetched = tokio::time::timeout(Duration::from_secs(10), fetch_locally(&options))
+        .await
+        .expect("the fetch ended");
+    let running = |name: &str| (name.to_string(), name == "live" || name == "unterminated");
+    assert_eq!(fetched.daemons, names.iter().map(|n| running(n)).collect());
+}
+
 #[tokio::test]
 async fn fetch_reads_no_link_no_special_file_and_no_huge_file() {
     let host = Scratch::new("fetch-refusals");
@@ -593,13 +637,7 @@ async fn fetch_reads_no_link_no_special_file_and_no_huge_file() {
     assert!(error.contains("through a symbolic link"), "{error}");
 
     let fifo = path(&host, "fifo.cfg");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let error = fetch_refusal(&fifo).await;
     assert!(error.contains("not a regular file"), "{error}");
 
@@ -1778,6 +1816,11 @@ impl SshChange {
             _sshd: sshd,
         }
     }
+}
+
+fn mkfifo(path: &str) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {path}: {made}");
 }
 
 fn path(host: &Scratch, name: &str) -> String {

@@ -173,6 +173,13 @@ pub fn plan_text(report: &Report) {
                     .filter(|f| f.action != Action::Unchanged)
                     .count();
                 let _ = writeln!(out, "{}{vip}: {n} file{} to change", h.host, plural(n));
+                for service in &h.starts {
+                    let _ = writeln!(
+                        out,
+                        "{}: will start {service}: it does not run, and this apply installs its configuration",
+                        h.host
+                    );
+                }
                 for f in h.files.iter().filter(|f| f.action != Action::Unchanged) {
                     for line in f.diff.lines() {
                         let _ = writeln!(out, "{}", paint(line, color));
