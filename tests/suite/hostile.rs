@@ -8,7 +8,7 @@ use std::{
     process::Command,
 };
 
-use crate::support::{Lbctl, require_root_and, scratch, write, write_private};
+use crate::support::{Lbctl, mkfifo, require_root_and, scratch, write, write_private};
 
 const HOSTS: &str = "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\nlb2 ansible_host=10.0.0.2\n";
 const ALL: &str = "group_vars/all.yml";
@@ -1006,8 +1006,7 @@ fn symlink_loops_are_walked_once_and_a_fifo_is_refused() {
         .run();
 
     let fifo = dir.join("group_vars/haproxy_servers.yml");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
+    mkfifo(&fifo);
     Lbctl::new()
         .args(["-i", &dir.display().to_string(), "validate"])
         .timeout(20)
@@ -1141,13 +1140,7 @@ fn hostile_flags_and_environment_are_refused_before_any_host_is_reached() {
     );
     write(&dir, ALL, &format!("{TCP}{VIP}"));
     let fifo = dir.join("fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let shared = dir.join("shared");
     std::fs::create_dir(&shared).unwrap();
     std::os::unix::fs::symlink("/nonexistent", shared.join("dangling")).unwrap();

@@ -20,6 +20,7 @@ use lbctl::spec::HostKeyPolicy;
 use lbctl::ssh::{ConnectOptions, Persist, Running, Session, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use crate::support::mkfifo;
 use crate::support::sshd::{LoginUser, Scratch, Sshd, free_port};
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -595,7 +596,7 @@ async fn fetch_says_which_daemons_run_reading_each_pid_file_once() {
     for (name, content) in &files {
         fs::write(host.join(&format!("{name}.pid")), content).unwrap();
     }
-    mkfifo(&path(&host, "fifo.pid"));
+    mkfifo(path(&host, "fifo.pid"));
     let names = [
         "live",
         "unterminated",
@@ -1816,11 +1817,6 @@ impl SshChange {
             _sshd: sshd,
         }
     }
-}
-
-fn mkfifo(path: &str) {
-    let made = Command::new("mkfifo").arg(path).status().unwrap();
-    assert!(made.success(), "mkfifo {path}: {made}");
 }
 
 fn path(host: &Scratch, name: &str) -> String {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::{Lbctl, repo_root, scratch, write};
+use crate::support::{Lbctl, mkfifo, repo_root, scratch, write};
 
 fn case() -> PathBuf {
     repo_root().join("tests/inputs/ansible/vault-files-and-inline")
@@ -172,13 +172,7 @@ fn a_password_pipe_is_read_and_an_abandoned_one_is_an_error() {
         String::from_utf8_lossy(&substituted.stderr)
     );
     let fifo = dir.join("pass.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let mut child = std::process::Command::new(lbctl)
         .args(["-i", "inventory", "--vault-password-file"])
         .arg(&fifo)

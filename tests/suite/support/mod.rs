@@ -323,6 +323,13 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
+/// Makes a FIFO at `path` (`mkfifo`): a file that blocks whoever reads it.
+pub fn mkfifo(path: impl AsRef<Path>) {
+    let path = path.as_ref();
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}: {made}", path.display());
+}
+
 /// Writes `bytes` to a new file `name` in `dir` as lbctl writes a plan (mode 0600, created
 /// fresh: an old one is removed first); its path.
 pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
