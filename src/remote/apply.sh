@@ -702,10 +702,12 @@ LBCTL_SHOW_INFO
 # running WHAT PATH: adds to PROBLEMS unless PATH names a live process.
 running() {
 	read_pid "$2"
+	pid_alive
 	# shellcheck disable=SC2154 # set by read_pid (common.sh)
-	case $pid in
-	'' | *[!0-9]*) PROBLEMS="${PROBLEMS}$1 is not running: no pid in $2$NL" ;;
-	*) kill -0 "$pid" 2>/dev/null || PROBLEMS="${PROBLEMS}$1 is not running: pid $pid in $2 is gone$NL" ;;
+	case $? in
+	0) ;;
+	1) PROBLEMS="${PROBLEMS}$1 is not running: pid $pid in $2 is gone$NL" ;;
+	*) PROBLEMS="${PROBLEMS}$1 is not running: no pid in $2$NL" ;;
 	esac
 	return 0
 }

@@ -78,6 +78,15 @@ read_pid() {
 	done
 }
 
+# pid_alive: whether pid (see read_pid) names a live process (0), names none (1), or is no pid
+# at all: empty, or not a number (2).
+pid_alive() {
+	case $pid in
+	'' | *[!0-9]*) return 2 ;;
+	esac
+	kill -0 "$pid" 2>/dev/null || return 1
+}
+
 # lock_holder FILE: when some process holds a flock on FILE, the pid the holder wrote
 # into it ("-" if none). Looked up in /proc/locks, where a lock is named by the file's
 # device and inode, so that nobody has to take the lock just to look at it. One process

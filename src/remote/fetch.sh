@@ -116,17 +116,13 @@ fetch_vip() {
 # Only a regular file is read (a FIFO would block the read).
 fetch_daemon() {
 	pid=
+	# shellcheck disable=SC2034 # read by pid_alive (common.sh)
 	[ -f "$1" ] && IFS= read -r pid 2>/dev/null <"$1"
-	case $pid in
-	'' | *[!0-9]*) emit "daemon $2 stopped" ;;
-	*)
-		if kill -0 "$pid" 2>/dev/null; then
-			emit "daemon $2 running"
-		else
-			emit "daemon $2 stopped"
-		fi
-		;;
-	esac
+	if pid_alive; then
+		emit "daemon $2 running"
+	else
+		emit "daemon $2 stopped"
+	fi
 }
 
 # Whether anything holds a flock at all: looking for the holder costs a few processes.

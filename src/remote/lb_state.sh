@@ -23,16 +23,12 @@ state_vip() {
 
 state_daemon() {
 	read_pid "$2"
+	pid_alive
 	# shellcheck disable=SC2154 # set by read_pid (common.sh)
-	case $pid in
-	'' | *[!0-9]*) emit "daemon $1 stopped -" ;;
-	*)
-		if kill -0 "$pid" 2>/dev/null; then
-			emit "daemon $1 running $pid"
-		else
-			emit "daemon $1 stopped $pid"
-		fi
-		;;
+	case $? in
+	0) emit "daemon $1 running $pid" ;;
+	1) emit "daemon $1 stopped $pid" ;;
+	*) emit "daemon $1 stopped -" ;;
 	esac
 }
 
