@@ -184,9 +184,9 @@ installing() {
 	pidfile=$8
 	shift 8
 	any_exists "$@" && return 0
-	PROBLEMS=
-	running "$service" "$pidfile"
-	[ -z "$PROBLEMS" ] || STARTING="$STARTING $service "
+	# read once: no reload of lbctl's restarts a service it has not installed
+	read_pid_now "$pidfile"
+	pid_alive || STARTING="$STARTING $service "
 	return 0
 }
 

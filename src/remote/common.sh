@@ -78,6 +78,14 @@ read_pid() {
 	done
 }
 
+# read_pid_now FILE: read_pid without its retries, for a look at this moment at a daemon that
+# no reload of lbctl's is restarting; only a regular file is read (a FIFO would block).
+read_pid_now() {
+	pid=
+	# shellcheck disable=SC2034 # for pid_alive and the caller
+	[ -f "$1" ] && IFS= read -r pid 2>/dev/null <"$1"
+}
+
 # pid_alive: whether pid (see read_pid) names a live process (0), names none (1), or is no pid
 # at all: empty, or not a number (2).
 pid_alive() {

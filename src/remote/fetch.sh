@@ -113,11 +113,8 @@ fetch_vip() {
 # fetch_daemon PIDFILE NAME64: whether the daemon whose pid file is PIDFILE runs (the pid in
 # it answers kill -0), for a plan to say which daemon an apply would start. Read once, with
 # the shell's own read and kill: a plan is a look at this moment, and starts no process for it.
-# Only a regular file is read (a FIFO would block the read).
 fetch_daemon() {
-	pid=
-	# shellcheck disable=SC2034 # read by pid_alive (common.sh)
-	[ -f "$1" ] && IFS= read -r pid 2>/dev/null <"$1"
+	read_pid_now "$1"
 	if pid_alive; then
 		emit "daemon $2 running"
 	else
