@@ -44,6 +44,7 @@ pub const VERSION: u32 = 1;
 const MAX_PLAN_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SavedPlan {
     pub format: String,
     pub version: u32,
@@ -63,6 +64,7 @@ pub struct SavedPlan {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PlannedHost {
     pub host: String,
     pub connection: Connection,
@@ -85,6 +87,7 @@ pub struct PlannedHost {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PlannedFile {
     pub service: Service,
     pub path: String,
@@ -981,6 +984,66 @@ mod tests {
                 other => panic!("{why}: {other:?}"),
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_field_this_lbctl_does_not_know_is_refused_where_it_is() {
+        let dir = scratch("unknown");
+        let path = dir.join("p");
+        let text =
+            String::from_utf8(serde_json::to_vec_pretty(&plans_of("inventory/example")).unwrap())
+                .unwrap();
+        // a field read by no one could be what a newer lbctl (or an editor) meant to decide
+        // what runs: the plan is refused rather than applied without it
+        let cases = [
+            (
+                "\"version\": 1,",
+                "\"version\": 1,\n  \"serial\": 3,",
+                "`serial`",
+            ),
+            (
+                "\"held_vip\": ",
+                "\"no_verify\": true,\n \"held_vip\": ",
+                "`no_verify`",
+            ),
+            (
+                "\"reload\": ",
+                "\"reload_first\": \"true\",\n \"reload\": ",
+                "`reload_first`",
+            ),
+            (
+                "\"tcp_ports\": ",
+                "\"skip\": true,\n \"tcp_ports\": ",
+                "`skip`",
+            ),
+            (
+                "\"become_root\": ",
+                "\"proxy\": \"x\",\n \"become_root\": ",
+                "`proxy`",
+            ),
+            (
+                "\"sha256\": ",
+                "\"mode\": \"0777\",\n \"sha256\": ",
+                "`mode`",
+            ),
+        ];
+        for (at, added, field) in cases {
+            assert!(text.contains(at), "{at}");
+            std::fs::write(&path, text.replacen(at, added, 1)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            match SavedPlan::read(&path, true) {
+                Err(e @ SavedPlanError::Format { .. }) => {
+                    let e = e.to_string();
+                    assert!(e.contains(&format!("unknown field {field}")), "{e}");
+                    assert!(e.contains(" at line "), "{e}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        // the file as lbctl wrote it is still read
+        std::fs::write(&path, &text).unwrap();
+        assert!(SavedPlan::read(&path, true).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

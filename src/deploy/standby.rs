@@ -23,6 +23,7 @@ use crate::{
 /// A load balancer an apply leaves alone, as far as taking the VIP over goes: how to reach
 /// it, its VIPs, and the pid files of the daemons that must run for it to take one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Standby {
     pub host: String,
     pub connection: Connection,

@@ -29,6 +29,7 @@ pub struct ManagedFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServiceControl {
     /// Shell command validating a file; `{path}` stands for the file to check and is
     /// replaced by the staged file's path, already shell-quoted (so write `-f {path}`,
@@ -53,6 +54,7 @@ pub struct ServiceControl {
 /// configuration), a reload would act on nothing: the daemon is started instead, after the
 /// swap, verified to run, and stopped again by a rollback.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FirstStart {
     pub start: String,
     pub stop: String,
@@ -73,6 +75,7 @@ pub struct Deployment {
 
 /// What carries the servers' state (DOWN, drain, maintenance, weights) across the apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Keep {
     /// HAProxy's `server-state-file`, saved right before every HAProxy reload.
     pub state_file: Option<String>,
@@ -88,6 +91,7 @@ pub struct Keep {
 
 /// What must be true after the reloads, polled for about three seconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Verify {
     /// HAProxy's admin socket, which must answer `show info` (asked with `socat`).
     pub haproxy_runtime_socket: Option<String>,

@@ -14,6 +14,7 @@ use crate::{
 /// `ansible_become` and the `-F` / `-o UserKnownHostsFile=` / `-o StrictHostKeyChecking=` parts
 /// of `ansible_ssh_common_args`, so an inventory that works with Ansible works here unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Connection {
     /// Inventory name of the host, used in every message about it.
     pub name: String,

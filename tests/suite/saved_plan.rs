@@ -230,8 +230,6 @@ fn a_plan_file_edited_to_run_or_write_what_the_inventory_cannot_is_refused_befor
             |h| {
                 h["files"][0]["path"] = json!("/etc/passwd");
                 h["keep"]["haproxy_config"] = json!("/etc/passwd");
-                // what lbctl wrote before: the file let its paths out
-                h["confine_paths"] = json!(false);
             },
             "lb1: hosts[0].files[0].path: \"/etc/passwd\" is outside haproxy's usual directories",
         ),
@@ -290,6 +288,27 @@ fn a_plan_file_edited_to_run_or_write_what_the_inventory_cannot_is_refused_befor
             refused.stderr
         );
     }
+
+    // A field this lbctl does not read (here one an older lbctl wrote, which let the plan's
+    // files out of their directories) is refused where it is, before connecting: a plan is
+    // applied as a whole or not at all.
+    let mut plan = offline_plan();
+    host(&mut plan)["confine_paths"] = json!(false);
+    let unknown = write_plan(&dir, "unknown.json", &plan);
+    let refused = Lbctl::new()
+        .args(["apply", &unknown])
+        .stderr_has(format!(
+            "{unknown} is not an lbctl plan file: unknown field `confine_paths`"
+        ))
+        .stderr_has("at line 1 column")
+        .stderr_has("save a plan with `lbctl plan --out FILE`")
+        .exit(1)
+        .run();
+    assert!(
+        !refused.stderr.contains("cannot be checked"),
+        "lbctl tried to connect:\n{}",
+        refused.stderr
+    );
 
     // Files outside their services' directories only when the operator says so, on the
     // command line: then the plan is read, and lbctl goes on to connect.
