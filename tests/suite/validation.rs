@@ -371,6 +371,14 @@ fn cases() -> Vec<Case> {
             "is not an IP address or host name",
         ),
         case(
+            "IPv4 address in hexadecimal, which resolvers read as 127.0.0.1",
+            Line(7, "        address: 0x7f.1"),
+            ALL,
+            7,
+            "haproxy_tcp_backends[0].servers[0].address",
+            "\"0x7f.1\" is an IPv4 address in the old numeric form that resolvers read as 127.0.0.1",
+        ),
+        case(
             "invalid host name",
             Line(7, "        address: bad_host!"),
             ALL,

@@ -40,6 +40,19 @@ pub fn address(
     let text = string(node, path, diags)?;
     if text.parse::<IpAddr>().is_ok() || is_hostname(&text) {
         Some(text)
+    } else if let Some(ip) = legacy_ipv4(&text) {
+        diags.push(
+            Diagnostic::new(
+                &node.loc,
+                path.to_string(),
+                format!(
+                    "{} is an IPv4 address in the old numeric form that resolvers read as {ip}, while whoever reads the configuration may not",
+                    quote(&text)
+                ),
+            )
+            .hint(format!("write it as {ip}: four decimal numbers, without leading zeros")),
+        );
+        None
     } else {
         diags.push(
             Diagnostic::new(
@@ -53,8 +66,12 @@ pub fn address(
     }
 }
 
+/// A DNS name: labels of letters, digits and `-`, and not a number the resolver reads as an
+/// IPv4 address ([`legacy_ipv4`]: `0x7f.1` is 127.0.0.1 to getaddrinfo, to HAProxy, nginx and
+/// ssh, never a name looked up).
 pub fn is_hostname(s: &str) -> bool {
-    !s.is_empty()
+    legacy_ipv4(s).is_none()
+        && !s.is_empty()
         && s.len() <= 253
         && !s.chars().all(|c| c.is_ascii_digit() || c == '.')
         && s.split('.').all(|label| {
@@ -64,6 +81,48 @@ pub fn is_hostname(s: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
+}
+
+/// The IPv4 address the C library's `inet_aton` (and so `getaddrinfo`) reads in `s`, in any
+/// of its forms: one to four numbers, each decimal, octal (a leading `0`) or hexadecimal
+/// (`0x`), the last filling the bits the others leave (`127.1`, `0x7f000001`, `010.0.0.1`,
+/// which is 8.0.0.1). `None` when `s` is no such address.
+pub fn legacy_ipv4(s: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut numbers = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let (digits, radix) = match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            Some(hex) => (hex, 16),
+            None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+            None => (*part, 10),
+        };
+        let no_digits = digits.is_empty() && radix == 16;
+        if part.is_empty() || no_digits || !digits.chars().all(|c| c.is_digit(radix)) {
+            return None;
+        }
+        // more than 32 bits is no address
+        let trimmed = digits.trim_start_matches('0');
+        if trimmed.len() > 11 {
+            return None;
+        }
+        numbers.push(if trimmed.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(trimmed, radix).ok()?
+        });
+    }
+    let (last, first) = numbers.split_last()?;
+    if first.iter().any(|&n| n > 0xff) || *last >= 1u64 << (8 * (4 - first.len())) {
+        return None;
+    }
+    let value = first
+        .iter()
+        .enumerate()
+        .fold(*last, |v, (i, &n)| v | n << (24 - 8 * i));
+    Some(std::net::Ipv4Addr::from(u32::try_from(value).ok()?))
 }
 
 /// A TLS server name or HTTP host as clients send it: a DNS name, or `*.` and a DNS name for
@@ -202,5 +261,37 @@ mod tests {
         assert!(is_hostname("k8s-worker-1.lan"));
         assert!(!is_hostname("300.1.1.1"));
         assert!(!is_hostname("bad_name"));
+        // numbers the resolver reads as an IPv4 address, never looks up as a name
+        for (written, ip) in [
+            ("0x7f.1", "127.0.0.1"),
+            ("0x7f000001", "127.0.0.1"),
+            ("0X7F.0.0.1", "127.0.0.1"),
+            ("010.0.0.1", "8.0.0.1"),
+            ("127.1", "127.0.0.1"),
+            ("10.0x10.0x1001", "10.16.16.1"),
+            ("4294967295", "255.255.255.255"),
+        ] {
+            assert_eq!(
+                legacy_ipv4(written).map(|a| a.to_string()).as_deref(),
+                Some(ip),
+                "{written}"
+            );
+            assert!(!is_hostname(written), "{written}");
+        }
+        // names, or numbers that no address is
+        for name in [
+            "0xdead.lan",
+            "db.0x1g",
+            "1.2.3.4.5",
+            "4294967296",
+            "1.16777216",
+            "0x1.2.3.256",
+            "09.1",
+            "a.1",
+        ] {
+            assert_eq!(legacy_ipv4(name), None, "{name}");
+        }
+        assert!(is_hostname("0xdead.lan"));
+        assert!(is_hostname("a.1"));
     }
 }
