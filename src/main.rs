@@ -348,13 +348,52 @@ fn main() -> ExitCode {
     lbctl::input::template::with_deep_stack(run)
 }
 
+/// The options an environment variable may set instead of the command line.
+const FROM_ENVIRONMENT: &[(&str, &str)] = &[
+    ("--ssh-persist", "LBCTL_SSH_PERSIST"),
+    ("--ssh-control-dir", "LBCTL_SSH_CONTROL_DIR"),
+];
+
+/// clap's message for a bad value, naming the environment variable that gave it where the
+/// command line did not: clap names the option, which the user may never have written.
+fn from_environment(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let (flag, var) = FROM_ENVIRONMENT
+        .iter()
+        .find(|(flag, _)| arg.split(' ').next() == Some(*flag))?;
+    let on_command_line = std::env::args_os().skip(1).any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == *flag || a.strip_prefix(flag).is_some_and(|r| r.starts_with('=')))
+    });
+    if on_command_line || std::env::var_os(var).is_none() {
+        return None;
+    }
+    let shown = format!("'{arg}'");
+    let message = e.render().to_string();
+    message.contains(&shown).then(|| {
+        message.replacen(
+            &shown,
+            &format!("the environment variable {var} (which sets {flag})"),
+            1,
+        )
+    })
+}
+
 fn run() -> ExitCode {
     // Invalid arguments exit 1 like any invalid input (clap's own default is 2, which lbctl
     // keeps for `plan --detailed-exitcode`); help and version exit 0.
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            match from_environment(&e) {
+                Some(message) => eprint!("{message}"),
+                None => {
+                    let _ = e.print();
+                }
+            }
             return ExitCode::from(u8::from(e.use_stderr()));
         }
     };

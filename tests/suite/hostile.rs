@@ -1236,6 +1236,39 @@ fn hostile_flags_and_environment_are_refused_before_any_host_is_reached() {
         let elapsed = started.elapsed();
         assert!(elapsed.as_secs() < 3, "{args:?} took {elapsed:?}");
     }
+    // Set by the environment, the message names the variable, not an option never written;
+    // an option on the command line wins over it and is named.
+    let env_cases = [
+        (
+            "LBCTL_SSH_PERSIST",
+            "2147483648".to_string(),
+            vec![],
+            "invalid value '2147483648' for the environment variable LBCTL_SSH_PERSIST (which sets --ssh-persist): 2147483648 is not in 0..=2147483647",
+        ),
+        (
+            "LBCTL_SSH_CONTROL_DIR",
+            path(&shared),
+            vec![],
+            "for the environment variable LBCTL_SSH_CONTROL_DIR (which sets --ssh-control-dir): ",
+        ),
+        (
+            "LBCTL_SSH_PERSIST",
+            "60".to_string(),
+            vec!["--ssh-persist=x"],
+            "invalid value 'x' for '--ssh-persist <SSH_PERSIST>'",
+        ),
+    ];
+    for (var, value, flags, error) in env_cases {
+        Lbctl::new()
+            .env(var, value)
+            .args(["-i", &path(&dir)])
+            .args(flags)
+            .args(["status"])
+            .timeout(20)
+            .stderr_has(error)
+            .exit(1)
+            .run();
+    }
     let meta = std::fs::metadata(&shared).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
