@@ -953,98 +953,87 @@ mod tests {
         assert!(second.starts_with("lb1: hosts[0].files[4].service: a second haproxy file"));
     }
 
-    #[test]
-    fn a_key_written_twice_is_refused_where_it_is() {
-        let dir = scratch("twice");
+    /// Writes the plan of `inventory/example`, pretty as lbctl writes it, with its first `at`
+    /// replaced by `with`, and reads it back: the message of the format error it must raise.
+    fn malformed(name: &str, cases: &[(&str, &str)]) -> Vec<String> {
+        let dir = scratch(name);
         let path = dir.join("p");
         let text =
             String::from_utf8(serde_json::to_vec_pretty(&plans_of("inventory/example")).unwrap())
                 .unwrap();
-        // a JSON reader keeps the last of two keys; whoever reviews the file may read the first
-        let cases = [
-            (
-                "\"version\": 1,",
-                "\"version\": 1,\n  \"version\": 1,",
-                "duplicate field `version` at line 4",
-            ),
-            (
-                "\"controls\": {",
-                "\"controls\": {\n \"haproxy\": {\"check\": \"true\", \"reload\": \"true\"},",
-                "the key \"haproxy\" is written twice at line",
-            ),
-        ];
-        for (at, twice, why) in cases {
-            assert!(text.contains(at), "{at}");
-            std::fs::write(&path, text.replacen(at, twice, 1)).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            match SavedPlan::read(&path, true) {
-                Err(e @ SavedPlanError::Format { .. }) => {
-                    assert!(e.to_string().contains(why), "{e}")
+        let refused = cases
+            .iter()
+            .map(|(at, with)| {
+                assert!(text.contains(at), "{at}");
+                std::fs::write(&path, text.replacen(at, with, 1)).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                match SavedPlan::read(&path, true) {
+                    Err(e @ SavedPlanError::Format { .. }) => e.to_string(),
+                    other => panic!("{with}: {other:?}"),
                 }
-                other => panic!("{why}: {other:?}"),
-            }
-        }
+            })
+            .collect();
+        // the file as lbctl wrote it is read
+        std::fs::write(&path, &text).unwrap();
+        assert!(SavedPlan::read(&path, true).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
+        refused
+    }
+
+    #[test]
+    fn a_key_written_twice_is_refused_where_it_is() {
+        // a JSON reader keeps the last of two keys; whoever reviews the file may read the first
+        let refused = malformed(
+            "twice",
+            &[
+                ("\"version\": 1,", "\"version\": 1,\n  \"version\": 1,"),
+                (
+                    "\"controls\": {",
+                    "\"controls\": {\n \"haproxy\": {\"check\": \"true\", \"reload\": \"true\"},",
+                ),
+            ],
+        );
+        assert!(
+            refused[0].contains("duplicate field `version` at line 4"),
+            "{}",
+            refused[0]
+        );
+        assert!(
+            refused[1].contains("the key \"haproxy\" is written twice at line"),
+            "{}",
+            refused[1]
+        );
     }
 
     #[test]
     fn a_field_this_lbctl_does_not_know_is_refused_where_it_is() {
-        let dir = scratch("unknown");
-        let path = dir.join("p");
-        let text =
-            String::from_utf8(serde_json::to_vec_pretty(&plans_of("inventory/example")).unwrap())
-                .unwrap();
         // a field read by no one could be what a newer lbctl (or an editor) meant to decide
         // what runs: the plan is refused rather than applied without it
         let cases = [
-            (
-                "\"version\": 1,",
-                "\"version\": 1,\n  \"serial\": 3,",
-                "`serial`",
-            ),
-            (
-                "\"held_vip\": ",
-                "\"no_verify\": true,\n \"held_vip\": ",
-                "`no_verify`",
-            ),
+            ("\"version\": 1,", "\"serial\": 3,", "serial"),
+            ("\"held_vip\": ", "\"no_verify\": true,", "no_verify"),
             (
                 "\"reload\": ",
-                "\"reload_first\": \"true\",\n \"reload\": ",
-                "`reload_first`",
+                "\"reload_first\": \"true\",",
+                "reload_first",
             ),
-            (
-                "\"tcp_ports\": ",
-                "\"skip\": true,\n \"tcp_ports\": ",
-                "`skip`",
-            ),
-            (
-                "\"become_root\": ",
-                "\"proxy\": \"x\",\n \"become_root\": ",
-                "`proxy`",
-            ),
-            (
-                "\"sha256\": ",
-                "\"mode\": \"0777\",\n \"sha256\": ",
-                "`mode`",
-            ),
+            ("\"tcp_ports\": ", "\"skip\": true,", "skip"),
+            ("\"become_root\": ", "\"proxy\": \"x\",", "proxy"),
+            ("\"sha256\": ", "\"mode\": \"0777\",", "mode"),
         ];
-        for (at, added, field) in cases {
-            assert!(text.contains(at), "{at}");
-            std::fs::write(&path, text.replacen(at, added, 1)).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            match SavedPlan::read(&path, true) {
-                Err(e @ SavedPlanError::Format { .. }) => {
-                    let e = e.to_string();
-                    assert!(e.contains(&format!("unknown field {field}")), "{e}");
-                    assert!(e.contains(" at line "), "{e}");
-                }
-                other => panic!("{field}: {other:?}"),
-            }
+        let edits: Vec<(&str, String)> = cases
+            .iter()
+            .map(|(at, field, _)| (*at, format!("{field}\n {at}")))
+            .collect();
+        let edits: Vec<(&str, &str)> = edits
+            .iter()
+            .map(|(at, with)| (*at, with.as_str()))
+            .collect();
+        let refused = malformed("unknown", &edits);
+        for ((_, _, field), e) in cases.iter().zip(&refused) {
+            assert!(e.contains(&format!("unknown field `{field}`")), "{e}");
+            assert!(e.contains(" at line "), "{e}");
         }
-        // the file as lbctl wrote it is still read
-        std::fs::write(&path, &text).unwrap();
-        assert!(SavedPlan::read(&path, true).is_ok());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
