@@ -7,6 +7,7 @@
 //! knows nothing about what the scripts do.
 
 use std::ops::Deref;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,7 +99,7 @@ impl Session {
             && let Some(ssh) = masters.resume(conn)
         {
             return Ok(Session {
-                link: Link::new(ssh, host, target),
+                link: Link::new(ssh, true, host, target),
                 become_root,
                 persistent: true,
                 resumed: true,
@@ -126,7 +127,7 @@ impl Session {
             masters.remember(conn, ssh.control_socket());
         }
         Ok(Session {
-            link: Link::new(ssh, host, target),
+            link: Link::new(ssh, persisted.is_some(), host, target),
             become_root,
             persistent: persisted.is_some(),
             resumed: false,
@@ -232,20 +233,21 @@ impl Session {
             }
         }
         let Link(link) = self.link;
-        let Inner { ssh, host, target } = match Arc::try_unwrap(link) {
-            Ok(inner) => inner,
-            // The last script to let go of it drops the master (openssh asks it to exit).
-            Err(_) => return Ok(()),
+        // The last script to let go of it lets the master go (see `Inner`'s drop).
+        let Ok(mut inner) = Arc::try_unwrap(link) else {
+            return Ok(());
         };
         if self.persistent {
-            ssh.detach();
             return Ok(());
         }
+        let Some(ssh) = inner.ssh.take() else {
+            return Ok(());
+        };
         ssh.close()
             .await
             .map_err(|error| TransportError::Disconnected {
-                host,
-                target,
+                host: std::mem::take(&mut inner.host),
+                target: std::mem::take(&mut inner.target),
                 message: ssh_message(&error),
             })
     }
@@ -290,32 +292,98 @@ pub(super) fn login_failed(conn: &Connection, message: String) -> TransportError
 #[derive(Debug, Clone)]
 pub(super) struct Link(Arc<Inner>);
 
+/// When the last reference goes, a persistent master is detached (left open for the next
+/// run, as [`Session::close`] leaves it), any other dropped: openssh asks it to exit. A
+/// session dropped rather than closed (a command that reads its hosts' answers and ends)
+/// used to close a new persistent master, so only masters an apply or a plan opened were
+/// kept.
 #[derive(Debug)]
 pub(super) struct Inner {
-    ssh: openssh::Session,
+    /// Taken only by [`Session::close`] and by the drop, once the last reference is gone.
+    ssh: Option<openssh::Session>,
+    persistent: bool,
     host: String,
     target: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(ssh) = self.ssh.take()
+            && self.persistent
+        {
+            ssh.detach();
+        }
+    }
 }
 
 impl Deref for Link {
     type Target = openssh::Session;
 
     fn deref(&self) -> &openssh::Session {
-        &self.0.ssh
+        // Present for as long as a reference to it exists: see `Inner::ssh`.
+        self.0
+            .ssh
+            .as_ref()
+            .expect("a master is taken only once its last reference is gone")
     }
 }
 
 impl Link {
-    fn new(ssh: openssh::Session, host: String, target: String) -> Link {
-        Link(Arc::new(Inner { ssh, host, target }))
+    fn new(ssh: openssh::Session, persistent: bool, host: String, target: String) -> Link {
+        Link(Arc::new(Inner {
+            ssh: Some(ssh),
+            persistent,
+            host,
+            target,
+        }))
     }
 
     pub(super) fn io_error(&self, error: &std::io::Error) -> TransportError {
-        TransportError::Run {
+        self.lost(error).unwrap_or_else(|| TransportError::Run {
             host: self.0.host.clone(),
             target: self.0.target.clone(),
             message: error.to_string(),
+        })
+    }
+
+    /// When `error` says the master's control socket went away under a script (the master
+    /// exited: its keep-alives went unanswered, the host closed the connection), the
+    /// connection is reported lost with what the master wrote last in its log ("Timeout,
+    /// server 10.0.0.3 not responding."), rather than as the socket's "unexpected end of
+    /// file".
+    fn lost(&self, error: &(dyn std::error::Error + 'static)) -> Option<TransportError> {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+        let mut cause = Some(error);
+        let gone = std::iter::from_fn(|| {
+            let this = cause?;
+            cause = this.source();
+            Some(this)
+        })
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| {
+            matches!(
+                e.kind(),
+                UnexpectedEof | BrokenPipe | ConnectionReset | ConnectionAborted
+            )
+        });
+        if !gone {
+            return None;
         }
+        let said = self
+            .0
+            .ssh
+            .as_ref()
+            .and_then(|ssh| master_log(&ssh.control_socket().with_file_name("log")))
+            .unwrap_or_default();
+        Some(TransportError::Disconnected {
+            host: self.0.host.clone(),
+            target: self.0.target.clone(),
+            message: if said.is_empty() {
+                format!("its master connection ended ({error})")
+            } else {
+                said
+            },
+        })
     }
 
     pub(super) fn disconnected(&self, error: &openssh::Error) -> TransportError {
@@ -329,6 +397,8 @@ impl Link {
     pub(super) fn run_error(&self, error: &openssh::Error) -> TransportError {
         if matches!(error, openssh::Error::Disconnected) {
             self.disconnected(error)
+        } else if let Some(lost) = self.lost(error) {
+            lost
         } else {
             TransportError::Run {
                 host: self.0.host.clone(),
@@ -360,6 +430,29 @@ pub(super) fn whole_seconds(duration: Duration) -> Duration {
 
 /// OpenSSH's own words for what went wrong: the innermost error message, as [`log_message`]
 /// tells it.
+/// The last lines of a master's log (`ssh -E`), as [`log_message`] gives them: what it said
+/// before it exited. Read only as a regular file, its last 4 KiB.
+fn master_log(path: &std::path::Path) -> Option<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    file.seek(SeekFrom::Start(meta.len().saturating_sub(4096)))
+        .ok()?;
+    let mut tail = Vec::new();
+    file.take(4096).read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let lines: Vec<&str> = text.lines().rev().take(3).collect();
+    let lines: Vec<&str> = lines.into_iter().rev().collect();
+    Some(log_message(&lines.join("\n")))
+}
+
 pub(super) fn ssh_message(error: &openssh::Error) -> String {
     let mut innermost: &dyn std::error::Error = error;
     while let Some(source) = innermost.source() {

@@ -151,6 +151,45 @@ async fn a_persisting_master_is_reused_by_the_next_run_and_replaced_once_it_has_
     fourth.close().await.unwrap();
 }
 
+/// A command that reads its hosts' answers and ends (`status`, the drills' looks) drops its
+/// sessions rather than closing them: a new persisting master outlives that too, for the next
+/// run, where it used to be closed (only an apply's or a plan's masters were kept). A master
+/// that does not persist still ends with its last script.
+#[tokio::test]
+async fn a_persisting_master_outlives_a_session_dropped_without_close() {
+    let sshd = Sshd::start();
+    let directory = sshd.dir.join("masters");
+    let kept = persisting_in(&directory);
+    let _masters = Masters(directory.clone());
+    let first = Session::connect(&sshd.connection(), &kept).await.unwrap();
+    assert!(!first.resumed());
+    let server = served_by(&first).await;
+    drop(first);
+    let second = Session::connect(&sshd.connection(), &kept).await.unwrap();
+    assert!(
+        second.resumed(),
+        "the dropped session's master was not kept"
+    );
+    assert_eq!(served_by(&second).await, server);
+    drop(second);
+    let third = Session::connect(&sshd.connection(), &kept).await.unwrap();
+    assert!(third.resumed());
+    third.close().await.unwrap();
+
+    // without persisting, the next connection is another login
+    let once = Session::connect(&sshd.connection(), &options())
+        .await
+        .unwrap();
+    let once_server = served_by(&once).await;
+    drop(once);
+    let again = Session::connect(&sshd.connection(), &options())
+        .await
+        .unwrap();
+    assert!(!again.resumed());
+    assert_ne!(served_by(&again).await, once_server);
+    again.close().await.unwrap();
+}
+
 /// A kept master serves the runs of the network namespace it was opened in only: in another
 /// one the same address may be another machine (here: nothing, the namespace has no up
 /// interface), so lbctl connects there afresh, and fails.
