@@ -151,10 +151,10 @@ async fn a_persisting_master_is_reused_by_the_next_run_and_replaced_once_it_has_
     fourth.close().await.unwrap();
 }
 
-/// A command that reads its hosts' answers and ends (`status`, the drills' looks) drops its
-/// sessions rather than closing them: a new persisting master outlives that too, for the next
-/// run, where it used to be closed (only an apply's or a plan's masters were kept). A master
-/// that does not persist still ends with its last script.
+/// A command that reads its hosts' answers and ends (`status`) drops its sessions rather
+/// than closing them: a new persisting master outlives that too, for the next run, where it
+/// used to be closed (only an apply's or a plan's masters were kept). A master that does not
+/// persist still ends with its last script.
 #[tokio::test]
 async fn a_persisting_master_outlives_a_session_dropped_without_close() {
     let sshd = Sshd::start();
