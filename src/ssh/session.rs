@@ -346,11 +346,11 @@ impl Link {
         })
     }
 
-    /// When `error` says the master's control socket went away under a script (the master
-    /// exited: its keep-alives went unanswered, the host closed the connection), the
-    /// connection is reported lost with what the master wrote last in its log ("Timeout,
-    /// server 10.0.0.3 not responding."), rather than as the socket's "unexpected end of
-    /// file".
+    /// When `error` says the master's control socket went away under a script, and the
+    /// master no longer accepts on it (it exited: its keep-alives went unanswered, the host
+    /// closed the connection), the connection is reported lost with what the master wrote
+    /// last in its log ("Timeout, server 10.0.0.3 not responding."), rather than as the
+    /// socket's "unexpected end of file".
     fn lost(&self, error: &(dyn std::error::Error + 'static)) -> Option<TransportError> {
         use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
         let mut cause = Some(error);
@@ -366,15 +366,13 @@ impl Link {
                 UnexpectedEof | BrokenPipe | ConnectionReset | ConnectionAborted
             )
         });
-        if !gone {
+        let socket = self.0.ssh.as_ref()?.control_socket();
+        // A master that still accepts on its socket runs: the script's own channel ended
+        // (a shell that exited before reading its input), which is not a lost connection.
+        if !gone || std::os::unix::net::UnixStream::connect(socket).is_ok() {
             return None;
         }
-        let said = self
-            .0
-            .ssh
-            .as_ref()
-            .and_then(|ssh| master_log(&ssh.control_socket().with_file_name("log")))
-            .unwrap_or_default();
+        let said = master_log(&socket.with_file_name("log")).unwrap_or_default();
         Some(TransportError::Disconnected {
             host: self.0.host.clone(),
             target: self.0.target.clone(),
