@@ -71,8 +71,6 @@ impl Default for ConnectOptions {
 pub struct Session {
     pub(super) link: Link,
     become_root: bool,
-    /// The master outlives this session (see [`ConnectOptions::persist`]).
-    persistent: bool,
     /// Whether the master was already open, left by an earlier run.
     resumed: bool,
     /// Whether no script has been started over a new master yet (see [`Session::start`]).
@@ -101,7 +99,6 @@ impl Session {
             return Ok(Session {
                 link: Link::new(ssh, true, host, target),
                 become_root,
-                persistent: true,
                 resumed: true,
                 first: AtomicBool::new(false),
                 nudge: Mutex::new(None),
@@ -129,7 +126,6 @@ impl Session {
         Ok(Session {
             link: Link::new(ssh, persisted.is_some(), host, target),
             become_root,
-            persistent: persisted.is_some(),
             resumed: false,
             first: AtomicBool::new(true),
             nudge: Mutex::new(None),
@@ -237,7 +233,7 @@ impl Session {
         let Ok(mut inner) = Arc::try_unwrap(link) else {
             return Ok(());
         };
-        if self.persistent {
+        if inner.persistent {
             return Ok(());
         }
         let Some(ssh) = inner.ssh.take() else {
@@ -301,6 +297,7 @@ pub(super) struct Link(Arc<Inner>);
 pub(super) struct Inner {
     /// Taken only by [`Session::close`] and by the drop, once the last reference is gone.
     ssh: Option<openssh::Session>,
+    /// The master outlives the session (see [`ConnectOptions::persist`]).
     persistent: bool,
     host: String,
     target: String,
