@@ -752,6 +752,15 @@ mod tests {
         p.hosts[2].connection.address = "lb_3".into();
         assert_eq!(read_back(&p, "good", true), None);
 
+        // as an address, a name in the old numeric form is not what it says (8.0.0.3)
+        let mut numeric = p.clone();
+        numeric.hosts[2] = host("010.0.0.3");
+        numeric.hosts[2].connection.address = "010.0.0.3".into();
+        assert_eq!(
+            read_back(&numeric, "numeric", true),
+            Some(vec!["010.0.0.3: hosts[2].connection: 010.0.0.3: the address \"010.0.0.3\" is not an IP address or host name".to_string()])
+        );
+
         let mut edited = p.clone();
         edited.hosts[1].files[0]
             .content

@@ -1,11 +1,11 @@
 //! How lbctl reaches one host over SSH: plain data taken from the inventory's `ansible_*` keys.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use crate::{
     source::VarMap,
     source::field,
-    source::{Diagnostic, Diagnostics, Node},
+    source::{Diagnostic, Diagnostics, Loc, Node},
 };
 
 /// Everything the SSH layer needs to open a session to one host.
@@ -60,8 +60,13 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// A host's SSH connection from its `ansible_*` variables (load balancers and the other
-/// hosts `failover-test` reaches alike).
-pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Connection> {
+/// hosts `failover-test` reaches alike). `declared` is where the inventory names the host.
+pub fn parse(
+    name: &str,
+    declared: Option<Loc>,
+    vars: &VarMap,
+    diags: &mut Diagnostics,
+) -> Option<Connection> {
     let before = diags.len();
     // Each setting under every name Ansible's ssh connection reads it from; when several are
     // set, the last of the list wins, as in Ansible.
@@ -73,7 +78,7 @@ pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Conne
     };
     let address = match get(&["ansible_host", "ansible_ssh_host"]) {
         Some((k, n)) => field::address(n, k, diags),
-        None => Some(name.to_string()),
+        None => name_as_address(name, declared, diags),
     };
     let port =
         get(&["ansible_port", "ansible_ssh_port"]).and_then(|(k, n)| field::port(n, k, diags));
@@ -111,6 +116,31 @@ pub fn parse(name: &str, vars: &VarMap, diags: &mut Diagnostics) -> Option<Conne
     (diags.len() == before).then_some(conn)
 }
 
+/// Without `ansible_host`, ssh is given the inventory name, as Ansible gives it: a name that
+/// resolvers read as an IPv4 address in the old numeric form (`010.0.0.1` is 8.0.0.1) is
+/// refused, as it is in `ansible_host`.
+fn name_as_address(name: &str, declared: Option<Loc>, diags: &mut Diagnostics) -> Option<String> {
+    let Some(ip) = legacy_inventory_name(name) else {
+        return Some(name.to_string());
+    };
+    let loc = declared.unwrap_or_else(|| Loc::new(&Arc::from("inventory"), 0));
+    diags.push(
+        field::legacy_ipv4_refused(&loc, name, name, ip).hint(format!(
+            "set the host's `ansible_host` to {ip}, or name the host {ip}"
+        )),
+    );
+    None
+}
+
+/// The address resolvers read in an inventory name that is not a plain IP address.
+fn legacy_inventory_name(name: &str) -> Option<std::net::Ipv4Addr> {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        None
+    } else {
+        field::legacy_ipv4(name)
+    }
+}
+
 impl Connection {
     /// What in this connection the inventory would not have let through (see [`parse`]), as
     /// read back from a file lbctl wrote: a saved plan.
@@ -123,7 +153,9 @@ impl Connection {
         // ~/.ssh/config, `lb_1`): the host name rules are its own.
         let address_ok = self.address.parse::<std::net::IpAddr>().is_ok()
             || field::is_hostname(&self.address)
-            || (self.address == self.name && crate::input::check_host_name(&self.name).is_ok());
+            || (self.address == self.name
+                && crate::input::check_host_name(&self.name).is_ok()
+                && legacy_inventory_name(&self.name).is_none());
         if !address_ok {
             problems.push(format!(
                 "{}: the address {} is not an IP address or host name",

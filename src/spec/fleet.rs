@@ -153,9 +153,10 @@ impl Fleet {
                 }
             };
             let vars = read_vars(&scope, &mut diags);
-            if let Some(mut spec) = host::parse(name, &vars, &scope, &mut cache, &mut diags) {
+            let declared = inv.hosts.get(name).and_then(|h| h.loc);
+            let parsed = host::parse(name, declared, &vars, &scope, &mut cache, &mut diags);
+            if let Some(mut spec) = parsed {
                 spec.keyring = Arc::clone(templar.keyring());
-                spec.declared = inv.hosts.get(name).and_then(|h| h.loc);
                 hosts.push(spec);
             }
         }
@@ -336,7 +337,8 @@ pub fn host_connection(
     if !diags.is_empty() {
         return Err(SpecError::Invalid(diags.into_vec()));
     }
-    match connection::parse(name, &vars, &mut diags) {
+    let declared = inventory.hosts[name].loc;
+    match connection::parse(name, declared, &vars, &mut diags) {
         Some(conn) => Ok(conn),
         None => Err(SpecError::Invalid(diags.into_vec())),
     }

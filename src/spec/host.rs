@@ -192,9 +192,11 @@ pub fn reads(name: &str) -> bool {
     OWNED_PREFIXES.iter().any(|p| name.starts_with(p)) || connection::KEYS.contains(&name)
 }
 
-/// A host's spec from the variables lbctl reads (evaluated: [`reads`]) and its scope.
+/// A host's spec from the variables lbctl reads (evaluated: [`reads`]) and its scope;
+/// `declared` is where the inventory names the host.
 pub fn parse(
     name: &str,
+    declared: Option<Loc>,
     vars: &VarMap,
     scope: &Arc<HostScope>,
     cache: &mut ListCache,
@@ -203,7 +205,7 @@ pub fn parse(
     let before = diags.len();
     check_variable_names(vars, diags);
     managed_path::check_confine_key(vars, diags);
-    let connection = connection::parse(name, vars, diags);
+    let connection = connection::parse(name, declared, vars, diags);
     let haproxy = haproxy::parse(vars, diags);
     let bind = haproxy
         .as_ref()
@@ -285,7 +287,7 @@ pub fn parse(
         admin_record: admin_record?,
         scope: Arc::clone(scope),
         keyring: Arc::default(),
-        declared: None,
+        declared,
     };
     listeners::check(&spec, diags);
     peers::check_table_names(&spec, diags);

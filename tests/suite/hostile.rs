@@ -292,6 +292,26 @@ fn cases() -> Vec<Case> {
             refused("hosts", 2, "..", "not a valid host name"),
         ),
         case(
+            "a host named by an old numeric IPv4 form, without ansible_host",
+            vec![(
+                "hosts",
+                "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\n010.0.0.2\n".into(),
+            )],
+            refused("hosts", 3, "010.0.0.2", "resolvers read as 8.0.0.2"),
+        ),
+        case(
+            "a host named by an old numeric IPv4 form, reached at its ansible_host",
+            vec![
+                (
+                    "hosts",
+                    "[haproxy_servers]\nlb1 ansible_host=10.0.0.1\n010.0.0.2 ansible_host=10.0.0.2\n"
+                        .into(),
+                ),
+                (ALL, TCP.to_string()),
+            ],
+            Expect::Renders,
+        ),
+        case(
             "a host named like an option",
             vec![(
                 "hosts",

@@ -15,7 +15,8 @@ mod values;
 
 pub use duration::{Duration, duration, parse_duration, positive_duration};
 pub use names::{
-    abs_path, address, bind_address, cidr, identifier, is_hostname, is_word, server_name, word,
+    abs_path, address, bind_address, cidr, identifier, is_hostname, is_word, legacy_ipv4,
+    legacy_ipv4_refused, server_name, word,
 };
 pub use shape::{Index, Key, entry, join, list, mapping, one_or_many, required, suggest};
 pub use template_keys::{template_names, template_reads, with_template_keys};

@@ -4,7 +4,7 @@
 use std::{fmt, net::IpAddr};
 
 use super::values::{quote, string};
-use crate::source::{Diagnostic, Diagnostics, Node};
+use crate::source::{Diagnostic, Diagnostics, Loc, Node};
 
 /// A name that ends up in a config file: it must not be able to carry a directive with it.
 pub fn identifier(
@@ -41,17 +41,7 @@ pub fn address(
     if text.parse::<IpAddr>().is_ok() || is_hostname(&text) {
         Some(text)
     } else if let Some(ip) = legacy_ipv4(&text) {
-        diags.push(
-            Diagnostic::new(
-                &node.loc,
-                path.to_string(),
-                format!(
-                    "{} is an IPv4 address in the old numeric form that resolvers read as {ip}, while whoever reads the configuration may not",
-                    quote(&text)
-                ),
-            )
-            .hint(format!("write it as {ip}: four decimal numbers, without leading zeros")),
-        );
+        diags.push(legacy_ipv4_refused(&node.loc, path, &text, ip));
         None
     } else {
         diags.push(
@@ -64,6 +54,25 @@ pub fn address(
         );
         None
     }
+}
+
+/// Why `text`, which resolvers read as the IPv4 address `ip` ([`legacy_ipv4`]), is refused
+/// where an address is expected.
+pub fn legacy_ipv4_refused(
+    loc: &Loc,
+    key: &(impl fmt::Display + ?Sized),
+    text: &str,
+    ip: std::net::Ipv4Addr,
+) -> Diagnostic {
+    Diagnostic::new(
+        loc,
+        key.to_string(),
+        format!(
+            "{} is an IPv4 address in the old numeric form that resolvers read as {ip}, while whoever reads the configuration may not",
+            quote(text)
+        ),
+    )
+    .hint(format!("write it as {ip}: four decimal numbers, without leading zeros"))
 }
 
 /// A DNS name: labels of letters, digits and `-`, and not a number the resolver reads as an
