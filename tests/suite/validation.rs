@@ -164,6 +164,22 @@ fn cases() -> Vec<Case> {
             "70000 is out of range",
         ),
         case(
+            "port past any 64-bit number",
+            Line(3, "    port: 99999999999999999999999"),
+            ALL,
+            3,
+            "haproxy_tcp_backends[0].port",
+            "99999999999999999999999 is out of range",
+        ),
+        case(
+            "port past any 64-bit number, from a template's int filter",
+            Line(3, "    port: \"{{ '99999999999999999999' | int }}\""),
+            ALL,
+            3,
+            "haproxy_tcp_backends[0].port",
+            "99999999999999999999 is out of range",
+        ),
+        case(
             "port zero",
             Line(8, "        port: 0"),
             ALL,

@@ -190,6 +190,9 @@ fn convert(
         ValueKind::Bool => V::Bool(value.is_true()),
         ValueKind::Number => match value.as_i64() {
             Some(i) => V::Int(i),
+            // a whole number past i64 (`int` gives up to i128) keeps its digits, which no
+            // field's range holds: a float would report another number
+            None if value.is_integer() => V::Str(Arc::from(value.to_string())),
             None => V::Float(f64::try_from(value.clone()).map_err(message)?),
         },
         ValueKind::String | ValueKind::Bytes => V::Str(Arc::from(python_str(value))),

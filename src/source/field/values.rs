@@ -50,17 +50,29 @@ pub fn int(
             None
         }
         None => {
+            let message = match &node.value {
+                // whole numbers past i64 (every range here is far below 1e15)
+                Value::Str(s) if is_whole_number(s.trim()) => {
+                    format!("{} is out of range", s.trim())
+                }
+                Value::Float(x) if x.is_finite() && x.fract() == 0.0 => {
+                    format!("{x:.0} is out of range")
+                }
+                _ => format!("expected a whole number, found {}", describe(node)),
+            };
             diags.push(
-                Diagnostic::new(
-                    &node.loc,
-                    path.to_string(),
-                    format!("expected a whole number, found {}", describe(node)),
-                )
-                .hint(format!("use a whole number from {min} to {max}")),
+                Diagnostic::new(&node.loc, path.to_string(), message)
+                    .hint(format!("use a whole number from {min} to {max}")),
             );
             None
         }
     }
+}
+
+/// Decimal digits, with a sign or not.
+fn is_whole_number(s: &str) -> bool {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub fn port(

@@ -300,14 +300,17 @@ pub(super) fn to_bool(value: Value) -> bool {
 
 /// Jinja2's `int(default=0, base=10)`: Python's `int(text, base)`, and text that is not a
 /// whole number in that base read as a float and cut (`'12' | int(base=2)` is 12); anything
-/// else (a base Python refuses, such as 1 or 99, or no number at all) is the default.
-pub(super) fn to_int(value: Value, default: Option<i64>, base: Option<Value>) -> i64 {
-    let default = default.unwrap_or(0);
+/// else (a base Python refuses, such as 1 or 99, or no number at all) is the default. A
+/// number past `i64` stays whole up to `i128` (Python's are unbounded), never cut to `i64`'s
+/// largest, which a port or a weight would then report as the value written.
+pub(super) fn to_int(value: Value, default: Option<i64>, base: Option<Value>) -> Value {
+    let default = Value::from(default.unwrap_or(0));
     match value.kind() {
-        ValueKind::Bool => i64::from(value.is_true()),
-        ValueKind::Number => value
-            .as_i64()
-            .or_else(|| f64::try_from(value.clone()).ok().and_then(float_to_int))
+        ValueKind::Bool => Value::from(i64::from(value.is_true())),
+        ValueKind::Number if value.is_integer() => value,
+        ValueKind::Number => f64::try_from(value)
+            .ok()
+            .and_then(float_to_int)
             .unwrap_or(default),
         ValueKind::String => {
             let text = value.as_str().unwrap_or_default();
@@ -318,6 +321,7 @@ pub(super) fn to_int(value: Value, default: Option<i64>, base: Option<Value>) ->
                 Some(_) => None,
             };
             base.and_then(|base| python_int(text, base))
+                .map(whole)
                 .or_else(|| python_float(text).and_then(float_to_int))
                 .unwrap_or(default)
         }
@@ -325,11 +329,16 @@ pub(super) fn to_int(value: Value, default: Option<i64>, base: Option<Value>) ->
     }
 }
 
-/// Python's `int(text, base)` (`None`: its ValueError, or a number past `i64`): base 0 reads
+/// A whole number as the smallest integer value that holds it.
+fn whole(n: i128) -> Value {
+    i64::try_from(n).map_or_else(|_| Value::from(n), Value::from)
+}
+
+/// Python's `int(text, base)` (`None`: its ValueError, or a number past `i128`): base 0 reads
 /// the base from the prefix (`0x`, `0o`, `0b`, else decimal, where a leading zero is only
 /// allowed in zero), bases 2 to 36 read digits in that base, bases 16, 8 and 2 allowing
 /// their prefix; one `_` may stand between digits, and after a prefix.
-fn python_int(text: &str, base: i64) -> Option<i64> {
+fn python_int(text: &str, base: i64) -> Option<i128> {
     if base != 0 && !(2..=36).contains(&base) {
         return None;
     }
@@ -361,10 +370,10 @@ fn python_int(text: &str, base: i64) -> Option<i64> {
     if !underscores_between(digits, u8::is_ascii_alphanumeric) {
         return None;
     }
-    let mut n: i64 = 0;
+    let mut n: i128 = 0;
     for c in digits.chars().filter(|&c| c != '_') {
-        let digit = i64::from(c.to_digit(base)?);
-        n = n.checked_mul(i64::from(base))?.checked_add(digit)?;
+        let digit = i128::from(c.to_digit(base)?);
+        n = n.checked_mul(i128::from(base))?.checked_add(digit)?;
     }
     Some(if negative { -n } else { n })
 }
@@ -381,9 +390,16 @@ pub(super) fn python_float(text: &str) -> Option<f64> {
 }
 
 /// Python's `int(x)` of a float: cut toward zero; infinity and NaN are errors, which Jinja2's
-/// `int` turns into the default.
-fn float_to_int(x: f64) -> Option<i64> {
-    x.is_finite().then_some(x as i64)
+/// `int` turns into the default. Past `i128`, the whole float itself.
+fn float_to_int(x: f64) -> Option<Value> {
+    const I128_END: f64 = 1.7014118346046923e38; // 2^127
+    let cut = x.trunc();
+    match cut {
+        _ if !x.is_finite() => None,
+        #[allow(clippy::cast_possible_truncation)]
+        _ if cut.abs() < I128_END => Some(whole(cut as i128)),
+        _ => Some(Value::from(cut)),
+    }
 }
 
 /// Whether `text` is not empty and every `_` in it stands between two `digit`s, as Python's
