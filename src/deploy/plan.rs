@@ -37,6 +37,9 @@ pub struct HostPlan {
     /// The daemons an apply would start rather than reload: it installs their configuration
     /// (none of their files is on the host) and they do not run ([`starts`]).
     pub starts: Vec<Service>,
+    /// The daemons that do not run on the host and that an apply does not start
+    /// ([`not_running`]).
+    pub not_running: Vec<String>,
 }
 
 impl HostPlan {
@@ -67,6 +70,7 @@ pub fn all_new(rendered: &RenderedHost) -> HostPlan {
             })
             .collect(),
         starts: Vec::new(),
+        not_running: Vec::new(),
     }
 }
 
@@ -121,6 +125,7 @@ pub fn host_plan(rendered: &RenderedHost, fetched: &Fetched, secrets: &[&str]) -
         holds_vip: fetched.holds_any_vip(),
         files,
         starts: Vec::new(),
+        not_running: Vec::new(),
     }
 }
 
@@ -141,6 +146,25 @@ pub fn starts(plan: &HostPlan, fetched: &Fetched, startable: &[Service]) -> Vec<
                 && files.all(|f| f.action == Action::Create)
                 && fetched.daemons.get(service.name()) == Some(&false)
         })
+        .collect()
+}
+
+/// The daemons `fetched` says do not run on the host (each by its name in the fetch, as
+/// `status` names it) and that an apply of `plan` does not start: it starts those of
+/// [`starts`], and restarts the UDP health watcher when it changes the watcher's files. A
+/// plan with nothing to change is still silent about a dead daemon otherwise.
+pub fn not_running(plan: &HostPlan, fetched: &Fetched) -> Vec<String> {
+    let restarts_watcher = plan
+        .changed_files()
+        .any(|f| matches!(f.service, Service::UdpHealth | Service::UdpHealthUnit));
+    fetched
+        .daemons
+        .iter()
+        .filter(|(_, running)| !**running)
+        .map(|(name, _)| name)
+        .filter(|name| !plan.starts.iter().any(|s| s.name() == name.as_str()))
+        .filter(|name| !(restarts_watcher && name.as_str() == Service::UdpHealth.name()))
+        .cloned()
         .collect()
 }
 
@@ -275,5 +299,38 @@ mod tests {
         assert!(starts(&plan, &with(None, Some(false)), &[]).is_empty());
         let haproxy = host(&[(Service::Haproxy, "/etc/haproxy/haproxy.cfg")]);
         assert!(starts_of(&haproxy, &with(None, Some(false))).is_empty());
+    }
+
+    #[test]
+    fn a_dead_daemon_is_named_unless_the_apply_starts_it() {
+        let watcher = "/etc/lbctl/udp-health";
+        let rendered = RenderedHost {
+            host: "lb2".into(),
+            files: vec![RenderedFile {
+                service: Service::UdpHealth,
+                path: watcher.into(),
+                content: "new\n".into(),
+            }],
+        };
+        let survey = |watcher_file: &str, running: &[(&str, bool)], starts: &[Service]| {
+            let mut f = fetched(watcher, Some(watcher_file));
+            for (name, up) in running {
+                f.daemons.insert((*name).into(), *up);
+            }
+            let mut plan = host_plan(&rendered, &f, &[]);
+            plan.starts = starts.to_vec();
+            not_running(&plan, &f)
+        };
+        let all_up = [("haproxy", true), ("nginx", true), ("udp-health", true)];
+        assert!(survey("new\n", &all_up, &[]).is_empty());
+        // nothing to change: a dead nginx and watcher are named, in status's order
+        let dead = [("udp-health", false), ("haproxy", true), ("nginx", false)];
+        assert_eq!(survey("new\n", &dead, &[]), ["nginx", "udp-health"]);
+        // the watcher's script changes: the apply restarts it, which starts it
+        assert_eq!(survey("old\n", &dead, &[]), ["nginx"]);
+        // a daemon the apply starts where it installs it
+        let keepalived = [("keepalived", false)];
+        assert!(survey("new\n", &keepalived, &[Service::Keepalived]).is_empty());
+        assert_eq!(survey("new\n", &keepalived, &[]), ["keepalived"]);
     }
 }

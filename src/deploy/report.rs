@@ -37,6 +37,10 @@ pub struct HostReport {
     /// they do not run (a fresh host's keepalived). The apply decides again on the host.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub starts: Vec<Service>,
+    /// The daemons that do not run on the host and that the apply does not start, as the
+    /// survey found them (`haproxy`, `keepalived`, `nginx`, `udp-health`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_running: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,6 +87,7 @@ impl HostReport {
             },
             files: plan.files,
             starts: plan.starts,
+            not_running: plan.not_running,
             steps: Vec::new(),
             failure: None,
             error: None,
@@ -100,6 +105,7 @@ impl HostReport {
             outcome: Outcome::Unreachable,
             files: Vec::new(),
             starts: Vec::new(),
+            not_running: Vec::new(),
             steps: Vec::new(),
             failure: None,
             error: Some(error),

@@ -342,6 +342,9 @@ impl PlannedHost {
                 })
                 .collect(),
             starts: self.starts.clone(),
+            // what runs now is the apply's own preflight's to say: the plan file holds the
+            // files and their digests, not the daemons
+            not_running: Vec::new(),
         }
     }
 

@@ -217,14 +217,16 @@ async fn survey_host(
         Hold::No => None,
     };
     let startable = deployment::first_starts(spec);
+    // every daemon `status` asks about (those an apply starts among them): whether each runs
+    let daemons = remote::Query::full(spec).daemons;
+    debug_assert!(startable.iter().all(|(service, start)| {
+        daemons.contains(&(service.name().to_owned(), start.pid_file.clone()))
+    }));
     let options = FetchOptions {
         admin_record: Some(spec.admin_record.clone()),
         runtime_socket: Some(spec.haproxy.runtime_socket.clone()),
         matches_to_fd3: speculative.is_some(),
-        daemons: startable
-            .iter()
-            .map(|(service, start)| (service.name().to_owned(), start.pid_file.clone()))
-            .collect(),
+        daemons,
         ..fetch_options(rendered)
     };
     let script = remote::fetch_script(&managed_paths(rendered), &vip_addresses(spec), &options);
@@ -268,6 +270,7 @@ async fn survey_host(
                 plan::host_plan(rendered, unmarked.as_ref().unwrap_or(&fetched), &secrets);
             let startable: Vec<Service> = startable.iter().map(|(service, _)| *service).collect();
             plan.starts = plan::starts(&plan, &fetched, &startable);
+            plan.not_running = plan::not_running(&plan, &fetched);
             Surveyed {
                 host,
                 session: Some(session),

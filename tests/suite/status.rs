@@ -130,8 +130,8 @@ fn status_shows_the_vip_holder_and_every_server_up() {
 /// Monitoring runs `lbctl status` and reads its exit status: a daemon that does not run is a
 /// problem, as an unreachable host or a VIP without a holder is. HAProxy killed (SIGKILL,
 /// master and workers) on a load balancer that does not hold the VIP, so that the daemon is
-/// the only problem: exit 1, the host and the daemon named on stderr and in `--json`; started
-/// again (`lab.sh up`), exit 0.
+/// the only problem: exit 1, the host and the daemon named on stderr and in `--json`; `plan`
+/// and a no-op `apply` warn of it; started again (`lab.sh up`), exit 0.
 #[test]
 fn status_exits_1_while_a_daemon_does_not_run_and_names_it() {
     let lab = Lab::up();
@@ -175,6 +175,33 @@ fn status_exits_1_while_a_daemon_does_not_run_and_names_it() {
         "{json}"
     );
     assert_eq!(json["vip_problems"], serde_json::json!([]), "{json}");
+
+    // a plan and an apply with nothing to change say so too, and still change nothing
+    let warning = format!("warning: {dead}: haproxy is not running");
+    Lbctl::on_lab()
+        .arg("plan")
+        .timeout(60)
+        .stdout_has(&warning)
+        .run();
+    let plan = Lbctl::on_lab()
+        .args(["plan", "--json"])
+        .timeout(60)
+        .run()
+        .json();
+    for host in plan["hosts"].as_array().unwrap() {
+        let expected = if host["host"] == dead {
+            serde_json::json!(["haproxy"])
+        } else {
+            serde_json::Value::Null
+        };
+        assert_eq!(host["not_running"], expected, "{plan}");
+    }
+    Lbctl::on_lab()
+        .args(["apply", "--yes"])
+        .timeout(120)
+        .stdout_has("No changes")
+        .stderr_has(&warning)
+        .run();
 
     // started again: nothing wrong, exit 0
     lab.bring_up();

@@ -14,7 +14,7 @@ use crate::{
     cli::ExitStatus,
     cli::commands::{Global, render::Written, validate::Summary},
     deploy::Action,
-    deploy::{Outcome, Report},
+    deploy::{HostReport, Outcome, Report},
     deploy::{RuntimeState, Why, setting_words},
     remote::Step,
     source::{Diagnostic, clip, escape_control},
@@ -165,6 +165,9 @@ pub fn plan_text(report: &Report) {
             }
             _ if !h.changed => {
                 let _ = writeln!(out, "{}{vip}: no changes", h.host);
+                for line in not_running_lines(h) {
+                    let _ = writeln!(out, "{line}");
+                }
             }
             _ => {
                 let n = h
@@ -173,6 +176,9 @@ pub fn plan_text(report: &Report) {
                     .filter(|f| f.action != Action::Unchanged)
                     .count();
                 let _ = writeln!(out, "{}{vip}: {n} file{} to change", h.host, plural(n));
+                for line in not_running_lines(h) {
+                    let _ = writeln!(out, "{line}");
+                }
                 for service in &h.starts {
                     let _ = writeln!(
                         out,
@@ -215,6 +221,20 @@ pub fn plan_text(report: &Report) {
 }
 
 /// The admin state lbctl set, as a plan shows it next to the files.
+/// A daemon the survey found not running on `h`, which the apply does not start: a plan or an
+/// apply with nothing to change for it would otherwise say nothing of a dead HAProxy or nginx.
+fn not_running_lines(h: &HostReport) -> Vec<String> {
+    h.not_running
+        .iter()
+        .map(|name| {
+            format!(
+                "warning: {}: {name} is not running (its pid file names no live process), and an apply does not start it: start it on the host (`lbctl status` lists what runs)",
+                h.host
+            )
+        })
+        .collect()
+}
+
 fn runtime_lines(runtime: &RuntimeState) -> Vec<String> {
     if runtime.is_empty() {
         return Vec::new();
@@ -340,6 +360,9 @@ pub fn applied(global: &Global, report: &Report) -> ExitStatus {
     }
     if converge_failed {
         return ExitStatus::Failed;
+    }
+    for line in report.hosts.iter().flat_map(not_running_lines) {
+        errln!("{line}");
     }
     if report.summary.changed == 0 && !report.has_errors() {
         outln!(
