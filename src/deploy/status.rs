@@ -29,6 +29,10 @@ pub struct TierStatus {
     pub vip_problems: Vec<String>,
     /// Each daemon a host that answered does not run, in a sentence naming the host.
     pub daemon_problems: Vec<String>,
+    /// The load balancers with a VIP that `--limit` left out: not asked, so a VIP none of
+    /// the others holds may be held by one of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vip_hosts_left_out: Vec<String>,
 }
 
 impl TierStatus {
@@ -61,11 +65,15 @@ pub fn holders_by_vip<'a>(
 
 /// A healthy tier has exactly one holder per VIP: more is split brain (the hosts no longer
 /// hear each other's adverts, and clients reach whichever answered ARP last), none is an outage.
-pub fn vip_problems(holders: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+/// `left_out`: the load balancers with a VIP that `--limit` left out, which were not asked: one
+/// of them may hold a VIP none of those asked holds, which is then no problem (two holders
+/// still are).
+pub fn vip_problems(holders: &BTreeMap<String, Vec<String>>, left_out: &[String]) -> Vec<String> {
     holders
         .iter()
         .filter_map(|(vip, hosts)| match hosts.as_slice() {
             [_] => None,
+            [] if !left_out.is_empty() => None,
             [] => Some(format!("no load balancer holds VIP {vip}")),
             many => Some(format!(
                 "split brain: VIP {vip} is held by {} at once",
@@ -195,7 +203,7 @@ pub async fn gather_status(fleet: &Fleet, options: ConnectOptions, forks: usize)
         .map(|h| h.host.clone())
         .collect();
     let vips = holders_by_vip(hosts.iter().map(|h| (h.host.as_str(), &h.vips)));
-    let vip_problems = vip_problems(&vips);
+    let vip_problems = vip_problems(&vips, &fleet.vip_hosts_left_out);
     let daemon_problems = hosts
         .iter()
         .zip(&fleet.hosts)
@@ -207,6 +215,7 @@ pub async fn gather_status(fleet: &Fleet, options: ConnectOptions, forks: usize)
         vips,
         vip_problems,
         daemon_problems,
+        vip_hosts_left_out: fleet.vip_hosts_left_out.clone(),
     }
 }
 
@@ -370,16 +379,30 @@ mod tests {
         let (a, b, c) = (held(true), held(true), held(false));
         let holders = holders_by_vip([("lb1", &a), ("lb2", &b), ("lb3", &c)]);
         assert_eq!(
-            vip_problems(&holders),
+            vip_problems(&holders, &[]),
             ["split brain: VIP 10.0.0.100/24 is held by lb1 and lb2 at once"]
         );
         let holders = holders_by_vip([("lb1", &c), ("lb3", &c)]);
         assert_eq!(
-            vip_problems(&holders),
+            vip_problems(&holders, &[]),
             ["no load balancer holds VIP 10.0.0.100/24"]
         );
         let holders = holders_by_vip([("lb1", &a), ("lb3", &c)]);
-        assert!(vip_problems(&holders).is_empty());
+        assert!(vip_problems(&holders, &[]).is_empty());
+    }
+
+    #[test]
+    fn with_hosts_left_out_a_vip_none_of_the_others_holds_is_no_problem_but_two_holders_are() {
+        let held = |h: bool| BTreeMap::from([("10.0.0.100/24".to_string(), h)]);
+        let (yes, no) = (held(true), held(false));
+        let left_out = ["lb1".to_string()];
+        let holders = holders_by_vip([("lb2", &no), ("lb3", &no)]);
+        assert!(vip_problems(&holders, &left_out).is_empty());
+        let holders = holders_by_vip([("lb2", &yes), ("lb3", &yes)]);
+        assert_eq!(
+            vip_problems(&holders, &left_out),
+            ["split brain: VIP 10.0.0.100/24 is held by lb2 and lb3 at once"]
+        );
     }
 
     #[test]

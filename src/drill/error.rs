@@ -46,6 +46,12 @@ pub enum DrillError {
     NoVip { name: String },
     #[error("there is only one load balancer: nothing can take the VIP over")]
     OneLoadBalancer,
+    /// An --lb drill watches the VIP move to whichever host takes it: every host with a VIP.
+    #[error(
+        "--limit leaves out {}, which can hold the VIP: an --lb drill watches every load balancer that can take the VIP over",
+        .names.join(", ")
+    )]
+    VipHostsLeftOut { names: Vec<String> },
     #[error("no TCP frontend listens on the VIP to probe")]
     NoVipFrontend,
 
@@ -165,6 +171,9 @@ impl DrillError {
                 "a load-balancer failover test moves the VIP; configure keepalived first".into()
             }
             DrillError::OneLoadBalancer => "add a second host to the load-balancer group".into(),
+            DrillError::VipHostsLeftOut { .. } => {
+                "drop --limit, or select every load balancer with keepalived in it".into()
+            }
             DrillError::NoVipFrontend => {
                 "name TCP backends bound to `*` with --backend, or none for all of them".into()
             }

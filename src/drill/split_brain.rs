@@ -13,8 +13,13 @@ use crate::{
 };
 
 /// What is wrong with who holds the VIPs right now, asking every load balancer at once; a
-/// host that cannot say is a problem too. Empty: one holder per VIP.
-pub async fn problems(lbs: &[HostSpec], sessions: &[Arc<Session>]) -> Vec<String> {
+/// host that cannot say is a problem too. Empty: one holder per VIP, or none where one of
+/// `left_out` (load balancers with a VIP, not asked: see [`vip_problems`]) may hold it.
+pub async fn problems(
+    lbs: &[HostSpec],
+    left_out: &[String],
+    sessions: &[Arc<Session>],
+) -> Vec<String> {
     let scripts = lbs.iter().map(|h| Query::vips_only(h).script()).collect();
     let outputs = ssh::run_all(sessions, scripts).await;
     let mut problems = Vec::new();
@@ -31,8 +36,9 @@ pub async fn problems(lbs: &[HostSpec], sessions: &[Arc<Session>]) -> Vec<String
             )),
         }
     }
-    problems.extend(vip_problems(&holders_by_vip(
-        answers.iter().map(|(h, v)| (*h, v)),
-    )));
+    problems.extend(vip_problems(
+        &holders_by_vip(answers.iter().map(|(h, v)| (*h, v))),
+        left_out,
+    ));
     problems
 }

@@ -27,6 +27,10 @@ use crate::{
 pub struct Fleet {
     pub lb_group: String,
     pub hosts: Vec<HostSpec>,
+    /// The load balancers of the group that `--limit` left out and that have a VIP
+    /// (keepalived), by name: one of them may hold it, out of sight. Empty without `--limit`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vip_hosts_left_out: Vec<String>,
 }
 
 /// Where the input comes from: `-i`, the project directory, `-e`, `--lb-group`, and the vault
@@ -184,6 +188,7 @@ impl Fleet {
             Ok(Fleet {
                 lb_group: lb_group.to_string(),
                 hosts,
+                vip_hosts_left_out: Vec::new(),
             })
         } else {
             Err(unique)

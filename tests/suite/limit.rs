@@ -3,9 +3,10 @@
 //! plan and apply touch only those hosts, never leaving the VIP without a host to go to.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use crate::ansible::ansible_command;
-use crate::support::lab::Lab;
+use crate::support::lab::{self, Lab};
 use crate::support::{Lbctl, scratch, write};
 
 const INVENTORY: &str = "\
@@ -320,4 +321,73 @@ fn limited_plan_and_apply_touch_only_the_selected_load_balancers() {
         .stdout_has("lb1: applied")
         .run();
     Lbctl::on_lab().args(["apply", "--yes"]).run();
+}
+
+/// `status` and the drills under a limit that leaves out the VIP holder: the hosts left out
+/// are not asked, so "none of those asked holds the VIP" is no outage (status exits 0, a
+/// worker drill runs), two holders among them still are split brain, and an --lb drill, which
+/// must see the VIP move, is refused while a host that can take it is left out.
+#[test]
+fn status_and_drills_under_a_limit_do_not_call_the_vip_lost_when_its_holder_is_left_out() {
+    let lab = Lab::up();
+    Lbctl::on_lab().args(["apply", "--yes"]).run();
+    let holder = lab
+        .wait_single_vip_holder(&lab::LBS, Duration::from_secs(20))
+        .name
+        .to_string();
+    let other = if holder == "lb2" { "lb3" } else { "lb2" };
+
+    Lbctl::on_lab()
+        .args(["status", "--limit", other])
+        .stdout_has(format!("{other}: VIP 10.77.77.100/24 not here"))
+        .stdout_has("the VIP is not held here (--limit leaves out")
+        .stdout_lacks("no load balancer holds")
+        .run();
+    let json = Lbctl::on_lab()
+        .args(["--json", "status", "--limit", other])
+        .run()
+        .json();
+    assert_eq!(json["vip_problems"], serde_json::json!([]), "{json}");
+    let left_out: Vec<&str> = json["vip_hosts_left_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(left_out.contains(&holder.as_str()), "{json}");
+    // the whole tier is still judged as before: one holder
+    Lbctl::on_lab()
+        .args(["status", "--limit", &format!("{holder},{other}")])
+        .stdout_has(format!("VIP held by {holder}"))
+        .run();
+
+    Lbctl::on_lab()
+        .args([
+            "failover-test",
+            "--worker",
+            "k8s-worker-2",
+            "--backend",
+            "mysql",
+            "--hold",
+            "3s",
+            "--limit",
+            other,
+        ])
+        .stdout_has("PASSED")
+        .stdout_has(format!("  {other} "))
+        .stdout_lacks(format!("  {holder} "))
+        .run();
+
+    Lbctl::on_lab()
+        .args([
+            "failover-test",
+            "--lb",
+            &holder,
+            "--limit",
+            &format!("{holder},{other}"),
+        ])
+        .stderr_has("--limit leaves out")
+        .stderr_has("which can hold the VIP: an --lb drill watches every load balancer")
+        .exit(1)
+        .run();
 }

@@ -4,9 +4,9 @@ use super::Global;
 use crate::cli::progress::Narration;
 use crate::{
     cli::Error,
-    drill::Narrator,
     drill::lb::{self, Break, LbReport, LbTest},
     drill::worker::{self, Method, WorkerReport, WorkerTest},
+    drill::{DrillError, Narrator},
     spec::host_connection,
 };
 
@@ -103,6 +103,7 @@ pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
             let plan = worker::plan(&loaded.fleet, &conn, &test)?;
             let setup = worker::Setup {
                 lbs: loaded.fleet.hosts.clone(),
+                vip_hosts_left_out: loaded.fleet.vip_hosts_left_out.clone(),
                 worker: conn,
                 probe_from,
                 connect_timeout: global.ssh.connect_timeout,
@@ -136,6 +137,12 @@ pub fn run(global: &Global, opts: &FailoverOptions) -> Result<Report, Error> {
                 probe_rate: opts.probe_rate,
                 backends: opts.backends.clone(),
             };
+            if !loaded.fleet.vip_hosts_left_out.is_empty() {
+                return Err(DrillError::VipHostsLeftOut {
+                    names: loaded.fleet.vip_hosts_left_out.clone(),
+                }
+                .into());
+            }
             let plan = lb::plan(&loaded.fleet, &test)?;
             let setup = lb::Setup {
                 lbs: loaded.fleet.hosts.clone(),

@@ -149,6 +149,11 @@ fn limit_fleet(
         });
     }
     fleet.hosts = kept;
+    fleet.vip_hosts_left_out = left
+        .iter()
+        .filter(|h| h.keepalived.is_some())
+        .map(|h| h.name.clone())
+        .collect();
     Ok(left)
 }
 

@@ -214,6 +214,10 @@ fn summary(status: &TierStatus) -> String {
     let mut parts = Vec::new();
     if any_vip {
         parts.push(match status.vip_holders.as_slice() {
+            [] if !status.vip_hosts_left_out.is_empty() => format!(
+                "the VIP is not held here (--limit leaves out {}, not asked)",
+                status.vip_hosts_left_out.join(", ")
+            ),
             [] => "no load balancer holds the VIP".to_string(),
             [one] => format!("VIP held by {one}"),
             many => format!("SPLIT BRAIN: VIP held by {} at once", many.join(", ")),
@@ -290,6 +294,7 @@ mod tests {
                 vip_holders: Vec::new(),
                 vips: Default::default(),
                 vip_problems: Vec::new(),
+                vip_hosts_left_out: Vec::new(),
                 daemon_problems: Vec::new(),
             })
             .contains("UP, weight 5")

@@ -96,7 +96,8 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<String, 
     }
     // split brain, or nobody holding a VIP, is no tier to drill
     let by_vip = holders_by_vip(answers.iter().map(|(h, v)| (*h, v)));
-    problems.extend(vip_problems(&by_vip));
+    // an --lb drill is refused where --limit leaves out a host with a VIP (failover_test)
+    problems.extend(vip_problems(&by_vip, &[]));
     if holders.len() != 1 && problems.is_empty() {
         problems.push(format!(
             "the VIPs are held by different load balancers: {}",

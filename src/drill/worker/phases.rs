@@ -75,7 +75,7 @@ pub(super) async fn preflight(cx: Context<'_>, hosts: &Hosts) -> Result<Option<C
     let (outputs, inspected, mut problems) = tokio::join!(
         ssh::run_all(lbs, scripts),
         worker.run(&inspect),
-        split_brain::problems(&setup.lbs, lbs)
+        split_brain::problems(&setup.lbs, &setup.vip_hosts_left_out, lbs)
     );
     let mut last_up = Vec::new();
     for (spec, out) in setup.lbs.iter().zip(outputs) {
