@@ -18,6 +18,9 @@ pub fn literal(text: &str, loc: &Loc) -> Option<Node> {
     p.skip_space();
     let value = p.value()?;
     p.skip_space();
+    if p.peek() == Some(b',') {
+        return p.bare_tuple(value);
+    }
     (p.i == p.s.len()).then_some(value)
 }
 
@@ -133,6 +136,23 @@ impl Parser<'_> {
             }
         }
         Some(self.node(Value::Seq(items.into_boxed_slice())))
+    }
+
+    /// The rest of a tuple written without parentheses, after its `first` item: `80,443`,
+    /// `1,` (Python reads the whole text as one expression), read as a list as Ansible
+    /// converts tuples. Ends the text.
+    fn bare_tuple(&mut self, first: Node) -> Option<Node> {
+        let mut items = vec![first];
+        while self.peek() == Some(b',') {
+            self.i += 1;
+            self.skip_space();
+            if self.i == self.s.len() {
+                break;
+            }
+            items.push(self.value()?);
+            self.skip_space();
+        }
+        (self.i == self.s.len()).then(|| self.node(Value::Seq(items.into_boxed_slice())))
     }
 
     /// `(x)` is x; `(x,)` and `(x, y)` are tuples, read as lists as Ansible converts them.
@@ -412,6 +432,11 @@ mod tests {
             Some(json!({"a": [1, {"b": null}]}))
         );
         assert_eq!(read("5 # a comment"), Some(json!(5)));
+        // a tuple without parentheses, as in `ports=30306,30307`
+        assert_eq!(read("30306,30307"), Some(json!([30306, 30307])));
+        assert_eq!(read("80, 443"), Some(json!([80, 443])));
+        assert_eq!(read("1,"), Some(json!([1])));
+        assert_eq!(read("'a', [2, 3]"), Some(json!(["a", [2, 3]])));
         assert_eq!(read("..."), Some(json!("...")));
     }
 
@@ -433,6 +458,11 @@ mod tests {
             "1__0",
             "{[1]: 2}",
             "",
+            ",",
+            "1,,2",
+            "1, 2 3",
+            "a,b",
+            "10.0.0.1,10.0.0.2",
         ] {
             assert_eq!(read(text), None, "{text}");
         }
