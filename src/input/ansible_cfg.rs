@@ -93,7 +93,26 @@ impl AnsibleCfg {
             None => AnsibleCfg::default(),
         };
         cfg.warnings = warnings;
+        cfg.refuse_hash_merge()?;
         Ok(cfg)
+    }
+
+    /// `hash_behaviour = merge` (or `ANSIBLE_HASH_BEHAVIOUR=merge`) is refused: lbctl replaces a
+    /// variable whole, and would render something else than Ansible then does.
+    fn refuse_hash_merge(&self) -> Result<(), InputError> {
+        const ENV: &str = "ANSIBLE_HASH_BEHAVIOUR";
+        let Some(s) = self.get(ENV, "defaults", "hash_behaviour") else {
+            return Ok(());
+        };
+        if !s.value.trim().eq_ignore_ascii_case("merge") {
+            return Ok(());
+        }
+        let place = match (s.line, &self.path) {
+            (Some(line), Some(path)) => format!("{}:{line}", path.display()),
+            (Some(line), None) => format!("ansible.cfg:{line}"),
+            (None, _) => format!("${ENV}"),
+        };
+        Err(InputError::HashMerge { place })
     }
 
     /// Reads the file as Python's `configparser` (strict, `;` inline comments) reads it for

@@ -31,6 +31,10 @@ pub enum InputError {
     HostName { name: String },
 
     // ansible.cfg
+    #[error(
+        "{place}: hash_behaviour = merge: lbctl resolves variables as Ansible's default `replace` does (a mapping set in a higher scope replaces a lower scope's whole), so what it would render differs from what Ansible renders with `merge`; nothing was changed"
+    )]
+    HashMerge { place: String },
     #[error("cannot read {}: {source}", path.display())]
     ReadConfig {
         path: PathBuf,
@@ -121,6 +125,9 @@ impl InputError {
             | TooMany { .. }
             | HostName { .. }
             | ReadConfig { .. } => return None,
+            HashMerge { .. } => {
+                "remove the setting (Ansible deprecates `merge` too), and merge the mappings you mean to merge with the `combine` filter: `{{ defaults_map | combine(site_map, recursive=true) }}`"
+            }
             ConfigType { .. } => {
                 "point ANSIBLE_CONFIG at an ansible.cfg (or the directory holding one); Ansible reads only .cfg and .ini files"
             }

@@ -668,6 +668,71 @@ fn ansible_cfg_is_read_and_refused_as_ansible_does() {
     same_connections(&open, "hosts", "ansible-cfg-world-writable-connections");
 }
 
+/// `hash_behaviour = merge`: Ansible merges a mapping set in several scopes, where lbctl
+/// replaces it whole as Ansible's default does. Rather than render something else than Ansible
+/// would, lbctl refuses the setting, naming its line (or the environment variable) and what
+/// to write instead; `replace` is read as before.
+#[test]
+fn hash_behaviour_merge_is_refused_rather_than_rendered_otherwise() {
+    let case = scratch("ansible-cfg-hash-merge");
+    std::fs::create_dir_all(case.join("group_vars")).unwrap();
+    std::fs::write(
+        case.join("hosts"),
+        "[haproxy_servers]\nlb1 ansible_host=10.7.0.11\n",
+    )
+    .unwrap();
+    std::fs::write(
+        case.join("group_vars/all.yml"),
+        "nodeports: {mysql: 30306, redis: 30379}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        case.join("group_vars/haproxy_servers.yml"),
+        "nodeports: {redis: 30380}\nhaproxy_tcp_backends:\n  - name: mysql\n    port: 3306\n    servers:\n      - {name: w1, address: 10.7.1.1, port: \"{{ nodeports.mysql | default(30000) }}\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        case.join("ansible.cfg"),
+        "[defaults]\n# merge the mappings\nhash_behaviour = merge\n",
+    )
+    .unwrap();
+    // Ansible merges: lb1 sees both ports
+    let theirs = ansible_command("ansible-inventory", &case)
+        .args(["-i", "hosts", "--host", "lb1"])
+        .output()
+        .unwrap();
+    let vars: serde_json::Value = serde_json::from_slice(&theirs.stdout).unwrap();
+    assert_eq!(
+        vars["nodeports"],
+        serde_json::json!({"mysql": 30306, "redis": 30380}),
+        "{}",
+        String::from_utf8_lossy(&theirs.stderr)
+    );
+    Lbctl::new()
+        .current_dir(&case)
+        .args(["-i", "hosts", "validate"])
+        .exit(1)
+        .stderr_has("ansible.cfg:3: hash_behaviour = merge: lbctl resolves variables as Ansible's default `replace` does")
+        .stderr_has("combine(site_map, recursive=true)")
+        .run();
+    std::fs::write(
+        case.join("ansible.cfg"),
+        "[defaults]\nhash_behaviour = replace\n",
+    )
+    .unwrap();
+    Lbctl::new()
+        .current_dir(&case)
+        .args(["-i", "hosts", "validate"])
+        .run();
+    Lbctl::new()
+        .current_dir(&case)
+        .env("ANSIBLE_HASH_BEHAVIOUR", "merge")
+        .args(["-i", "hosts", "validate"])
+        .exit(1)
+        .stderr_has("$ANSIBLE_HASH_BEHAVIOUR: hash_behaviour = merge")
+        .run();
+}
+
 /// The SSH connections Ansible makes to the load balancers of the inventory `inventory` (in
 /// `case`), and the ones lbctl reads from it, are the same: address, port, user, key, host
 /// key policy.
