@@ -194,10 +194,11 @@ pub fn parse(vars: &VarMap, haproxy_pid_file: &str, diags: &mut Diagnostics) -> 
         .get("keepalived_priority")
         .and_then(|n| field::int(n, "keepalived_priority", 1, 254, diags))
         .map(|p| p as u8);
-    // empty or null: no authentication, as a template's `{% if keepalived_auth_pass %}` reads it
+    // empty text or null: no authentication, as a template's `{% if keepalived_auth_pass %}`
+    // reads it; anything else is read (and a list or mapping refused), never taken for none
     let auth_node = vars
         .get("keepalived_auth_pass")
-        .filter(|n| !matches!(&n.value, Value::Null) && n.as_text().is_some_and(|t| !t.is_empty()));
+        .filter(|n| !matches!(&n.value, Value::Null) && n.as_text().is_none_or(|t| !t.is_empty()));
     let auth_pass = auth_node.and_then(|n| {
         let pass = keepalived_text::read(n, "keepalived_auth_pass", Place::Word, Shown::Secret, diags)?;
         if pass.chars().count() > AUTH_PASS_MAX {

@@ -492,6 +492,18 @@ fn cases() -> Vec<Case> {
             refused(ALL, 8, "keepalived_auth_pass", "start of a comment"),
         ),
         case(
+            "a list as the VRRP password (it turned authentication off, silently)",
+            hosts_and(&format!("{TCP}{VIP}keepalived_auth_pass: [s3cret]\n")),
+            refused(ALL, 8, "keepalived_auth_pass", "expected a string, found a list"),
+        ),
+        case(
+            "a templated mapping as the VRRP password",
+            hosts_and(&format!(
+                "{TCP}{VIP}keepalived_auth_pass: \"{{{{ {{'a': 1}} }}}}\"\n"
+            )),
+            refused(ALL, 8, "keepalived_auth_pass", "expected a string, found a mapping"),
+        ),
+        case(
             "a password holding $",
             hosts_and(&format!("{TCP}{VIP}keepalived_auth_pass: ab$x\n")),
             refused(ALL, 8, "keepalived_auth_pass", "definitions"),

@@ -14,11 +14,14 @@ pub fn string(
     match &node.value {
         Value::Str(_) | Value::Int(_) | Value::Float(_) => node.as_text(),
         _ => {
-            diags.push(Diagnostic::new(
-                &node.loc,
-                path.to_string(),
-                format!("expected a string, found {}", node.kind()),
-            ));
+            diags.push(
+                Diagnostic::new(
+                    &node.loc,
+                    path.to_string(),
+                    format!("expected a string, found {}", node.kind()),
+                )
+                .hint("write one text value here (in quotes where YAML would read it as something else: key: \"yes\")"),
+            );
             None
         }
     }
