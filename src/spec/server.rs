@@ -99,10 +99,17 @@ pub fn parse_servers(
         );
     }
     let mut servers: Vec<(Server, Loc)> = Vec::new();
+    // each name's first server, by index: a linear search per server was quadratic (100,000
+    // servers took two minutes)
+    let mut first_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let spath = field::Index(path, i);
         if let Some(s) = parse_server(item, &spath, protocol, send_proxy, checked, diags) {
-            if let Some((_, first)) = servers.iter().find(|(o, _)| o.name == s.name) {
+            let seen = first_of.get(s.name.as_str()).map(|&at| servers[at].1);
+            if seen.is_none() {
+                first_of.insert(s.name.to_string(), servers.len());
+            }
+            if let Some(first) = seen {
                 diags.push(
                     Diagnostic::new(
                         &item.loc,
