@@ -86,10 +86,23 @@ impl Templates {
         let mut errors = Vec::new();
         for (service, builtin) in BUILTIN {
             let name = format!("{}.j2", service.file_name());
+            // the first directory where the name exists at all: one that is not a regular
+            // file (a directory, a named pipe, a link to nothing) is an error, not skipped for
+            // the built-in template
             let user = override_dirs
                 .iter()
                 .map(|d| d.join(&name))
-                .find(|p| p.is_file());
+                .find(|p| p.symlink_metadata().is_ok());
+            if let Some(path) = &user
+                && !path.is_file()
+            {
+                errors.push(template_error(
+                    &path.display().to_string(),
+                    0,
+                    format!("{name} is not a regular file (a directory, a named pipe, a device, or a link to nothing): a template override must be one"),
+                ));
+                continue;
+            }
             let (source, from) = match &user {
                 Some(path) => match read_text(path) {
                     Ok(text) => (text, path.display().to_string()),

@@ -1057,6 +1057,38 @@ fn symlink_loops_are_walked_once_and_a_fifo_is_refused() {
         .run();
 }
 
+/// A template override that is not a regular file (a link to nothing, a named pipe, a
+/// directory) is an error naming it: it was skipped for the built-in template, silently.
+#[test]
+fn a_template_override_that_is_not_a_file_is_refused_not_skipped() {
+    let dir = scratch("template-override-not-a-file");
+    write(&dir, "hosts", HOSTS);
+    write(&dir, ALL, TCP);
+    let at = dir.join("templates/haproxy.cfg.j2");
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    let validate = || {
+        Lbctl::new()
+            .args(["-i", &dir.display().to_string(), "validate"])
+            .timeout(20)
+            .stderr_has("templates/haproxy.cfg.j2: haproxy.cfg.j2 is not a regular file")
+            .exit(1)
+            .run();
+    };
+    std::os::unix::fs::symlink(dir.join("nothing-here"), &at).unwrap();
+    validate();
+    std::fs::remove_file(&at).unwrap();
+    mkfifo(&at);
+    validate();
+    std::fs::remove_file(&at).unwrap();
+    std::fs::create_dir(&at).unwrap();
+    validate();
+    std::fs::remove_dir(&at).unwrap();
+    Lbctl::new()
+        .args(["-i", &dir.display().to_string(), "validate"])
+        .stdout_has("valid: 2 load balancers")
+        .run();
+}
+
 /// `render --out OUT`: a link planted at `OUT/<host>` is not written through (the files went
 /// to its target), and what is written is private (0600: the configuration's secrets).
 #[test]
