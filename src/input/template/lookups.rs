@@ -6,8 +6,10 @@
 //! or is an error). As Ansible's: several terms give their values joined with commas (a list
 //! with `wantlist=True`, or from `query`).
 //!
-//! Every other lookup reads files relative to a playbook lbctl does not have, runs commands or
-//! reaches the network: it is refused with an error that says what to write instead.
+//! `inventory_hostnames` gives the hosts of plain group and host names, as `groups` has them;
+//! `items`, `list` and `dict` only reshape their terms. Every other lookup reads files
+//! relative to a playbook lbctl does not have, runs commands or reaches the network: it is
+//! refused with an error that says what to write instead.
 
 use minijinja::{
     Environment, Error, ErrorKind, State, Value,
@@ -44,11 +46,22 @@ fn run(
     let values = match plugin.strip_prefix("ansible.builtin.").unwrap_or(plugin) {
         "env" => env(terms, kw)?,
         "vars" => vars(state, terms, kw)?,
+        "inventory_hostnames" => inventory_hostnames(state, terms)?,
+        // the lookups that only reshape their terms
+        "items" => terms
+            .iter()
+            .flat_map(|t| match t.try_iter() {
+                Ok(items) if t.kind() == ValueKind::Seq => items.collect(),
+                _ => vec![t.clone()],
+            })
+            .collect(),
+        "list" => terms.to_vec(),
+        "dict" => dict_items(terms)?,
         other => {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
                 format!(
-                    "lookup('{other}') is not supported by lbctl (lookups read a playbook's files, run commands or reach the network; only lookup('env', NAME) and lookup('vars', NAME) are read): write the value into a vars file (Ansible Vault for a secret) or pass it with -e"
+                    "lookup('{other}') is not supported by lbctl (it reads a playbook's files, runs commands or reaches the network; lbctl reads env, vars, inventory_hostnames, items, list and dict): write the value into a vars file (Ansible Vault for a secret) or pass it with -e"
                 ),
             ));
         }
@@ -66,6 +79,80 @@ fn run(
         (2.., Some(texts)) => Value::from(texts.join(",")),
         _ => Value::from(values),
     })
+}
+
+/// `lookup('inventory_hostnames', PATTERN...)`: the hosts of the groups and the hosts a
+/// pattern names (`workers`, `lb1,lb2`, `all`, `a:b`), in inventory order as `groups` has
+/// them, each once. Patterns with `!`, `&`, wildcards, regular expressions or subscripts are
+/// refused: `groups` and its filters say the same.
+fn inventory_hostnames(state: &State, terms: &[Value]) -> Result<Vec<Value>, Error> {
+    let groups = state.lookup("groups").unwrap_or_default();
+    let refuse = |why: String| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "lookup('inventory_hostnames', ...): {why}: write groups['NAME'] (a group's hosts in inventory order), with filters such as difference() or intersect() to combine groups"
+            ),
+        )
+    };
+    let all: Vec<Value> = groups
+        .get_item(&Value::from("all"))
+        .ok()
+        .and_then(|hosts| hosts.try_iter().ok())
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    let mut out: Vec<Value> = Vec::new();
+    for term in terms {
+        let Some(pattern) = term.as_str() else {
+            return Err(refuse(format!("it takes host patterns, not {term}")));
+        };
+        for name in pattern
+            .split([',', ':'])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            if name.contains(['!', '&', '*', '?', '~', '[', '@']) {
+                return Err(refuse(format!(
+                    "lbctl reads plain group and host names, not `{name}`"
+                )));
+            }
+            let hosts: Vec<Value> = match groups.get_item(&Value::from(name)) {
+                Ok(hosts) if !hosts.is_undefined() && !hosts.is_none() => {
+                    hosts.try_iter().map(Iterator::collect).unwrap_or_default()
+                }
+                _ if all.iter().any(|h| h.as_str() == Some(name)) => vec![Value::from(name)],
+                // as Ansible: a name that matches nothing gives nothing
+                _ => Vec::new(),
+            };
+            for host in hosts {
+                if !out.contains(&host) {
+                    out.push(host);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `lookup('dict', MAPPING...)`: each mapping's entries as `{key, value}` items.
+fn dict_items(terms: &[Value]) -> Result<Vec<Value>, Error> {
+    let mut out = Vec::new();
+    for term in terms {
+        if term.kind() != ValueKind::Map {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("lookup('dict', ...) takes mappings, not {term}"),
+            ));
+        }
+        for key in term.try_iter()? {
+            let value = term.get_item(&key)?;
+            out.push(Value::from(std::collections::BTreeMap::from([
+                ("key".to_string(), key),
+                ("value".to_string(), value),
+            ])));
+        }
+    }
+    Ok(out)
 }
 
 /// `lookup('env', NAME...)`: each term's first word is a variable's name.
@@ -127,6 +214,28 @@ mod tests {
         super::super::environment()
             .render_str(template, ())
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn inventory_hostnames_reads_plain_names_and_refuses_other_patterns() {
+        let ctx = minijinja::context! {
+            groups => minijinja::context! {
+                all => vec!["lb1", "lb2", "w1"],
+                lbs => vec!["lb1", "lb2"],
+            },
+        };
+        let env = super::super::environment();
+        let render = |t: &str| env.render_str(t, &ctx).map_err(|e| e.to_string());
+        assert_eq!(
+            render("{{ query('inventory_hostnames', 'w1:lbs', 'lb1') }}").unwrap(),
+            "['w1', 'lb1', 'lb2']"
+        );
+        assert_eq!(
+            render("{{ query('inventory_hostnames', 'nothing') }}").unwrap(),
+            "[]"
+        );
+        let refused = render("{{ query('inventory_hostnames', 'all:!lb1') }}").unwrap_err();
+        assert!(refused.contains("write groups['NAME']"), "{refused}");
     }
 
     #[test]
