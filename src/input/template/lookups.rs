@@ -95,13 +95,15 @@ fn inventory_hostnames(state: &State, terms: &[Value]) -> Result<Vec<Value>, Err
             ),
         )
     };
-    let all: Vec<Value> = groups
+    let all: std::collections::HashSet<String> = groups
         .get_item(&Value::from("all"))
         .ok()
         .and_then(|hosts| hosts.try_iter().ok())
-        .map(Iterator::collect)
+        .map(|hosts| hosts.map(|h| h.to_string()).collect())
         .unwrap_or_default();
+    let is_host = |name: &str| all.contains(name);
     let mut out: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for term in terms {
         let Some(pattern) = term.as_str() else {
             return Err(refuse(format!("it takes host patterns, not {term}")));
@@ -120,12 +122,12 @@ fn inventory_hostnames(state: &State, terms: &[Value]) -> Result<Vec<Value>, Err
                 Ok(hosts) if !hosts.is_undefined() && !hosts.is_none() => {
                     hosts.try_iter().map(Iterator::collect).unwrap_or_default()
                 }
-                _ if all.iter().any(|h| h.as_str() == Some(name)) => vec![Value::from(name)],
+                _ if is_host(name) => vec![Value::from(name)],
                 // as Ansible: a name that matches nothing gives nothing
                 _ => Vec::new(),
             };
             for host in hosts {
-                if !out.contains(&host) {
+                if seen.insert(host.to_string()) {
                     out.push(host);
                 }
             }
@@ -144,13 +146,7 @@ fn dict_items(terms: &[Value]) -> Result<Vec<Value>, Error> {
                 format!("lookup('dict', ...) takes mappings, not {term}"),
             ));
         }
-        for key in term.try_iter()? {
-            let value = term.get_item(&key)?;
-            out.push(Value::from(std::collections::BTreeMap::from([
-                ("key".to_string(), key),
-                ("value".to_string(), value),
-            ])));
-        }
+        out.extend(super::filters::key_value_items(term, "key", "value")?);
     }
     Ok(out)
 }

@@ -212,17 +212,20 @@ pub(super) fn dict2items(value: Value, kw: Kwargs) -> Result<Value, Error> {
         .get::<Option<String>>("value_name")?
         .unwrap_or("value".into());
     kw.assert_all_used()?;
-    Ok(Value::from(
-        to_pairs(&value)?
-            .into_iter()
-            .map(|(k, v)| {
-                ordered_map(vec![
-                    (Value::from(key.clone()), k),
-                    (Value::from(val.clone()), v),
-                ])
-            })
-            .collect::<Vec<_>>(),
-    ))
+    Ok(Value::from(key_value_items(&value, &key, &val)?))
+}
+
+/// A mapping's entries as items `{KEY: its key, VALUE: its value}`, in its order
+/// (`dict2items`, and the `dict` lookup).
+pub(in crate::input::template) fn key_value_items(
+    value: &Value,
+    key: &str,
+    val: &str,
+) -> Result<Vec<Value>, Error> {
+    Ok(to_pairs(value)?
+        .into_iter()
+        .map(|(k, v)| ordered_map(vec![(Value::from(key), k), (Value::from(val), v)]))
+        .collect())
 }
 
 pub(super) fn items2dict(value: Value, kw: Kwargs) -> Result<Value, Error> {

@@ -33,6 +33,8 @@ mod text;
 mod types;
 mod url;
 
+pub(super) use dicts::key_value_items;
+
 use minijinja::{
     Environment, State, Value,
     value::{Kwargs, Rest},
